@@ -1,0 +1,175 @@
+"""Streaming speed benchmark: StreamTalker's session vs a naive regenerate-everything baseline.
+
+Run: ``.venv/bin/python benchmarks/bench_streaming.py [--checkpoint P] [--quick]``
+
+Audio: the real speech clips in inputs/speech (LibriVox, ARCTIC, ...) concatenated and looped
+to 10 s, 60 s and 600 s. For each length, in fresh processes (so peak RSS is per run):
+- whole-file generation (``model.generate``): real-time factor (compute / audio duration);
+- live streaming: audio pushed one chunk at a time; per-chunk latency (time of the push that
+  returns the chunk's frames) p50/p95/p99 over the whole run, and p95 in the first and last
+  minute;
+- naive baseline (how a non-streaming model behaves live): at each chunk, regenerate the whole
+  sequence so far with a fresh session and keep the new frames. Its cost grows with position,
+  so for 60 s and 600 s it is measured at evenly spaced chunk positions (the column says how
+  many); its real-time factor is the mean measured chunk cost / chunk duration.
+Also printed: parameter count and FLOPs per frame (torch.utils.flop_counter, one chunk / K).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def speech_audio(seconds: float) -> np.ndarray:
+    from model_core import load_audio
+    clips = sorted((ROOT / "inputs" / "speech").rglob("*.wav"))
+    if not clips:
+        sys.exit("no speech in inputs/speech: run .venv/bin/python tools/fetch_inputs.py")
+    base = np.concatenate([load_audio(p) for p in clips])
+    n = int(seconds * 16000)
+    return np.resize(base, n).astype(np.float32)
+
+
+def load(checkpoint):
+    import model_core as mc
+    from model_core.checkpoint import DEFAULT_CHECKPOINT
+    if checkpoint or DEFAULT_CHECKPOINT.exists():
+        return mc.load_model(checkpoint), str(checkpoint or "bundled default")
+    return mc.StreamTalkerModel.from_config(mc.ModelConfig()), "untrained default architecture (speed only)"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def job_generate(checkpoint, seconds):
+    model, _ = load(checkpoint)
+    audio = speech_audio(seconds)
+    model.generate(audio[:16000], 16000)  # warm-up
+    t = time.perf_counter()
+    model.generate(audio, 16000)
+    dt = time.perf_counter() - t
+    return {"rtf": dt / seconds, "rss": peak_rss_mb()}
+
+
+def job_stream(checkpoint, seconds):
+    model, _ = load(checkpoint)
+    audio = speech_audio(seconds)
+    s = model.stream()
+    K, fps = s.chunk_frames, model.fps
+    warm = model.stream()
+    warm.push(audio[:16000])
+    lat, when = [], []
+    pos = 0
+    step = int(round(K / fps * 16000))
+    while pos < len(audio):
+        block = audio[pos:pos + step]
+        t = time.perf_counter()
+        out = s.push(block)
+        dt = time.perf_counter() - t
+        if len(out):
+            lat.append(dt)
+            when.append(pos / 16000)
+        pos += step
+    s.flush()
+    lat, when = np.array(lat) * 1000, np.array(when)
+    first = lat[when < 60]
+    last = lat[when >= seconds - 60]
+    return {"p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "p99": np.percentile(lat, 99),
+            "p95_first": np.percentile(first, 95), "p95_last": np.percentile(last, 95),
+            "chunk_ms": 1000 * K / fps, "latency_ms": s.latency_ms, "rss": peak_rss_mb(),
+            "sizes": s.state_sizes()}
+
+
+def job_naive(checkpoint, seconds, samples):
+    model, _ = load(checkpoint)
+    audio = speech_audio(seconds)
+    K, fps = model.config.chunk_frames, model.fps
+    n_chunks = int(seconds * fps) // K
+    positions = range(1, n_chunks + 1) if samples >= n_chunks else \
+        np.linspace(1, n_chunks, samples).astype(int)
+    model.generate(audio[:16000], 16000)
+    lat = []
+    for c in positions:
+        end = int(round(c * K / fps * 16000))
+        t = time.perf_counter()
+        model.generate(audio[:end], 16000)   # the whole sequence so far, from scratch
+        lat.append(time.perf_counter() - t)
+    lat = np.array(lat) * 1000
+    chunk_ms = 1000 * K / fps
+    return {"p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "p99": np.percentile(lat, 99),
+            "rtf": lat.mean() / chunk_ms, "n": len(lat), "last": lat[-1], "rss": peak_rss_mb()}
+
+
+def in_process(fn, *args):
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def flops_per_frame(model) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    s = model.stream()
+    s.push(np.zeros(16000, np.float32))
+    s.frontend.append(np.zeros(16000, np.float32))
+    s.n_buffered += 16000
+    with FlopCounterMode(display=False) as fc:
+        s._step()
+    return fc.get_total_flops() / s.chunk_frames
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--quick", action="store_true", help="10 s and 60 s only")
+    args = ap.parse_args()
+    import torch
+    model, what = load(args.checkpoint)
+    print(f"model: {what}; {model.parameter_count() / 1e6:.2f} M parameters; "
+          f"{flops_per_frame(model) / 1e6:.1f} MFLOP per frame; chunk {model.config.chunk_frames} "
+          f"frames at {model.fps:g} fps = {1000 * model.config.chunk_frames / model.fps:.0f} ms, "
+          f"look-ahead {model.config.lookahead_ms:g} ms, algorithmic latency {model.latency_ms():.0f} ms; "
+          f"DDIM {model.config.sample_steps} steps; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    lengths = [10, 60] if args.quick else [10, 60, 600]
+    naive_samples = {10: 10 ** 6, 60: 12, 600: 6}
+    rows = []
+    for sec in lengths:
+        g = in_process(job_generate, args.checkpoint, sec)
+        st = in_process(job_stream, args.checkpoint, sec)
+        nv = in_process(job_naive, args.checkpoint, sec, naive_samples[sec])
+        rows.append((sec, g, st, nv))
+        print(f"  measured {sec} s", flush=True)
+    print()
+    hdr = ("audio", "method", "RTF", "chunk p50 ms", "p95 ms", "p99 ms", "p95 first min", "p95 last min", "peak RSS MB")
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for sec, g, st, nv in rows:
+        print(f"| {sec} s | StreamTalker session | {g['rtf']:.3f} | {st['p50']:.1f} | {st['p95']:.1f} | "
+              f"{st['p99']:.1f} | {st['p95_first']:.1f} | {st['p95_last']:.1f} | {max(g['rss'], st['rss']):.0f} |")
+        tag = "all chunks" if nv["n"] * model.config.chunk_frames >= sec * model.fps - model.config.chunk_frames else f"{nv['n']} sampled chunks"
+        print(f"| {sec} s | naive regenerate ({tag}) | {nv['rtf']:.3f} | {nv['p50']:.1f} | {nv['p95']:.1f} | "
+              f"{nv['p99']:.1f} | – | {nv['last']:.1f} (last chunk) | {nv['rss']:.0f} |")
+    print()
+    chunk_ms = rows[0][2]["chunk_ms"]
+    last = rows[-1][2]
+    print(f"chunk duration {chunk_ms:.1f} ms; session p95 compute = {100 * last['p95'] / chunk_ms:.1f}% of it "
+          f"(target < 25%)")
+    print(f"p95 last minute / first minute at {rows[-1][0]} s: {last['p95_last'] / last['p95_first']:.3f} "
+          f"(target within 10%)")
+    print(f"whole-file RTF at {rows[-1][0]} s: {rows[-1][1]['rtf']:.3f} (target <= 0.1)")
+    print(f"session buffers after {rows[0][0]} s: {rows[0][2]['sizes']}; after {rows[-1][0]} s: {last['sizes']}")
+
+
+if __name__ == "__main__":
+    main()

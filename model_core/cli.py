@@ -1,0 +1,144 @@
+"""The ``streamtalker`` command line.
+
+``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
+[--style I] [--device cpu|cuda] [--chunk-frames K]`` writes .npz, .csv (Live Link Face) or
+.json. Errors are printed as one line naming the file or setting, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import AudioError, CheckpointError
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="animate a speech file (ARKit-52 weights)",
+                       description="Generate facial animation from a speech file with the "
+                                   "streaming model (the same session as live input).")
+    p.add_argument("audio", help="speech file: wav, flac, ogg or mp3 (any rate, mono or stereo)")
+    p.add_argument("-o", "--out", required=True, help="output file: .npz, .csv (Live Link Face) or .json")
+    p.add_argument("--checkpoint", default=None,
+                   help="model checkpoint (.safetensors with its .json); default: the bundled model")
+    p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the model's)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--style", type=int, default=None, help="training identity index (default: unknown)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="frames per streaming chunk, K (default: the model's)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args) -> int:
+    from . import load_audio, load_model
+    from .export import FORMATS, write_frames
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} already exists; choose another name or pass --force")
+    audio = load_audio(args.audio)
+    model = load_model(args.checkpoint, device=args.device)
+    t0 = time.perf_counter()
+    frames = model.generate(audio, model.sample_rate, seed=args.seed, style=args.style,
+                            chunk_frames=args.chunk_frames, steps=args.steps, eta=args.eta,
+                            guidance=args.guidance, fps=args.fps,
+                            progress=len(audio) > 10 * model.sample_rate and sys.stderr.isatty())
+    dt = time.perf_counter() - t0
+    fps = args.fps or model.fps
+    dur = len(audio) / model.sample_rate
+    meta = {"audio": str(args.audio), "checkpoint": str(args.checkpoint or "default"),
+            "seed": args.seed, "style": args.style, "steps": args.steps or model.config.sample_steps,
+            "latency_ms": model.latency_ms(args.chunk_frames)}
+    write_frames(out, frames, model.channel_names, fps, model.config.output_kind, meta,
+                 overwrite=args.force)
+    print(f"{out}: {len(frames)} frames at {fps:g} fps from {dur:.2f} s of audio in {dt:.2f} s "
+          f"(real-time factor {dt / max(dur, 1e-9):.3f}, algorithmic latency "
+          f"{model.latency_ms(args.chunk_frames):.0f} ms)")
+    return 0
+
+
+def _add_make_dataset(sub):
+    p = sub.add_parser("make-dataset", help="synthesize a training corpus (TTS + teacher curves)",
+                       description="Synthesize speech with exact phone timing (eSpeak NG, Festival), "
+                                   "turn it into ARKit-52 teacher curves, augment the audio, and "
+                                   "write one .npz per utterance plus manifest.jsonl.")
+    p.add_argument("out", help="new folder for the corpus (must not exist or be empty)")
+    p.add_argument("--utterances", type=int, default=2400, help="number of utterances (default 2400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
+    p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
+    p.add_argument("--engines", default="espeak-ng,festival", help="comma-separated TTS engines")
+    p.set_defaults(func=cmd_make_dataset)
+
+
+def cmd_make_dataset(args) -> int:
+    from .data.corpus import build_corpus
+    if args.utterances < 1:
+        raise ValueError("--utterances must be at least 1")
+    out = build_corpus(args.out, args.utterances, seed=args.seed, fps=args.fps, workers=args.workers,
+                       augment=not args.no_augment, engines=tuple(args.engines.split(",")),
+                       progress=sys.stderr.isatty())
+    info = json.loads((out / "corpus.json").read_text())
+    print(f"{out}: {info['utterances']} utterances, {info['hours']:.2f} h of speech, "
+          f"{len(info['espeak_voices'])} eSpeak voices, {len(info['festival_voices'])} Festival voices")
+    return 0
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train or fine-tune a model from a TOML config",
+                       description="Train (CPU or CUDA; multi-GPU with torchrun) as a TOML config says; "
+                                   "resumes from the newest checkpoint in the run folder.")
+    p.add_argument("config", help="TOML file with [model], [data], [train] (see configs/default.toml)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from .train import run_training
+    final = run_training(args.config, progress=sys.stderr.isatty())
+    if final is not None:
+        print(f"trained model: {final}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="streamtalker",
+                                     description="Speech-driven facial animation, streaming.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    _add_make_dataset(sub)
+    _add_train(sub)
+    from .evaluate import add_evaluate_parser
+    add_evaluate_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``streamtalker`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
+            AudioError, CheckpointError, ValueError) as e:
+        print(f"streamtalker {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"streamtalker {args.command}: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

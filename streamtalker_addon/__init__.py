@@ -1,0 +1,53 @@
+"""StreamTalker Blender extension (``streamtalker_addon``): lip-sync a head mesh's shape
+keys from a sound strip, in the background, with the StreamTalker model.
+
+The Blender layer stays thin: operators, panels, properties, preferences, audio sources,
+the keyframe writer and the worker live here and call :mod:`model_core` (vendored inside
+the installed extension, or the project's top-level package in a checkout, see
+:mod:`.core`) for everything else.
+
+Modules: :mod:`.properties`, :mod:`.preferences`, :mod:`.operators`, :mod:`.panels` (the
+Blender classes), :mod:`.mapping` (channel -> shape key matching, no bpy),
+:mod:`.audio_source`, :mod:`.keyframes`, :mod:`.worker`, :mod:`.bake` (batch bake CLI).
+
+Importing this package does not import ``bpy``; :func:`register` does. :func:`unregister`
+cancels a running generation and leaves no handler or timer behind.
+"""
+
+from __future__ import annotations
+
+_MODULES = ("properties", "preferences", "operators", "panels")
+
+
+def _modules():
+    import importlib
+    return [importlib.import_module(f"{__name__}.{m}") for m in _MODULES]
+
+
+def _on_load_pre(*_args):
+    """A file is being loaded: data of the running job is about to vanish; cancel it."""
+    from . import worker
+    worker.cancel_active()
+
+
+def register() -> None:
+    """Register the add-on's classes, properties and its load_pre handler."""
+    import bpy
+    for m in _modules():
+        m.register()
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister() -> None:
+    """Cancel a running generation, remove the timer and handler, unregister classes."""
+    import bpy
+    from . import core, worker
+    worker.cancel_active()
+    if bpy.app.timers.is_registered(worker.drain):
+        bpy.app.timers.unregister(worker.drain)
+    while _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for m in reversed(_modules()):
+        m.unregister()
+    core.clear_cache()

@@ -1,0 +1,59 @@
+"""Shared fixtures: the test checkpoint (a model trained for a few hundred steps on the toy
+task in tests/toy.py, built here, never shipped) and real speech from inputs/ (fetched by
+the README's set-up, tools/fetch_inputs.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+INPUTS = ROOT / "inputs"
+
+
+def real_speech_path(name: str = "sense_and_sensibility_01_austen_64kb-0870.wav") -> Path:
+    p = INPUTS / "speech" / "librivox" / name
+    if not p.exists():
+        pytest.fail(f"real test input {p} is missing: run `.venv/bin/python tools/fetch_inputs.py` "
+                    f"(the README's test command does this)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """A real LibriVox clip (female reader, public domain), float32 mono 16 kHz."""
+    from model_core import load_audio
+    return load_audio(real_speech_path())
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint(tmp_path_factory) -> Path:
+    """Path of the test checkpoint: default architecture, 2 styles, trained on toy bursts."""
+    import model_core as mc
+    from model_core.training import ChunkBatcher, fit_normalization, train_steps
+    from toy import toy_corpus
+
+    torch.manual_seed(0)
+    cfg = mc.ModelConfig(n_styles=2, training={"name": "toy-bursts test checkpoint",
+                                               "note": "built by tests/conftest.py; not a lip-sync model"})
+    model = mc.StreamTalkerModel.from_config(cfg)
+    utts = toy_corpus(24)
+    fit_normalization(model, utts)
+    hist = train_steps(model, ChunkBatcher(model, utts), 250, batch_size=32, lr=2e-3, warmup=20)
+    first = np.mean([h["loss"] for h in hist[:10]])
+    last = np.mean([h["loss"] for h in hist[-20:]])
+    assert last < 0.3 * first, f"toy training did not converge: loss {first:.3f} -> {last:.3f}"
+    path = tmp_path_factory.mktemp("ckpt") / "toy-bursts-test.safetensors"
+    mc.save_checkpoint(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_model(toy_checkpoint):
+    import model_core as mc
+    return mc.load_model(toy_checkpoint)

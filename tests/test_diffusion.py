@@ -1,0 +1,84 @@
+"""Noise schedule, DDIM sampler and DDPM loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model_core.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_schedule_is_monotonic_and_in_range(schedule):
+    ab = make_alphas_cumprod(schedule, 1000)
+    assert ab.shape == (1000,)
+    assert (ab[1:] < ab[:-1]).all()
+    assert 0.99 < ab[0] <= 1 and 0 <= ab[-1] < 0.01
+    with pytest.raises(ValueError, match="schedule"):
+        make_alphas_cumprod("quadratic", 10)
+
+
+def test_set_timesteps_trailing_and_errors():
+    s = DDIMScheduler()
+    s.set_timesteps(10)
+    assert s.timesteps[0] == 999 and len(s.timesteps) == 10
+    assert all(a > b for a, b in zip(s.timesteps, s.timesteps[1:]))
+    s.set_timesteps(1)
+    assert s.timesteps == [999]
+    with pytest.raises(ValueError, match="steps"):
+        s.set_timesteps(0)
+    with pytest.raises(ValueError, match="eta"):
+        DDIMScheduler(eta=-1)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_with_exact_x0_predictor_returns_x0(eta):
+    """With a perfect x0 predictor, DDIM lands on x0 whatever the noise."""
+    x0 = torch.randn(1, 4, 52)
+    s = DDIMScheduler(eta=eta)
+    s.set_timesteps(8)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 52, generator=g)
+    for t in s.timesteps:
+        x = s.step(x0, t, x, g)
+    assert torch.allclose(x, x0)
+
+
+def test_ddim_step_matches_forward_process_marginal():
+    """eta=1 step from x_t with the true x0 gives x_prev ~ q(x_prev | x0) in distribution."""
+    torch.manual_seed(0)
+    s = DDIMScheduler(eta=1.0)
+    s.set_timesteps(4)
+    t, t_prev = s.timesteps[1], s.timesteps[2]
+    x0 = torch.zeros(20000, 1)
+    ab_t, ab_p = float(s.alphas_cumprod[t]), float(s.alphas_cumprod[t_prev])
+    xt = ab_t ** 0.5 * x0 + (1 - ab_t) ** 0.5 * torch.randn_like(x0)
+    xp = s.step(x0, t, xt, torch.Generator().manual_seed(1))
+    assert xp.std().item() == pytest.approx((1 - ab_p) ** 0.5, rel=0.03)
+
+
+def test_x0_clipping_bounds():
+    s = DDIMScheduler(clip_min=torch.zeros(3), clip_max=torch.ones(3))
+    s.set_timesteps(1)
+    out = s.step(torch.tensor([[[-2.0, 0.5, 3.0]]]), 999, torch.zeros(1, 1, 3))
+    assert out.tolist() == [[[0.0, 0.5, 1.0]]]
+
+
+def test_add_noise_and_loss():
+    n = DDPMNoiser("cosine", 1000)
+    x0 = torch.ones(4, 3, 2)
+    noise = torch.zeros_like(x0)
+    xt = n.add_noise(x0, noise, torch.tensor([0, 10, 500, 999]))
+    assert xt[0].mean() > xt[2].mean() > xt[3].mean() >= 0
+    prev = torch.zeros(4, 1, 2)
+    z = DDPMNoiser.loss(x0, x0, prev)
+    assert float(z["loss"]) == 0.0
+    jitter = x0.clone()
+    jitter[:, 1] += 0.1
+    l = DDPMNoiser.loss(jitter, x0, prev)
+    assert float(l["velocity"]) > 0 and float(l["x0"]) > 0
+    # mask removes frames from both terms
+    m = torch.tensor([[1.0, 0.0, 1.0]] * 4)
+    lm = DDPMNoiser.loss(jitter, x0, prev, mask=m)
+    assert float(lm["x0"]) == 0.0
