@@ -24,30 +24,42 @@ def _modules():
     return [importlib.import_module(f"{__name__}.{m}") for m in _MODULES]
 
 
-def _on_load_pre(*_args):
-    """A file is being loaded: data of the running job is about to vanish; cancel it."""
-    from . import worker
-    worker.cancel_active()
+def _make_load_pre():
+    import bpy
+
+    @bpy.app.handlers.persistent
+    def streamtalker_load_pre(*_args):
+        """A file is being loaded: the running job's data is about to vanish; cancel it."""
+        from . import worker
+        worker.cancel_active()
+
+    return streamtalker_load_pre
+
+
+_handler = None
 
 
 def register() -> None:
     """Register the add-on's classes, properties and its load_pre handler."""
     import bpy
+    global _handler
     for m in _modules():
         m.register()
-    if _on_load_pre not in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.append(_on_load_pre)
+    if _handler is None:
+        _handler = _make_load_pre()
+    if _handler not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_handler)
 
 
 def unregister() -> None:
     """Cancel a running generation, remove the timer and handler, unregister classes."""
     import bpy
     from . import core, worker
-    worker.cancel_active()
+    worker.shutdown()
     if bpy.app.timers.is_registered(worker.drain):
         bpy.app.timers.unregister(worker.drain)
-    while _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    while _handler is not None and _handler in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_handler)
     for m in reversed(_modules()):
         m.unregister()
     core.clear_cache()

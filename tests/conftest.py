@@ -11,17 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-INPUTS = ROOT / "inputs"
 
-
-def real_speech_path(name: str = "sense_and_sensibility_01_austen_64kb-0870.wav") -> Path:
-    p = INPUTS / "speech" / "librivox" / name
-    if not p.exists():
-        pytest.fail(f"real test input {p} is missing: run `.venv/bin/python tools/fetch_inputs.py` "
-                    f"(the README's test command does this)")
-    return p
+from realdata import real_speech_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")

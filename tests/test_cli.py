@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import model_core as mc
-from conftest import real_speech_path
+from realdata import real_speech_path
 
 EXE = Path(sys.executable).with_name("streamtalker")
 

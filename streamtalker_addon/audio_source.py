@@ -1,0 +1,238 @@
+"""Audio sources: a sound strip of the scene, or an audio file.
+
+Main thread: :func:`strip_source` / :func:`file_source` read what they need from Blender
+(paths, frames, offsets, fps) into a plain :class:`AudioSource`. Worker thread:
+:meth:`AudioSource.read` decodes and slices the samples (no ``bpy`` data touched).
+
+Timing (DESIGN.md §6, checked against Blender's own mixdown in the tests): with
+``fps = render.fps / render.fps_base``, scene frame ``f`` plays source time
+``(f - strip.frame_start) / fps - strip.sound_offset`` seconds, and the strip is audible for
+``frame_final_start <= f < frame_final_end`` (trims included). The samples handed to the
+model start at the source time of ``frame_final_start`` and last exactly
+``round(n_frames * 16000 / fps)`` samples, zero-padded where the strip runs outside the
+file, so a session at the scene's fps yields exactly one frame per audible scene frame and
+output frame ``i`` is scene frame ``frame_final_start + i``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+#: Scene frame rates the add-on accepts (frames per second, after fps_base).
+MIN_FPS, MAX_FPS = 10.0, 240.0
+#: Frame rates animators use; others work but are reported as unusual.
+COMMON_FPS = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
+
+
+class SourceError(ValueError):
+    """The audio source cannot be used; the message is meant for the user."""
+
+
+@dataclass
+class AudioSource:
+    """What the worker needs to read the audio for one generation. Plain data, no bpy.
+
+    Attributes:
+        label: strip or file name (names the new action).
+        path: absolute path of the audio file ('' when ``packed`` holds the bytes).
+        packed: the file's bytes when the sound is packed into the .blend, else None.
+        fps: scene frames per second (``render.fps / render.fps_base``).
+        first_frame: scene frame of output frame 0 (``frame_final_start`` for a strip).
+        n_frames: frames to generate (audible frames), or None for "the whole file".
+        source_start_s: source-file time of ``first_frame``, seconds (may be negative:
+            silence is padded).
+    """
+
+    label: str
+    path: str
+    fps: float
+    first_frame: int
+    n_frames: int | None
+    source_start_s: float = 0.0
+    packed: bytes | None = field(default=None, repr=False)
+
+    def n_samples(self, n_frames: int) -> int:
+        """16 kHz samples that give exactly ``n_frames`` frames at ``fps``."""
+        return int(round(n_frames * SAMPLE_RATE / self.fps))
+
+    def read(self) -> np.ndarray:
+        """Decode and slice the audio: float32 [N] mono 16 kHz (worker thread).
+
+        Raises:
+            SourceError: missing, unreadable or unsupported file; audio with no samples.
+        """
+        audio = decode(self.path, self.packed, self.label)
+        start = int(round(self.source_start_s * SAMPLE_RATE))
+        if self.n_frames is None:
+            n = len(audio) - max(start, 0)
+            n_frames = int(math.floor(n * self.fps / SAMPLE_RATE + 0.5))
+            if n_frames < 1:
+                raise SourceError(f"{self.label}: the audio is shorter than one frame")
+            self.n_frames = n_frames
+        n = self.n_samples(self.n_frames)
+        out = np.zeros(n, np.float32)
+        lo, hi = max(start, 0), min(start + n, len(audio))
+        if hi > lo:
+            out[lo - start:hi - start] = audio[lo:hi]
+        return out
+
+
+def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarray:
+    """Decode an audio file to float32 [N] mono 16 kHz.
+
+    Uses Blender's ``aud`` module where the build has it (the same decoder Blender plays the
+    strip with), else ``model_core.load_audio`` (soundfile + soxr). Packed sounds are
+    written to a temporary file first.
+
+    Raises:
+        SourceError: file missing, a directory, unreadable, or empty.
+    """
+    name = label or os.path.basename(path)
+    if packed is not None:
+        import tempfile
+        suffix = Path(path).suffix or ".wav"
+        with tempfile.TemporaryDirectory(prefix="streamtalker-") as tmp:
+            p = os.path.join(tmp, "packed" + suffix)
+            with open(p, "wb") as f:
+                f.write(packed)
+            return decode(p, None, label)
+    if not path:
+        raise SourceError(f"{name}: the sound has no file path")
+    if not os.path.exists(path):
+        raise SourceError(f"{name}: audio file not found: {path}")
+    if os.path.isdir(path):
+        raise SourceError(f"{name}: {path} is a folder, not an audio file")
+    try:
+        import aud  # noqa: F401  (only inside Blender, after bpy)
+    except ImportError:
+        aud = None
+    if aud is not None:
+        try:
+            # cache() decodes now and raises aud.error on an unreadable file; data() on a
+            # file that does not decode would abort the process (uncaught C++ exception)
+            snd = aud.Sound(path)
+            snd.specs  # noqa: B018  (probe: raises aud.error for non-audio files)
+            data = snd.cache().rechannel(1).resample(SAMPLE_RATE, 2).data()
+        except Exception as e:  # aud.error
+            raise SourceError(f"{name}: unsupported or unreadable audio file {path} ({e})") from None
+        a = np.ascontiguousarray(np.asarray(data, dtype=np.float32).reshape(-1))
+        if a.size == 0:
+            raise SourceError(f"{name}: {path} holds no samples (zero-length audio)")
+        if not np.isfinite(a).all():
+            raise SourceError(f"{name}: {path} has NaN/infinite samples")
+        return a
+    from .core import model_core_module
+    mc = model_core_module()
+    try:
+        return mc.load_audio(path)
+    except FileNotFoundError as e:
+        raise SourceError(f"{name}: {e}") from None
+    except mc.AudioError as e:
+        raise SourceError(f"{name}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# Blender side (main thread)
+
+def scene_fps(scene) -> float:
+    """Frames per second of a scene: ``render.fps / render.fps_base`` (29.97 for 30/1.001)."""
+    return scene.render.fps / scene.render.fps_base
+
+
+def check_fps(fps: float) -> str | None:
+    """None when ``fps`` is usable and common; a warning sentence when it is usable but
+    unusual.
+
+    Raises:
+        SourceError: outside MIN_FPS..MAX_FPS.
+    """
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise SourceError(f"the scene's frame rate is {fps:.3f} fps; StreamTalker needs "
+                          f"{MIN_FPS:g}-{MAX_FPS:g} fps (Output Properties > Frame Rate)")
+    if not any(abs(fps - c) < 0.01 for c in COMMON_FPS):
+        return (f"the scene runs at an unusual {fps:.3f} fps; keys are placed on its frames "
+                f"all the same")
+    return None
+
+
+def sound_strips(scene) -> list:
+    """All sound strips of a scene (inside meta strips too), in timeline order.
+
+    Works with Blender 5.x (``sequence_editor.strips_all``) and 4.x (``sequences_all``).
+    """
+    ed = scene.sequence_editor
+    if ed is None:
+        return []
+    coll = getattr(ed, "strips_all", None)
+    if coll is None:
+        coll = getattr(ed, "sequences_all", [])
+    strips = [s for s in coll if s.type == "SOUND"]
+    return sorted(strips, key=lambda s: (s.frame_final_start, s.channel, s.name))
+
+
+def find_strip(scene, name: str):
+    """The sound strip called ``name`` in ``scene``, or None."""
+    for s in sound_strips(scene):
+        if s.name == name:
+            return s
+    return None
+
+
+def strip_source(scene, strip) -> AudioSource:
+    """Read a sound strip's timing and file into an :class:`AudioSource` (main thread).
+
+    Raises:
+        SourceError: not a sound strip, no sound, file missing, nothing audible, bad fps.
+    """
+    import bpy
+
+    if getattr(strip, "type", None) != "SOUND":
+        raise SourceError(f"strip '{strip.name}' is not a sound strip")
+    fps = scene_fps(scene)
+    check_fps(fps)
+    sound = strip.sound
+    if sound is None:
+        raise SourceError(f"strip '{strip.name}' has no sound data")
+    packed = None
+    if sound.packed_file is not None:
+        packed = bytes(sound.packed_file.data)
+        path = sound.filepath
+    else:
+        path = bpy.path.abspath(sound.filepath, library=sound.library)
+        path = os.path.normpath(path) if path else ""
+        if not path or not os.path.isfile(path):
+            raise SourceError(f"strip '{strip.name}': its audio file is missing: "
+                              f"{path or sound.filepath or '(no path)'}")
+    first, end = int(strip.frame_final_start), int(strip.frame_final_end)
+    if end <= first:
+        raise SourceError(f"strip '{strip.name}' is trimmed to nothing (no audible frames)")
+    start_s = (first - strip.frame_start) / fps - strip.sound_offset
+    return AudioSource(label=strip.name, path=path, fps=fps, first_frame=first,
+                       n_frames=end - first, source_start_s=float(start_s), packed=packed)
+
+
+def file_source(scene, filepath: str, first_frame: int | None = None) -> AudioSource:
+    """An audio file played from ``first_frame`` (default: the scene's start frame).
+
+    Raises:
+        SourceError: no path, file missing, bad fps.
+    """
+    import bpy
+
+    fps = scene_fps(scene)
+    check_fps(fps)
+    if not filepath:
+        raise SourceError("no audio file chosen (Source > File)")
+    path = os.path.normpath(bpy.path.abspath(filepath))
+    if not os.path.isfile(path):
+        raise SourceError(f"audio file not found: {path}")
+    return AudioSource(label=Path(path).stem, path=path, fps=fps,
+                       first_frame=int(scene.frame_start if first_frame is None else first_frame),
+                       n_frames=None, source_start_s=0.0)

@@ -1,0 +1,91 @@
+"""Access to :mod:`model_core` from the add-on, and a cache of loaded models.
+
+The installed extension vendors ``model_core`` inside the add-on package
+(``<addon>/model_core``); a development checkout imports the top-level ``model_core`` of the
+project. :func:`model_core_module` tries the vendored copy first. Nothing here imports
+``bpy``; importing this module does not import torch (that happens on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from pathlib import Path
+
+
+class ModelCoreMissing(ImportError):
+    """model_core (or one of its dependencies such as torch) cannot be imported."""
+
+
+_lock = threading.Lock()
+_models: dict = {}
+
+
+def model_core_module():
+    """The ``model_core`` package: the vendored copy, else the top-level one.
+
+    Raises:
+        ModelCoreMissing: neither imports; the message names the missing dependency.
+    """
+    pkg = __package__ or "streamtalker_addon"
+    try:
+        return importlib.import_module(f"{pkg}.model_core")
+    except ModuleNotFoundError as e:
+        if e.name != f"{pkg}.model_core":
+            raise ModelCoreMissing(f"the bundled model library needs the Python package "
+                                   f"'{e.name}', which is not installed in Blender's Python") from None
+    try:
+        return importlib.import_module("model_core")
+    except ModuleNotFoundError as e:
+        what = "model_core" if e.name == "model_core" else e.name
+        raise ModelCoreMissing(f"StreamTalker's model library could not be imported: the "
+                               f"Python package '{what}' is not installed where Blender "
+                               f"can import it") from None
+
+
+def arkit_names() -> tuple[str, ...]:
+    """The 52 ARKit channel names (``model_core.arkit.ARKIT_52``)."""
+    return tuple(model_core_module().ARKIT_52)
+
+
+def default_checkpoint_path() -> Path:
+    """Where the bundled default model lives (it may not exist yet)."""
+    return Path(model_core_module().checkpoint.DEFAULT_CHECKPOINT)
+
+
+def load_model_cached(path: str | None, device: str = "cpu"):
+    """``model_core.load_model(path, device)``, cached by (path, file mtime, device).
+
+    Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
+
+    Raises:
+        ModelCoreMissing: model_core or torch missing.
+        FileNotFoundError: no checkpoint there (for the default: not bundled yet).
+        model_core.CheckpointError: a file that is not a loadable checkpoint.
+        ValueError: unknown or unavailable device.
+    """
+    mc = model_core_module()
+    if path:
+        p = Path(os.path.expanduser(str(path))).resolve()
+        if not p.exists():
+            raise FileNotFoundError(f"checkpoint file not found: {p}")
+    else:
+        p = Path(mc.checkpoint.DEFAULT_CHECKPOINT)
+        if not p.exists():
+            raise FileNotFoundError(f"the bundled default model is not installed ({p}); "
+                                    f"choose a checkpoint file under Model")
+    key = (str(p), p.stat().st_mtime_ns, str(device))
+    with _lock:
+        model = _models.get(key)
+        if model is None:
+            model = mc.load_model(None if not path else p, device=device)
+            _models.clear()  # keep one model in memory
+            _models[key] = model
+        return model
+
+
+def clear_cache() -> None:
+    """Forget cached models (on unregister)."""
+    with _lock:
+        _models.clear()

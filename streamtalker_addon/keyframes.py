@@ -1,0 +1,243 @@
+"""Shape-key keyframe writer: a new action on a mesh's Key datablock, bulk keys.
+
+Works with Blender 4.2-4.5 (``Action.fcurves``; 4.4+ also ``fcurve_ensure_for_datablock``)
+and 5.x slotted actions (``action.layers[0].strips[0].channelbag(slot).fcurves``),
+DESIGN.md §6. Keys are written with ``keyframe_points.add(n)`` + ``foreach_set("co", ...)``,
+never one ``keyframe_insert`` per key.
+
+Nothing is lost: :class:`ShapeKeyActionWriter` creates a *new* action, keeps the previous
+one (fake user, its slot remembered in the new action's custom properties) and restores it
+on :meth:`~ShapeKeyActionWriter.abort`; :func:`restore_previous` swaps back later.
+
+Main thread only.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+#: Custom properties stored on a generated action.
+PROP_PREVIOUS = "streamtalker_previous_action"
+PROP_PREVIOUS_SLOT = "streamtalker_previous_slot"
+PROP_SOURCE = "streamtalker_source"
+GROUP = "StreamTalker"
+
+
+def shape_key_data_path(key_name: str) -> str:
+    """RNA path of a shape key's value on its Key datablock: ``key_blocks["jawOpen"].value``."""
+    return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
+
+
+def _slotted(action) -> bool:
+    return hasattr(action, "slots") and hasattr(action, "layers")
+
+
+def fcurve_ensure(action, datablock, data_path: str, group: str = GROUP):
+    """The F-curve for ``data_path`` (index 0) of ``datablock`` in ``action``, created if
+    needed. ``action`` must already be assigned to ``datablock.animation_data``."""
+    if "fcurve_ensure_for_datablock" in action.bl_rna.functions:  # 4.4+
+        return action.fcurve_ensure_for_datablock(datablock, data_path, index=0,
+                                                  group_name=group)
+    fc = action.fcurves.find(data_path, index=0)  # 4.2-4.3
+    if fc is None:
+        fc = action.fcurves.new(data_path, index=0, action_group=group)
+    return fc
+
+
+def action_fcurves(action, anim_data=None) -> list:
+    """F-curves of ``action`` for the slot assigned in ``anim_data`` (5.x), or all of them
+    (4.x legacy actions)."""
+    if action is None:
+        return []
+    if hasattr(action, "fcurves") and not _slotted(action):
+        return list(action.fcurves)
+    if hasattr(action, "fcurves") and not action.layers:
+        return list(action.fcurves)  # 4.4/4.5 legacy-style action
+    slot = getattr(anim_data, "action_slot", None) if anim_data is not None else None
+    if slot is None and len(action.slots):
+        slot = action.slots[0]
+    if slot is None:
+        return []
+    from bpy_extras import anim_utils
+    cb = anim_utils.action_get_channelbag_for_slot(action, slot)
+    return list(cb.fcurves) if cb is not None else []
+
+
+def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
+    """Make ``fcurve``'s keys exactly (frames[i], values[i]).
+
+    Args:
+        fcurve: a bpy FCurve holding no keys, or a prefix of these keys (keys are appended).
+        frames: float [n] scene frames, increasing; values: float [n].
+    """
+    kp = fcurve.keyframe_points
+    n = len(frames)
+    have = len(kp)
+    if n > have:
+        kp.add(n - have)
+    co = np.empty((n, 2), np.float32)
+    co[:, 0] = frames
+    co[:, 1] = values
+    kp.foreach_set("co", co.ravel())
+    fcurve.update()
+
+
+def _slot_identifier(anim_data) -> str:
+    slot = getattr(anim_data, "action_slot", None)
+    return slot.identifier if slot is not None else ""
+
+
+def _assign(anim_data, action, slot_identifier: str = "") -> None:
+    anim_data.action = action
+    if action is not None and slot_identifier and hasattr(action, "slots"):
+        for slot in action.slots:
+            if slot.identifier == slot_identifier:
+                try:
+                    anim_data.action_slot = slot
+                except (TypeError, RuntimeError, AttributeError):
+                    pass
+                break
+
+
+class ShapeKeyActionWriter:
+    """Writes model frames as shape-key keys into a new action, in batches.
+
+    Args:
+        key: the mesh's Key datablock (``mesh.shape_keys``).
+        action_name: name of the new action (Blender adds ``.001`` if taken).
+        targets: [(column, shape_key_name)]: column of the frame array -> shape key.
+        first_frame: scene frame of frame 0.
+        min_batch: frames buffered before the first write; later writes wait for
+            ``max(min_batch, written // 4)`` frames so the total cost stays linear
+            (``foreach_set`` rewrites a whole curve).
+        source: free text stored on the action (``streamtalker_source``).
+
+    Creating the writer assigns the new, empty action to ``key.animation_data`` (5.x: to a
+    new slot) and gives the previous action a fake user.
+    """
+
+    def __init__(self, key, action_name: str, targets: list[tuple[int, str]], first_frame: int,
+                 min_batch: int = 8, source: str = ""):
+        self.key_name = key.name
+        self.targets = list(targets)
+        self.first_frame = int(first_frame)
+        self.min_batch = int(min_batch)
+        self.columns = np.array([c for c, _ in self.targets], np.int64)
+        self.paths = [shape_key_data_path(k) for _, k in self.targets]
+        self._chunks: list[np.ndarray] = []
+        self._values = np.zeros((0, len(self.targets)), np.float32)
+        self.n_written = 0
+        self.n_pending = 0
+        ad = key.animation_data or key.animation_data_create()
+        prev = ad.action
+        self.prev_name = prev.name if prev is not None else ""
+        self.prev_slot = _slot_identifier(ad) if prev is not None else ""
+        self.prev_fake_user = bool(prev.use_fake_user) if prev is not None else False
+        if prev is not None:
+            prev.use_fake_user = True
+        action = bpy.data.actions.new(action_name)
+        action[PROP_PREVIOUS] = self.prev_name
+        action[PROP_PREVIOUS_SLOT] = self.prev_slot
+        action[PROP_SOURCE] = source
+        self.action_name = action.name
+        _assign(ad, action)
+        for p in self.paths:
+            fcurve_ensure(action, key, p)
+        self.done = False
+
+    # -- lookups (by name: Python references do not survive undo) -------------------------
+    @property
+    def key(self):
+        k = bpy.data.shape_keys.get(self.key_name)
+        if k is None:
+            raise ReferenceError(f"shape-key datablock '{self.key_name}' is gone")
+        return k
+
+    @property
+    def action(self):
+        a = bpy.data.actions.get(self.action_name)
+        if a is None:
+            raise ReferenceError(f"action '{self.action_name}' is gone")
+        return a
+
+    @property
+    def n_frames(self) -> int:
+        return self.n_written + self.n_pending
+
+    def append(self, frames: np.ndarray) -> None:
+        """Buffer model frames float32 [n, D] (D = model channels); writes keys when enough
+        frames are waiting."""
+        if len(frames) == 0:
+            return
+        self._chunks.append(np.asarray(frames, np.float32)[:, self.columns])
+        self.n_pending += len(frames)
+        if self.n_pending >= max(self.min_batch, self.n_written // 4):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered frame as keys now."""
+        if not self._chunks:
+            return
+        self._values = np.concatenate([self._values, *self._chunks])
+        self._chunks = []
+        key, action = self.key, self.action
+        n = len(self._values)
+        frames = self.first_frame + np.arange(n, dtype=np.float64)
+        for j, path in enumerate(self.paths):
+            set_keys(fcurve_ensure(action, key, path), frames, self._values[:, j])
+        self.n_written = n
+        self.n_pending = 0
+        key.update_tag()
+
+    def finish(self):
+        """Write what is left; returns the new action (kept with a fake user too)."""
+        self.flush()
+        action = self.action
+        action.use_fake_user = True
+        self.done = True
+        return action
+
+    def abort(self) -> None:
+        """Remove the partial action and put the previous action (and slot) back."""
+        self._chunks = []
+        try:
+            key = self.key
+        except ReferenceError:
+            key = None
+        action = bpy.data.actions.get(self.action_name)
+        prev = bpy.data.actions.get(self.prev_name) if self.prev_name else None
+        if key is not None:
+            ad = key.animation_data or key.animation_data_create()
+            if action is not None and ad.action == action:
+                _assign(ad, prev, self.prev_slot)
+            key.update_tag()
+        if action is not None:
+            bpy.data.actions.remove(action)
+        if prev is not None:
+            prev.use_fake_user = self.prev_fake_user
+        self.done = True
+
+
+def restore_previous(key) -> tuple[str, str]:
+    """Swap a generated action on ``key`` back to the action it replaced.
+
+    The generated action stays in the file (fake user). Returns (generated, restored) names.
+
+    Raises:
+        ValueError: the current action was not made by StreamTalker, or the previous one
+            no longer exists.
+    """
+    ad = key.animation_data
+    cur = ad.action if ad is not None else None
+    if cur is None or PROP_PREVIOUS not in cur:
+        raise ValueError("the shape keys' current action was not made by StreamTalker; "
+                         "nothing to restore")
+    prev_name = cur[PROP_PREVIOUS]
+    prev = bpy.data.actions.get(prev_name) if prev_name else None
+    if prev_name and prev is None:
+        raise ValueError(f"the previous action '{prev_name}' no longer exists")
+    cur.use_fake_user = True
+    _assign(ad, prev, str(cur.get(PROP_PREVIOUS_SLOT, "")))
+    key.update_tag()
+    return cur.name, prev_name

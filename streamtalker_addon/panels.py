@@ -1,0 +1,140 @@
+"""The StreamTalker tab: View3D > Sidebar > StreamTalker (Source, Target, Model, Generate)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.types import Panel, UIList
+
+from . import audio_source, keyframes, worker
+
+
+class STREAMTALKER_UL_mapping(UIList):
+    """Rows: model channel -> shape key (searchable among the mesh's keys)."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        obj = context.view_layer.objects.active
+        row = layout.row(align=True)
+        row.label(text=item.channel, icon="CHECKMARK" if item.shape_key else "ERROR")
+        key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+        if key is not None:
+            row.prop_search(item, "shape_key", key, "key_blocks", text="")
+        else:
+            row.prop(item, "shape_key", text="")
+
+
+class _Base:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "StreamTalker"
+
+
+class STREAMTALKER_PT_main(_Base, Panel):
+    bl_label = "StreamTalker"
+
+    def draw(self, context):
+        layout = self.layout
+        job = worker.last_job()
+        if job is not None and job.running:
+            row = layout.row(align=True)
+            row.progress(factor=job.progress, text=f"Generating {int(job.progress * 100)}%")
+            row.operator("streamtalker.cancel", text="", icon="CANCEL")
+        else:
+            layout.operator("streamtalker.generate", icon="PLAY_SOUND")
+            if job is not None and job.state in {"failed", "finished", "cancelled"}:
+                icon = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}[job.state]
+                layout.label(text=job.summary, icon=icon)
+
+
+class STREAMTALKER_PT_source(_Base, Panel):
+    bl_label = "Source"
+    bl_parent_id = "STREAMTALKER_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        scene = context.scene
+        s = scene.streamtalker
+        layout.prop(s, "source", expand=True)
+        if s.source == "STRIP":
+            ed = scene.sequence_editor
+            coll = "strips_all" if ed is not None and hasattr(ed, "strips_all") else "sequences_all"
+            if ed is not None:
+                layout.prop_search(s, "strip", ed, coll, text="Strip", icon="SOUND")
+            strips = audio_source.sound_strips(scene)
+            if not strips:
+                layout.label(text="No sound strip in this scene", icon="INFO")
+            strip = audio_source.find_strip(scene, s.strip) if s.strip else (
+                strips[0] if len(strips) == 1 else None)
+            if strip is not None:
+                layout.label(text=f"Frames {strip.frame_final_start}-{strip.frame_final_end - 1}"
+                                  f" at {audio_source.scene_fps(scene):.3f} fps")
+                layout.prop(strip, "streamtalker_target", text="Bake Target")
+        else:
+            layout.prop(s, "filepath", text="")
+
+
+class STREAMTALKER_PT_target(_Base, Panel):
+    bl_label = "Target"
+    bl_parent_id = "STREAMTALKER_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.view_layer.objects.active
+        if obj is None or obj.type != "MESH":
+            layout.label(text="Select the head mesh", icon="INFO")
+            return
+        layout.label(text=obj.name, icon="MESH_DATA")
+        if obj.data.shape_keys is None:
+            layout.label(text="This mesh has no shape keys", icon="ERROR")
+            return
+        row = layout.row(align=True)
+        row.operator("streamtalker.mapping_auto", icon="LINKED")
+        row.operator("streamtalker.mapping_load", text="", icon="FILEBROWSER")
+        row.operator("streamtalker.mapping_save", text="", icon="FILE_TICK")
+        st = obj.streamtalker
+        if len(st.mapping):
+            n = sum(1 for it in st.mapping if it.shape_key)
+            layout.label(text=f"{n} of {len(st.mapping)} channels mapped")
+            layout.template_list("STREAMTALKER_UL_mapping", "", st, "mapping", st, "mapping_index",
+                                 rows=6)
+        key = obj.data.shape_keys
+        ad = key.animation_data
+        if ad is not None and ad.action is not None:
+            layout.label(text=f"Action: {ad.action.name}", icon="ACTION")
+            if keyframes.PROP_PREVIOUS in ad.action:
+                layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
+
+
+class STREAMTALKER_PT_model(_Base, Panel):
+    bl_label = "Model"
+    bl_parent_id = "STREAMTALKER_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.streamtalker
+        layout.prop(s, "model_source", text="")
+        if s.model_source == "FILE":
+            layout.prop(s, "checkpoint", text="")
+        col = layout.column(align=True)
+        col.prop(s, "device")
+        col.prop(s, "steps")
+        col.prop(s, "seed")
+        col.prop(s, "style")
+        col = layout.column(align=True)
+        col.label(text="Strength")
+        for region in ("lips", "brows", "eyes", "blinks"):
+            col.prop(s, f"strength_{region}", slider=True)
+
+
+classes = (STREAMTALKER_UL_mapping, STREAMTALKER_PT_main, STREAMTALKER_PT_source,
+           STREAMTALKER_PT_target, STREAMTALKER_PT_model)
+
+
+def register() -> None:
+    for c in classes:
+        bpy.utils.register_class(c)
+
+
+def unregister() -> None:
+    for c in reversed(classes):
+        bpy.utils.unregister_class(c)

@@ -1,0 +1,129 @@
+"""Add-on properties: scene settings, per-object shape-key mapping, per-strip target.
+
+* ``scene.streamtalker`` (:class:`STREAMTALKER_PG_scene`): source, model and strengths.
+* ``object.streamtalker.mapping`` (:class:`STREAMTALKER_PG_mapping_item` list): model
+  channel -> shape key of that mesh, filled by auto-matching, editable in the panel.
+* ``strip.streamtalker_target``: the mesh a sound strip drives in batch bake (else the
+  scene's active object).
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+from bpy.types import PropertyGroup
+
+from . import mapping as mapping_mod
+
+
+def _strip_type():
+    """The RNA type of sequencer strips: ``Strip`` (5.x) or ``Sequence`` (4.x)."""
+    return getattr(bpy.types, "Strip", None) or bpy.types.Sequence
+
+
+def _is_mesh(self, obj) -> bool:
+    return obj.type == "MESH"
+
+
+class STREAMTALKER_PG_mapping_item(PropertyGroup):
+    """One model channel and the shape key it drives ('' = not mapped)."""
+
+    channel: StringProperty(name="Channel", description="Model output channel (ARKit name)")
+    shape_key: StringProperty(name="Shape Key",
+                              description="Shape key this channel drives; empty: not keyed")
+
+
+class STREAMTALKER_PG_object(PropertyGroup):
+    mapping: CollectionProperty(type=STREAMTALKER_PG_mapping_item)
+    mapping_index: IntProperty(default=0)
+
+
+class STREAMTALKER_PG_scene(PropertyGroup):
+    source: EnumProperty(
+        name="Source", default="STRIP",
+        items=[("STRIP", "Sound Strip", "A sound strip of this scene's sequencer"),
+               ("FILE", "Audio File", "An audio file, keyed from the scene's start frame")])
+    strip: StringProperty(name="Strip", description="Sound strip to lip-sync")
+    filepath: StringProperty(name="Audio File", subtype="FILE_PATH",
+                             description="wav/flac/ogg/mp3 file to lip-sync")
+    model_source: EnumProperty(
+        name="Model", default="DEFAULT",
+        items=[("DEFAULT", "Bundled Default", "The model shipped with the add-on"),
+               ("FILE", "Checkpoint File", "A .safetensors checkpoint of your own")])
+    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
+                               description="Model checkpoint (.safetensors with its .json)")
+    device: EnumProperty(name="Device", default="cpu",
+                         items=[("cpu", "CPU", "Run on the CPU"),
+                                ("cuda", "GPU (CUDA)", "Run on an NVIDIA GPU")])
+    steps: IntProperty(name="DDIM Steps", default=0, min=0, max=200,
+                       description="Sampling steps; 0 uses the model's default")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same animation")
+    style: IntProperty(name="Style", default=-1, min=-1,
+                       description="Speaking-style index of the model; -1: neutral (unknown)")
+    strength_lips: FloatProperty(name="Lips", default=1.0, min=0.0, soft_max=2.0,
+                                 description="Scale of jaw, mouth, cheek, nose and tongue")
+    strength_brows: FloatProperty(name="Brows", default=1.0, min=0.0, soft_max=2.0)
+    strength_eyes: FloatProperty(name="Eyes", default=1.0, min=0.0, soft_max=2.0,
+                                 description="Scale of eye look, squint and wide")
+    strength_blinks: FloatProperty(name="Blinks", default=1.0, min=0.0, soft_max=2.0)
+
+    def strengths(self) -> dict[str, float]:
+        """{region: factor}, only the regions not at 1.0."""
+        out = {r: float(getattr(self, f"strength_{r}")) for r in mapping_mod.REGIONS}
+        return {r: v for r, v in out.items() if v != 1.0}
+
+
+# -- mapping helpers (main thread) --------------------------------------------------------
+
+def shape_key_names(obj) -> list[str]:
+    """Shape keys of a mesh object except the reference key; [] if none."""
+    if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
+        return []
+    key = obj.data.shape_keys
+    ref = key.reference_key.name if key.reference_key else None
+    return [kb.name for kb in key.key_blocks if kb.name != ref]
+
+
+def auto_fill_mapping(obj, channels) -> dict[str, str]:
+    """Match ``channels`` to ``obj``'s shape keys and store the result in its mapping list
+    (every channel listed; unmatched ones with an empty shape key). Returns the matches."""
+    found = mapping_mod.match_channels(channels, shape_key_names(obj))
+    set_mapping(obj, channels, found)
+    return found
+
+
+def set_mapping(obj, channels, found: dict[str, str]) -> None:
+    """Store ``found`` ({channel: shape key}) as ``obj``'s mapping list over ``channels``."""
+    coll = obj.streamtalker.mapping
+    coll.clear()
+    for c in channels:
+        item = coll.add()
+        item.channel = c
+        item.shape_key = found.get(c, "")
+
+
+def get_mapping(obj) -> dict[str, str]:
+    """{channel: shape key} of ``obj``'s mapping list (mapped rows only)."""
+    return {it.channel: it.shape_key for it in obj.streamtalker.mapping if it.shape_key}
+
+
+classes = (STREAMTALKER_PG_mapping_item, STREAMTALKER_PG_object, STREAMTALKER_PG_scene)
+
+
+def register() -> None:
+    for c in classes:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.streamtalker = PointerProperty(type=STREAMTALKER_PG_scene)
+    bpy.types.Object.streamtalker = PointerProperty(type=STREAMTALKER_PG_object)
+    _strip_type().streamtalker_target = PointerProperty(
+        type=bpy.types.Object, name="StreamTalker Target", poll=_is_mesh,
+        description="Mesh this sound strip lip-syncs in batch bake (default: the active object)")
+
+
+def unregister() -> None:
+    del _strip_type().streamtalker_target
+    del bpy.types.Object.streamtalker
+    del bpy.types.Scene.streamtalker
+    for c in reversed(classes):
+        bpy.utils.unregister_class(c)

@@ -1,0 +1,221 @@
+"""Error paths: each a clear message (bpy.ops raises RuntimeError carrying the operator's
+ERROR report or poll message), nothing written, the previous animation untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bl_helpers import add_strip, keyed, pump, speech_path
+
+
+def _state(bpy, head):
+    ad = head.data.shape_keys.animation_data
+    return sorted(a.name for a in bpy.data.actions), ad.action.name
+
+
+@pytest.fixture
+def ready(facecap_scene, bpy_mod):
+    scene, head, strip = facecap_scene
+    return scene, head, strip, _state(bpy_mod, head)
+
+
+def _fails(bpy, match, **kw):
+    with pytest.raises(RuntimeError, match=match) as e:
+        bpy.ops.streamtalker.generate(wait=True, **kw)
+    assert "Traceback" not in str(e.value)
+    return str(e.value)
+
+
+def test_no_active_object(ready, bpy_mod):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    bpy.context.view_layer.objects.active = None
+    _fails(bpy, "select the head mesh")
+    assert _state(bpy, head) == before
+
+
+def test_active_object_is_not_a_mesh(ready, bpy_mod):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    bpy.context.view_layer.objects.active = bpy.data.objects["Empty"]
+    _fails(bpy, "'Empty' is not a mesh")
+    # the same check in the operator itself (batch bake names its target)
+    bpy.context.view_layer.objects.active = head
+    _fails(bpy, "'Empty' is a empty, not a mesh", target="Empty")
+    assert _state(bpy, head) == before
+
+
+def test_mesh_without_shape_keys(ready, bpy_mod):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    bpy.context.view_layer.objects.active = bpy.data.objects["teeth_geo"]
+    _fails(bpy, "'teeth_geo' has no shape keys")
+    assert _state(bpy, head) == before
+
+
+def test_no_channel_matched(ready, bpy_mod):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    teeth = bpy.data.objects["teeth_geo"]
+    teeth.shape_key_add(name="Basis")
+    teeth.shape_key_add(name="Key 1")
+    teeth.shape_key_add(name="Smirk")
+    bpy.context.view_layer.objects.active = teeth
+    msg = _fails(bpy, "none of the model's 52 channels matches a shape key of 'teeth_geo'")
+    assert "Key 1" in msg and "Smirk" in msg
+    assert teeth.data.shape_keys.animation_data is None or \
+        teeth.data.shape_keys.animation_data.action is None
+    assert _state(bpy, head) == before
+
+
+def test_strip_file_missing(ready, bpy_mod, tmp_path):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    strip.sound.filepath = str(tmp_path / "gone.wav")
+    _fails(bpy, r"strip 'speech': its audio file is missing: .*gone\.wav")
+    assert _state(bpy, head) == before
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 50, "unsupported or unreadable audio file"),
+    (b"", "unsupported or unreadable audio file"),
+])
+def test_strip_file_unreadable(ready, bpy_mod, tmp_path, content, match):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    strip.sound.filepath = str(bad)
+    _fails(bpy, match)
+    assert _state(bpy, head) == before
+
+
+def test_audio_with_no_samples(ready, bpy_mod, tmp_path):
+    import soundfile as sf
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16000)
+    scene.streamtalker.source = "FILE"
+    scene.streamtalker.filepath = str(empty)
+    _fails(bpy, "no samples|unreadable")
+    assert _state(bpy, head) == before
+
+
+def test_model_load_failures(ready, bpy_mod, tmp_path, monkeypatch):
+    from streamtalker_addon import operators
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    s = scene.streamtalker
+    s.checkpoint = str(tmp_path / "nope.safetensors")
+    _fails(bpy, "the model could not be loaded: checkpoint file not found")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00garbage" * 64)
+    (tmp_path / "bad.json").write_text("{}")
+    s.checkpoint = str(tmp_path / "bad.safetensors")
+    _fails(bpy, "the model could not be loaded")
+    s.model_source = "DEFAULT"
+    monkeypatch.setattr(operators, "default_checkpoint_path", lambda: tmp_path / "no.safetensors")
+    _fails(bpy, "the bundled default model is not installed")
+    assert _state(bpy, head) == before
+
+
+def test_model_failure_in_the_background_leaves_no_data(ready, bpy_mod, tmp_path):
+    """The asynchronous path: the worker's error reaches the job; nothing is written."""
+    from streamtalker_addon import worker
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00garbage" * 64)
+    (tmp_path / "bad.json").write_text("{}")
+    scene.streamtalker.checkpoint = str(tmp_path / "bad.safetensors")
+    assert bpy.ops.streamtalker.generate() == {"FINISHED"}
+    job = pump()
+    assert job.state == "failed" and "the model could not be loaded" in job.error
+    assert "Traceback" not in job.error
+    assert worker.active_job() is None
+    assert _state(bpy, head) == before
+
+
+def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypatch, toy_model):
+    from streamtalker_addon import worker
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+
+    class Failing:
+        def __init__(self, session):
+            self.session, self.n = session, 0
+
+        def push(self, x):
+            self.n += 1
+            if self.n == 4:
+                raise OSError("disk on fire")
+            return self.session.push(x)
+
+    class Model:
+        channel_names = toy_model.channel_names
+
+        def stream(self, **kw):
+            return Failing(toy_model.stream(**kw))
+
+    monkeypatch.setattr(worker, "load_model_cached", lambda *a, **k: Model())
+    monkeypatch.setattr(worker, "PUSH_BLOCK", 4000)
+    bpy.ops.streamtalker.generate()
+    job = pump()
+    assert job.state == "failed" and job.error == "disk on fire"
+    assert job.writer is not None and job.writer.n_written > 0  # keys had been written
+    assert _state(bpy, head) == before
+    assert len(keyed(head.data.shape_keys)) == 52  # the previous capture, intact
+
+
+def test_unusual_and_unsupported_frame_rates(ready, bpy_mod, capsys):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    scene.render.fps, scene.render.fps_base = 5, 1.0
+    _fails(bpy, r"frame rate is 5\.000 fps; StreamTalker needs 10-240 fps")
+    scene.render.fps, scene.render.fps_base = 240, 0.5
+    _fails(bpy, r"frame rate is 480\.000 fps")
+    assert _state(bpy, head) == before
+    scene.render.fps, scene.render.fps_base = 37, 1.0
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    assert "unusual 37.000 fps" in capsys.readouterr().out
+    co = keyed(head.data.shape_keys)["jawOpen"]
+    assert np.array_equal(co[:, 0], np.arange(strip.frame_final_start, strip.frame_final_end))
+
+
+def test_strip_choice_errors(ready, bpy_mod):
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    add_strip(scene, "other", speech_path(), 300, channel=2)
+    _fails(bpy, "has 2 sound strips: choose one under Source")
+    scene.streamtalker.strip = "nope"
+    _fails(bpy, "there is no sound strip called 'nope'")
+    for s in list(scene.sequence_editor.strips_all):
+        scene.sequence_editor.strips.remove(s)
+    scene.streamtalker.strip = ""
+    _fails(bpy, "the scene has no sound strip")
+    scene.streamtalker.source = "FILE"
+    _fails(bpy, "no audio file chosen")
+    assert _state(bpy, head) == before
+
+
+def test_device_without_cuda_is_reported(ready, bpy_mod):
+    import torch
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    scene.streamtalker.device = "cuda"
+    if torch.cuda.is_available():
+        assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    else:
+        _fails(bpy, "torch sees no CUDA GPU")
+        assert _state(bpy, head) == before
+
+
+def test_buttons_that_cannot_run_say_why(ready, bpy_mod):
+    bpy = bpy_mod
+    with pytest.raises(RuntimeError, match="no generation is running"):
+        bpy.ops.streamtalker.cancel()
+    with pytest.raises(RuntimeError, match="was not made by StreamTalker"):
+        bpy.ops.streamtalker.restore_previous()
+    bpy.context.view_layer.objects.active = None
+    with pytest.raises(RuntimeError, match="select a mesh with shape keys"):
+        bpy.ops.streamtalker.mapping_auto()
