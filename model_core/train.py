@@ -206,7 +206,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         stream, cap_batcher = None, ChunkBatcher(model, captures, seed=tr["seed"] + rank)
     val_batches = []
     if val_files:
-        vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345)
+        vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
         val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
 
     net = model.net.train()

@@ -262,16 +262,48 @@ def read_manifest(corpus_dir: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
-def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = None) -> Utterance:
+def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = None,
+                   pad_rng: np.random.Generator | None = None) -> Utterance:
     """One corpus file -> :class:`Utterance` (audio float32 16 kHz, frames float32).
+
+    With ``pad_rng``, the utterance is embedded in silence for training: 0-3 s before and
+    after (the utterance's own noise floor, or digital silence), and the teacher curves are
+    drawn anew for the padded timeline (phones shifted, fresh random upper face). Without
+    it, TTS utterances hold only ~0.1-0.4 s of silence, and a model never sees long pauses.
 
     Raises:
         ValueError: the file's fps differs from ``fps``.
     """
     with np.load(path) as z:
-        if fps is not None and abs(float(z["fps"]) - fps) > 1e-6:
-            raise ValueError(f"{path}: made at {float(z['fps'])} fps, the model runs at {fps} fps")
-        return Utterance(z["audio"].astype(np.float32) / 32767.0, z["frames"].astype(np.float32), style)
+        file_fps = float(z["fps"])
+        if fps is not None and abs(file_fps - fps) > 1e-6:
+            raise ValueError(f"{path}: made at {file_fps} fps, the model runs at {fps} fps")
+        audio = z["audio"].astype(np.float32) / 32767.0
+        if pad_rng is None:
+            return Utterance(audio, z["frames"].astype(np.float32), style)
+        phones = json.loads(str(z["phones"]))
+    from .teacher import prosody_from_audio, teacher_curves
+    rng = pad_rng
+
+    def pad_len():
+        return int(SR * (rng.uniform(0.5, 3.0) if rng.random() < 0.5 else rng.uniform(0.0, 0.4)))
+
+    lead, trail = pad_len(), pad_len()
+    floor = float(np.std(audio[: int(0.05 * SR)]))
+    if rng.random() < 0.5:
+        floor = 0.0
+
+    def pad(n):
+        return (rng.standard_normal(n) * floor).astype(np.float32)
+
+    x = np.concatenate([pad(lead), audio, pad(trail)])
+    t0, dur = lead / SR, len(x) / SR
+    shifted = [("sil", 0.0, t0)] if lead else []
+    shifted += [(lab, a + t0, b + t0) for lab, a, b in phones]
+    if trail:
+        shifted.append(("sil", shifted[-1][2], dur))
+    frames = teacher_curves(shifted, dur, file_fps, rng, prosody=prosody_from_audio(x, file_fps))
+    return Utterance(x, frames.astype(np.float32), style)
 
 
 class CorpusStream:
@@ -281,12 +313,13 @@ class CorpusStream:
         model: the model being trained (its config sets the chunk geometry).
         files: corpus ``.npz`` paths (plus a style index each: list of (path, style)).
         reservoir: utterances held in memory at once; refresh: files swapped in per batch.
-        seed: numpy seed.
+        seed: numpy seed; pad: embed utterances in 0-3 s of silence with fresh teacher
+        curves (see :func:`load_utterance`).
     ``batch(batch_size)`` returns the dict :meth:`StreamTalkerModel.training_loss` takes.
     """
 
     def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
-                 refresh: int = 4, seed: int = 0):
+                 refresh: int = 4, seed: int = 0, pad: bool = True):
         from ..training import ChunkBatcher
         if not files:
             raise ValueError("no training files")
@@ -294,6 +327,7 @@ class CorpusStream:
         self.rng = np.random.default_rng(seed)
         self.order = list(self.rng.permutation(len(self.files)))
         self.refresh = refresh
+        self.pad = pad
         self.fps = model.config.fps
         first = [self._next() for _ in range(min(reservoir, len(self.files)))]
         self.batcher = ChunkBatcher(model, first, seed=seed)
@@ -302,7 +336,7 @@ class CorpusStream:
         if not self.order:
             self.order = list(self.rng.permutation(len(self.files)))
         path, style = self.files[self.order.pop()]
-        return load_utterance(path, style, self.fps)
+        return load_utterance(path, style, self.fps, pad_rng=self.rng if self.pad else None)
 
     def batch(self, batch_size: int, K: int | None = None):
         if len(self.files) > len(self.batcher.utts):
