@@ -34,7 +34,9 @@ def model_core_module():
     except ModuleNotFoundError as e:
         if e.name != f"{pkg}.model_core":
             raise ModelCoreMissing(f"the bundled model library needs the Python package "
-                                   f"'{e.name}', which is not installed in Blender's Python") from None
+                                   f"'{e.name}', which is not installed in Blender's Python: open "
+                                   f"Preferences > Add-ons > StreamTalker and press Install "
+                                   f"Dependencies") from None
     try:
         return importlib.import_module("model_core")
     except ModuleNotFoundError as e:

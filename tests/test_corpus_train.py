@@ -140,3 +140,22 @@ def test_cli_make_dataset_and_train(tmp_path, corpus):
     r = subprocess.run([str(EXE), "train", str(cfg)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "clirun" / "final.safetensors").exists()
+
+
+def test_silence_padding_redraws_teacher_curves(corpus):
+    rec = read_manifest(corpus)[0]
+    plain = load_utterance(corpus / rec["file"], fps=30.0)
+    geo = ChunkGeometry(mc.ModelConfig())
+    jaw = mc.ARKIT_52.index("jawOpen")
+    longer = 0
+    for seed in range(6):
+        u = load_utterance(corpus / rec["file"], fps=30.0, pad_rng=np.random.default_rng(seed))
+        assert u.frames.shape == (geo.n_frames(len(u.samples)), 52)
+        assert len(u.samples) >= len(plain.samples)
+        # the speech sits inside: the jaw opens, and silent padding keeps the mouth at rest
+        assert u.frames[:, jaw].max() > 0.1
+        if len(u.samples) > len(plain.samples) + 16000:
+            longer += 1
+            quiet = np.abs(u.samples[:8000]).max() < 0.05 or np.abs(u.samples[-8000:]).max() < 0.05
+            assert quiet
+    assert longer >= 1
