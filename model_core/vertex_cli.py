@@ -1,0 +1,295 @@
+"""``streamtalker`` subcommands for vertex-space models; :func:`add_vertex_parsers` adds them.
+
+* ``vertex-train CONFIG.toml``: load a VOCASET/BIWI split, fit the PCA codec, train the
+  latent model, write ``OUT/final.safetensors`` (+ ``.json``, ``.codec.safetensors``).
+* ``vertex-evaluate --checkpoint P --data DIR --dataset vocaset|biwi --lip-idx FILE
+  --upper-idx FILE``: LVE / FDD / MVE per speaker and overall (``model_core.evaluate``).
+* ``retarget VERTS.npy --basis BASIS.npy --deltas DELTAS.npy -o weights.npz``: bounded
+  least squares onto shape keys (``model_core.retarget``).
+* ``export-cache VERTS.npy -o out.pc2|out.mdd --fps F``: point caches for Blender's Mesh
+  Cache modifier (``model_core.pointcache``).
+
+Vertex-train TOML::
+
+    [data]
+    root = "data/vocaset"        # FaceFormer layout: vertices_npy/, wav/, templates.pkl
+    dataset = "vocaset"          # or "biwi"
+    split = "train"
+    max_sequences = 0            # 0 = all (smoke runs: a few)
+    [codec]
+    components = 128
+    max_frames = 50000
+    [model]                      # ModelConfig fields (fps, channels and n_styles are set)
+    history_frames = 60
+    [train]
+    out = "runs/vocaset"
+    steps = 20000
+    batch_size = 64
+    lr = 1e-3
+    warmup = 500
+    seed = 0
+    device = "auto"              # cpu | cuda | auto
+    threads = 0
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["add_vertex_parsers", "run_vertex_training", "VERTEX_TRAIN_DEFAULTS"]
+
+VERTEX_TRAIN_DEFAULTS = dict(out="runs/vertex", steps=20000, batch_size=64, lr=1e-3, warmup=500,
+                             weight_decay=0.01, seed=0, device="auto", threads=0, log_every=100)
+
+
+def add_vertex_parsers(sub) -> None:
+    """Add ``vertex-train``, ``vertex-evaluate``, ``retarget`` and ``export-cache`` to an
+    argparse subparsers object; each sets ``func`` (args -> exit status)."""
+    p = sub.add_parser("vertex-train", help="train a vertex-space (VOCASET/BIWI) model",
+                       description="Fit the PCA codec and train the latent model from a TOML "
+                                   "config (see docs/vertex_training.md).")
+    p.add_argument("config", help="TOML file with [data], [codec], [model], [train]")
+    p.set_defaults(func=cmd_vertex_train)
+
+    p = sub.add_parser("vertex-evaluate", help="LVE / FDD / MVE of a vertex model on a split")
+    p.add_argument("--checkpoint", required=True, help="vertex checkpoint (NAME.safetensors)")
+    p.add_argument("--data", required=True, help="data folder (vertices_npy/, wav/, templates.pkl)")
+    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"])
+    p.add_argument("--split", default="test",
+                   help="split (default test; BIWI: test_a | test_b | val)")
+    p.add_argument("--lip-idx", required=True,
+                   help="lip vertex indices: BIWI regions/lve.txt, FLAME_masks.pkl, or .npy")
+    p.add_argument("--upper-idx", required=True,
+                   help="upper-face vertex indices: BIWI regions/fdd.txt, FLAME_masks.pkl, .npy")
+    p.add_argument("--lip-keys", default="lips", help="keys of a .pkl mask file (default lips)")
+    p.add_argument("--upper-keys", default="forehead+eye_region",
+                   help="keys of a .pkl mask file, '+'-joined (default forehead+eye_region)")
+    p.add_argument("--style", default="own",
+                   help="'own' (the subject's style if it was trained on, else unknown), "
+                        "'unknown', a subject name or an index")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-sequences", type=int, default=None)
+    p.add_argument("-o", "--output", default=None, help="also write the results as JSON")
+    p.set_defaults(func=cmd_vertex_evaluate)
+
+    p = sub.add_parser("retarget", help="vertex sequence -> shape-key weights (bounded LSQ)")
+    p.add_argument("vertices", help=".npy float [T, V, 3] (or [T, 3V])")
+    p.add_argument("--basis", required=True,
+                   help=".npy [V, 3] basis, or an .npz with 'basis', 'deltas' [K, V, 3] "
+                        "and optional 'names'")
+    p.add_argument("--deltas", default=None, help=".npy [K, V, 3] shape key - basis")
+    p.add_argument("--names", default=None, help="text file, one shape-key name a line")
+    p.add_argument("-o", "--output", required=True, help="weights .npz (weights [T, K], names)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_retarget)
+
+    p = sub.add_parser("export-cache", help="vertex sequence -> MDD / PC2 point cache")
+    p.add_argument("vertices", help=".npy float [T, V, 3] (or [T, 3V]), or .npz with 'vertices'")
+    p.add_argument("-o", "--output", required=True, help="out.pc2 or out.mdd")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate (MDD times)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_export_cache)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _load_vertices(path) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"vertices file not found: {p}")
+    a = np.load(p)
+    if isinstance(a, np.lib.npyio.NpzFile):
+        if "vertices" not in a:
+            raise ValueError(f"{p}: an .npz needs a 'vertices' array")
+        a = a["vertices"]
+    a = np.asarray(a, np.float32)
+    if a.ndim == 2 and a.shape[1] % 3 == 0:
+        a = a.reshape(a.shape[0], -1, 3)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"{p}: expected vertices [T, V, 3] or [T, 3V], got {a.shape}")
+    return a
+
+
+def _device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+# -- vertex-train -------------------------------------------------------------------------
+
+def run_vertex_training(config_path, progress: bool = False) -> Path:
+    """Run ``vertex-train``: returns the path of ``OUT/final.safetensors``.
+
+    Raises:
+        FileNotFoundError; FileExistsError (final checkpoint already there); ValueError
+        (bad TOML, unknown keys, no data).
+    """
+    import torch
+
+    from .training import ChunkBatcher, train_steps
+    from .vertex import PCACodec, VertexModel, load_split
+    from .vertex.datasets import get_spec
+
+    p = Path(config_path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config not found: {p}")
+    try:
+        cfg = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{p}: bad TOML ({e})") from None
+    base = p.parent
+    data, codec_cfg = cfg.get("data", {}), cfg.get("codec", {})
+    model_cfg, train = dict(cfg.get("model", {})), dict(VERTEX_TRAIN_DEFAULTS)
+    unknown = set(cfg.get("train", {})) - set(train)
+    if unknown:
+        raise ValueError(f"{p}: unknown [train] setting(s) {sorted(unknown)}")
+    train.update(cfg.get("train", {}))
+    if "root" not in data:
+        raise ValueError(f"{p}: [data] root is required")
+    spec = get_spec(data.get("dataset", "vocaset"))
+    root = (base / data["root"]).resolve()
+    out = (base / train["out"]).resolve()
+    final = out / "final.safetensors"
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; choose a new [train] out")
+    if train["threads"]:
+        torch.set_num_threads(int(train["threads"]))
+    device = _device(train["device"])
+    seqs = load_split(root, spec, data.get("split", "train"),
+                      max_sequences=data.get("max_sequences") or None)
+    print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
+          f"at {spec.fps} fps from {root}")
+    codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(codec_cfg.get("components", 128)),
+                         max_frames=codec_cfg.get("max_frames", 50000), seed=int(train["seed"]),
+                         device=device)
+    print(codec.summary())
+    subjects = list(spec.train_subjects)
+    model_cfg.setdefault("training", {})
+    model_cfg["training"].update({"data": str(root), "steps": int(train["steps"])})
+    vm = VertexModel.create(codec, subjects, fps=spec.fps, dataset=spec.name, device=device,
+                            seed=int(train["seed"]), **model_cfg)
+    utts = vm.prepare_training(seqs)
+    print(f"model: {vm.model.parameter_count() / 1e6:.2f} M parameters, device {device}")
+    hist = train_steps(vm.model, ChunkBatcher(vm.model, utts, seed=int(train["seed"])),
+                       int(train["steps"]), batch_size=int(train["batch_size"]), lr=float(train["lr"]),
+                       weight_decay=float(train["weight_decay"]), warmup=int(train["warmup"]),
+                       seed=int(train["seed"]), progress=progress,
+                       log_every=int(train["log_every"]))
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "losses.csv", "w") as f:
+        f.write("step,loss,lr\n")
+        for i, h in enumerate(hist):
+            f.write(f"{i + 1},{h['loss']:.6f},{h['lr']:.6g}\n")
+    vm.model.to("cpu")
+    return vm.save(final)
+
+
+def cmd_vertex_train(args) -> int:
+    final = run_vertex_training(args.config, progress=sys.stderr.isatty())
+    print(f"trained vertex model: {final}")
+    return 0
+
+
+# -- vertex-evaluate ----------------------------------------------------------------------
+
+def cmd_vertex_evaluate(args) -> int:
+    from .evaluate import evaluate_vertices
+    from .vertex import VertexModel, load_region, load_split
+
+    vm = VertexModel.load(args.checkpoint, device=args.device)
+    seqs = load_split(args.data, args.dataset, args.split, max_sequences=args.max_sequences)
+    V = seqs[0].vertices.shape[1]
+    lip = load_region(args.lip_idx, args.lip_keys, n_vertices=V)
+    upper = load_region(args.upper_idx, args.upper_keys, n_vertices=V)
+    kw = {} if args.steps is None else {"steps": args.steps}
+    by_subject: dict[str, tuple[list, list, list]] = {}
+    for s in seqs:
+        if args.style == "own":
+            style = s.subject if s.subject in vm.subjects else None
+        elif args.style == "unknown":
+            style = None
+        else:
+            style = int(args.style) if args.style.isdigit() else args.style
+        pred = vm.generate(s.samples, 16000, s.template, seed=args.seed, style=style, **kw)
+        T = min(len(pred), len(s.vertices))
+        d = by_subject.setdefault(s.subject, ([], [], []))
+        d[0].append(pred[:T])
+        d[1].append(s.vertices[:T])
+        d[2].append(s.template)
+    results = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
+               "speakers": {}}
+    allp, allg, allt = [], [], []
+    for subj, (p, g, t) in sorted(by_subject.items()):
+        results["speakers"][subj] = evaluate_vertices(p, g, t, lip, upper)["overall"]
+        allp += p
+        allg += g
+        allt += t
+    res = evaluate_vertices(allp, allg, allt, lip, upper)
+    results["overall"], results["units"] = res["overall"], res["units"]
+    print(f"{'speaker':<28} {'seqs':>5} {'frames':>7} {'LVE':>12} {'FDD':>12} {'MVE':>12}")
+    for name, r in list(results["speakers"].items()) + [("overall", results["overall"])]:
+        print(f"{name:<28} {r['n_sequences']:>5} {r['n_frames']:>7} {r['lve']:>12.4e} "
+              f"{r['fdd']:>12.4e} {r['mve']:>12.4e}")
+    print("LVE, FDD: squared native units; MVE: native units")
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+# -- retarget / export-cache --------------------------------------------------------------
+
+def cmd_retarget(args) -> int:
+    from .retarget import fit_shape_key_weights
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} already exists (use --force)")
+    verts = _load_vertices(args.vertices)
+    names = None
+    bp = Path(args.basis)
+    if not bp.is_file():
+        raise FileNotFoundError(f"basis file not found: {bp}")
+    if bp.suffix == ".npz":
+        z = np.load(bp)
+        if "basis" not in z or "deltas" not in z:
+            raise ValueError(f"{bp}: an .npz needs 'basis' and 'deltas'")
+        basis, deltas = z["basis"], z["deltas"]
+        names = [str(n) for n in z["names"]] if "names" in z else None
+    else:
+        if args.deltas is None:
+            raise ValueError("--deltas is required when --basis is a .npy")
+        basis, deltas = np.load(bp), np.load(args.deltas)
+    if args.names:
+        names = [ln.strip() for ln in Path(args.names).read_text().splitlines() if ln.strip()]
+    K = np.asarray(deltas).shape[0]
+    names = names or [f"key{i:03d}" for i in range(K)]
+    if len(names) != K:
+        raise ValueError(f"{len(names)} names for {K} shape keys")
+    w, info = fit_shape_key_weights(verts, basis, deltas, return_info=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, weights=w, names=np.array(names))
+    tmp.replace(out)
+    print(f"{out}: weights [{w.shape[0]}, {w.shape[1]}], {info['n_bounded']} frames hit the "
+          f"[0, 1] bounds, mean RMS residual {float(info['residual'].mean()):.4g}")
+    return 0
+
+
+def cmd_export_cache(args) -> int:
+    from .pointcache import write_point_cache
+
+    verts = _load_vertices(args.vertices)
+    p = write_point_cache(args.output, verts, args.fps, overwrite=args.force)
+    print(f"{p}: {verts.shape[0]} frames x {verts.shape[1]} vertices")
+    return 0

@@ -1,0 +1,315 @@
+"""Vertex-space models: loaders on fixtures in the public FaceFormer layout, the PCA codec,
+training and sampling in vertex space, the streaming contract, save/load, evaluate CLI."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from model_core.vertex import (BIWI, VOCASET, PCACodec, VertexModel, codec_path, list_sequences,
+                               load_region, load_split, load_templates, parse_name)
+
+SR = 16000
+V = 50
+LIPS = np.arange(0, 10)
+UPPER = np.arange(30, 45)
+REAL = Path(__file__).resolve().parents[1] / "inputs" / "speech" / "cards"
+
+
+def _speech(rng, seconds):
+    """A real clip cut to ``seconds`` when inputs/ exists, else voiced noise bursts."""
+    n = int(seconds * SR)
+    wavs = sorted(REAL.glob("*.wav")) if REAL.is_dir() else []
+    if wavs:
+        from model_core import load_audio
+        x = load_audio(wavs[int(rng.integers(len(wavs)))])
+        if len(x) >= n:
+            s = int(rng.integers(0, len(x) - n + 1))
+            return x[s:s + n].astype(np.float32)
+    env = (np.sin(np.arange(n) / SR * 2 * np.pi * 3) > 0).astype(np.float32)
+    return (0.1 * rng.normal(size=n) * env).astype(np.float32)
+
+
+def _motion(samples, fps, rng, basis):
+    """Offsets [T, V, 3]: lips open with the audio envelope, slow brow drift."""
+    T = int(np.floor(len(samples) / SR * fps + 0.5))
+    hop = SR / fps
+    env = np.array([np.sqrt(np.mean(samples[int(i * hop):int((i + 1) * hop)] ** 2) + 1e-12)
+                    for i in range(T)])
+    env = env / (env.max() + 1e-9)
+    brow = 0.3 * np.sin(np.arange(T) / fps * 2 * np.pi * rng.uniform(0.2, 0.5))
+    return env[:, None, None] * basis[0][None] + brow[:, None, None] * basis[1][None]
+
+
+def write_fixture(root: Path, dataset: str, subjects_sentences, seconds=1.2, seed=0):
+    """Write DATA/vertices_npy, DATA/wav, DATA/templates.pkl exactly as FaceFormer's layout."""
+    rng = np.random.default_rng(seed)
+    spec = VOCASET if dataset == "vocaset" else BIWI
+    (root / "vertices_npy").mkdir(parents=True)
+    (root / "wav").mkdir()
+    basis = np.zeros((2, V, 3))
+    basis[0, LIPS, 1] = -0.01
+    basis[1, UPPER, 1] = 0.004
+    templates = {}
+    for subj, sents in subjects_sentences:
+        tpl = rng.normal(size=(V, 3)).astype(np.float64) * 0.1
+        templates[subj] = tpl
+        for n in sents:
+            stem = f"{subj}_sentence{n:02d}" if dataset == "vocaset" else f"{subj}_e{n:02d}"
+            x = _speech(rng, seconds + rng.uniform(0, 0.3))
+            sf.write(root / "wav" / f"{stem}.wav", x, SR, subtype="PCM_16")
+            off = _motion(x, spec.fps, rng, basis)
+            if dataset == "vocaset":          # stored at 60 fps: duplicate-ish frames
+                off = np.repeat(off, 2, axis=0)
+            verts = (tpl[None] + off).reshape(len(off), -1).astype(np.float32)
+            np.save(root / "vertices_npy" / f"{stem}.npy", verts)
+    with open(root / "templates.pkl", "wb") as f:
+        pickle.dump(templates, f, protocol=2)
+    return templates
+
+
+VOCA_TRAIN = VOCASET.train_subjects[:2]
+VOCA_TEST = "FaceTalk_170809_00138_TA"
+
+
+@pytest.fixture(scope="module")
+def voca(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vocaset")
+    write_fixture(root, "vocaset", [(VOCA_TRAIN[0], [1, 2, 22]), (VOCA_TRAIN[1], [3, 24]),
+                                    (VOCA_TEST, [5, 21, 23])])
+    (root / "vertices_npy" / "README.npy.txt").write_text("not a sequence")
+    return root
+
+
+def test_parse_name():
+    assert parse_name("FaceTalk_170725_00137_TA_sentence01") == ("FaceTalk_170725_00137_TA", 1)
+    assert parse_name("M3_e37") == ("M3", 37)
+    with pytest.raises(ValueError):
+        parse_name("nosentence")
+
+
+def test_splits_are_faceformers():
+    assert len(VOCASET.train_subjects) == 8 and VOCASET.fps == 30 and VOCASET.stride == 2
+    assert VOCASET.splits["train"][1] == tuple(range(1, 41))
+    assert VOCASET.splits["test"] == (("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"),
+                                      tuple(range(21, 41)))
+    assert BIWI.splits["train"] == (("F2", "F3", "F4", "M3", "M4", "M5"), tuple(range(1, 33)))
+    assert BIWI.splits["val"][1] == tuple(range(33, 37))
+    assert BIWI.splits["test_a"][1] == BIWI.splits["test_b"][1] == tuple(range(37, 41))
+    assert set(BIWI.splits["test_b"][0]) == {"F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6"}
+
+
+def test_vocaset_loader(voca):
+    tpls = load_templates(voca / "templates.pkl")
+    assert set(tpls) == {*VOCA_TRAIN, VOCA_TEST} and tpls[VOCA_TEST].shape == (V, 3)
+    train = load_split(voca, "vocaset", "train")
+    assert [s.name for s in train] == sorted(s.name for s in train) and len(train) == 5
+    assert {s.style for s in train} == {0, 1}
+    test = load_split(voca, "vocaset", "test")
+    assert [s.sentence for s in test] == [21, 23] and all(s.style is None for s in test)
+    s = train[0]
+    raw = np.load(voca / "vertices_npy" / f"{s.name}.npy")
+    assert s.vertices.shape[1:] == (V, 3) and s.vertices.dtype == np.float32
+    assert abs(len(raw[::2]) - len(s.vertices)) <= 1          # 60 -> 30 fps
+    assert np.allclose(s.vertices, raw[::2][:len(s.vertices)].reshape(-1, V, 3))
+    for s in train + test:
+        assert len(s.vertices) == int(np.floor(len(s.samples) / SR * 30 + 0.5))
+    no_audio = load_split(voca, "vocaset", "val", subjects=[VOCA_TEST], with_audio=False)
+    assert [x.sentence for x in no_audio] == [21, 23] and no_audio[0].samples is None
+    with pytest.raises(ValueError):
+        load_split(voca, "vocaset", "nope")
+    with pytest.raises(FileNotFoundError):
+        load_split(voca / "missing", "vocaset", "train")
+
+
+def test_biwi_loader_and_regions(tmp_path):
+    root = tmp_path / "BIWI"
+    write_fixture(root, "biwi", [("F2", [1, 33, 37]), ("F1", [37, 38]), ("M3", [2])], seconds=0.6)
+    tr = load_split(root, "biwi", "train")
+    assert [(s.subject, s.sentence, s.style) for s in tr] == [("F2", 1, 0), ("M3", 2, 3)]
+    assert tr[0].fps == 25
+    raw = np.load(root / "vertices_npy" / "F2_e01.npy")
+    assert np.allclose(tr[0].vertices, raw[:len(tr[0].vertices)].reshape(-1, V, 3))
+    assert [s.name for s in load_split(root, "biwi", "test_a")] == ["F2_e37"]
+    assert [s.name for s in load_split(root, "biwi", "test_b")] == ["F1_e37", "F1_e38"]
+    assert [x[0] for x in list_sequences(root, "biwi", "val")] == ["F2_e33"]
+    regions = root / "regions"
+    regions.mkdir()
+    (regions / "lve.txt").write_text(" ".join(map(str, LIPS[::-1])) + "\n")
+    (regions / "fdd.txt").write_text("\n".join(map(str, UPPER)))
+    assert np.array_equal(load_region(regions / "lve.txt", n_vertices=V), LIPS)
+    assert np.array_equal(load_region(regions / "fdd.txt"), UPPER)
+    with open(tmp_path / "FLAME_masks.pkl", "wb") as f:
+        pickle.dump({"lips": LIPS, "forehead": UPPER[:5], "eye_region": UPPER[5:]}, f, protocol=2)
+    assert np.array_equal(load_region(tmp_path / "FLAME_masks.pkl", "lips"), LIPS)
+    assert np.array_equal(load_region(tmp_path / "FLAME_masks.pkl", "forehead+eye_region"), UPPER)
+    with pytest.raises(ValueError):
+        load_region(tmp_path / "FLAME_masks.pkl", "nose")
+    with pytest.raises(ValueError):
+        load_region(regions / "lve.txt", n_vertices=5)
+
+
+def test_codec(voca, tmp_path):
+    seqs = load_split(voca, "vocaset", "train", with_audio=False)
+    offs = [s.offsets for s in seqs]
+    codec = PCACodec.fit(offs, n_components=4)
+    assert codec.n_components == 4 and codec.n_vertices == V
+    assert 0.999 < codec.explained_variance <= 1.0 + 1e-6   # the fixture motion is rank 2
+    z = codec.encode(offs[0])
+    assert z.shape == (len(offs[0]), 4) and z.dtype == np.float32
+    assert np.abs(codec.decode(z) - offs[0]).max() < 1e-5
+    allz = codec.encode(np.concatenate(offs))
+    assert np.allclose(allz[:, :2].std(0), 1.0, atol=0.05)   # whitened
+    p = codec.save(tmp_path / "c.codec.safetensors")
+    with pytest.raises(FileExistsError):
+        codec.save(p)
+    back = PCACodec.load(p)
+    assert np.array_equal(back.components, codec.components) and back.n_frames_fit == codec.n_frames_fit
+    # the randomized path agrees with the exact one on the leading subspace
+    rnd = PCACodec.fit(offs, n_components=2, exact_limit=1)
+    assert rnd.explained_variance == pytest.approx(codec.explained_variance_ratio[:2].sum(), rel=1e-3)
+
+
+def _small(codec, subjects):
+    return VertexModel.create(codec, subjects, fps=30.0, dataset="vocaset", d_model=64, n_heads=4,
+                              predictor_ff=128, head_dim=64, head_ff=128, encoder_channels=32,
+                              history_frames=8, history_pool=4, sample_steps=3)
+
+
+@pytest.fixture(scope="module")
+def trained(voca, tmp_path_factory):
+    from model_core.training import ChunkBatcher, train_steps
+    torch.manual_seed(0)
+    seqs = load_split(voca, "vocaset", "train")
+    codec = PCACodec.fit([s.offsets for s in seqs], n_components=6)
+    vm = _small(codec, list(VOCASET.train_subjects))
+    utts = vm.prepare_training(seqs)
+    assert utts[0].frames.shape[1] == 6 and {u.style for u in utts} == {0, 1}
+    hist = train_steps(vm.model, ChunkBatcher(vm.model, utts), 6, batch_size=8, warmup=2)
+    assert all(np.isfinite(h["loss"]) for h in hist)
+    path = tmp_path_factory.mktemp("vckpt") / "voca-test.safetensors"
+    vm.save(path)
+    return vm, path
+
+
+def test_rest_pose_is_neutral(trained):
+    vm, _ = trained
+    rest = vm.model.net.rest_pose.numpy()
+    assert np.abs(vm.codec.decode(rest[None])).max() < 1e-5
+
+
+def test_sample_and_streaming_contract(voca, trained):
+    vm, _ = trained
+    s = load_split(voca, "vocaset", "test")[0]
+    whole = vm.generate(s.samples, SR, s.template, seed=3, style=VOCA_TRAIN[1])
+    T = int(np.floor(len(s.samples) / SR * 30 + 0.5))
+    assert whole.shape == (T, V, 3) and whole.dtype == np.float32 and np.all(np.isfinite(whole))
+    rng = np.random.default_rng(0)
+    for sizes in ([7], [160], [4000], None):
+        sess = vm.stream(s.template, seed=3, style=1)
+        parts, i = [], 0
+        while i < len(s.samples):
+            n = sizes[0] if sizes else int(rng.integers(1, 3000))
+            parts.append(sess.push(s.samples[i:i + n]))
+            i += n
+        parts.append(sess.flush())
+        assert all(p.ndim == 3 and p.shape[1:] == (V, 3) for p in parts)
+        assert np.array_equal(np.concatenate(parts), whole)
+    assert sess.latency_ms > 0
+    other = vm.generate(s.samples, SR, s.template, seed=3, style=None)
+    assert other.shape == whole.shape
+    with pytest.raises(ValueError):
+        vm.generate(s.samples, SR, s.template, style="FaceTalk_nobody")
+    with pytest.raises(ValueError):
+        vm.generate(s.samples, SR, s.template[:10])
+
+
+def test_save_load(voca, trained):
+    vm, path = trained
+    assert codec_path(path).name == "voca-test.codec.safetensors" and codec_path(path).is_file()
+    with pytest.raises(FileExistsError):
+        vm.save(path)
+    back = VertexModel.load(path)
+    assert back.subjects == list(VOCASET.train_subjects) and back.dataset == "vocaset"
+    assert back.model.config.output_kind == "latent"
+    s = load_split(voca, "vocaset", "test")[0]
+    a = vm.generate(s.samples, SR, s.template, seed=1, style=0)
+    b = back.generate(s.samples, SR, s.template, seed=1, style=0)
+    assert np.array_equal(a, b)
+    codec_path(path).rename(path.with_name("moved.bin"))
+    try:
+        with pytest.raises(FileNotFoundError):
+            VertexModel.load(path)
+    finally:
+        path.with_name("moved.bin").rename(codec_path(path))
+
+
+def test_vertex_evaluate_cli(voca, trained, tmp_path, capsys):
+    from model_core.vertex_cli import add_vertex_parsers
+    _, path = trained
+    np.savetxt(tmp_path / "lve.txt", LIPS, fmt="%d")
+    np.savetxt(tmp_path / "fdd.txt", UPPER, fmt="%d")
+    ap = argparse.ArgumentParser()
+    add_vertex_parsers(ap.add_subparsers(dest="command"))
+    args = ap.parse_args(["vertex-evaluate", "--checkpoint", str(path), "--data", str(voca),
+                          "--dataset", "vocaset", "--lip-idx", str(tmp_path / "lve.txt"),
+                          "--upper-idx", str(tmp_path / "fdd.txt"), "-o", str(tmp_path / "r.json")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert VOCA_TEST in out and "overall" in out and "LVE" in out
+    import json
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["overall"]["n_sequences"] == 2 and r["overall"]["lve"] >= 0
+
+
+def test_vertex_train_cli(voca, tmp_path):
+    from model_core.vertex_cli import run_vertex_training
+    cfg = tmp_path / "v.toml"
+    cfg.write_text(f"""
+[data]
+root = "{voca}"
+dataset = "vocaset"
+[codec]
+components = 4
+[model]
+d_model = 32
+head_dim = 32
+predictor_ff = 64
+head_ff = 64
+encoder_channels = 16
+history_frames = 8
+sample_steps = 2
+[train]
+out = "run"
+steps = 2
+batch_size = 4
+warmup = 1
+device = "cpu"
+""")
+    final = run_vertex_training(cfg)
+    assert final == tmp_path / "run" / "final.safetensors" and codec_path(final).is_file()
+    assert VertexModel.load(final).codec.n_components == 4
+    with pytest.raises(FileExistsError):
+        run_vertex_training(cfg)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch on this machine")
+def test_train_and_sample_on_cuda(voca):
+    from model_core.training import ChunkBatcher, train_steps
+    seqs = load_split(voca, "vocaset", "train")
+    codec = PCACodec.fit([s.offsets for s in seqs], n_components=6, device="cuda")
+    vm = VertexModel.create(codec, list(VOCASET.train_subjects), device="cuda", history_frames=8)
+    utts = vm.prepare_training(seqs)
+    hist = train_steps(vm.model, ChunkBatcher(vm.model, utts), 10, batch_size=8, warmup=2)
+    assert all(np.isfinite(h["loss"]) for h in hist)
+    s = seqs[0]
+    whole = vm.generate(s.samples, SR, s.template, seed=0, style=0)
+    sess = vm.stream(s.template, seed=0, style=0)
+    parts = [sess.push(s.samples[i:i + 777]) for i in range(0, len(s.samples), 777)] + [sess.flush()]
+    assert whole.shape[1:] == (V, 3) and np.array_equal(np.concatenate(parts), whole)
