@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_make_dataset(sub)
     _add_train(sub)
     from .evaluate import add_evaluate_parser
+    from .live_cli import add_live_parser
     from .vertex_cli import add_vertex_parsers
     add_evaluate_parser(sub)
+    add_live_parser(sub)
     add_vertex_parsers(sub)
     return parser
 

@@ -23,6 +23,7 @@ Config (TOML)::
     init_from = ""          # fine-tune from this checkpoint
     resume = true           # continue from the newest checkpoint in `out`
     threads = 0             # CPU threads for torch (0 = torch's default)
+    norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
 
 Each style index is one data source (a corpus folder or a capture folder), in the order
 given. Checkpoints are written as ``out/step-NNNNNNN.safetensors`` (+ .json, + .state.pt with
@@ -50,7 +51,7 @@ from .model import StreamTalkerModel
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
-                      threads=0)
+                      threads=0, norm_std_floor=0.02)
 
 
 def read_train_config(path: str | os.PathLike) -> dict:
@@ -197,7 +198,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     if state_path is None and not tr["init_from"]:
         from .data.corpus import load_utterance
         sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
-        fit_normalization(model, sample)
+        fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank)
         if captures:

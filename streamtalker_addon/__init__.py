@@ -16,7 +16,7 @@ cancels a running generation and leaves no handler or timer behind.
 
 from __future__ import annotations
 
-_MODULES = ("properties", "preferences", "operators", "panels")
+_MODULES = ("properties", "preferences", "operators", "panels", "live")
 
 
 def _modules():
@@ -30,8 +30,9 @@ def _make_load_pre():
     @bpy.app.handlers.persistent
     def streamtalker_load_pre(*_args):
         """A file is being loaded: the running job's data is about to vanish; cancel it."""
-        from . import worker
+        from . import live, worker
         worker.cancel_active()
+        live.stop_live()
 
     return streamtalker_load_pre
 

@@ -83,10 +83,14 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
     preset_dir: StringProperty(name="Mapping Presets", subtype="DIR_PATH",
                                description="Folder for shape-key mapping presets (JSON); "
                                            "empty: the add-on's user folder")
+    live_device: StringProperty(name="Live Input Device",
+                                description="Microphone for Live (PortAudio device name or "
+                                            "index); empty: the default input")
 
     def draw(self, context):
         col = self.layout.column()
         col.prop(self, "preset_dir")
+        col.prop(self, "live_device")
         draw_deps(self.layout)
 
 

@@ -1,0 +1,107 @@
+"""Live microphone latency, end to end, through the virtual microphone (run on demand).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_live.py [--seconds 60] [--checkpoint P]
+
+Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAudio pipe
+source at real-time pace (tests/virtual_mic.py); model_core.live.LiveEngine captures it via
+ALSA ``pulse`` -> PortAudio; a consumer loop standing in for the add-on's drain timer (every
+1/60 s) takes the frames and "sets" the newest one. Per chunk of frames:
+
+* end to end: the write time of the audio sample that completed the chunk (the writer logs
+  (samples written, time) per 10 ms block; capture is lossless so capture index = write
+  index) -> frames applied by the consumer;
+* split: audio buffering (written -> taken by the worker: PulseAudio, PortAudio, ring),
+  model (resample + session.push), hand-over (ready -> applied).
+
+The model's algorithmic latency (chunk + look-ahead) comes on top and is printed too.
+Prints p50/p95 of each, dropped audio and the backlog (samples waiting) per 10 s window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="seconds of speech (default 60)")
+    ap.add_argument("--checkpoint", default=None, help="model (default: the bundled one)")
+    ap.add_argument("--drain-hz", type=float, default=60.0, help="consumer rate (default 60)")
+    args = ap.parse_args(argv)
+
+    import model_core as mc
+    from model_core.live import LiveEngine
+    import virtual_mic
+
+    why = virtual_mic.missing()
+    if why:
+        print(f"bench_live: {why}; {virtual_mic.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    clips = sorted((ROOT / "inputs" / "speech" / "librivox").glob("*.wav"))
+    speech = np.concatenate([mc.load_audio(p) for p in clips])
+    reps = int(np.ceil(args.seconds * 16000 / len(speech)))
+    speech = np.tile(speech, reps)[:int(args.seconds * 16000)]
+    model = mc.load_model(args.checkpoint)
+
+    rows, backlog = [], []
+    with tempfile.TemporaryDirectory() as d, virtual_mic.VirtualMic(Path(d)) as mic:
+        eng = LiveEngine(model, device=mic.device, ring_s=4.0)
+        eng.start()
+        mic.start_writer(speech, lead_s=1.0, tail_s=1.0)
+        t_end = time.monotonic() + 1.0 + args.seconds + 1.5
+        period = 1.0 / args.drain_hz
+        events = []
+        while time.monotonic() < t_end and eng.running:
+            time.sleep(period)
+            evs = eng.poll()
+            if evs:
+                t_set = time.monotonic()
+                eng.applied(evs, t_set)
+                events += [(e, t_set) for e in evs]
+        eng.stop()
+        written = np.array(mic.written, np.float64)
+        if eng.state == "failed":
+            print(f"bench_live: {eng.error}", file=sys.stderr)
+            return 1
+    idx, tw = written[:, 0], written[:, 1]
+    for e, t_set in events:
+        if e.end_index > idx[-1]:
+            continue
+        t_written = float(tw[np.searchsorted(idx, e.end_index)])
+        rows.append(((e.t_taken - t_written) * 1e3, (e.t_ready - e.t_taken) * 1e3,
+                     (t_set - e.t_ready) * 1e3, (t_set - t_written) * 1e3))
+    rows = np.array(rows)
+    st = eng.stats
+    t0 = st.t_started
+    b = np.array(list(st.backlog))
+    print(f"live benchmark: {args.seconds:g} s of LibriVox speech through the virtual "
+          f"microphone, model {args.checkpoint or 'default'}, device {eng.device_name!r} at "
+          f"{eng.samplerate:g} Hz, consumer at {args.drain_hz:g} Hz")
+    print(f"chunks {len(rows)}, frames {st.frames}, dropped audio {st.dropped_s:.3f} s, "
+          f"status flags {st.status_flags}; algorithmic latency (chunk + look-ahead) "
+          f"{eng.latency_ms:.0f} ms on top")
+    print(f"{'ms':>24} {'p50':>8} {'p95':>8} {'max':>8}")
+    for j, name in enumerate(("audio buffering", "model", "hand-over", "end to end")):
+        c = rows[:, j]
+        print(f"{name:>24} {np.percentile(c, 50):8.1f} {np.percentile(c, 95):8.1f} {c.max():8.1f}")
+    print("backlog (samples waiting when the worker woke), max per 10 s window:")
+    for w0 in np.arange(0, b[-1, 0] - t0, 10.0):
+        sel = b[(b[:, 0] - t0 >= w0) & (b[:, 0] - t0 < w0 + 10)]
+        if len(sel):
+            print(f"  {w0:5.0f}-{w0 + 10:<5.0f} s: max {int(sel[:, 1].max()):6d}  "
+                  f"mean {sel[:, 1].mean():8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

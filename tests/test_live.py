@@ -1,0 +1,297 @@
+"""Live microphone input (model_core.live): a real capture path through a virtual
+microphone (PulseAudio pipe source -> ALSA pulse -> PortAudio), start/stop hygiene, and
+device faults simulated at the PortAudio boundary (sounddevice.InputStream monkeypatched)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import virtual_mic
+from model_core.live import (DeviceError, LiveEngine, NoInputDevice, RingBuffer,
+                             SampleRateRefused, run_live)
+
+LEAD_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    import model_core as mc
+    return mc.load_model()
+
+
+@pytest.fixture
+def mic(tmp_path):
+    virtual_mic.require()
+    m = virtual_mic.VirtualMic(tmp_path / "pulse")
+    m.start()
+    yield m
+    m.stop()
+
+
+def _threads():
+    return {t for t in threading.enumerate() if t.is_alive()}
+
+
+# -- ring buffer ------------------------------------------------------------------------------
+
+def test_ring_buffer_blocks_overwrite_and_drop_to_newest():
+    r = RingBuffer(100)
+    r.write(np.arange(30, dtype=np.float32), 1.0)
+    r.write(np.arange(30, 50, dtype=np.float32), 2.0)
+    blocks, dropped = r.read()
+    assert dropped == 0 and [len(b[0]) for b in blocks] == [30, 20]
+    assert [b[1] for b in blocks] == [1.0, 2.0] and blocks[-1][2] == 50
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in blocks]), np.arange(50))
+    for i in range(5):  # 150 samples into 100: 50 overwritten
+        r.write(np.full(30, i, np.float32), 3.0 + i)
+    assert r.overwritten == 50 and r.available == 100
+    blocks, dropped = r.read(keep_newest=40)
+    assert dropped == 60 and sum(len(b[0]) for b in blocks) == 40
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in blocks]), [3] * 10 + [4] * 30)
+    assert r.read() == ([], 0)
+
+
+# -- the real capture path -------------------------------------------------------------------
+
+def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
+    """Silence, then a LibriVox clip at real-time pace through the virtual microphone: the
+    live jawOpen follows offline generation (aligned at the clip's start)."""
+    model = default_model
+    ji = list(model.channel_names).index("jawOpen")
+    eng = LiveEngine(model, device=mic.device, seed=0)
+    eng.start()
+    assert eng.samplerate == 16000
+    mic.start_writer(speech, lead_s=LEAD_S, tail_s=1.0)
+    chunks = []
+    t_end = time.monotonic() + LEAD_S + len(speech) / 16000 + 3.0
+    while time.monotonic() < t_end and eng.running:
+        time.sleep(0.03)
+        evs = eng.poll()
+        eng.applied(evs)
+        chunks += [e.frames for e in evs]
+    eng.stop()
+    assert eng.state == "stopped", eng.error
+    live = np.concatenate(chunks)
+    # what the microphone delivered: LEAD_S of silence then the clip; offline generation of
+    # the same signal, and of the clip alone, aligned by the lead (90 frames at 30 fps)
+    lead = np.zeros(int(LEAD_S * 16000), np.float32)
+    offline_same = model.generate(np.concatenate([lead, speech]), 16000, seed=0)
+    offline_clip = model.generate(speech, 16000, seed=0)
+    lag = int(round(LEAD_S * model.fps))
+    n = len(offline_clip)
+    assert len(live) >= lag + n, (len(live), lag + n)
+    # the start offset: search +-5 frames around the written lead
+    best = max(range(lag - 5, lag + 6),
+               key=lambda L: np.corrcoef(offline_clip[:, ji], live[L:L + n, ji])[0, 1])
+    r_clip = np.corrcoef(offline_clip[:, ji], live[best:best + n, ji])[0, 1]
+    r_same = np.corrcoef(offline_same[lag:lag + n, ji], live[lag:lag + n, ji])[0, 1]
+    print(f"jawOpen correlation: live vs offline(lead+clip) {r_same:.3f}; vs offline(clip) "
+          f"{r_clip:.3f} at offset {best} (lead {lag}); dropped {eng.stats.dropped_samples}")
+    assert best == lag
+    assert r_same >= 0.9
+    assert r_clip >= 0.7
+    assert eng.stats.dropped_samples == 0
+    assert np.std(live[lag:lag + n, ji]) > 0.02
+
+
+def test_start_stop_20_times_leaves_nothing(mic, toy_model):
+    import sounddevice as sd
+    before = _threads()
+    mic.start_writer(np.zeros(16000, np.float32), lead_s=0.0)
+    for _ in range(20):
+        eng = LiveEngine(toy_model, device=mic.device)
+        eng.start()
+        time.sleep(0.05)
+        eng.stop()
+        assert eng.state == "stopped" and eng._stream is None
+        assert not eng._worker.is_alive()
+    mic.stop_writer()
+    time.sleep(0.2)
+    left = {t for t in _threads() - before if t.name != "virtual mic writer"}
+    assert not left, left
+    # PortAudio has no open stream left: an exclusive second open works
+    s = sd.InputStream(device=mic.device, samplerate=16000, channels=1)
+    s.close()
+
+
+def test_cli_live_writes_csv(mic, toy_checkpoint, tmp_path, capsys):
+    from model_core.cli import build_parser
+    import argparse
+    from model_core.live_cli import add_live_parser
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command")
+    add_live_parser(sub)
+    mic.start_writer(np.zeros(32000, np.float32), lead_s=0.0)
+    out = tmp_path / "live.csv"
+    args = p.parse_args(["live", "--device", mic.device, "--seconds", "2", "--out", str(out),
+                         "--checkpoint", str(toy_checkpoint)])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "fps" in text and "latency" in text and "level" in text
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("Timecode,BlendShapeCount,EyeBlinkLeft")
+    assert len(lines) > 20
+    del build_parser
+
+
+# -- faults at the PortAudio boundary ----------------------------------------------------------
+
+class FakeStream:
+    """Stands in for sounddevice.InputStream: delivers 10 ms blocks from a thread."""
+
+    mode = "ok"            # ok | flags | stall | finish
+    instances: list = []
+
+    def __init__(self, device=None, samplerate=None, channels=1, dtype="float32",
+                 blocksize=None, callback=None, finished_callback=None, **kw):
+        self.samplerate = samplerate
+        self.cb, self.fin = callback, finished_callback
+        self.blocksize = blocksize or 160
+        self.active = False
+        self._stop = threading.Event()
+        self._t = None
+        FakeStream.instances.append(self)
+
+    def start(self):
+        self.active = True
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        import sounddevice as sd
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            if self.mode == "stall" and i > 20:
+                time.sleep(0.01)
+                continue
+            if self.mode == "finish" and i > 20:
+                self.active = False
+                self.fin()
+                return
+            status = sd.CallbackFlags(sd._lib.paInputOverflow) if (self.mode == "flags" and i % 5 == 0) else sd.CallbackFlags()
+            x = (0.1 * np.sin(np.arange(self.blocksize) * 0.2)).astype(np.float32)[:, None]
+            self.cb(x, self.blocksize, None, status)
+            time.sleep(0.01)
+
+    def abort(self):
+        self._stop.set()
+        self.active = False
+        if self._t is not None:
+            self._t.join(2)
+
+    stop = abort
+
+    def close(self):
+        self.abort()
+
+
+@pytest.fixture
+def fake_sd(monkeypatch):
+    import sounddevice as sd
+    FakeStream.instances = []
+    FakeStream.mode = "ok"
+    monkeypatch.setattr(sd, "InputStream", FakeStream)
+    monkeypatch.setattr(sd, "query_devices", lambda device=None, kind=None: (
+        {"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 48000.0}
+        if (kind == "input" or device is not None) else
+        [{"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 48000.0}]))
+    return sd
+
+
+def _run_until_end(eng, timeout=8.0):
+    t0 = time.monotonic()
+    while eng.running and time.monotonic() - t0 < timeout:
+        eng.applied(eng.poll())
+        time.sleep(0.02)
+
+
+def test_fake_stream_ok_and_status_flags(fake_sd, toy_model):
+    FakeStream.mode = "flags"
+    eng = LiveEngine(toy_model, device="fake mic").start()
+    time.sleep(1.0)
+    eng.applied(eng.poll())
+    eng.stop()
+    assert eng.state == "stopped" and eng.error == ""
+    assert eng.stats.status_flags > 0 and "overflow" in eng.stats.last_status
+    assert eng.stats.frames > 0 and len(eng.stats.latency) > 0
+
+
+def test_device_stops_delivering(fake_sd, toy_model):
+    FakeStream.mode = "stall"
+    eng = LiveEngine(toy_model, device="fake mic", stall_s=0.5).start()
+    _run_until_end(eng)
+    assert eng.state == "failed" and "stopped delivering" in eng.error
+    eng.stop()
+    assert not eng._worker.is_alive() and eng._stream is None
+
+
+def test_device_ends_mid_stream(fake_sd, toy_model):
+    FakeStream.mode = "finish"
+    with pytest.raises(DeviceError, match="ended|stopped"):
+        run_live(toy_model, device="fake mic", seconds=5)
+
+
+def test_open_errors(fake_sd, toy_model, monkeypatch):
+    sd = fake_sd
+
+    def refuse(**kw):
+        raise sd.PortAudioError("Error opening InputStream: Invalid sample rate [PaErrorCode -9997]")
+    monkeypatch.setattr(sd, "InputStream", refuse)
+    with pytest.raises(SampleRateRefused, match="16000 Hz, 48000 Hz"):
+        LiveEngine(toy_model).start()
+
+    def broken(**kw):
+        raise sd.PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+    monkeypatch.setattr(sd, "InputStream", broken)
+    with pytest.raises(DeviceError, match="could not be opened"):
+        LiveEngine(toy_model).start()
+
+    def no_device(device=None, kind=None):
+        if device is None and kind is None:
+            return []
+        raise sd.PortAudioError("Error querying device -1")
+    monkeypatch.setattr(sd, "query_devices", no_device)
+    with pytest.raises(NoInputDevice, match="no default input device"):
+        LiveEngine(toy_model).start()
+
+    def named(device=None, kind=None):
+        if device is None and kind is None:
+            return [{"name": "fake mic", "max_input_channels": 1}]
+        raise ValueError(f"No input device matching {device!r}")
+    monkeypatch.setattr(sd, "query_devices", named)
+    with pytest.raises(NoInputDevice, match="'fake mic'"):
+        LiveEngine(toy_model, device="studio mic").start()
+
+
+def test_slow_model_drops_to_newest(fake_sd, toy_model):
+    """A model slower than real time: audio is dropped (counted), the backlog stays bounded."""
+    class Slow:
+        def __init__(self, m):
+            self.m = m
+            self.fps, self.channel_names = m.fps, m.channel_names
+
+        def stream(self, **kw):
+            s = self.m.stream(**kw)
+            push = s.push
+
+            def slow_push(x):
+                time.sleep(0.05)
+                return push(x)
+            s.push = slow_push
+            return s
+
+    eng = LiveEngine(Slow(toy_model), device="fake mic", max_backlog_s=0.3, keep_s=0.1).start()
+    time.sleep(3.0)
+    eng.applied(eng.poll())
+    eng.stop()
+    assert eng.state == "stopped"
+    assert eng.stats.dropped_samples > 0
+    assert eng.stats.max_backlog_samples <= eng._ring.capacity
+    tail = [b for t, b in list(eng.stats.backlog)[-10:]]
+    # bounded near max_backlog_s (1 s of slack for a loaded machine), never growing with time
+    assert max(tail) < 0.3 * 16000 + 16000
