@@ -41,7 +41,9 @@ class ModelConfig:
         (training identities; one extra learned "unknown" style is added), dropout.
     Diffusion: train_timesteps (DDPM steps), schedule (``"cosine"`` or ``"linear"``),
         sample_steps and eta (DDIM defaults), guidance (classifier-free guidance scale on
-        the audio condition; 1.0 = off), cond_drop (probability of dropping the audio
+        the audio condition; 1.0 = off), lip_temperature (scale of the initial DDIM noise on
+        the jaw*/mouth* channels of ARKit models: below 1 the lips follow the audio more and the
+        seed less, while the upper face keeps its full randomness), cond_drop (probability of dropping the audio
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
         small head is trained on several noised copies),
@@ -86,6 +88,7 @@ class ModelConfig:
     sample_steps: int = 10
     eta: float = 0.0
     guidance: float = 1.0
+    lip_temperature: float = 1.0
     cond_drop: float = 0.1
     style_drop: float = 0.1
     velocity_weight: float = 1.0
@@ -130,6 +133,7 @@ class ModelConfig:
         need(1 <= self.sample_steps <= self.train_timesteps,
              f"sample_steps must be in 1..{self.train_timesteps}")
         need(self.eta >= 0, "eta must be >= 0")
+        need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
         chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000
         need(self.audio_context_frames * self.hop_length / self.sample_rate >= chunk_s,
              "audio_context_frames must cover max_chunk_frames plus the look-ahead")

@@ -192,12 +192,8 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     from .audio import load_audio
     from .data.align import load_transcript
 
-    try:
-        f = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"fps must be finite and > 0, got {fps!r}")
+    from .metrics import _fps
+    f = _fps(fps)
     root = Path(inputs_dir) if inputs_dir is not None else default_inputs_dir()
     if not root.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {root} is missing: {FETCH_HINT}")

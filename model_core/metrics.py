@@ -150,25 +150,8 @@ def _fps(fps) -> float:
 
 
 def _phones(phones) -> list[tuple[str, float, float]]:
-    if isinstance(phones, (str, bytes)) or not hasattr(phones, "__iter__"):
-        raise ValueError("phones must be a list of (label, start_s, end_s)")
-    out = []
-    for k, item in enumerate(phones):
-        try:
-            label, s, e = item
-        except (TypeError, ValueError):
-            raise ValueError(f"phones[{k}] must be (label, start_s, end_s), got {item!r}") \
-                from None
-        if not isinstance(label, str):
-            raise ValueError(f"phones[{k}]: label must be a string, got {label!r}")
-        try:
-            s, e = float(s), float(e)
-        except (TypeError, ValueError):
-            raise ValueError(f"phones[{k}]: start/end must be numbers") from None
-        if not (math.isfinite(s) and math.isfinite(e)) or e < s:
-            raise ValueError(f"phones[{k}] {label!r}: need finite start <= end, got {s}, {e}")
-        out.append((label, s, e))
-    return out
+    from .data.teacher import check_phones
+    return check_phones(phones)
 
 
 def _base(label: str) -> str:

@@ -123,8 +123,17 @@ class StreamTalkerModel:
         return int(style)
 
     # -- sampling ------------------------------------------------------------------------
+    def noise_scale(self, lip_temperature: float) -> torch.Tensor | None:
+        """Per-channel scale of the initial DDIM noise, float32 [D], or None when all are 1:
+        ``lip_temperature`` on the jaw*/mouth* channels of an ARKit model."""
+        if lip_temperature == 1.0 or self.config.output_kind != "arkit":
+            return None
+        lips = [n.lower().startswith(("jaw", "mouth")) for n in self.channel_names]
+        return torch.tensor([lip_temperature if f else 1.0 for f in lips], dtype=torch.float32)
+
     def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
-                     generator: torch.Generator, guidance: float = 1.0, t_cache=None) -> torch.Tensor:
+                     generator: torch.Generator, guidance: float = 1.0, t_cache=None,
+                     noise_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Run the condition predictor once and the DDIM loop for one chunk.
 
         Args:
@@ -132,7 +141,9 @@ class StreamTalkerModel:
             K: chunk frames; scheduler: a DDIM scheduler with timesteps set;
             generator: CPU generator for the initial noise (and eta noise);
             guidance: classifier-free guidance scale on audio (1 = off);
-            t_cache: optional {timestep: embedding [1, 1, d]} reused across chunks.
+            t_cache: optional {timestep: embedding [1, 1, d]} reused across chunks;
+            noise_scale: optional per-channel scale [D] of the initial noise (see
+            :meth:`noise_scale`).
         Returns:
             the sampled chunk x0, model space, float32 [1, K, D].
         """
@@ -144,7 +155,10 @@ class StreamTalkerModel:
         drop = torch.tensor([False, True][:B], device=dev)
         cond = net.condition(drop_audio=drop, **cond_in)
         base = net.denoise_prepare(cond, cond_in["history"])
-        x = torch.randn((1, K, self.dim), generator=generator, dtype=torch.float32).to(dev)
+        x = torch.randn((1, K, self.dim), generator=generator, dtype=torch.float32)
+        if noise_scale is not None:
+            x = x * noise_scale
+        x = x.to(dev)
         for t in scheduler.timesteps:
             if t_cache is not None and t in t_cache:
                 temb = t_cache[t]
@@ -158,7 +172,7 @@ class StreamTalkerModel:
 
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
-               fps: float | None = None) -> StreamingSession:
+               fps: float | None = None, lip_temperature: float | None = None) -> StreamingSession:
         """Open a streaming session (see :class:`model_core.streaming.StreamingSession`).
 
         Args:
@@ -167,11 +181,13 @@ class StreamTalkerModel:
             chunk_frames: K, frames per step (default from the config).
             steps: DDIM steps; eta: DDIM eta; guidance: CFG scale (defaults from the config).
             fps: output frame rate (default: the model's); other rates are interpolated.
+            lip_temperature: initial-noise scale on jaw/mouth channels (default from the config).
         Raises:
             ValueError: a setting out of range.
         """
         return StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
-                                steps=steps, eta=eta, guidance=guidance, fps=fps)
+                                steps=steps, eta=eta, guidance=guidance, fps=fps,
+                                lip_temperature=lip_temperature)
 
     def generate(self, audio, sample_rate: int, seed: int = 0, progress: bool = False,
                  **stream_kwargs) -> np.ndarray:

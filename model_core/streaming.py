@@ -82,7 +82,7 @@ class StreamingSession:
     def __init__(self, model: "StreamTalkerModel", seed: int = 0, style: int | None = None,
                  chunk_frames: int | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None,
-                 fps: float | None = None):
+                 fps: float | None = None, lip_temperature: float | None = None):
         cfg = model.config
         self.model = model
         self.K = int(chunk_frames or cfg.chunk_frames)
@@ -110,6 +110,10 @@ class StreamingSession:
             raise ValueError(f"fps must be between 1 and 240, got {fps}")
         self.resampler = None if self.fps == cfg.fps else MotionResampler(cfg.fps, self.fps, cfg.sample_rate)
         self.dim = cfg.dim
+        tau = cfg.lip_temperature if lip_temperature is None else float(lip_temperature)
+        if not (math.isfinite(tau) and 0 <= tau <= 2):
+            raise ValueError(f"lip_temperature must be in [0, 2], got {lip_temperature}")
+        self._noise_scale = model.noise_scale(tau)
         dev = model.device
         self._style_t = torch.tensor([self.style], device=dev)
         with torch.inference_mode():
@@ -197,7 +201,7 @@ class StreamingSession:
             history=self.history, style=self._style_t,
         )
         x = model.sample_chunk(cond_in, K, self.scheduler, self.generator, self.guidance,
-                               self._t_cache)
+                               self._t_cache, self._noise_scale)
         self.history = torch.cat([self.history[:, K:], x], dim=1)
         self.n += K
         return model.denormalize(x)[0].float().cpu().numpy()

@@ -9,6 +9,7 @@ Config (TOML)::
     corpus = ["data/corpus-default"]   # folders from `streamtalker make-dataset`
     captures = []           # folders of (wav, ARKit CSV / npz) pairs (model_core.data.captures)
     val_fraction = 0.02
+    pad_silence = true      # embed corpus utterances in 0-3 s of silence (fresh teacher curves)
     [train]
     out = "runs/default"    # run folder: checkpoints, losses.csv, losses.png, config.toml
     steps = 10000
@@ -74,7 +75,8 @@ def read_train_config(path: str | os.PathLike) -> dict:
     bad = set(train) - set(TRAIN_DEFAULTS)
     if bad:
         raise ValueError(f"{p}: unknown [train] setting(s) {sorted(bad)}")
-    data = {"corpus": [], "captures": [], "val_fraction": 0.02, **cfg.get("data", {})}
+    data = {"corpus": [], "captures": [], "val_fraction": 0.02, "pad_silence": True,
+            **cfg.get("data", {})}
     if isinstance(data["corpus"], str):
         data["corpus"] = [data["corpus"]]
     if isinstance(data["captures"], str):
@@ -200,7 +202,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
         fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     if train_files:
-        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank)
+        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank,
+                              pad=bool(data["pad_silence"]))
         if captures:
             cap_batcher = ChunkBatcher(model, captures, seed=tr["seed"] + 7 + rank)
     else:

@@ -234,7 +234,13 @@ def _check_common(duration_s, fps) -> tuple[float, float]:
     return d, f
 
 
-def _check_phones(phones) -> list[tuple[str, float, float]]:
+def check_phones(phones) -> list[tuple[str, float, float]]:
+    """Validate a phone list -> [(label str, start_s float, end_s float)].
+
+    Raises:
+        ValueError: not a list of (label, start, end), non-string label, non-finite times,
+            or end < start (naming the phone's index).
+    """
     if isinstance(phones, (str, bytes)) or not hasattr(phones, "__iter__"):
         raise ValueError("phones must be a list of (label, start_s, end_s)")
     out = []
@@ -612,7 +618,7 @@ def teacher_curves(phones: Sequence[tuple[str, float, float]], duration_s: float
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if alphabet not in ("auto", "arpabet", "espeak"):
         raise ValueError(f"alphabet must be 'auto', 'arpabet' or 'espeak', got {alphabet!r}")
-    ph = _check_phones(phones)
+    ph = check_phones(phones)
     n = _n_frames(d, f)
     pros = _check_prosody(prosody, n) if prosody is not None else None
 

@@ -1,0 +1,79 @@
+"""The bundled default model on real speech (DESIGN.md §7 clips, aligned with pocketsphinx,
+teacher references): the behaviour an animator relies on out of the box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import model_core as mc
+from model_core.arkit import ARKIT_52
+from model_core.checkpoint import DEFAULT_CHECKPOINT
+from model_core.evaluate import build_eval_set, evaluate_model
+from model_core.metrics import LIP_CHANNELS
+
+JAW = ARKIT_52.index("jawOpen")
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    if not DEFAULT_CHECKPOINT.exists():
+        pytest.fail(f"the bundled default model {DEFAULT_CHECKPOINT} is missing")
+    return mc.load_model()
+
+
+def test_default_model_is_described(default_model):
+    tr = default_model.config.training
+    assert tr["name"].startswith("streamtalker-default")
+    assert "synthetic" in tr["what_it_learned_from"] and tr["steps"] > 0
+    assert default_model.channel_names == list(ARKIT_52) and default_model.fps == 30.0
+
+
+@pytest.fixture(scope="module")
+def results(default_model):
+    items = build_eval_set(fps=default_model.fps)
+    return evaluate_model(default_model, items, seeds=(0, 1, 2))
+
+
+def test_lip_sync_on_real_speech(results):
+    o = results["overall"]
+    assert o["jaw_corr"] >= 0.7
+    assert o["bilabial_closure"] >= 0.8
+    assert o["open_vowel_ratio"] > 1.2
+
+
+def test_upper_face_is_alive(results):
+    o = results["overall"]
+    assert 8 <= o["blink_rate_per_min"] <= 25
+    assert o["seed_diversity_upper"] > 0.01, "different seeds must give different upper-face performances"
+
+
+def test_silence_rests(default_model):
+    y = default_model.generate(np.zeros(16000 * 60, np.float32), 16000)
+    lips = [ARKIT_52.index(c) for c in LIP_CHANNELS]
+    assert y[:, JAW].max() < 0.1
+    assert y[:, lips].mean() < 0.05
+    assert np.abs(y[:900].mean(0) - y[-900:].mean(0))[lips].max() < 0.05
+
+
+def test_lips_follow_the_audio_more_than_the_seed(results):
+    o = results["overall"]
+    assert o["seed_diversity_lips"] < o["seed_diversity_upper"]
+
+
+def test_lip_temperature_only_tames_the_lips(default_model, speech):
+    lips = [ARKIT_52.index(c) for c in LIP_CHANNELS]
+    upper = [i for i, n in enumerate(ARKIT_52) if n.startswith(("brow", "eye"))]
+
+    def spread(tau):
+        outs = np.stack([default_model.generate(speech, 16000, seed=s, lip_temperature=tau)
+                         for s in range(3)])
+        sd = outs.std(0).mean(0)
+        return sd[lips].mean(), sd[upper].mean()
+
+    lip_hot, up_hot = spread(1.0)
+    lip_cold, up_cold = spread(0.25)
+    assert lip_cold < 0.8 * lip_hot
+    assert up_cold > 0.6 * up_hot
+    with pytest.raises(ValueError, match="lip_temperature"):
+        default_model.stream(lip_temperature=5)
