@@ -81,6 +81,18 @@ def main(argv=None) -> int:
         rows.append(((e.t_taken - t_written) * 1e3, (e.t_ready - e.t_taken) * 1e3,
                      (t_set - e.t_ready) * 1e3, (t_set - t_written) * 1e3))
     rows = np.array(rows)
+    # per frame: frame j is the face at j / fps; the sample at that time was written at
+    # t_written(j / fps * rate) -> its shape-key value was set at t_set (includes the chunk
+    # wait and the look-ahead, i.e. the algorithmic latency)
+    fps = float(getattr(eng, "fps", None) or model.fps)
+    per_frame, j = [], 0
+    for e, t_set in events:
+        for _ in range(len(e.frames)):
+            s_j = int(round(j / fps * eng.samplerate))
+            j += 1
+            if s_j <= idx[-1]:
+                per_frame.append((t_set - float(tw[np.searchsorted(idx, s_j)])) * 1e3)
+    per_frame = np.array(per_frame)
     st = eng.stats
     t0 = st.t_started
     b = np.array(list(st.backlog))
@@ -94,6 +106,10 @@ def main(argv=None) -> int:
     for j, name in enumerate(("audio buffering", "model", "hand-over", "end to end")):
         c = rows[:, j]
         print(f"{name:>24} {np.percentile(c, 50):8.1f} {np.percentile(c, 95):8.1f} {c.max():8.1f}")
+    print(f"{'per frame (its sample':>24}")
+    print(f"{'written -> key set)':>24} {np.percentile(per_frame, 50):8.1f} "
+          f"{np.percentile(per_frame, 95):8.1f} {per_frame.max():8.1f}   "
+          f"(includes the algorithmic latency; {len(per_frame)} frames)")
     print("backlog (samples waiting when the worker woke), max per 10 s window:")
     for w0 in np.arange(0, b[-1, 0] - t0, 10.0):
         sel = b[(b[:, 0] - t0 >= w0) & (b[:, 0] - t0 < w0 + 10)]
