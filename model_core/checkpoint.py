@@ -11,12 +11,12 @@ import json
 import os
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_VERSION, ModelConfig
 from .errors import CheckpointError
+from .fileio import atomic_write
 from .frontend import frontend_feat_dim
 from .nn import StreamTalkerNet
 
@@ -62,19 +62,15 @@ def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
         if p.exists():
             raise FileExistsError(f"{p} already exists; choose a new name (checkpoints are "
                                   f"never overwritten)")
-    wpath.parent.mkdir(parents=True, exist_ok=True)
     state = {}
     for k, v in model.net.state_dict().items():
         v = v.detach().cpu().contiguous()
         state[k] = v.half() if (half and v.is_floating_point()) else v
     cfg = model.config.to_dict()
     cfg["format_version"] = FORMAT_VERSION
-    tmp_w = wpath.with_name(wpath.name + ".tmp")
-    tmp_c = cpath.with_name(cpath.name + ".tmp")
-    save_file(state, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
-    tmp_c.write_text(json.dumps(cfg, indent=2))
-    os.replace(tmp_w, wpath)
-    os.replace(tmp_c, cpath)
+    atomic_write(wpath, lambda tmp: save_file(state, str(tmp),
+                                              metadata={"format_version": str(FORMAT_VERSION)}))
+    atomic_write(cpath, lambda tmp: tmp.write_text(json.dumps(cfg, indent=2)))
     return wpath
 
 

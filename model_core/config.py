@@ -171,7 +171,8 @@ class ChunkGeometry:
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.sr = cfg.sample_rate
-        self.samples_per_frame = Fraction(cfg.sample_rate) / Fraction(cfg.fps).limit_denominator(1001)
+        self.fps = Fraction(cfg.fps).limit_denominator(1001)
+        self.samples_per_frame = Fraction(cfg.sample_rate) / self.fps
         self.lookahead_samples = int(round(cfg.lookahead_ms * cfg.sample_rate / 1000))
         self.hop, self.half_win, self.M = cfg.hop_length, cfg.win_length // 2, cfg.audio_context_frames
 
@@ -186,13 +187,12 @@ class ChunkGeometry:
     def mel_offset_s(self, n: int, k: int) -> float:
         """Time of the window's first mel frame relative to the chunk's last frame, seconds."""
         first = self.mel_end(n, k) - self.M
-        return float(first * self.hop / self.sr - (n + k - 1) / Fraction(self.cfg.fps).limit_denominator(1001))
+        return float(first * self.hop / self.sr - (n + k - 1) / self.fps)
 
     def frame_mel_pos(self, n: int, k: int) -> list[float]:
         """Fractional positions (in mel frames, within the window) of the chunk's k frames."""
         first = self.mel_end(n, k) - self.M
-        fps = Fraction(self.cfg.fps).limit_denominator(1001)
-        return [float((n + j) / fps * self.sr / self.hop - first) for j in range(k)]
+        return [float((n + j) / self.fps * self.sr / self.hop - first) for j in range(k)]
 
     def n_frames(self, n_samples: int) -> int:
         """Frames in ``n_samples`` of audio: round(duration * fps), halves rounded up."""

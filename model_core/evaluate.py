@@ -36,9 +36,7 @@ import fnmatch
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ import numpy as np
 
 from . import metrics as M
 from .arkit import ARKIT_52
+from .fileio import atomic_write
 
 __all__ = ["CHECKS", "EvalItem", "add_evaluate_parser", "build_eval_set", "cmd_evaluate",
            "default_inputs_dir", "evaluate_model", "evaluate_predictions", "evaluate_teacher",
@@ -192,8 +191,7 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     from .audio import load_audio
     from .data.align import load_transcript
 
-    from .metrics import _fps
-    f = _fps(fps)
+    f = M.check_fps(fps)
     root = Path(inputs_dir) if inputs_dir is not None else default_inputs_dir()
     if not root.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {root} is missing: {FETCH_HINT}")
@@ -709,20 +707,7 @@ def save_results(results: dict, path, *, force: bool = False) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} of the output file does not exist")
     text = json.dumps(_jsonable(results), indent=2, ensure_ascii=False, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        if not force and out.exists():
-            raise FileExistsError(f"{out} already exists; choose another name or pass --force")
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return out
+    return atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .arkit import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES
+from .fileio import atomic_write
 
 FORMATS = (".npz", ".csv", ".json")
 
@@ -36,14 +37,7 @@ def _atomic_write(path: Path, write_fn, overwrite: bool) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give a file name ending in "
                                 f"{', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, write_fn)
 
 
 def live_link_csv_text(frames: np.ndarray, names: list[str], fps: float) -> str:

@@ -57,13 +57,17 @@ class MelFrontend:
                 self.buf_start += drop
         return self.ring
 
+    def padded_whole(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
+        """Training: mel frames 0..n_frames-1 of a whole signal with M silence frames in
+        front, [M + n_frames, n_mels]; the window of a chunk with mel end ``e`` is
+        ``[e : e + M]``."""
+        pad = np.tile(self.logmel.silence_frame(), (self.M, 1))
+        return np.concatenate([pad, self.logmel.whole(samples, n_frames)])
+
     def offline_windows(self, samples: np.ndarray, m_ends: list[int], audio_ends: list[int]) -> np.ndarray:
         """Training: windows for many chunks of one whole signal, [len(m_ends), M, n_mels]."""
-        n = max(m_ends)
-        mel = self.logmel.whole(samples, n)
-        pad = np.tile(self.logmel.silence_frame(), (self.M, 1))
-        mel = np.concatenate([pad, mel])
-        return np.stack([mel[e:e + self.M] for e in m_ends])  # offset by the M-frame pad
+        mel = self.padded_whole(samples, max(m_ends))
+        return np.stack([mel[e:e + self.M] for e in m_ends])
 
     def state_sizes(self) -> dict[str, int]:
         """Element counts of every buffer the front end holds."""

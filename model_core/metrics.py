@@ -139,7 +139,8 @@ def _curves(x, what: str, allow_empty: bool = False) -> np.ndarray:
     return a
 
 
-def _fps(fps) -> float:
+def check_fps(fps) -> float:
+    """``fps`` as a float. Raises ValueError unless it is a finite number > 0."""
     try:
         f = float(fps)
     except (TypeError, ValueError):
@@ -177,7 +178,7 @@ def phone_frames(start_s: float, end_s: float, fps: float, n_frames: int,
     Returns:
         int64 [k] sorted frame indices (possibly empty).
     """
-    f = _fps(fps)
+    f = check_fps(fps)
     # smallest i with i / fps >= s, and smallest i with i / fps >= e (exclusive end);
     # the tolerance absorbs floating error in times that are exact multiples of 1/fps
     lo = int(math.ceil(start_s * f - 1e-6))
@@ -343,7 +344,7 @@ def bilabial_closures(pred, phones, fps, *, min_open_level: float = MIN_OPEN_LEV
         ValueError: as :func:`bilabial_closure_rate`.
     """
     x = _curves(pred, "pred")
-    f = _fps(fps)
+    f = check_fps(fps)
     ph = _phones(phones)
     n = x.shape[0]
     jaw = x[:, _JAW]
@@ -434,7 +435,7 @@ def open_vowel_jaw(pred, phones, fps) -> dict:
         ValueError: as :func:`bilabial_closure_rate`.
     """
     x = _curves(pred, "pred")
-    f = _fps(fps)
+    f = check_fps(fps)
     ph = _phones(phones)
     jaw = x[:, _JAW]
     open_m, speech_m = _open_and_speech_masks(ph, f, x.shape[0])
@@ -540,7 +541,7 @@ def blink_rate(pred, fps) -> float:
         ValueError: ``pred`` not ``[T, 52]``, empty or non-finite; bad fps.
     """
     x = _curves(pred, "pred")
-    f = _fps(fps)
+    f = check_fps(fps)
     return count_blinks(x) / (x.shape[0] / f / 60.0)
 
 

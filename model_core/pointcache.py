@@ -29,11 +29,12 @@ file is frame i of the sequence.)
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = ["write_pc2", "write_mdd", "read_pc2", "read_mdd", "write_point_cache"]
 
@@ -53,13 +54,11 @@ def _write(path, chunks, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} already exists (pass overwrite=True / --force)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "wb") as f:
-        for c in chunks:
-            f.write(c)
-    os.replace(tmp, p)
-    return p
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            for c in chunks:
+                f.write(c)
+    return atomic_write(p, write)
 
 
 def write_pc2(path, vertices, start_frame: float = 0.0, sample_rate: float = 1.0,

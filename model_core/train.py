@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +45,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .diffusion import DDPMNoiser
+from .fileio import atomic_write, read_toml
 from .model import StreamTalkerModel
 
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
@@ -62,12 +61,7 @@ def read_train_config(path: str | os.PathLike) -> dict:
         FileNotFoundError: no such file; ValueError: bad TOML or unknown [train] keys.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"training config not found: {p}")
-    try:
-        cfg = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p}: invalid TOML ({e})") from None
+    cfg = read_toml(p, "training config")
     unknown = set(cfg) - {"model", "data", "train"}
     if unknown:
         raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], [train]")
@@ -137,10 +131,8 @@ def _plot(csv_path: Path, png_path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = png_path.with_name(png_path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
@@ -152,7 +144,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     """
     from tqdm import tqdm
     from .data.corpus import CorpusStream
-    from .training import ChunkBatcher, fit_normalization
+    from .training import ChunkBatcher, fit_normalization, lr_at
 
     cfg = read_train_config(config_path)
     tr, data = cfg["train"], cfg["data"]
@@ -246,8 +238,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         name = f"step-{step:07d}"
         model.config.training = {**model.config.training, "steps": step}
         save_checkpoint(model, out / f"{name}.safetensors")
-        torch.save({"optimizer": opt.state_dict(), "step": step}, out / f".{name}.state.tmp")
-        os.replace(out / f".{name}.state.tmp", out / f"{name}.state.pt")
+        atomic_write(out / f"{name}.state.pt",
+                     lambda tmp: torch.save({"optimizer": opt.state_dict(), "step": step}, tmp))
 
     def validate() -> float:
         net.eval()
@@ -258,8 +250,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         return float(np.mean(vals)) if vals else float("nan")
 
     for step in bar:
-        lr = tr["lr"] * min(1.0, (step + 1) / max(1, tr["warmup"])) * \
-            0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
+        lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
         if stream is not None and (not captures or rng.random() < 0.7):

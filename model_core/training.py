@@ -81,20 +81,13 @@ class ChunkBatcher:
         if i not in self._feat_cache:
             u = self.utts[i]
             n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
-            self._feat_cache[i] = self._whole(u.samples, n)
+            self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
         return self._feat_cache[i]
-
-    def _whole(self, samples, n):
-        fe = self.frontend
-        mel = fe.logmel.whole(samples, n)
-        pad = np.tile(fe.logmel.silence_frame(), (self.cfg.audio_context_frames, 1))
-        return np.concatenate([pad, mel])
 
     def batch(self, batch_size: int, K: int | None = None) -> dict[str, torch.Tensor]:
         cfg, geo, M, H = self.cfg, self.geo, self.cfg.audio_context_frames, self.cfg.history_frames
         if K is None:
             K = cfg.chunk_frames if self.rng.random() < 0.5 else int(self.rng.integers(1, cfg.max_chunk_frames + 1))
-        D = cfg.dim
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
         utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=self.p)
         pretrained = cfg.speech_encoder is not None
@@ -152,6 +145,13 @@ def fit_normalization(model, utterances: list[Utterance], std_floor: float = 0.0
         net.encoder.mel_std.copy_(torch.from_numpy(np.maximum(mels.std(0), 1e-3)).float())
 
 
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Learning rate at ``step`` (0-based) of ``steps``: linear warm-up over ``warmup`` steps
+    times a cosine decay from ``lr`` to 0 (Loshchilov & Hutter, SGDR, 2017)."""
+    return lr * min(1.0, (step + 1) / max(1, warmup)) * \
+        0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
+
+
 def train_steps(model, batcher: ChunkBatcher, steps: int, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 0.01, warmup: int = 100, seed: int = 0,
                 optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
@@ -169,16 +169,16 @@ def train_steps(model, batcher: ChunkBatcher, steps: int, batch_size: int = 64, 
     history = []
     bar = tqdm(range(steps), disable=not progress, desc="train", unit="step")
     for step in bar:
-        scale = min(1.0, (step + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
+        step_lr = lr_at(step, steps, lr, warmup)
         for g in opt.param_groups:
-            g["lr"] = lr * scale
+            g["lr"] = step_lr
         losses = model.training_loss(batcher.batch(batch_size), noiser, gen)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         rec = {k: float(v.detach()) for k, v in losses.items()}
-        rec["lr"] = lr * scale
+        rec["lr"] = step_lr
         history.append(rec)
         if progress:
             bar.set_postfix(loss=f"{rec['loss']:.4f}")

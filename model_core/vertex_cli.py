@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write, read_toml
 
 __all__ = ["add_vertex_parsers", "run_vertex_training", "VERTEX_TRAIN_DEFAULTS"]
 
@@ -140,12 +141,7 @@ def run_vertex_training(config_path, progress: bool = False) -> Path:
     from .vertex.datasets import get_spec
 
     p = Path(config_path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config not found: {p}")
-    try:
-        cfg = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p}: bad TOML ({e})") from None
+    cfg = read_toml(p)
     base = p.parent
     data, codec_cfg = cfg.get("data", {}), cfg.get("codec", {})
     model_cfg, train = dict(cfg.get("model", {})), dict(VERTEX_TRAIN_DEFAULTS)
@@ -277,10 +273,7 @@ def cmd_retarget(args) -> int:
     if len(names) != K:
         raise ValueError(f"{len(names)} names for {K} shape keys")
     w, info = fit_shape_key_weights(verts, basis, deltas, return_info=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, weights=w, names=np.array(names))
-    tmp.replace(out)
+    atomic_write(out, lambda tmp: np.savez(tmp, weights=w, names=np.array(names)))
     print(f"{out}: weights [{w.shape[0]}, {w.shape[1]}], {info['n_bounded']} frames hit the "
           f"[0, 1] bounds, mean RMS residual {float(info['residual'].mean()):.4g}")
     return 0

@@ -29,6 +29,19 @@ def shape_key_data_path(key_name: str) -> str:
     return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
 
 
+def shape_keys_named(name: str):
+    """The shape-key datablock ``name`` (looked up by name: Python references do not
+    survive undo).
+
+    Raises:
+        ReferenceError: it was removed.
+    """
+    k = bpy.data.shape_keys.get(name)
+    if k is None:
+        raise ReferenceError(f"shape-key datablock '{name}' is gone")
+    return k
+
+
 def _slotted(action) -> bool:
     return hasattr(action, "slots") and hasattr(action, "layers")
 
@@ -149,10 +162,7 @@ class ShapeKeyActionWriter:
     # -- lookups (by name: Python references do not survive undo) -------------------------
     @property
     def key(self):
-        k = bpy.data.shape_keys.get(self.key_name)
-        if k is None:
-            raise ReferenceError(f"shape-key datablock '{self.key_name}' is gone")
-        return k
+        return shape_keys_named(self.key_name)
 
     @property
     def action(self):

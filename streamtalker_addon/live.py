@@ -100,10 +100,8 @@ class LiveSession:
 
     @property
     def key(self):
-        k = bpy.data.shape_keys.get(self.key_name)
-        if k is None:
-            raise ReferenceError(f"the shape keys '{self.key_name}' were removed")
-        return k
+        from .keyframes import shape_keys_named
+        return shape_keys_named(self.key_name)
 
     # -- record -------------------------------------------------------------------------------
     def start_record(self, scene) -> str:

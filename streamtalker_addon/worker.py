@@ -317,7 +317,7 @@ def start_job(job: GenerateJob, use_timer: bool = True) -> GenerateJob:
     Raises:
         RuntimeError: another job is running.
     """
-    global _active, _last
+    global _active
     if active_job() is not None:
         raise RuntimeError("a generation is already running")
     job.start()

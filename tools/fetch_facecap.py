@@ -35,7 +35,6 @@ mismatch, missing package ``pygltflib`` / ``meshopt``, decode error).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -64,20 +63,10 @@ LICENCE_NOTE = ("three.js 'Face Cap' head as bundled in the openfacefx 0.24.0 wh
 N_SHAPES = 52
 
 
-class FetchError(RuntimeError):
-    """A step of the fetch failed; the message says which and why."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fetch_inputs import FetchError  # noqa: E402  (shared with the speech fetcher)
+from fetch_inputs import _sha256_bytes as sha256_bytes  # noqa: E402
+from fetch_inputs import _sha256_file as sha256_file  # noqa: E402
 
 
 def download_wheel(dest: Path) -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import signal
 
 from ..audio import Resampler
+from ..fileio import atomic_write
 from ..training import Utterance
 
 FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
@@ -168,11 +169,12 @@ def _finish(job: Job, utt, out_dir: Path, fps: float, augment: bool) -> dict:
     if augment:
         x, aug = augment_audio(x, rng)
     name = f"utt_{job.index:06d}.npz"
-    tmp = out_dir / "utts" / f".{name}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, audio=np.round(x * 32767).astype(np.int16), frames=frames.astype(np.float16),
-                 fps=np.float64(fps), phones=json.dumps(utt.phones))
-    os.replace(tmp, out_dir / "utts" / name)
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, audio=np.round(x * 32767).astype(np.int16),
+                     frames=frames.astype(np.float16), fps=np.float64(fps),
+                     phones=json.dumps(utt.phones))
+    atomic_write(out_dir / "utts" / name, write)
     return {"file": f"utts/{name}", "text": job.text, "engine": job.engine, "voice": job.voice,
             "rate": job.rate, "pitch": job.pitch, "pitch_range": job.pitch_range,
             "duration_s": round(dur, 3), "frames": int(len(frames)), "augment": aug}

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from ..fileio import atomic_write
+
 
 class PCACodec:
     """A fitted PCA codec. Build with :meth:`fit` or :meth:`load`.
@@ -165,14 +167,11 @@ class PCACodec:
         p = Path(path)
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} already exists; choose a new name")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        save_file({"mean": self.mean, "components": self.components, "scale": self.scale,
-                   "explained_variance_ratio": self.explained_variance_ratio}, str(tmp),
-                  metadata={"kind": "pca", "n_vertices": str(self.n_vertices),
-                            "n_frames_fit": str(self.n_frames_fit)})
-        os.replace(tmp, p)
-        return p
+        return atomic_write(p, lambda tmp: save_file(
+            {"mean": self.mean, "components": self.components, "scale": self.scale,
+             "explained_variance_ratio": self.explained_variance_ratio}, str(tmp),
+            metadata={"kind": "pca", "n_vertices": str(self.n_vertices),
+                      "n_frames_fit": str(self.n_frames_fit)}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PCACodec":
