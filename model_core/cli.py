@@ -98,9 +98,12 @@ def cmd_make_dataset(args) -> int:
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train or fine-tune a model from a TOML config",
-                       description="Train (CPU or CUDA; multi-GPU with torchrun) as a TOML config says; "
+                       description="Train (CPU or CUDA; multi-GPU with torchrun) as a TOML config says, "
+                                   "on ARKit data ([data] corpus/captures) or vertex data "
+                                   "([data] vertices: VOCASET/BIWI, docs/vertex_training.md); "
                                    "resumes from the newest checkpoint in the run folder.")
-    p.add_argument("config", help="TOML file with [model], [data], [train] (see configs/default.toml)")
+    p.add_argument("config", help="TOML file with [model], [data], [train] (and [codec] for "
+                                  "vertex data); see configs/default.toml, configs/vocaset.toml")
     p.set_defaults(func=cmd_train)
 
 

@@ -1,7 +1,10 @@
 """``streamtalker train CONFIG.toml``: train or fine-tune a model, on CPU or CUDA, resumable,
-multi-GPU through ``torchrun`` (DistributedDataParallel).
+multi-GPU through ``torchrun`` (DistributedDataParallel). Two kinds of data, one loop:
+ARKit blendshape data (``[data] corpus`` / ``captures``) and vertex data sets
+(``[data] vertices``, VOCASET/BIWI; the model then runs in the latent space of a PCA codec
+fitted on the training split, see :mod:`model_core.vertex`).
 
-Config (TOML)::
+Config (TOML), ARKit blendshapes::
 
     [model]                 # ModelConfig fields (ignored when fine-tuning: init_from wins)
     fps = 30.0
@@ -25,6 +28,20 @@ Config (TOML)::
     resume = true           # continue from the newest checkpoint in `out`
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
+
+Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md``)::
+
+    [data]
+    vertices = "data/vocaset"   # vertices_npy/, wav/, templates.pkl
+    dataset = "vocaset"         # or "biwi"
+    split = "train"             # the training subjects (style i = i-th training subject)
+    val_split = "val"           # validation loss on these sequences ("" = none)
+    max_sequences = 0           # 0 = all (smoke runs: a few)
+    [codec]
+    components = 128            # PCA components (the model's channels)
+    max_frames = 50000          # frames used to fit the PCA
+    [model]                     # ModelConfig fields; fps, channels and n_styles are set
+    [train]                     # as above; checkpoints also get NAME.codec.safetensors
 
 Each style index is one data source (a corpus folder or a capture folder), in the order
 given. Checkpoints are written as ``out/step-NNNNNNN.safetensors`` (+ .json, + .state.pt with
@@ -52,37 +69,56 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02)
+DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
+                     dataset="vocaset", split="train", val_split="val", max_sequences=0)
+CODEC_DEFAULTS = dict(components=128, max_frames=50000)
 
 
 def read_train_config(path: str | os.PathLike) -> dict:
-    """Parse a training TOML file into {"model": {...}, "data": {...}, "train": {...}}.
+    """Parse a training TOML file into {"model", "data", "train", "codec"} dicts, defaults
+    filled in and relative paths resolved against the file's folder.
 
     Raises:
-        FileNotFoundError: no such file; ValueError: bad TOML or unknown [train] keys.
+        FileNotFoundError: no such file; ValueError: bad TOML, unknown sections or keys, or
+        vertex data mixed with ARKit data.
     """
     p = Path(path)
     cfg = read_toml(p, "training config")
-    unknown = set(cfg) - {"model", "data", "train"}
+    unknown = set(cfg) - {"model", "data", "train", "codec"}
     if unknown:
-        raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], [train]")
-    train = {**TRAIN_DEFAULTS, **cfg.get("train", {})}
-    bad = set(train) - set(TRAIN_DEFAULTS)
-    if bad:
-        raise ValueError(f"{p}: unknown [train] setting(s) {sorted(bad)}")
-    data = {"corpus": [], "captures": [], "val_fraction": 0.02, "pad_silence": True,
-            **cfg.get("data", {})}
-    if isinstance(data["corpus"], str):
-        data["corpus"] = [data["corpus"]]
-    if isinstance(data["captures"], str):
-        data["captures"] = [data["captures"]]
+        raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
+                         f"[train] (and [codec] for vertex data)")
+    sections = {}
+    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS),
+                           ("codec", CODEC_DEFAULTS)):
+        sec = {**defaults, **cfg.get(name, {})}
+        bad = set(sec) - set(defaults)
+        if bad:
+            raise ValueError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
+                             f"{sorted(defaults)}")
+        sections[name] = sec
+    train, data = sections["train"], sections["data"]
     base = p.parent
-    data["corpus"] = [str((base / c).resolve()) if not Path(c).is_absolute() else c for c in data["corpus"]]
-    data["captures"] = [str((base / c).resolve()) if not Path(c).is_absolute() else c for c in data["captures"]]
-    if not Path(train["out"]).is_absolute():
-        train["out"] = str((base / train["out"]).resolve())
-    if train["init_from"] and not Path(train["init_from"]).is_absolute():
-        train["init_from"] = str((base / train["init_from"]).resolve())
-    return {"model": cfg.get("model", {}), "data": data, "train": train}
+
+    def resolve(c: str) -> str:
+        return c if Path(c).is_absolute() else str((base / c).resolve())
+
+    for key in ("corpus", "captures"):
+        if isinstance(data[key], str):
+            data[key] = [data[key]]
+        data[key] = [resolve(c) for c in data[key]]
+    if data["vertices"]:
+        if data["corpus"] or data["captures"]:
+            raise ValueError(f"{p}: [data] vertices cannot be mixed with corpus/captures (a "
+                             f"vertex model and an ARKit model have different channels)")
+        data["vertices"] = resolve(data["vertices"])
+    elif "codec" in cfg:
+        raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
+    train["out"] = resolve(train["out"])
+    if train["init_from"]:
+        train["init_from"] = resolve(train["init_from"])
+    return {"model": cfg.get("model", {}), "data": data, "train": train,
+            "codec": sections["codec"]}
 
 
 def _sources(data: dict, fps: float) -> tuple[list, list]:
@@ -135,6 +171,117 @@ def _plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+class _Job:
+    """What differs between ARKit and vertex training: the model, the batches, the files.
+
+    Attributes: model (StreamTalkerModel), next_batch() -> batch dict, val_batches (list),
+    n_train (training utterances on this rank), save(path) writes a checkpoint (for vertex
+    data also NAME.codec.safetensors), data_record (for the checkpoint's training record).
+    """
+
+    def __init__(self, model, next_batch, val_batches, n_train, save, data_record):
+        self.model, self.next_batch, self.val_batches = model, next_batch, val_batches
+        self.n_train, self.save, self.data_record = n_train, save, data_record
+
+
+def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int) -> _Job:
+    """ARKit blendshape data: corpus folders (streamed, optionally silence-padded) and
+    capture folders."""
+    from .data.corpus import CorpusStream, load_utterance
+    from .training import ChunkBatcher, fit_normalization
+
+    tr, data = cfg["train"], cfg["data"]
+    if state_path is not None:
+        model = load_checkpoint(state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")), dev)
+    elif tr["init_from"]:
+        model = load_checkpoint(tr["init_from"], dev)
+        model.config.training = {**model.config.training, "fine_tuned_from": tr["init_from"]}
+    else:
+        model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
+    mcfg = model.config
+    files, captures = _sources(data, mcfg.fps)
+    n_sources = len(data["corpus"]) + len(data["captures"])
+    if n_sources > mcfg.n_styles:
+        raise ValueError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
+                         f"raise [model] n_styles")
+    rng = np.random.default_rng(tr["seed"])
+    idx = rng.permutation(len(files))
+    n_val = int(round(len(files) * data["val_fraction"]))
+    val_files = [files[i] for i in idx[:n_val]]
+    train_files = [files[i] for i in idx[n_val:]][rank::world]   # each rank its own part
+    if state_path is None and not tr["init_from"]:
+        sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
+        fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
+    stream = cap_batcher = None
+    if train_files:
+        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank,
+                              pad=bool(data["pad_silence"]))
+    if captures:
+        cap_batcher = ChunkBatcher(model, captures, seed=tr["seed"] + 7 + rank)
+
+    def next_batch():
+        if stream is not None and (cap_batcher is None or rng.random() < 0.7):
+            return stream.batch(tr["batch_size"])
+        return cap_batcher.batch(tr["batch_size"])
+
+    val_batches = []
+    if val_files:
+        vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
+        val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
+    return _Job(model, next_batch, val_batches, len(train_files) + len(captures),
+                lambda path: save_checkpoint(model, path),
+                {"corpus": data["corpus"], "captures": data["captures"]})
+
+
+def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int) -> _Job:
+    """Vertex data (VOCASET/BIWI): a PCA codec fitted on the training split (fresh runs),
+    speaker one-hot styles in split order, the model trained in the codec's latent space."""
+    from .training import ChunkBatcher
+    from .vertex import PCACodec, VertexModel, load_split
+    from .vertex.datasets import get_spec
+
+    tr, data, cc = cfg["train"], cfg["data"], cfg["codec"]
+    spec = get_spec(data["dataset"])
+    root = data["vertices"]
+    limit = int(data["max_sequences"]) or None
+    seqs = load_split(root, spec, data["split"], max_sequences=limit)
+    if not seqs:
+        raise ValueError(f"no {spec.name} sequences of split {data['split']!r} under {root}")
+    if rank == 0:
+        print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
+              f"at {spec.fps:g} fps from {root}")
+    if state_path is not None or tr["init_from"]:
+        src = state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")) \
+            if state_path is not None else tr["init_from"]
+        vm = VertexModel.load(src, dev)
+        if state_path is None:
+            vm.model.config.training = {**vm.model.config.training, "fine_tuned_from": src}
+        utts = vm.utterances(seqs)
+    else:
+        codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(cc["components"]),
+                             max_frames=cc["max_frames"], seed=int(tr["seed"]), device=dev)
+        if rank == 0:
+            print(codec.summary())
+        mcfg = dict(cfg["model"])
+        mcfg["training"] = {**mcfg.get("training", {}), "data": root}
+        vm = VertexModel.create(codec, list(spec.train_subjects), fps=spec.fps, dataset=spec.name,
+                                device=dev, seed=int(tr["seed"]), **mcfg)
+        utts = vm.prepare_training(seqs)
+    model = vm.model
+    batcher = ChunkBatcher(model, utts[rank::world], seed=int(tr["seed"]) + rank)
+    val_batches = []
+    if data["val_split"]:
+        vseqs = load_split(root, spec, data["val_split"], max_sequences=limit)
+        if vseqs:
+            vb = ChunkBatcher(model, vm.utterances(vseqs, unseen="unknown"), seed=12345)
+            val_batches = [vb.batch(tr["batch_size"], model.config.chunk_frames)
+                           for _ in range(tr["val_batches"])]
+        elif rank == 0:
+            print(f"no sequences of split {data['val_split']!r}: no validation loss")
+    return _Job(model, lambda: batcher.batch(tr["batch_size"]), val_batches, len(utts[rank::world]),
+                vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
+
+
 def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     """Train as the config says; returns the path of ``final.safetensors``.
 
@@ -143,11 +290,10 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         FileNotFoundError / ValueError: bad config or data.
     """
     from tqdm import tqdm
-    from .data.corpus import CorpusStream
-    from .training import ChunkBatcher, fit_normalization, lr_at
+    from .training import lr_at, optimizer_step
 
     cfg = read_train_config(config_path)
-    tr, data = cfg["train"], cfg["data"]
+    tr = cfg["train"]
     if tr["threads"]:
         torch.set_num_threads(int(tr["threads"]))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -169,41 +315,9 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
 
     state_path = _latest_state(out) if tr["resume"] else None
     torch.manual_seed(tr["seed"])
-    if state_path is not None:
-        model = load_checkpoint(state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")), dev)
-    elif tr["init_from"]:
-        model = load_checkpoint(tr["init_from"], dev)
-        model.config.training = {**model.config.training, "fine_tuned_from": tr["init_from"]}
-    else:
-        model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
+    job = (_vertex_job if cfg["data"]["vertices"] else _arkit_job)(cfg, dev, state_path, rank, world)
+    model, val_batches = job.model, job.val_batches
     mcfg = model.config
-    files, captures = _sources(data, mcfg.fps)
-    n_sources = len(data["corpus"]) + len(data["captures"])
-    if n_sources > mcfg.n_styles:
-        raise ValueError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
-                         f"raise [model] n_styles")
-    rng = np.random.default_rng(tr["seed"])
-    idx = rng.permutation(len(files))
-    n_val = int(round(len(files) * data["val_fraction"]))
-    val_files = [files[i] for i in idx[:n_val]]
-    train_files = [files[i] for i in idx[n_val:]]
-    # each rank streams a different part of the data
-    train_files = train_files[rank::world]
-    if state_path is None and not tr["init_from"]:
-        from .data.corpus import load_utterance
-        sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
-        fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
-    if train_files:
-        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank,
-                              pad=bool(data["pad_silence"]))
-        if captures:
-            cap_batcher = ChunkBatcher(model, captures, seed=tr["seed"] + 7 + rank)
-    else:
-        stream, cap_batcher = None, ChunkBatcher(model, captures, seed=tr["seed"] + rank)
-    val_batches = []
-    if val_files:
-        vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
-        val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
 
     net = model.net.train()
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
@@ -237,7 +351,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
             return
         name = f"step-{step:07d}"
         model.config.training = {**model.config.training, "steps": step}
-        save_checkpoint(model, out / f"{name}.safetensors")
+        job.save(out / f"{name}.safetensors")
         atomic_write(out / f"{name}.state.pt",
                      lambda tmp: torch.save({"optimizer": opt.state_dict(), "step": step}, tmp))
 
@@ -251,20 +365,10 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
 
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        if stream is not None and (not captures or rng.random() < 0.7):
-            batch = stream.batch(tr["batch_size"])
-        else:
-            batch = cap_batcher.batch(tr["batch_size"])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            losses = model.training_loss(batch, noiser, gen, net=ddp_net)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
+                                amp=use_amp)
         for k in acc:
-            acc[k] += float(losses[k].detach())
+            acc[k] += losses[k]
         n_acc += 1
         done = step + 1
         if rank == 0 and (done % tr["log_every"] == 0 or done == steps):
@@ -281,15 +385,14 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
                 _plot(csv_path, out / "losses.png")
     net.eval()
     if rank == 0:
-        hours = sum(1 for _ in train_files)
         model.config.training = {
             **model.config.training, "steps": steps, "batch_size": tr["batch_size"], "lr": tr["lr"],
             "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu ({os.cpu_count()} cores)",
             "gpus": world if dev.startswith("cuda") else 0,
-            "seconds_this_run": round(time.time() - t_start, 1), "train_files": hours,
-            "data": {"corpus": data["corpus"], "captures": data["captures"]},
+            "seconds_this_run": round(time.time() - t_start, 1), "train_files": job.n_train,
+            "data": job.data_record,
         }
-        save_checkpoint(model, final)
+        job.save(final)
         log.close()
         _plot(csv_path, out / "losses.png")
         (out / "summary.json").write_text(json.dumps(model.config.training, indent=2))

@@ -27,7 +27,7 @@ class Utterance:
 
     samples: float32 [N] mono 16 kHz speech; frames: float32 [T, D] targets in data space
     (ARKit weights in [0, 1]) at the model fps, T = round(N / 16000 * fps);
-    style: training identity index (0..n_styles-1).
+    style: training identity index (0..n_styles-1; n_styles = the learned unknown style).
     """
 
     samples: np.ndarray
@@ -152,13 +152,33 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
         0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
 
 
+def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
+                   generator: torch.Generator, lr: float, net=None, amp: bool = False) -> dict:
+    """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
+    :meth:`StreamTalkerModel.training_loss` on ``batch`` (through ``net``, e.g. a
+    DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
+    back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
+    (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
+    ``streamtalker train`` take."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        losses = model.training_loss(batch, noiser, generator, net=net)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+    opt.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
 def train_steps(model, batcher: ChunkBatcher, steps: int, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 0.01, warmup: int = 100, seed: int = 0,
-                optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
-                log_every: int = 0) -> list[dict]:
-    """Optimise the DDPM loss for ``steps`` steps (AdamW, linear warm-up, cosine decay,
-    gradient clipping at 1.0). Returns one dict of floats per step (``loss``, ``x0``,
-    ``velocity``, ``lr``). The model is left in eval mode."""
+                optimizer: torch.optim.Optimizer | None = None, progress: bool = False) -> list[dict]:
+    """Optimise the DDPM loss in memory for ``steps`` steps (AdamW, linear warm-up, cosine
+    decay, gradient clipping at 1.0; :func:`optimizer_step`), for small models built in code
+    (the tests' toy checkpoint). Runs from files, with checkpoints, resume and DDP, are
+    ``streamtalker train`` (:func:`model_core.train.run_training`). Returns one dict of
+    floats per step (``loss``, ``x0``, ``velocity``, ``lr``). The model is left in eval mode."""
     from tqdm import tqdm
 
     cfg = model.config
@@ -170,19 +190,9 @@ def train_steps(model, batcher: ChunkBatcher, steps: int, batch_size: int = 64, 
     bar = tqdm(range(steps), disable=not progress, desc="train", unit="step")
     for step in bar:
         step_lr = lr_at(step, steps, lr, warmup)
-        for g in opt.param_groups:
-            g["lr"] = step_lr
-        losses = model.training_loss(batcher.batch(batch_size), noiser, gen)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        rec = {k: float(v.detach()) for k, v in losses.items()}
+        rec = optimizer_step(model, batcher.batch(batch_size), opt, noiser, gen, step_lr)
         rec["lr"] = step_lr
         history.append(rec)
-        if progress:
-            bar.set_postfix(loss=f"{rec['loss']:.4f}")
-        if log_every and (step + 1) % log_every == 0 and not progress:
-            print(f"step {step + 1}/{steps} loss {rec['loss']:.4f}")
+        bar.set_postfix(loss=f"{rec['loss']:.4f}")
     net.eval()
     return history

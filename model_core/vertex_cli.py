@@ -1,7 +1,5 @@
 """``streamtalker`` subcommands for vertex-space models; :func:`add_vertex_parsers` adds them.
 
-* ``vertex-train CONFIG.toml``: load a VOCASET/BIWI split, fit the PCA codec, train the
-  latent model, write ``OUT/final.safetensors`` (+ ``.json``, ``.codec.safetensors``).
 * ``vertex-evaluate --checkpoint P --data DIR --dataset vocaset|biwi --lip-idx FILE
   --upper-idx FILE``: LVE / FDD / MVE per speaker and overall (``model_core.evaluate``).
 * ``retarget VERTS.npy --basis BASIS.npy --deltas DELTAS.npy -o weights.npz``: bounded
@@ -9,54 +7,25 @@
 * ``export-cache VERTS.npy -o out.pc2|out.mdd --fps F``: point caches for Blender's Mesh
   Cache modifier (``model_core.pointcache``).
 
-Vertex-train TOML::
-
-    [data]
-    root = "data/vocaset"        # FaceFormer layout: vertices_npy/, wav/, templates.pkl
-    dataset = "vocaset"          # or "biwi"
-    split = "train"
-    max_sequences = 0            # 0 = all (smoke runs: a few)
-    [codec]
-    components = 128
-    max_frames = 50000
-    [model]                      # ModelConfig fields (fps, channels and n_styles are set)
-    history_frames = 60
-    [train]
-    out = "runs/vocaset"
-    steps = 20000
-    batch_size = 64
-    lr = 1e-3
-    warmup = 500
-    seed = 0
-    device = "auto"              # cpu | cuda | auto
-    threads = 0
+Training on vertex data is ``streamtalker train CONFIG.toml`` with ``[data] vertices`` (one
+training loop for every kind of data: :mod:`model_core.train`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write, read_toml
+from .fileio import atomic_write
 
-__all__ = ["add_vertex_parsers", "run_vertex_training", "VERTEX_TRAIN_DEFAULTS"]
-
-VERTEX_TRAIN_DEFAULTS = dict(out="runs/vertex", steps=20000, batch_size=64, lr=1e-3, warmup=500,
-                             weight_decay=0.01, seed=0, device="auto", threads=0, log_every=100)
+__all__ = ["add_vertex_parsers"]
 
 
 def add_vertex_parsers(sub) -> None:
-    """Add ``vertex-train``, ``vertex-evaluate``, ``retarget`` and ``export-cache`` to an
-    argparse subparsers object; each sets ``func`` (args -> exit status)."""
-    p = sub.add_parser("vertex-train", help="train a vertex-space (VOCASET/BIWI) model",
-                       description="Fit the PCA codec and train the latent model from a TOML "
-                                   "config (see docs/vertex_training.md).")
-    p.add_argument("config", help="TOML file with [data], [codec], [model], [train]")
-    p.set_defaults(func=cmd_vertex_train)
-
+    """Add ``vertex-evaluate``, ``retarget`` and ``export-cache`` to an argparse subparsers
+    object; each sets ``func`` (args -> exit status)."""
     p = sub.add_parser("vertex-evaluate", help="LVE / FDD / MVE of a vertex model on a split")
     p.add_argument("--checkpoint", required=True, help="vertex checkpoint (NAME.safetensors)")
     p.add_argument("--data", required=True, help="data folder (vertices_npy/, wav/, templates.pkl)")
@@ -116,83 +85,6 @@ def _load_vertices(path) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"{p}: expected vertices [T, V, 3] or [T, 3V], got {a.shape}")
     return a
-
-
-def _device(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-# -- vertex-train -------------------------------------------------------------------------
-
-def run_vertex_training(config_path, progress: bool = False) -> Path:
-    """Run ``vertex-train``: returns the path of ``OUT/final.safetensors``.
-
-    Raises:
-        FileNotFoundError; FileExistsError (final checkpoint already there); ValueError
-        (bad TOML, unknown keys, no data).
-    """
-    import torch
-
-    from .training import ChunkBatcher, train_steps
-    from .vertex import PCACodec, VertexModel, load_split
-    from .vertex.datasets import get_spec
-
-    p = Path(config_path)
-    cfg = read_toml(p)
-    base = p.parent
-    data, codec_cfg = cfg.get("data", {}), cfg.get("codec", {})
-    model_cfg, train = dict(cfg.get("model", {})), dict(VERTEX_TRAIN_DEFAULTS)
-    unknown = set(cfg.get("train", {})) - set(train)
-    if unknown:
-        raise ValueError(f"{p}: unknown [train] setting(s) {sorted(unknown)}")
-    train.update(cfg.get("train", {}))
-    if "root" not in data:
-        raise ValueError(f"{p}: [data] root is required")
-    spec = get_spec(data.get("dataset", "vocaset"))
-    root = (base / data["root"]).resolve()
-    out = (base / train["out"]).resolve()
-    final = out / "final.safetensors"
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; choose a new [train] out")
-    if train["threads"]:
-        torch.set_num_threads(int(train["threads"]))
-    device = _device(train["device"])
-    seqs = load_split(root, spec, data.get("split", "train"),
-                      max_sequences=data.get("max_sequences") or None)
-    print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
-          f"at {spec.fps} fps from {root}")
-    codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(codec_cfg.get("components", 128)),
-                         max_frames=codec_cfg.get("max_frames", 50000), seed=int(train["seed"]),
-                         device=device)
-    print(codec.summary())
-    subjects = list(spec.train_subjects)
-    model_cfg.setdefault("training", {})
-    model_cfg["training"].update({"data": str(root), "steps": int(train["steps"])})
-    vm = VertexModel.create(codec, subjects, fps=spec.fps, dataset=spec.name, device=device,
-                            seed=int(train["seed"]), **model_cfg)
-    utts = vm.prepare_training(seqs)
-    print(f"model: {vm.model.parameter_count() / 1e6:.2f} M parameters, device {device}")
-    hist = train_steps(vm.model, ChunkBatcher(vm.model, utts, seed=int(train["seed"])),
-                       int(train["steps"]), batch_size=int(train["batch_size"]), lr=float(train["lr"]),
-                       weight_decay=float(train["weight_decay"]), warmup=int(train["warmup"]),
-                       seed=int(train["seed"]), progress=progress,
-                       log_every=int(train["log_every"]))
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "losses.csv", "w") as f:
-        f.write("step,loss,lr\n")
-        for i, h in enumerate(hist):
-            f.write(f"{i + 1},{h['loss']:.6f},{h['lr']:.6g}\n")
-    vm.model.to("cpu")
-    return vm.save(final)
-
-
-def cmd_vertex_train(args) -> int:
-    final = run_vertex_training(args.config, progress=sys.stderr.isatty())
-    print(f"trained vertex model: {final}")
-    return 0
 
 
 # -- vertex-evaluate ----------------------------------------------------------------------

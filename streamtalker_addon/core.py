@@ -56,8 +56,22 @@ def default_checkpoint_path() -> Path:
     return Path(model_core_module().checkpoint.DEFAULT_CHECKPOINT)
 
 
+def checkpoint_vertices(path: str | None) -> int | None:
+    """Mesh vertices a vertex checkpoint decodes to, or None for an ARKit checkpoint (and for
+    the bundled default, ``path`` None or ""). Reads only the JSON beside the weights.
+
+    Raises:
+        ModelCoreMissing; FileNotFoundError / model_core.CheckpointError: unreadable config.
+    """
+    if not path:
+        return None
+    vertex = importlib.import_module(model_core_module().__name__ + ".vertex")
+    return vertex.vertex_checkpoint_vertices(Path(os.path.expanduser(str(path))))
+
+
 def load_model_cached(path: str | None, device: str = "cpu"):
-    """``model_core.load_model(path, device)``, cached by (path, file mtime, device).
+    """``model_core.load_model(path, device)`` (for a vertex checkpoint
+    ``model_core.vertex.VertexModel.load``), cached by (path, file mtime, device).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 
@@ -81,7 +95,11 @@ def load_model_cached(path: str | None, device: str = "cpu"):
     with _lock:
         model = _models.get(key)
         if model is None:
-            model = mc.load_model(None if not path else p, device=device)
+            if checkpoint_vertices(path) is not None:
+                vertex = importlib.import_module(mc.__name__ + ".vertex")
+                model = vertex.VertexModel.load(p, device=device)
+            else:
+                model = mc.load_model(None if not path else p, device=device)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model

@@ -42,6 +42,32 @@ def shape_keys_named(name: str):
     return k
 
 
+def read_rig(obj) -> dict:
+    """A mesh's shape-key rig as arrays, for retargeting a vertex model (main thread).
+
+    Returns:
+        {"basis": float32 [V, 3] the reference key's coordinates (object space),
+         "deltas": float32 [K, V, 3] each other unmuted key minus its relative key (what
+         Blender adds per unit of the key's value), "names": [K] shape-key names}.
+    Raises:
+        ValueError: the mesh has no shape keys besides the basis.
+    """
+    key = obj.data.shape_keys
+    n = len(obj.data.vertices)
+    ref = key.reference_key if key is not None else None
+
+    def co(kb) -> np.ndarray:
+        a = np.empty(n * 3, np.float32)
+        kb.data.foreach_get("co", a)
+        return a.reshape(n, 3)
+
+    blocks = [kb for kb in key.key_blocks if kb != ref and not kb.mute] if key else []
+    if not blocks:
+        raise ValueError(f"mesh '{obj.name}' has no shape keys besides its basis to fit")
+    deltas = np.stack([co(kb) - co(kb.relative_key) for kb in blocks])
+    return {"basis": co(ref), "deltas": deltas, "names": [kb.name for kb in blocks]}
+
+
 def _slotted(action) -> bool:
     return hasattr(action, "slots") and hasattr(action, "layers")
 

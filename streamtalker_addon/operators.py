@@ -15,7 +15,7 @@ from bpy.types import Operator
 from . import audio_source, keyframes, worker
 from . import mapping as mapping_mod
 from .audio_source import SourceError
-from .core import ModelCoreMissing, arkit_names, default_checkpoint_path
+from .core import ModelCoreMissing, arkit_names, checkpoint_vertices, default_checkpoint_path
 from .properties import auto_fill_mapping, get_mapping, set_mapping, shape_key_names
 
 
@@ -159,11 +159,29 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
         source = audio_source.strip_source(scene, strip)
     else:
         source = audio_source.file_source(scene, s.filepath)
-    targets, unmatched = resolve_mapping(obj, channels)
-    if unmatched:
-        warnings.append(f"{len(unmatched)} of {len(channels)} channels have no shape key on "
-                        f"'{obj.name}' and are not keyed: {', '.join(unmatched)}")
     settings = model_settings(s, checkpoint)
+    try:
+        n_vertices = checkpoint_vertices(settings.checkpoint)
+    except (OSError, ValueError) as e:   # CheckpointError is a ValueError
+        raise SourceError(f"the model could not be loaded: {e}") from None
+    if n_vertices is not None:
+        # a vertex model: its meshes are fitted onto every unmuted shape key of the mesh
+        if len(obj.data.vertices) != n_vertices:
+            raise SourceError(f"mesh '{obj.name}' has {len(obj.data.vertices)} vertices but the "
+                              f"vertex model makes {n_vertices}-vertex meshes: choose a mesh "
+                              f"with the training data's topology (e.g. FLAME, 5023, for "
+                              f"VOCASET) or an ARKit checkpoint")
+        try:
+            settings.rig = keyframes.read_rig(obj)
+        except ValueError as e:
+            raise SourceError(str(e)) from None
+        targets = {name: name for name in settings.rig["names"]}
+        unmatched = []
+    else:
+        targets, unmatched = resolve_mapping(obj, channels)
+        if unmatched:
+            warnings.append(f"{len(unmatched)} of {len(channels)} channels have no shape key "
+                            f"on '{obj.name}' and are not keyed: {', '.join(unmatched)}")
     return Plan(obj, targets, unmatched, source, settings, warnings)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.types import Panel, UIList
 
-from . import audio_source, keyframes, worker
+from . import audio_source, core, keyframes, worker
 
 
 class STREAMTALKER_UL_mapping(UIList):
@@ -104,6 +104,16 @@ class STREAMTALKER_PT_target(_Base, Panel):
                 layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
 
 
+def _vertex_model_size(checkpoint: str) -> int | None:
+    """Vertices of the chosen vertex checkpoint, None for ARKit ones or unreadable paths."""
+    if not checkpoint:
+        return None
+    try:
+        return core.checkpoint_vertices(bpy.path.abspath(checkpoint))
+    except Exception:   # drawing never fails; Generate reports the problem
+        return None
+
+
 class STREAMTALKER_PT_model(_Base, Panel):
     bl_label = "Model"
     bl_parent_id = "STREAMTALKER_PT_main"
@@ -115,6 +125,10 @@ class STREAMTALKER_PT_model(_Base, Panel):
         layout.prop(s, "model_source", text="")
         if s.model_source == "FILE":
             layout.prop(s, "checkpoint", text="")
+            n = _vertex_model_size(s.checkpoint)
+            if n:
+                layout.label(text=f"Vertex model ({n} vertices): fitted onto the shape keys",
+                             icon="MOD_MESHDEFORM")
         col = layout.column(align=True)
         col.prop(s, "device")
         col.prop(s, "steps")

@@ -19,6 +19,7 @@ themselves.
 from __future__ import annotations
 
 import atexit
+import importlib
 import queue
 import threading
 import time
@@ -44,6 +45,9 @@ class ModelSettings:
         device: "cpu" or "cuda".
         seed: sampling seed. style: identity index or None. steps: DDIM steps or None.
         strengths: {region: factor} (see :func:`mapping.apply_strength`).
+        rig: for a vertex checkpoint, the mesh's rig from :func:`keyframes.read_rig`
+            (basis [V, 3], deltas [K, V, 3], names [K]): the vertex frames are fitted onto
+            these shape keys (``model_core.retarget``); None for ARKit checkpoints.
     """
 
     checkpoint: str = ""
@@ -52,6 +56,7 @@ class ModelSettings:
     style: int | None = None
     steps: int | None = None
     strengths: dict = field(default_factory=dict)
+    rig: dict | None = None
 
 
 def friendly_error(e: BaseException) -> str:
@@ -100,9 +105,21 @@ class Worker(threading.Thread):
             except FileNotFoundError as e:
                 raise SourceError(f"the model could not be loaded: {e}") from None
             samples = self.source.read()
-            self.out.put(("model", list(model.channel_names)))
-            session = model.stream(seed=s.seed, style=s.style, steps=s.steps,
-                                   fps=self.source.fps)
+            kw = dict(seed=s.seed, style=s.style, steps=s.steps, fps=self.source.fps)
+            if s.rig is not None:  # a vertex model: fit its meshes onto the rig's keys
+                if not hasattr(model, "codec"):
+                    raise SourceError("internal error: a rig was read for an ARKit model")
+                retarget = importlib.import_module(model_core_module().__name__ + ".retarget")
+                session = retarget.RetargetSession(
+                    model.stream(s.rig["basis"], **kw),
+                    retarget.ShapeKeyRetargeter(s.rig["basis"], s.rig["deltas"]))
+                self.out.put(("model", list(s.rig["names"])))
+            else:
+                if hasattr(model, "codec"):
+                    raise SourceError("a vertex model needs the mesh's shape keys read first; "
+                                      "run Generate from the panel")
+                session = model.stream(**kw)
+                self.out.put(("model", list(model.channel_names)))
             n = len(samples)
             for i in range(0, n, PUSH_BLOCK):
                 if self.cancel_event.is_set():

@@ -4,6 +4,7 @@ training and sampling in vertex space, the streaming contract, save/load, evalua
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 from pathlib import Path
 
@@ -268,13 +269,16 @@ def test_vertex_evaluate_cli(voca, trained, tmp_path, capsys):
     assert r["overall"]["n_sequences"] == 2 and r["overall"]["lve"] >= 0
 
 
-def test_vertex_train_cli(voca, tmp_path):
-    from model_core.vertex_cli import run_vertex_training
-    cfg = tmp_path / "v.toml"
-    cfg.write_text(f"""
+def _vertex_config(path, voca, steps, **extra):
+    """A small `streamtalker train` config on the VOCASET fixture; ``extra``: [train] keys."""
+    train = {"out": "run", "steps": steps, "batch_size": 4, "warmup": 1, "device": "cpu",
+             "log_every": 1, "save_every": 2, "val_batches": 1, **extra}
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in train.items())
+    path.write_text(f"""
 [data]
-root = "{voca}"
+vertices = "{voca}"
 dataset = "vocaset"
+val_split = "test"
 [codec]
 components = 4
 [model]
@@ -286,30 +290,83 @@ encoder_channels = 16
 history_frames = 8
 sample_steps = 2
 [train]
-out = "run"
-steps = 2
-batch_size = 4
-warmup = 1
-device = "cpu"
+{lines}
 """)
-    final = run_vertex_training(cfg)
-    assert final == tmp_path / "run" / "final.safetensors" and codec_path(final).is_file()
-    assert VertexModel.load(final).codec.n_components == 4
+    return path
+
+
+def test_train_on_vertex_data_resumes_and_never_overwrites(voca, tmp_path):
+    """`streamtalker train` with [data] vertices: the PCA codec is fitted, checkpoints carry
+    their codec, the validation loss is computed on held-out speakers (unknown style), a
+    stopped run resumes from its newest checkpoint, and a finished run is never replaced."""
+    import csv
+    from model_core.cli import main
+    from model_core.train import run_training
+    cfg = _vertex_config(tmp_path / "v.toml", voca, steps=3)
+    final = run_training(cfg, progress=False)
+    run = tmp_path / "run"
+    assert final == run / "final.safetensors" and codec_path(final).is_file()
+    assert codec_path(run / "step-0000002.safetensors").is_file()
+    vm = VertexModel.load(final)
+    assert vm.codec.n_components == 4 and vm.subjects == list(VOCASET.train_subjects)
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[1]["val_loss"]) > 0 and np.isfinite(float(rows[2]["val_loss"]))
     with pytest.raises(FileExistsError):
-        run_vertex_training(cfg)
+        run_training(cfg, progress=False)
+    # stop after step 2 (remove the final files) and go on to 4 steps: resumes at step 2
+    for f in run.glob("final*"):
+        f.unlink()
+    before = VertexModel.load(run / "step-0000002.safetensors").codec.components.copy()
+    cfg2 = _vertex_config(tmp_path / "v2.toml", voca, steps=4)
+    assert main(["train", str(cfg2)]) == 0
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "3", "4"]
+    resumed = VertexModel.load(run / "final.safetensors")
+    np.testing.assert_array_equal(resumed.codec.components, before)   # codec kept, not refitted
+    assert resumed.model.config.training["steps"] == 4
+
+
+def test_train_config_errors_name_the_setting(voca, tmp_path):
+    from model_core.train import run_training
+    bad = _vertex_config(tmp_path / "b.toml", voca, steps=1)
+    bad.write_text(bad.read_text().replace('dataset = "vocaset"', 'dataset = "vocaset"\ncorpus = ["x"]'))
+    with pytest.raises(ValueError, match="cannot be mixed"):
+        run_training(bad, progress=False)
+    bad.write_text(_vertex_config(tmp_path / "c.toml", voca, 1).read_text().replace("[codec]", "[codec]\nfoo = 1"))
+    with pytest.raises(ValueError, match=r"unknown \[codec\] setting"):
+        run_training(bad, progress=False)
+    bad.write_text(_vertex_config(tmp_path / "d.toml", voca, 1).read_text().replace('split = "test"', 'split = "nope"'))
+    with pytest.raises(ValueError, match="nope"):
+        run_training(bad, progress=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch on this machine")
-def test_train_and_sample_on_cuda(voca):
-    from model_core.training import ChunkBatcher, train_steps
-    seqs = load_split(voca, "vocaset", "train")
-    codec = PCACodec.fit([s.offsets for s in seqs], n_components=6, device="cuda")
-    vm = VertexModel.create(codec, list(VOCASET.train_subjects), device="cuda", history_frames=8)
-    utts = vm.prepare_training(seqs)
-    hist = train_steps(vm.model, ChunkBatcher(vm.model, utts), 10, batch_size=8, warmup=2)
-    assert all(np.isfinite(h["loss"]) for h in hist)
-    s = seqs[0]
+def test_train_and_sample_on_cuda(voca, tmp_path):
+    """`streamtalker train` on vertex data on the GPU (codec fit, bf16 autocast, checkpoints),
+    then whole-file and streamed sampling on the GPU give the same frames."""
+    import csv
+    from model_core.train import run_training
+    final = run_training(_vertex_config(tmp_path / "cuda.toml", voca, steps=10, device="cuda"),
+                         progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "losses.csv")))
+    assert len(rows) == 10 and all(np.isfinite(float(r["loss"])) for r in rows)
+    vm = VertexModel.load(final, device="cuda")
+    assert next(vm.model.net.parameters()).is_cuda
+    s = load_split(voca, "vocaset", "train")[0]
     whole = vm.generate(s.samples, SR, s.template, seed=0, style=0)
     sess = vm.stream(s.template, seed=0, style=0)
     parts = [sess.push(s.samples[i:i + 777]) for i in range(0, len(s.samples), 777)] + [sess.flush()]
     assert whole.shape[1:] == (V, 3) and np.array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("name", ["vocaset", "biwi"])
+def test_shipped_vertex_configs_parse(name):
+    """configs/vocaset.toml and configs/biwi.toml use only known settings and point at the
+    documented data folders."""
+    from model_core.train import read_train_config
+    root = Path(__file__).resolve().parents[1]
+    cfg = read_train_config(root / "configs" / f"{name}.toml")
+    assert cfg["data"]["dataset"] == name
+    assert Path(cfg["data"]["vertices"]) == root / "data" / {"vocaset": "vocaset", "biwi": "BIWI"}[name]
+    assert Path(cfg["train"]["out"]) == root / "runs" / name

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from ..checkpoint import checkpoint_paths, load_checkpoint, read_config, save_checkpoint
 from ..config import ModelConfig
+from ..errors import CheckpointError
 from ..model import StreamTalkerModel
 from ..training import Utterance, fit_normalization
 from .codec import PCACodec
@@ -31,6 +32,24 @@ def codec_path(path: str | os.PathLike) -> Path:
     """``NAME.codec.safetensors`` for a checkpoint path ``NAME[.safetensors|.json]``."""
     w, _ = checkpoint_paths(path)
     return w.with_name(w.name[:-len(".safetensors")] + ".codec.safetensors")
+
+
+def vertex_checkpoint_vertices(path: str | os.PathLike) -> int | None:
+    """How many mesh vertices a vertex checkpoint decodes to, or None when ``path`` is an
+    ordinary (ARKit) checkpoint (no ``NAME.codec.safetensors`` beside it). Reads only the
+    JSON config; loads no weights.
+
+    Raises:
+        FileNotFoundError / CheckpointError: as :func:`model_core.checkpoint.read_config`.
+    """
+    if not codec_path(path).is_file():
+        return None
+    cfg = read_config(path)
+    n = cfg.training.get("vertex", {}).get("n_vertices")
+    if cfg.output_kind != "latent" or not n:
+        raise CheckpointError(f"{checkpoint_paths(path)[1]}: has a codec file beside it but is "
+                              f"not a vertex model (output_kind {cfg.output_kind!r})")
+    return int(n)
 
 
 class VertexSession:
@@ -123,21 +142,31 @@ class VertexModel:
         raise ValueError(f"style must be a subject name, an index or None, got {style!r}")
 
     # -- training ------------------------------------------------------------------------
-    def utterances(self, sequences) -> list[Utterance]:
+    def utterances(self, sequences, unseen: str = "error") -> list[Utterance]:
         """:class:`VertexSequence` list -> training :class:`Utterance` list whose frames are
         the codec latents [T, D] (style: the subject's index in ``subjects``).
 
+        Args:
+            unseen: what a subject not in ``subjects`` gets: ``"error"`` (training data) or
+                ``"unknown"`` (the learned unknown style, index ``n_styles``; validation data
+                of held-out speakers).
+
         Raises:
-            ValueError: a sequence without audio or of a subject not in ``subjects``.
+            ValueError: a sequence without audio, or of a subject not in ``subjects`` when
+            ``unseen="error"``.
         """
         out = []
         for s in sequences:
             if s.samples is None:
                 raise ValueError(f"{s.name}: loaded without audio")
-            if s.subject not in self.subjects:
-                raise ValueError(f"{s.name}: subject {s.subject!r} is not a training subject")
-            out.append(Utterance(s.samples, self.codec.encode(s.offsets),
-                                 self.subjects.index(s.subject)))
+            if s.subject in self.subjects:
+                style = self.subjects.index(s.subject)
+            elif unseen == "unknown":
+                style = self.model.config.n_styles
+            else:
+                raise ValueError(f"{s.name}: subject {s.subject!r} is not a training subject "
+                                 f"of this model ({self.subjects})")
+            out.append(Utterance(s.samples, self.codec.encode(s.offsets), style))
         return out
 
     def prepare_training(self, sequences) -> list[Utterance]:

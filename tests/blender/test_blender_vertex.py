@@ -1,0 +1,96 @@
+"""Generate with a vertex checkpoint: the model's meshes are fitted onto the mesh's own
+shape keys (bounded least squares, ``model_core.retarget``) and keyed like an ARKit run;
+a mesh of another topology gets a clear error and nothing is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path
+
+V, K = 60, 4
+
+
+@pytest.fixture(scope="module")
+def vertex_rig_and_checkpoint(tmp_path_factory):
+    """(basis [V, 3], deltas [K, V, 3], names, checkpoint path): a small rig and a small
+    (untrained: the test is about the pipeline) vertex model whose codec spans it."""
+    from model_core.vertex import PCACodec, VertexModel
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(V, 3)).astype(np.float32)
+    deltas = (0.05 * rng.normal(size=(K, V, 3))).astype(np.float32)
+    w = rng.uniform(0, 1, size=(400, K)).astype(np.float32)
+    offsets = np.einsum("tk,kvc->tvc", w, deltas)
+    codec = PCACodec.fit([offsets], n_components=K)
+    vm = VertexModel.create(codec, ["speaker"], fps=30.0, d_model=32, head_dim=32,
+                            predictor_ff=64, head_ff=64, encoder_channels=16, history_frames=8,
+                            sample_steps=2)
+    path = vm.save(tmp_path_factory.mktemp("vertex") / "rig_model.safetensors")
+    return basis, deltas, [f"key{k}" for k in range(K)], path
+
+
+def _rig_mesh(bpy, basis, deltas, names):
+    mesh = bpy.data.meshes.new("VertexFace")
+    mesh.from_pydata([tuple(v) for v in basis], [], [])
+    obj = bpy.data.objects.new("VertexFace", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.shape_key_add(name="Basis")
+    for name, d in zip(names, deltas):
+        kb = obj.shape_key_add(name=name, from_mix=False)
+        kb.data.foreach_set("co", (basis + d).ravel())
+    muted = obj.shape_key_add(name="muted", from_mix=False)
+    muted.mute = True
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, bpy_mod,
+                                                                   vertex_rig_and_checkpoint):
+    import model_core as mc
+    from model_core.retarget import fit_shape_key_weights
+    from model_core.vertex import VertexModel
+    from streamtalker_addon import audio_source
+
+    bpy = bpy_mod
+    basis, deltas, names, path = vertex_rig_and_checkpoint
+    scene = empty_scene
+    scene.render.fps = 25
+    obj = _rig_mesh(bpy, basis, deltas, names)
+    strip = add_strip(scene, "speech", speech_path(), 5)
+    s = scene.streamtalker
+    s.model_source, s.checkpoint, s.seed = "FILE", str(path), 2
+
+    assert bpy.ops.streamtalker.generate() == {"FINISHED"}
+    job = pump()
+    assert job.state == "finished", job.error
+    keys = keyed(obj.data.shape_keys)
+    assert sorted(keys) == names                      # every unmuted key, not the muted one
+    frames = np.arange(strip.frame_final_start, strip.frame_final_end, dtype=np.float32)
+    samples = audio_source.strip_source(scene, strip).read()
+    verts = VertexModel.load(path).generate(samples, mc.MODEL_SAMPLE_RATE, basis, seed=2, fps=25.0)
+    expected = fit_shape_key_weights(verts, basis, deltas)
+    assert expected.shape == (len(frames), K)
+    for k, name in enumerate(names):
+        co = keys[name]
+        assert np.array_equal(co[:, 0], frames), name
+        assert co[:, 1].min() >= 0.0 and co[:, 1].max() <= 1.0, name
+        np.testing.assert_allclose(co[:, 1], expected[:, k], atol=1e-5, err_msg=name)
+    assert np.ptp(expected) > 0.05                    # the weights move: a real fit, not 0s
+
+
+def test_vertex_checkpoint_on_another_topology_is_refused(empty_scene, bpy_mod,
+                                                          vertex_rig_and_checkpoint):
+    bpy = bpy_mod
+    *_, path = vertex_rig_and_checkpoint
+    scene = empty_scene
+    head = import_facecap(bpy)
+    bpy.context.view_layer.objects.active = head
+    add_strip(scene, "speech", speech_path(), 1)
+    key = head.data.shape_keys
+    before = key.animation_data.action
+    s = scene.streamtalker
+    s.model_source, s.checkpoint = "FILE", str(path)
+    with pytest.raises(RuntimeError, match=f"has 2694 vertices but the vertex model makes {V}-vertex"):
+        bpy.ops.streamtalker.generate()
+    assert head.data.shape_keys.animation_data.action == before
