@@ -4,8 +4,12 @@
 
 Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAudio pipe
 source at real-time pace (tests/virtual_mic.py); model_core.live.LiveEngine captures it via
-ALSA ``pulse`` -> PortAudio; a consumer loop standing in for the add-on's drain timer (every
-1/60 s) takes the frames and "sets" the newest one. Per chunk of frames:
+ALSA ``pulse`` -> PortAudio. The consumer is, by default, the add-on itself: the ``bpy``
+module with streamtalker_addon registered, the real Face Cap head, ``live.start_live`` and
+the add-on's ``live.drain`` timer callback called every 1/60 s (timers do not fire in the
+``bpy`` module), which sets the head's 52 shape-key values to the newest frame.
+``--consumer loop`` uses a bare loop over ``LiveEngine.poll`` instead (no Blender). Per
+chunk of frames:
 
 * end to end: the write time of the audio sample that completed the chunk (the writer logs
   (samples written, time) per 10 ms block; capture is lossless so capture index = write
@@ -32,15 +36,77 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+class LoopConsumer:
+    """A bare loop over LiveEngine.poll standing in for the add-on's timer."""
+    name = "poll loop"
+
+    def __init__(self, model, checkpoint, device):
+        from model_core.live import LiveEngine
+        self.engine = LiveEngine(model, device=device, ring_s=4.0)
+        self.engine.start()
+        self.events = []
+
+    def drain(self):
+        evs = self.engine.poll()
+        if evs:
+            t_set = time.monotonic()
+            self.engine.applied(evs, t_set)
+            self.events += [(e, t_set) for e in evs]
+
+    def stop(self):
+        self.engine.stop()
+
+
+class BlenderConsumer:
+    """The add-on's Live on the real Face Cap head: ``live.start_live`` + ``live.drain``."""
+    name = "Blender add-on drain, Face Cap head"
+
+    def __init__(self, model, checkpoint, device):
+        sys.path.insert(0, str(ROOT / "tests" / "blender"))
+        from bl_helpers import import_bpy, import_facecap
+        bpy = import_bpy()
+        import streamtalker_addon
+        from streamtalker_addon import live
+        if not hasattr(bpy.types.Scene, "streamtalker"):
+            streamtalker_addon.register()
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        scene = bpy.context.scene
+        scene.render.fps, scene.render.fps_base = round(model.fps), 1.0
+        head = import_facecap(bpy)
+        bpy.context.view_layer.objects.active = head
+        if checkpoint:
+            scene.streamtalker.model_source = "FILE"
+            scene.streamtalker.checkpoint = str(checkpoint)
+        self.live, self.events = live, []
+        self.session = live.start_live(bpy.context, device=device, use_timer=False, ring_s=4.0)
+        self.engine = self.session.engine
+        applied = self.engine.applied
+
+        def record(evs, t_set=None):   # called by the add-on's drain after the keys are set
+            t_set = time.monotonic() if t_set is None else t_set
+            self.events += [(e, t_set) for e in evs]
+            applied(evs, t_set)
+
+        self.engine.applied = record
+
+    def drain(self):
+        self.live.drain()
+
+    def stop(self):
+        self.live.stop_live()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of speech (default 60)")
     ap.add_argument("--checkpoint", default=None, help="model (default: the bundled one)")
     ap.add_argument("--drain-hz", type=float, default=60.0, help="consumer rate (default 60)")
+    ap.add_argument("--consumer", choices=["blender", "loop"], default="blender",
+                    help="blender: the add-on's drain on the Face Cap head (default); "
+                         "loop: a bare poll loop")
     args = ap.parse_args(argv)
 
     import model_core as mc
-    from model_core.live import LiveEngine
     import virtual_mic
 
     why = virtual_mic.missing()
@@ -53,22 +119,19 @@ def main(argv=None) -> int:
     speech = np.tile(speech, reps)[:int(args.seconds * 16000)]
     model = mc.load_model(args.checkpoint)
 
-    rows, backlog = [], []
+    rows = []
     with tempfile.TemporaryDirectory() as d, virtual_mic.VirtualMic(Path(d)) as mic:
-        eng = LiveEngine(model, device=mic.device, ring_s=4.0)
-        eng.start()
+        consumer = (BlenderConsumer if args.consumer == "blender" else LoopConsumer)(
+            model, args.checkpoint, mic.device)
+        eng = consumer.engine
         mic.start_writer(speech, lead_s=1.0, tail_s=1.0)
         t_end = time.monotonic() + 1.0 + args.seconds + 1.5
         period = 1.0 / args.drain_hz
-        events = []
         while time.monotonic() < t_end and eng.running:
             time.sleep(period)
-            evs = eng.poll()
-            if evs:
-                t_set = time.monotonic()
-                eng.applied(evs, t_set)
-                events += [(e, t_set) for e in evs]
-        eng.stop()
+            consumer.drain()
+        consumer.stop()
+        events = consumer.events
         written = np.array(mic.written, np.float64)
         if eng.state == "failed":
             print(f"bench_live: {eng.error}", file=sys.stderr)
@@ -98,7 +161,7 @@ def main(argv=None) -> int:
     b = np.array(list(st.backlog))
     print(f"live benchmark: {args.seconds:g} s of LibriVox speech through the virtual "
           f"microphone, model {args.checkpoint or 'default'}, device {eng.device_name!r} at "
-          f"{eng.samplerate:g} Hz, consumer at {args.drain_hz:g} Hz")
+          f"{eng.samplerate:g} Hz, consumer: {consumer.name} at {args.drain_hz:g} Hz")
     print(f"chunks {len(rows)}, frames {st.frames}, dropped audio {st.dropped_s:.3f} s, "
           f"status flags {st.status_flags}; algorithmic latency (chunk + look-ahead) "
           f"{eng.latency_ms:.0f} ms on top")

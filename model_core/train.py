@@ -6,7 +6,8 @@ fitted on the training split, see :mod:`model_core.vertex`).
 
 Config (TOML), ARKit blendshapes::
 
-    [model]                 # ModelConfig fields (ignored when fine-tuning: init_from wins)
+    [model]                 # ModelConfig fields; when fine-tuning (init_from) or resuming only
+                            # TUNABLE_MODEL_SETTINGS may differ from the checkpoint
     fps = 30.0
     [data]
     corpus = ["data/corpus-default"]   # folders from `streamtalker make-dataset`
@@ -72,6 +73,48 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0)
 CODEC_DEFAULTS = dict(components=128, max_frames=50000)
+#: [model] settings a fine-tune (init_from) or a resumed run may change: they do not change
+#: the network's weights or shapes. Every other [model] setting must match the checkpoint.
+TUNABLE_MODEL_SETTINGS = ("chunk_frames", "sample_steps", "eta", "guidance", "lip_temperature",
+                          "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
+                          "history_noise")
+
+
+def apply_model_settings(model, settings: dict, source) -> dict:
+    """Apply a config's ``[model]`` settings to a model loaded from ``source`` (the
+    ``init_from`` checkpoint or the run's newest checkpoint when resuming).
+
+    Settings in :data:`TUNABLE_MODEL_SETTINGS` replace the checkpoint's (e.g. a fine-tune
+    that makes 3-frame chunks the session default, which also makes the training batches
+    use K = 3 half of the time); any other setting must equal the checkpoint's. Returns
+    {setting: (old, new)} for the ones that changed.
+
+    Raises:
+        ValueError: an unknown setting, an architecture setting that differs from the
+        checkpoint (naming both values), or an invalid value.
+    """
+    cfg = model.config
+    changed = {}
+    for key, value in settings.items():
+        if key == "training":
+            continue
+        if not hasattr(cfg, key):
+            raise ValueError(f"unknown [model] setting {key!r}")
+        old = getattr(cfg, key)
+        if old == value:
+            continue
+        if key not in TUNABLE_MODEL_SETTINGS:
+            raise ValueError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
+                             f"changes the network, so it cannot change when fine-tuning or "
+                             f"resuming: remove it from [model], or train from scratch "
+                             f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)})")
+        setattr(cfg, key, value)
+        changed[key] = (old, value)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ValueError(f"[model]: {e}") from None
+    return changed
 
 
 def read_train_config(path: str | os.PathLike) -> dict:
@@ -191,11 +234,13 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     from .training import ChunkBatcher, fit_normalization
 
     tr, data = cfg["train"], cfg["data"]
-    if state_path is not None:
-        model = load_checkpoint(state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")), dev)
-    elif tr["init_from"]:
-        model = load_checkpoint(tr["init_from"], dev)
-        model.config.training = {**model.config.training, "fine_tuned_from": tr["init_from"]}
+    if state_path is not None or tr["init_from"]:
+        src = state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")) \
+            if state_path is not None else tr["init_from"]
+        model = load_checkpoint(src, dev)
+        if state_path is None:
+            model.config.training = {**model.config.training, "fine_tuned_from": src}
+        apply_model_settings(model, cfg["model"], src)
     else:
         model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
     mcfg = model.config
@@ -256,6 +301,7 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
         vm = VertexModel.load(src, dev)
         if state_path is None:
             vm.model.config.training = {**vm.model.config.training, "fine_tuned_from": src}
+        apply_model_settings(vm.model, cfg["model"], src)
         utts = vm.utterances(seqs)
     else:
         codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(cc["components"]),

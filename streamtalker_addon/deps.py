@@ -1,6 +1,7 @@
 """The Python packages the model needs, installed into the extension's own user folder.
 
-Blender's Python has numpy but not torch, scipy, soxr, soundfile, safetensors or tqdm.
+Blender's Python has numpy but not torch, scipy, soxr, soundfile, safetensors, tqdm or
+sounddevice (Live; on Linux it also needs the OS package libportaudio2).
 torch's CPU wheel alone is about 200 MB per platform, so the extension zip does not bundle
 wheels; instead the add-on's preferences have an **Install Dependencies** button that runs
 Blender's own pip (``sys.executable -m pip``) in a background thread:
@@ -39,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 
 #: Import names the model needs that Blender does not ship.
-MODULES = ("torch", "scipy", "soxr", "soundfile", "safetensors", "tqdm")
+MODULES = ("torch", "scipy", "soxr", "soundfile", "safetensors", "tqdm", "sounddevice")
 #: Pinned torch (the CPU build) and where it comes from.
 TORCH_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -50,6 +51,7 @@ REQUIREMENTS = (
     "scipy==1.17.1",
     "soxr==1.1.0",
     "soundfile==0.14.0",
+    "sounddevice==0.5.6",   # Live; on Linux PortAudio itself comes from the OS (libportaudio2)
     "cffi==2.1.1",
     "pycparser==3.12",
     "safetensors==0.8.0",

@@ -114,6 +114,25 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     assert ft.config.training["fine_tuned_from"].endswith("step-0000006.safetensors")
 
 
+def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
+    """A fine-tune may set the chunk size (and other sampling/training-only settings) in
+    [model]; the result keeps them. Architecture settings that differ are refused by name."""
+    cfg = _write_cfg(tmp_path / "k.toml", corpus, tmp_path / "k3", steps=1,
+                     init_from=str(toy_checkpoint))
+    base = mc.load_model(toy_checkpoint).config
+    new_k = 3 if base.chunk_frames != 3 else 2
+    body = cfg.read_text().replace("n_styles = 2", f"n_styles = {base.n_styles}\n"
+                                   f"chunk_frames = {new_k}\nsample_steps = 3")
+    cfg.write_text(body)
+    ft = mc.load_model(run_training(cfg, progress=False))
+    assert (ft.config.chunk_frames, ft.config.sample_steps) == (new_k, 3)
+    assert ft.config.d_model == base.d_model
+    cfg.write_text(body.replace("sample_steps = 3", f"d_model = {base.d_model * 2}")
+                   .replace(str(tmp_path / "k3"), str(tmp_path / "k4")))
+    with pytest.raises(ValueError, match=r"\[model\] d_model = .* differs from .*train from scratch"):
+        run_training(cfg, progress=False)
+
+
 def test_train_config_errors(tmp_path, corpus):
     p = tmp_path / "bad.toml"
     p.write_text("[train]\nstepz = 3\n")
