@@ -6,8 +6,9 @@ Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAud
 source at real-time pace (tests/virtual_mic.py); model_core.live.LiveEngine captures it via
 ALSA ``pulse`` -> PortAudio. The consumer is, by default, the add-on itself: the ``bpy``
 module with streamtalker_addon registered, the real Face Cap head, ``live.start_live`` and
-the add-on's ``live.drain`` timer callback called every 1/60 s (timers do not fire in the
-``bpy`` module), which sets the head's 52 shape-key values to the newest frame.
+the add-on's ``live.drain`` timer callback called every ``live.DRAIN_INTERVAL`` (5 ms;
+timers do not fire in the ``bpy`` module), which sets the head's 52 shape-key values to the
+newest frame.
 ``--consumer loop`` uses a bare loop over ``LiveEngine.poll`` instead (no Blender). Per
 chunk of frames:
 
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of speech (default 60)")
     ap.add_argument("--checkpoint", default=None, help="model (default: the bundled one)")
-    ap.add_argument("--drain-hz", type=float, default=60.0, help="consumer rate (default 60)")
+    ap.add_argument("--drain-hz", type=float, default=None,
+                    help="consumer rate (default: the add-on's, 1 / live.DRAIN_INTERVAL)")
     ap.add_argument("--consumer", choices=["blender", "loop"], default="blender",
                     help="blender: the add-on's drain on the Face Cap head (default); "
                          "loop: a bare poll loop")
@@ -108,6 +110,9 @@ def main(argv=None) -> int:
 
     import model_core as mc
     import virtual_mic
+    if args.drain_hz is None:
+        from streamtalker_addon.live import DRAIN_INTERVAL
+        args.drain_hz = 1.0 / DRAIN_INTERVAL
 
     why = virtual_mic.missing()
     if why:
