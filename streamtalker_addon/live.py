@@ -396,7 +396,7 @@ class STREAMTALKER_PT_live(Panel):
             layout.progress(factor=lvl, type="BAR", text=f"Input {st.level_db:.0f} dB")
             col = layout.column(align=True)
             col.label(text=f"Latency {st.latency_ms:.0f} ms "
-                           f"(+ {sess.engine.latency_ms:.0f} ms model look-ahead)")
+                           f"(+ up to {sess.engine.latency_ms:.0f} ms chunk and look-ahead)")
             col.label(text=f"Dropped audio {st.dropped_s:.2f} s")
             col.label(text=f"Device: {sess.engine.device_name}", icon="OUTLINER_DATA_SPEAKER")
         else:
