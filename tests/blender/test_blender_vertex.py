@@ -94,3 +94,17 @@ def test_vertex_checkpoint_on_another_topology_is_refused(empty_scene, bpy_mod,
     with pytest.raises(RuntimeError, match=f"has 2694 vertices but the vertex model makes {V}-vertex"):
         bpy.ops.streamtalker.generate()
     assert head.data.shape_keys.animation_data.action == before
+
+
+def test_live_with_a_vertex_checkpoint_says_so(empty_scene, bpy_mod, vertex_rig_and_checkpoint):
+    from streamtalker_addon import live
+    from streamtalker_addon.audio_source import SourceError
+    bpy = bpy_mod
+    *_, path = vertex_rig_and_checkpoint
+    head = import_facecap(bpy)
+    bpy.context.view_layer.objects.active = head
+    s = empty_scene.streamtalker
+    s.model_source, s.checkpoint = "FILE", str(path)
+    with pytest.raises(SourceError, match="Live needs an ARKit checkpoint"):
+        live.start_live(bpy.context, use_timer=False)
+    assert live.active_session() is None
