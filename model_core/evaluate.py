@@ -737,11 +737,13 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
         the new subparser.
     """
     p = sub.add_parser(
-        "evaluate", help="lip-sync metrics on the real test speech",
+        "evaluate", help="lip-sync metrics on the real test speech (or LVE/FDD/MVE)",
         description="Evaluate a checkpoint on the real speech in inputs/ (fetched by "
                     "tools/fetch_inputs.py): jawOpen correlation with the teacher reference, "
                     "bilabial closure, open-vowel jaw, per-channel MAE, blink rate and seed "
-                    "diversity, with the must-hold checks. Prints a Markdown table.")
+                    "diversity, with the must-hold checks. Prints a Markdown table. A vertex "
+                    "checkpoint is evaluated on a VOCASET/BIWI split instead: LVE, FDD and "
+                    "MVE per speaker and overall (first seed of --seeds).")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--checkpoint", default=None,
                      help="model checkpoint (.safetensors with its .json); default: the "
@@ -762,6 +764,8 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when a must-hold check fails")
+    from .vertex_cli import add_vertex_eval_arguments
+    add_vertex_eval_arguments(p)
     p.set_defaults(func=cmd_evaluate)
     return p
 
@@ -791,6 +795,14 @@ def cmd_evaluate(args) -> int:
             raise FileExistsError(f"{out} already exists; choose another name or pass --force")
         if not out.parent.is_dir():
             raise FileNotFoundError(f"folder {out.parent} of the output file does not exist")
+    from .vertex import vertex_checkpoint_vertices
+    from .vertex_cli import VERTEX_EVAL_REQUIRED, vertex_evaluate
+    if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+        return vertex_evaluate(args, seeds[0], out)
+    given = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if getattr(args, k, None)]
+    if given:
+        raise ValueError(f"{' '.join(given)} are for vertex checkpoints; "
+                         f"{args.checkpoint or 'the bundled model'} is an ARKit model")
     inputs = Path(args.inputs) if args.inputs else default_inputs_dir()
     if not inputs.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")

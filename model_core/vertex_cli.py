@@ -1,7 +1,8 @@
 """``streamtalker`` subcommands for vertex-space models; :func:`add_vertex_parsers` adds them.
 
-* ``vertex-evaluate --checkpoint P --data DIR --dataset vocaset|biwi --lip-idx FILE
-  --upper-idx FILE``: LVE / FDD / MVE per speaker and overall (``model_core.evaluate``).
+* ``evaluate --checkpoint P --data DIR --dataset vocaset|biwi --lip-idx FILE --upper-idx
+  FILE`` with a vertex checkpoint: LVE / FDD / MVE per speaker and overall
+  (:func:`vertex_evaluate`; the options come from :func:`add_vertex_eval_arguments`).
 * ``retarget VERTS.npy --basis BASIS.npy --deltas DELTAS.npy -o weights.npz``: bounded
   least squares onto shape keys (``model_core.retarget``).
 * ``export-cache VERTS.npy -o out.pc2|out.mdd --fps F``: point caches for Blender's Mesh
@@ -20,35 +21,37 @@ import numpy as np
 
 from .fileio import atomic_write
 
-__all__ = ["add_vertex_parsers"]
+__all__ = ["add_vertex_eval_arguments", "add_vertex_parsers", "vertex_evaluate"]
+
+
+def add_vertex_eval_arguments(p) -> None:
+    """The vertex-model options of ``streamtalker evaluate`` (an argument group on ``p``)."""
+    g = p.add_argument_group("vertex checkpoints (VOCASET/BIWI): LVE, FDD, MVE per speaker")
+    g.add_argument("--data", default=None,
+                   help="data folder (vertices_npy/, wav/, templates.pkl)")
+    g.add_argument("--dataset", default=None, choices=["vocaset", "biwi"])
+    g.add_argument("--split", default="test",
+                   help="split (default test; BIWI: test_a | test_b | val)")
+    g.add_argument("--lip-idx", default=None,
+                   help="lip vertex indices: BIWI regions/lve.txt, FLAME_masks.pkl, or .npy")
+    g.add_argument("--upper-idx", default=None,
+                   help="upper-face vertex indices: BIWI regions/fdd.txt, FLAME_masks.pkl, .npy")
+    g.add_argument("--lip-keys", default="lips", help="keys of a .pkl mask file (default lips)")
+    g.add_argument("--upper-keys", default="forehead+eye_region",
+                   help="keys of a .pkl mask file, '+'-joined (default forehead+eye_region)")
+    g.add_argument("--style", default="own",
+                   help="'own' (the subject's style if it was trained on, else unknown), "
+                        "'unknown', a subject name or an index")
+    g.add_argument("--max-sequences", type=int, default=None)
+
+
+VERTEX_EVAL_REQUIRED = ("data", "dataset", "lip_idx", "upper_idx")
 
 
 def add_vertex_parsers(sub) -> None:
-    """Add ``vertex-evaluate``, ``retarget`` and ``export-cache`` to an argparse subparsers
-    object; each sets ``func`` (args -> exit status)."""
-    p = sub.add_parser("vertex-evaluate", help="LVE / FDD / MVE of a vertex model on a split")
-    p.add_argument("--checkpoint", required=True, help="vertex checkpoint (NAME.safetensors)")
-    p.add_argument("--data", required=True, help="data folder (vertices_npy/, wav/, templates.pkl)")
-    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"])
-    p.add_argument("--split", default="test",
-                   help="split (default test; BIWI: test_a | test_b | val)")
-    p.add_argument("--lip-idx", required=True,
-                   help="lip vertex indices: BIWI regions/lve.txt, FLAME_masks.pkl, or .npy")
-    p.add_argument("--upper-idx", required=True,
-                   help="upper-face vertex indices: BIWI regions/fdd.txt, FLAME_masks.pkl, .npy")
-    p.add_argument("--lip-keys", default="lips", help="keys of a .pkl mask file (default lips)")
-    p.add_argument("--upper-keys", default="forehead+eye_region",
-                   help="keys of a .pkl mask file, '+'-joined (default forehead+eye_region)")
-    p.add_argument("--style", default="own",
-                   help="'own' (the subject's style if it was trained on, else unknown), "
-                        "'unknown', a subject name or an index")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-sequences", type=int, default=None)
-    p.add_argument("-o", "--output", default=None, help="also write the results as JSON")
-    p.set_defaults(func=cmd_vertex_evaluate)
-
+    """Add ``retarget`` and ``export-cache`` to an argparse subparsers object; each sets
+    ``func`` (args -> exit status). Vertex evaluation is ``streamtalker evaluate`` with a
+    vertex checkpoint (:func:`add_vertex_eval_arguments`, :func:`vertex_evaluate`)."""
     p = sub.add_parser("retarget", help="vertex sequence -> shape-key weights (bounded LSQ)")
     p.add_argument("vertices", help=".npy float [T, V, 3] (or [T, 3V])")
     p.add_argument("--basis", required=True,
@@ -87,11 +90,27 @@ def _load_vertices(path) -> np.ndarray:
     return a
 
 
-# -- vertex-evaluate ----------------------------------------------------------------------
+# -- evaluate (vertex checkpoints) ---------------------------------------------------------
 
-def cmd_vertex_evaluate(args) -> int:
+def vertex_evaluate(args, seed: int, out: Path | None) -> int:
+    """``streamtalker evaluate`` for a vertex checkpoint: generate every sequence of the split
+    (``args.checkpoint``, ``args.data``, ``args.dataset``, ``args.split``, ``args.style``,
+    ``args.steps``, ``args.device``, ``args.max_sequences``) with ``seed`` and print LVE, FDD
+    and MVE per speaker and overall (``model_core.metrics``); write JSON to ``out`` (the
+    caller has checked it may be written). Returns 0.
+
+    Raises:
+        ValueError: a required option missing (named); FileNotFoundError: data, regions or
+        checkpoint files missing.
+    """
     from .evaluate import evaluate_vertices
     from .vertex import VertexModel, load_region, load_split
+
+    missing = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if not getattr(args, k)]
+    if missing:
+        raise ValueError(f"{args.checkpoint} is a vertex checkpoint: evaluating it needs "
+                         f"{' '.join(missing)} (a VOCASET/BIWI folder and its lip and "
+                         f"upper-face regions; docs/vertex_training.md)")
 
     vm = VertexModel.load(args.checkpoint, device=args.device)
     seqs = load_split(args.data, args.dataset, args.split, max_sequences=args.max_sequences)
@@ -107,14 +126,14 @@ def cmd_vertex_evaluate(args) -> int:
             style = None
         else:
             style = int(args.style) if args.style.isdigit() else args.style
-        pred = vm.generate(s.samples, 16000, s.template, seed=args.seed, style=style, **kw)
+        pred = vm.generate(s.samples, 16000, s.template, seed=seed, style=style, **kw)
         T = min(len(pred), len(s.vertices))
         d = by_subject.setdefault(s.subject, ([], [], []))
         d[0].append(pred[:T])
         d[1].append(s.vertices[:T])
         d[2].append(s.template)
     results = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
-               "speakers": {}}
+               "seed": seed, "speakers": {}}
     allp, allg, allt = [], [], []
     for subj, (p, g, t) in sorted(by_subject.items()):
         results["speakers"][subj] = evaluate_vertices(p, g, t, lip, upper)["overall"]
@@ -128,10 +147,9 @@ def cmd_vertex_evaluate(args) -> int:
         print(f"{name:<28} {r['n_sequences']:>5} {r['n_frames']:>7} {r['lve']:>12.4e} "
               f"{r['fdd']:>12.4e} {r['mve']:>12.4e}")
     print("LVE, FDD: squared native units; MVE: native units")
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
+    if out is not None:
+        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2)))
+        print(f"{out}: LVE / FDD / MVE of {results['overall']['n_sequences']} sequences")
     return 0
 
 

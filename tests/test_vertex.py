@@ -251,22 +251,26 @@ def test_save_load(voca, trained):
         path.with_name("moved.bin").rename(codec_path(path))
 
 
-def test_vertex_evaluate_cli(voca, trained, tmp_path, capsys):
-    from model_core.vertex_cli import add_vertex_parsers
+def test_evaluate_cli_on_a_vertex_checkpoint(voca, trained, tmp_path, capsys):
+    """`streamtalker evaluate` with a vertex checkpoint prints LVE/FDD/MVE per speaker and
+    overall, writes JSON without replacing an existing file, and names missing options."""
+    from model_core.cli import main
     _, path = trained
     np.savetxt(tmp_path / "lve.txt", LIPS, fmt="%d")
     np.savetxt(tmp_path / "fdd.txt", UPPER, fmt="%d")
-    ap = argparse.ArgumentParser()
-    add_vertex_parsers(ap.add_subparsers(dest="command"))
-    args = ap.parse_args(["vertex-evaluate", "--checkpoint", str(path), "--data", str(voca),
-                          "--dataset", "vocaset", "--lip-idx", str(tmp_path / "lve.txt"),
-                          "--upper-idx", str(tmp_path / "fdd.txt"), "-o", str(tmp_path / "r.json")])
-    assert args.func(args) == 0
+    argv = ["evaluate", "--checkpoint", str(path), "--data", str(voca), "--dataset", "vocaset",
+            "--lip-idx", str(tmp_path / "lve.txt"), "--upper-idx", str(tmp_path / "fdd.txt"),
+            "-o", str(tmp_path / "r.json")]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert VOCA_TEST in out and "overall" in out and "LVE" in out
-    import json
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["overall"]["n_sequences"] == 2 and r["overall"]["lve"] >= 0
+    assert r["overall"]["n_sequences"] == 2 and r["overall"]["lve"] >= 0 and r["seed"] == 0
+    assert main(argv) == 2                                   # exists: never replaced
+    assert "already exists" in capsys.readouterr().err
+    assert main(argv[:5] + ["--dataset", "vocaset"]) == 2   # regions missing: named
+    err = capsys.readouterr().err
+    assert "--lip-idx --upper-idx" in err and "vertex checkpoint" in err
 
 
 def _vertex_config(path, voca, steps, **extra):
