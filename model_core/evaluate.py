@@ -780,7 +780,9 @@ def cmd_evaluate(args) -> int:
         FileExistsError: ``-o`` exists without ``--force`` (checked before any work).
         FileNotFoundError: inputs missing (run ``tools/fetch_inputs.py``), checkpoint or
             output folder missing.
-        ValueError: bad ``--seeds`` / ``--steps`` / ``--items``.
+        ValueError: bad ``--seeds`` / ``--steps`` / ``--items``; vertex options with an ARKit
+            model, or a vertex checkpoint without them (see
+            :func:`model_core.vertex_cli.vertex_evaluate`).
         model_core.errors.CheckpointError: the checkpoint cannot be loaded.
     """
     seeds = _parse_seeds(args.seeds)

@@ -190,6 +190,36 @@ def _latest_state(out: Path) -> Path | None:
     return states[-1] if states else None
 
 
+def _state_step(state_path: Path) -> int:
+    """The step of ``step-NNNNNNN.state.pt``."""
+    return int(state_path.name.split(".")[0].split("-")[1])
+
+
+def _set_aside_incomplete(out: Path, step0: int) -> list[Path]:
+    """Rename the files of checkpoints newer than ``step0`` that have no ``.state.pt`` (a run
+    stopped while saving them) to ``NAME.interrupted-N.EXT``, so the resumed run can save
+    that step again; nothing is deleted. Returns the new paths."""
+    moved = []
+    for f in sorted(out.glob("step-*")):
+        stem = f.name.split(".")[0]
+        if ".interrupted-" in f.name:
+            continue
+        try:
+            step = int(stem.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if step > step0 and not (out / f"{stem}.state.pt").exists():
+            n = 1
+            while (dest := f.with_name(f"{stem}.interrupted-{n}{f.name[len(stem):]}")).exists():
+                n += 1
+            f.rename(dest)
+            moved.append(dest)
+    if moved:
+        print(f"set aside {len(moved)} file(s) of an interrupted save: "
+              f"{', '.join(p.name for p in moved)}")
+    return moved
+
+
 def _plot(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -218,7 +248,7 @@ class _Job:
     """What differs between ARKit and vertex training: the model, the batches, the files.
 
     Attributes: model (StreamTalkerModel), next_batch() -> batch dict, val_batches (list),
-    n_train (training utterances on this rank), save(path) writes a checkpoint (for vertex
+    n_train (training utterances, all ranks), save(path) writes a checkpoint (for vertex
     data also NAME.codec.safetensors), data_record (for the checkpoint's training record).
     """
 
@@ -227,9 +257,10 @@ class _Job:
         self.n_train, self.save, self.data_record = n_train, save, data_record
 
 
-def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int) -> _Job:
+def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
+               data_seed: int) -> _Job:
     """ARKit blendshape data: corpus folders (streamed, optionally silence-padded) and
-    capture folders."""
+    capture folders. ``data_seed`` seeds this rank's example draws (see :func:`run_training`)."""
     from .data.corpus import CorpusStream, load_utterance
     from .training import ChunkBatcher, fit_normalization
 
@@ -247,8 +278,11 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     files, captures = _sources(data, mcfg.fps)
     n_sources = len(data["corpus"]) + len(data["captures"])
     if n_sources > mcfg.n_styles:
+        how = ("raise [model] n_styles" if state_path is None and not tr["init_from"] else
+               "a fine-tune or a resumed run cannot add identities: use at most "
+               f"{mcfg.n_styles} data source(s), or train from scratch")
         raise ValueError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
-                         f"raise [model] n_styles")
+                         f"{how}")
     rng = np.random.default_rng(tr["seed"])
     idx = rng.permutation(len(files))
     n_val = int(round(len(files) * data["val_fraction"]))
@@ -259,13 +293,14 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     stream = cap_batcher = None
     if train_files:
-        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=tr["seed"] + rank,
+        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
                               pad=bool(data["pad_silence"]))
     if captures:
-        cap_batcher = ChunkBatcher(model, captures, seed=tr["seed"] + 7 + rank)
+        cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7)
+    mix = np.random.default_rng(data_seed)
 
     def next_batch():
-        if stream is not None and (cap_batcher is None or rng.random() < 0.7):
+        if stream is not None and (cap_batcher is None or mix.random() < 0.7):
             return stream.batch(tr["batch_size"])
         return cap_batcher.batch(tr["batch_size"])
 
@@ -273,25 +308,34 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     if val_files:
         vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
         val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
-    return _Job(model, next_batch, val_batches, len(train_files) + len(captures),
+    return _Job(model, next_batch, val_batches, len(files) - n_val + len(captures),
                 lambda path: save_checkpoint(model, path),
                 {"corpus": data["corpus"], "captures": data["captures"]})
 
 
-def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int) -> _Job:
-    """Vertex data (VOCASET/BIWI): a PCA codec fitted on the training split (fresh runs),
-    speaker one-hot styles in split order, the model trained in the codec's latent space."""
+#: [model] settings a vertex run sets itself (from the data set and the codec).
+VERTEX_SET_SETTINGS = ("fps", "channel_names", "output_kind", "n_styles")
+
+
+def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
+                data_seed: int) -> _Job:
+    """Vertex data (VOCASET/BIWI): a PCA codec fitted on the training split (fresh runs; on
+    the CPU under DDP, so every rank gets the same codec), speaker one-hot styles in split
+    order, the model trained in the codec's latent space."""
     from .training import ChunkBatcher
     from .vertex import PCACodec, VertexModel, load_split
     from .vertex.datasets import get_spec
 
     tr, data, cc = cfg["train"], cfg["data"], cfg["codec"]
+    fixed = sorted(set(cfg["model"]) & set(VERTEX_SET_SETTINGS))
+    if fixed:
+        raise ValueError(f"[model] {', '.join(fixed)}: set from the data set and the codec for "
+                         f"vertex data (VOCASET 30 fps, BIWI 25 fps; one style per training "
+                         f"speaker); remove them from [model]")
     spec = get_spec(data["dataset"])
     root = data["vertices"]
     limit = int(data["max_sequences"]) or None
     seqs = load_split(root, spec, data["split"], max_sequences=limit)
-    if not seqs:
-        raise ValueError(f"no {spec.name} sequences of split {data['split']!r} under {root}")
     if rank == 0:
         print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
               f"at {spec.fps:g} fps from {root}")
@@ -305,7 +349,8 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
         utts = vm.utterances(seqs)
     else:
         codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(cc["components"]),
-                             max_frames=cc["max_frames"], seed=int(tr["seed"]), device=dev)
+                             max_frames=cc["max_frames"], seed=int(tr["seed"]),
+                             device=dev if world == 1 else "cpu")
         if rank == 0:
             print(codec.summary())
         mcfg = dict(cfg["model"])
@@ -314,17 +359,20 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                                 device=dev, seed=int(tr["seed"]), **mcfg)
         utts = vm.prepare_training(seqs)
     model = vm.model
-    batcher = ChunkBatcher(model, utts[rank::world], seed=int(tr["seed"]) + rank)
+    batcher = ChunkBatcher(model, utts[rank::world], seed=data_seed)
     val_batches = []
     if data["val_split"]:
-        vseqs = load_split(root, spec, data["val_split"], max_sequences=limit)
+        try:
+            vseqs = load_split(root, spec, data["val_split"], max_sequences=limit)
+        except ValueError as e:   # e.g. only the training speakers were downloaded
+            vseqs = []
+            if rank == 0:
+                print(f"no validation loss: {e}")
         if vseqs:
             vb = ChunkBatcher(model, vm.utterances(vseqs, unseen="unknown"), seed=12345)
             val_batches = [vb.batch(tr["batch_size"], model.config.chunk_frames)
                            for _ in range(tr["val_batches"])]
-        elif rank == 0:
-            print(f"no sequences of split {data['val_split']!r}: no validation loss")
-    return _Job(model, lambda: batcher.batch(tr["batch_size"]), val_batches, len(utts[rank::world]),
+    return _Job(model, lambda: batcher.batch(tr["batch_size"]), val_batches, len(utts),
                 vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
 
 
@@ -360,8 +408,14 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     state_path = _latest_state(out) if tr["resume"] else None
-    torch.manual_seed(tr["seed"])
-    job = (_vertex_job if cfg["data"]["vertices"] else _arkit_job)(cfg, dev, state_path, rank, world)
+    step0 = _state_step(state_path) if state_path is not None else 0
+    if rank == 0:
+        _set_aside_incomplete(out, step0)
+    torch.manual_seed(tr["seed"] + step0)
+    # a resumed run draws new examples, not the first run's again
+    data_seed = int(tr["seed"]) + rank + 1_000_003 * step0
+    job = (_vertex_job if cfg["data"]["vertices"] else _arkit_job)(cfg, dev, state_path, rank,
+                                                                   world, data_seed)
     model, val_batches = job.model, job.val_batches
     mcfg = model.config
 
@@ -369,7 +423,6 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
         if world > 1 else net
     opt = torch.optim.AdamW(net.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
-    step0 = 0
     if state_path is not None:
         st = torch.load(state_path, map_location=dev, weights_only=False)
         opt.load_state_dict(st["optimizer"])

@@ -95,13 +95,14 @@ def _load_vertices(path) -> np.ndarray:
 def vertex_evaluate(args, seed: int, out: Path | None) -> int:
     """``streamtalker evaluate`` for a vertex checkpoint: generate every sequence of the split
     (``args.checkpoint``, ``args.data``, ``args.dataset``, ``args.split``, ``args.style``,
-    ``args.steps``, ``args.device``, ``args.max_sequences``) with ``seed`` and print LVE, FDD
+    ``args.steps``, ``args.guidance``, ``args.device``, ``args.max_sequences``; the ARKit
+    options ``--inputs``, ``--items`` and ``--strict`` do not apply) with ``seed`` and print LVE, FDD
     and MVE per speaker and overall (``model_core.metrics``); write JSON to ``out`` (the
     caller has checked it may be written). Returns 0.
 
     Raises:
-        ValueError: a required option missing (named); FileNotFoundError: data, regions or
-        checkpoint files missing.
+        ValueError: a required option missing (named), or a checkpoint trained on the other
+        data set; FileNotFoundError: data, regions or checkpoint files missing.
     """
     from .evaluate import evaluate_vertices
     from .vertex import VertexModel, load_region, load_split
@@ -113,11 +114,15 @@ def vertex_evaluate(args, seed: int, out: Path | None) -> int:
                          f"upper-face regions; docs/vertex_training.md)")
 
     vm = VertexModel.load(args.checkpoint, device=args.device)
+    if vm.dataset and vm.dataset != args.dataset:
+        raise ValueError(f"{args.checkpoint} was trained on {vm.dataset}, not {args.dataset}: "
+                         f"pass --dataset {vm.dataset} and its data")
     seqs = load_split(args.data, args.dataset, args.split, max_sequences=args.max_sequences)
     V = seqs[0].vertices.shape[1]
     lip = load_region(args.lip_idx, args.lip_keys, n_vertices=V)
     upper = load_region(args.upper_idx, args.upper_keys, n_vertices=V)
-    kw = {} if args.steps is None else {"steps": args.steps}
+    kw = {k: v for k, v in (("steps", args.steps), ("guidance", getattr(args, "guidance", None)))
+          if v is not None}
     by_subject: dict[str, tuple[list, list, list]] = {}
     for s in seqs:
         if args.style == "own":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import bpy
 from bpy.types import Panel, UIList
 
-from . import audio_source, core, keyframes, worker
+from . import audio_source, keyframes, worker
 
 
 class STREAMTALKER_UL_mapping(UIList):
@@ -104,13 +107,30 @@ class STREAMTALKER_PT_target(_Base, Panel):
                 layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
 
 
+_vertex_sizes: dict = {}
+
+
 def _vertex_model_size(checkpoint: str) -> int | None:
-    """Vertices of the chosen vertex checkpoint, None for ARKit ones or unreadable paths."""
+    """Vertices of the chosen vertex checkpoint (``training.vertex.n_vertices`` of its JSON),
+    None for ARKit checkpoints or unreadable paths. Drawing must stay cheap: no model_core or
+    torch import, and the JSON is read once per (path, modification time)."""
     if not checkpoint:
         return None
+    base = bpy.path.abspath(checkpoint)
+    for ext in (".safetensors", ".json"):
+        if base.endswith(ext):
+            base = base[:-len(ext)]
     try:
-        return core.checkpoint_vertices(bpy.path.abspath(checkpoint))
-    except Exception:   # drawing never fails; Generate reports the problem
+        if not os.path.isfile(base + ".codec.safetensors"):
+            return None
+        key = (base, os.stat(base + ".json").st_mtime_ns)
+        if key not in _vertex_sizes:
+            with open(base + ".json") as f:
+                n = json.load(f).get("training", {}).get("vertex", {}).get("n_vertices")
+            _vertex_sizes.clear()
+            _vertex_sizes[key] = int(n) if n else None
+        return _vertex_sizes[key]
+    except (OSError, ValueError, AttributeError):   # drawing never fails; Generate reports it
         return None
 
 

@@ -214,7 +214,7 @@ class GenerateJob:
                 if kind == "model":
                     self._ensure_writer(payload)
                 elif kind == "frames":
-                    if self.settings.strengths:
+                    if self.settings.strengths and self.settings.rig is None:
                         payload = mapping_mod.apply_strength(payload, self.channels,
                                                              self.settings.strengths)
                     self.writer.append(payload)

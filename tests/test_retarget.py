@@ -58,6 +58,48 @@ def test_bounded_matches_lsq_linear():
         assert np.abs(est[t] - ref).max() <= 1e-5
 
 
+def test_retargeter_is_reused_and_handles_more_keys_than_coordinates():
+    """One factorization serves many calls (same answers as the one-off function), and a rig
+    with more keys than coordinates (K > 3V) still gives bounded weights that reproduce it."""
+    from model_core.retarget import ShapeKeyRetargeter
+    rng = np.random.default_rng(2)
+    basis, deltas = _rig(rng)
+    r = ShapeKeyRetargeter(basis, deltas)
+    w = rng.uniform(-0.5, 1.5, size=(30, 7))
+    verts = basis[None] + np.einsum("tk,kvc->tvc", w, deltas)
+    parts = np.concatenate([r(verts[i:i + 7]) for i in range(0, 30, 7)])
+    np.testing.assert_array_equal(parts, fit_shape_key_weights(verts, basis, deltas))
+    with pytest.raises(ValueError, match=r"\[T, 60, 3\] for this rig"):
+        r(verts[:, :50])
+    small_basis, many = np.zeros((2, 3)), rng.normal(size=(9, 2, 3))   # K = 9 > 3V = 6
+    target = np.einsum("k,kvc->vc", np.full(9, 0.4), many)[None]
+    est, info = ShapeKeyRetargeter(small_basis, many)(target, return_info=True)
+    assert est.shape == (1, 9) and est.min() >= 0 and est.max() <= 1
+    assert info["residual"].max() < 1e-6
+
+
+def test_retarget_session_streams_like_the_whole_file():
+    """A RetargetSession over a vertex session gives, for any push sizes, the weights of the
+    whole-file vertices fitted at once."""
+    from model_core.retarget import RetargetSession, ShapeKeyRetargeter
+    from model_core.vertex import PCACodec, VertexModel
+    rng = np.random.default_rng(3)
+    basis, deltas = _rig(rng, V=20, K=3)
+    offs = np.einsum("tk,kvc->tvc", rng.uniform(0, 1, size=(300, 3)), deltas).astype(np.float32)
+    vm = VertexModel.create(PCACodec.fit([offs], n_components=3), ["a"], d_model=32, head_dim=32,
+                            predictor_ff=64, head_ff=64, encoder_channels=16, history_frames=8,
+                            sample_steps=2)
+    audio = (rng.normal(size=24000) * 0.1).astype(np.float32)
+    r = ShapeKeyRetargeter(basis, deltas)
+    whole = r(vm.generate(audio, 16000, basis, seed=1))
+    sess = RetargetSession(vm.stream(basis, seed=1), r)
+    cuts = [0, 1, 500, 5000, 13000, 24000]
+    parts = [sess.push(audio[a:b]) for a, b in zip(cuts, cuts[1:])] + [sess.flush()]
+    assert all(p.shape[1:] == (3,) and p.dtype == np.float32 for p in parts)
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    assert len(whole) == 45 and sess.latency_ms > 0
+
+
 def test_bad_shapes():
     with pytest.raises(ValueError):
         fit_shape_key_weights(np.zeros((2, 5, 3)), np.zeros((4, 3)), np.zeros((1, 5, 3)))

@@ -340,9 +340,48 @@ def test_train_config_errors_name_the_setting(voca, tmp_path):
     bad.write_text(_vertex_config(tmp_path / "c.toml", voca, 1).read_text().replace("[codec]", "[codec]\nfoo = 1"))
     with pytest.raises(ValueError, match=r"unknown \[codec\] setting"):
         run_training(bad, progress=False)
-    bad.write_text(_vertex_config(tmp_path / "d.toml", voca, 1).read_text().replace('split = "test"', 'split = "nope"'))
+    bad.write_text(_vertex_config(tmp_path / "d.toml", voca, 1).read_text()
+                   .replace('dataset = "vocaset"', 'dataset = "vocaset"\nsplit = "nope"'))
     with pytest.raises(ValueError, match="nope"):
         run_training(bad, progress=False)
+    bad.write_text(_vertex_config(tmp_path / "e.toml", voca, 1).read_text()
+                   .replace("[model]", "[model]\nfps = 25.0"))
+    with pytest.raises(ValueError, match=r"\[model\] fps: set from the data set"):
+        run_training(bad, progress=False)
+
+
+def test_vertex_training_without_the_validation_speakers_goes_on(voca, tmp_path, capsys):
+    """The fixture has no VOCASET val speakers: training runs, says so, logs no val loss."""
+    import csv
+    from model_core.train import run_training
+    cfg = _vertex_config(tmp_path / "v.toml", voca, steps=2)
+    cfg.write_text(cfg.read_text().replace('val_split = "test"', 'val_split = "val"'))
+    run_training(cfg, progress=False)
+    assert "no validation loss" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "run" / "losses.csv")))
+    assert len(rows) == 2 and not any(r["val_loss"] for r in rows)
+
+
+def test_resume_sets_aside_an_interrupted_save_and_draws_new_batches(voca, tmp_path):
+    """A run stopped while saving step 4 (weights written, no .state.pt) resumes from step 2;
+    the half-saved files are renamed, never deleted, and step 4 is saved again. The resumed
+    steps are not a replay of the first run's (other examples and noise)."""
+    import csv
+    from model_core.train import run_training
+    run = tmp_path / "run"
+    run_training(_vertex_config(tmp_path / "a.toml", voca, steps=4), progress=False)
+    first = [r["loss"] for r in csv.DictReader(open(run / "losses.csv"))]
+    for f in run.glob("final*"):
+        f.unlink()
+    (run / "step-0000004.safetensors").write_bytes(b"half written")
+    (run / "step-0000004.codec.safetensors").write_bytes(b"half written")
+    run_training(_vertex_config(tmp_path / "b.toml", voca, steps=6), progress=False)
+    assert (run / "step-0000004.interrupted-1.safetensors").read_bytes() == b"half written"
+    assert (run / "step-0000004.interrupted-1.codec.safetensors").exists()
+    assert (run / "step-0000004.state.pt").exists() and (run / "final.safetensors").exists()
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4", "3", "4", "5", "6"]
+    assert [r["loss"] for r in rows[4:6]] != first[2:4]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch on this machine")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -114,7 +115,8 @@ def main() -> None:
             if steps:
                 steps.pop(0)()
                 return 0.3
-            full = out.with_name(out.stem + "-window.png")
+            fd, full = tempfile.mkstemp(suffix=".png")   # the whole window, removed after
+            os.close(fd)
             with bpy.context.temp_override(window=win, area=area):
                 bpy.ops.screen.screenshot(filepath=str(full))
             img = bpy.data.images.load(str(full))

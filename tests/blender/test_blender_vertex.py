@@ -60,6 +60,7 @@ def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, 
     strip = add_strip(scene, "speech", speech_path(), 5)
     s = scene.streamtalker
     s.model_source, s.checkpoint, s.seed = "FILE", str(path), 2
+    s.strength_lips = 0.5        # region strengths are for ARKit channels: not applied here
 
     assert bpy.ops.streamtalker.generate() == {"FINISHED"}
     job = pump()
@@ -108,3 +109,13 @@ def test_live_with_a_vertex_checkpoint_says_so(empty_scene, bpy_mod, vertex_rig_
     with pytest.raises(SourceError, match="Live needs an ARKit checkpoint"):
         live.start_live(bpy.context, use_timer=False)
     assert live.active_session() is None
+
+
+def test_panel_names_a_vertex_checkpoint_without_loading_it(bpy_mod, vertex_rig_and_checkpoint,
+                                                           toy_checkpoint):
+    from streamtalker_addon import panels
+    *_, path = vertex_rig_and_checkpoint
+    assert panels._vertex_model_size(str(path)) == V
+    assert panels._vertex_model_size(str(path.with_suffix(".json"))) == V
+    assert panels._vertex_model_size(str(toy_checkpoint)) is None
+    assert panels._vertex_model_size("/no/such/file.safetensors") is None
