@@ -2,7 +2,9 @@
 
 ``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
 [--style I] [--device cpu|cuda] [--chunk-frames K]`` writes .npz, .csv (Live Link Face) or
-.json. Errors are printed as one line naming the file or setting, exit status 2.
+.json; with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a point cache
+(.pc2 / .mdd for Blender's Mesh Cache modifier). Errors are printed as one line naming the
+file or setting, exit status 2.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from .errors import AudioError, CheckpointError
 
 
 def _add_generate(sub):
-    p = sub.add_parser("generate", help="animate a speech file (ARKit-52 weights)",
+    p = sub.add_parser("generate", help="animate a speech file (ARKit-52 weights, or meshes)",
                        description="Generate facial animation from a speech file with the "
                                    "streaming model (the same session as live input).")
     p.add_argument("audio", help="speech file: wav, flac, ogg or mp3 (any rate, mono or stereo)")
-    p.add_argument("-o", "--out", required=True, help="output file: .npz, .csv (Live Link Face) or .json")
+    p.add_argument("-o", "--out", required=True,
+                   help="output file: .npz, .csv (Live Link Face) or .json; for a vertex "
+                        "checkpoint .npy / .npz (vertices [T, V, 3]) or .pc2 / .mdd")
     p.add_argument("--checkpoint", default=None,
                    help="model checkpoint (.safetensors with its .json); default: the bundled model")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the model's)")
@@ -30,7 +34,12 @@ def _add_generate(sub):
     p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--style", type=int, default=None, help="training identity index (default: unknown)")
+    p.add_argument("--style", default=None,
+                   help="training identity index, or for a vertex model a training subject's "
+                        "name (default: the unknown style)")
+    p.add_argument("--template", default=None,
+                   help="vertex checkpoints: the speaker's neutral mesh, a .npy [V, 3] or "
+                        "templates.pkl:SUBJECT")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="frames per streaming chunk, K (default: the model's)")
@@ -38,19 +47,95 @@ def _add_generate(sub):
     p.set_defaults(func=cmd_generate)
 
 
+VERTEX_FORMATS = (".npy", ".npz", ".pc2", ".mdd")
+
+
+def _style_arg(style: str | None):
+    """--style: None, an int index, or (vertex models) a subject name."""
+    if style is None:
+        return None
+    return int(style) if style.lstrip("-").isdigit() else style
+
+
+def _template_arg(spec: str | None, checkpoint):
+    """--template: a .npy [V, 3] / [3V], or templates.pkl:SUBJECT -> float32 [V, 3].
+
+    Raises:
+        ValueError: missing, or not a mesh of 3V numbers; FileNotFoundError: no such file.
+    """
+    import numpy as np
+    if not spec:
+        raise ValueError(f"{checkpoint} is a vertex checkpoint: pass --template, the speaker's "
+                         f"neutral mesh (a .npy [V, 3] or templates.pkl:SUBJECT)")
+    path, _, subject = spec.partition(":") if ".pkl:" in spec else (spec, "", "")
+    if path.endswith(".pkl"):
+        from .vertex import load_templates
+        tpls = load_templates(path)
+        if subject not in tpls:
+            raise ValueError(f"{path}: no subject {subject!r} (it has {', '.join(sorted(tpls))})")
+        return tpls[subject]
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"template file not found: {path}")
+    t = np.asarray(np.load(path), np.float32)
+    if t.size % 3:
+        raise ValueError(f"{path}: a template is [V, 3] numbers, got shape {t.shape}")
+    return t.reshape(-1, 3)
+
+
+def _generate_vertices(args, out: Path, audio) -> int:
+    """``generate`` with a vertex checkpoint: meshes [T, V, 3] to .npy/.npz/.pc2/.mdd."""
+    import numpy as np
+
+    from .fileio import atomic_write
+    from .pointcache import write_point_cache
+    from .vertex import VertexModel
+
+    if out.suffix.lower() not in VERTEX_FORMATS:
+        raise ValueError(f"{out}: a vertex model writes meshes: use one of "
+                         f"{', '.join(VERTEX_FORMATS)}")
+    template = _template_arg(args.template, args.checkpoint)
+    vm = VertexModel.load(args.checkpoint, device=args.device)
+    t0 = time.perf_counter()
+    verts = vm.generate(audio, vm.model.sample_rate, template, seed=args.seed,
+                        style=_style_arg(args.style), chunk_frames=args.chunk_frames,
+                        steps=args.steps, eta=args.eta, guidance=args.guidance, fps=args.fps)
+    dt = time.perf_counter() - t0
+    fps = args.fps or vm.fps
+    if out.suffix.lower() in (".pc2", ".mdd"):
+        write_point_cache(out, verts, fps, overwrite=args.force)
+    elif out.suffix.lower() == ".npy":
+        atomic_write(out, lambda tmp: np.save(tmp, verts))
+    else:
+        atomic_write(out, lambda tmp: np.savez(tmp, vertices=verts, fps=fps))
+    dur = len(audio) / vm.model.sample_rate
+    print(f"{out}: {len(verts)} meshes of {verts.shape[1]} vertices at {fps:g} fps from "
+          f"{dur:.2f} s of audio in {dt:.2f} s (real-time factor {dt / max(dur, 1e-9):.3f})")
+    return 0
+
+
 def cmd_generate(args) -> int:
     from . import load_audio, load_model
     from .export import FORMATS, write_frames
+    from .vertex import vertex_checkpoint_vertices
 
     out = Path(args.out)
-    if out.suffix.lower() not in FORMATS:
-        raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} already exists; choose another name or pass --force")
+    if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+        return _generate_vertices(args, out, load_audio(args.audio))
+    if args.template:
+        raise ValueError(f"--template is for vertex checkpoints; "
+                         f"{args.checkpoint or 'the bundled model'} makes ARKit weights")
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     audio = load_audio(args.audio)
     model = load_model(args.checkpoint, device=args.device)
     t0 = time.perf_counter()
-    frames = model.generate(audio, model.sample_rate, seed=args.seed, style=args.style,
+    style = _style_arg(args.style)
+    if isinstance(style, str):
+        raise ValueError(f"--style {style!r}: this model takes an identity index 0.."
+                         f"{model.config.n_styles - 1}")
+    frames = model.generate(audio, model.sample_rate, seed=args.seed, style=style,
                             chunk_frames=args.chunk_frames, steps=args.steps, eta=args.eta,
                             guidance=args.guidance, fps=args.fps,
                             progress=len(audio) > 10 * model.sample_rate and sys.stderr.isatty())

@@ -273,6 +273,37 @@ def test_evaluate_cli_on_a_vertex_checkpoint(voca, trained, tmp_path, capsys):
     assert "--lip-idx --upper-idx" in err and "vertex checkpoint" in err
 
 
+def test_generate_cli_writes_meshes_and_point_caches(voca, trained, tmp_path, capsys):
+    """`streamtalker generate` with a vertex checkpoint and a template writes the meshes of
+    VertexModel.generate as .npy, .npz, .pc2 and .mdd (never replacing a file) and names
+    what is missing."""
+    from model_core.cli import main
+    from model_core.pointcache import read_pc2
+    vm, path = trained
+    s = load_split(voca, "vocaset", "test")[0]
+    wav = voca / "wav" / f"{s.name}.wav"
+    tpl = tmp_path / "tpl.npy"
+    np.save(tpl, s.template)
+    expected = vm.generate(s.samples, SR, s.template, seed=4, style=VOCA_TRAIN[1])
+    base = ["generate", str(wav), "--checkpoint", str(path), "--seed", "4",
+            "--style", VOCA_TRAIN[1]]
+    assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "m.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), expected, atol=1e-6)
+    assert main(base + ["--template", f"{voca / 'templates.pkl'}:{s.subject}",
+                        "-o", str(tmp_path / "m.pc2")]) == 0
+    verts, _, _ = read_pc2(tmp_path / "m.pc2")
+    np.testing.assert_allclose(verts, expected, atol=1e-6)
+    assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "m.npz")]) == 0
+    assert float(np.load(tmp_path / "m.npz")["fps"]) == vm.fps
+    assert "meshes of" in capsys.readouterr().out
+    assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "m.npy")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(base + ["-o", str(tmp_path / "x.npy")]) == 2
+    assert "pass --template" in capsys.readouterr().err
+    assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "writes meshes" in capsys.readouterr().err
+
+
 def _vertex_config(path, voca, steps, **extra):
     """A small `streamtalker train` config on the VOCASET fixture; ``extra``: [train] keys."""
     train = {"out": "run", "steps": steps, "batch_size": 4, "warmup": 1, "device": "cpu",
