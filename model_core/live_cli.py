@@ -51,6 +51,11 @@ def cmd_live(args) -> int:
                                  f"{', '.join(FORMATS)}")
             if out.exists() and not args.force:
                 raise FileExistsError(f"{out} already exists; choose another name or pass --force")
+        from .vertex import vertex_checkpoint_vertices
+        if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+            raise ValueError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
+                             f"checkpoint (or the bundled model); use `streamtalker generate` "
+                             f"for vertex models")
         model = load_model(args.checkpoint)
         state = {"t": time.monotonic(), "n": 0}
         tty = sys.stdout.isatty()

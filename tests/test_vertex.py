@@ -302,6 +302,8 @@ def test_generate_cli_writes_meshes_and_point_caches(voca, trained, tmp_path, ca
     assert "pass --template" in capsys.readouterr().err
     assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "x.csv")]) == 2
     assert "writes meshes" in capsys.readouterr().err
+    assert main(["live", "--checkpoint", str(path), "--seconds", "1"]) == 2
+    assert "live input needs an ARKit checkpoint" in capsys.readouterr().err
 
 
 def _vertex_config(path, voca, steps, **extra):
