@@ -54,38 +54,53 @@ def _style_arg(style: str | None):
     """--style: None, an int index, or (vertex models) a subject name."""
     if style is None:
         return None
-    return int(style) if style.lstrip("-").isdigit() else style
+    try:
+        return int(style)
+    except ValueError:
+        return style
 
 
-def _template_arg(spec: str | None, checkpoint):
+def _template_arg(spec: str | None, checkpoint, n_vertices: int):
     """--template: a .npy [V, 3] / [3V], or templates.pkl:SUBJECT -> float32 [V, 3].
 
     Raises:
-        ValueError: missing, or not a mesh of 3V numbers; FileNotFoundError: no such file.
+        ValueError: missing, or not a mesh of ``n_vertices`` x 3 numbers;
+        FileNotFoundError: no such file.
     """
     import numpy as np
     if not spec:
         raise ValueError(f"{checkpoint} is a vertex checkpoint: pass --template, the speaker's "
                          f"neutral mesh (a .npy [V, 3] or templates.pkl:SUBJECT)")
-    path, _, subject = spec.partition(":") if ".pkl:" in spec else (spec, "", "")
+    path, _, subject = spec.rpartition(":") if ".pkl:" in spec else (spec, "", "")
     if path.endswith(".pkl"):
         from .vertex import load_templates
         tpls = load_templates(path)
         if subject not in tpls:
             raise ValueError(f"{path}: no subject {subject!r} (it has {', '.join(sorted(tpls))})")
-        return tpls[subject]
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"template file not found: {path}")
-    t = np.asarray(np.load(path), np.float32)
-    if t.size % 3:
-        raise ValueError(f"{path}: a template is [V, 3] numbers, got shape {t.shape}")
+        t = tpls[subject]
+    else:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"template file not found: {path}")
+        t = np.asarray(np.load(path), np.float32)
+    if t.size != 3 * n_vertices:
+        raise ValueError(f"{spec}: the template must be [{n_vertices}, 3] for {checkpoint}, got "
+                         f"shape {t.shape}")
     return t.reshape(-1, 3)
 
 
-def _generate_vertices(args, out: Path, audio) -> int:
-    """``generate`` with a vertex checkpoint: meshes [T, V, 3] to .npy/.npz/.pc2/.mdd."""
+def _save_npy(path: Path, verts, fps: float | None = None) -> None:
+    """.npy (or .npz with ``fps``) through a file handle, so numpy adds no suffix."""
     import numpy as np
+    with open(path, "wb") as f:
+        if fps is None:
+            np.save(f, verts)
+        else:
+            np.savez(f, vertices=verts, fps=fps)
 
+
+def _generate_vertices(args, out: Path, n_vertices: int) -> int:
+    """``generate`` with a vertex checkpoint: meshes [T, V, 3] to .npy/.npz/.pc2/.mdd."""
+    from . import load_audio
     from .fileio import atomic_write
     from .pointcache import write_point_cache
     from .vertex import VertexModel
@@ -93,7 +108,8 @@ def _generate_vertices(args, out: Path, audio) -> int:
     if out.suffix.lower() not in VERTEX_FORMATS:
         raise ValueError(f"{out}: a vertex model writes meshes: use one of "
                          f"{', '.join(VERTEX_FORMATS)}")
-    template = _template_arg(args.template, args.checkpoint)
+    template = _template_arg(args.template, args.checkpoint, n_vertices)
+    audio = load_audio(args.audio)
     vm = VertexModel.load(args.checkpoint, device=args.device)
     t0 = time.perf_counter()
     verts = vm.generate(audio, vm.model.sample_rate, template, seed=args.seed,
@@ -104,9 +120,9 @@ def _generate_vertices(args, out: Path, audio) -> int:
     if out.suffix.lower() in (".pc2", ".mdd"):
         write_point_cache(out, verts, fps, overwrite=args.force)
     elif out.suffix.lower() == ".npy":
-        atomic_write(out, lambda tmp: np.save(tmp, verts))
+        atomic_write(out, lambda tmp: _save_npy(tmp, verts))
     else:
-        atomic_write(out, lambda tmp: np.savez(tmp, vertices=verts, fps=fps))
+        atomic_write(out, lambda tmp: _save_npy(tmp, verts, fps=fps))
     dur = len(audio) / vm.model.sample_rate
     print(f"{out}: {len(verts)} meshes of {verts.shape[1]} vertices at {fps:g} fps from "
           f"{dur:.2f} s of audio in {dt:.2f} s (real-time factor {dt / max(dur, 1e-9):.3f})")
@@ -121,20 +137,20 @@ def cmd_generate(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} already exists; choose another name or pass --force")
-    if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
-        return _generate_vertices(args, out, load_audio(args.audio))
+    n_vertices = vertex_checkpoint_vertices(args.checkpoint) if args.checkpoint else None
+    if n_vertices is not None:
+        return _generate_vertices(args, out, n_vertices)
     if args.template:
         raise ValueError(f"--template is for vertex checkpoints; "
                          f"{args.checkpoint or 'the bundled model'} makes ARKit weights")
+    style = _style_arg(args.style)
+    if isinstance(style, str):
+        raise ValueError(f"--style {style!r}: this model takes an identity index (an integer)")
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     audio = load_audio(args.audio)
     model = load_model(args.checkpoint, device=args.device)
     t0 = time.perf_counter()
-    style = _style_arg(args.style)
-    if isinstance(style, str):
-        raise ValueError(f"--style {style!r}: this model takes an identity index 0.."
-                         f"{model.config.n_styles - 1}")
     frames = model.generate(audio, model.sample_rate, seed=args.seed, style=style,
                             chunk_frames=args.chunk_frames, steps=args.steps, eta=args.eta,
                             guidance=args.guidance, fps=args.fps,

@@ -54,6 +54,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -195,23 +196,29 @@ def _state_step(state_path: Path) -> int:
     return int(state_path.name.split(".")[0].split("-")[1])
 
 
+_CHECKPOINT_FILE = re.compile(r"^step-(\d{7})\.(safetensors|json|codec\.safetensors|state\.pt)$")
+
+
 def _set_aside_incomplete(out: Path, step0: int) -> list[Path]:
-    """Rename the files of checkpoints newer than ``step0`` that have no ``.state.pt`` (a run
-    stopped while saving them) to ``NAME.interrupted-N.EXT``, so the resumed run can save
-    that step again; nothing is deleted. Returns the new paths."""
+    """Rename the files of step checkpoints newer than ``step0`` that have no ``.state.pt`` (a
+    run stopped while saving them) to ``step-N.interrupted-I.EXT`` (one I per step), so the
+    resumed run can save that step again; nothing is deleted, and only files named exactly
+    like a checkpoint's are touched. Returns the new paths."""
+    by_step: dict[int, list[Path]] = {}
+    for f in out.iterdir():
+        m = _CHECKPOINT_FILE.match(f.name)
+        if m and f.is_file() and int(m.group(1)) > step0:
+            by_step.setdefault(int(m.group(1)), []).append(f)
     moved = []
-    for f in sorted(out.glob("step-*")):
-        stem = f.name.split(".")[0]
-        if ".interrupted-" in f.name:
+    for step, files in sorted(by_step.items()):
+        stem = f"step-{step:07d}"
+        if (out / f"{stem}.state.pt").exists():
             continue
-        try:
-            step = int(stem.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if step > step0 and not (out / f"{stem}.state.pt").exists():
-            n = 1
-            while (dest := f.with_name(f"{stem}.interrupted-{n}{f.name[len(stem):]}")).exists():
-                n += 1
+        i = 1
+        while any(out.glob(f"{stem}.interrupted-{i}.*")):
+            i += 1
+        for f in sorted(files):
+            dest = f.with_name(f"{stem}.interrupted-{i}{f.name[len(stem):]}")
             f.rename(dest)
             moved.append(dest)
     if moved:
@@ -224,7 +231,8 @@ def _plot(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = list(csv.DictReader(open(csv_path)))
+    rows = list({int(r["step"]): r for r in csv.DictReader(open(csv_path))}.values())
+    rows.sort(key=lambda r: int(r["step"]))   # a resumed run logs its steps again: keep the last
     if not rows:
         return
     step = [int(r["step"]) for r in rows]
@@ -297,7 +305,7 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
                               pad=bool(data["pad_silence"]))
     if captures:
         cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7)
-    mix = np.random.default_rng(data_seed)
+    mix = np.random.default_rng([data_seed, 1])   # not the stream's own draws
 
     def next_batch():
         if stream is not None and (cap_batcher is None or mix.random() < 0.7):
@@ -323,7 +331,7 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
     the CPU under DDP, so every rank gets the same codec), speaker one-hot styles in split
     order, the model trained in the codec's latent space."""
     from .training import ChunkBatcher
-    from .vertex import PCACodec, VertexModel, load_split
+    from .vertex import PCACodec, VertexModel, list_sequences, load_split
     from .vertex.datasets import get_spec
 
     tr, data, cc = cfg["train"], cfg["data"], cfg["codec"]
@@ -362,12 +370,12 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
     batcher = ChunkBatcher(model, utts[rank::world], seed=data_seed)
     val_batches = []
     if data["val_split"]:
-        try:
+        vseqs = []
+        if list_sequences(root, spec, data["val_split"]):   # raises on an unknown split
             vseqs = load_split(root, spec, data["val_split"], max_sequences=limit)
-        except ValueError as e:   # e.g. only the training speakers were downloaded
-            vseqs = []
-            if rank == 0:
-                print(f"no validation loss: {e}")
+        elif rank == 0:   # e.g. only the training speakers were downloaded
+            print(f"no validation loss: no {spec.name} sequences of split "
+                  f"{data['val_split']!r} under {root}")
         if vseqs:
             vb = ChunkBatcher(model, vm.utterances(vseqs, unseen="unknown"), seed=12345)
             val_batches = [vb.batch(tr["batch_size"], model.config.chunk_frames)

@@ -116,7 +116,7 @@ def _vertex_model_size(checkpoint: str) -> int | None:
     torch import, and the JSON is read once per (path, modification time)."""
     if not checkpoint:
         return None
-    base = bpy.path.abspath(checkpoint)
+    base = os.path.expanduser(bpy.path.abspath(checkpoint))
     for ext in (".safetensors", ".json"):
         if base.endswith(ext):
             base = base[:-len(ext)]
@@ -130,7 +130,7 @@ def _vertex_model_size(checkpoint: str) -> int | None:
             _vertex_sizes.clear()
             _vertex_sizes[key] = int(n) if n else None
         return _vertex_sizes[key]
-    except (OSError, ValueError, AttributeError):   # drawing never fails; Generate reports it
+    except (OSError, ValueError, TypeError, AttributeError):   # drawing never fails
         return None
 
 

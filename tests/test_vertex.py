@@ -302,6 +302,12 @@ def test_generate_cli_writes_meshes_and_point_caches(voca, trained, tmp_path, ca
     assert "pass --template" in capsys.readouterr().err
     assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "x.csv")]) == 2
     assert "writes meshes" in capsys.readouterr().err
+    np.save(tmp_path / "small.npy", s.template[:10])
+    assert main(base + ["--template", str(tmp_path / "small.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+    assert f"must be [{V}, 3]" in capsys.readouterr().err
+    assert main(base + ["--template", str(tpl), "-o", str(tmp_path / "UP.NPY")]) == 0
+    assert sorted(f.name for f in tmp_path.glob("UP*")) == ["UP.NPY"]   # no stray files
+    np.testing.assert_allclose(np.load(tmp_path / "UP.NPY"), expected, atol=1e-6)
     assert main(["live", "--checkpoint", str(path), "--seconds", "1"]) == 2
     assert "live input needs an ARKit checkpoint" in capsys.readouterr().err
 
@@ -395,13 +401,23 @@ def test_vertex_training_without_the_validation_speakers_goes_on(voca, tmp_path,
     assert len(rows) == 2 and not any(r["val_loss"] for r in rows)
 
 
-def test_resume_sets_aside_an_interrupted_save_and_draws_new_batches(voca, tmp_path):
+def test_resume_sets_aside_an_interrupted_save_and_draws_new_batches(voca, tmp_path, monkeypatch):
     """A run stopped while saving step 4 (weights written, no .state.pt) resumes from step 2;
     the half-saved files are renamed, never deleted, and step 4 is saved again. The resumed
     steps are not a replay of the first run's (other examples and noise)."""
     import csv
+    import model_core.training as training
     from model_core.train import run_training
+    seeds = []
+
+    class Recording(training.ChunkBatcher):
+        def __init__(self, model, utts, seed=0, **kw):
+            seeds.append(seed)
+            super().__init__(model, utts, seed=seed, **kw)
+
+    monkeypatch.setattr(training, "ChunkBatcher", Recording)
     run = tmp_path / "run"
+    (run / "step-0000004-export").mkdir(parents=True)          # not a checkpoint: left alone
     run_training(_vertex_config(tmp_path / "a.toml", voca, steps=4), progress=False)
     first = [r["loss"] for r in csv.DictReader(open(run / "losses.csv"))]
     for f in run.glob("final*"):
@@ -415,6 +431,9 @@ def test_resume_sets_aside_an_interrupted_save_and_draws_new_batches(voca, tmp_p
     rows = list(csv.DictReader(open(run / "losses.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "3", "4", "3", "4", "5", "6"]
     assert [r["loss"] for r in rows[4:6]] != first[2:4]
+    train_seeds = [x for x in seeds if x != 12345]                # 12345: the validation set
+    assert len(train_seeds) == 2 and train_seeds[0] != train_seeds[1]
+    assert (run / "step-0000004-export").is_dir()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch on this machine")
