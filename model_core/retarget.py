@@ -140,10 +140,4 @@ def fit_shape_key_weights(vertices, basis, deltas, lower: float = 0.0, upper: fl
     Raises:
         ValueError: mismatched shapes, no keys, or non-finite values.
     """
-    v = np.asarray(vertices)
-    b0 = np.asarray(basis)
-    if v.ndim not in (2, 3) or v.shape[-1] != 3:
-        raise ValueError(f"vertices must be [T, V, 3], got {v.shape}")
-    if b0.shape != v.shape[-2:]:
-        raise ValueError(f"basis must be [{v.shape[-2]}, 3], got {b0.shape}")
     return ShapeKeyRetargeter(basis, deltas, lower, upper, tol)(vertices, return_info)

@@ -265,6 +265,21 @@ class _Job:
         self.n_train, self.save, self.data_record = n_train, save, data_record
 
 
+def _continued_from(state_path: Path | None, tr: dict):
+    """The checkpoint a run continues from: the resumed step's weights, else ``init_from``,
+    else None (a fresh run)."""
+    if state_path is not None:
+        return state_path.with_name(state_path.name.replace(".state.pt", ".safetensors"))
+    return tr["init_from"] or None
+
+
+def _continue(model, cfg: dict, src, resumed: bool) -> None:
+    """A model loaded from ``src``: record a fine-tune's origin, apply the [model] settings."""
+    if not resumed:
+        model.config.training = {**model.config.training, "fine_tuned_from": str(src)}
+    apply_model_settings(model, cfg["model"], src)
+
+
 def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
                data_seed: int) -> _Job:
     """ARKit blendshape data: corpus folders (streamed, optionally silence-padded) and
@@ -273,13 +288,10 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     from .training import ChunkBatcher, fit_normalization
 
     tr, data = cfg["train"], cfg["data"]
-    if state_path is not None or tr["init_from"]:
-        src = state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")) \
-            if state_path is not None else tr["init_from"]
+    src = _continued_from(state_path, tr)
+    if src is not None:
         model = load_checkpoint(src, dev)
-        if state_path is None:
-            model.config.training = {**model.config.training, "fine_tuned_from": src}
-        apply_model_settings(model, cfg["model"], src)
+        _continue(model, cfg, src, resumed=state_path is not None)
     else:
         model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
     mcfg = model.config
@@ -347,13 +359,10 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
     if rank == 0:
         print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
               f"at {spec.fps:g} fps from {root}")
-    if state_path is not None or tr["init_from"]:
-        src = state_path.with_name(state_path.name.replace(".state.pt", ".safetensors")) \
-            if state_path is not None else tr["init_from"]
+    src = _continued_from(state_path, tr)
+    if src is not None:
         vm = VertexModel.load(src, dev)
-        if state_path is None:
-            vm.model.config.training = {**vm.model.config.training, "fine_tuned_from": src}
-        apply_model_settings(vm.model, cfg["model"], src)
+        _continue(vm.model, cfg, src, resumed=state_path is not None)
         utts = vm.utterances(seqs)
     else:
         codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(cc["components"]),

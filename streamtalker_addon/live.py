@@ -30,8 +30,7 @@ from bpy.types import Operator, Panel, PropertyGroup
 from . import mapping as mapping_mod
 from . import worker
 from .audio_source import SourceError, scene_fps
-from .core import (ModelCoreMissing, arkit_names, checkpoint_vertices, load_model_cached,
-                   model_core_module)
+from .core import ModelCoreMissing, arkit_names, load_model_cached, model_core_module
 
 #: Seconds between timer calls while Live runs: 5 ms, Blender's event-loop granularity, so a
 #: frame waits at most ~5 ms for the main thread once the model made it (a call with nothing
@@ -245,11 +244,7 @@ def start_live(context, target: str = "", device: str | None = None, use_timer: 
         raise SourceError(str(e)) from None
     targets, _unmatched = resolve_mapping(obj, channels)
     settings = model_settings(scene.streamtalker)
-    try:
-        vertex_model = checkpoint_vertices(settings.checkpoint) is not None
-    except (OSError, ValueError) as e:
-        raise SourceError(f"the model could not be loaded: {e}") from None
-    if vertex_model:
+    if settings.n_vertices is not None:
         raise SourceError("Live needs an ARKit checkpoint (or the bundled model); a vertex "
                           "model works with Generate Lip Sync")
     dev = input_device(context) if device is None else device

@@ -87,8 +87,8 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> "worker.Mod
     overrides the scene's model choice, as ``bake --checkpoint`` does).
 
     Raises:
-        SourceError: the checkpoint file (or the bundled default) does not exist, or
-            model_core cannot be imported.
+        SourceError: the checkpoint file (or the bundled default) does not exist or its
+            config cannot be read, or model_core cannot be imported.
     """
     s = scene_settings
     if checkpoint or s.model_source == "FILE":
@@ -97,7 +97,12 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> "worker.Mod
         path = os.path.normpath(bpy.path.abspath(checkpoint or s.checkpoint))
         if not os.path.exists(path):
             raise SourceError(f"the model could not be loaded: checkpoint file not found: {path}")
+        try:
+            n_vertices = checkpoint_vertices(path)
+        except (OSError, ValueError) as e:   # CheckpointError is a ValueError
+            raise SourceError(f"the model could not be loaded: {e}") from None
     else:
+        n_vertices = None
         path = ""
         try:
             default = default_checkpoint_path()
@@ -108,7 +113,8 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> "worker.Mod
                               f"choose Model > Checkpoint File")
     return worker.ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                                 style=None if s.style < 0 else int(s.style),
-                                steps=int(s.steps) or None, strengths=s.strengths())
+                                steps=int(s.steps) or None, strengths=s.strengths(),
+                                n_vertices=n_vertices)
 
 
 def pick_strip(scene, name: str):
@@ -160,10 +166,7 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
     else:
         source = audio_source.file_source(scene, s.filepath)
     settings = model_settings(s, checkpoint)
-    try:
-        n_vertices = checkpoint_vertices(settings.checkpoint)
-    except (OSError, ValueError) as e:   # CheckpointError is a ValueError
-        raise SourceError(f"the model could not be loaded: {e}") from None
+    n_vertices = settings.n_vertices
     if n_vertices is not None:
         # a vertex model: its meshes are fitted onto every unmuted shape key of the mesh
         if len(obj.data.vertices) != n_vertices:

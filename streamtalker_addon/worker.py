@@ -45,6 +45,7 @@ class ModelSettings:
         device: "cpu" or "cuda".
         seed: sampling seed. style: identity index or None. steps: DDIM steps or None.
         strengths: {region: factor} (see :func:`mapping.apply_strength`).
+        n_vertices: mesh vertices of a vertex checkpoint, None for ARKit ones.
         rig: for a vertex checkpoint, the mesh's rig from :func:`keyframes.read_rig`
             (basis [V, 3], deltas [K, V, 3], names [K]): the vertex frames are fitted onto
             these shape keys (``model_core.retarget``); None for ARKit checkpoints.
@@ -56,6 +57,7 @@ class ModelSettings:
     style: int | None = None
     steps: int | None = None
     strengths: dict = field(default_factory=dict)
+    n_vertices: int | None = None
     rig: dict | None = None
 
 
