@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import virtual_mic  # noqa: E402
 from realdata import real_speech_path  # noqa: E402
 
 
@@ -49,3 +50,13 @@ def toy_checkpoint(tmp_path_factory) -> Path:
 def toy_model(toy_checkpoint):
     import model_core as mc
     return mc.load_model(toy_checkpoint)
+
+
+@pytest.fixture
+def mic(tmp_path):
+    """A virtual PulseAudio microphone (tests/virtual_mic.py), started and stopped here."""
+    virtual_mic.require()
+    m = virtual_mic.VirtualMic(tmp_path / "pulse")
+    m.start()
+    yield m
+    m.stop()

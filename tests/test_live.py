@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 
-import virtual_mic
 from model_core.live import (DeviceError, LiveEngine, NoInputDevice, RingBuffer,
                              SampleRateRefused, run_live)
 
@@ -22,14 +21,6 @@ def default_model():
     import model_core as mc
     return mc.load_model()
 
-
-@pytest.fixture
-def mic(tmp_path):
-    virtual_mic.require()
-    m = virtual_mic.VirtualMic(tmp_path / "pulse")
-    m.start()
-    yield m
-    m.stop()
 
 
 def _threads():

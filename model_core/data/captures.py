@@ -452,6 +452,31 @@ def _frames_from_named(path: Path, weights, names) -> np.ndarray:
     return _to_arkit(w, pairs, list(range(w.shape[1])))
 
 
+def _named_frames(path: Path, weights, names, times, file_fps, fps, report):
+    """The common tail of the .npz and .json readers: weights [T, D] with optional channel
+    names -> (frames [T, 52], fps or times [T] from 0 s); the file's ``times``, else its
+    ``fps``, else the caller's ``fps``.
+
+    Raises:
+        ValueError: names/weights mismatch, ``times`` of the wrong length, no rate at all.
+    """
+    frames = _frames_from_named(path, weights, names)
+    if names is not None and report is not None:
+        names = [str(n) for n in names]
+        pairs, unknown, dups = _column_map(names)
+        _report_columns(report, path, names, pairs, unknown, dups)
+    if times is not None:
+        t = np.asarray(times, np.float64).reshape(-1)
+        if t.shape[0] != frames.shape[0]:
+            raise ValueError(f"{path}: 'times' has {t.shape[0]} entries for {frames.shape[0]} frames")
+        return frames, t - t[0]
+    if file_fps is not None:
+        return frames, _check_fps(file_fps, f"{path}: fps")
+    if fps is None:
+        raise ValueError(f"{path}: no 'fps' or 'times' in the file; pass fps= (the capture rate)")
+    return frames, _check_fps(fps)
+
+
 def _read_npz(path: Path, fps, report):
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -466,20 +491,8 @@ def _read_npz(path: Path, fps, report):
     if kind != "arkit":
         raise ValueError(f"{path}: holds {kind!r} channels, not ARKit blendshape weights")
     names = [str(n) for n in data["names"].reshape(-1)] if "names" in data else None
-    frames = _frames_from_named(path, data["weights"], names)
-    if names is not None and report is not None:
-        pairs, unknown, dups = _column_map(names)
-        _report_columns(report, path, names, pairs, unknown, dups)
-    if "times" in data:
-        t = np.asarray(data["times"], np.float64).reshape(-1)
-        if t.shape[0] != frames.shape[0]:
-            raise ValueError(f"{path}: 'times' has {t.shape[0]} entries for {frames.shape[0]} frames")
-        return frames, t - t[0]
-    if "fps" in data:
-        return frames, _check_fps(np.asarray(data["fps"]).reshape(-1)[0], f"{path}: fps")
-    if fps is None:
-        raise ValueError(f"{path}: no 'fps' or 'times' in the file; pass fps= (the capture rate)")
-    return frames, _check_fps(fps)
+    file_fps = np.asarray(data["fps"]).reshape(-1)[0] if "fps" in data else None
+    return _named_frames(path, data["weights"], names, data.get("times"), file_fps, fps, report)
 
 
 def _read_json(path: Path, fps, report):
@@ -497,21 +510,7 @@ def _read_json(path: Path, fps, report):
         w = np.asarray(doc["frames"], np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{path}: 'frames' is not a rectangular array of numbers") from None
-    names = doc.get("names")
-    frames = _frames_from_named(path, w, names)
-    if names is not None and report is not None:
-        pairs, unknown, dups = _column_map([str(n) for n in names])
-        _report_columns(report, path, names, pairs, unknown, dups)
-    if "times" in doc:
-        t = np.asarray(doc["times"], np.float64).reshape(-1)
-        if t.shape[0] != frames.shape[0]:
-            raise ValueError(f"{path}: 'times' has {t.shape[0]} entries for {frames.shape[0]} frames")
-        return frames, t - t[0]
-    if "fps" in doc:
-        return frames, _check_fps(doc["fps"], f"{path}: fps")
-    if fps is None:
-        raise ValueError(f"{path}: no 'fps' or 'times' in the file; pass fps= (the capture rate)")
-    return frames, _check_fps(fps)
+    return _named_frames(path, w, doc.get("names"), doc.get("times"), doc.get("fps"), fps, report)
 
 
 def read_arkit_table(path: str | os.PathLike, fps: float | None = None,

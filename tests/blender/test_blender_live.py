@@ -4,16 +4,11 @@ timer/thread/stream, device errors become one clear ERROR report. Tests pump the
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import virtual_mic  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,14 +23,6 @@ def live_registered(bpy_mod):
     if mine and hasattr(bpy_mod.types.WindowManager, "streamtalker_live"):
         live.unregister()
 
-
-@pytest.fixture
-def mic(tmp_path):
-    virtual_mic.require()
-    m = virtual_mic.VirtualMic(tmp_path / "pulse")
-    m.start()
-    yield m
-    m.stop()
 
 
 def _pump(seconds: float):
