@@ -50,19 +50,32 @@ from .fileio import atomic_write
 
 __all__ = ["CHECKS", "EvalItem", "add_evaluate_parser", "build_eval_set", "cmd_evaluate",
            "default_inputs_dir", "evaluate_model", "evaluate_predictions", "evaluate_teacher",
-           "evaluate_vertices", "format_table", "item_seed", "save_results", "teacher_reference"]
+           "evaluate_vertices", "format_sets", "format_table", "item_seed", "save_results",
+           "teacher_reference", "LIP_FIGURES", "speaker_of"]
 
 SAMPLE_RATE = 16000
 _LIP_IDX = np.array([ARKIT_52.index(n) for n in M.LIP_CHANNELS], dtype=np.int64)
 FETCH_HINT = "run `.venv/bin/python tools/fetch_inputs.py` from the project root to fetch them"
 
 #: The must-hold checks: key -> (description, lower bound, upper bound) on the overall value.
+#: The lip checks are measured on the lip gap of a real head (:mod:`model_core.arkit_head`).
 CHECKS: dict[str, tuple[str, float, float]] = {
-    "jaw_corr": ("jawOpen correlation with the reference >= 0.7", 0.7, math.inf),
-    "bilabial_closure": ("bilabial closure rate >= 0.8", 0.8, math.inf),
+    "lip_closure": ("lip-gap closure on P/B/M >= 0.9", 0.9, math.inf),
+    "open_closed_ratio": ("lip gap on open vowels / on P/B/M >= 5", 5.0, math.inf),
+    "openness_r": ("openness correlation of the lip gap >= 0.65", 0.65, math.inf),
+    "rounding": ("rounding (funnel + pucker, rounded - spread vowels) >= 0.25", 0.25, math.inf),
     "blink_rate": ("blink rate in 8-25 per minute", 8.0, 25.0),
     "seed_diversity": ("lips vary less across seeds than the upper face", -math.inf, 0.0),
 }
+#: The lip-gap figures, in table order: key -> column title.
+LIP_FIGURES = {"closure": "closure", "open_closed_ratio": "open/closed gap",
+               "openness_r": "openness r", "rounding": "rounding"}
+
+
+def speaker_of(name: str) -> str:
+    """The speaker group of a clip name: its folder (``"librivox/..."`` -> ``"librivox"``);
+    a clip at the top level is its own speaker."""
+    return name.split("/", 1)[0]
 
 
 def default_inputs_dir() -> Path:
@@ -263,7 +276,7 @@ def _check_seeds(seeds) -> list[int]:
     return out
 
 
-def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> dict:
+def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=None) -> dict:
     """Score given predictions on the evaluation set (the core of :func:`evaluate_model`).
 
     Args:
@@ -271,6 +284,8 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
         preds: for each item, a list of float ``[T, 52]`` ARKit-52 predictions at the item's
             fps, one per seed (same number of seeds for every item, T = the item's frames).
         seeds: the seeds' values, for the record (default ``0 .. S-1``).
+        head: the :class:`~model_core.arkit_head.ArkitHead` the lip gap is measured on
+            (default :func:`model_core.arkit_head.load_head`, the fetched Face Cap head).
 
     Returns:
         the results dict described in :func:`evaluate_model`.
@@ -291,6 +306,15 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
     fps = items[0].fps
     if any(abs(it.fps - fps) > 1e-9 for it in items):
         raise ValueError("all items must have the same fps")
+    if head is None:
+        from .arkit_head import load_head
+        head = load_head()
+
+    def lip(a, it):
+        return M.lip_gap_measures(head.lip_gap(a), a, it.phones, fps)
+
+    lip_parts: dict[str, list] = {}      # speaker -> model lip measures (clips x seeds)
+    lip_ref_parts: dict[str, list] = {}  # speaker -> teacher lip measures (clips)
 
     per_item = []
     tot = {"closed": 0, "eligible": 0, "open_sum": 0.0, "open_n": 0, "other_sum": 0.0,
@@ -349,6 +373,11 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
             tot["ref_other_sum"] += rov["other"] * rov["n_other"]
             tot["ref_other_n"] += rov["n_other"]
         div = M.seed_diversity(arrs) if len(arrs) >= 2 else None
+        spk = speaker_of(it.name)
+        parts = [lip(a, it) for a in arrs]
+        ref_part = lip(ref, it)
+        lip_parts.setdefault(spk, []).extend(parts)
+        lip_ref_parts.setdefault(spk, []).append(ref_part)
         open_m = o_sum / o_n if o_n else float("nan")
         other_m = r_sum / r_n if r_n else float("nan")
         per_item.append({
@@ -368,6 +397,8 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
             "blinks": float(np.mean(blinks)),
             "seed_diversity_lips": div["lips"] if div else float("nan"),
             "seed_diversity_upper": div["upper"] if div else float("nan"),
+            "lip": M.pool_lip_gap_measures(parts),
+            "lip_reference": M.pool_lip_gap_measures([ref_part]),
             "reference": {"bilabial_closure": rb["rate"],
                           "bilabial_eligible": rb["n_eligible"],
                           "open_vowel_ratio": rov["ratio"],
@@ -418,6 +449,16 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
         },
     }
 
+    all_parts = [p for v in lip_parts.values() for p in v]
+    all_ref = [p for v in lip_ref_parts.values() for p in v]
+    overall["lip"] = M.pool_lip_gap_measures(all_parts)
+    overall["lip_reference"] = M.pool_lip_gap_measures(all_ref)
+    speakers = {spk: {"clips": sum(speaker_of(it.name) == spk for it in items),
+                      "lip": M.pool_lip_gap_measures(lip_parts[spk]),
+                      "lip_reference": M.pool_lip_gap_measures(lip_ref_parts[spk])}
+                for spk in lip_parts}
+    lip_ov = overall["lip"]
+
     def verdict(key: str, value, ok=None):
         desc, lo, hi = CHECKS[key]
         if value is not None and ok is None:
@@ -425,9 +466,11 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
         return {"rule": desc, "value": value, "pass": ok}
 
     checks = {
-        "jaw_corr": verdict("jaw_corr", overall["jaw_corr"]),
-        "bilabial_closure": verdict("bilabial_closure",
-                                    overall["bilabial_closure"] if tot["eligible"] else None),
+        "lip_closure": verdict("lip_closure",
+                               lip_ov["closure"] if lip_ov["n_bilabials"] else None),
+        "open_closed_ratio": verdict("open_closed_ratio", lip_ov["open_closed_ratio"]),
+        "openness_r": verdict("openness_r", lip_ov["openness_r"]),
+        "rounding": verdict("rounding", lip_ov["rounding"]),
         "blink_rate": verdict("blink_rate", overall["blink_rate_per_min"]),
         # value: lips - upper (< 0 passes); None with one seed
         "seed_diversity": verdict(
@@ -439,6 +482,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
         "settings": {"seeds": seeds, "fps": fps, "n_items": len(items),
                      "items": [it.name for it in items]},
         "items": per_item,
+        "speakers": speakers,
         "overall": overall,
         "checks": checks,
         "all_pass": all(c["pass"] is True for c in checks.values()),
@@ -446,7 +490,8 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None) -> di
 
 
 def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
-                   guidance: float | None = None, progress: bool = False) -> dict:
+                   guidance: float | None = None, progress: bool = False, head=None,
+                   **stream_kwargs) -> dict:
     """Generate with ``model`` for every clip and seed, and score the result.
 
     Args:
@@ -458,6 +503,8 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         steps: DDIM steps (None: the model's default).
         guidance: classifier-free guidance scale (None: the model's default).
         progress: print one line per clip to stderr.
+        head: the head the lip gap is measured on (see :func:`evaluate_predictions`).
+        stream_kwargs: other session settings (``chunk_frames``, ``lookahead_ms`` ...).
 
     Returns:
         dict (JSON-ready through :func:`save_results`):
@@ -501,7 +548,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         out = []
         for s in seeds:
             y = model.generate(it.samples, SAMPLE_RATE, seed=s, steps=steps,
-                               guidance=guidance, **fps_kw)
+                               guidance=guidance, **fps_kw, **stream_kwargs)
             if y.shape != it.reference.shape:
                 raise ValueError(f"{it.name}: the model gave {y.shape[0]} frames, the "
                                  f"reference has {it.n_frames}")
@@ -509,7 +556,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         preds.append(out)
         if progress:
             print(f"evaluate: {k + 1}/{len(items)} {it.name}", file=sys.stderr, flush=True)
-    res = evaluate_predictions(items, preds, seeds)
+    res = evaluate_predictions(items, preds, seeds, head=head)
     res["settings"]["steps"] = int(steps) if steps is not None else int(cfg.sample_steps)
     res["settings"]["guidance"] = guidance
     res["settings"]["model"] = {"fps": float(model.fps),
@@ -517,7 +564,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
     return res
 
 
-def evaluate_teacher(items, seeds=(0, 1, 2)) -> dict:
+def evaluate_teacher(items, seeds=(0, 1, 2), head=None) -> dict:
     """Score the procedural teacher itself as if it were a model (the ceiling a model can
     reach against these references): for seed ``s`` the mouth is the reference's (it uses
     no randomness) and the upper face is a fresh draw (:func:`teacher_reference` with
@@ -526,7 +573,7 @@ def evaluate_teacher(items, seeds=(0, 1, 2)) -> dict:
     seeds = _check_seeds(seeds)
     preds = [[teacher_reference(it.name, it.samples, it.phones, it.fps, seed=s)
               for s in seeds] for it in items]
-    res = evaluate_predictions(items, preds, seeds)
+    res = evaluate_predictions(items, preds, seeds, head=head)
     res["settings"]["model"] = "teacher"
     return res
 
@@ -609,9 +656,34 @@ def _fmt(x, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _lip_cells(lip: dict, ref: dict | None) -> list[str]:
+    """The four lip-gap figures as table cells, ``model (teacher)`` when ``ref`` is given."""
+    cells = []
+    for key in LIP_FIGURES:
+        digits = 1 if key == "open_closed_ratio" else 2
+        c = _fmt(lip.get(key), digits)
+        if key == "closure" and lip.get("n_bilabials"):
+            c += f" ({lip['n_closed']}/{lip['n_bilabials']})"
+        if ref is not None:
+            c += f" [{_fmt(ref.get(key), digits)}]"
+        cells.append(c)
+    return cells
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    return [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + \
+        [line(r) for r in rows]
+
+
 def format_table(results: dict) -> str:
-    """A Markdown summary of :func:`evaluate_model` results: one row per clip, an overall
-    row, then the must-hold checks (PASS / FAIL / n/a) and the teacher's own figures.
+    """A Markdown summary of :func:`evaluate_model` results: one row per clip, one per
+    speaker, an overall row (lip-gap figures as ``model [teacher]``, the teacher being the
+    ceiling), then the must-hold checks (PASS / FAIL / n/a) and the older jaw-level figures.
 
     Raises:
         ValueError: ``results`` lacks ``items`` / ``overall`` / ``checks``.
@@ -621,44 +693,65 @@ def format_table(results: dict) -> str:
     except (KeyError, TypeError):
         raise ValueError("results must come from evaluate_model / evaluate_predictions") \
             from None
-    head = ["clip", "s", "jaw r", "bilabials", "closure", "closure (ref)", "open/other jaw", "MAE",
-            "MAE mouth", "div lips", "div upper", "blinks/min"]
+    lip_head = list(LIP_FIGURES.values())
+    head = ["clip", "s", *lip_head, "jaw r", "jaw closure", "div lips", "div upper"]
     rows = []
     for r in items:
-        ref = r.get("reference", {})
-        rows.append([r["name"], _fmt(r["duration_s"], 1), _fmt(r["jaw_corr"]),
-                     str(r["n_bilabials"]), _fmt(r["bilabial_closure"]),
-                     _fmt(ref.get("bilabial_closure")), _fmt(r["open_vowel_ratio"]),
-                     _fmt(r["mae_mean"], 3), _fmt(r["mae_mouth"], 3),
-                     _fmt(r["seed_diversity_lips"], 3), _fmt(r["seed_diversity_upper"], 3),
-                     "–"])
-    ref = ov.get("reference", {})
-    rows.append(["**overall**", _fmt(ov["duration_s"], 1), _fmt(ov["jaw_corr"]),
-                 str(ov["n_bilabials"]), _fmt(ov["bilabial_closure"]),
-                 _fmt(ref.get("bilabial_closure")), _fmt(ov["open_vowel_ratio"]),
-                 _fmt(ov["mae_mean"], 3), _fmt(ov["mae_mouth"], 3),
-                 _fmt(ov["seed_diversity_lips"], 3), _fmt(ov["seed_diversity_upper"], 3),
-                 _fmt(ov["blink_rate_per_min"], 1)])
-    widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
-
-    def line(cells):
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-
-    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in rows]
+        rows.append([r["name"], _fmt(r["duration_s"], 1),
+                     *_lip_cells(r.get("lip", {}), r.get("lip_reference")),
+                     _fmt(r["jaw_corr"]), _fmt(r["bilabial_closure"]),
+                     _fmt(r["seed_diversity_lips"], 3), _fmt(r["seed_diversity_upper"], 3)])
+    rows.append(["**overall**", _fmt(ov["duration_s"], 1),
+                 *_lip_cells(ov.get("lip", {}), ov.get("lip_reference")),
+                 _fmt(ov["jaw_corr"]), _fmt(ov["bilabial_closure"]),
+                 _fmt(ov["seed_diversity_lips"], 3), _fmt(ov["seed_diversity_upper"], 3)])
+    out = ["Lip-gap figures on the head's geometry: model [teacher ceiling].", ""]
+    out += _table(head, rows)
+    speakers = results.get("speakers") or {}
+    if speakers:
+        out.append("")
+        srows = [[spk, str(v["clips"]), *_lip_cells(v["lip"], v["lip_reference"])]
+                 for spk, v in sorted(speakers.items())]
+        out += _table(["speaker", "clips", *lip_head], srows)
     out.append("")
     for key, c in checks.items():
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[c["pass"]]
         v = c["value"]
         what = " (lips - upper std)" if key == "seed_diversity" else ""
         out.append(f"- {verdict}: {c['rule']}: {_fmt(v, 3)}{what}")
-    out.append(f"- teacher reference itself: jaw r {_fmt(ref.get('jaw_corr'))}, closure "
-               f"{_fmt(ref.get('bilabial_closure'))} ({ref.get('bilabial_closed')}/"
-               f"{ref.get('bilabial_eligible')}), open/other jaw "
-               f"{_fmt(ref.get('open_vowel_ratio'))}, blinks "
-               f"{_fmt(ref.get('blink_rate_per_min'), 1)}/min")
+    ref = ov.get("reference", {})
+    out.append(f"- blinks {_fmt(ov['blink_rate_per_min'], 1)}/min (teacher "
+               f"{_fmt(ref.get('blink_rate_per_min'), 1)}); older jaw-level figures: jawOpen r "
+               f"{_fmt(ov['jaw_corr'])}, jaw closure {_fmt(ov['bilabial_closure'])} "
+               f"(teacher {_fmt(ref.get('bilabial_closure'))}), open/other jaw "
+               f"{_fmt(ov['open_vowel_ratio'])} (teacher {_fmt(ref.get('open_vowel_ratio'))}), "
+               f"MAE {_fmt(ov['mae_mean'], 3)} (mouth {_fmt(ov['mae_mouth'], 3)})")
     out.append(f"- all checks pass: {'yes' if results.get('all_pass') else 'no'}")
     return "\n".join(out)
+
+
+def format_sets(sets: dict) -> str:
+    """A Markdown table of the overall lip-gap figures of several evaluation sets side by
+    side: for each set (name -> :func:`evaluate_model` results) a row for the model and a
+    row for the teacher on the same alignments (the ceiling), plus blinks.
+
+    Raises:
+        ValueError: a value is not an evaluation result.
+    """
+    rows = []
+    for name, res in sets.items():
+        try:
+            ov = res["overall"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{name}: not an evaluation result") from None
+        who = res.get("settings", {}).get("checkpoint", "model")
+        rows.append([name, str(who), str(len(res["items"])),
+                     *_lip_cells(ov["lip"], None), _fmt(ov["blink_rate_per_min"], 1)])
+        rows.append([name, "teacher (ceiling)", str(len(res["items"])),
+                     *_lip_cells(ov["lip_reference"], None),
+                     _fmt(ov["reference"]["blink_rate_per_min"], 1)])
+    return "\n".join(_table(["set", "who", "clips", *LIP_FIGURES.values(), "blinks/min"],
+                            rows))
 
 
 def _jsonable(x):
@@ -752,6 +845,12 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                      help="evaluate the procedural teacher itself (the reference's ceiling)")
     p.add_argument("--inputs", default=None,
                    help="inputs folder (default: <project root>/inputs)")
+    p.add_argument("--heldout", default=None, metavar="DIR",
+                   help="also evaluate this synthetic held-out set (from `streamtalker "
+                        "make-evalset`) and print the sets side by side")
+    p.add_argument("--head", default=None,
+                   help="ARKit head .glb the lip gap is measured on (default: the Face Cap "
+                        "head in <project root>/inputs/facecap, from tools/fetch_facecap.py)")
     p.add_argument("--items", action="append", default=None, metavar="GLOB",
                    help="only clips whose name matches (e.g. 'cards/*'); repeatable")
     p.add_argument("--seeds", default="0,1,2", help="sampling seeds, comma-separated "
@@ -808,22 +907,39 @@ def cmd_evaluate(args) -> int:
     inputs = Path(args.inputs) if args.inputs else default_inputs_dir()
     if not inputs.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")
+    heldout = Path(args.heldout) if getattr(args, "heldout", None) else None
+    if heldout is not None and not heldout.is_dir():
+        raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
+                                f"`streamtalker make-evalset {heldout}`")
+    from .arkit_head import load_head
+    head = load_head(getattr(args, "head", None))
     progress = sys.stderr.isatty()
-    if getattr(args, "teacher", False):
-        items = build_eval_set(inputs, 30.0, names=args.items)
-        results = evaluate_teacher(items, seeds)
-        source = "teacher"
-    else:
+    model = None
+    if not getattr(args, "teacher", False):
         from . import load_model
         model = load_model(args.checkpoint, device=args.device)
-        items = build_eval_set(inputs, model.fps, names=args.items)
-        results = evaluate_model(model, items, seeds, args.steps, guidance=args.guidance,
-                                 progress=progress)
-        source = str(args.checkpoint or "default")
-    results["settings"]["checkpoint"] = source
-    results["settings"]["inputs"] = str(inputs)
+    source = "teacher" if model is None else str(args.checkpoint or "default")
+
+    def run(folder: Path, names) -> dict:
+        if model is None:
+            res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head)
+        else:
+            res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
+                                 args.steps, guidance=args.guidance, progress=progress,
+                                 head=head)
+        res["settings"]["checkpoint"] = source
+        res["settings"]["inputs"] = str(folder)
+        return res
+
+    results = run(inputs, args.items)
     print(format_table(results))
+    if heldout is not None:
+        results["heldout"] = run(heldout, None)
+        print(f"\nSynthetic held-out set {heldout}:\n")
+        print(format_table(results["heldout"]))
+        print("\n" + format_sets({"real clips": results, "synthetic held-out":
+                                   results["heldout"]}))
     if out is not None:
         save_results(results, out, force=args.force)
-        print(f"{out}: results of {len(items)} clips x {len(seeds)} seeds")
+        print(f"{out}: results of {len(results['items'])} clips x {len(seeds)} seeds")
     return 1 if args.strict and not results["all_pass"] else 0

@@ -14,6 +14,11 @@ Two families (DESIGN.md section 2):
   :func:`channel_mae`, :func:`bilabial_closure_rate` (:func:`bilabial_closures` for the
   counts), :func:`open_vowel_jaw`, :func:`jaw_correlation`, :func:`blink_rate`
   (:func:`count_blinks`), :func:`seed_diversity`.
+* **Lip-gap measures** on a real head's geometry (:func:`lip_gap_measures`, with the gap
+  from :meth:`model_core.arkit_head.ArkitHead.lip_gap`): closure on P/B/M, the open/closed
+  gap ratio, openness correlation and lip rounding. These see lip shape (``mouthClose``,
+  ``mouthPress``, ``mouthFunnel`` ...), not only the jaw, so a model that follows loudness
+  instead of phonetics fails them.
 
 Frame membership (used by every phone-based measure): frame ``i`` lies in a phone
 ``(label, s, e)`` when ``s <= i / fps < e`` (half-open, the convention of
@@ -41,6 +46,8 @@ __all__ = [
     "lve", "fdd", "mve",
     "channel_mae", "bilabial_closures", "bilabial_closure_rate", "open_vowel_jaw",
     "jaw_correlation", "count_blinks", "blink_rate", "seed_diversity", "phone_frames",
+    "LIP_CLOSURE_FRACTION", "LIP_GAP_PERCENTILE", "OPENNESS_TARGETS", "ROUNDED_ARPABET",
+    "SPREAD_ARPABET", "lip_gap_measures", "pool_lip_gap_measures",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -580,3 +587,166 @@ def seed_diversity(preds_by_seed) -> dict:
                          + ", ".join(str(a.shape) for a in arrs))
     sd = np.std(np.stack(arrs), axis=0)           # [T, 52]
     return {"lips": float(sd[:, _LIP_IDX].mean()), "upper": float(sd[:, _UPPER_IDX].mean())}
+
+
+# --------------------------------------------------------------------------------------
+# Lip-gap measures (on a real head's geometry)
+# --------------------------------------------------------------------------------------
+
+#: A bilabial is closed when its minimum lip gap is at most this fraction of the clip's
+#: :data:`LIP_GAP_PERCENTILE` th percentile lip gap over speech.
+LIP_CLOSURE_FRACTION = 0.15
+#: Percentile of the lip gap over speech frames that sets a clip's open level.
+LIP_GAP_PERCENTILE = 90.0
+#: Per-phone openness targets for the openness correlation (ARPAbet, stress ignored).
+OPENNESS_TARGETS: dict[str, float] = {
+    **{p: 1.0 for p in ("AA", "AE", "AH", "AO", "AW", "AY")},
+    **{p: 0.6 for p in ("EH", "ER", "EY", "OW", "OY")},
+    **{p: 0.35 for p in ("IH", "IY", "UH", "UW")},
+    **{p: 0.0 for p in ("P", "B", "M")},
+}
+#: Rounded phones (lips funnel / pucker) and spread phones, for the rounding measure.
+ROUNDED_ARPABET: frozenset[str] = frozenset({"UW", "OW", "UH", "W", "OY"})
+SPREAD_ARPABET: frozenset[str] = frozenset({"IY", "IH", "EY", "AE", "EH"})
+_ROUND_IDX = np.array([_IDX["mouthFunnel"], _IDX["mouthPucker"]], dtype=np.int64)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.ptp(x) < 1e-9 or np.ptp(y) < 1e-9:   # a constant: undefined
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def lip_gap_measures(gap, weights, phones, fps) -> dict:
+    """Lip-sync measures of one clip from its lip gap (DESIGN.md section 2).
+
+    The exact rules (frame ``i`` lies in a phone ``(label, s, e)`` when ``s <= i / fps < e``;
+    labels are ARPAbet, stress digits ignored):
+
+    1. **Closure**: the open level is the :data:`LIP_GAP_PERCENTILE` (90th) percentile of
+       the gap over speech frames (every phone but silence). A P/B/M phone is closed when
+       the minimum gap over its frames widened by one frame on each side is
+       ``<= 0.15 x open level`` (:data:`LIP_CLOSURE_FRACTION`). Every P/B/M whose widened
+       frames overlap the clip counts. A mouth that never opens (open level 0) closes
+       nothing.
+    2. **Open/closed ratio**: mean gap on open-vowel frames (``AA AE AH AO AW AY``) / mean
+       gap on P/B/M frames.
+    3. **Openness r**: Pearson correlation between the gap and :data:`OPENNESS_TARGETS`
+       (1.0 open vowels; 0.6 ``EH ER EY OW OY``; 0.35 ``IH IY UH UW``; 0 ``P B M``) over the
+       frames of those phones.
+    4. **Rounding**: mean of ``mouthFunnel + mouthPucker`` on rounded frames
+       (``UW OW UH W OY``, :data:`ROUNDED_ARPABET`) minus the same on spread frames
+       (``IY IH EY AE EH``, :data:`SPREAD_ARPABET`), in weight units.
+
+    Args:
+        gap: float ``[T]`` lip gap per frame, millimetres
+            (:meth:`model_core.arkit_head.ArkitHead.lip_gap`).
+        weights: float ``[T, 52]`` the ARKit-52 weights the gap came from (for rounding).
+        phones: ``[(label, start_s, end_s)]`` ARPAbet phones, seconds.
+        fps: frames per second (> 0).
+
+    Returns:
+        dict: ``closure`` (rate, NaN without bilabials), ``n_closed``, ``n_bilabials``,
+        ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is missing, inf when the
+        P/B/M mean is 0), ``openness_r`` (NaN when undefined), ``rounding`` (NaN when a
+        group is missing), and the sums behind them for pooling over clips and seeds
+        (``open_sum``, ``open_n``, ``closed_sum``, ``closed_n``, ``round_sum``, ``round_n``,
+        ``spread_sum``, ``spread_n``, ``openness_x``, ``openness_y``), plus ``bilabials``:
+        one ``{"label", "start_s", "end_s", "min_gap", "closed"}`` each.
+
+    Raises:
+        ValueError: ``gap`` not ``[T]`` matching ``weights`` ``[T, 52]``, non-finite values,
+            bad fps, malformed phones.
+    """
+    w = _curves(weights, "weights")
+    g = np.asarray(gap, dtype=np.float64)
+    if g.shape != (w.shape[0],):
+        raise ValueError(f"gap must have shape [{w.shape[0]}] (one value per frame of "
+                         f"weights), got {g.shape}")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("gap contains NaN or infinite values")
+    f = check_fps(fps)
+    ph = _phones(phones)
+    n = len(g)
+    speech = _frame_mask(ph, _is_speech, f, n)
+    level = float(np.percentile(g[speech], LIP_GAP_PERCENTILE)) if speech.any() else 0.0
+    details = []
+    for label, s, e in ph:
+        if _base(label) not in BILABIALS_ARPABET:
+            continue
+        fr = phone_frames(s, e, f, n, widen=1)
+        if fr.size == 0:
+            continue
+        m = float(g[fr].min())
+        details.append({"label": label, "start_s": s, "end_s": e, "min_gap": m,
+                        "closed": bool(level > 0 and m <= LIP_CLOSURE_FRACTION * level)})
+    n_closed = sum(d["closed"] for d in details)
+    open_m = _frame_mask(ph, lambda lab: _base(lab) in OPEN_VOWELS_ARPABET, f, n)
+    closed_m = _frame_mask(ph, lambda lab: _base(lab) in BILABIALS_ARPABET, f, n)
+    target = np.full(n, np.nan)
+    for label, s, e in ph:
+        t = OPENNESS_TARGETS.get(_base(label))
+        if t is not None:
+            target[phone_frames(s, e, f, n)] = t
+    has_t = np.isfinite(target)
+    rnd = w[:, _ROUND_IDX].sum(axis=1)
+    round_m = _frame_mask(ph, lambda lab: _base(lab) in ROUNDED_ARPABET, f, n)
+    spread_m = _frame_mask(ph, lambda lab: _base(lab) in SPREAD_ARPABET, f, n)
+    out = {
+        "n_bilabials": len(details), "n_closed": int(n_closed), "open_level": level,
+        "open_sum": float(g[open_m].sum()), "open_n": int(open_m.sum()),
+        "closed_sum": float(g[closed_m].sum()), "closed_n": int(closed_m.sum()),
+        "round_sum": float(rnd[round_m].sum()), "round_n": int(round_m.sum()),
+        "spread_sum": float(rnd[spread_m].sum()), "spread_n": int(spread_m.sum()),
+        "openness_x": g[has_t].tolist(), "openness_y": target[has_t].tolist(),
+        "bilabials": details,
+    }
+    out.update(_lip_gap_rates(out))
+    out["openness_r"] = _pearson(g[has_t], target[has_t])
+    return out
+
+
+def _lip_gap_rates(t: dict) -> dict:
+    def mean(a, b):
+        return t[a] / t[b] if t[b] else float("nan")
+    o, c = mean("open_sum", "open_n"), mean("closed_sum", "closed_n")
+    if math.isnan(o) or math.isnan(c):
+        ratio = float("nan")
+    elif c <= 0:
+        ratio = float("inf") if o > 0 else float("nan")
+    else:
+        ratio = o / c
+    return {"closure": t["n_closed"] / t["n_bilabials"] if t["n_bilabials"] else float("nan"),
+            "open_gap": o, "closed_gap": c, "open_closed_ratio": ratio,
+            "rounding": mean("round_sum", "round_n") - mean("spread_sum", "spread_n")}
+
+
+def pool_lip_gap_measures(parts) -> dict:
+    """Pool :func:`lip_gap_measures` results over clips and seeds.
+
+    Closure pools the bilabial counts; the open/closed ratio and rounding pool frames
+    (sums over frames / frame counts); openness r is the mean of the parts' correlations
+    (each clip and seed its own r; undefined ones skipped), so one loud clip does not
+    dominate it.
+
+    Args:
+        parts: non-empty sequence of dicts from :func:`lip_gap_measures`.
+
+    Returns:
+        dict with ``closure``, ``n_closed``, ``n_bilabials``, ``open_gap``, ``closed_gap``
+        (mm), ``open_closed_ratio``, ``openness_r``, ``rounding`` (NaN where undefined).
+
+    Raises:
+        ValueError: ``parts`` is empty.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("nothing to pool: no lip-gap measures")
+    keys = ("n_bilabials", "n_closed", "open_sum", "open_n", "closed_sum", "closed_n",
+            "round_sum", "round_n", "spread_sum", "spread_n")
+    tot = {k: sum(p[k] for p in parts) for k in keys}
+    out = {"n_bilabials": int(tot["n_bilabials"]), "n_closed": int(tot["n_closed"])}
+    out.update(_lip_gap_rates(tot))
+    rs = [p["openness_r"] for p in parts if math.isfinite(p["openness_r"])]
+    out["openness_r"] = float(np.mean(rs)) if rs else float("nan")
+    return out

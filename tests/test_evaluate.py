@@ -110,6 +110,10 @@ def test_teacher_scores_high_on_its_own_metrics(eval_set):
     assert ov["mae_mouth"] == pytest.approx(0.0, abs=1e-7)    # same mouth as the reference
     assert ov["seed_diversity_lips"] < ov["seed_diversity_upper"]
     assert all(c["pass"] is True for c in res["checks"].values()) and res["all_pass"]
+    # on the head's geometry the teacher closes every bilabial and rounds on "oo"
+    assert ov["lip"]["closure"] == 1.0 and ov["lip"]["rounding"] > 0.25
+    for key in E.LIP_FIGURES:      # three seeds of the teacher: its own ceiling
+        assert ov["lip"][key] == pytest.approx(ov["lip_reference"][key])
 
 
 def test_frozen_face_fails_every_check(eval_set):
@@ -120,9 +124,14 @@ def test_frozen_face_fails_every_check(eval_set):
     assert ov["bilabial_closure"] == 0.0           # a mouth that never opens closes nothing
     assert ov["blink_rate_per_min"] == 0.0
     assert {k: c["pass"] for k, c in res["checks"].items()} == {
-        "jaw_corr": False, "bilabial_closure": False, "blink_rate": False,
-        "seed_diversity": False}
+        "lip_closure": False, "open_closed_ratio": False, "openness_r": False,
+        "rounding": False, "blink_rate": False, "seed_diversity": False}
     assert not res["all_pass"]
+    lip = ov["lip"]
+    assert lip["closure"] == 0.0 and lip["open_closed_ratio"] == pytest.approx(1.0)
+    assert math.isnan(lip["openness_r"]) and lip["rounding"] == pytest.approx(0.0)
+    # the teacher's ceiling is printed beside the model, whatever the model does
+    assert ov["lip_reference"]["closure"] == 1.0
     # a model that moves the jaw against the reference fails jaw correlation
     flipped = []
     for it in eval_set:
@@ -131,7 +140,8 @@ def test_frozen_face_fails_every_check(eval_set):
         flipped.append([p])
     res = E.evaluate_predictions(eval_set, flipped)
     assert res["overall"]["jaw_corr"] == pytest.approx(-1.0)
-    assert res["checks"]["jaw_corr"]["pass"] is False
+    assert res["checks"]["lip_closure"]["pass"] is False
+    assert res["checks"]["openness_r"]["pass"] is False
     assert res["checks"]["seed_diversity"]["pass"] is None     # one seed: not measurable
     with pytest.raises(ValueError):
         E.evaluate_predictions(eval_set, preds[:-1])
@@ -158,9 +168,14 @@ def test_evaluate_model_end_to_end(toy_model, eval_set, tmp_path):
     assert set(ov["mae_per_channel"]) == set(ARKIT_52)
     assert set(res["checks"]) == set(E.CHECKS)
     assert all(c["pass"] in (True, False) for c in res["checks"].values())
+    for r in res["items"]:
+        assert set(E.LIP_FIGURES) <= set(r["lip"]) and set(E.LIP_FIGURES) <= set(r["lip_reference"])
+    assert set(res["speakers"]) == {"cards"} and res["speakers"]["cards"]["clips"] == len(items)
     table = E.format_table(res)
     assert all(it.name in table for it in items) and "**overall**" in table
-    assert table.count("\n| ") == len(items) + 1     # a row per clip + overall
+    clip_rows = [ln for ln in table.splitlines() if ln.startswith("| cards/")]
+    assert len(clip_rows) == len(items)              # a row per clip
+    assert any(ln.startswith("| cards ") for ln in table.splitlines())   # and per speaker
     out = E.save_results(res, tmp_path / "r.json")
     back = json.loads(out.read_text())
     assert back["overall"]["jaw_corr"] == pytest.approx(ov["jaw_corr"])

@@ -322,3 +322,121 @@ def test_blendshape_metrics_reject_bad_input():
         M.open_vowel_jaw(c, PHONES, -1)
     with pytest.raises(ValueError):
         M.open_vowel_jaw(c + np.nan, PHONES, FPS)
+
+
+# ------------------------------------------------------------------------------------------
+# lip-gap measures (on a head's geometry)
+# ------------------------------------------------------------------------------------------
+
+from model_core.arkit_head import ArkitHead, load_facecap_head  # noqa: E402
+
+
+def _toy_head() -> ArkitHead:
+    """One lip pair 0.2 mm apart at rest; jawOpen parts the lips by 40 mm, mouthClose
+    (applied with the jaw, as ARKit defines it) brings them back by 40 mm."""
+    neutral = np.array([[0.0, 0.0, 0.0], [0.0, -0.2, 0.0]])
+    deltas = np.zeros((52, 2, 3))
+    deltas[IDX["jawOpen"], 1] = [0.0, -40.0, 0.0]
+    deltas[IDX["mouthClose"], 1] = [0.0, 40.0, 0.0]
+    deltas[IDX["mouthFunnel"], 1] = [0.0, -10.0, 0.0]
+    return ArkitHead(neutral, deltas, np.array([[0, 1]]), name="toy")
+
+
+def _frames(spec):
+    """[(n_frames, {channel: weight})] -> weights [T, 52]."""
+    rows = []
+    for n, ws in spec:
+        w = np.zeros(52)
+        for k, v in ws.items():
+            w[IDX[k]] = v
+        rows += [w] * n
+    return np.array(rows)
+
+
+def test_lip_gap_of_closed_open_and_pressed_frames():
+    head = _toy_head()
+    w = _frames([(1, {}), (1, {"jawOpen": 1.0}), (1, {"jawOpen": 0.5, "mouthClose": 0.5}),
+                 (1, {"jawOpen": 0.5})])
+    assert head.lip_gap(w) == pytest.approx([0.2, 40.2, 0.2, 20.2])
+    with pytest.raises(ValueError, match="52"):
+        head.lip_gap(np.zeros((3, 51)))
+    with pytest.raises(ValueError, match="NaN"):
+        head.lip_gap(np.full((1, 52), np.nan))
+
+
+# 10 frames per phone at 10 fps; the bilabials sit between vowels, so the frame of slack
+# on each side of them does not reach a silence
+_PHONES = [("SIL", 0.0, 1.0), ("AA", 1.0, 2.0), ("M", 2.0, 3.0), ("UW", 3.0, 4.0),
+           ("IY", 4.0, 5.0), ("B", 5.0, 6.0), ("AA", 6.0, 7.0), ("SIL", 7.0, 8.0)]
+
+
+def _performance(close_m=True, close_b=True, round_uw=True):
+    return _frames([
+        (10, {}),
+        (10, {"jawOpen": 0.8}),
+        (10, {"jawOpen": 0.5, "mouthClose": 0.5} if close_m else {"jawOpen": 0.5}),
+        (10, {"jawOpen": 0.2, "mouthPucker": 0.6, "mouthFunnel": 0.2} if round_uw
+         else {"jawOpen": 0.2}),
+        (10, {"jawOpen": 0.3}),
+        (10, {} if close_b else {"jawOpen": 0.4}),
+        (10, {"jawOpen": 0.8}),
+        (10, {}),
+    ])
+
+
+def test_lip_gap_measures_known_answers():
+    head = _toy_head()
+    w = _performance()
+    r = M.lip_gap_measures(head.lip_gap(w), w, _PHONES, 10.0)
+    assert (r["n_bilabials"], r["n_closed"], r["closure"]) == (2, 2, 1.0)
+    assert r["open_gap"] == pytest.approx(32.2)
+    assert r["closed_gap"] == pytest.approx(0.2)
+    assert r["open_closed_ratio"] == pytest.approx(32.2 / 0.2)
+    # rounding: funnel + pucker on UW (0.8) minus on IY (0)
+    assert r["rounding"] == pytest.approx(0.8)
+    # openness: the gap rises with the target (M, B 0; UW 0.35 -> 2 mm funnel + 8 mm;
+    # IY 0.35 -> 12 mm; AA 1.0 -> 32 mm)
+    assert r["openness_r"] > 0.9
+
+
+def test_lip_gap_measures_say_no():
+    head = _toy_head()
+    w = _performance(close_m=False, close_b=False, round_uw=False)
+    r = M.lip_gap_measures(head.lip_gap(w), w, _PHONES, 10.0)
+    assert r["n_closed"] == 0 and r["closure"] == 0.0
+    assert r["open_closed_ratio"] < 2.0
+    assert r["rounding"] == pytest.approx(0.0)
+    # a mouth that opens with loudness but closes nowhere: the open level is still
+    # reached on the vowels, so the bilabials count as open
+    still = np.zeros_like(w)
+    rs = M.lip_gap_measures(head.lip_gap(still), still, _PHONES, 10.0)
+    assert rs["closure"] == 0.0 and math.isnan(rs["openness_r"])
+
+
+def test_pool_lip_gap_measures_pools_counts_and_frames():
+    head = _toy_head()
+    good, bad = _performance(), _performance(close_m=False, close_b=False, round_uw=False)
+    a = M.lip_gap_measures(head.lip_gap(good), good, _PHONES, 10.0)
+    b = M.lip_gap_measures(head.lip_gap(bad), bad, _PHONES, 10.0)
+    p = M.pool_lip_gap_measures([a, b])
+    assert (p["n_closed"], p["n_bilabials"]) == (2, 4)
+    assert p["closure"] == 0.5
+    assert p["rounding"] == pytest.approx(0.4)
+    assert p["openness_r"] == pytest.approx((a["openness_r"] + b["openness_r"]) / 2)
+    with pytest.raises(ValueError):
+        M.pool_lip_gap_measures([])
+
+
+def test_face_cap_head_lip_gap():
+    """The real head set-up fetches: lips meet at rest, jawOpen parts them by about 45 mm,
+    jawOpen + mouthClose seals them again, mouthFunnel opens them a little."""
+    head = load_facecap_head()
+    assert head.neutral.shape == (2694, 3) and head.deltas.shape == (52, 2694, 3)
+    w = _frames([(1, {}), (1, {"jawOpen": 1.0}), (1, {"jawOpen": 0.5, "mouthClose": 0.5}),
+                 (1, {"mouthFunnel": 1.0}), (1, {"mouthPressLeft": 1.0, "mouthPressRight": 1.0})])
+    g = head.lip_gap(w)
+    assert g[0] < 0.5
+    assert 40 < g[1] < 50
+    assert g[2] < 0.5
+    assert 5 < g[3] < 15
+    assert g[4] < 3
