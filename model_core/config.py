@@ -36,7 +36,9 @@ class ModelConfig:
     Audio front end (log-mel): n_fft, win_length, hop_length (samples), n_mels, fmin, fmax (Hz).
     Network: d_model, n_heads, predictor_layers and predictor_ff (condition
         predictor depth and MLP size), history_pool (history frames per history token), head_dim, head_layers and
-        head_ff (width, depth and MLP size of the diffusion head), encoder_channels, audio_pool (mel frames per audio token),
+        head_ff (width, depth and MLP size of the diffusion head), encoder_channels and
+        encoder_dilations (width of the log-mel encoder, and the dilation of each of its
+        residual kernel-5 convolutions), audio_pool (mel frames per audio token),
         history_prefix (clean history frames shown to the diffusion head), n_styles
         (training identities; one extra learned "unknown" style is added), dropout.
     Diffusion: train_timesteps (DDPM steps), schedule (``"cosine"`` or ``"linear"``),
@@ -47,7 +49,12 @@ class ModelConfig:
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
         small head is trained on several noised copies),
-        history_noise (std of noise added to the training history, normalized units).
+        history_noise (std of noise added to the training history, normalized units),
+        lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
+        the other channels weigh 1), aux_viseme_weight (weight of an auxiliary
+        cross-entropy that classifies the viseme spoken at every encoder frame and at every
+        chunk frame from the audio features and the condition; 0 = no auxiliary heads.
+        Training-only: the heads are not used when sampling).
     speech_encoder: ``None`` for the built-in log-mel encoder, or a dict
         ``{"type": "hubert" | "wav2vec2", "path": LOCAL_DIR, "layer": int | None,
         "context_s": float}`` for a pretrained ``transformers`` encoder read from a local
@@ -79,6 +86,7 @@ class ModelConfig:
     head_layers: int = 2
     head_ff: int = 256
     encoder_channels: int = 128
+    encoder_dilations: list[int] = field(default_factory=lambda: [1, 1])
     audio_pool: int = 4
     history_prefix: int = 2
     n_styles: int = 8
@@ -94,6 +102,8 @@ class ModelConfig:
     velocity_weight: float = 1.0
     diffusion_repeats: int = 4
     history_noise: float = 0.05
+    lip_loss_weight: float = 1.0
+    aux_viseme_weight: float = 0.0
     speech_encoder: dict | None = None
     format_version: int = FORMAT_VERSION
     training: dict = field(default_factory=dict)
@@ -134,6 +144,13 @@ class ModelConfig:
              f"sample_steps must be in 1..{self.train_timesteps}")
         need(self.eta >= 0, "eta must be >= 0")
         need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
+        need(len(self.encoder_dilations) >= 1 and all(
+            isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
+            f"encoder_dilations must be a non-empty list of integers in 1..16, got "
+            f"{self.encoder_dilations}")
+        need(self.lip_loss_weight > 0, f"lip_loss_weight must be > 0, got {self.lip_loss_weight}")
+        need(self.aux_viseme_weight >= 0,
+             f"aux_viseme_weight must be >= 0, got {self.aux_viseme_weight}")
         chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000
         need(self.audio_context_frames * self.hop_length / self.sample_rate >= chunk_s,
              "audio_context_frames must cover max_chunk_frames plus the look-ahead")

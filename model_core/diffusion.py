@@ -57,7 +57,8 @@ class DDPMNoiser:
 
     @staticmethod
     def loss(x0_pred: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor,
-             velocity_weight: float = 1.0, mask: torch.Tensor | None = None) -> dict:
+             velocity_weight: float = 1.0, mask: torch.Tensor | None = None,
+             channel_weight: torch.Tensor | None = None) -> dict:
         """x0 MSE plus a velocity term on consecutive frames.
 
         Args:
@@ -66,15 +67,19 @@ class DDPMNoiser:
                 across the chunk boundary is also matched.
             velocity_weight: weight of the velocity MSE.
             mask: optional [B, K] float, 1 for frames that count.
+            channel_weight: optional [D] float weight per channel (all 1 when None); the
+                losses are divided by the sum of the weights, so they stay means.
         Returns:
             dict with scalar tensors ``loss``, ``x0``, ``velocity``.
         """
         m = torch.ones(x0.shape[:2], device=x0.device) if mask is None else mask
-        denom = m.sum().clamp(min=1) * x0.shape[-1]
-        l_x0 = (((x0_pred - x0) ** 2).sum(-1) * m).sum() / denom
+        cw = torch.ones(x0.shape[-1], device=x0.device) if channel_weight is None \
+            else channel_weight.to(x0.device)
+        denom = m.sum().clamp(min=1) * cw.sum()
+        l_x0 = ((((x0_pred - x0) ** 2) * cw).sum(-1) * m).sum() / denom
         vp = torch.diff(torch.cat([prev, x0_pred], 1), dim=1)
         vt = torch.diff(torch.cat([prev, x0], 1), dim=1)
-        l_v = (((vp - vt) ** 2).sum(-1) * m).sum() / denom
+        l_v = ((((vp - vt) ** 2) * cw).sum(-1) * m).sum() / denom
         return {"loss": l_x0 + velocity_weight * l_v, "x0": l_x0, "velocity": l_v}
 
 

@@ -247,8 +247,46 @@ class StreamTalkerModel:
         x0r = x0.repeat(R, 1, 1)
         t = torch.randint(0, noiser.T, (R * B,), generator=generator).to(dev)
         noise = torch.randn(x0r.shape, generator=generator).to(dev)
-        x0_pred = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
-                      noiser.add_noise(x0r, noise, t), t)
+        out = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
+                  noiser.add_noise(x0r, noise, t), t)
+        x0_pred = out[0] if isinstance(out, tuple) else out
         mask = b.get("mask")
-        return DDPMNoiser.loss(x0_pred.float(), x0r, hist[:, -1:].repeat(R, 1, 1), cfg.velocity_weight,
-                               None if mask is None else mask.repeat(R, 1))
+        losses = DDPMNoiser.loss(x0_pred.float(), x0r, hist[:, -1:].repeat(R, 1, 1),
+                                 cfg.velocity_weight, None if mask is None else mask.repeat(R, 1),
+                                 self.loss_channel_weights())
+        if isinstance(out, tuple):
+            losses.update(self._viseme_loss(out[1], out[2], b, drop))
+            losses["loss"] = losses["loss"] + cfg.aux_viseme_weight * losses["viseme"]
+        return losses
+
+    def loss_channel_weights(self) -> torch.Tensor | None:
+        """Per-channel weights [D] of the x0/velocity loss: ``lip_loss_weight`` on the
+        jaw*/mouth* channels of an ARKit model, 1 elsewhere; None when all are 1."""
+        w = self.config.lip_loss_weight
+        if w == 1.0 or self.config.output_kind != "arkit":
+            return None
+        lips = [n.lower().startswith(("jaw", "mouth")) for n in self.channel_names]
+        return torch.tensor([w if f else 1.0 for f in lips], dtype=torch.float32)
+
+    @staticmethod
+    def _viseme_loss(audio_logits, cond_logits, b: dict, drop) -> dict:
+        """Cross-entropy of the auxiliary viseme heads against ``mel_visemes`` [B, M] and
+        ``frame_visemes`` [B, K] (-1 = unknown); the condition's labels are ignored where
+        the audio was dropped. Returns ``viseme`` (the mean of both) and ``viseme_acc``
+        (accuracy at the chunk frames)."""
+        import torch.nn.functional as F
+        mel_lab = b.get("mel_visemes")
+        frame_lab = b.get("frame_visemes")
+        if mel_lab is None or frame_lab is None:
+            zero = audio_logits.sum() * 0.0
+            return {"viseme": zero, "viseme_acc": zero.detach()}
+        frame_lab = torch.where(drop.view(-1, 1), torch.full_like(frame_lab, -1), frame_lab)
+        ce_a = F.cross_entropy(audio_logits.float().flatten(0, 1), mel_lab.flatten(),
+                               ignore_index=-1)
+        ce_c = F.cross_entropy(cond_logits.float().flatten(0, 1), frame_lab.flatten(),
+                               ignore_index=-1)
+        ce_a = torch.nan_to_num(ce_a)   # a batch without labels gives NaN
+        ce_c = torch.nan_to_num(ce_c)
+        known = frame_lab >= 0
+        acc = ((cond_logits.argmax(-1) == frame_lab) & known).sum() / known.sum().clamp(min=1)
+        return {"viseme": 0.5 * (ce_a + ce_c), "viseme_acc": acc.detach().float()}

@@ -452,12 +452,13 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     log = open(csv_path, "a", newline="") if rank == 0 else None
     writer = csv.writer(log) if log else None
     if writer and new_csv:
-        writer.writerow(["step", "loss", "x0", "velocity", "lr", "val_loss", "seconds"])
+        writer.writerow(["step", "loss", "x0", "velocity", "viseme", "viseme_acc", "lr",
+                         "val_loss", "seconds"])
     if rank == 0 and not (out / "config.toml").exists():
         (out / "config.toml").write_text(Path(config_path).read_text())
     t_start = time.time()
     steps = tr["steps"]
-    acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0}
+    acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}
     n_acc = 0
     bar = tqdm(range(step0, steps), initial=step0, total=steps, desc="train", unit="step",
                disable=not progress or rank != 0)
@@ -484,7 +485,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
                                 amp=use_amp)
         for k in acc:
-            acc[k] += losses[k]
+            acc[k] += losses.get(k, 0.0)
         n_acc += 1
         done = step + 1
         if rank == 0 and (done % tr["log_every"] == 0 or done == steps):

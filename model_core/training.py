@@ -27,12 +27,15 @@ class Utterance:
 
     samples: float32 [N] mono 16 kHz speech; frames: float32 [T, D] targets in data space
     (ARKit weights in [0, 1]) at the model fps, T = round(N / 16000 * fps);
-    style: training identity index (0..n_styles-1; n_styles = the learned unknown style).
+    style: training identity index (0..n_styles-1; n_styles = the learned unknown style);
+    phones: optional ``[(label, start_s, end_s)]`` timing of the speech (any alphabet the
+    teacher reads), the labels of the auxiliary viseme loss; None for data without phones.
     """
 
     samples: np.ndarray
     frames: np.ndarray
     style: int = 0
+    phones: list | None = None
 
 
 class ChunkBatcher:
@@ -57,6 +60,7 @@ class ChunkBatcher:
         rest = model.net.rest_pose.detach().cpu().numpy()
         self.rest = rest.astype(np.float32)
         self._feat_cache: dict[int, tuple[np.ndarray, int]] = {}
+        self._label_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         lengths = np.array([len(u.frames) for u in utterances], np.float64)
         if len(utterances) == 0 or lengths.sum() == 0:
             raise ValueError("no training frames: give at least one utterance with frames")
@@ -73,8 +77,25 @@ class ChunkBatcher:
         over frames of the utterances currently held."""
         self.utts[i] = utt
         self._feat_cache.pop(i, None)
+        self._label_cache.pop(i, None)
         lengths = np.array([len(u.frames) for u in self.utts], np.float64)
         self.p = lengths / lengths.sum()
+
+    def _labels(self, i: int):
+        """(viseme per padded mel frame [M + n_mel], per motion frame [T + K_max]) of
+        utterance i, or None without phones (see ModelConfig.aux_viseme_weight)."""
+        u = self.utts[i]
+        if u.phones is None or self.cfg.aux_viseme_weight <= 0:
+            return None
+        if i not in self._label_cache:
+            from .data.teacher import viseme_track
+            cfg = self.cfg
+            n_mel = len(self._mel(i)) if cfg.speech_encoder is None else \
+                self.geo.mel_end(len(u.frames) + cfg.max_chunk_frames, 0) + 1 + self.cfg.audio_context_frames
+            mel_t = (np.arange(n_mel) - cfg.audio_context_frames) * cfg.hop_length / cfg.sample_rate
+            fr_t = np.arange(len(u.frames) + cfg.max_chunk_frames) / cfg.fps
+            self._label_cache[i] = (viseme_track(u.phones, mel_t), viseme_track(u.phones, fr_t))
+        return self._label_cache[i]
 
     def _mel(self, i: int) -> np.ndarray:
         """Whole-utterance features with M silence frames in front (mel front end)."""
@@ -89,6 +110,8 @@ class ChunkBatcher:
         if K is None:
             K = cfg.chunk_frames if self.rng.random() < 0.5 else int(self.rng.integers(1, cfg.max_chunk_frames + 1))
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
+        mel_labs, frame_labs = [], []
+        aux = cfg.aux_viseme_weight > 0
         utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=self.p)
         pretrained = cfg.speech_encoder is not None
         for ui in utt_ids:
@@ -118,6 +141,15 @@ class ChunkBatcher:
             tgts.append(t)
             masks.append(m)
             styles.append(u.style)
+            if aux:
+                lab = self._labels(ui)
+                if lab is None:
+                    mel_labs.append(np.full(M, -1, np.int64))
+                    frame_labs.append(np.full(K, -1, np.int64))
+                else:
+                    e = geo.mel_end(n, K)
+                    mel_labs.append(lab[0][e:e + M])
+                    frame_labs.append(np.where(m > 0, lab[1][n:n + K], -1))
         return {
             "feats": torch.from_numpy(np.stack(feats).astype(np.float32)),
             "mel_offset": torch.tensor(offs, dtype=torch.float32),
@@ -127,6 +159,8 @@ class ChunkBatcher:
             "target": torch.from_numpy(np.stack(tgts).astype(np.float32)),
             "mask": torch.from_numpy(np.stack(masks)),
             "style": torch.tensor(styles, dtype=torch.int64),
+            **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
+                "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
         }
 
 

@@ -178,3 +178,100 @@ def test_silence_padding_redraws_teacher_curves(corpus):
             quiet = np.abs(u.samples[:8000]).max() < 0.05 or np.abs(u.samples[-8000:]).max() < 0.05
             assert quiet
     assert longer >= 1
+
+
+# ------------------------------------------------------------------------------------------
+# v3 data: held-out split, engine mix, speaker transforms, auxiliary viseme labels
+# ------------------------------------------------------------------------------------------
+
+def test_heldout_sentences_never_reach_a_v3_corpus():
+    train, held = sentence_pool(split="train"), sentence_pool(split="heldout")
+    assert not set(train) & set(held)
+    assert set(train) | set(held) == set(sentence_pool())
+    assert 0.05 < len(held) / (len(train) + len(held)) < 0.15
+    with pytest.raises(ValueError, match="split"):
+        sentence_pool(split="test")
+
+
+def test_v3_plan_mixes_engines_and_new_speakers():
+    from model_core.data.corpus import TRAIN_WORLD, plan_jobs
+    jobs = plan_jobs(400, 1, ["en-us", "en-gb"], ["slt", "ked"], ["a b c d."] * 5,
+                     piper_voices=["en_US-joe-medium"],
+                     shares={"espeak-ng": 0.3, "festival": 0.3, "piper": 0.4}, world_share=0.6)
+    engines = [j.engine for j in jobs]
+    assert {e: engines.count(e) for e in set(engines)}.keys() == {"espeak-ng", "festival", "piper"}
+    assert 0.3 < engines.count("piper") / len(jobs) < 0.5
+    world = [j.world for j in jobs if j.world is not None]
+    assert all(j.engine != "espeak-ng" for j in jobs if j.world is not None)
+    assert 0.45 < len(world) / sum(e != "espeak-ng" for e in engines) < 0.75
+    (p0, p1), (f0, f1) = TRAIN_WORLD
+    assert all(p0 <= p <= p1 and f0 <= f <= f1 for p, f in world)
+    assert plan_jobs(50, 1, ["en-us"], ["slt"], ["a b c d."] * 5) == \
+        plan_jobs(50, 1, ["en-us"], ["slt"], ["a b c d."] * 5)     # reproducible
+
+
+def test_world_transform_keeps_timing_and_moves_pitch():
+    from model_core.data.voices import world_transform
+    sr = 16000
+    t = np.arange(sr) / sr
+    x = np.zeros(2 * sr, np.float32)
+    x[sr // 2:sr // 2 + sr] = 0.5 * np.sin(2 * np.pi * 150 * t) * np.hanning(sr)
+    y = world_transform(x, sr, pitch=1.5, formant=1.1)
+    assert y.shape == x.shape and np.isfinite(y).all()
+    env = np.convolve(np.abs(y), np.ones(800) / 800, "same")
+    assert abs(np.argmax(env) - sr) < 0.05 * sr            # the burst stays where it was
+    seg = y[sr - 4000:sr + 4000] * np.hanning(8000)
+    f = np.argmax(np.abs(np.fft.rfft(seg, 16 * 8000))) * sr / (16 * 8000)
+    assert 200 < f < 250, f                                 # 150 Hz x 1.5
+    with pytest.raises(ValueError):
+        world_transform(x, sr, pitch=10)
+
+
+def test_viseme_labels_follow_the_phones():
+    from model_core.data.teacher import VISEME_CLASSES
+    from model_core.training import ChunkBatcher, Utterance
+    cfg = mc.ModelConfig(n_styles=1, aux_viseme_weight=0.5)
+    model = mc.StreamTalkerModel.from_config(cfg)
+    phones = [("SIL", 0.0, 0.5), ("M", 0.5, 1.0), ("AA", 1.0, 1.5), ("SIL", 1.5, 2.0)]
+    rng = np.random.default_rng(0)
+    utt = Utterance(rng.normal(0, 0.1, 32000).astype(np.float32),
+                    np.zeros((60, 52), np.float32), 0, phones)
+    b = ChunkBatcher(model, [utt], seed=0)
+    pp, aa, sil = (VISEME_CLASSES.index(v) for v in ("PP", "AA", "sil"))
+    for _ in range(20):
+        batch = b.batch(4, K=3)
+        assert batch["mel_visemes"].shape == (4, 64) and batch["frame_visemes"].shape == (4, 3)
+    n = 20    # frame 20 = 0.667 s, inside M; its mel window ends 100 ms later
+    lab_mel, lab_frame = b._labels(0)
+    assert lab_frame[n] == pp and lab_frame[35] == aa and lab_frame[5] == sil
+    M = cfg.audio_context_frames
+    assert lab_mel[M + 70] == pp and lab_mel[M + 120] == aa and lab_mel[0] == sil
+    # without phones (captures) the labels are unknown and the loss ignores them
+    b2 = ChunkBatcher(model, [Utterance(utt.samples, utt.frames, 0)], seed=0)
+    assert (b2.batch(2, K=3)["frame_visemes"] == -1).all()
+
+
+def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
+    from model_core.checkpoint import load_checkpoint, save_checkpoint
+    from model_core.training import ChunkBatcher, Utterance, train_steps
+    cfg = mc.ModelConfig(n_styles=1, aux_viseme_weight=1.0, lip_loss_weight=3.0,
+                         encoder_dilations=[1, 2, 4], d_model=64, head_dim=64,
+                         encoder_channels=64, predictor_ff=128, head_ff=128)
+    model = mc.StreamTalkerModel.from_config(cfg)
+    rng = np.random.default_rng(1)
+    utts = []
+    for _ in range(4):   # a tone on "AA", silence elsewhere: the audio tells the viseme
+        x = rng.normal(0, 1e-3, 48000).astype(np.float32)
+        x[16000:32000] += 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
+        utts.append(Utterance(x, np.zeros((90, 52), np.float32), 0,
+                              [("SIL", 0.0, 1.0), ("AA", 1.0, 2.0), ("SIL", 2.0, 3.0)]))
+    hist = train_steps(model, ChunkBatcher(model, utts, seed=0), 60, batch_size=16, lr=3e-3,
+                       warmup=5)
+    assert all(np.isfinite(h["viseme"]) for h in hist)
+    assert np.mean([h["viseme"] for h in hist[-10:]]) < 0.5 * hist[0]["viseme"]
+    assert np.mean([h["viseme_acc"] for h in hist[-10:]]) > 0.8
+    save_checkpoint(model, tmp_path / "m.safetensors")
+    back = load_checkpoint(tmp_path / "m.safetensors")
+    y1 = model.generate(utts[0].samples, 16000, seed=3)
+    y2 = back.generate(utts[0].samples, 16000, seed=3)
+    assert np.array_equal(y1, y2) and y1.shape == (90, 52)

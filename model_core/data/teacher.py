@@ -73,7 +73,7 @@ from ..arkit import ARKIT_52
 from .phonemes import VOWEL_VISEMES, detect_alphabet, parse_phone
 
 __all__ = ["teacher_curves", "prosody_from_audio", "channel_indices", "MOUTH_CHANNELS",
-           "UPPER_FACE_CHANNELS", "VISEME_TARGETS"]
+           "UPPER_FACE_CHANNELS", "VISEME_TARGETS", "VISEME_CLASSES", "viseme_track"]
 
 # --------------------------------------------------------------------------------------
 # Channels
@@ -187,6 +187,8 @@ VISEME_TARGETS: dict[str, tuple[dict[str, float], tuple[float, float, float, flo
 }
 _VIS_NAMES = tuple(VISEME_TARGETS)
 _VIS_ID = {v: i for i, v in enumerate(_VIS_NAMES)}
+#: The viseme classes of :func:`viseme_track`, in index order (``"sil"`` is 0).
+VISEME_CLASSES: tuple[str, ...] = _VIS_NAMES
 _TARGETS = np.zeros((len(_VIS_NAMES), len(_MP)))
 _ALPHA = np.zeros((len(_VIS_NAMES), len(_GROUPS)))
 for _i, _v in enumerate(_VIS_NAMES):
@@ -752,3 +754,38 @@ def _drop_octave_jumps(f0: np.ndarray, radius: int = 2, max_octaves: float = 0.6
     if voiced.sum() >= 5:  # and more than an octave from the speaker's median
         bad |= voiced & (np.abs(lf - np.median(lf[voiced])) > 1.0)
     return np.where(bad, 0.0, f0)
+
+
+def viseme_track(phones: Sequence[tuple[str, float, float]], times_s, *,
+                 alphabet: str = "auto") -> np.ndarray:
+    """The viseme class spoken at each time: the teacher's own segmentation of the phones
+    (diphthongs and affricates split into sub-segments, gaps of 30 ms or more silence).
+
+    The training labels of the auxiliary viseme loss (``ModelConfig.aux_viseme_weight``):
+    they say *what* is being articulated at each instant, independent of coarticulation.
+
+    Args:
+        phones: ``[(label, start_s, end_s)]`` in any alphabet :func:`teacher_curves` reads.
+        times_s: float ``[n]`` times in seconds (any order; outside the phones: silence).
+        alphabet: as :func:`teacher_curves`.
+
+    Returns:
+        int64 ``[n]`` indices into :data:`VISEME_CLASSES`.
+
+    Raises:
+        ValueError: malformed phones (as :func:`teacher_curves`).
+    """
+    ph = check_phones(phones)
+    t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    out = np.full(t.shape, _SIL, dtype=np.int64)
+    if not ph or t.size == 0:
+        return out
+    lo = min(min(p[1] for p in ph), float(t.min())) - 1.0
+    hi = max(max(p[2] for p in ph), float(t.max())) + 1.0
+    seg_s, seg_e, seg_v, _g, _b = _segments(ph, alphabet, lo + _REACH_S, hi - _REACH_S)
+    order = np.argsort(seg_s, kind="stable")
+    seg_s, seg_e, seg_v = seg_s[order], seg_e[order], seg_v[order]
+    k = np.searchsorted(seg_s, t, side="right") - 1
+    ok = (k >= 0) & (t < seg_e[np.clip(k, 0, None)])
+    out[ok] = seg_v[k[ok]]
+    return out

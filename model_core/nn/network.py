@@ -60,7 +60,9 @@ def _layer(d, heads, ff, dropout):
 
 class MelEncoder(nn.Module):
     """Log-mel window [B, M, n_mels] -> per-frame features [B, M, C] (non-causal convs
-    inside the window, which already ends at the chunk's look-ahead)."""
+    inside the window, which already ends at the chunk's look-ahead): a kernel-5 input
+    convolution, then one residual kernel-5 convolution per entry of
+    ``cfg.encoder_dilations`` (dilated as given), then LayerNorm."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -68,7 +70,8 @@ class MelEncoder(nn.Module):
         self.register_buffer("mel_mean", torch.full((cfg.n_mels,), -5.0))
         self.register_buffer("mel_std", torch.full((cfg.n_mels,), 4.0))
         self.inp = nn.Conv1d(cfg.n_mels, c, 5, padding=2)
-        self.convs = nn.ModuleList([nn.Conv1d(c, c, 5, padding=2) for _ in range(2)])
+        self.convs = nn.ModuleList([nn.Conv1d(c, c, 5, padding=2 * d, dilation=d)
+                                    for d in cfg.encoder_dilations])
         self.norm = nn.LayerNorm(c)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -128,6 +131,12 @@ class StreamTalkerNet(nn.Module):
                                    for _ in range(cfg.head_layers)])
         self.out_norm = nn.LayerNorm(dh)
         self.out = nn.Linear(dh, D)
+        # training-only auxiliary viseme classifiers (see ModelConfig.aux_viseme_weight)
+        self.viseme_heads = None
+        if cfg.aux_viseme_weight > 0:
+            from ..data.teacher import VISEME_CLASSES
+            self.viseme_heads = nn.ModuleDict({"audio": nn.Linear(c, len(VISEME_CLASSES)),
+                                               "cond": nn.Linear(d, len(VISEME_CLASSES))})
         # normalization of the output channels (data space <-> model space) and the rest pose
         self.register_buffer("data_mean", torch.zeros(D))
         self.register_buffer("data_std", torch.ones(D))
@@ -144,6 +153,11 @@ class StreamTalkerNet(nn.Module):
         return self.encoder(feats) if self.encoder is not None else self.feat_proj(feats)
 
     def condition(self, feats, mel_offset, align_idx, align_w, history, style, drop_audio):
+        return self._condition(feats, mel_offset, align_idx, align_w, history, style,
+                               drop_audio)[0]
+
+    def _condition(self, feats, mel_offset, align_idx, align_w, history, style, drop_audio):
+        """(cond [B, K, d], encoder features [B, M, C])."""
         cfg = self.cfg
         B, M, _ = feats.shape
         K = align_idx.shape[1]
@@ -179,7 +193,7 @@ class StreamTalkerNet(nn.Module):
                           q_tok + self.type_emb[3] + temb[:, M // P + Ht:]], dim=1)
         for layer in self.predictor:
             toks = layer(toks)
-        return self.pred_norm(toks[:, -K:])
+        return self.pred_norm(toks[:, -K:]), enc
 
     # -- diffusion head ------------------------------------------------------------------
     def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
@@ -204,13 +218,19 @@ class StreamTalkerNet(nn.Module):
         """Training pass: condition predictor, then the diffusion head on R noised copies.
 
         ``x_t`` [R*B, K, D] and ``t`` [R*B] hold R noised versions of each of the B examples
-        (example-major: rows r*B .. r*B+B-1 are copy r). Returns x0 [R*B, K, D].
+        (example-major: rows r*B .. r*B+B-1 are copy r). Returns x0 [R*B, K, D], or with the
+        auxiliary viseme heads ``(x0, audio_logits [B, M, V], cond_logits [B, K, V])``.
         (A ``forward`` so DistributedDataParallel sees the whole graph.)"""
-        cond = self.condition(feats, mel_offset, align_idx, align_w, history, style, drop_audio)
+        cond, enc = self._condition(feats, mel_offset, align_idx, align_w, history, style,
+                                    drop_audio)
+        logits = None
+        if self.viseme_heads is not None:
+            logits = (self.viseme_heads["audio"](enc), self.viseme_heads["cond"](cond))
         R = x_t.shape[0] // cond.shape[0]
         if R > 1:
             cond, history = cond.repeat(R, 1, 1), history.repeat(R, 1, 1)
-        return self.denoise(x_t, t, cond, history)
+        x0 = self.denoise(x_t, t, cond, history)
+        return x0 if logits is None else (x0, *logits)
 
     def denoise(self, x_t, t, cond, history):
         return self.denoise_step(self.denoise_prepare(cond, history), x_t, self.timestep_embedding(t))
