@@ -35,10 +35,20 @@ def results(default_model):
     return evaluate_model(default_model, items, seeds=(0, 1, 2))
 
 
-def test_lip_sync_on_real_speech(results):
+def test_lips_close_open_and_round_on_real_speech(results):
+    """Measured where the viewer sees it: the lip gap on the Face Cap head, on 12 real
+    recordings (issue 11's must-hold figures), with the teacher's ceiling beside it."""
+    lip, ceiling = results["overall"]["lip"], results["overall"]["lip_reference"]
+    assert lip["closure"] >= 0.9, (lip, ceiling)
+    assert lip["open_closed_ratio"] >= 5, (lip, ceiling)
+    assert lip["openness_r"] >= 0.65, (lip, ceiling)
+    assert lip["rounding"] >= 0.25, (lip, ceiling)
+    assert results["all_pass"], {k: c for k, c in results["checks"].items() if not c["pass"]}
+
+
+def test_jaw_follows_the_reference(results):
     o = results["overall"]
     assert o["jaw_corr"] >= 0.7
-    assert o["bilabial_closure"] >= 0.8
     assert o["open_vowel_ratio"] > 1.2
 
 

@@ -44,7 +44,8 @@ CLIP = ROOT / "inputs" / "speech" / "librivox" / "sense_and_sensibility_01_auste
 FACECAP = ROOT / "inputs" / "facecap" / "facecap.glb"
 BILABIALS = {"M", "B", "P"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
-PLOT_CHANNELS = ("jawOpen", "mouthClose", "eyeBlinkLeft", "browInnerUp")
+ROUNDED = {"UW", "OW", "UH", "W", "OY"}
+PLOT_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel+mouthPucker", "eyeBlinkLeft")
 SETUP_HINT = "run `bash tools/setup.sh` first"
 
 
@@ -276,23 +277,42 @@ def phone_at(phones, t, fps) -> str:
     return "-"
 
 
-def lip_sync_figures(curves, phones, fps) -> dict:
-    """Bilabial closure and open-vowel jaw figures of :mod:`model_core.metrics` on this clip
-    (frame i at i / fps s in the clip)."""
-    from model_core import metrics
+def curves_matrix(curves) -> np.ndarray:
+    """{ARKit channel: values [n]} -> float32 [n, 52] in ARKit-52 order (missing = 0)."""
     from model_core.arkit import ARKIT_52
     n = len(curves["jawOpen"])
     x = np.zeros((n, len(ARKIT_52)), np.float32)
     for i, ch in enumerate(ARKIT_52):
         if ch in curves:
             x[:, i] = curves[ch]
-    ph = [(p, b, e) for p, b, e, _ in phones]
-    b = metrics.bilabial_closures(x, ph, fps)
-    v = metrics.open_vowel_jaw(x, ph, fps)
-    blink = (x[:, ARKIT_52.index("eyeBlinkLeft")] + x[:, ARKIT_52.index("eyeBlinkRight")]) / 2
-    n_blinks = int(np.sum((blink[1:] >= 0.4) & (blink[:-1] < 0.4)))
-    return dict(closed=b["n_closed"], eligible=b["n_eligible"], vowel_ratio=v["ratio"],
-                jaw_open=v["open"], jaw_other=v["other"], blinks=n_blinks)
+    return x
+
+
+def eval_item(clip: Path, fps: float):
+    """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones and the teacher's
+    curves on them (:func:`model_core.evaluate.build_eval_set`), or None without a
+    transcript."""
+    from model_core.evaluate import build_eval_set
+    if not clip.with_suffix(".txt").exists():
+        return None
+    return build_eval_set(clip.parent, fps, names=[clip.stem])[0]
+
+
+def lip_sync_figures(curves, item) -> dict:
+    """The lip-gap measures of ``streamtalker evaluate`` on this clip (closure, open/closed
+    gap ratio, openness r, rounding; :mod:`model_core.metrics`), for the generated curves
+    and for the teacher on the same alignment (the ceiling), on the Face Cap head's
+    geometry; plus both lip gaps per frame (mm) for the plot."""
+    from model_core import metrics
+    from model_core.arkit_head import load_head
+    head = load_head()
+    x = curves_matrix(curves)
+    ref = item.reference[:len(x)]
+    gap, ref_gap = head.lip_gap(x), head.lip_gap(ref)
+    model = metrics.lip_gap_measures(gap, x, item.phones, item.fps)
+    teacher = metrics.lip_gap_measures(ref_gap, ref, item.phones, item.fps)
+    return dict(model=model, teacher=teacher, gap=gap, ref_gap=ref_gap,
+                blinks=metrics.count_blinks(x))
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -328,33 +348,47 @@ def contact_sheet(paths, labels, out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: str) -> None:
-    """jawOpen, mouthClose, eyeBlinkLeft, browInnerUp against time, with the phones."""
+def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: str,
+                figures: dict | None = None) -> None:
+    """The lip gap on the Face Cap head (model and teacher, mm), then jawOpen, mouthClose,
+    mouthFunnel + mouthPucker and eyeBlinkLeft against time, with the phones."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     t = (frames - first) / fps
-    fig, axes = plt.subplots(len(PLOT_CHANNELS), 1, figsize=(12, 8), sharex=True)
-    for ax, ch in zip(axes, PLOT_CHANNELS):
+    rows = (["lip gap (mm)"] if figures else []) + list(PLOT_CHANNELS)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 2 * len(rows)), sharex=True)
+    for ax, ch in zip(axes, rows):
         for ph, b, e, _ in phones:
             if ph in BILABIALS:
                 ax.axvspan(b, e, color="tab:red", alpha=0.18, lw=0)
             elif ph in OPEN_VOWELS:
                 ax.axvspan(b, e, color="tab:blue", alpha=0.10, lw=0)
-        if ch in curves:
-            ax.plot(t, curves[ch], color="k", lw=1.2)
+            elif ph in ROUNDED:
+                ax.axvspan(b, e, color="tab:purple", alpha=0.10, lw=0)
+        if ch == "lip gap (mm)":
+            ax.plot(t, figures["ref_gap"][:len(t)], color="0.55", lw=1.0, ls="--",
+                    label="teacher (ceiling)")
+            ax.plot(t, figures["gap"][:len(t)], color="k", lw=1.2, label="model")
+            ax.legend(loc="upper right", fontsize=8)
+        else:
+            y = sum(curves[c] for c in ch.split("+") if c in curves)
+            if not np.isscalar(y):
+                ax.plot(t, y, color="k", lw=1.2)
+            ax.set_ylim(-0.02, 1.02)
         for f, _ in picked:
             ax.axvline((f - first) / fps, color="tab:green", lw=0.6, ls=":")
-        ax.set_ylabel(ch, fontsize=9)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(ch.replace("+", "\n+"), fontsize=9)
     top = axes[0]
+    ymax = top.get_ylim()[1]
     for ph, b, e, _ in phones:
         if ph != "SIL":
-            top.text((b + e) / 2, 1.04, ph, fontsize=6, ha="center", va="bottom", rotation=90,
-                     color="tab:red" if ph in BILABIALS else
-                     "tab:blue" if ph in OPEN_VOWELS else "0.3")
+            top.text((b + e) / 2, ymax * 1.02, ph, fontsize=6, ha="center", va="bottom",
+                     rotation=90, color="tab:red" if ph in BILABIALS else
+                     "tab:blue" if ph in OPEN_VOWELS else
+                     "tab:purple" if ph in ROUNDED else "0.3")
     axes[-1].set_xlabel("time in the clip (s)   red: bilabial M/B/P   blue: open vowel   "
-                        "green: contact-sheet frames")
+                        "purple: rounded   green: contact-sheet frames")
     fig.suptitle(title, fontsize=10, y=0.995)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -424,7 +458,8 @@ def run(args) -> dict:
     phones = load_phones(clip)
     first = strip.frame_final_start
 
-    figures = lip_sync_figures(curves, phones, fps) if phones else None
+    item = eval_item(clip, fps)
+    figures = lip_sync_figures(curves, item) if item is not None else None
     cam = setup_render(bpy, scene, head, args.engine, args.size)
     scene.frame_set(first)
     blend = Path(f"{stem}.blend")
@@ -447,7 +482,8 @@ def run(args) -> dict:
                                             f"bundled model, seed {args.seed})")
     plot = Path(f"{stem}-curves.png")
     curves_plot(frames, curves, phones, fps, first, picked, plot,
-                f"{clip.name}: generated curves; phones from the clip's reference alignment")
+                f"{clip.name}: generated curves; phones from the clip's reference alignment",
+                figures)
     video, t_video = None, 0.0
     if args.video and shutil.which("ffmpeg"):
         video = Path(f"{stem}.mp4")
@@ -504,10 +540,13 @@ def main(argv=None) -> int:
           f"{r['t_render'] / max(r['n_render'], 1):.2f} s/frame)")
     fg = r["figures"]
     if fg:
-        print(f"  lip sync (this clip) bilabials closed {fg['closed']}/{fg['eligible']} "
-              f"(model_core.metrics rule); jawOpen on open vowels {fg['jaw_open']:.2f} vs "
-              f"{fg['jaw_other']:.2f} elsewhere (ratio {fg['vowel_ratio']:.2f}); "
-              f"{fg['blinks']} blinks")
+        def lip(m):
+            return (f"closure {m['closure']:.2f} ({m['n_closed']}/{m['n_bilabials']}), "
+                    f"open/closed gap {m['open_closed_ratio']:.1f}, openness r "
+                    f"{m['openness_r']:.2f}, rounding {m['rounding']:.2f}")
+        print(f"  lip sync (this clip, lip gap on the Face Cap head; streamtalker evaluate's "
+              f"measures)\n    model               {lip(fg['model'])}; {fg['blinks']} blinks"
+              f"\n    teacher (ceiling)   {lip(fg['teacher'])}")
     if r["video"]:
         print(f"  video render        {r['t_video']:.1f} s for {r['n_video']} frames")
     print(f"  total               {time.perf_counter() - t0:.1f} s")
