@@ -139,7 +139,7 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.n
         raise AudioError(f"{what}: {bad} sample(s) are NaN or infinite; clean the audio first")
     clipped = 0
     if a.dtype != np.float32 or a.ndim == 2:
-        clipped += _clip_count(a, what, warn=False)
+        clipped += _clip_count(a)
         if clipped:
             a = np.clip(a, -SAMPLE_LIMIT, SAMPLE_LIMIT)
         a = a.astype(np.float32, copy=False)
@@ -148,7 +148,7 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.n
             a = a.mean(axis=1, dtype=np.float32)
         else:
             a = a.mean(axis=0, dtype=np.float32)
-    n = _clip_count(a, what, warn=False)
+    n = _clip_count(a)
     if n:
         a = np.clip(a, -SAMPLE_LIMIT, SAMPLE_LIMIT)
         clipped = max(clipped, n)
@@ -157,7 +157,7 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.n
     return np.ascontiguousarray(a, dtype=np.float32), clipped
 
 
-def _clip_count(a: np.ndarray, what: str, warn: bool) -> int:
+def _clip_count(a: np.ndarray) -> int:
     """Samples of ``a`` beyond ``±SAMPLE_LIMIT``."""
     m = float(np.max(np.abs(a))) if a.size else 0.0
     if m <= SAMPLE_LIMIT:
