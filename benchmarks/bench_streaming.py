@@ -13,13 +13,22 @@ to 10 s, 60 s and 600 s. For each length, in fresh processes (so peak RSS is per
   so for 60 s and 600 s it is measured at evenly spaced chunk positions (the column says how
   many); its real-time factor is the mean measured chunk cost / chunk duration.
 Also printed: parameter count and FLOPs per frame (torch.utils.flop_counter, one chunk / K).
+
+Busy machine (issue 12): whole-file generation of 10 s, quiet and then with ``--busy`` (4)
+CPU-bound processes running beside it, each with the product's default thread count
+(``model_core.threads``, 1), one thread, and torch's own default (one per core: what the
+product did before it set a count). Must hold: loaded, the default is at most 1.5x slower than
+one thread, and its RTF at most 4x the quiet run's. ``--busy-only`` runs just this part.
+Run it without OMP_NUM_THREADS set (the torch-default row would otherwise not be torch's).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,14 +61,70 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def job_generate(checkpoint, seconds):
-    model, _ = load(checkpoint)
+def job_generate(checkpoint, seconds, threads="default"):
+    """Whole-file RTF; threads: "default" (the product's rule), an int, or "torch" (torch's
+    own default: the count is never set, as before issue 12)."""
+    import torch
+    if threads == "torch":
+        from model_core.checkpoint import load_checkpoint
+        model = load_checkpoint(checkpoint)
+    else:
+        import model_core as mc
+        model = mc.load_model(checkpoint, threads=None if threads == "default" else threads)
     audio = speech_audio(seconds)
     model.generate(audio[:16000], 16000)  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model.generate(audio, 16000)
-    dt = time.perf_counter() - t
-    return {"rtf": dt / seconds, "rss": peak_rss_mb()}
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    return {"rtf": dt / seconds, "cpu_rtf": dc / seconds, "rss": peak_rss_mb(),
+            "threads": torch.get_num_threads()}
+
+
+def machine_load() -> str:
+    """Load average and the CPU time stolen by the hypervisor so far (a VM's host is busy)."""
+    try:
+        la = os.getloadavg()
+        steal = int(Path("/proc/stat").read_text().split("\n")[0].split()[8])
+        return f"load average {la[0]:.1f}; steal {steal / os.sysconf('SC_CLK_TCK'):.0f} s since boot"
+    except (OSError, IndexError, ValueError):
+        return "load unknown"
+
+
+def busy_rows(checkpoint, busy: int, seconds: float = 10.0) -> dict:
+    """{(condition, threads): job_generate result} for condition "quiet" / "busy"."""
+    out = {}
+    for cond in ("quiet", "busy"):
+        procs = []
+        if cond == "busy":
+            procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                     for _ in range(busy)]
+            time.sleep(1.0)
+        try:
+            for threads in ("default", 1, "torch"):
+                out[cond, threads] = r = in_process(job_generate, checkpoint, seconds, threads)
+                print(f"  {cond}: threads {threads}: RTF {r['rtf']:.3f} (CPU time / audio "
+                      f"{r['cpu_rtf']:.3f}); {machine_load()}", flush=True)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    return out
+
+
+def print_busy(out: dict, busy: int, seconds: float = 10.0) -> None:
+    print(f"\nBusy machine: whole-file generation of {seconds:g} s, quiet vs {busy} CPU-bound "
+          f"processes beside it ({os.cpu_count()} cores):\n")
+    print("| threads | quiet RTF | busy RTF | busy / quiet | CPU s per audio s, quiet / busy |")
+    print("|---|---|---|---|---|")
+    names = {"default": "product default", 1: "one thread", "torch": "torch default (before)"}
+    for t in ("default", 1, "torch"):
+        q, b = out["quiet", t], out["busy", t]
+        print(f"| {names[t]} ({b['threads']}) | {q['rtf']:.3f} | {b['rtf']:.3f} | "
+              f"{b['rtf'] / q['rtf']:.1f}x | {q['cpu_rtf']:.3f} / {b['cpu_rtf']:.3f} |")
+    d, one, q = out["busy", "default"], out["busy", 1], out["quiet", "default"]
+    print(f"\nbusy: default / one thread = {d['rtf'] / one['rtf']:.2f} (must be <= 1.5); "
+          f"default busy RTF / quiet RTF = {d['rtf'] / q['rtf']:.2f} (must be <= 4); torch's "
+          f"default was {out['busy', 'torch']['rtf'] / one['rtf']:.1f}x slower than one thread")
 
 
 def job_stream(checkpoint, seconds):
@@ -133,7 +198,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--quick", action="store_true", help="10 s and 60 s only")
+    ap.add_argument("--busy", type=int, default=4, help="CPU-bound processes in the busy run (4)")
+    ap.add_argument("--busy-only", action="store_true", help="only the quiet vs busy comparison")
     args = ap.parse_args()
+    if "OMP_NUM_THREADS" in os.environ:
+        print(f"note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} is set; the torch-default "
+              f"row then uses it", flush=True)
+    if args.busy_only:
+        print_busy(busy_rows(args.checkpoint, args.busy), args.busy)
+        return
     import torch
     model, what = load(args.checkpoint)
     print(f"model: {what}; {model.parameter_count() / 1e6:.2f} M parameters; "
@@ -169,6 +242,8 @@ def main():
           f"(target within 10%)")
     print(f"whole-file RTF at {rows[-1][0]} s: {rows[-1][1]['rtf']:.3f} (target <= 0.1)")
     print(f"session buffers after {rows[0][0]} s: {rows[0][2]['sizes']}; after {rows[-1][0]} s: {last['sizes']}")
+    if args.busy > 0:
+        print_busy(busy_rows(args.checkpoint, args.busy), args.busy)
 
 
 if __name__ == "__main__":

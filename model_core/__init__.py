@@ -3,7 +3,7 @@ animation (after StreamingTalker, arXiv 2511.14223). Never imports ``bpy``.
 
 Public API::
 
-    model = model_core.load_model(path=None, device="cpu")
+    model = model_core.load_model(path=None, device="cpu", threads=None)  # threads: 1 by default
     session = model.stream(seed=0, style=None)
     frames = session.push(samples)   # float32 mono 16 kHz -> [n_new, D]
     frames = session.flush()
@@ -11,24 +11,34 @@ Public API::
 """
 
 from .arkit import ARKIT_52
-from .audio import load_audio, MODEL_SAMPLE_RATE
+from .audio import AudioFileReader, AudioWarning, load_audio, MODEL_SAMPLE_RATE
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .errors import AudioError, CheckpointError
 from .model import StreamTalkerModel
 from .streaming import StreamingSession
+from .threads import DEFAULT_THREADS, set_threads
 
 __version__ = "0.1.0"
 
 
-def load_model(path=None, device="cpu") -> StreamTalkerModel:
+def load_model(path=None, device="cpu", threads: int | None = None) -> StreamTalkerModel:
     """Load a model: ``path`` to a checkpoint, or None for the bundled default.
 
-    See :func:`model_core.checkpoint.load_checkpoint` for the errors raised.
+    Args:
+        path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None.
+        device: ``"cpu"`` or ``"cuda"``.
+        threads: CPU threads torch computes with (intra-op), an integer in 1..cores; None
+            applies the default, 1 (:mod:`model_core.threads` says why). Process-wide, as in
+            :func:`set_threads`, which changes it later without reloading.
+    Raises:
+        ValueError: a bad ``threads`` or device; see
+        :func:`model_core.checkpoint.load_checkpoint` for the other errors.
     """
+    set_threads(threads)
     return load_checkpoint(path, device)
 
 
-__all__ = ["ARKIT_52", "AudioError", "CheckpointError", "ModelConfig", "StreamTalkerModel",
-           "StreamingSession", "load_audio", "load_model", "save_checkpoint", "MODEL_SAMPLE_RATE",
-           "__version__"]
+__all__ = ["ARKIT_52", "AudioError", "AudioFileReader", "AudioWarning", "CheckpointError",
+           "DEFAULT_THREADS", "ModelConfig", "StreamTalkerModel", "StreamingSession", "load_audio",
+           "load_model", "save_checkpoint", "set_threads", "MODEL_SAMPLE_RATE", "__version__"]

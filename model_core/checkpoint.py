@@ -110,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
     Raises:
         FileNotFoundError: missing weights or config (or no bundled default yet).
         CheckpointError: truncated/corrupt weights, wrong version, missing, unexpected or
-            wrongly shaped tensors.
+            wrongly shaped tensors, NaN/inf weights, invalid config values.
         ValueError: unavailable device.
     """
     from .model import StreamTalkerModel
@@ -147,5 +147,10 @@ def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
             parts.append(f"unexpected tensors {unexpected[:5]}")
         raise CheckpointError(f"{wpath} does not match its config {cpath.name}: "
                               + " | ".join(parts))
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+    if bad:
+        raise CheckpointError(f"{wpath}: tensor(s) {bad[:5]} hold NaN or infinite values; the "
+                              f"checkpoint is damaged (a diverged training run?): use an "
+                              f"earlier checkpoint")
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return StreamTalkerModel(cfg, net, device)

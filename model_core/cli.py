@@ -1,10 +1,12 @@
 """The ``streamtalker`` command line.
 
 ``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
-[--style I] [--device cpu|cuda] [--chunk-frames K]`` writes .npz, .csv (Live Link Face) or
-.json; with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a point cache
-(.pc2 / .mdd for Blender's Mesh Cache modifier). Errors are printed as one line naming the
-file or setting, exit status 2.
+[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N]`` writes .npz, .csv (Live
+Link Face) or .json; with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
+point cache (.pc2 / .mdd for Blender's Mesh Cache modifier). The output is checked for
+writability before any work; the audio is decoded and the frames written block by block, so
+memory does not grow with the file's length. Errors are printed as one line naming the file or
+setting, exit status 2; warnings (clipped or truncated audio) as one line each.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import AudioError, CheckpointError
@@ -23,7 +26,8 @@ def _add_generate(sub):
     p = sub.add_parser("generate", help="animate a speech file (ARKit-52 weights, or meshes)",
                        description="Generate facial animation from a speech file with the "
                                    "streaming model (the same session as live input).")
-    p.add_argument("audio", help="speech file: wav, flac, ogg or mp3 (any rate, mono or stereo)")
+    p.add_argument("audio", help="speech file: wav, flac, ogg, mp3 or aiff (any rate, mono or "
+                                 "stereo); m4a/aac/mp4/webm through ffmpeg when it is installed")
     p.add_argument("-o", "--out", required=True,
                    help="output file: .npz, .csv (Live Link Face) or .json; for a vertex "
                         "checkpoint .npy / .npz (vertices [T, V, 3]) or .pc2 / .mdd")
@@ -43,8 +47,16 @@ def _add_generate(sub):
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="frames per streaming chunk, K (default: the model's)")
+    add_threads_argument(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_generate)
+
+
+def add_threads_argument(p) -> None:
+    """``--threads N`` (CPU threads torch computes with; default 1, model_core.threads)."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the model (default 1: fastest here, and graceful on a "
+                        "busy machine)")
 
 
 VERTEX_FORMATS = (".npy", ".npz", ".pc2", ".mdd")
@@ -130,13 +142,17 @@ def _generate_vertices(args, out: Path, n_vertices: int) -> int:
 
 
 def cmd_generate(args) -> int:
-    from . import load_audio, load_model
-    from .export import FORMATS, write_frames
+    from tqdm import tqdm
+
+    from . import AudioFileReader, load_model
+    from .export import FORMATS, FrameWriter
+    from .fileio import check_writable
+    from .threads import set_threads
     from .vertex import vertex_checkpoint_vertices
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} already exists; choose another name or pass --force")
+    set_threads(args.threads)
+    check_writable(out, args.force)     # before any work: exists, folder, permission
     n_vertices = vertex_checkpoint_vertices(args.checkpoint) if args.checkpoint else None
     if n_vertices is not None:
         return _generate_vertices(args, out, n_vertices)
@@ -148,24 +164,37 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--style {style!r}: this model takes an identity index (an integer)")
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
-    audio = load_audio(args.audio)
-    model = load_model(args.checkpoint, device=args.device)
-    t0 = time.perf_counter()
-    frames = model.generate(audio, model.sample_rate, seed=args.seed, style=style,
-                            chunk_frames=args.chunk_frames, steps=args.steps, eta=args.eta,
-                            guidance=args.guidance, fps=args.fps,
-                            progress=len(audio) > 10 * model.sample_rate and sys.stderr.isatty())
-    dt = time.perf_counter() - t0
-    fps = args.fps or model.fps
-    dur = len(audio) / model.sample_rate
+    reader = AudioFileReader(args.audio)        # opened (and checked) before the model loads
+    try:
+        model = load_model(args.checkpoint, device=args.device, threads=args.threads)
+        # every setting is checked here, before any audio is decoded
+        session = model.stream(seed=args.seed, style=style, chunk_frames=args.chunk_frames,
+                               steps=args.steps, eta=args.eta, guidance=args.guidance,
+                               fps=args.fps)
+    except BaseException:
+        reader.close()
+        raise
+    fps = session.fps
     meta = {"audio": str(args.audio), "checkpoint": str(args.checkpoint or "default"),
             "seed": args.seed, "style": args.style, "steps": args.steps or model.config.sample_steps,
-            "latency_ms": model.latency_ms(args.chunk_frames)}
-    write_frames(out, frames, model.channel_names, fps, model.config.output_kind, meta,
-                 overwrite=args.force)
-    print(f"{out}: {len(frames)} frames at {fps:g} fps from {dur:.2f} s of audio in {dt:.2f} s "
+            "latency_ms": session.latency_ms}
+    with reader, FrameWriter(out, model.channel_names, fps, model.config.output_kind, meta,
+                             overwrite=args.force) as writer:
+        total = reader.duration_s
+        bar = tqdm(total=round(total) if total else None, unit="s", desc="generate", leave=False,
+                   disable=not (total and total > 10 and sys.stderr.isatty()))
+        t0 = time.perf_counter()
+        for block in reader:
+            writer.write(session.push(block))
+            bar.update(len(block) / model.sample_rate)
+        writer.write(session.flush())
+        dt = time.perf_counter() - t0
+        bar.close()
+        dur = reader.n_out / model.sample_rate
+        n = writer.n_frames
+    print(f"{out}: {n} frames at {fps:g} fps from {dur:.2f} s of audio in {dt:.2f} s "
           f"(real-time factor {dt / max(dur, 1e-9):.3f}, algorithmic latency "
-          f"{model.latency_ms(args.chunk_frames):.0f} ms)")
+          f"{session.latency_ms:.0f} ms)")
     return 0
 
 
@@ -261,18 +290,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``streamtalker`` console script; returns the exit status."""
+    """Entry point of the ``streamtalker`` console script; returns the exit status.
+
+    Errors (bad files, settings, unwritable outputs: ValueError, OSError and their kin) are
+    one line on stderr with exit status 2; warnings one line each; Ctrl+C exits 130 (``live``
+    saves its take first).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"streamtalker {args.command}"
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        print(f"{prefix}: warning: {message}", file=sys.stderr, flush=True)
+
+    old_show = warnings.showwarning
+    warnings.showwarning = one_line
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
-            AudioError, CheckpointError, ValueError) as e:
-        print(f"streamtalker {args.command}: error: {e}", file=sys.stderr)
+    except (AudioError, CheckpointError, ValueError, OSError) as e:
+        print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"streamtalker {args.command}: cancelled", file=sys.stderr)
+        print(f"{prefix}: cancelled", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = old_show
 
 
 if __name__ == "__main__":

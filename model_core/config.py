@@ -134,7 +134,7 @@ class ModelConfig:
              "history_frames must be >= history_prefix >= 1")
         need(self.history_frames % self.history_pool == 0,
              "history_frames must be a multiple of history_pool")
-        need(self.lookahead_ms >= 0, f"lookahead_ms must be >= 0, got {self.lookahead_ms}")
+        need(0 <= self.lookahead_ms < math.inf, f"lookahead_ms must be >= 0, got {self.lookahead_ms}")
         need(self.audio_context_frames % self.audio_pool == 0,
              "audio_context_frames must be a multiple of audio_pool")
         need(self.d_model % self.n_heads == 0 and self.head_dim % self.n_heads == 0,
@@ -142,7 +142,10 @@ class ModelConfig:
         need(self.schedule in ("cosine", "linear"), f"unknown schedule {self.schedule!r}")
         need(1 <= self.sample_steps <= self.train_timesteps,
              f"sample_steps must be in 1..{self.train_timesteps}")
-        need(self.eta >= 0, "eta must be >= 0")
+        need(math.isfinite(self.eta) and 0 <= self.eta <= 1,
+             f"eta must be a number in [0, 1], got {self.eta}")
+        need(math.isfinite(self.guidance) and 0 <= self.guidance <= 20,
+             f"guidance must be a number in [0, 20], got {self.guidance}")
         need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),

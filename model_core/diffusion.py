@@ -17,6 +17,7 @@ The scheduler API (``set_timesteps``, ``timesteps``, ``step``) follows diffusers
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -88,17 +89,22 @@ class DDIMScheduler:
 
     Args:
         schedule, train_timesteps: the training noise schedule.
-        eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral noise.
+        eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral noise (finite, in [0, 1]).
         clip_min, clip_max: optional tensors [D] bounding x0 (normalized units), or None.
 
     Use: ``set_timesteps(n)``; then for ``t`` in ``timesteps``:
     ``x = step(x0_pred, t, x, generator)``. The last step returns x0_pred itself.
+
+    Raises:
+        ValueError: eta not a finite number in [0, 1].
     """
 
     def __init__(self, schedule: str = "cosine", train_timesteps: int = 1000, eta: float = 0.0,
                  clip_min: torch.Tensor | None = None, clip_max: torch.Tensor | None = None):
-        if eta < 0:
-            raise ValueError(f"DDIM eta must be >= 0, got {eta}")
+        if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not (
+                math.isfinite(eta) and 0 <= eta <= 1):
+            raise ValueError(f"DDIM eta must be a number in [0, 1] (0 = deterministic DDIM, "
+                             f"1 = DDPM-like noise), got {eta!r}")
         self.T = train_timesteps
         self.eta = float(eta)
         self.alphas_cumprod = make_alphas_cumprod(schedule, train_timesteps)
@@ -112,9 +118,11 @@ class DDIMScheduler:
         Raises:
             ValueError: if not 1 <= num_inference_steps <= train_timesteps.
         """
-        n = int(num_inference_steps)
-        if not 1 <= n <= self.T:
-            raise ValueError(f"DDIM steps must be in 1..{self.T}, got {num_inference_steps}")
+        n = num_inference_steps
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= self.T:
+            raise ValueError(f"DDIM steps must be an integer in 1..{self.T}, got "
+                             f"{num_inference_steps!r}")
+        n = int(n)
         ts = [int(round(self.T - i * self.T / n)) - 1 for i in range(n)]
         self.timesteps = ts
         self._prev = {t: (ts[i + 1] if i + 1 < n else -1) for i, t in enumerate(ts)}

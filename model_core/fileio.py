@@ -8,9 +8,17 @@ interrupted write leaves the old file (or nothing) and never a half-written one.
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Callable
+
+
+def _naming(e: OSError, p: Path, what: str = "cannot write") -> OSError:
+    """The same kind of OSError, naming ``p`` (never a hidden temporary file)."""
+    reason = e.strerror or str(e)
+    err = type(e)(e.errno, f"{what} {p}: {reason}") if e.errno else type(e)(f"{what} {p}: {reason}")
+    return err
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -19,16 +27,66 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
     Existence checks (refusing to overwrite) are the caller's: the error messages differ
     per output kind.
+
+    Raises:
+        OSError (its subclasses kept: PermissionError, NotADirectoryError, ...): the file
+        could not be written; the message names ``path``, never the temporary file.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _naming(e, p) from None
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}{p.suffix}")
     try:
         write(tmp)
         os.replace(tmp, p)
+    except OSError as e:
+        if tmp.name not in str(e) and str(e.filename or "") != str(tmp):
+            raise
+        raise _naming(e, p) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            if tmp.exists():
+                tmp.unlink()
+        except OSError:
+            pass
+    return p
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written: not a folder, not an existing
+    file unless ``overwrite``, and its folder (or the nearest existing folder above it, where
+    the missing ones would be created) accepts a new file (a probe file is created and
+    removed there). Creates nothing that stays.
+
+    Returns:
+        ``path`` as a Path.
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        NotADirectoryError: a component of the folder is a file.
+        PermissionError / OSError: the folder does not accept a new file (read-only, no
+            permission, ...). Every message names ``path``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{p} is a folder; give a file name")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} already exists; choose another name or pass --force")
+    folder = p.parent if str(p.parent) else Path(".")
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {p}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise _naming(e, p) from None
+    os.close(fd)
+    os.unlink(probe)
     return p
 
 

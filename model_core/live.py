@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import MODEL_SAMPLE_RATE, Resampler
+from .audio import MODEL_SAMPLE_RATE, Resampler, check_sample_rate
+from .streaming import check_seed
 
 
 class LiveError(RuntimeError):
@@ -318,7 +319,8 @@ class LiveEngine:
     Args:
         model: a loaded :class:`~model_core.model.StreamTalkerModel`.
         device: input device (None: default input; index or name, see :func:`resolve_device`).
-        samplerate: device rate in Hz; None tries 16000 then the device's default rate.
+        samplerate: device rate in Hz (4000..384000); None tries 16000 then the device's
+            default rate.
         fps: output frame rate (None: the model's).
         seed, style, steps: passed to ``model.stream``.
         blocksize: samples per callback (0: PortAudio decides; default 10 ms).
@@ -327,6 +329,9 @@ class LiveEngine:
         stall_s: seconds without a callback (after the first) that count as a device error;
             start_timeout_s: seconds to wait for the first callback.
         max_events: undelivered :class:`LiveEvent` kept at most (oldest dropped, counted).
+
+    Raises (on creation): ValueError for a bad samplerate or seed (named); a bad style,
+    steps or fps is refused by :meth:`start` before the device is opened.
 
     Use: ``eng.start()`` (opens the device: raises :class:`LiveError` subclasses), then
     ``eng.poll()`` / ``eng.latest()`` from the consumer, ``eng.applied(events)`` after using
@@ -341,9 +346,10 @@ class LiveEngine:
                  start_timeout_s: float = 10.0, max_events: int = 1024):
         self.model = model
         self.device = device
-        self.requested_samplerate = samplerate
-        self.fps = float(fps) if fps else float(model.fps)
-        self.seed, self.style, self.steps = seed, style, steps
+        self.requested_samplerate = (None if samplerate is None else
+                                     check_sample_rate(samplerate, "samplerate (input device rate)"))
+        self.fps = float(fps) if fps is not None else float(model.fps)
+        self.seed, self.style, self.steps = check_seed(seed), style, steps
         self.blocksize = blocksize
         self.ring_s, self.max_backlog_s, self.keep_s = ring_s, max_backlog_s, keep_s
         self.stall_s, self.start_timeout_s = stall_s, start_timeout_s
@@ -405,21 +411,15 @@ class LiveEngine:
         """
         if self.state != "new":
             raise RuntimeError("this LiveEngine was already started; make a new one")
+        # the session first: a bad setting is refused before the device is opened
+        self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
+                                          fps=self.fps)
+        self.latency_ms = float(self._session.latency_ms)
         sd = _sd()
         index, info = resolve_device(self.device)
         self.device_name = str(info.get("name", self.device))
         stream, rate = self._open(sd, index, info)
-        self._stream = stream
-        self.samplerate = rate
-        self.stats = LiveStats(samplerate=rate, t_started=time.monotonic())
-        self._ring = RingBuffer(int(round(self.ring_s * rate)))
-        self._resampler = Resampler(rate, MODEL_SAMPLE_RATE)
-        self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps)
-        self.latency_ms = float(self._session.latency_ms)
-        self.state = "running"
-        self._worker = threading.Thread(target=self._run, name="StreamTalker live worker",
-                                        daemon=True)
+        self._begin(rate, stream)
         try:
             stream.start()
         except Exception as e:
@@ -428,6 +428,47 @@ class LiveEngine:
             raise DeviceError(f"input device {self.device_name!r} could not start: {e}") from None
         self._worker.start()
         return self
+
+    def _begin(self, rate: float, stream=None) -> None:
+        """Set up the ring, resampler and worker for a device at ``rate`` Hz (the worker is
+        created, not started). Benchmarks and tests feed the ring directly after
+        :meth:`start_fed`."""
+        self._stream = stream
+        self.samplerate = rate
+        self.stats = LiveStats(samplerate=rate, t_started=time.monotonic())
+        self._ring = RingBuffer(int(round(self.ring_s * rate)))
+        self._resampler = Resampler(rate, MODEL_SAMPLE_RATE)
+        self.state = "running"
+        self._worker = threading.Thread(target=self._run, name="StreamTalker live worker",
+                                        daemon=True)
+
+    def start_fed(self, samplerate: float = MODEL_SAMPLE_RATE) -> "LiveEngine":
+        """Start the engine without an audio device: the caller plays the device's part by
+        calling :meth:`feed` (the same ring buffer and worker as a device's callback feeds).
+        For benchmarks and tests.
+
+        Raises:
+            RuntimeError: already started; ValueError: bad settings.
+        """
+        if self.state != "new":
+            raise RuntimeError("this LiveEngine was already started; make a new one")
+        self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
+                                          fps=self.fps)
+        self.latency_ms = float(self._session.latency_ms)
+        self.device_name = "fed directly"
+        self._begin(check_sample_rate(samplerate, "samplerate"))
+        self._worker.start()
+        return self
+
+    def feed(self, samples: np.ndarray) -> None:
+        """Write float32 mono samples [n] into the ring as a device callback would (after
+        :meth:`start_fed`)."""
+        t = time.monotonic()
+        self._ring.write(np.asarray(samples, np.float32), t)
+        self._t_last_cb = t
+        if self.stats.t_first_audio is None:
+            self.stats.t_first_audio = t
+        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the worker and close the stream (idempotent, any thread but the worker)."""
@@ -593,22 +634,42 @@ def _active(stream) -> bool:
 def run_live(model, device=None, seconds: float | None = None, on_frames=None,
              samplerate: float | None = None, fps: float | None = None, seed: int = 0,
              poll_s: float = 0.02, stop_event: threading.Event | None = None,
-             **engine_kw) -> tuple[np.ndarray, LiveEngine]:
-    """Run a :class:`LiveEngine` in the calling thread until ``seconds`` pass (None: until
-    ``stop_event`` is set or KeyboardInterrupt), collecting every frame.
+             keep_frames: bool = True, **engine_kw) -> tuple[np.ndarray, LiveEngine]:
+    """Run a :class:`LiveEngine` in the calling thread until ``seconds`` pass, ``stop_event``
+    is set, or Ctrl+C (KeyboardInterrupt), collecting every frame. Ctrl+C ends the run like
+    the other two: the frames so far are returned (``engine.interrupted`` is True).
 
     Args:
+        seconds: None (until stopped) or a positive finite number of seconds.
         on_frames: called as ``on_frames(engine, events)`` after each poll that returned
-            events (e.g. to print or apply them).
+            events (e.g. to print, apply or write them), the last time after the engine
+            stopped, so every frame passes through it.
+        keep_frames: False returns an empty array (frames only go to ``on_frames``), so
+            memory does not grow with the length of the take.
     Returns:
         (frames float32 [T, D], the stopped engine).
     Raises:
-        LiveError: opening failed, or the device failed mid-stream (frames so far are lost
-            only to the caller's exception handling: they are in ``err.frames``).
+        ValueError: bad ``seconds`` (named) or engine settings.
+        LiveError: opening failed, or the device failed mid-stream; the frames so far are
+            in ``err.frames`` (and went through ``on_frames``).
     """
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+            seconds, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(seconds) and seconds > 0)):
+        raise ValueError(f"seconds must be a positive number of seconds (or None: until "
+                         f"stopped), got {seconds!r}")
     eng = LiveEngine(model, device=device, samplerate=samplerate, fps=fps, seed=seed, **engine_kw)
-    eng.start()
+    eng.interrupted = False
     chunks = []
+
+    def take(evs):
+        eng.applied(evs)
+        if keep_frames:
+            chunks.extend(ev.frames for ev in evs)
+        if on_frames is not None and evs:
+            on_frames(eng, evs)
+
+    eng.start()
     t0 = time.monotonic()
     try:
         while eng.running:
@@ -619,15 +680,12 @@ def run_live(model, device=None, seconds: float | None = None, on_frames=None,
             time.sleep(poll_s)
             evs = eng.poll()
             if evs:
-                eng.applied(evs)
-                chunks.extend(ev.frames for ev in evs)
-                if on_frames is not None:
-                    on_frames(eng, evs)
+                take(evs)
+    except KeyboardInterrupt:
+        eng.interrupted = True
     finally:
         eng.stop()
-    evs = eng.poll()
-    eng.applied(evs)
-    chunks.extend(ev.frames for ev in evs)
+    take(eng.poll())
     frames = (np.concatenate(chunks) if chunks
               else np.zeros((0, len(eng.channel_names)), np.float32))
     if eng.state == "failed":

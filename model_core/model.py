@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import Resampler, to_mono_float32
+from .audio import SAMPLE_LIMIT, Resampler, check_sample_rate, to_mono_float32
 from .config import ChunkGeometry, ModelConfig
 from .diffusion import DDIMScheduler, DDPMNoiser
 from .frontend import frontend_feat_dim
@@ -73,8 +73,10 @@ class StreamTalkerModel:
         return self.config.dim
 
     def latency_ms(self, chunk_frames: int | None = None) -> float:
-        """Algorithmic latency (chunk + look-ahead) in milliseconds."""
-        return self.geometry.latency_ms(chunk_frames or self.config.chunk_frames)
+        """Algorithmic latency (chunk + look-ahead) in milliseconds of a ``chunk_frames``
+        chunk (None: the config's)."""
+        return self.geometry.latency_ms(self.config.chunk_frames if chunk_frames is None
+                                        else chunk_frames)
 
     def parameter_count(self) -> int:
         """Trainable parameters of the network (a pretrained speech encoder not counted)."""
@@ -194,18 +196,23 @@ class StreamTalkerModel:
         """Whole-file generation: the streaming session run over the audio.
 
         Args:
-            audio: samples [N] or [N, C] (float, int16 or int32), any rate.
-            sample_rate: rate of ``audio`` in Hz (resampled to 16 kHz with soxr).
-            seed: sampling seed; progress: show a tqdm bar; other keywords go to :meth:`stream`.
+            audio: samples [N] or [N, C] (float, int16 or int32), any rate; float samples
+                beyond ±4 (``audio.SAMPLE_LIMIT``) are clipped, with an AudioWarning.
+            sample_rate: rate of ``audio`` in Hz, 4000..384000 (resampled to 16 kHz with soxr).
+            seed: sampling seed, 0..2**64-1; progress: show a tqdm bar; other keywords go to
+                :meth:`stream`.
         Returns:
-            float32 [round(duration_s * fps), D]; ARKit weights in [0, 1].
+            float32 [round(duration_s * fps), D], finite; ARKit weights in [0, 1].
         Raises:
-            AudioError: empty, non-finite or badly shaped audio; ValueError: bad settings.
+            AudioError: empty, non-finite or badly shaped audio; ValueError: a sample rate
+            that is not a number of Hz in 4000..384000 (a bool included), or bad settings
+            (see :class:`~model_core.streaming.StreamingSession`).
         """
+        sample_rate = check_sample_rate(sample_rate, "sample_rate")
         x = to_mono_float32(audio, what="audio")
-        if not (isinstance(sample_rate, (int, float, np.integer, np.floating)) and sample_rate > 0):
-            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
         x = Resampler(sample_rate, self.sample_rate).process(x, last=True)
+        if x.size and float(np.max(np.abs(x))) > SAMPLE_LIMIT:
+            x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)   # resampling overshoot, already warned
         session = self.stream(seed=seed, **stream_kwargs)
         block = self.sample_rate  # 1 s pushes; the result does not depend on the block size
         out = []

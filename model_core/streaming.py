@@ -13,16 +13,63 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
 import torch
 
-from .audio import to_mono_float32
+from .audio import _mono_float32, warn_clipped
 from .config import ChunkGeometry
 from .diffusion import DDIMScheduler
 from .errors import AudioError
 from .frontend import make_frontend
+
+#: Seeds are unsigned 64-bit integers (what torch's generator holds).
+MAX_SEED = 2 ** 64 - 1
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """Validate a sampling seed: an integer in 0..2**64-1. Returns it as an int.
+
+    Raises:
+        ValueError: a bool, a non-integer (floats included) or a value out of range, naming
+            ``what`` and the valid range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer in 0..{MAX_SEED} (2**64 - 1), got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{what} must be in 0..{MAX_SEED} (2**64 - 1), got {seed}")
+    return int(seed)
+
+
+def check_int(value, name: str, lo: int, hi: int) -> int:
+    """Validate a whole-number setting (not a bool, not a float) in ``lo..hi``.
+
+    Raises:
+        ValueError: naming ``name`` and the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
+    return int(value)
+
+
+def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> float:
+    """Validate a real-number setting: finite (a NaN is not a number the user meant), not a
+    bool, in ``[lo, hi]``. Returns it as a float.
+
+    Raises:
+        ValueError: naming ``name``, the range and ``hint``.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and lo <= v <= hi
+    if not ok:
+        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
+    return v
 
 if TYPE_CHECKING:
     from .model import StreamTalkerModel
@@ -71,12 +118,29 @@ class MotionResampler:
         return np.asarray(out, np.float32).reshape(-1, D)
 
 
+#: Largest classifier-free guidance scale a session accepts.
+MAX_GUIDANCE = 20.0
+
+
 class StreamingSession:
     """A stream of audio in, motion frames out. Create with :meth:`StreamTalkerModel.stream`.
 
+    No NaN or inf ever leaves a session or enters its history window: pushed samples must be
+    finite (else :class:`AudioError`) and are clipped to ``±audio.SAMPLE_LIMIT`` (an
+    :class:`~model_core.audio.AudioWarning` the first time, counted in ``clipped_samples``);
+    every setting is validated by name; and should a chunk still come out non-finite (a
+    broken checkpoint), its bad values are replaced by the last good frame, with a
+    RuntimeWarning the first time, counted in ``nonfinite_chunks``.
+
     Attributes:
         fps: output frames per second; chunk_frames: K; latency_ms: algorithmic latency
-        (chunk length + audio look-ahead), milliseconds; dim: D channels.
+        (chunk length + audio look-ahead), milliseconds; dim: D channels;
+        clipped_samples, nonfinite_chunks: counters (see above).
+
+    Raises (on creation):
+        ValueError: a setting out of range or of the wrong type (seed 0..2**64-1, chunk_frames
+        1..max_chunk_frames, steps 1..train_timesteps, eta [0, 1], guidance [0, 20], fps
+        [1, 240], lip_temperature [0, 2], style), naming it.
     """
 
     def __init__(self, model: "StreamTalkerModel", seed: int = 0, style: int | None = None,
@@ -85,35 +149,36 @@ class StreamingSession:
                  fps: float | None = None, lip_temperature: float | None = None):
         cfg = model.config
         self.model = model
-        self.K = int(chunk_frames or cfg.chunk_frames)
-        if not 1 <= self.K <= min(cfg.max_chunk_frames, cfg.history_frames):
-            raise ValueError(f"chunk_frames must be in 1..{cfg.max_chunk_frames} for this "
-                             f"model, got {chunk_frames}")
+        k_max = min(cfg.max_chunk_frames, cfg.history_frames)
+        self.K = cfg.chunk_frames if chunk_frames is None else check_int(
+            chunk_frames, "chunk_frames (frames per chunk for this model)", 1, k_max)
         self.style = model.check_style(style)
-        self.guidance = float(cfg.guidance if guidance is None else guidance)
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        self.guidance = check_number(cfg.guidance if guidance is None else guidance,
+                                     "guidance", 0.0, MAX_GUIDANCE, " (1 = off; 1.5-5 is usual)")
         self.geo = ChunkGeometry(cfg)
-        self.scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps,
-                                       cfg.eta if eta is None else eta,
+        eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
+                           " (0 = deterministic DDIM, 1 = DDPM-like noise)")
+        self.scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, eta,
                                        *model.x0_bounds())
-        self.scheduler.set_timesteps(cfg.sample_steps if steps is None else steps)
+        self.scheduler.set_timesteps(cfg.sample_steps if steps is None else check_int(
+            steps, "steps (DDIM steps)", 1, cfg.train_timesteps))
         self.frontend = make_frontend(cfg, model.device)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.generator = torch.Generator().manual_seed(check_seed(seed))
         self.history = model.rest_history().to(model.device)   # [1, H, D] normalized
         self.n = 0                  # index of the next model frame
         self.n_samples = 0          # samples received (real audio)
         self.n_buffered = 0         # samples given to the front end (real + end padding)
         self.closed = False
-        self.fps = float(fps) if fps is not None else cfg.fps
-        if not (math.isfinite(self.fps) and 1 <= self.fps <= 240):
-            raise ValueError(f"fps must be between 1 and 240, got {fps}")
+        self.fps = cfg.fps if fps is None else check_number(fps, "fps (output frame rate)", 1, 240)
         self.resampler = None if self.fps == cfg.fps else MotionResampler(cfg.fps, self.fps, cfg.sample_rate)
         self.dim = cfg.dim
-        tau = cfg.lip_temperature if lip_temperature is None else float(lip_temperature)
-        if not (math.isfinite(tau) and 0 <= tau <= 2):
-            raise ValueError(f"lip_temperature must be in [0, 2], got {lip_temperature}")
+        tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
+                           "lip_temperature", 0.0, 2.0)
         self._noise_scale = model.noise_scale(tau)
+        #: samples clipped to ±SAMPLE_LIMIT so far (absurdly loud input; warned once)
+        self.clipped_samples = 0
+        #: chunks whose sampled motion held NaN/inf, replaced by the last good frame (warned once)
+        self.nonfinite_chunks = 0
         dev = model.device
         self._style_t = torch.tensor([self.style], device=dev)
         with torch.inference_mode():
@@ -137,7 +202,8 @@ class StreamingSession:
 
     def push(self, samples) -> np.ndarray:
         """Feed mono 16 kHz samples (float32 [N]; int16/float64 converted); return the frames
-        that became ready, float32 [n_new, D] (weights in [0, 1] for ARKit models).
+        that became ready, float32 [n_new, D] (weights in [0, 1] for ARKit models), always
+        finite. Samples beyond ``±SAMPLE_LIMIT`` are clipped (see the class docstring).
 
         Raises:
             AudioError: non-finite samples, more than one channel, unsupported dtype.
@@ -151,7 +217,11 @@ class StreamingSession:
                              f"first (samples.mean(axis=1)) or use model.generate()")
         if a.size == 0:
             return np.zeros((0, self.dim), np.float32)
-        x = to_mono_float32(a.reshape(-1), what="pushed samples")
+        x, clipped = _mono_float32(a.reshape(-1), what="pushed samples", warn=False)
+        if clipped:
+            if not self.clipped_samples:
+                warn_clipped("pushed samples", clipped)
+            self.clipped_samples += clipped
         self.n_samples += len(x)
         self.n_buffered += len(x)
         self.frontend.append(x)
@@ -202,6 +272,17 @@ class StreamingSession:
         )
         x = model.sample_chunk(cond_in, K, self.scheduler, self.generator, self.guidance,
                                self._t_cache, self._noise_scale)
+        if not bool(torch.isfinite(x).all()):
+            x = self._repair(x)
         self.history = torch.cat([self.history[:, K:], x], dim=1)
         self.n += K
         return model.denormalize(x)[0].float().cpu().numpy()
+
+    def _repair(self, x: torch.Tensor) -> torch.Tensor:
+        """Replace NaN/inf in a sampled chunk [1, K, D] by the last history frame (finite)."""
+        if not self.nonfinite_chunks:
+            warnings.warn(RuntimeWarning(
+                f"the model produced NaN/inf motion at frame {self.n}; those values were "
+                f"replaced by the previous frame (is the checkpoint damaged?)"), stacklevel=4)
+        self.nonfinite_chunks += 1
+        return torch.where(torch.isfinite(x), x, self.history[:, -1:].expand_as(x))

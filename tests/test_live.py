@@ -135,6 +135,7 @@ class FakeStream:
     """Stands in for sounddevice.InputStream: delivers 10 ms blocks from a thread."""
 
     mode = "ok"            # ok | flags | stall | finish
+    finish_after = 20      # blocks delivered before "stall" / "finish" take effect
     instances: list = []
 
     def __init__(self, device=None, samplerate=None, channels=1, dtype="float32",
@@ -157,10 +158,10 @@ class FakeStream:
         i = 0
         while not self._stop.is_set():
             i += 1
-            if self.mode == "stall" and i > 20:
+            if self.mode == "stall" and i > self.finish_after:
                 time.sleep(0.01)
                 continue
-            if self.mode == "finish" and i > 20:
+            if self.mode == "finish" and i > self.finish_after:
                 self.active = False
                 self.fin()
                 return
@@ -186,6 +187,7 @@ def fake_sd(monkeypatch):
     import sounddevice as sd
     FakeStream.instances = []
     FakeStream.mode = "ok"
+    FakeStream.finish_after = 20
     monkeypatch.setattr(sd, "InputStream", FakeStream)
     monkeypatch.setattr(sd, "query_devices", lambda device=None, kind=None: (
         {"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 48000.0}
@@ -286,3 +288,149 @@ def test_slow_model_drops_to_newest(fake_sd, toy_model):
     tail = [b for t, b in list(eng.stats.backlog)[-10:]]
     # bounded near max_backlog_s (1 s of slack for a loaded machine), never growing with time
     assert max(tail) < 0.3 * 16000 + 16000
+
+
+# -- issue 12: a take in progress is never lost; numbers validated by name ---------------------
+
+def _live(capsys, *args):
+    from model_core.cli import main
+    capsys.readouterr()
+    rc = main(["live", *map(str, args)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _rows(path):
+    return path.read_text().splitlines()
+
+
+def test_cli_live_ctrl_c_saves_the_take(mic, tmp_path, speech):
+    """The documented way to stop (Ctrl+C = SIGINT) ends the take and writes it, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    mic.start_writer(speech, lead_s=0.0, loop=True)
+    out = tmp_path / "take.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "model_core.cli", "live", "--device", mic.device,
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ))
+    try:
+        t0 = time.monotonic()
+        lines = 0
+        while time.monotonic() - t0 < 60:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines += "fps" in line
+            if lines >= 8:      # ~2 s of frames shown
+                break
+        assert lines >= 8, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Ctrl+C" in stdout and f"wrote {out}" in stdout, stdout
+    rows = _rows(out)
+    assert rows[0].startswith("Timecode,BlendShapeCount,EyeBlinkLeft") and len(rows) > 45
+    assert "Traceback" not in stderr and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_run_live_returns_the_frames_on_keyboard_interrupt(fake_sd, toy_model):
+    seen = []
+
+    def on_frames(eng, evs):
+        seen.extend(evs)
+        if sum(len(e.frames) for e in seen) > 20:
+            raise KeyboardInterrupt
+    try:
+        frames, eng = run_live(toy_model, device="fake mic", on_frames=on_frames)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl+C escaped run_live and the frames so far were lost")
+    assert eng.interrupted and eng.state == "stopped"
+    assert len(frames) == sum(len(e.frames) for e in seen) > 20
+
+
+def test_cli_live_device_lost_saves_the_take(fake_sd, toy_checkpoint, tmp_path, capsys):
+    FakeStream.mode = "finish"
+    FakeStream.finish_after = 150          # 1.5 s of audio, then the device is gone
+    out = tmp_path / "take.csv"
+    rc, stdout, err = _live(capsys, "--device", "fake mic", "--out", out, "--checkpoint",
+                            toy_checkpoint, "--seconds", 20)
+    assert rc == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "error: input device 'fake mic'" in lines[0], err
+    assert f"was saved to {out}" in lines[0] and "Traceback" not in err
+    rows = _rows(out)
+    assert rows[0].startswith("Timecode") and len(rows) - 1 >= 30
+
+
+def test_cli_live_refuses_an_unwritable_out_before_recording(fake_sd, toy_checkpoint, tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    rc, _, err = _live(capsys, "--device", "fake mic", "--out", afile / "take.csv",
+                       "--checkpoint", toy_checkpoint, "--seconds", 1)
+    assert rc == 2 and "not a folder" in err and str(afile / "take.csv") in err
+    assert FakeStream.instances == []          # the device was never opened
+    (tmp_path / "old.csv").write_text("keep")
+    rc, _, err = _live(capsys, "--device", "fake mic", "--out", tmp_path / "old.csv",
+                       "--checkpoint", toy_checkpoint, "--seconds", 1)
+    assert rc == 2 and "already exists" in err and FakeStream.instances == []
+    assert (tmp_path / "old.csv").read_text() == "keep"
+
+
+def test_cli_live_saves_to_a_recovery_file_when_out_cannot_be_written(fake_sd, toy_checkpoint,
+                                                                      tmp_path, capsys, monkeypatch):
+    """The folder of --out disappears during the take (and a file takes its name): the take
+    goes to a named recovery file instead of being lost."""
+    import shutil
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    def sabotage():
+        time.sleep(0.5)
+        shutil.rmtree(folder)
+        folder.write_text("not a folder any more")
+    threading.Thread(target=sabotage, daemon=True).start()
+    rc, _, err = _live(capsys, "--device", "fake mic", "--out", folder / "take.csv",
+                       "--checkpoint", toy_checkpoint, "--seconds", 1.5)
+    assert rc == 2, err
+    saved = list(cwd.glob("take.recovered-*.csv"))
+    assert len(saved) == 1, (err, list(cwd.iterdir()))
+    assert f"so it was saved to {saved[0]}" in err and "Traceback" not in err
+    assert _rows(saved[0])[0].startswith("Timecode") and len(_rows(saved[0])) > 20
+
+
+@pytest.mark.parametrize("args,name", [
+    (("--seconds", "nan"), "--seconds"), (("--seconds", "-1"), "--seconds"), (("--seconds", "0"), "--seconds"),
+    (("--seconds", "inf"), "--seconds"), (("--samplerate", "0", "--seconds", "1"), "--samplerate"),
+    (("--samplerate", "nan", "--seconds", "1"), "--samplerate"),
+    (("--seed", "99999999999999999999999", "--seconds", "1"), "--seed"),
+    (("--threads", "0", "--seconds", "1"), "threads"),
+])
+def test_cli_live_numbers_are_validated_by_name(fake_sd, toy_checkpoint, capsys, args, name):
+    rc, _, err = _live(capsys, "--device", "fake mic", "--checkpoint", toy_checkpoint, *args)
+    assert rc == 2 and name in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert FakeStream.instances == []
+
+
+def test_live_engine_validates_its_numbers(toy_model):
+    for rate in (0, True, float("nan"), 1e9):
+        with pytest.raises(ValueError, match="samplerate"):
+            LiveEngine(toy_model, samplerate=rate)
+    with pytest.raises(ValueError, match="seed"):
+        LiveEngine(toy_model, seed=2 ** 64)
+    with pytest.raises(ValueError, match="seconds"):
+        run_live(toy_model, seconds=float("nan"))
+
+
+def test_list_devices_says_when_there_is_none(fake_sd, capsys, monkeypatch):
+    monkeypatch.setattr(fake_sd, "query_devices", lambda device=None, kind=None: [])
+    rc, out, err = _live(capsys, "--list-devices")
+    assert rc == 2 and "no input devices found" in err and out == ""

@@ -1,0 +1,75 @@
+"""How many CPU threads the model computes with: the one place that chooses and applies it.
+
+The bundled network is small (about 34 MFLOP per frame): splitting one chunk's work over
+several intra-op threads costs more in synchronisation than it gains, and on a busy machine
+(Blender's viewport, renders, other programs) every thread that waits for a descheduled
+sibling stalls the whole step. Measured on this project's 2-core machine (generate, 7.1 s
+clip; benchmarks/bench_streaming.py has the full table): torch's default of 2 threads took
+11.7 s against 0.59 s with one thread while other jobs ran, and 39.6 s against 2.4 s with four
+CPU-bound processes beside it. So the default is one thread (``DEFAULT_THREADS``); a caller may
+ask for more (``threads=`` in :func:`model_core.load_model`, ``--threads`` on the command line,
+the add-on's preference).
+
+torch's thread count is process-wide: :func:`set_threads` applies to every model in the
+process, and to threads started afterwards (the live worker included).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+#: Intra-op threads the model uses unless told otherwise.
+DEFAULT_THREADS = 1
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), >= 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """The default intra-op thread count: ``DEFAULT_THREADS`` (1), never more than the cores."""
+    return min(DEFAULT_THREADS, available_cores())
+
+
+def check_threads(threads, what: str = "threads") -> int:
+    """Validate a thread count from a user: None (the default) or an integer in 1..cores.
+
+    Returns:
+        the thread count to use, int >= 1.
+    Raises:
+        ValueError: a bool, non-integer, or a value outside 1..available_cores(), naming
+            ``what``.
+    """
+    if threads is None:
+        return default_threads()
+    cores = available_cores()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= int(threads) <= cores:
+        raise ValueError(f"{what} must be an integer in 1..{cores} (CPU cores here); 1 is the "
+                         f"default and the fastest on a busy machine; got {threads!r}")
+    return int(threads)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op CPU threads for this process: ``threads``, or the default
+    (:func:`default_threads`, 1) when None. Cheap; call it again to change.
+
+    Args:
+        threads: None or an integer in 1..available_cores().
+    Returns:
+        the thread count now in effect (int).
+    Raises:
+        ValueError: see :func:`check_threads`.
+    """
+    import torch
+
+    n = check_threads(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
