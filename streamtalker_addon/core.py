@@ -101,8 +101,7 @@ def set_threads(threads: int = 0) -> int:
         env = os.environ.get("OMP_NUM_THREADS", "")
         threads = int(env) if env.isdigit() and int(env) > 0 else auto_threads()
     import torch
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # also when this thread has it: the process-wide value
     return threads
 
 
