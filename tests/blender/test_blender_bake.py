@@ -259,9 +259,12 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
                           ("two", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav"))])
     out = tmp_path / "out.blend"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    # SIGINT back to its default in the child (a test run started in the background by a
+    # non-interactive shell ignores it, and the child would inherit that)
     p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
                           str(out), "--checkpoint", str(toy_checkpoint)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in p.stdout:
         lines.append(line)
