@@ -7,8 +7,9 @@ Main thread: :func:`strip_source` / :func:`file_source` read what they need from
 Timing (DESIGN.md §6, checked against Blender's own mixdown in the tests): with
 ``fps = render.fps / render.fps_base``, scene frame ``f`` plays source time
 ``(f - strip.frame_start) / fps - strip.sound_offset`` seconds, and the strip is audible for
-``frame_final_start <= f < frame_final_end`` (trims included). The samples handed to the
-model start at the source time of ``frame_final_start`` and last exactly
+``frame_final_start <= f < frame_final_end`` (trims included; 5.2 calls these
+``content_start``, ``left_handle``, ``right_handle``: :func:`.compat.strip_frames`). The
+samples handed to the model start at the source time of ``frame_final_start`` and last exactly
 ``round(n_frames * 16000 / fps)`` samples, zero-padded where the strip runs outside the
 file, so a session at the scene's fps yields exactly one frame per audible scene frame and
 output frame ``i`` is scene frame ``frame_final_start + i``.
@@ -57,6 +58,8 @@ class AudioSource:
     n_frames: int | None
     source_start_s: float = 0.0
     packed: bytes | None = field(default=None, repr=False)
+    #: sentences for the user found while reading (e.g. nothing of the file is audible)
+    notes: list = field(default_factory=list, repr=False)
 
     def n_samples(self, n_frames: int) -> int:
         """16 kHz samples that give exactly ``n_frames`` frames at ``fps``."""
@@ -81,6 +84,12 @@ class AudioSource:
         lo, hi = max(start, 0), min(start + n, len(audio))
         if hi > lo:
             out[lo - start:hi - start] = audio[lo:hi]
+        else:
+            where = "past the end" if start >= len(audio) else "before the start"
+            self.notes.append(
+                f"{self.label}: its audible frames lie {where} of its audio file (source time "
+                f"{self.source_start_s:.2f} s; the file lasts {len(audio) / SAMPLE_RATE:.2f} s: "
+                f"check the strip's sound offset); silence is keyed")
         return out
 
 
@@ -109,10 +118,8 @@ def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarra
         raise SourceError(f"{name}: audio file not found: {path}")
     if os.path.isdir(path):
         raise SourceError(f"{name}: {path} is a folder, not an audio file")
-    try:
-        import aud  # noqa: F401  (only inside Blender, after bpy)
-    except ImportError:
-        aud = None
+    from . import compat
+    aud = compat.aud_module()  # None in builds without Audaspace
     if aud is not None:
         try:
             # cache() decodes now and raises aud.error on an unreadable file; data() on a
@@ -165,16 +172,11 @@ def check_fps(fps: float) -> str | None:
 def sound_strips(scene) -> list:
     """All sound strips of a scene (inside meta strips too), in timeline order.
 
-    Works with Blender 5.x (``sequence_editor.strips_all``) and 4.x (``sequences_all``).
+    (:func:`.compat.all_strips`: ``strips_all`` or ``sequences_all``.)
     """
-    ed = scene.sequence_editor
-    if ed is None:
-        return []
-    coll = getattr(ed, "strips_all", None)
-    if coll is None:
-        coll = getattr(ed, "sequences_all", [])
-    strips = [s for s in coll if s.type == "SOUND"]
-    return sorted(strips, key=lambda s: (s.frame_final_start, s.channel, s.name))
+    from . import compat
+    strips = [s for s in compat.all_strips(scene) if s.type == "SOUND"]
+    return sorted(strips, key=lambda s: (compat.strip_frames(s)[1], s.channel, s.name))
 
 
 def find_strip(scene, name: str):
@@ -210,10 +212,11 @@ def strip_source(scene, strip) -> AudioSource:
         if not path or not os.path.isfile(path):
             raise SourceError(f"strip '{strip.name}': its audio file is missing: "
                               f"{path or sound.filepath or '(no path)'}")
-    first, end = int(strip.frame_final_start), int(strip.frame_final_end)
+    from . import compat
+    content_start, first, end = compat.strip_frames(strip)
     if end <= first:
         raise SourceError(f"strip '{strip.name}' is trimmed to nothing (no audible frames)")
-    start_s = (first - strip.frame_start) / fps - strip.sound_offset
+    start_s = (first - content_start) / fps - strip.sound_offset
     return AudioSource(label=strip.name, path=path, fps=fps, first_frame=first,
                        n_frames=end - first, source_start_s=float(start_s), packed=packed)
 

@@ -69,9 +69,46 @@ def checkpoint_vertices(path: str | None) -> int | None:
     return vertex.vertex_checkpoint_vertices(Path(os.path.expanduser(str(path))))
 
 
-def load_model_cached(path: str | None, device: str = "cpu"):
+#: Most CPU threads "automatic" uses (the model gains little beyond this; Blender, the
+#: viewport and other programs need the rest).
+AUTO_THREADS_MAX = 4
+
+
+def auto_threads(cpu_count: int | None = None) -> int:
+    """The automatic CPU thread count: half the cores, at least 1, at most
+    :data:`AUTO_THREADS_MAX` (2 cores -> 1, 8 -> 4, 64 -> 4)."""
+    n = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, min(AUTO_THREADS_MAX, n // 2))
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set the intra-op CPU threads the model uses (``torch.set_num_threads``; process-wide,
+    also for threads started later); returns the number set.
+
+    Args:
+        threads: the preference "CPU Threads": >= 1 exactly that many; 0 = automatic:
+            :func:`auto_threads`, or the ``OMP_NUM_THREADS`` environment variable when set.
+            (model_core gets its own bounded default and ``threads`` setting in the same
+            issue; this is the one place to switch to it.)
+    Raises:
+        ValueError: ``threads`` is negative.
+    """
+    threads = int(threads)
+    if threads < 0:
+        raise ValueError(f"CPU threads must be 0 (automatic) or more, got {threads} "
+                         f"(Preferences > Add-ons > StreamTalker > CPU Threads)")
+    if threads == 0:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else auto_threads()
+    import torch
+    torch.set_num_threads(threads)  # also when this thread has it: the process-wide value
+    return threads
+
+
+def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     """``model_core.load_model(path, device)`` (for a vertex checkpoint
-    ``model_core.vertex.VertexModel.load``), cached by (path, file mtime, device).
+    ``model_core.vertex.VertexModel.load``), cached by (path, file mtime, device); sets the
+    CPU thread count first (:func:`set_threads`, ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 
@@ -82,6 +119,7 @@ def load_model_cached(path: str | None, device: str = "cpu"):
         ValueError: unknown or unavailable device.
     """
     mc = model_core_module()
+    set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
         if not p.exists():

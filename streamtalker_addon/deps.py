@@ -138,14 +138,14 @@ def check_numpy(version: str | None = None) -> str:
             import numpy
         except ImportError:
             raise DepsError("Blender's Python has no numpy; StreamTalker needs the numpy "
-                            "that Blender ships (Blender 4.2 or newer)") from None
+                            "that Blender ships (Blender 4.5 LTS, 5.0 or 5.2 LTS)") from None
         version = numpy.__version__
     v = _version_tuple(version)
     lo, hi = NUMPY_RANGE
     if not (lo <= v < hi):
         raise DepsError(f"Blender's numpy {version} is outside the range the pinned scipy "
                         f"supports ({'.'.join(map(str, lo))} to below "
-                        f"{'.'.join(map(str, hi))}); use Blender 4.2 to 5.x")
+                        f"{'.'.join(map(str, hi))}); use Blender 4.5 LTS, 5.0 or 5.2 LTS")
     return version
 
 

@@ -1,9 +1,9 @@
 """Shape-key keyframe writer: a new action on a mesh's Key datablock, bulk keys.
 
-Works with Blender 4.2-4.5 (``Action.fcurves``; 4.4+ also ``fcurve_ensure_for_datablock``)
-and 5.x slotted actions (``action.layers[0].strips[0].channelbag(slot).fcurves``),
-DESIGN.md §6. Keys are written with ``keyframe_points.add(n)`` + ``foreach_set("co", ...)``,
-never one ``keyframe_insert`` per key.
+Works with every Blender the add-on supports (4.5, 5.0, 5.2): the version differences
+(slotted actions, ``fcurve_ensure_for_datablock``'s arguments) live in :mod:`.compat`.
+Keys are written with ``keyframe_points.add(n)`` + ``foreach_set("co", ...)``, never one
+``keyframe_insert`` per key.
 
 Nothing is lost: :class:`ShapeKeyActionWriter` creates a *new* action, keeps the previous
 one (fake user, its slot remembered in the new action's custom properties) and restores it
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import bpy
 import numpy as np
+
+from . import compat
 
 #: Custom properties stored on a generated action.
 PROP_PREVIOUS = "streamtalker_previous_action"
@@ -68,39 +70,17 @@ def read_rig(obj) -> dict:
     return {"basis": co(ref), "deltas": deltas, "names": [kb.name for kb in blocks]}
 
 
-def _slotted(action) -> bool:
-    return hasattr(action, "slots") and hasattr(action, "layers")
-
-
 def fcurve_ensure(action, datablock, data_path: str, group: str = GROUP):
     """The F-curve for ``data_path`` (index 0) of ``datablock`` in ``action``, created if
-    needed. ``action`` must already be assigned to ``datablock.animation_data``."""
-    if "fcurve_ensure_for_datablock" in action.bl_rna.functions:  # 4.4+
-        return action.fcurve_ensure_for_datablock(datablock, data_path, index=0,
-                                                  group_name=group)
-    fc = action.fcurves.find(data_path, index=0)  # 4.2-4.3
-    if fc is None:
-        fc = action.fcurves.new(data_path, index=0, action_group=group)
-    return fc
+    needed (:func:`.compat.fcurve_ensure`). ``action`` must already be assigned to
+    ``datablock.animation_data``."""
+    return compat.fcurve_ensure(action, datablock, data_path, index=0, group=group)
 
 
 def action_fcurves(action, anim_data=None) -> list:
-    """F-curves of ``action`` for the slot assigned in ``anim_data`` (5.x), or all of them
-    (4.x legacy actions)."""
-    if action is None:
-        return []
-    if hasattr(action, "fcurves") and not _slotted(action):
-        return list(action.fcurves)
-    if hasattr(action, "fcurves") and not action.layers:
-        return list(action.fcurves)  # 4.4/4.5 legacy-style action
-    slot = getattr(anim_data, "action_slot", None) if anim_data is not None else None
-    if slot is None and len(action.slots):
-        slot = action.slots[0]
-    if slot is None:
-        return []
-    from bpy_extras import anim_utils
-    cb = anim_utils.action_get_channelbag_for_slot(action, slot)
-    return list(cb.fcurves) if cb is not None else []
+    """F-curves of ``action`` for the slot assigned in ``anim_data`` (else its first slot);
+    [] for None or an empty action (:func:`.compat.action_fcurves`)."""
+    return compat.action_fcurves(action, anim_data)
 
 
 def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
@@ -122,21 +102,8 @@ def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     fcurve.update()
 
 
-def _slot_identifier(anim_data) -> str:
-    slot = getattr(anim_data, "action_slot", None)
-    return slot.identifier if slot is not None else ""
-
-
-def _assign(anim_data, action, slot_identifier: str = "") -> None:
-    anim_data.action = action
-    if action is not None and slot_identifier and hasattr(action, "slots"):
-        for slot in action.slots:
-            if slot.identifier == slot_identifier:
-                try:
-                    anim_data.action_slot = slot
-                except (TypeError, RuntimeError, AttributeError):
-                    pass
-                break
+_slot_identifier = compat.slot_identifier
+_assign = compat.assign_action
 
 
 class ShapeKeyActionWriter:
@@ -168,22 +135,33 @@ class ShapeKeyActionWriter:
         self._values = np.zeros((0, len(self.targets)), np.float32)
         self.n_written = 0
         self.n_pending = 0
-        ad = key.animation_data or key.animation_data_create()
-        prev = ad.action
+        check_editable(key)
+        # what Cancel / a failure puts back exactly: the values the user set, and whether the
+        # Key had animation data at all
+        self.had_anim_data = key.animation_data is not None
+        self.prev_values = {kb.name: float(kb.value) for kb in key.key_blocks}
+        ad = key.animation_data
+        prev = ad.action if ad is not None else None
         self.prev_name = prev.name if prev is not None else ""
         self.prev_slot = _slot_identifier(ad) if prev is not None else ""
         self.prev_fake_user = bool(prev.use_fake_user) if prev is not None else False
-        if prev is not None:
-            prev.use_fake_user = True
-        action = bpy.data.actions.new(action_name)
-        action[PROP_PREVIOUS] = self.prev_name
-        action[PROP_PREVIOUS_SLOT] = self.prev_slot
-        action[PROP_SOURCE] = source
-        self.action_name = action.name
-        _assign(ad, action)
-        for p in self.paths:
-            fcurve_ensure(action, key, p)
+        self.action_name = ""
         self.done = False
+        try:
+            ad = ad or key.animation_data_create()
+            if prev is not None:
+                prev.use_fake_user = True
+            action = bpy.data.actions.new(action_name)
+            self.action_name = action.name
+            action[PROP_PREVIOUS] = self.prev_name
+            action[PROP_PREVIOUS_SLOT] = self.prev_slot
+            action[PROP_SOURCE] = source
+            _assign(ad, action)
+            for p in self.paths:
+                fcurve_ensure(action, key, p)
+        except BaseException:
+            self.abort()  # a failed start leaves nothing behind (no new, empty action)
+            raise
 
     # -- lookups (by name: Python references do not survive undo) -------------------------
     @property
@@ -211,17 +189,27 @@ class ShapeKeyActionWriter:
         if self.n_pending >= max(self.min_batch, self.n_written // 4):
             self.flush()
 
+    @property
+    def names(self) -> list[str]:
+        """The shape keys this writer keys, in column order."""
+        return [k for _, k in self.targets]
+
+    def values(self) -> np.ndarray:
+        """Every frame given so far, written or not: float32 [n_frames, len(names)] (scene
+        frames ``first_frame + i``)."""
+        return np.concatenate([self._values, *self._chunks]) if self._chunks else self._values
+
     def flush(self) -> None:
         """Write every buffered frame as keys now."""
         if not self._chunks:
             return
-        self._values = np.concatenate([self._values, *self._chunks])
-        self._chunks = []
-        key, action = self.key, self.action
-        n = len(self._values)
+        values = np.concatenate([self._values, *self._chunks])
+        key, action = self.key, self.action  # ReferenceError: nothing changes, frames kept
+        n = len(values)
         frames = self.first_frame + np.arange(n, dtype=np.float64)
         for j, path in enumerate(self.paths):
-            set_keys(fcurve_ensure(action, key, path), frames, self._values[:, j])
+            set_keys(fcurve_ensure(action, key, path), frames, values[:, j])
+        self._values, self._chunks = values, []
         self.n_written = n
         self.n_pending = 0
         key.update_tag()
@@ -235,24 +223,57 @@ class ShapeKeyActionWriter:
         return action
 
     def abort(self) -> None:
-        """Remove the partial action and put the previous action (and slot) back."""
+        """Put back exactly what was there: remove the partial action, assign the previous
+        action (and slot), restore the shape-key values the user had set, and remove the
+        animation data this writer created (when nothing else uses it)."""
         self._chunks = []
         try:
             key = self.key
         except ReferenceError:
             key = None
-        action = bpy.data.actions.get(self.action_name)
+        action = bpy.data.actions.get(self.action_name) if self.action_name else None
         prev = bpy.data.actions.get(self.prev_name) if self.prev_name else None
         if key is not None:
-            ad = key.animation_data or key.animation_data_create()
-            if action is not None and ad.action == action:
+            ad = key.animation_data
+            if ad is not None and (ad.action is None or ad.action == action):
                 _assign(ad, prev, self.prev_slot)
+            if (not self.had_anim_data and ad is not None and ad.action is None
+                    and not len(ad.drivers) and not len(ad.nla_tracks)):
+                key.animation_data_clear()
+            for kb in key.key_blocks:
+                if kb.name in self.prev_values:
+                    kb.value = self.prev_values[kb.name]
             key.update_tag()
         if action is not None:
             bpy.data.actions.remove(action)
         if prev is not None:
             prev.use_fake_user = self.prev_fake_user
         self.done = True
+
+
+class NotEditable(ValueError):
+    """The shape keys cannot be animated in this file (linked from a library)."""
+
+
+def check_editable(key, obj_name: str = "") -> None:
+    """Refuse shape keys whose new action would not be saved with this file.
+
+    A Key linked from a library (the head appended by link, or an object-only library
+    override whose mesh data is still linked) is not editable: an action assigned to it is
+    dropped on save. A library override of the mesh data (hence its Key) is fine.
+
+    Raises:
+        NotEditable: the sentence says why and how to fix it.
+    """
+    who = f"'{obj_name}'" if obj_name else f"the shape keys '{key.name}'"
+    lib = key.library
+    if lib is not None or not key.is_editable:
+        where = f" from the library '{lib.filepath}'" if lib is not None else ""
+        raise NotEditable(
+            f"{who} uses shape keys linked{where}, which cannot be animated in this file: make "
+            f"them local (Object > Relations > Make Local > Selected Objects and Data) or use a "
+            f"library override of the mesh data (Object > Library Override > Make, then make "
+            f"the mesh editable)")
 
 
 def restore_previous(key) -> tuple[str, str]:

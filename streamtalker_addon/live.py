@@ -21,6 +21,9 @@ empty means the default input.
 
 from __future__ import annotations
 
+import importlib
+import os
+import tempfile
 import time
 
 import bpy
@@ -72,7 +75,7 @@ class LiveSession:
             raise SourceError(str(e)) from None
         s = self.settings
         try:
-            model = load_model_cached(s.checkpoint or None, s.device)
+            model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
         except FileNotFoundError as e:
             raise SourceError(f"the model could not be loaded: {e}") from None
         except mc.CheckpointError as e:
@@ -106,6 +109,29 @@ class LiveSession:
         return shape_keys_named(self.key_name)
 
     # -- record -------------------------------------------------------------------------------
+    def _save_take(self, w) -> str:
+        """Save a take that could not be keyed as a JSON frame file (``model_core.export``:
+        fps, names = shape keys, frames, meta with the first scene frame): beside the .blend,
+        else in the temporary folder. Returns its path ('' when even that failed)."""
+        mc = model_core_module()
+        export = importlib.import_module(mc.__name__ + ".export")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        dirs = [os.path.dirname(bpy.data.filepath)] if bpy.data.filepath else []
+        for d in dirs + [tempfile.gettempdir()]:
+            for i in range(100):
+                p = os.path.join(d, f"streamtalker-take-{stamp}{'-%d' % i if i else ''}.json")
+                if os.path.exists(p):
+                    continue
+                try:
+                    export.write_frames(p, w.values(), w.names, self.fps, kind="shape_keys",
+                                        meta={"first_frame": w.first_frame,
+                                              "object": self.obj_name,
+                                              "action": w.action_name})
+                    return p
+                except OSError:
+                    break
+        return ""
+
     def start_record(self, scene) -> str:
         """Start keying into a new action at ``scene.frame_current``; returns its name."""
         from .keyframes import ShapeKeyActionWriter
@@ -118,14 +144,29 @@ class LiveSession:
         return self.writer.action_name
 
     def stop_record(self) -> str:
-        """Write the remaining keys; the new action is kept (fake user). Returns its name."""
+        """Write the remaining keys; the new action is kept (fake user). Returns its name.
+
+        Raises:
+            TakeNotKeyed: the keys could not be written (the head or the action was removed
+                mid-take, ...); the take's frames are saved to a file the message names.
+        """
         if not self.recording:
             return self.recorded_action
         w, self.writer = self.writer, None
         if w.n_frames == 0:
-            w.abort()  # nothing recorded: put the previous action back, no empty action
+            try:
+                w.abort()  # nothing recorded: put the previous action back, no empty action
+            except ReferenceError:
+                pass
             return ""
-        w.finish()
+        try:
+            w.finish()
+        except Exception as e:  # noqa: BLE001  (the take must survive any failure)
+            path = self._save_take(w)
+            why = e if isinstance(e, ReferenceError) else worker.friendly_error(e)
+            where = (f"its {w.n_frames} frames are saved in {path}" if path else
+                     "its frames could not be saved either")
+            raise TakeNotKeyed(f"the take could not be keyed ({why}); {where}") from None
         self.recorded_action = w.action_name
         worker.push_undo(f"StreamTalker: live take '{w.action_name}'")
         return w.action_name
@@ -157,6 +198,9 @@ class LiveSession:
         except ReferenceError as e:
             self._end("failed", f"the target changed while live ({e})")
             return False
+        except Exception as e:  # noqa: BLE001  (one sentence for the user, the take kept)
+            self._end("failed", worker.friendly_error(e))
+            return False
         if eng.state == "failed":
             self._end("failed", eng.error)
             return False
@@ -168,8 +212,9 @@ class LiveSession:
             self.engine.stop()
         try:
             self.stop_record()
-        except ReferenceError:
-            self.writer = None
+        except TakeNotKeyed as e:
+            self.error = f"{error}; {e}" if error else str(e)
+            state = "failed"
         self.state = state
 
     def stop(self) -> None:
@@ -183,6 +228,10 @@ class LiveSession:
             return self.error
         extra = f"; recorded '{self.recorded_action}'" if self.recorded_action else ""
         return f"live {self.state}: {self.frames_applied} frames{extra}"
+
+
+class TakeNotKeyed(SourceError):
+    """A recording could not be keyed; the message names the file its frames went to."""
 
 
 def _live_module():
@@ -373,8 +422,11 @@ class STREAMTALKER_OT_live_record(Operator):
             else:
                 name = sess.start_record(context.scene)
                 self.report({"INFO"}, f"recording into '{name}'")
-        except ReferenceError as e:
+        except (ReferenceError, SourceError) as e:
             self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        except Exception as e:  # noqa: BLE001  (one sentence, never a traceback)
+            self.report({"ERROR"}, f"Record failed: {worker.friendly_error(e)}")
             return {"CANCELLED"}
         return {"FINISHED"}
 

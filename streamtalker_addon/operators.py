@@ -41,7 +41,9 @@ def target_object(context, name: str = ""):
     """The target mesh: the object called ``name``, else the active object.
 
     Raises:
-        SourceError: no such object, not a mesh, or a mesh without shape keys.
+        SourceError: no such object, not a mesh, a mesh without shape keys, or shape keys
+            linked from a library (an action on them would not be saved: the message says
+            how to fix it).
     """
     if name:
         obj = bpy.data.objects.get(name)
@@ -57,21 +59,31 @@ def target_object(context, name: str = ""):
     if obj.data.shape_keys is None or len(obj.data.shape_keys.key_blocks) < 2:
         raise SourceError(f"mesh '{obj.name}' has no shape keys to animate (it needs ARKit-"
                           f"style shape keys such as jawOpen)")
+    try:
+        keyframes.check_editable(obj.data.shape_keys, obj.name)
+    except keyframes.NotEditable as e:
+        raise SourceError(str(e)) from None
     return obj
 
 
 def resolve_mapping(obj, channels) -> tuple[dict[str, str], list[str]]:
     """({channel: shape key}, unmatched channels) for ``obj``: its stored mapping list, or
-    an automatic match stored now when the list is empty. Rows naming shape keys the mesh
-    no longer has count as unmatched.
+    an automatic match stored now when the list is empty (not stored on a linked object or a
+    library override, whose list cannot grow). Rows naming shape keys the mesh no longer has
+    count as unmatched.
 
     Raises:
         SourceError: no channel matches any shape key.
     """
-    if len(obj.streamtalker.mapping) == 0:
-        auto_fill_mapping(obj, channels)
     keys = set(shape_key_names(obj))
-    stored = get_mapping(obj)
+    if len(obj.streamtalker.mapping) == 0:
+        if obj.library is None and obj.override_library is None:
+            auto_fill_mapping(obj, channels)
+            stored = get_mapping(obj)
+        else:
+            stored = mapping_mod.match_channels(channels, sorted(keys))
+    else:
+        stored = get_mapping(obj)
     targets = {c: k for c, k in stored.items() if c in channels and k in keys}
     unmatched = [c for c in channels if c not in targets]
     if not targets:
@@ -111,10 +123,11 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> "worker.Mod
         if not default.exists():
             raise SourceError(f"the bundled default model is not installed ({default}); "
                               f"choose Model > Checkpoint File")
+    from .preferences import cpu_threads
     return worker.ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                                 style=None if s.style < 0 else int(s.style),
                                 steps=int(s.steps) or None, strengths=s.strengths(),
-                                n_vertices=n_vertices)
+                                n_vertices=n_vertices, threads=cpu_threads())
 
 
 def pick_strip(scene, name: str):
@@ -163,6 +176,9 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
     if strip is not None or s.source == "STRIP":
         strip = strip or pick_strip(scene, s.strip)
         source = audio_source.strip_source(scene, strip)
+        if strip.mute:
+            warnings.append(f"strip '{strip.name}' is muted (silent in playback); it is keyed "
+                            f"all the same")
     else:
         source = audio_source.file_source(scene, s.filepath)
     settings = model_settings(s, checkpoint)
@@ -255,6 +271,8 @@ class STREAMTALKER_OT_generate(Operator):
             self.report({"INFO"}, f"StreamTalker: generating '{job.source.label}' in the background")
             return {"FINISHED"}
         worker.run_to_end()
+        for n in job.notes:
+            self.report({"WARNING"}, n)
         if job.state != "finished":
             self.report({"ERROR"}, job.error or f"generation {job.state}")
             return {"CANCELLED"}
@@ -279,6 +297,8 @@ class STREAMTALKER_OT_generate(Operator):
         if job.running:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
+        for n in job.notes:
+            self.report({"WARNING"}, n)
         if job.state == "finished":
             self.report({"INFO"}, job.summary)
             return {"FINISHED"}

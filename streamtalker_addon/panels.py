@@ -8,7 +8,7 @@ import os
 import bpy
 from bpy.types import Panel, UIList
 
-from . import audio_source, keyframes, worker
+from . import audio_source, compat, keyframes, worker
 
 
 class STREAMTALKER_UL_mapping(UIList):
@@ -46,6 +46,8 @@ class STREAMTALKER_PT_main(_Base, Panel):
             if job is not None and job.state in {"failed", "finished", "cancelled"}:
                 icon = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}[job.state]
                 layout.label(text=job.summary, icon=icon)
+                for n in job.notes:
+                    layout.label(text=n, icon="INFO")
 
 
 class STREAMTALKER_PT_source(_Base, Panel):
@@ -59,7 +61,7 @@ class STREAMTALKER_PT_source(_Base, Panel):
         layout.prop(s, "source", expand=True)
         if s.source == "STRIP":
             ed = scene.sequence_editor
-            coll = "strips_all" if ed is not None and hasattr(ed, "strips_all") else "sequences_all"
+            coll = compat.ALL_STRIPS
             if ed is not None:
                 layout.prop_search(s, "strip", ed, coll, text="Strip", icon="SOUND")
             strips = audio_source.sound_strips(scene)
@@ -68,7 +70,8 @@ class STREAMTALKER_PT_source(_Base, Panel):
             strip = audio_source.find_strip(scene, s.strip) if s.strip else (
                 strips[0] if len(strips) == 1 else None)
             if strip is not None:
-                layout.label(text=f"Frames {strip.frame_final_start}-{strip.frame_final_end - 1}"
+                _, first, end = compat.strip_frames(strip)
+                layout.label(text=f"Frames {first}-{end - 1}"
                                   f" at {audio_source.scene_fps(scene):.3f} fps")
                 layout.prop(strip, "streamtalker_target", text="Bake Target")
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 from bpy.types import AddonPreferences, Operator
 
 from . import deps
@@ -86,11 +86,16 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
     live_device: StringProperty(name="Live Input Device",
                                 description="Microphone for Live (PortAudio device name or "
                                             "index); empty: the default input")
+    cpu_threads: IntProperty(name="CPU Threads", default=0, min=0, max=256,
+                             description="CPU threads the model uses for Generate, Live and "
+                                         "bake; 0 = automatic (half the cores, at most 4, "
+                                         "leaving the rest to Blender)")
 
     def draw(self, context):
         col = self.layout.column()
         col.prop(self, "preset_dir")
         col.prop(self, "live_device")
+        col.prop(self, "cpu_threads")
         draw_deps(self.layout)
 
 
@@ -100,6 +105,16 @@ def get_prefs(context=None):
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)
     return addon.preferences if addon is not None else None
+
+
+def cpu_threads(context=None) -> int:
+    """The "CPU Threads" preference (0 = automatic; also when the add-on is registered by a
+    script rather than enabled as an add-on)."""
+    try:
+        prefs = get_prefs(context)
+    except AttributeError:  # no preferences in this context
+        return 0
+    return int(prefs.cpu_threads) if prefs is not None else 0
 
 
 def preset_dir(context=None) -> str:

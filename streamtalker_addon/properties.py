@@ -14,12 +14,11 @@ from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntPrope
                        PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
+from . import compat
 from . import mapping as mapping_mod
 
 
-def _strip_type():
-    """The RNA type of sequencer strips: ``Strip`` (5.x) or ``Sequence`` (4.x)."""
-    return getattr(bpy.types, "Strip", None) or bpy.types.Sequence
+_strip_type = compat.strip_type
 
 
 def _is_mesh(self, obj) -> bool:

@@ -7,6 +7,7 @@ streaming session at the scene's fps and puts messages on a :class:`queue.Queue`
 * ``("model", channel_names)`` once the model is loaded and the audio read,
 * ``("frames", array float32 [n, D])`` as frames become ready,
 * ``("progress", fraction 0..1)``,
+* ``("note", sentence)`` for something the user should know (kept in ``GenerateJob.notes``),
 * ``("done", None)`` / ``("error", message)`` / ``("cancelled", None)`` at the end.
 
 :class:`GenerateJob` (main thread) owns the worker and a
@@ -49,6 +50,8 @@ class ModelSettings:
         rig: for a vertex checkpoint, the mesh's rig from :func:`keyframes.read_rig`
             (basis [V, 3], deltas [K, V, 3], names [K]): the vertex frames are fitted onto
             these shape keys (``model_core.retarget``); None for ARKit checkpoints.
+        threads: CPU threads the model uses (the preference "CPU Threads"); 0 = automatic
+            (:func:`.core.set_threads`).
     """
 
     checkpoint: str = ""
@@ -59,6 +62,7 @@ class ModelSettings:
     strengths: dict = field(default_factory=dict)
     n_vertices: int | None = None
     rig: dict | None = None
+    threads: int = 0
 
 
 def friendly_error(e: BaseException) -> str:
@@ -103,10 +107,12 @@ class Worker(threading.Thread):
         try:
             s = self.settings
             try:
-                model = load_model_cached(s.checkpoint or None, s.device)
+                model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
             except FileNotFoundError as e:
                 raise SourceError(f"the model could not be loaded: {e}") from None
             samples = self.source.read()
+            for note in self.source.notes:
+                self.out.put(("note", note))
             kw = dict(seed=s.seed, style=s.style, steps=s.steps, fps=self.source.fps)
             if s.rig is not None:  # a vertex model: fit its meshes onto the rig's keys
                 if not hasattr(model, "codec"):
@@ -167,6 +173,7 @@ class GenerateJob:
         self.error = ""
         self.progress = 0.0
         self.channels: list[str] | None = None
+        self.notes: list[str] = []
         self.action = None
         self.started = time.monotonic()
 
@@ -222,6 +229,9 @@ class GenerateJob:
                     self.writer.append(payload)
                 elif kind == "progress":
                     self.progress = float(payload)
+                elif kind == "note":
+                    self.notes.append(str(payload))
+                    print(f"StreamTalker: note: {payload}")
                 elif kind == "done":
                     self._finish()
                     return False

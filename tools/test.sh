@@ -1,6 +1,32 @@
 #!/usr/bin/env bash
-# Set up everything the tests need (tools/setup.sh), then run the test suite.
+# Set up everything the tests need (tools/setup.sh), then run the test suite on every tested
+# Blender:
+#   1. .venv (Blender 5.0, bpy 5.0.1): pytest "$@" (default: all tests, the bpy-free ones and
+#      tests/blender);
+#   2. each .venv-blender-X that set-up made (4.5 LTS, 5.2 LTS): the Blender tests,
+#      tests/blender, again (one after the other: the machine has 2 cores).
+# STREAMTALKER_BLENDERS="4.5" (or "") picks the extra Blenders. Exits non-zero when any run
+# failed, after running them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-exec .venv/bin/python -m pytest -q -rs "$@"
+
+status=0
+summary=()
+run() {  # run LABEL PYTHON ARGS...
+  local label=$1 py=$2 t0 rc=0
+  shift 2
+  echo "=== $label: $("$py" -c 'import bpy; print("Blender", bpy.app.version_string)' 2>/dev/null)"
+  t0=$(date +%s)
+  "$py" -m pytest -q -rs "$@" || rc=$?
+  summary+=("$label: exit $rc in $(( $(date +%s) - t0 )) s")
+  [ "$rc" -eq 0 ] || status=1
+}
+
+run "all tests, Blender 5.0 (.venv)" .venv/bin/python "$@"
+for ver in ${STREAMTALKER_BLENDERS-4.5 5.2}; do
+  run "tests/blender, Blender $ver (.venv-blender-$ver)" ".venv-blender-$ver/bin/python" \
+    tests/blender
+done
+printf '%s\n' "${summary[@]}"
+exit $status

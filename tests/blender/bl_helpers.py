@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FACECAP = ROOT / "inputs" / "facecap" / "facecap.glb"
 LIBRIVOX = ROOT / "inputs" / "speech" / "librivox"
 CLIP = "sense_and_sensibility_01_austen_64kb-0870.wav"
-SETUP_HINT = "run `bash tools/setup.sh` (installs bpy==5.0.1 and fetches the real inputs)"
+SETUP_HINT = "run `bash tools/setup.sh` (installs the bpy wheels and fetches the real inputs)"
 
 
 def import_bpy():
@@ -53,10 +53,9 @@ def import_facecap(bpy):
 
 def add_strip(scene, name: str, path, frame_start: int, channel: int = 1,
               offset_start: int = 0, offset_end: int = 0, sound_offset: float = 0.0):
-    """A sound strip (Blender 5.x ``strips`` / 4.x ``sequences``) with trims and offset."""
+    """A sound strip with trims and offset."""
     ed = scene.sequence_editor or scene.sequence_editor_create()
-    coll = ed.strips if hasattr(ed, "strips") else ed.sequences
-    st = coll.new_sound(name, str(path), channel, frame_start)
+    st = ed.strips.new_sound(name, str(path), channel, frame_start)
     st.frame_offset_start = offset_start
     st.frame_offset_end = offset_end
     st.sound_offset = sound_offset

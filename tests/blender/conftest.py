@@ -14,6 +14,25 @@ import pytest
 from bl_helpers import add_strip, import_bpy, import_facecap, speech_path
 
 
+_exit_status = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """After pytest is done: end the process without the static destructors where the
+    ``bpy`` module can hang at exit (4.5; ``streamtalker_addon.compat.EXIT_MAY_HANG``)."""
+    import sys
+    if "bpy" in sys.modules and _exit_status is not None:
+        from streamtalker_addon import compat
+        if compat.EXIT_MAY_HANG:
+            compat.exit_process(_exit_status)
+
+
 @pytest.fixture(scope="session")
 def bpy_mod():
     """The ``bpy`` module with the add-on registered (unregistered at the end)."""

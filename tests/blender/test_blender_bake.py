@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bl_helpers import ROOT, add_strip, import_facecap, keyed, speech_path
 
@@ -118,3 +122,159 @@ def test_bake_refuses_to_write_over_its_input_and_bad_arguments(empty_scene, bpy
     assert r.returncode == 2 and "no scene called 'Nope'" in r.stderr
     r = _bake(src, "-o", tmp_path / "o.blend")
     assert r.returncode == 1 and "no sound strips found" in r.stderr
+
+
+# -- issue 12: nothing the user has is replaced, no bake is lost, bad files are one line ----
+
+def _one_scene(bpy, path: Path, strips):
+    """A .blend with the Face Cap head active and sound strips [(name, wav)] at 24 fps, each
+    trimmed to about 2 s."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    head = import_facecap(bpy)
+    bpy.context.view_layer.objects.active = head
+    from streamtalker_addon import compat
+    for i, (name, wav) in enumerate(strips):
+        st = add_strip(scene, name, wav, 1 + 200 * i, channel=1 + i)
+        _, first, end = compat.strip_frames(st)
+        st.frame_offset_end = max(0, end - first - 48)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+
+
+def _one_line_error(r, code, match):
+    assert r.returncode == code, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    err = r.stderr.strip()
+    assert err.count("\n") == 0 and err.startswith("bake: error: "), err
+    assert re.search(match, err), err
+    assert "tmp" not in err.replace(str(Path(tempfile.gettempdir())), "") and "probe" not in err
+    return err
+
+
+def test_bake_never_replaces_without_force_and_keeps_a_good_bake(empty_scene, bpy_mod,
+                                                                  tmp_path, toy_checkpoint):
+    bpy = bpy_mod
+    wav = speech_path()
+    gone = tmp_path / "gone.wav"
+    gone.write_bytes(wav.read_bytes())
+    good, partial, failed = tmp_path / "good.blend", tmp_path / "partial.blend", \
+        tmp_path / "failed.blend"
+    _one_scene(bpy, good, [("hello", wav)])
+    _one_scene(bpy, partial, [("hello", wav), ("broken", gone)])
+    _one_scene(bpy, failed, [("broken", gone)])
+    gone.unlink()
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    out = outdir / "baked.blend"
+    backup = outdir / "baked.blend1"
+    backup.write_text("the user's own backup\n")
+    ck = ("--checkpoint", toy_checkpoint)
+
+    r = _bake(good, "-o", out, *ck)
+    assert r.returncode == 0 and "saved" in r.stdout, r.stdout + r.stderr
+    first = _sha(out)
+    assert backup.read_text() == "the user's own backup\n"
+
+    # an existing OUT: refused before any work without --force
+    r = _bake(good, "-o", out, *ck)
+    _one_line_error(r, 2, r"baked\.blend already exists: .*--force")
+    assert " ok " not in r.stdout and _sha(out) == first
+
+    # two failed bakes in a row (one strip of two fails) never replace the good bake: each
+    # goes to a new recovery file beside it
+    for n, name in ((1, "baked.partial.blend"), (2, "baked.partial-2.blend")):
+        r = _bake(partial, "-o", out, "--force", *ck)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+        assert f"{out} kept as it was, this partial bake saved as {outdir / name}" in r.stdout
+        assert _sha(out) == first and (outdir / name).is_file()
+    # every strip failed: nothing is written at all
+    r = _bake(failed, "-o", out, "--force", *ck)
+    assert r.returncode == 1 and "no strip baked; " + str(out) + " not written" in r.stderr
+    assert _sha(out) == first
+
+    # --force with a complete bake replaces OUT; Blender's .blend1 backup step never runs
+    r = _bake(partial, "-o", out, "--force", "--scene", "Scene", *ck)  # still partial
+    assert r.returncode == 1 and _sha(out) == first
+    r = _bake(good, "-o", out, "--force", "--seed", 5, *ck)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _sha(out) != first
+    assert backup.read_text() == "the user's own backup\n"
+    assert sorted(p.name for p in outdir.iterdir()) == [
+        "baked.blend", "baked.blend1", "baked.partial-2.blend", "baked.partial-3.blend",
+        "baked.partial.blend"]  # no hidden temporary file left
+
+
+def test_bake_checks_its_destination_before_any_work(empty_scene, bpy_mod, tmp_path):
+    bpy = bpy_mod
+    src = tmp_path / "in.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(src))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    for args in (("-o", notes), ("-o", notes, "--force")):
+        _one_line_error(_bake(src, *args), 2, r"the output must be a \.blend file: .*notes\.txt")
+    assert notes.read_text() == "my notes\n"
+    fake = tmp_path / "fake.blend"
+    fake.write_text("not a blend\n")
+    _one_line_error(_bake(src, "-o", fake, "--force"), 2,
+                    r"fake\.blend exists and is not a Blender file")
+    assert fake.read_text() == "not a blend\n"
+    err = _one_line_error(_bake(src, "-o", notes / "sub" / "o.blend"), 2,
+                          r"cannot write the output .*notes\.txt/sub/o\.blend")
+    assert "streamtalker-probe" not in err
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "text", "empty", "truncated", "folder"])
+def test_bake_on_a_bad_input_file_is_one_line(empty_scene, bpy_mod, tmp_path, kind):
+    bpy = bpy_mod
+    good = tmp_path / "good.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(good), compress=False)
+    data = good.read_bytes()
+    bad = tmp_path / f"{kind}.blend"
+    if kind == "corrupt":
+        b = bytearray(data)
+        for i in range(2000, len(b), 97):
+            b[i] ^= 0xFF
+        bad.write_bytes(bytes(b))
+    elif kind == "text":
+        bad.write_text("hello\n" * 100)
+    elif kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "truncated":
+        bad.write_bytes(data[:len(data) // 2])
+    else:
+        bad.mkdir()
+    out = tmp_path / "out.blend"
+    match = {"text": "is not a Blender file", "empty": r"is empty \(0 bytes\)",
+             "folder": "is a folder"}.get(kind, "it is damaged or not a Blender file")
+    _one_line_error(_bake(bad, "-o", out), 2, match)
+    assert not out.exists()
+
+
+def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, toy_checkpoint):
+    bpy = bpy_mod
+    src = tmp_path / "in.blend"
+    _one_scene(bpy, src, [("one", speech_path()),
+                          ("two", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav"))])
+    out = tmp_path / "out.blend"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    # SIGINT back to its default in the child (a test run started in the background by a
+    # non-interactive shell ignores it, and the child would inherit that)
+    p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
+                          str(out), "--checkpoint", str(toy_checkpoint)], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("  ok      Scene / one"):
+            p.send_signal(signal.SIGINT)
+            break
+    rest, err = p.communicate(timeout=300)
+    text = "".join(lines) + rest
+    assert p.returncode == 130, text + err
+    assert "Traceback" not in text + err
+    assert "stopped (Ctrl+C)" in text and "1 of 2 strip(s) baked" in text, text + err
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert "one" in bpy.data.actions and "two" not in bpy.data.actions

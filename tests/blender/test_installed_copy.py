@@ -128,6 +128,9 @@ SCRIPT = textwrap.dedent(r'''
     with open(report_path, "w") as f:
         json.dump(rep, f)
     print("DONE")
+    if bpy.app.version < (5, 0):  # the bpy 4.5 module can hang at exit (see compat.py)
+        sys.stdout.flush()
+        os._exit(0)
 ''')
 
 
