@@ -69,40 +69,32 @@ def checkpoint_vertices(path: str | None) -> int | None:
     return vertex.vertex_checkpoint_vertices(Path(os.path.expanduser(str(path))))
 
 
-#: Most CPU threads "automatic" uses (the model gains little beyond this; Blender, the
-#: viewport and other programs need the rest).
-AUTO_THREADS_MAX = 4
-
-
-def auto_threads(cpu_count: int | None = None) -> int:
-    """The automatic CPU thread count: half the cores, at least 1, at most
-    :data:`AUTO_THREADS_MAX` (2 cores -> 1, 8 -> 4, 64 -> 4)."""
-    n = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return max(1, min(AUTO_THREADS_MAX, n // 2))
-
-
 def set_threads(threads: int = 0) -> int:
-    """Set the intra-op CPU threads the model uses (``torch.set_num_threads``; process-wide,
-    also for threads started later); returns the number set.
+    """Apply the preference "CPU Threads" through model_core's one thread rule
+    (:func:`model_core.threads.set_threads`; process-wide, also for threads started later);
+    returns the number set.
 
     Args:
-        threads: the preference "CPU Threads": >= 1 exactly that many; 0 = automatic:
-            :func:`auto_threads`, or the ``OMP_NUM_THREADS`` environment variable when set.
-            (model_core gets its own bounded default and ``threads`` setting in the same
-            issue; this is the one place to switch to it.)
+        threads: 0 = automatic (model_core's default: one intra-op thread, the fastest on a
+            busy machine, or ``OMP_NUM_THREADS`` when it is set); >= 1 exactly that many (at
+            most the CPU cores).
     Raises:
-        ValueError: ``threads`` is negative.
+        ValueError: ``threads`` is negative or more than the cores, naming the preference.
     """
     threads = int(threads)
-    if threads < 0:
-        raise ValueError(f"CPU threads must be 0 (automatic) or more, got {threads} "
-                         f"(Preferences > Add-ons > StreamTalker > CPU Threads)")
+    mc = model_core_module()
     if threads == 0:
         env = os.environ.get("OMP_NUM_THREADS", "")
-        threads = int(env) if env.isdigit() and int(env) > 0 else auto_threads()
-    import torch
-    torch.set_num_threads(threads)  # also when this thread has it: the process-wide value
-    return threads
+        want = int(env) if env.isdigit() and int(env) > 0 else None
+        if want is not None:
+            want = min(want, mc.threads.available_cores())
+        return mc.set_threads(want)
+    try:
+        return mc.set_threads(threads)
+    except ValueError:
+        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{mc.threads.available_cores()}"
+                         f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
+                         f"StreamTalker > CPU Threads)") from None
 
 
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
@@ -119,7 +111,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         ValueError: unknown or unavailable device.
     """
     mc = model_core_module()
-    set_threads(threads)
+    n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
         if not p.exists():
@@ -137,7 +129,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
                 vertex = importlib.import_module(mc.__name__ + ".vertex")
                 model = vertex.VertexModel.load(p, device=device)
             else:
-                model = mc.load_model(None if not path else p, device=device)
+                model = mc.load_model(None if not path else p, device=device, threads=n_threads)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model
