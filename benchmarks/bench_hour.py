@@ -9,7 +9,7 @@ Run (on demand, not in CI; about 10-15 minutes on the 2-core machine):
    code (``model_core.cli.main``) in a fresh process; the only addition is a probe around
    ``StreamingSession.push`` that reads the process's resident memory (VmRSS) each time another
    minute of audio has gone in.
-2. live: a :class:`model_core.live.LiveEngine` started without a device (``start_fed``): its
+2. live: a :class:`model_core.live.engine.LiveEngine` started without a device (``start_fed``): its
    ring buffer is fed 100 ms blocks as fast as its worker takes them (faster than real time,
    never dropping audio) and the consumer polls the frames (as the add-on applies them);
    RSS each minute of audio fed.
@@ -64,7 +64,7 @@ def write_wav(path: Path, minutes: float) -> None:
 
 
 def job_generate(wav: str, out: str, minutes: float) -> dict:
-    from model_core import streaming
+    from model_core.runtime import session as streaming
     from model_core.cli import main
     marks = {}
     push = streaming.StreamingSession.push
@@ -85,7 +85,7 @@ def job_generate(wav: str, out: str, minutes: float) -> dict:
 
 def job_live(minutes: float) -> dict:
     import model_core as mc
-    from model_core.live import LiveEngine
+    from model_core.live.engine import LiveEngine
     model = mc.load_model()
     base = speech(600)
     eng = LiveEngine(model).start_fed(16000)

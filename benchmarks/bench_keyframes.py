@@ -32,7 +32,7 @@ FACECAP = ROOT / "inputs" / "facecap" / "facecap.glb"
 
 def _target(bpy):
     """A mesh object with Basis + 52 ARKit shape keys; returns (object, [(column, key)])."""
-    from model_core.arkit import ARKIT_52
+    from model_core.face import ARKIT_52
     from streamtalker_addon.mapping import match_channels
 
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_live.py [--seconds 60] [--checkpoint P]
 
 Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAudio pipe
-source at real-time pace (tests/virtual_mic.py); model_core.live.LiveEngine captures it via
+source at real-time pace (tests/virtual_mic.py); model_core.live.engine.LiveEngine captures it via
 ALSA ``pulse`` -> PortAudio. The consumer is, by default, the add-on itself: the ``bpy``
 module with streamtalker_addon registered, the real Face Cap head, ``live.start_live`` and
 the add-on's ``live.drain`` timer callback called every ``live.DRAIN_INTERVAL`` (5 ms;
@@ -42,7 +42,7 @@ class LoopConsumer:
     name = "poll loop"
 
     def __init__(self, model, checkpoint, device):
-        from model_core.live import LiveEngine
+        from model_core.live.engine import LiveEngine
         self.engine = LiveEngine(model, device=device, ring_s=4.0)
         self.engine.start()
         self.events = []

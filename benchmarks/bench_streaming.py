@@ -16,7 +16,7 @@ Also printed: parameter count and FLOPs per frame (torch.utils.flop_counter, one
 
 Busy machine (issue 12): whole-file generation of 10 s, quiet and then with ``--busy`` (4)
 CPU-bound processes running beside it, each with the product's default thread count
-(``model_core.threads``, 1), one thread, and torch's own default (one per core: what the
+(``model_core.runtime.device``, 1), one thread, and torch's own default (one per core: what the
 product did before it set a count). Must hold: loaded, the default is at most 1.5x slower than
 one thread, and its RTF at most 4x the quiet run's. ``--busy-only`` runs just this part.
 Run it without OMP_NUM_THREADS set (the torch-default row would otherwise not be torch's).
@@ -51,7 +51,7 @@ def speech_audio(seconds: float) -> np.ndarray:
 
 def load(checkpoint):
     import model_core as mc
-    from model_core.checkpoint import DEFAULT_CHECKPOINT
+    from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
     if checkpoint or DEFAULT_CHECKPOINT.exists():
         return mc.load_model(checkpoint), str(checkpoint or "bundled default")
     return mc.StreamTalkerModel.from_config(mc.ModelConfig()), "untrained default architecture (speed only)"
@@ -66,7 +66,7 @@ def job_generate(checkpoint, seconds, threads="default"):
     own default: the count is never set, as before issue 12)."""
     import torch
     if threads == "torch":
-        from model_core.checkpoint import load_checkpoint
+        from model_core.runtime.checkpoint import load_checkpoint
         model = load_checkpoint(checkpoint)
     else:
         import model_core as mc

@@ -10,14 +10,14 @@ Public API::
     frames = model.generate(audio, sample_rate, seed=0)   # [round(duration * fps), D]
 """
 
-from .arkit import ARKIT_52
-from .audio import AudioFileReader, AudioWarning, load_audio, MODEL_SAMPLE_RATE
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ModelConfig
+from .face import ARKIT_52
+from .io.audio import AudioFileReader, AudioWarning, load_audio, MODEL_SAMPLE_RATE
+from .runtime.checkpoint import load_checkpoint, save_checkpoint
+from .runtime.config import ModelConfig
 from .errors import AudioError, CheckpointError
-from .model import StreamTalkerModel
-from .streaming import StreamingSession
-from .threads import DEFAULT_THREADS, set_threads
+from .runtime.model import StreamTalkerModel
+from .runtime.session import StreamingSession
+from .runtime.device import DEFAULT_THREADS, set_threads
 
 __version__ = "0.1.0"
 
@@ -29,11 +29,11 @@ def load_model(path=None, device="cpu", threads: int | None = None) -> StreamTal
         path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None.
         device: ``"cpu"`` or ``"cuda"``.
         threads: CPU threads torch computes with (intra-op), an integer in 1..cores; None
-            applies the default, 1 (:mod:`model_core.threads` says why). Process-wide, as in
+            applies the default, 1 (:mod:`model_core.runtime.device` says why). Process-wide, as in
             :func:`set_threads`, which changes it later without reloading.
     Raises:
         ValueError: a bad ``threads`` or device; see
-        :func:`model_core.checkpoint.load_checkpoint` for the other errors.
+        :func:`model_core.runtime.checkpoint.load_checkpoint` for the other errors.
     """
     set_threads(threads)
     return load_checkpoint(path, device)

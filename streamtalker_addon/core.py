@@ -46,14 +46,24 @@ def model_core_module():
                                f"can import it") from None
 
 
+def mc_submodule(name: str):
+    """``model_core.<name>`` (e.g. ``"runtime.checkpoint"``) of the copy
+    :func:`model_core_module` found.
+
+    Raises:
+        ModelCoreMissing: as :func:`model_core_module`.
+    """
+    return importlib.import_module(f"{model_core_module().__name__}.{name}")
+
+
 def arkit_names() -> tuple[str, ...]:
-    """The 52 ARKit channel names (``model_core.arkit.ARKIT_52``)."""
+    """The 52 ARKit channel names (``model_core.face.ARKIT_52``)."""
     return tuple(model_core_module().ARKIT_52)
 
 
 def default_checkpoint_path() -> Path:
     """Where the bundled default model lives (it may not exist yet)."""
-    return Path(model_core_module().checkpoint.DEFAULT_CHECKPOINT)
+    return Path(mc_submodule("runtime.checkpoint").DEFAULT_CHECKPOINT)
 
 
 def checkpoint_vertices(path: str | None) -> int | None:
@@ -71,7 +81,7 @@ def checkpoint_vertices(path: str | None) -> int | None:
 
 def set_threads(threads: int = 0) -> int:
     """Apply the preference "CPU Threads" through model_core's one thread rule
-    (:func:`model_core.threads.set_threads`; process-wide, also for threads started later);
+    (:func:`model_core.runtime.device.set_threads`; process-wide, also for threads started later);
     returns the number set.
 
     Args:
@@ -87,12 +97,12 @@ def set_threads(threads: int = 0) -> int:
         env = os.environ.get("OMP_NUM_THREADS", "")
         want = int(env) if env.isdigit() and int(env) > 0 else None
         if want is not None:
-            want = min(want, mc.threads.available_cores())
+            want = min(want, mc_submodule("runtime.device").available_cores())
         return mc.set_threads(want)
     try:
         return mc.set_threads(threads)
     except ValueError:
-        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{mc.threads.available_cores()}"
+        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{mc_submodule('runtime.device').available_cores()}"
                          f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
                          f"StreamTalker > CPU Threads)") from None
 
@@ -117,7 +127,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         if not p.exists():
             raise FileNotFoundError(f"checkpoint file not found: {p}")
     else:
-        p = Path(mc.checkpoint.DEFAULT_CHECKPOINT)
+        p = Path(mc_submodule("runtime.checkpoint").DEFAULT_CHECKPOINT)
         if not p.exists():
             raise FileNotFoundError(f"the bundled default model is not installed ({p}); "
                                     f"choose a checkpoint file under Model")

@@ -1,6 +1,6 @@
 """Live microphone in Blender: the head's shape keys follow the voice in the viewport.
 
-:class:`LiveSession` (main thread) owns a :class:`model_core.live.LiveEngine` (PortAudio
+:class:`LiveSession` (main thread) owns a :class:`model_core.live.engine.LiveEngine` (PortAudio
 callback -> ring buffer -> worker thread running the model) and, while Record is on, a
 :class:`~.keyframes.ShapeKeyActionWriter` keying every frame into a NEW action from the
 scene's current frame (same nothing-lost rules as Generate: the previous action keeps a fake
@@ -110,11 +110,11 @@ class LiveSession:
 
     # -- record -------------------------------------------------------------------------------
     def _save_take(self, w) -> str:
-        """Save a take that could not be keyed as a JSON frame file (``model_core.export``:
+        """Save a take that could not be keyed as a JSON frame file (``model_core.io.frames``:
         fps, names = shape keys, frames, meta with the first scene frame): beside the .blend,
         else in the temporary folder. Returns its path ('' when even that failed)."""
         mc = model_core_module()
-        export = importlib.import_module(mc.__name__ + ".export")
+        export = importlib.import_module(mc.__name__ + ".io.frames")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dirs = [os.path.dirname(bpy.data.filepath)] if bpy.data.filepath else []
         for d in dirs + [tempfile.gettempdir()]:
@@ -235,7 +235,7 @@ class TakeNotKeyed(SourceError):
 
 
 def _live_module():
-    """``model_core.live`` from the model_core the add-on uses (vendored or top-level)."""
+    """``model_core.live.engine`` from the model_core the add-on uses (vendored or top-level)."""
     import importlib
     return importlib.import_module(model_core_module().__name__ + ".live")
 

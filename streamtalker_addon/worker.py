@@ -49,7 +49,7 @@ class ModelSettings:
         n_vertices: mesh vertices of a vertex checkpoint, None for ARKit ones.
         rig: for a vertex checkpoint, the mesh's rig from :func:`keyframes.read_rig`
             (basis [V, 3], deltas [K, V, 3], names [K]): the vertex frames are fitted onto
-            these shape keys (``model_core.retarget``); None for ARKit checkpoints.
+            these shape keys (``model_core.vertex.retarget``); None for ARKit checkpoints.
         threads: CPU threads the model uses (the preference "CPU Threads"); 0 = automatic
             (:func:`.core.set_threads`).
     """
@@ -117,7 +117,7 @@ class Worker(threading.Thread):
             if s.rig is not None:  # a vertex model: fit its meshes onto the rig's keys
                 if not hasattr(model, "codec"):
                     raise SourceError("internal error: a rig was read for an ARKit model")
-                retarget = importlib.import_module(model_core_module().__name__ + ".retarget")
+                retarget = importlib.import_module(model_core_module().__name__ + ".vertex.retarget")
                 session = retarget.RetargetSession(
                     model.stream(s.rig["basis"], **kw),
                     retarget.ShapeKeyRetargeter(s.rig["basis"], s.rig["deltas"]))

@@ -28,7 +28,7 @@ def speech() -> np.ndarray:
 def toy_checkpoint(tmp_path_factory) -> Path:
     """Path of the test checkpoint: default architecture, 2 styles, trained on toy bursts."""
     import model_core as mc
-    from model_core.training import ChunkBatcher, fit_normalization, train_steps
+    from model_core.training.batches import ChunkBatcher, fit_normalization, train_steps
     from toy import toy_corpus
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Forced phone alignment (model_core.data.align) on real speech.
+"""Forced phone alignment (model_core.training.align) on real speech.
 
 The clips are the project's real inputs (DESIGN.md section 7), fetched into ``inputs/`` by
 ``.venv/bin/python tools/fetch_inputs.py``. Missing inputs fail these tests (they are not
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_core.data import align as al
-from model_core.data.align import (
+from model_core.training import align as al
+from model_core.training.align import (
     AlignmentError, align_phones, align_words, load_transcript, missing_words,
     normalize_transcript)
 from model_core.errors import AudioError

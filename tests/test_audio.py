@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 import model_core as mc
-from model_core.audio import Resampler, to_mono_float32
-from model_core.features import LogMel
+from model_core.io.audio import Resampler, to_mono_float32
+from model_core.runtime.features import LogMel
 
 
 @pytest.mark.parametrize("ext,fmt", [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG"), (".mp3", "MP3")])

@@ -1,4 +1,4 @@
-"""Animator captures -> training pairs (model_core.data.captures).
+"""Animator captures -> training pairs (model_core.training.captures).
 
 Fixtures are written here in the public layouts: a Live Link Face CSV take (60 fps timecodes
 with sub-frame fractions, the 9 rotation columns), Live Link Face's take-folder export, the
@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_core.arkit import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES
-from model_core.data.captures import (
+from model_core.face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES
+from model_core.training.captures import (
     CaptureList, arkit_channel_index, arkit_name, load_capture_folder, load_capture_pair,
     read_arkit_table, read_live_link_csv, resample_frames,
 )
 from model_core.errors import AudioError
-from model_core.export import write_frames
-from model_core.training import Utterance
+from model_core.io.frames import write_frames
+from model_core.training.batches import Utterance
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCTIC = ROOT / "inputs" / "speech" / "arctic" / "arctic_a0007.wav"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import model_core as mc
-from model_core.checkpoint import DEFAULT_CHECKPOINT
+from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
 
 
 def copy_ckpt(src, dst_dir, name="m"):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import model_core as mc
-from model_core.config import ChunkGeometry
-from model_core.data.corpus import (CorpusStream, augment_audio, build_corpus, load_utterance,
+from model_core.runtime.config import ChunkGeometry
+from model_core.training.corpus import (CorpusStream, augment_audio, build_corpus, load_utterance,
                                     read_manifest, sentence_pool, synthetic_rir)
-from model_core.train import read_train_config, run_training
+from model_core.training.trainer import read_train_config, run_training
 
 EXE = Path(sys.executable).with_name("streamtalker")
 
@@ -194,7 +194,7 @@ def test_heldout_sentences_never_reach_a_v3_corpus():
 
 
 def test_v3_plan_mixes_engines_and_new_speakers():
-    from model_core.data.corpus import TRAIN_WORLD, plan_jobs
+    from model_core.training.corpus import TRAIN_WORLD, plan_jobs
     jobs = plan_jobs(400, 1, ["en-us", "en-gb"], ["slt", "ked"], ["a b c d."] * 5,
                      piper_voices=["en_US-joe-medium"],
                      shares={"espeak-ng": 0.3, "festival": 0.3, "piper": 0.4}, world_share=0.6)
@@ -211,7 +211,7 @@ def test_v3_plan_mixes_engines_and_new_speakers():
 
 
 def test_world_transform_keeps_timing_and_moves_pitch():
-    from model_core.data.voices import world_transform
+    from model_core.training.voices import world_transform
     sr = 16000
     t = np.arange(sr) / sr
     x = np.zeros(2 * sr, np.float32)
@@ -228,8 +228,8 @@ def test_world_transform_keeps_timing_and_moves_pitch():
 
 
 def test_viseme_labels_follow_the_phones():
-    from model_core.data.teacher import VISEME_CLASSES
-    from model_core.training import ChunkBatcher, Utterance
+    from model_core.training.teacher import VISEME_CLASSES
+    from model_core.training.batches import ChunkBatcher, Utterance
     cfg = mc.ModelConfig(n_styles=1, aux_viseme_weight=0.5)
     model = mc.StreamTalkerModel.from_config(cfg)
     phones = [("SIL", 0.0, 0.5), ("M", 0.5, 1.0), ("AA", 1.0, 1.5), ("SIL", 1.5, 2.0)]
@@ -252,8 +252,8 @@ def test_viseme_labels_follow_the_phones():
 
 
 def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
-    from model_core.checkpoint import load_checkpoint, save_checkpoint
-    from model_core.training import ChunkBatcher, Utterance, train_steps
+    from model_core.runtime.checkpoint import load_checkpoint, save_checkpoint
+    from model_core.training.batches import ChunkBatcher, Utterance, train_steps
     cfg = mc.ModelConfig(n_styles=1, aux_viseme_weight=1.0, lip_loss_weight=3.0,
                          encoder_dilations=[1, 2, 4], d_model=64, head_dim=64,
                          encoder_channels=64, predictor_ff=128, head_ff=128)

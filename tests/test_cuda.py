@@ -25,7 +25,7 @@ def test_cpu_and_cuda_agree(toy_checkpoint, speech):
 
 def test_training_step_on_cuda():
     from toy import toy_corpus
-    from model_core.training import ChunkBatcher, fit_normalization, train_steps
+    from model_core.training.batches import ChunkBatcher, fit_normalization, train_steps
     m = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=2), device="cuda")
     utts = toy_corpus(4)
     fit_normalization(m, utts)

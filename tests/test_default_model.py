@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import model_core as mc
-from model_core.arkit import ARKIT_52
-from model_core.checkpoint import DEFAULT_CHECKPOINT
-from model_core.evaluate import build_eval_set, evaluate_model
-from model_core.metrics import LIP_CHANNELS
+from model_core.face import ARKIT_52
+from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
+from model_core.evaluation.evaluate import build_eval_set, evaluate_model
+from model_core.evaluation.metrics import LIP_CHANNELS
 
 JAW = ARKIT_52.index("jawOpen")
 

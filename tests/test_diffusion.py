@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_core.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
+from model_core.runtime.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])

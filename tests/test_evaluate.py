@@ -1,4 +1,4 @@
-"""Evaluation (model_core.evaluate) on the project's real speech (inputs/, fetched by
+"""Evaluation (model_core.evaluation.evaluate) on the project's real speech (inputs/, fetched by
 tools/fetch_inputs.py): the eval set, the teacher scored against itself, a frozen face that
 must fail, the test checkpoint end to end (mechanics only: it is not a lip-sync model), the
 CLI handler and the vertex-metric aggregation."""
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_core import evaluate as E
-from model_core import metrics as M
-from model_core.arkit import ARKIT_52
+from model_core.cli.evaluate import add_evaluate_parser
+from model_core.evaluation import evaluate as E
+from model_core.evaluation import metrics as M
+from model_core.face import ARKIT_52
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ROOT / "inputs"
@@ -36,7 +37,7 @@ def eval_set():
 def parser():
     p = argparse.ArgumentParser(prog="streamtalker")
     sub = p.add_subparsers(dest="command", required=True)
-    E.add_evaluate_parser(sub)
+    add_evaluate_parser(sub)
     return p
 
 

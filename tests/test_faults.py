@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 import model_core as mc
-from model_core.audio import AudioWarning
+from model_core.io.audio import AudioWarning
 from model_core.cli import main
 from realdata import real_speech_path
 
@@ -112,7 +112,7 @@ def test_a_non_finite_chunk_is_replaced_and_never_enters_the_history(model, spee
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     from safetensors.torch import load_file, save_file
-    from model_core.checkpoint import DEFAULT_CHECKPOINT
+    from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
     state = load_file(str(DEFAULT_CHECKPOINT))
     key = sorted(k for k, v in state.items() if v.is_floating_point())[0]
     state[key][..., 0] = NAN
@@ -180,7 +180,7 @@ def test_ordinary_sample_rates_are_accepted(model, speech):
 # -- 9. outputs checked before the work, errors never name a temporary file ----------------
 
 def test_unwritable_output_is_refused_before_generating(tmp_path, capsys, monkeypatch):
-    from model_core.model import StreamTalkerModel
+    from model_core.runtime.model import StreamTalkerModel
 
     def boom(*a, **k):
         raise AssertionError("generation started before the output was checked")
@@ -212,7 +212,7 @@ def test_a_failed_write_names_the_output_not_a_temporary_file(tmp_path, capsys, 
 # -- 7. threads -----------------------------------------------------------------------------
 
 def test_the_model_uses_one_thread_by_default_and_threads_overrides_it(capsys, tmp_path):
-    from model_core.threads import available_cores
+    from model_core.runtime.device import available_cores
     torch.set_num_threads(available_cores())
     m = mc.load_model()
     assert torch.get_num_threads() == 1 == mc.DEFAULT_THREADS

@@ -1,4 +1,4 @@
-"""Live microphone input (model_core.live): a real capture path through a virtual
+"""Live microphone input (model_core.live.engine): a real capture path through a virtual
 microphone (PulseAudio pipe source -> ALSA pulse -> PortAudio), start/stop hygiene, and
 device faults simulated at the PortAudio boundary (sounddevice.InputStream monkeypatched)."""
 
@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from model_core.live import (DeviceError, LiveEngine, NoInputDevice, RingBuffer,
+from model_core.live.engine import (DeviceError, LiveEngine, NoInputDevice, RingBuffer,
                              SampleRateRefused, run_live)
 
 LEAD_S = 3.0
@@ -112,7 +112,7 @@ def test_start_stop_20_times_leaves_nothing(mic, toy_model):
 def test_cli_live_writes_csv(mic, toy_checkpoint, tmp_path, capsys):
     from model_core.cli import build_parser
     import argparse
-    from model_core.live_cli import add_live_parser
+    from model_core.cli.live import add_live_parser
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command")
     add_live_parser(sub)

@@ -1,4 +1,4 @@
-"""Metrics (model_core.metrics) against values computed by hand on tiny arrays, and on
+"""Metrics (model_core.evaluation.metrics) against values computed by hand on tiny arrays, and on
 hand-built ARKit curves where the answer is known, including curves that must fail."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from model_core import metrics as M
-from model_core.arkit import ARKIT_52
+from model_core.evaluation import metrics as M
+from model_core.face import ARKIT_52
 
 IDX = {n: i for i, n in enumerate(ARKIT_52)}
 JAW = IDX["jawOpen"]
@@ -328,7 +328,7 @@ def test_blendshape_metrics_reject_bad_input():
 # lip-gap measures (on a head's geometry)
 # ------------------------------------------------------------------------------------------
 
-from model_core.arkit_head import ArkitHead, load_facecap_head  # noqa: E402
+from model_core.evaluation.arkit_head import ArkitHead, load_facecap_head  # noqa: E402
 
 
 def _toy_head() -> ArkitHead:

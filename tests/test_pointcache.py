@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from model_core.pointcache import read_mdd, read_pc2, write_mdd, write_pc2, write_point_cache
+from model_core.io.pointcache import read_mdd, read_pc2, write_mdd, write_pc2, write_point_cache
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_no_overwrite_and_errors(tmp_path, verts):
 
 def test_export_cache_cli(tmp_path, verts):
     import argparse
-    from model_core.vertex_cli import add_vertex_parsers
+    from model_core.cli.vertex import add_vertex_parsers
     np.save(tmp_path / "v.npy", verts)
     ap = argparse.ArgumentParser()
     add_vertex_parsers(ap.add_subparsers(dest="command"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear
 
-from model_core.retarget import fit_shape_key_weights
+from model_core.vertex.retarget import fit_shape_key_weights
 
 
 def _rig(rng, V=60, K=7):
@@ -61,7 +61,7 @@ def test_bounded_matches_lsq_linear():
 def test_retargeter_is_reused_and_handles_more_keys_than_coordinates():
     """One factorization serves many calls (same answers as the one-off function), and a rig
     with more keys than coordinates (K > 3V) still gives bounded weights that reproduce it."""
-    from model_core.retarget import ShapeKeyRetargeter
+    from model_core.vertex.retarget import ShapeKeyRetargeter
     rng = np.random.default_rng(2)
     basis, deltas = _rig(rng)
     r = ShapeKeyRetargeter(basis, deltas)
@@ -81,7 +81,7 @@ def test_retargeter_is_reused_and_handles_more_keys_than_coordinates():
 def test_retarget_session_streams_like_the_whole_file():
     """A RetargetSession over a vertex session gives, for any push sizes, the weights of the
     whole-file vertices fitted at once."""
-    from model_core.retarget import RetargetSession, ShapeKeyRetargeter
+    from model_core.vertex.retarget import RetargetSession, ShapeKeyRetargeter
     from model_core.vertex import PCACodec, VertexModel
     rng = np.random.default_rng(3)
     basis, deltas = _rig(rng, V=20, K=3)
@@ -111,7 +111,7 @@ def test_bad_shapes():
 
 def test_retarget_cli(tmp_path):
     import argparse
-    from model_core.vertex_cli import add_vertex_parsers
+    from model_core.cli.vertex import add_vertex_parsers
     rng = np.random.default_rng(2)
     basis, deltas = _rig(rng, V=20, K=3)
     w = rng.uniform(0, 1, size=(6, 3))

@@ -1,4 +1,4 @@
-"""Tests of the procedural ARKit-52 teacher (model_core.data.teacher / .phonemes)."""
+"""Tests of the procedural ARKit-52 teacher (model_core.training.teacher / .phonemes)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from model_core.arkit import ARKIT_52
-from model_core.data.phonemes import (ARPABET_PHONES, detect_alphabet, parse_phone,
+from model_core.face import ARKIT_52
+from model_core.training.phonemes import (ARPABET_PHONES, detect_alphabet, parse_phone,
                                       viseme_class)
-from model_core.data.teacher import (MOUTH_CHANNELS, UPPER_FACE_CHANNELS, channel_indices,
+from model_core.training.teacher import (MOUTH_CHANNELS, UPPER_FACE_CHANNELS, channel_indices,
                                      prosody_from_audio, teacher_curves)
 
 IDX = {n: i for i, n in enumerate(ARKIT_52)}

@@ -1,4 +1,4 @@
-"""Speech synthesis with exact phone timing (model_core.data.tts): eSpeak NG and Festival.
+"""Speech synthesis with exact phone timing (model_core.training.tts): eSpeak NG and Festival.
 
 The engines are Debian packages (tools/apt-packages.txt); each group of tests is skipped,
 with the apt-get command in the reason, when its engine is not installed.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_core.data import tts
+from model_core.training import tts
 
 
 def _espeak_available() -> bool:

@@ -185,12 +185,13 @@ def _small(codec, subjects):
 
 @pytest.fixture(scope="module")
 def trained(voca, tmp_path_factory):
-    from model_core.training import ChunkBatcher, train_steps
+    from model_core.training.batches import ChunkBatcher, train_steps
     torch.manual_seed(0)
     seqs = load_split(voca, "vocaset", "train")
     codec = PCACodec.fit([s.offsets for s in seqs], n_components=6)
     vm = _small(codec, list(VOCASET.train_subjects))
-    utts = vm.prepare_training(seqs)
+    from model_core.training.vertex import prepare_vertex_training
+    utts = prepare_vertex_training(vm, seqs)
     assert utts[0].frames.shape[1] == 6 and {u.style for u in utts} == {0, 1}
     hist = train_steps(vm.model, ChunkBatcher(vm.model, utts), 6, batch_size=8, warmup=2)
     assert all(np.isfinite(h["loss"]) for h in hist)
@@ -278,7 +279,7 @@ def test_generate_cli_writes_meshes_and_point_caches(voca, trained, tmp_path, ca
     VertexModel.generate as .npy, .npz, .pc2 and .mdd (never replacing a file) and names
     what is missing."""
     from model_core.cli import main
-    from model_core.pointcache import read_pc2
+    from model_core.io.pointcache import read_pc2
     vm, path = trained
     s = load_split(voca, "vocaset", "test")[0]
     wav = voca / "wav" / f"{s.name}.wav"
@@ -344,7 +345,7 @@ def test_train_on_vertex_data_resumes_and_never_overwrites(voca, tmp_path):
     stopped run resumes from its newest checkpoint, and a finished run is never replaced."""
     import csv
     from model_core.cli import main
-    from model_core.train import run_training
+    from model_core.training.trainer import run_training
     cfg = _vertex_config(tmp_path / "v.toml", voca, steps=3)
     final = run_training(cfg, progress=False)
     run = tmp_path / "run"
@@ -371,7 +372,7 @@ def test_train_on_vertex_data_resumes_and_never_overwrites(voca, tmp_path):
 
 
 def test_train_config_errors_name_the_setting(voca, tmp_path):
-    from model_core.train import run_training
+    from model_core.training.trainer import run_training
     bad = _vertex_config(tmp_path / "b.toml", voca, steps=1)
     bad.write_text(bad.read_text().replace('dataset = "vocaset"', 'dataset = "vocaset"\ncorpus = ["x"]'))
     with pytest.raises(ValueError, match="cannot be mixed"):
@@ -392,7 +393,7 @@ def test_train_config_errors_name_the_setting(voca, tmp_path):
 def test_vertex_training_without_the_validation_speakers_goes_on(voca, tmp_path, capsys):
     """The fixture has no VOCASET val speakers: training runs, says so, logs no val loss."""
     import csv
-    from model_core.train import run_training
+    from model_core.training.trainer import run_training
     cfg = _vertex_config(tmp_path / "v.toml", voca, steps=2)
     cfg.write_text(cfg.read_text().replace('val_split = "test"', 'val_split = "val"'))
     run_training(cfg, progress=False)
@@ -406,8 +407,8 @@ def test_resume_sets_aside_an_interrupted_save_and_draws_new_batches(voca, tmp_p
     the half-saved files are renamed, never deleted, and step 4 is saved again. The resumed
     steps are not a replay of the first run's (other examples and noise)."""
     import csv
-    import model_core.training as training
-    from model_core.train import run_training
+    import model_core.training.batches as training
+    from model_core.training.trainer import run_training
     seeds = []
 
     class Recording(training.ChunkBatcher):
@@ -441,7 +442,7 @@ def test_train_and_sample_on_cuda(voca, tmp_path):
     """`streamtalker train` on vertex data on the GPU (codec fit, bf16 autocast, checkpoints),
     then whole-file and streamed sampling on the GPU give the same frames."""
     import csv
-    from model_core.train import run_training
+    from model_core.training.trainer import run_training
     final = run_training(_vertex_config(tmp_path / "cuda.toml", voca, steps=10, device="cuda"),
                          progress=False)
     rows = list(csv.DictReader(open(tmp_path / "run" / "losses.csv")))
@@ -459,7 +460,7 @@ def test_train_and_sample_on_cuda(voca, tmp_path):
 def test_shipped_vertex_configs_parse(name):
     """configs/vocaset.toml and configs/biwi.toml use only known settings and point at the
     documented data folders."""
-    from model_core.train import read_train_config
+    from model_core.training.trainer import read_train_config
     root = Path(__file__).resolve().parents[1]
     cfg = read_train_config(root / "configs" / f"{name}.toml")
     assert cfg["data"]["dataset"] == name

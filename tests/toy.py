@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_core.arkit import ARKIT_52
-from model_core.training import Utterance
+from model_core.face import ARKIT_52
+from model_core.training.batches import Utterance
 
 JAW = ARKIT_52.index("jawOpen")
 BLINK_L = ARKIT_52.index("eyeBlinkLeft")

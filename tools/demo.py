@@ -270,7 +270,7 @@ def pick_frames(frames, curves, phones, fps, first, n=12) -> list[tuple[int, str
 
 def phone_at(phones, t, fps) -> str:
     """The phone holding the frame at ``t`` s (``start <= t < end``, the rule of
-    :mod:`model_core.metrics`), else "-"."""
+    :mod:`model_core.evaluation.metrics`), else "-"."""
     for ph, b, e, word in phones:
         if b <= t + 1e-9 < e:
             return f"{ph} '{word}'"
@@ -279,7 +279,7 @@ def phone_at(phones, t, fps) -> str:
 
 def curves_matrix(curves) -> np.ndarray:
     """{ARKit channel: values [n]} -> float32 [n, 52] in ARKit-52 order (missing = 0)."""
-    from model_core.arkit import ARKIT_52
+    from model_core.face import ARKIT_52
     n = len(curves["jawOpen"])
     x = np.zeros((n, len(ARKIT_52)), np.float32)
     for i, ch in enumerate(ARKIT_52):
@@ -290,9 +290,9 @@ def curves_matrix(curves) -> np.ndarray:
 
 def eval_item(clip: Path, fps: float):
     """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones and the teacher's
-    curves on them (:func:`model_core.evaluate.build_eval_set`), or None without a
+    curves on them (:func:`model_core.evaluation.evaluate.build_eval_set`), or None without a
     transcript."""
-    from model_core.evaluate import build_eval_set
+    from model_core.evaluation.evaluate import build_eval_set
     if not clip.with_suffix(".txt").exists():
         return None
     return build_eval_set(clip.parent, fps, names=[clip.stem])[0]
@@ -300,11 +300,11 @@ def eval_item(clip: Path, fps: float):
 
 def lip_sync_figures(curves, item) -> dict:
     """The lip-gap measures of ``streamtalker evaluate`` on this clip (closure, open/closed
-    gap ratio, openness r, rounding; :mod:`model_core.metrics`), for the generated curves
+    gap ratio, openness r, rounding; :mod:`model_core.evaluation.metrics`), for the generated curves
     and for the teacher on the same alignment (the ceiling), on the Face Cap head's
     geometry; plus both lip gaps per frame (mm) for the plot."""
-    from model_core import metrics
-    from model_core.arkit_head import load_head
+    from model_core.evaluation import metrics
+    from model_core.evaluation.arkit_head import load_head
     head = load_head()
     x = curves_matrix(curves)
     ref = item.reference[:len(x)]

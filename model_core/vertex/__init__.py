@@ -1,5 +1,5 @@
 """Vertex-space models (VOCASET / BIWI): data loaders, a PCA motion codec and a wrapper that
-runs the ordinary latent :class:`~model_core.model.StreamTalkerModel` and its streaming
+runs the ordinary latent :class:`~model_core.runtime.model.StreamTalkerModel` and its streaming
 session in vertex space. Never imports ``bpy``.
 
 Public API::
@@ -9,7 +9,7 @@ Public API::
     seqs = load_split("data/vocaset", "vocaset", "train")       # [VertexSequence]
     codec = PCACodec.fit([s.offsets for s in seqs], n_components=128)
     vm = VertexModel.create(codec, subjects=VOCASET.train_subjects)
-    vm.prepare_training(seqs)            # normalization + rest pose; returns Utterances
+    prepare_vertex_training(vm, seqs)    # model_core.training.vertex: normalization + rest pose
     verts = vm.generate(samples, 16000, template, style="FaceTalk_170728_03272_TA")  # [T, V, 3]
     vm.save("runs/vocaset/final.safetensors")   # + .json + .codec.safetensors
 """

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from ..fileio import atomic_write
+from ..io.files import atomic_write
 
 
 class PCACodec:
@@ -60,7 +60,7 @@ class PCACodec:
 
     @property
     def channel_names(self) -> list[str]:
-        """``pc000`` ... : the latent channel names for :class:`~model_core.config.ModelConfig`."""
+        """``pc000`` ... : the latent channel names for :class:`~model_core.runtime.config.ModelConfig`."""
         return [f"pc{i:03d}" for i in range(self.n_components)]
 
     # -- fitting -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import MODEL_SAMPLE_RATE, load_audio
+from ..io.audio import MODEL_SAMPLE_RATE, load_audio
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""VertexModel: a latent :class:`~model_core.model.StreamTalkerModel` tied to a
+"""VertexModel: a latent :class:`~model_core.runtime.model.StreamTalkerModel` tied to a
 :class:`~model_core.vertex.codec.PCACodec`, so that training, streaming and whole-file
 generation run unchanged in the codec's latent space and the outputs are meshes.
 
@@ -18,13 +18,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..checkpoint import checkpoint_paths, load_checkpoint, read_config, save_checkpoint
-from ..config import ModelConfig
+from ..runtime.checkpoint import checkpoint_paths, load_checkpoint, read_config, save_checkpoint
+from ..runtime.config import ModelConfig
 from ..errors import CheckpointError
-from ..model import StreamTalkerModel
-from ..training import Utterance, fit_normalization
+from ..runtime.model import StreamTalkerModel
 from .codec import PCACodec
 
 
@@ -40,7 +38,7 @@ def vertex_checkpoint_vertices(path: str | os.PathLike) -> int | None:
     JSON config; loads no weights.
 
     Raises:
-        FileNotFoundError / CheckpointError: as :func:`model_core.checkpoint.read_config`.
+        FileNotFoundError / CheckpointError: as :func:`model_core.runtime.checkpoint.read_config`.
     """
     if not codec_path(path).is_file():
         return None
@@ -56,7 +54,7 @@ class VertexSession:
     """A streaming session in vertex space: the latent session + decode + template.
 
     ``push(samples)`` -> float32 [n_new, V, 3]; ``flush()`` -> the rest; ``latency_ms``.
-    Same contract as :class:`~model_core.streaming.StreamingSession` (any chunking, same
+    Same contract as :class:`~model_core.runtime.session.StreamingSession` (any chunking, same
     seed -> identical frames): decoding is per frame, so it cannot break it.
     """
 
@@ -140,45 +138,6 @@ class VertexModel:
             raise ValueError(f"unknown training subject {style!r}; this model knows "
                              f"{self.subjects} (or use style=None)")
         raise ValueError(f"style must be a subject name, an index or None, got {style!r}")
-
-    # -- training ------------------------------------------------------------------------
-    def utterances(self, sequences, unseen: str = "error") -> list[Utterance]:
-        """:class:`VertexSequence` list -> training :class:`Utterance` list whose frames are
-        the codec latents [T, D] (style: the subject's index in ``subjects``).
-
-        Args:
-            unseen: what a subject not in ``subjects`` gets: ``"error"`` (training data) or
-                ``"unknown"`` (the learned unknown style, index ``n_styles``; validation data
-                of held-out speakers).
-
-        Raises:
-            ValueError: a sequence without audio, or of a subject not in ``subjects`` when
-            ``unseen="error"``.
-        """
-        out = []
-        for s in sequences:
-            if s.samples is None:
-                raise ValueError(f"{s.name}: loaded without audio")
-            if s.subject in self.subjects:
-                style = self.subjects.index(s.subject)
-            elif unseen == "unknown":
-                style = self.model.config.n_styles
-            else:
-                raise ValueError(f"{s.name}: subject {s.subject!r} is not a training subject "
-                                 f"of this model ({self.subjects})")
-            out.append(Utterance(s.samples, self.codec.encode(s.offsets), style))
-        return out
-
-    def prepare_training(self, sequences) -> list[Utterance]:
-        """Build the training utterances, fit the output/feature normalization on them and
-        set the model's rest pose to the codec latent of the neutral face (zero offset),
-        which fills the history window at the start of every stream. Returns the utterances.
-        """
-        utts = self.utterances(sequences)
-        fit_normalization(self.model, utts)
-        rest = self.codec.encode(np.zeros((1, self.n_vertices, 3), np.float32))[0]
-        self.model.net.rest_pose.copy_(torch.from_numpy(rest))
-        return utts
 
     # -- inference -----------------------------------------------------------------------
     def _template(self, template) -> np.ndarray:

@@ -44,7 +44,7 @@ def test_a_failed_start_of_the_keys_leaves_no_new_action(facecap_scene, bpy_mod,
 
 
 class _FakeEngine:
-    """Stands in for model_core.live.LiveEngine: hands out the frames the test queues."""
+    """Stands in for model_core.live.engine.LiveEngine: hands out the frames the test queues."""
 
     def __init__(self, n_channels=52):
         self.events, self.state, self.device_name = [], "running", "fake mic"
@@ -345,7 +345,7 @@ def test_cpu_threads_preference_reaches_torch(facecap_scene, bpy_mod, monkeypatc
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
-    from model_core.threads import default_threads
+    from model_core.runtime.device import default_threads
     assert seen == [2, default_threads(), 1]
     with pytest.raises(ValueError, match="CPU Threads"):
         core.set_threads(-1)

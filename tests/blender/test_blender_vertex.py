@@ -1,5 +1,5 @@
 """Generate with a vertex checkpoint: the model's meshes are fitted onto the mesh's own
-shape keys (bounded least squares, ``model_core.retarget``) and keyed like an ARKit run;
+shape keys (bounded least squares, ``model_core.vertex.retarget``) and keyed like an ARKit run;
 a mesh of another topology gets a clear error and nothing is written."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _rig_mesh(bpy, basis, deltas, names):
 def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, bpy_mod,
                                                                    vertex_rig_and_checkpoint):
     import model_core as mc
-    from model_core.retarget import fit_shape_key_weights
+    from model_core.vertex.retarget import fit_shape_key_weights
     from model_core.vertex import VertexModel
     from streamtalker_addon import audio_source
 

@@ -1,0 +1,204 @@
+"""``streamtalker live``: live microphone -> frames in the terminal and a Live Link Face CSV.
+
+``streamtalker live [--device NAME] [--seconds S] [--out FILE.csv] [--checkpoint P]
+[--samplerate HZ] [--seed S] [--threads N] [--force] [--list-devices]`` prints frames per
+second, the measured latency (captured -> frame ready, ms), dropped audio and a level meter
+once per ~0.25 s. Same engine as the Blender add-on (:class:`model_core.live.engine.LiveEngine`).
+
+The take (``--out``): the destination is checked before recording starts; frames are written
+to a temporary file as they come and saved to ``--out`` when the run ends -- after
+``--seconds``, on Ctrl+C (the usual way to stop; exit 0), and also when the device is lost or
+anything fails (exit 2, the message says where the take went). If ``--out`` cannot be written
+by then, the take goes to a recovery file named in the message
+(``STEM.recovered-DATE-TIME.EXT``, beside ``--out``, else in the current or temporary folder).
+Errors: one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+
+
+def add_live_parser(sub):
+    """Register the ``live`` sub-command on an argparse sub-parsers object."""
+    from . import add_threads_argument
+    p = sub.add_parser("live", help="animate live microphone input (ARKit-52 weights)",
+                       description="Stream the microphone through the model; print fps, "
+                                   "latency and the input level; optionally record the take. "
+                                   "Stop with Ctrl+C (the take is saved).")
+    p.add_argument("--device", default=None, help="input device name or index (default: the default input)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after S seconds (default: Ctrl+C)")
+    p.add_argument("--out", default=None, help="record the take here (.csv Live Link Face, .npz or .json)")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled model)")
+    p.add_argument("--samplerate", type=float, default=None,
+                   help="device rate in Hz, 4000..384000 (default: 16000, else the device's)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    add_threads_argument(p)
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    p.set_defaults(func=cmd_live)
+    return p
+
+
+def _check_args(args) -> None:
+    """Validate the numbers given on the command line, by name (before anything starts)."""
+    from ..io.audio import check_sample_rate
+    from ..runtime.session import check_seed
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise ValueError(f"--seconds must be a positive number of seconds (leave it out to "
+                         f"record until Ctrl+C), got {args.seconds:g}")
+    if args.samplerate is not None:
+        check_sample_rate(args.samplerate, "--samplerate")
+    check_seed(args.seed, "--seed")
+
+
+class _StopOnCtrlC:
+    """While active, Ctrl+C (SIGINT) sets ``event`` instead of raising KeyboardInterrupt, so
+    the take is finished and saved; a second Ctrl+C says it is being saved. Only in the main
+    thread (elsewhere signals cannot be handled; KeyboardInterrupt then ends run_live)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+        self.old = None
+
+    def _handler(self, signum, frame):
+        if self.event.is_set():
+            print("\nstreamtalker live: stopping and saving the take, please wait",
+                  file=sys.stderr, flush=True)
+        self.event.set()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def _save_take(writer, why: str) -> str:
+    """Commit the take to --out, or to a recovery file when that fails; return a sentence
+    saying where it went. Raises OSError when neither can be written."""
+    if writer is None:
+        return ""
+    n, fps = writer.n_frames, writer.fps
+    what = f"the take ({n} frames, {n / fps:.1f} s)"
+    try:
+        path = writer.commit()
+        return f"{why}{what} was saved to {path}"
+    except OSError as e:
+        try:
+            rec = writer.save_recovery()
+        except OSError as e2:
+            writer.close()
+            raise OSError(f"{what} could not be saved: {e}; recovery file: {e2}") from None
+        return f"{why}{what} could not be written to {writer.path} ({e}), so it was saved to {rec}"
+
+
+def cmd_live(args) -> int:
+    """Run ``streamtalker live``; returns the exit status (errors: one line, exit 2).
+
+    Raises:
+        ValueError, OSError: bad settings or an unwritable --out (the caller prints them).
+    """
+    from pathlib import Path
+
+    from .. import load_model
+    from ..io.frames import FORMATS, FrameWriter
+    from ..live.engine import LiveError, level_meter, list_input_devices, run_live
+    from ..runtime.device import set_threads
+
+    writer = None
+    try:
+        if args.list_devices:
+            devices = list_input_devices()
+            if not devices:
+                raise LiveError("no input devices found: PortAudio sees no microphone (is one "
+                                "connected? on Linux, is PulseAudio or PipeWire running, with "
+                                "libasound2-plugins installed?)")
+            for d in devices:
+                print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, "
+                      f"{d['default_samplerate']:g} Hz)")
+            return 0
+        _check_args(args)
+        set_threads(args.threads)
+        out = Path(args.out) if args.out else None
+        if out is not None and out.suffix.lower() not in FORMATS:
+            raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of "
+                             f"{', '.join(FORMATS)}")
+        from ..vertex import vertex_checkpoint_vertices
+        if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+            raise ValueError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
+                             f"checkpoint (or the bundled model); use `streamtalker generate` "
+                             f"for vertex models")
+        model = load_model(args.checkpoint, threads=args.threads)
+        if out is not None:   # checks --out (exists, folder, permission) before recording
+            writer = FrameWriter(out, list(model.channel_names), model.fps,
+                                 overwrite=args.force)
+        state = {"t": time.monotonic(), "n": 0}
+        tty = sys.stdout.isatty()
+
+        def show(eng, events):
+            if writer is not None:
+                for ev in events:
+                    writer.write(ev.frames)
+            state["n"] += sum(len(e.frames) for e in events)
+            now = time.monotonic()
+            if now - state["t"] < 0.25:
+                return
+            fps = state["n"] / (now - state["t"])
+            st = eng.stats
+            line = (f"{fps:5.1f} fps  latency {st.latency_ms:6.1f} ms  dropped "
+                    f"{st.dropped_s:5.2f} s  level {st.level_db:6.1f} dB "
+                    f"[{level_meter(st.level_db)}]")
+            print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            state["t"], state["n"] = now, 0
+
+        stop = threading.Event()
+        try:
+            with _StopOnCtrlC(stop):
+                try:
+                    _, eng = run_live(model, device=args.device, seconds=args.seconds,
+                                      on_frames=show, samplerate=args.samplerate,
+                                      seed=args.seed, stop_event=stop, keep_frames=False)
+                except LiveError as e:
+                    if writer is None or writer.n_frames == 0:
+                        raise
+                    print(file=sys.stderr)
+                    print(f"streamtalker live: error: {e}; "
+                          + _save_take(writer, ""), file=sys.stderr)
+                    return 2
+                except BaseException as e:
+                    if writer is None or writer.n_frames == 0:
+                        raise
+                    note = _save_take(writer, "")
+                    print(f"\nstreamtalker live: error: {type(e).__name__}: {e}; {note}",
+                          file=sys.stderr)
+                    return 2
+                if tty:
+                    print()
+                p = eng.stats.percentiles()
+                stopped = " (stopped with Ctrl+C)" if (stop.is_set() or eng.interrupted) else ""
+                print(f"live: {eng.stats.frames} frames from {eng.device_name!r} at "
+                      f"{eng.samplerate:g} Hz{stopped}; latency p50 {p['total'][50]:.1f} ms "
+                      f"p95 {p['total'][95]:.1f} ms (+ algorithmic {eng.latency_ms:.0f} ms); "
+                      f"dropped {eng.stats.dropped_s:.2f} s")
+                if writer is not None:
+                    note = _save_take(writer, "")
+                    if writer.committed == out:
+                        print(f"wrote {out} ({writer.n_frames} frames)")
+                    else:
+                        print(f"streamtalker live: error: {note}", file=sys.stderr)
+                        return 2
+            return 0
+        finally:
+            if writer is not None:
+                writer.close()
+    except LiveError as e:
+        print(f"streamtalker live: error: {e}", file=sys.stderr)
+        return 2

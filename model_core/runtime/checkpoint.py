@@ -1,0 +1,156 @@
+"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (config), side by side.
+
+The JSON holds ``format_version``, the architecture, fps, sample rate, output channel
+names and the training record (:class:`model_core.runtime.config.ModelConfig`). Files are written
+to a temporary name and renamed, and an existing checkpoint is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import FORMAT_VERSION, ModelConfig
+from ..errors import CheckpointError
+from ..io.files import atomic_write
+from .frontend import frontend_feat_dim
+from .network import StreamTalkerNet
+
+#: Where the bundled default model lives.
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.safetensors"
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, config) paths for ``X.safetensors``, ``X.json``, ``X`` or a folder holding one
+    ``*.safetensors``.
+
+    Raises:
+        FileNotFoundError: nothing there, or a folder with no / several checkpoints.
+    """
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("*.safetensors"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{p}: expected one *.safetensors checkpoint in the folder, "
+                                    f"found {len(found)}")
+        p = found[0]
+    if p.suffix in (".safetensors", ".json"):
+        base = p.with_suffix("")
+    else:
+        base = p
+    return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
+
+
+def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
+    """Write ``model`` to ``path`` (.safetensors) and its config beside it (.json).
+
+    Args:
+        model: a :class:`StreamTalkerModel`.
+        half: store float tensors as float16 (halves the file; loaded back as float32).
+    Returns:
+        the weights path.
+    Raises:
+        FileExistsError: either file already exists (checkpoints are never overwritten).
+    """
+    wpath, cpath = checkpoint_paths(path)
+    for p in (wpath, cpath):
+        if p.exists():
+            raise FileExistsError(f"{p} already exists; choose a new name (checkpoints are "
+                                  f"never overwritten)")
+    state = {}
+    for k, v in model.net.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        state[k] = v.half() if (half and v.is_floating_point()) else v
+    cfg = model.config.to_dict()
+    cfg["format_version"] = FORMAT_VERSION
+    atomic_write(wpath, lambda tmp: save_file(state, str(tmp),
+                                              metadata={"format_version": str(FORMAT_VERSION)}))
+    atomic_write(cpath, lambda tmp: tmp.write_text(json.dumps(cfg, indent=2)))
+    return wpath
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """Read and check the JSON config of a checkpoint.
+
+    Raises:
+        FileNotFoundError: no config file; CheckpointError: unreadable JSON, wrong format
+        version or invalid settings.
+    """
+    _, cpath = checkpoint_paths(path)
+    if not cpath.exists():
+        raise FileNotFoundError(f"checkpoint config not found: {cpath} (it must sit beside "
+                                f"the .safetensors file)")
+    try:
+        d = json.loads(cpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cpath}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{cpath}: expected a JSON object")
+    ver = d.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise CheckpointError(f"{cpath}: format_version {ver!r} is not supported by this "
+                              f"StreamTalker (reads version {FORMAT_VERSION}); re-export it")
+    try:
+        return ModelConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{cpath}: {e}") from None
+
+
+def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
+    """Load a checkpoint into a :class:`StreamTalkerModel`.
+
+    Args:
+        path: checkpoint (see :func:`checkpoint_paths`); None loads the bundled default.
+        device: ``"cpu"`` or ``"cuda"``.
+    Raises:
+        FileNotFoundError: missing weights or config (or no bundled default yet).
+        CheckpointError: truncated/corrupt weights, wrong version, missing, unexpected or
+            wrongly shaped tensors, NaN/inf weights, invalid config values.
+        ValueError: unavailable device.
+    """
+    from .model import StreamTalkerModel
+
+    if path is None:
+        if not DEFAULT_CHECKPOINT.exists():
+            raise FileNotFoundError(
+                f"no bundled default model at {DEFAULT_CHECKPOINT}; pass a checkpoint path "
+                f"(e.g. --checkpoint my_model.safetensors)")
+        path = DEFAULT_CHECKPOINT
+    wpath, cpath = checkpoint_paths(path)
+    if not wpath.exists():
+        raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
+    if wpath.is_dir():
+        raise CheckpointError(f"{wpath} is a directory, not a .safetensors file")
+    cfg = read_config(wpath)
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{wpath}: truncated or corrupt safetensors file ({e})") from None
+    net = StreamTalkerNet(cfg, frontend_feat_dim(cfg))
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append("shape mismatch " + "; ".join(wrong[:5]))
+        if missing:
+            parts.append(f"missing tensors {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected tensors {unexpected[:5]}")
+        raise CheckpointError(f"{wpath} does not match its config {cpath.name}: "
+                              + " | ".join(parts))
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+    if bad:
+        raise CheckpointError(f"{wpath}: tensor(s) {bad[:5]} hold NaN or infinite values; the "
+                              f"checkpoint is damaged (a diverged training run?): use an "
+                              f"earlier checkpoint")
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return StreamTalkerModel(cfg, net, device)

@@ -1,0 +1,223 @@
+"""Model configuration (architecture, rates, output channels) and the chunk geometry.
+
+The geometry functions are the single definition of which audio and which past frames a
+chunk sees; the streaming session and the training data pipeline both call them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from ..face import ARKIT_52
+
+#: Checkpoint/config format version this code reads and writes.
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; saved as the checkpoint's JSON config.
+
+    Rates and sizes:
+        fps: motion frames per second of the model (25, 30 and 60 are tested).
+        sample_rate: audio rate in Hz the model consumes (16000).
+        channel_names: names of the D output channels (ARKit-52 by default).
+        output_kind: ``"arkit"`` (weights in [0, 1]) or ``"latent"`` (unbounded codec latent).
+        chunk_frames: K, motion frames produced per step (default for sessions).
+        max_chunk_frames: largest K a session may ask for (sessions may use 1..this).
+        history_frames: H, past motion frames in the history window.
+        lookahead_ms: audio look-ahead past the chunk's last frame, milliseconds.
+        audio_context_frames: M, log-mel frames (10 ms each) in the encoder window; a
+            multiple of ``audio_pool``.
+    Audio front end (log-mel): n_fft, win_length, hop_length (samples), n_mels, fmin, fmax (Hz).
+    Network: d_model, n_heads, predictor_layers and predictor_ff (condition
+        predictor depth and MLP size), history_pool (history frames per history token), head_dim, head_layers and
+        head_ff (width, depth and MLP size of the diffusion head), encoder_channels and
+        encoder_dilations (width of the log-mel encoder, and the dilation of each of its
+        residual kernel-5 convolutions), audio_pool (mel frames per audio token),
+        history_prefix (clean history frames shown to the diffusion head), n_styles
+        (training identities; one extra learned "unknown" style is added), dropout.
+    Diffusion: train_timesteps (DDPM steps), schedule (``"cosine"`` or ``"linear"``),
+        sample_steps and eta (DDIM defaults), guidance (classifier-free guidance scale on
+        the audio condition; 1.0 = off), lip_temperature (scale of the initial DDIM noise on
+        the jaw*/mouth* channels of ARKit models: below 1 the lips follow the audio more and the
+        seed less, while the upper face keeps its full randomness), cond_drop (probability of dropping the audio
+        condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
+        (noise levels drawn per training example: the condition is computed once and the
+        small head is trained on several noised copies),
+        history_noise (std of noise added to the training history, normalized units),
+        lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
+        the other channels weigh 1), aux_viseme_weight (weight of an auxiliary
+        cross-entropy that classifies the viseme spoken at every encoder frame and at every
+        chunk frame from the audio features and the condition; 0 = no auxiliary heads.
+        Training-only: the heads are not used when sampling).
+    speech_encoder: ``None`` for the built-in log-mel encoder, or a dict
+        ``{"type": "hubert" | "wav2vec2", "path": LOCAL_DIR, "layer": int | None,
+        "context_s": float}`` for a pretrained ``transformers`` encoder read from a local
+        directory only.
+    training: free-form record of how the weights were made (data, steps, hardware).
+    """
+
+    fps: float = 30.0
+    sample_rate: int = 16000
+    channel_names: list[str] = field(default_factory=lambda: list(ARKIT_52))
+    output_kind: str = "arkit"
+    chunk_frames: int = 4
+    max_chunk_frames: int = 8
+    history_frames: int = 60
+    lookahead_ms: float = 60.0
+    audio_context_frames: int = 64
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    d_model: int = 192
+    n_heads: int = 4
+    predictor_layers: int = 2
+    predictor_ff: int = 384
+    history_pool: int = 4
+    head_dim: int = 128
+    head_layers: int = 2
+    head_ff: int = 256
+    encoder_channels: int = 128
+    encoder_dilations: list[int] = field(default_factory=lambda: [1, 1])
+    audio_pool: int = 4
+    history_prefix: int = 2
+    n_styles: int = 8
+    dropout: float = 0.0
+    train_timesteps: int = 1000
+    schedule: str = "cosine"
+    sample_steps: int = 10
+    eta: float = 0.0
+    guidance: float = 1.0
+    lip_temperature: float = 1.0
+    cond_drop: float = 0.1
+    style_drop: float = 0.1
+    velocity_weight: float = 1.0
+    diffusion_repeats: int = 4
+    history_noise: float = 0.05
+    lip_loss_weight: float = 1.0
+    aux_viseme_weight: float = 0.0
+    speech_encoder: dict | None = None
+    format_version: int = FORMAT_VERSION
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def dim(self) -> int:
+        """D, the number of output channels."""
+        return len(self.channel_names)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the setting when a value is out of range."""
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(f"model config: {msg}")
+        need(self.fps > 0 and math.isfinite(self.fps), f"fps must be positive, got {self.fps}")
+        need(self.sample_rate == 16000, f"sample_rate must be 16000, got {self.sample_rate}")
+        need(len(self.channel_names) > 0, "channel_names is empty")
+        need(len(set(self.channel_names)) == len(self.channel_names), "channel_names repeat")
+        need(self.output_kind in ("arkit", "latent"),
+             f"output_kind must be 'arkit' or 'latent', got {self.output_kind!r}")
+        need(1 <= self.chunk_frames <= self.max_chunk_frames,
+             f"chunk_frames must be in 1..max_chunk_frames={self.max_chunk_frames}, "
+             f"got {self.chunk_frames}")
+        need(self.history_frames >= self.history_prefix >= 1,
+             "history_frames must be >= history_prefix >= 1")
+        need(self.history_frames % self.history_pool == 0,
+             "history_frames must be a multiple of history_pool")
+        need(0 <= self.lookahead_ms < math.inf, f"lookahead_ms must be >= 0, got {self.lookahead_ms}")
+        need(self.audio_context_frames % self.audio_pool == 0,
+             "audio_context_frames must be a multiple of audio_pool")
+        need(self.d_model % self.n_heads == 0 and self.head_dim % self.n_heads == 0,
+             "d_model and head_dim must be divisible by n_heads")
+        need(self.schedule in ("cosine", "linear"), f"unknown schedule {self.schedule!r}")
+        need(1 <= self.sample_steps <= self.train_timesteps,
+             f"sample_steps must be in 1..{self.train_timesteps}")
+        need(math.isfinite(self.eta) and 0 <= self.eta <= 1,
+             f"eta must be a number in [0, 1], got {self.eta}")
+        need(math.isfinite(self.guidance) and 0 <= self.guidance <= 20,
+             f"guidance must be a number in [0, 20], got {self.guidance}")
+        need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
+        need(len(self.encoder_dilations) >= 1 and all(
+            isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
+            f"encoder_dilations must be a non-empty list of integers in 1..16, got "
+            f"{self.encoder_dilations}")
+        need(self.lip_loss_weight > 0, f"lip_loss_weight must be > 0, got {self.lip_loss_weight}")
+        need(self.aux_viseme_weight >= 0,
+             f"aux_viseme_weight must be >= 0, got {self.aux_viseme_weight}")
+        chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000
+        need(self.audio_context_frames * self.hop_length / self.sample_rate >= chunk_s,
+             "audio_context_frames must cover max_chunk_frames plus the look-ahead")
+        if self.speech_encoder is not None:
+            need(self.speech_encoder.get("type") in ("hubert", "wav2vec2"),
+                 "speech_encoder.type must be 'hubert' or 'wav2vec2'")
+            need(bool(self.speech_encoder.get("path")), "speech_encoder.path is required")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Build from a dict; unknown keys raise ValueError naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"model config: unknown setting(s) {unknown}")
+        return cls(**d)
+
+
+class ChunkGeometry:
+    """Which samples, mel frames and times a chunk of motion frames uses.
+
+    Motion frame ``i`` is the face at time ``i / fps`` seconds. A chunk of K frames starting
+    at frame ``n`` may be computed once the audio up to
+    ``E = ceil((n + K - 0.5) * sr / fps) + lookahead_samples`` samples has arrived (the half
+    frame makes the number of frames emitted before end of stream never exceed
+    ``round(duration * fps)``). Its encoder window is the M mel frames ending at the last
+    mel frame computable from E samples. All times fed to the network are relative to the
+    chunk's last frame, in seconds.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        self.sr = cfg.sample_rate
+        self.fps = Fraction(cfg.fps).limit_denominator(1001)
+        self.samples_per_frame = Fraction(cfg.sample_rate) / self.fps
+        self.lookahead_samples = int(round(cfg.lookahead_ms * cfg.sample_rate / 1000))
+        self.hop, self.half_win, self.M = cfg.hop_length, cfg.win_length // 2, cfg.audio_context_frames
+
+    def audio_end(self, n: int, k: int) -> int:
+        """E: samples needed for the chunk of k frames starting at frame n."""
+        return math.ceil((n + k - Fraction(1, 2)) * self.samples_per_frame) + self.lookahead_samples
+
+    def mel_end(self, n: int, k: int) -> int:
+        """Exclusive end index of the chunk's mel window (last computable frame + 1)."""
+        return (self.audio_end(n, k) - self.half_win) // self.hop + 1
+
+    def mel_offset_s(self, n: int, k: int) -> float:
+        """Time of the window's first mel frame relative to the chunk's last frame, seconds."""
+        first = self.mel_end(n, k) - self.M
+        return float(first * self.hop / self.sr - (n + k - 1) / self.fps)
+
+    def frame_mel_pos(self, n: int, k: int) -> list[float]:
+        """Fractional positions (in mel frames, within the window) of the chunk's k frames."""
+        first = self.mel_end(n, k) - self.M
+        return [float((n + j) / self.fps * self.sr / self.hop - first) for j in range(k)]
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames in ``n_samples`` of audio: round(duration * fps), halves rounded up."""
+        return int(math.floor(Fraction(n_samples) / self.samples_per_frame + Fraction(1, 2)))
+
+    def latency_ms(self, k: int) -> float:
+        """Algorithmic latency of a K-frame chunk: chunk length + look-ahead, milliseconds."""
+        return 1000.0 * k / self.cfg.fps + self.cfg.lookahead_ms

@@ -1,0 +1,288 @@
+"""The streaming session: push audio, get motion frames, with bounded state.
+
+Contract (DESIGN.md §5): the session keeps only the last H motion frames (history window),
+the encoder's audio context and fewer samples than one chunk plus one analysis window; its
+cost per chunk does not depend on how much audio came before. ``push`` accepts any number of
+samples and returns the frames that became ready; ``flush`` pads the end with silence and
+returns the rest, so the total is ``round(duration_s * fps)`` frames. Every chunk is computed
+from the same inputs whatever the push sizes, so the frames are identical for any chunking.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ..io.audio import _mono_float32, warn_clipped
+from .config import ChunkGeometry
+from .diffusion import DDIMScheduler
+from ..errors import AudioError
+from .frontend import make_frontend
+
+#: Seeds are unsigned 64-bit integers (what torch's generator holds).
+MAX_SEED = 2 ** 64 - 1
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """Validate a sampling seed: an integer in 0..2**64-1. Returns it as an int.
+
+    Raises:
+        ValueError: a bool, a non-integer (floats included) or a value out of range, naming
+            ``what`` and the valid range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer in 0..{MAX_SEED} (2**64 - 1), got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{what} must be in 0..{MAX_SEED} (2**64 - 1), got {seed}")
+    return int(seed)
+
+
+def check_int(value, name: str, lo: int, hi: int) -> int:
+    """Validate a whole-number setting (not a bool, not a float) in ``lo..hi``.
+
+    Raises:
+        ValueError: naming ``name`` and the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
+    return int(value)
+
+
+def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> float:
+    """Validate a real-number setting: finite (a NaN is not a number the user meant), not a
+    bool, in ``[lo, hi]``. Returns it as a float.
+
+    Raises:
+        ValueError: naming ``name``, the range and ``hint``.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and lo <= v <= hi
+    if not ok:
+        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
+    return v
+
+if TYPE_CHECKING:
+    from .model import StreamTalkerModel
+
+
+class MotionResampler:
+    """Linear resampling of a frame stream from ``fps_in`` to ``fps_out`` (streaming).
+
+    Output frame j is the face at time j / fps_out, interpolated between the two input
+    frames around it. ``push(frames, n_samples)`` returns the output frames that can be
+    interpolated and lie within the audio received so far (``n_samples``, 16 kHz), so the
+    count never exceeds ``round(duration * fps_out)``; with ``final=True`` it returns the
+    rest, holding the last input frame.
+    """
+
+    def __init__(self, fps_in: float, fps_out: float, sample_rate: int):
+        self.r = Fraction(fps_in).limit_denominator(1001) / Fraction(fps_out).limit_denominator(1001)
+        self.spf_out = Fraction(sample_rate) / Fraction(fps_out).limit_denominator(1001)
+        self.tail: np.ndarray | None = None   # input frames still needed, from tail_first
+        self.tail_first = 0
+        self.n_out = 0
+
+    def push(self, frames: np.ndarray, n_samples: int, final: bool = False) -> np.ndarray:
+        """Feed input frames float32 [n, D]; return output frames float32 [m, D]."""
+        D = frames.shape[1]
+        buf = frames if self.tail is None else np.concatenate([self.tail, frames])
+        first = self.tail_first
+        if len(buf) == 0:
+            return np.zeros((0, D), np.float32)
+        limit = int(math.floor(Fraction(n_samples) / self.spf_out + Fraction(1, 2)))
+        last = first + len(buf) - 1
+        out = []
+        while self.n_out < limit:
+            p = self.n_out * self.r
+            i0 = math.floor(p)
+            w = float(p - i0)
+            i1 = i0 + 1 if w > 0 else i0
+            if i1 > last:
+                if not final:
+                    break
+                i0, i1, w = min(i0, last), last, (w if i0 < last else 0.0)
+            out.append((1 - w) * buf[i0 - first] + w * buf[i1 - first])
+            self.n_out += 1
+        keep = min(math.floor(self.n_out * self.r), last)
+        self.tail, self.tail_first = buf[keep - first:].copy(), keep
+        return np.asarray(out, np.float32).reshape(-1, D)
+
+
+#: Largest classifier-free guidance scale a session accepts.
+MAX_GUIDANCE = 20.0
+
+
+class StreamingSession:
+    """A stream of audio in, motion frames out. Create with :meth:`StreamTalkerModel.stream`.
+
+    No NaN or inf ever leaves a session or enters its history window: pushed samples must be
+    finite (else :class:`AudioError`) and are clipped to ``±audio.SAMPLE_LIMIT`` (an
+    :class:`~model_core.io.audio.AudioWarning` the first time, counted in ``clipped_samples``);
+    every setting is validated by name; and should a chunk still come out non-finite (a
+    broken checkpoint), its bad values are replaced by the last good frame, with a
+    RuntimeWarning the first time, counted in ``nonfinite_chunks``.
+
+    Attributes:
+        fps: output frames per second; chunk_frames: K; latency_ms: algorithmic latency
+        (chunk length + audio look-ahead), milliseconds; dim: D channels;
+        clipped_samples, nonfinite_chunks: counters (see above).
+
+    Raises (on creation):
+        ValueError: a setting out of range or of the wrong type (seed 0..2**64-1, chunk_frames
+        1..max_chunk_frames, steps 1..train_timesteps, eta [0, 1], guidance [0, 20], fps
+        [1, 240], lip_temperature [0, 2], style), naming it.
+    """
+
+    def __init__(self, model: "StreamTalkerModel", seed: int = 0, style: int | None = None,
+                 chunk_frames: int | None = None, steps: int | None = None,
+                 eta: float | None = None, guidance: float | None = None,
+                 fps: float | None = None, lip_temperature: float | None = None):
+        cfg = model.config
+        self.model = model
+        k_max = min(cfg.max_chunk_frames, cfg.history_frames)
+        self.K = cfg.chunk_frames if chunk_frames is None else check_int(
+            chunk_frames, "chunk_frames (frames per chunk for this model)", 1, k_max)
+        self.style = model.check_style(style)
+        self.guidance = check_number(cfg.guidance if guidance is None else guidance,
+                                     "guidance", 0.0, MAX_GUIDANCE, " (1 = off; 1.5-5 is usual)")
+        self.geo = ChunkGeometry(cfg)
+        eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
+                           " (0 = deterministic DDIM, 1 = DDPM-like noise)")
+        self.scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, eta,
+                                       *model.x0_bounds())
+        self.scheduler.set_timesteps(cfg.sample_steps if steps is None else check_int(
+            steps, "steps (DDIM steps)", 1, cfg.train_timesteps))
+        self.frontend = make_frontend(cfg, model.device)
+        self.generator = torch.Generator().manual_seed(check_seed(seed))
+        self.history = model.rest_history().to(model.device)   # [1, H, D] normalized
+        self.n = 0                  # index of the next model frame
+        self.n_samples = 0          # samples received (real audio)
+        self.n_buffered = 0         # samples given to the front end (real + end padding)
+        self.closed = False
+        self.fps = cfg.fps if fps is None else check_number(fps, "fps (output frame rate)", 1, 240)
+        self.resampler = None if self.fps == cfg.fps else MotionResampler(cfg.fps, self.fps, cfg.sample_rate)
+        self.dim = cfg.dim
+        tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
+                           "lip_temperature", 0.0, 2.0)
+        self._noise_scale = model.noise_scale(tau)
+        #: samples clipped to ±SAMPLE_LIMIT so far (absurdly loud input; warned once)
+        self.clipped_samples = 0
+        #: chunks whose sampled motion held NaN/inf, replaced by the last good frame (warned once)
+        self.nonfinite_chunks = 0
+        dev = model.device
+        self._style_t = torch.tensor([self.style], device=dev)
+        with torch.inference_mode():
+            self._t_cache = {t: model.net.timestep_embedding(torch.tensor([t], device=dev))
+                             for t in self.scheduler.timesteps}
+
+    @property
+    def chunk_frames(self) -> int:
+        return self.K
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency: chunk length + audio look-ahead, in milliseconds."""
+        return self.geo.latency_ms(self.K)
+
+    def state_sizes(self) -> dict[str, int]:
+        """Element counts of every buffer the session holds (for the bounded-state check)."""
+        sizes = {"history": int(self.history.numel())}
+        sizes.update(self.frontend.state_sizes())
+        return sizes
+
+    def push(self, samples) -> np.ndarray:
+        """Feed mono 16 kHz samples (float32 [N]; int16/float64 converted); return the frames
+        that became ready, float32 [n_new, D] (weights in [0, 1] for ARKit models), always
+        finite. Samples beyond ``±SAMPLE_LIMIT`` are clipped (see the class docstring).
+
+        Raises:
+            AudioError: non-finite samples, more than one channel, unsupported dtype.
+            RuntimeError: the session was already flushed.
+        """
+        if self.closed:
+            raise RuntimeError("this session was flushed; start a new one with model.stream()")
+        a = np.asarray(samples)
+        if a.ndim == 2 and min(a.shape) > 1:
+            raise AudioError(f"push() takes mono samples; got shape {a.shape}. Mix to mono "
+                             f"first (samples.mean(axis=1)) or use model.generate()")
+        if a.size == 0:
+            return np.zeros((0, self.dim), np.float32)
+        x, clipped = _mono_float32(a.reshape(-1), what="pushed samples", warn=False)
+        if clipped:
+            if not self.clipped_samples:
+                warn_clipped("pushed samples", clipped)
+            self.clipped_samples += clipped
+        self.n_samples += len(x)
+        self.n_buffered += len(x)
+        self.frontend.append(x)
+        frames = []
+        while self.geo.audio_end(self.n, self.K) <= self.n_buffered:
+            frames.append(self._step())
+        return self._output(frames, final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: pad with silence, return the remaining frames [n, D]; the session
+        is closed afterwards. Total frames over the stream = round(duration_s * fps)."""
+        if self.closed:
+            raise RuntimeError("this session was already flushed")
+        total = self.geo.n_frames(self.n_samples)
+        frames = []
+        while self.n < total:
+            need = self.geo.audio_end(self.n, self.K) - self.n_buffered
+            if need > 0:
+                self.frontend.append(np.zeros(need, np.float32))
+                self.n_buffered += need
+            frames.append(self._step())
+        if frames:
+            over = self.n - total
+            if over > 0:
+                frames[-1] = frames[-1][:len(frames[-1]) - over]
+        self.closed = True
+        return self._output(frames, final=True)
+
+    def _output(self, frames: list[np.ndarray], final: bool) -> np.ndarray:
+        out = np.concatenate(frames) if frames else np.zeros((0, self.dim), np.float32)
+        if self.resampler is not None:
+            out = self.resampler.push(out, self.n_samples, final=final)
+        return out
+
+    @torch.inference_mode()
+    def _step(self) -> np.ndarray:
+        model, geo, K, n = self.model, self.geo, self.K, self.n
+        dev = model.device
+        feats = self.frontend.window(geo.mel_end(n, K), geo.audio_end(n, K))
+        pos = np.asarray(geo.frame_mel_pos(n, K))
+        idx = np.floor(pos)
+        cond_in = dict(
+            feats=torch.from_numpy(feats).to(dev).unsqueeze(0),
+            mel_offset=torch.tensor([geo.mel_offset_s(n, K)], dtype=torch.float32, device=dev),
+            align_idx=torch.from_numpy(idx.astype(np.int64)).to(dev).unsqueeze(0),
+            align_w=torch.from_numpy((pos - idx).astype(np.float32)).to(dev).unsqueeze(0),
+            history=self.history, style=self._style_t,
+        )
+        x = model.sample_chunk(cond_in, K, self.scheduler, self.generator, self.guidance,
+                               self._t_cache, self._noise_scale)
+        if not bool(torch.isfinite(x).all()):
+            x = self._repair(x)
+        self.history = torch.cat([self.history[:, K:], x], dim=1)
+        self.n += K
+        return model.denormalize(x)[0].float().cpu().numpy()
+
+    def _repair(self, x: torch.Tensor) -> torch.Tensor:
+        """Replace NaN/inf in a sampled chunk [1, K, D] by the last history frame (finite)."""
+        if not self.nonfinite_chunks:
+            warnings.warn(RuntimeWarning(
+                f"the model produced NaN/inf motion at frame {self.n}; those values were "
+                f"replaced by the previous frame (is the checkpoint damaged?)"), stacklevel=4)
+        self.nonfinite_chunks += 1
+        return torch.where(torch.isfinite(x), x, self.history[:, -1:].expand_as(x))

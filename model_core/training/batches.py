@@ -1,0 +1,232 @@
+"""Training on (speech, motion) pairs: chunk examples with the streaming geometry, and a
+simple optimisation loop.
+
+Every example is one chunk exactly as the streaming session sees it (same
+:class:`~model_core.runtime.config.ChunkGeometry`, same front end): the encoder window ending at the
+chunk's look-ahead, the history window of the H ground-truth frames before the chunk
+(rest pose before the utterance start, plus small noise against exposure bias) and the K
+target frames. Training therefore matches inference by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..runtime.config import ChunkGeometry
+from ..runtime.diffusion import DDPMNoiser
+from ..runtime.frontend import make_frontend
+
+
+@dataclass
+class Utterance:
+    """One training pair.
+
+    samples: float32 [N] mono 16 kHz speech; frames: float32 [T, D] targets in data space
+    (ARKit weights in [0, 1]) at the model fps, T = round(N / 16000 * fps);
+    style: training identity index (0..n_styles-1; n_styles = the learned unknown style);
+    phones: optional ``[(label, start_s, end_s)]`` timing of the speech (any alphabet the
+    teacher reads), the labels of the auxiliary viseme loss; None for data without phones.
+    """
+
+    samples: np.ndarray
+    frames: np.ndarray
+    style: int = 0
+    phones: list | None = None
+
+
+class ChunkBatcher:
+    """Builds batches of chunk examples from utterances.
+
+    Args:
+        model: the :class:`~model_core.runtime.model.StreamTalkerModel` being trained.
+        utterances: list of :class:`Utterance`.
+        seed: numpy seed for example positions and chunk sizes.
+    ``batch(batch_size, K=None)`` returns a dict of tensors for
+    :meth:`StreamTalkerModel.training_loss`; K is drawn from 1..max_chunk_frames when None
+    (half of the batches use the default K).
+    """
+
+    def __init__(self, model, utterances: list[Utterance], seed: int = 0):
+        self.model = model
+        self.cfg = model.config
+        self.geo = ChunkGeometry(self.cfg)
+        self.frontend = make_frontend(self.cfg, model.device)
+        self.utts = utterances
+        self.rng = np.random.default_rng(seed)
+        rest = model.net.rest_pose.detach().cpu().numpy()
+        self.rest = rest.astype(np.float32)
+        self._feat_cache: dict[int, tuple[np.ndarray, int]] = {}
+        self._label_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        lengths = np.array([len(u.frames) for u in utterances], np.float64)
+        if len(utterances) == 0 or lengths.sum() == 0:
+            raise ValueError("no training frames: give at least one utterance with frames")
+        for i, u in enumerate(utterances):
+            want = self.geo.n_frames(len(u.samples))
+            if abs(len(u.frames) - want) > 1:
+                raise ValueError(f"utterance {i}: {len(u.frames)} frames for "
+                                 f"{len(u.samples) / self.cfg.sample_rate:.3f} s of audio, "
+                                 f"expected {want} at {self.cfg.fps} fps")
+        self.p = lengths / lengths.sum()
+
+    def replace(self, i: int, utt: Utterance) -> None:
+        """Swap utterance ``i`` for another (streaming from files); sampling stays uniform
+        over frames of the utterances currently held."""
+        self.utts[i] = utt
+        self._feat_cache.pop(i, None)
+        self._label_cache.pop(i, None)
+        lengths = np.array([len(u.frames) for u in self.utts], np.float64)
+        self.p = lengths / lengths.sum()
+
+    def _labels(self, i: int):
+        """(viseme per padded mel frame [M + n_mel], per motion frame [T + K_max]) of
+        utterance i, or None without phones (see ModelConfig.aux_viseme_weight)."""
+        u = self.utts[i]
+        if u.phones is None or self.cfg.aux_viseme_weight <= 0:
+            return None
+        if i not in self._label_cache:
+            from .teacher import viseme_track
+            cfg = self.cfg
+            n_mel = len(self._mel(i)) if cfg.speech_encoder is None else \
+                self.geo.mel_end(len(u.frames) + cfg.max_chunk_frames, 0) + 1 + self.cfg.audio_context_frames
+            mel_t = (np.arange(n_mel) - cfg.audio_context_frames) * cfg.hop_length / cfg.sample_rate
+            fr_t = np.arange(len(u.frames) + cfg.max_chunk_frames) / cfg.fps
+            self._label_cache[i] = (viseme_track(u.phones, mel_t), viseme_track(u.phones, fr_t))
+        return self._label_cache[i]
+
+    def _mel(self, i: int) -> np.ndarray:
+        """Whole-utterance features with M silence frames in front (mel front end)."""
+        if i not in self._feat_cache:
+            u = self.utts[i]
+            n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
+            self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
+        return self._feat_cache[i]
+
+    def batch(self, batch_size: int, K: int | None = None) -> dict[str, torch.Tensor]:
+        cfg, geo, M, H = self.cfg, self.geo, self.cfg.audio_context_frames, self.cfg.history_frames
+        if K is None:
+            K = cfg.chunk_frames if self.rng.random() < 0.5 else int(self.rng.integers(1, cfg.max_chunk_frames + 1))
+        feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
+        mel_labs, frame_labs = [], []
+        aux = cfg.aux_viseme_weight > 0
+        utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=self.p)
+        pretrained = cfg.speech_encoder is not None
+        for ui in utt_ids:
+            u = self.utts[ui]
+            T = len(u.frames)
+            n = int(self.rng.integers(0, T))
+            if pretrained:
+                feats.append(self.frontend.offline_windows(u.samples, [geo.mel_end(n, K)],
+                                                           [geo.audio_end(n, K)])[0])
+            else:
+                e = geo.mel_end(n, K)
+                feats.append(self._mel(ui)[e:e + M])
+            offs.append(geo.mel_offset_s(n, K))
+            pos = np.asarray(geo.frame_mel_pos(n, K))
+            idxs.append(np.floor(pos).astype(np.int64))
+            ws.append((pos - np.floor(pos)).astype(np.float32))
+            h = np.tile(self.rest, (H, 1))
+            lo = max(0, n - H)
+            if n > 0:
+                h[H - (n - lo):] = u.frames[lo:n]
+            hists.append(h)
+            t = np.tile(u.frames[-1], (K, 1))
+            m = np.zeros(K, np.float32)
+            hi = min(T, n + K)
+            t[:hi - n] = u.frames[n:hi]
+            m[:hi - n] = 1
+            tgts.append(t)
+            masks.append(m)
+            styles.append(u.style)
+            if aux:
+                lab = self._labels(ui)
+                if lab is None:
+                    mel_labs.append(np.full(M, -1, np.int64))
+                    frame_labs.append(np.full(K, -1, np.int64))
+                else:
+                    e = geo.mel_end(n, K)
+                    mel_labs.append(lab[0][e:e + M])
+                    frame_labs.append(np.where(m > 0, lab[1][n:n + K], -1))
+        return {
+            "feats": torch.from_numpy(np.stack(feats).astype(np.float32)),
+            "mel_offset": torch.tensor(offs, dtype=torch.float32),
+            "align_idx": torch.from_numpy(np.stack(idxs)),
+            "align_w": torch.from_numpy(np.stack(ws)),
+            "history": torch.from_numpy(np.stack(hists).astype(np.float32)),
+            "target": torch.from_numpy(np.stack(tgts).astype(np.float32)),
+            "mask": torch.from_numpy(np.stack(masks)),
+            "style": torch.tensor(styles, dtype=torch.int64),
+            **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
+                "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
+        }
+
+
+def fit_normalization(model, utterances: list[Utterance], std_floor: float = 0.02) -> None:
+    """Set the model's output normalization (per-channel mean/std of the targets, std at
+    least ``std_floor``) and, for the log-mel encoder, the per-band feature mean/std."""
+    frames = np.concatenate([u.frames for u in utterances]).astype(np.float64)
+    net = model.net
+    net.data_mean.copy_(torch.from_numpy(frames.mean(0)).float())
+    net.data_std.copy_(torch.from_numpy(np.maximum(frames.std(0), std_floor)).float())
+    if net.encoder is not None:
+        fe = make_frontend(model.config)
+        mels = np.concatenate([fe.logmel.whole(u.samples, max(1, len(u.samples) // model.config.hop_length))
+                               for u in utterances])
+        net.encoder.mel_mean.copy_(torch.from_numpy(mels.mean(0)).float())
+        net.encoder.mel_std.copy_(torch.from_numpy(np.maximum(mels.std(0), 1e-3)).float())
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Learning rate at ``step`` (0-based) of ``steps``: linear warm-up over ``warmup`` steps
+    times a cosine decay from ``lr`` to 0 (Loshchilov & Hutter, SGDR, 2017)."""
+    return lr * min(1.0, (step + 1) / max(1, warmup)) * \
+        0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
+
+
+def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
+                   generator: torch.Generator, lr: float, net=None, amp: bool = False) -> dict:
+    """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
+    :meth:`StreamTalkerModel.training_loss` on ``batch`` (through ``net``, e.g. a
+    DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
+    back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
+    (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
+    ``streamtalker train`` take."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        losses = model.training_loss(batch, noiser, generator, net=net)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+    opt.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def train_steps(model, batcher: ChunkBatcher, steps: int, batch_size: int = 64, lr: float = 1e-3,
+                weight_decay: float = 0.01, warmup: int = 100, seed: int = 0,
+                optimizer: torch.optim.Optimizer | None = None, progress: bool = False) -> list[dict]:
+    """Optimise the DDPM loss in memory for ``steps`` steps (AdamW, linear warm-up, cosine
+    decay, gradient clipping at 1.0; :func:`optimizer_step`), for small models built in code
+    (the tests' toy checkpoint). Runs from files, with checkpoints, resume and DDP, are
+    ``streamtalker train`` (:func:`model_core.training.trainer.run_training`). Returns one dict of
+    floats per step (``loss``, ``x0``, ``velocity``, ``lr``). The model is left in eval mode."""
+    from tqdm import tqdm
+
+    cfg = model.config
+    noiser = DDPMNoiser(cfg.schedule, cfg.train_timesteps)
+    net = model.net.train()
+    opt = optimizer or torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    bar = tqdm(range(steps), disable=not progress, desc="train", unit="step")
+    for step in bar:
+        step_lr = lr_at(step, steps, lr, warmup)
+        rec = optimizer_step(model, batcher.batch(batch_size), opt, noiser, gen, step_lr)
+        rec["lr"] = step_lr
+        history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}")
+    net.eval()
+    return history

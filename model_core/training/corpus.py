@@ -1,0 +1,541 @@
+"""The synthetic training corpus: TTS speech with exact phone timing -> teacher ARKit curves.
+
+``build_corpus`` synthesizes sentences with eSpeak NG (many voices, variants, rates and
+pitches) and Festival's voices built from real recordings, turns each utterance's phone
+timing into ARKit-52 curves with :func:`model_core.training.teacher.teacher_curves` (prosody from
+the clean audio), applies label-preserving augmentation to the audio (gain, noise,
+reverberation, EQ / band-limiting, resampling) and writes one ``.npz`` per utterance plus a
+``manifest.jsonl``. :class:`CorpusStream` streams those files for training (a small reservoir
+of utterances in memory, never the whole corpus).
+
+Sentence source: the Debian ``fortunes`` / ``fortunes-min`` packages (quotations, proverbs,
+jokes: varied everyday English), split into sentences of 4-28 words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from ..io.audio import Resampler
+from ..io.files import atomic_write
+from .batches import Utterance
+
+FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
+SR = 16000
+
+
+def sentence_pool(min_words: int = 4, max_words: int = 28, split: str = "all") -> list[str]:
+    """English sentences from the installed fortune files, deduplicated, sorted.
+
+    Args:
+        min_words, max_words: sentence length bounds in words.
+        split: ``"all"``; ``"train"`` (sentences a training corpus may use); or
+            ``"heldout"`` (about 10 %: those whose SHA-1 starts with a byte divisible by 10,
+            kept for the synthetic held-out evaluation set, never trained on).
+
+    Raises:
+        FileNotFoundError: no fortune files (``apt-get install fortunes-min fortunes``).
+        ValueError: unknown split.
+    """
+    if split not in ("all", "train", "heldout"):
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    files = [f for d in FORTUNE_DIRS if d.is_dir() for f in sorted(d.iterdir())
+             if f.is_file() and not f.suffix and not f.name.startswith(".")]
+    if not files:
+        raise FileNotFoundError("no sentence source: install Debian's fortune files "
+                                "(apt-get install -y fortunes-min fortunes)")
+    out = set()
+    for f in files:
+        text = f.read_bytes().decode("utf-8", "ignore")
+        for entry in text.split("\n%\n"):
+            if re.search(r"[|_<>{}\[\]\\/=@#$^*~`]|http|www\.", entry) or re.search(r"\t|  {3,}", entry):
+                continue  # ascii art, code, tables, URLs
+            entry = re.sub(r"\s+", " ", entry).strip()
+            entry = re.sub(r"^-+\s*|\s+--\s.*$", "", entry)
+            for s in re.split(r"(?<=[.!?])\s+", entry):
+                s = s.strip(" \"'()")
+                words = s.split()
+                if not (min_words <= len(words) <= max_words):
+                    continue
+                if not re.fullmatch(r"[A-Za-z0-9 ,.;:!?'\"-]+", s) or sum(c.isdigit() for c in s) > 2:
+                    continue
+                if sum(w.isupper() and len(w) > 1 for w in words) > 1:
+                    continue
+                out.add(s)
+    if split != "all":
+        want = split == "heldout"
+        out = {x for x in out if (_is_heldout_sentence(x) == want)}
+    return sorted(out)
+
+
+def _is_heldout_sentence(sentence: str) -> bool:
+    import hashlib
+    return hashlib.sha1(sentence.encode("utf-8")).digest()[0] % 10 == 0
+
+
+# -- augmentation -------------------------------------------------------------------------
+def _pink(n: int, rng) -> np.ndarray:
+    w = rng.standard_normal(n)
+    b, a = [0.049922035, -0.095993537, 0.050612699, -0.004408786], [1, -2.494956002, 2.017265875, -0.522189400]
+    p = signal.lfilter(b, a, w)  # Paul Kellet's pink-noise filter
+    return p / (np.std(p) + 1e-9)
+
+
+def synthetic_rir(rng, rt60: float) -> np.ndarray:
+    """A room impulse response: direct path + exponentially decaying noise (RT60 in s)."""
+    n = int(SR * rt60 * 1.2)
+    t = np.arange(n) / SR
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    pre = int(SR * rng.uniform(0.002, 0.01))  # first reflections arrive after the direct path
+    tail[:pre] = 0
+    rir = tail * rng.uniform(0.1, 0.5) / (np.sqrt(np.sum(tail ** 2)) + 1e-9)
+    rir[0] = 1.0
+    return rir.astype(np.float32)
+
+
+def augment_audio(x: np.ndarray, rng: np.random.Generator,
+                  real_rooms: bool = False) -> tuple[np.ndarray, dict]:
+    """Label-preserving augmentation of 16 kHz float32 speech [N] -> ([N], record).
+
+    Each effect is applied with some probability: reverberation (synthetic RT60 0.15-0.7 s,
+    or with ``real_rooms`` half of the time a measured room response from
+    :func:`model_core.training.voices.real_impulse_responses` at a random wet level), band
+    limiting (telephone 300-3400 Hz, or random high-pass 40-250 Hz + low-pass 3-7.5 kHz),
+    resampling through 8 or 11.025 kHz, additive white/pink noise at 5-40 dB SNR, and a
+    gain of -18..+3 dB. None of them moves events in time (causal filters, zero delay
+    direct path), so the phone timing and the teacher curves stay valid.
+    """
+    rec = {}
+    y = x.astype(np.float64)
+    if rng.random() < 0.35:
+        from .voices import real_impulse_responses
+        rooms = real_impulse_responses() if real_rooms else ()
+        if rooms and rng.random() < 0.5:
+            k = int(rng.integers(len(rooms)))
+            wet = rng.uniform(0.2, 0.8)
+            rir = rooms[k].astype(np.float64) * wet
+            rir[0] = 1.0
+            y = signal.fftconvolve(y, rir)[: len(y)]
+            rec["room"] = k
+            rec["room_wet"] = round(wet, 2)
+        else:
+            rt60 = rng.uniform(0.15, 0.7)
+            y = signal.fftconvolve(y, synthetic_rir(rng, rt60))[: len(y)]
+            rec["reverb_rt60"] = round(rt60, 3)
+    r = rng.random()
+    if r < 0.12:
+        sos = signal.butter(4, [300, 3400], "bandpass", fs=SR, output="sos")
+        y = signal.sosfilt(sos, y)
+        rec["band"] = "telephone"
+    elif r < 0.5:
+        hp, lp = rng.uniform(40, 250), rng.uniform(3000, 7500)
+        y = signal.sosfilt(signal.butter(2, hp, "highpass", fs=SR, output="sos"), y)
+        y = signal.sosfilt(signal.butter(4, lp, "lowpass", fs=SR, output="sos"), y)
+        rec["band"] = [round(hp), round(lp)]
+    if rng.random() < 0.15:
+        mid = int(rng.choice([8000, 11025]))
+        z = Resampler(SR, mid).process(y.astype(np.float32), last=True)
+        z = Resampler(mid, SR).process(z, last=True)
+        y = np.resize(z, len(y)) if len(z) >= len(y) else np.concatenate([z, np.zeros(len(y) - len(z))])
+        rec["resample_hz"] = mid
+    if rng.random() < 0.6:
+        snr = rng.uniform(5, 40)
+        noise = _pink(len(y), rng) if rng.random() < 0.5 else rng.standard_normal(len(y))
+        p_sig = np.mean(y ** 2) + 1e-12
+        y = y + noise * math.sqrt(p_sig / 10 ** (snr / 10))
+        rec["snr_db"] = round(snr, 1)
+    peak = np.max(np.abs(y)) + 1e-9
+    gain_db = rng.uniform(-18, 3)
+    y = y / peak * 0.9 * 10 ** (gain_db / 20)
+    rec["gain_db"] = round(gain_db, 1)
+    return np.clip(y, -1, 1).astype(np.float32), rec
+
+
+# -- building -----------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One utterance to synthesize: text, engine and voice settings, and optionally a WORLD
+    speaker transform ``world = (pitch factor, formant warp)`` applied after synthesis."""
+    index: int
+    text: str
+    engine: str          # "espeak-ng" | "festival" | "piper"
+    voice: str
+    rate: int = 175
+    pitch: int = 50
+    pitch_range: int = 50
+    seed: int = 0
+    length_scale: float = 1.0
+    world: tuple | None = None
+
+
+#: Voices kept out of training corpora: the synthetic held-out evaluation set speaks with
+#: them (with WORLD transforms outside the training ranges, :data:`HELDOUT_WORLD`).
+HELDOUT_FESTIVAL = ("kal_diphone",)
+HELDOUT_ESPEAK = ("en-us+Andrea", "en-us+m7", "en-us+f4", "en-gb-scotland", "en-us+belinda")
+#: Ranges of the WORLD speaker transforms drawn for training (pitch factor, formant warp).
+TRAIN_WORLD = ((0.7, 1.45), (0.88, 1.14))
+#: Held-out speakers: (base engine, voice, pitch, formant), outside the training ranges.
+HELDOUT_WORLD = (("piper", "en_US-joe-medium", 1.75, 1.2),
+                 ("festival", "cmu_us_slt_arctic_hts", 0.6, 0.85),
+                 ("festival", "ked_diphone", 1.6, 1.18))
+
+
+def plan_jobs(n: int, seed: int, espeak_voices: list[str], festival_voices: list[str],
+              sentences: list[str], festival_share: float = 0.5, piper_voices=(),
+              shares: dict | None = None, world_share: float = 0.0,
+              piper_sentences: list[str] | None = None) -> list[Job]:
+    """Choose text, engine, voice and prosody settings for n utterances (reproducible).
+
+    Args:
+        n: utterances; seed: numpy seed.
+        espeak_voices, festival_voices, piper_voices: the voices to draw from.
+        sentences: the text pool (one or two sentences per utterance);
+            piper_sentences: the pool for Piper (words pocketsphinx can align), default
+            ``sentences``.
+        festival_share: share of Festival when only eSpeak and Festival are used (the v1/v2
+            corpora); shares: ``{engine: weight}`` overrides it (engines without voices are
+            dropped).
+        world_share: probability that a Festival or Piper utterance is resynthesized as a new
+            speaker (:data:`TRAIN_WORLD` ranges, log-uniform).
+    """
+    rng = np.random.default_rng(seed)
+    if shares is None:
+        shares = {"espeak-ng": 1.0 - festival_share, "festival": festival_share}
+    pools = {"espeak-ng": espeak_voices, "festival": festival_voices, "piper": list(piper_voices)}
+    engines = [e for e in shares if pools.get(e) and shares[e] > 0]
+    if not engines:
+        raise ValueError("no voices for the requested engines")
+    p = np.array([shares[e] for e in engines], np.float64)
+    p /= p.sum()
+    jobs = []
+    for i in range(n):
+        engine = engines[int(rng.choice(len(engines), p=p))] if len(engines) > 1 else engines[0]
+        pool = piper_sentences if engine == "piper" and piper_sentences else sentences
+        k = int(rng.integers(1, 3))  # one or two sentences
+        text = " ".join(pool[j] for j in rng.choice(len(pool), k, replace=False))
+        voice = str(rng.choice(pools[engine]))
+        job = Job(i, text, engine, voice, seed=seed * 1_000_003 + i)
+        if engine == "espeak-ng":
+            job.rate, job.pitch = int(rng.integers(120, 260)), int(rng.integers(20, 80))
+            job.pitch_range = int(rng.integers(20, 90))
+        elif engine == "piper":
+            job.length_scale = round(float(rng.uniform(0.8, 1.35)), 3)
+        if engine != "espeak-ng" and rng.random() < world_share:
+            (p0, p1), (f0, f1) = TRAIN_WORLD
+            job.world = (round(float(np.exp(rng.uniform(np.log(p0), np.log(p1)))), 3),
+                         round(float(np.exp(rng.uniform(np.log(f0), np.log(f1)))), 3))
+        jobs.append(job)
+    return jobs
+
+
+def _finish(job: Job, utt, out_dir: Path, fps: float, augment: bool,
+            real_rooms: bool = False) -> dict:
+    from .teacher import prosody_from_audio, teacher_curves
+    rng = np.random.default_rng(job.seed)
+    x = Resampler(utt.sample_rate, SR).process(utt.samples, last=True)
+    if job.world is not None:
+        from .voices import world_transform
+        x = world_transform(x, SR, *job.world)
+    x = x / (np.max(np.abs(x)) + 1e-9) * 0.9
+    dur = len(x) / SR
+    frames = teacher_curves(utt.phones, dur, fps, rng, prosody=prosody_from_audio(x, fps))
+    aug = {}
+    if augment:
+        x, aug = augment_audio(x, rng, real_rooms=real_rooms)
+    name = f"utt_{job.index:06d}.npz"
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, audio=np.round(x * 32767).astype(np.int16),
+                     frames=frames.astype(np.float16), fps=np.float64(fps),
+                     phones=json.dumps(utt.phones))
+    atomic_write(out_dir / "utts" / name, write)
+    return {"file": f"utts/{name}", "text": job.text, "engine": job.engine, "voice": job.voice,
+            "rate": job.rate, "pitch": job.pitch, "pitch_range": job.pitch_range,
+            "length_scale": job.length_scale, "world": job.world,
+            "duration_s": round(dur, 3), "frames": int(len(frames)), "augment": aug}
+
+
+def _run_jobs(args) -> list[dict]:
+    jobs, out_dir, fps, augment, real_rooms = args
+    from . import tts
+    from .align import AlignmentError
+    out = []
+    if jobs[0].engine == "piper":
+        pairs = []
+        for j in jobs:
+            try:
+                pairs.append((j, tts.piper_synthesize(j.text, j.voice, length_scale=j.length_scale)))
+            except AlignmentError:
+                continue   # pocketsphinx could not align it: leave the utterance out
+    elif jobs[0].engine == "festival":
+        utts = tts.festival_synthesize_batch([j.text for j in jobs], voice=jobs[0].voice)
+        pairs = zip(jobs, utts)
+    else:
+        # stop_closure: a stop's phone covers its closure silence, not only its release, so
+        # the teacher seals the lips during the silence before a "p" (as Festival labels it)
+        pairs = ((j, tts.espeak_synthesize(j.text, voice=j.voice, rate=j.rate, pitch=j.pitch,
+                                           pitch_range=j.pitch_range, stop_closure=True))
+                 for j in jobs)
+    for job, utt in pairs:
+        out.append(_finish(job, utt, Path(out_dir), fps, augment, real_rooms))
+    return out
+
+
+#: Corpus recipes: how the engines, voices, sentences and augmentations are mixed.
+#: ``v2`` made the v1/v2 default models (eSpeak NG and Festival half and half, every
+#: fortune sentence); ``v3`` adds the Piper neural voice, WORLD speaker transforms of the
+#: Festival and Piper voices and measured rooms, and keeps the held-out sentences and voices
+#: (:data:`HELDOUT_FESTIVAL`, :data:`HELDOUT_ESPEAK`) out for the held-out evaluation set.
+RECIPES = {
+    "v2": {"shares": {"espeak-ng": 0.5, "festival": 0.5}, "world_share": 0.0,
+           "real_rooms": False, "holdout": False},
+    "v3": {"shares": {"espeak-ng": 0.3, "festival": 0.3, "piper": 0.4}, "world_share": 0.6,
+           "real_rooms": True, "holdout": True},
+}
+
+
+def _aligned_pool(sentences: list[str]) -> list[str]:
+    """Sentences whose every word is in pocketsphinx's dictionary (Piper needs an alignment)."""
+    from .align import missing_words, normalize_transcript
+    return [x for x in sentences if not missing_words(normalize_transcript(x))]
+
+
+def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float = 30.0,
+                 workers: int = 2, augment: bool = True, engines=("espeak-ng", "festival"),
+                 progress: bool = True, recipe: str = "v2") -> Path:
+    """Synthesize a corpus of ``n`` utterances into ``out_dir`` (must not exist or be empty).
+
+    Writes ``out_dir/utts/utt_NNNNNN.npz`` (``audio`` int16 [N] 16 kHz, ``frames`` float16
+    [T, 52] ARKit weights at ``fps``, ``phones`` JSON, ``fps``), ``manifest.jsonl`` (one line
+    per utterance: file, text, engine, voice, settings, duration) and ``corpus.json``.
+    ``recipe`` (:data:`RECIPES`) sets the mix; ``engines`` limits the engines used. Piper
+    utterances that pocketsphinx cannot align are left out, so a ``v3`` corpus may hold a
+    few fewer than ``n``.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files already (a corpus is never overwritten).
+        FileNotFoundError: no sentence source / TTS engine installed (names the package).
+        ValueError: unknown recipe.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from tqdm import tqdm
+    from . import tts
+
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown corpus recipe {recipe!r}; use one of {sorted(RECIPES)}")
+    rec = RECIPES[recipe]
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder (corpora are never overwritten)")
+    (out / "utts").mkdir(parents=True, exist_ok=True)
+    sentences = sentence_pool(split="train" if rec["holdout"] else "all")
+    ev = tts.espeak_voices() if "espeak-ng" in engines else []
+    fv = tts.festival_voices() if "festival" in engines else []
+    pv = tts.piper_voices() if "piper" in engines and "piper" in rec["shares"] else []
+    if rec["holdout"]:
+        ev = [v for v in ev if v not in HELDOUT_ESPEAK]
+        fv = [v for v in fv if v not in HELDOUT_FESTIVAL]
+    if not ev and not fv and not pv:
+        raise FileNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
+                                "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
+    shares = rec["shares"] if (ev or pv) else {"festival": 1.0}
+    jobs = plan_jobs(n, seed, ev or [], fv, sentences, piper_voices=pv, shares=shares,
+                     world_share=rec["world_share"],
+                     piper_sentences=_aligned_pool(sentences) if pv else None)
+    groups: list[list[Job]] = []
+    for engine in ("festival", "piper"):
+        for voice in sorted({j.voice for j in jobs if j.engine == engine}):
+            vj = [j for j in jobs if j.engine == engine and j.voice == voice]
+            groups += [vj[i:i + 16] for i in range(0, len(vj), 16)]
+    ej = [j for j in jobs if j.engine == "espeak-ng"]
+    groups += [ej[i:i + 16] for i in range(0, len(ej), 16)]
+    records = []
+    with ProcessPoolExecutor(max_workers=workers) as ex, \
+            tqdm(total=n, desc="make-dataset", unit="utt", disable=not progress) as bar:
+        for recs in ex.map(_run_jobs, [(g, str(out), fps, augment, rec["real_rooms"])
+                                       for g in groups]):
+            records += recs
+            bar.update(len(recs))
+    records.sort(key=lambda r: r["file"])
+    with open(out / "manifest.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    hours = sum(r["duration_s"] for r in records) / 3600
+    (out / "corpus.json").write_text(json.dumps({
+        "utterances": len(records), "hours": round(hours, 3), "fps": fps, "seed": seed,
+        "recipe": recipe, "augment": augment, "espeak_voices": ev, "festival_voices": fv,
+        "piper_voices": pv, "sentence_source": "Debian fortunes / fortunes-min",
+        "sentences_available": len(sentences)},
+        indent=2))
+    return out
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_manifest(corpus_dir: str | os.PathLike) -> list[dict]:
+    """The manifest records of a corpus folder.
+
+    Raises:
+        FileNotFoundError: no ``manifest.jsonl`` (not a corpus made by make-dataset).
+    """
+    p = Path(corpus_dir) / "manifest.jsonl"
+    if not p.exists():
+        raise FileNotFoundError(f"{p} not found: build a corpus with `streamtalker make-dataset`")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = None,
+                   pad_rng: np.random.Generator | None = None) -> Utterance:
+    """One corpus file -> :class:`Utterance` (audio float32 16 kHz, frames float32).
+
+    With ``pad_rng``, the utterance is embedded in silence for training: 0-3 s before and
+    after (the utterance's own noise floor, or digital silence), and the teacher curves are
+    drawn anew for the padded timeline (phones shifted, fresh random upper face). Without
+    it, TTS utterances hold only ~0.1-0.4 s of silence, and a model never sees long pauses.
+
+    Raises:
+        ValueError: the file's fps differs from ``fps``.
+    """
+    with np.load(path) as z:
+        file_fps = float(z["fps"])
+        if fps is not None and abs(file_fps - fps) > 1e-6:
+            raise ValueError(f"{path}: made at {file_fps} fps, the model runs at {fps} fps")
+        audio = z["audio"].astype(np.float32) / 32767.0
+        phones = [tuple(p) for p in json.loads(str(z["phones"]))] if "phones" in z else None
+        if pad_rng is None:
+            return Utterance(audio, z["frames"].astype(np.float32), style, phones)
+    from .teacher import prosody_from_audio, teacher_curves
+    rng = pad_rng
+
+    def pad_len():
+        return int(SR * (rng.uniform(0.5, 3.0) if rng.random() < 0.5 else rng.uniform(0.0, 0.4)))
+
+    lead, trail = pad_len(), pad_len()
+    floor = float(np.std(audio[: int(0.05 * SR)]))
+    if rng.random() < 0.5:
+        floor = 0.0
+
+    def pad(n):
+        return (rng.standard_normal(n) * floor).astype(np.float32)
+
+    x = np.concatenate([pad(lead), audio, pad(trail)])
+    t0, dur = lead / SR, len(x) / SR
+    shifted = [("sil", 0.0, t0)] if lead else []
+    shifted += [(lab, a + t0, b + t0) for lab, a, b in phones]
+    if trail:
+        shifted.append(("sil", shifted[-1][2], dur))
+    frames = teacher_curves(shifted, dur, file_fps, rng, prosody=prosody_from_audio(x, file_fps))
+    return Utterance(x, frames.astype(np.float32), style, shifted)
+
+
+class CorpusStream:
+    """Streams training batches from corpus files with a bounded reservoir.
+
+    Args:
+        model: the model being trained (its config sets the chunk geometry).
+        files: corpus ``.npz`` paths (plus a style index each: list of (path, style)).
+        reservoir: utterances held in memory at once; refresh: files swapped in per batch.
+        seed: numpy seed; pad: embed utterances in 0-3 s of silence with fresh teacher
+        curves (see :func:`load_utterance`).
+    ``batch(batch_size)`` returns the dict :meth:`StreamTalkerModel.training_loss` takes.
+    """
+
+    def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
+                 refresh: int = 4, seed: int = 0, pad: bool = True):
+        from .batches import ChunkBatcher
+        if not files:
+            raise ValueError("no training files")
+        self.files = list(files)
+        self.rng = np.random.default_rng(seed)
+        self.order = list(self.rng.permutation(len(self.files)))
+        self.refresh = refresh
+        self.pad = pad
+        self.fps = model.config.fps
+        first = [self._next() for _ in range(min(reservoir, len(self.files)))]
+        self.batcher = ChunkBatcher(model, first, seed=seed)
+
+    def _next(self) -> Utterance:
+        if not self.order:
+            self.order = list(self.rng.permutation(len(self.files)))
+        path, style = self.files[self.order.pop()]
+        return load_utterance(path, style, self.fps, pad_rng=self.rng if self.pad else None)
+
+    def batch(self, batch_size: int, K: int | None = None):
+        if len(self.files) > len(self.batcher.utts):
+            for _ in range(self.refresh):
+                self.batcher.replace(int(self.rng.integers(len(self.batcher.utts))), self._next())
+        return self.batcher.batch(batch_size, K)
+
+
+# -- the synthetic held-out evaluation set -----------------------------------------------
+def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: int = 0) -> Path:
+    """Write the synthetic held-out evaluation set: speakers and sentences no ``v3`` corpus
+    trains on, as ``out_dir/speech/<speaker>/<NN>.wav`` (16 kHz mono) + ``.txt`` transcript,
+    the layout ``streamtalker evaluate --inputs`` reads (clips are aligned with pocketsphinx
+    like the real ones, so the teacher ceiling is computed the same way).
+
+    Speakers (``per_speaker`` one-sentence clips each, clean audio):
+    ``kal`` (Festival ``kal_diphone``, never trained on), and the three WORLD-transformed
+    speakers of :data:`HELDOUT_WORLD`, outside the training transform ranges
+    (``joe-high``: Piper joe with F0 x1.75 and formants x1.2; ``slt-low``: Festival slt with
+    F0 x0.6 and formants x0.85; ``ked-high``: Festival ked with F0 x1.6 and formants
+    x1.18). The held-out eSpeak variants (:data:`HELDOUT_ESPEAK`) are kept out of training
+    too, but pocketsphinx cannot align most eSpeak voices, so they are not in this set. Sentences come from
+    ``sentence_pool(split="heldout")`` restricted to words pocketsphinx knows.
+
+    Raises:
+        FileExistsError: ``out_dir`` is not empty.
+        FileNotFoundError: a TTS engine or voice is missing (names the package).
+    """
+    import soundfile as sf
+    from . import tts
+    from .voices import world_transform
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder")
+    from .align import AlignmentError, align_phones, normalize_transcript
+    rng = np.random.default_rng(seed)
+    pool = _aligned_pool(sentence_pool(min_words=5, max_words=16, split="heldout"))
+    order = iter(rng.permutation(len(pool)))
+    synth = {
+        "kal": lambda t, i: tts.festival_synthesize(t, HELDOUT_FESTIVAL[0]),
+        "joe-high": lambda t, i: tts.piper_synthesize(t, HELDOUT_WORLD[0][1]),
+        "slt-low": lambda t, i: tts.festival_synthesize(t, HELDOUT_WORLD[1][1]),
+        "ked-high": lambda t, i: tts.festival_synthesize(t, HELDOUT_WORLD[2][1]),
+    }
+    world = {"joe-high": HELDOUT_WORLD[0][2:], "slt-low": HELDOUT_WORLD[1][2:],
+             "ked-high": HELDOUT_WORLD[2][2:]}
+    skipped = 0
+    for speaker, make in synth.items():
+        folder = out / "speech" / speaker
+        folder.mkdir(parents=True, exist_ok=True)
+        i = 0
+        while i < per_speaker:
+            text = pool[next(order)]
+            u = make(text, i)
+            x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
+            if speaker in world:
+                x = world_transform(x, SR, *world[speaker])
+            x = x / (np.max(np.abs(x)) + 1e-9) * 0.9
+            try:   # the evaluation aligns every clip: keep only clips it can align
+                align_phones(x, normalize_transcript(text))
+            except AlignmentError:
+                skipped += 1
+                continue
+            sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
+            (folder / f"{i:02d}.txt").write_text(text + "\n")
+            i += 1
+    (out / "heldout.json").write_text(json.dumps({
+        "speakers": sorted(synth), "per_speaker": per_speaker, "seed": seed,
+        "sentences_not_aligned_and_replaced": skipped,
+        "espeak_voices": list(HELDOUT_ESPEAK), "festival_voices": list(HELDOUT_FESTIVAL),
+        "world": [list(w) for w in HELDOUT_WORLD]}, indent=2) + "\n")
+    return out

@@ -1,0 +1,519 @@
+"""``streamtalker train CONFIG.toml``: train or fine-tune a model, on CPU or CUDA, resumable,
+multi-GPU through ``torchrun`` (DistributedDataParallel). Two kinds of data, one loop:
+ARKit blendshape data (``[data] corpus`` / ``captures``) and vertex data sets
+(``[data] vertices``, VOCASET/BIWI; the model then runs in the latent space of a PCA codec
+fitted on the training split, see :mod:`model_core.vertex`).
+
+Config (TOML), ARKit blendshapes::
+
+    [model]                 # ModelConfig fields; when fine-tuning (init_from) or resuming only
+                            # TUNABLE_MODEL_SETTINGS may differ from the checkpoint
+    fps = 30.0
+    [data]
+    corpus = ["data/corpus-default"]   # folders from `streamtalker make-dataset`
+    captures = []           # folders of (wav, ARKit CSV / npz) pairs (model_core.training.captures)
+    val_fraction = 0.02
+    pad_silence = true      # embed corpus utterances in 0-3 s of silence (fresh teacher curves)
+    [train]
+    out = "runs/default"    # run folder: checkpoints, losses.csv, losses.png, config.toml
+    steps = 10000
+    batch_size = 64
+    lr = 1e-3
+    warmup = 500
+    weight_decay = 0.01
+    seed = 0
+    device = "auto"         # cpu | cuda | auto
+    amp = true              # bfloat16 autocast on CUDA (ignored on CPU)
+    save_every = 1000
+    init_from = ""          # fine-tune from this checkpoint
+    resume = true           # continue from the newest checkpoint in `out`
+    threads = 0             # CPU threads for torch (0 = torch's default)
+    norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
+
+Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md``)::
+
+    [data]
+    vertices = "data/vocaset"   # vertices_npy/, wav/, templates.pkl
+    dataset = "vocaset"         # or "biwi"
+    split = "train"             # the training subjects (style i = i-th training subject)
+    val_split = "val"           # validation loss on these sequences ("" = none)
+    max_sequences = 0           # 0 = all (smoke runs: a few)
+    [codec]
+    components = 128            # PCA components (the model's channels)
+    max_frames = 50000          # frames used to fit the PCA
+    [model]                     # ModelConfig fields; fps, channels and n_styles are set
+    [train]                     # as above; checkpoints also get NAME.codec.safetensors
+
+Each style index is one data source (a corpus folder or a capture folder), in the order
+given. Checkpoints are written as ``out/step-NNNNNNN.safetensors`` (+ .json, + .state.pt with
+optimizer and step) and ``out/final.safetensors``; nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runtime.checkpoint import load_checkpoint, save_checkpoint
+from ..runtime.config import ModelConfig
+from ..runtime.diffusion import DDPMNoiser
+from ..io.files import atomic_write, read_toml
+from ..runtime.model import StreamTalkerModel
+
+TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
+                      weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
+                      init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
+                      threads=0, norm_std_floor=0.02)
+DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
+                     dataset="vocaset", split="train", val_split="val", max_sequences=0)
+CODEC_DEFAULTS = dict(components=128, max_frames=50000)
+#: [model] settings a fine-tune (init_from) or a resumed run may change: they do not change
+#: the network's weights or shapes. Every other [model] setting must match the checkpoint.
+TUNABLE_MODEL_SETTINGS = ("chunk_frames", "sample_steps", "eta", "guidance", "lip_temperature",
+                          "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
+                          "history_noise")
+
+
+def apply_model_settings(model, settings: dict, source) -> dict:
+    """Apply a config's ``[model]`` settings to a model loaded from ``source`` (the
+    ``init_from`` checkpoint or the run's newest checkpoint when resuming).
+
+    Settings in :data:`TUNABLE_MODEL_SETTINGS` replace the checkpoint's (e.g. a fine-tune
+    that makes 3-frame chunks the session default, which also makes the training batches
+    use K = 3 half of the time); any other setting must equal the checkpoint's. Returns
+    {setting: (old, new)} for the ones that changed.
+
+    Raises:
+        ValueError: an unknown setting, an architecture setting that differs from the
+        checkpoint (naming both values), or an invalid value.
+    """
+    cfg = model.config
+    changed = {}
+    for key, value in settings.items():
+        if key == "training":
+            continue
+        if not hasattr(cfg, key):
+            raise ValueError(f"unknown [model] setting {key!r}")
+        old = getattr(cfg, key)
+        if old == value:
+            continue
+        if key not in TUNABLE_MODEL_SETTINGS:
+            raise ValueError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
+                             f"changes the network, so it cannot change when fine-tuning or "
+                             f"resuming: remove it from [model], or train from scratch "
+                             f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)})")
+        setattr(cfg, key, value)
+        changed[key] = (old, value)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ValueError(f"[model]: {e}") from None
+    return changed
+
+
+def read_train_config(path: str | os.PathLike) -> dict:
+    """Parse a training TOML file into {"model", "data", "train", "codec"} dicts, defaults
+    filled in and relative paths resolved against the file's folder.
+
+    Raises:
+        FileNotFoundError: no such file; ValueError: bad TOML, unknown sections or keys, or
+        vertex data mixed with ARKit data.
+    """
+    p = Path(path)
+    cfg = read_toml(p, "training config")
+    unknown = set(cfg) - {"model", "data", "train", "codec"}
+    if unknown:
+        raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
+                         f"[train] (and [codec] for vertex data)")
+    sections = {}
+    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS),
+                           ("codec", CODEC_DEFAULTS)):
+        sec = {**defaults, **cfg.get(name, {})}
+        bad = set(sec) - set(defaults)
+        if bad:
+            raise ValueError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
+                             f"{sorted(defaults)}")
+        sections[name] = sec
+    train, data = sections["train"], sections["data"]
+    base = p.parent
+
+    def resolve(c: str) -> str:
+        return c if Path(c).is_absolute() else str((base / c).resolve())
+
+    for key in ("corpus", "captures"):
+        if isinstance(data[key], str):
+            data[key] = [data[key]]
+        data[key] = [resolve(c) for c in data[key]]
+    if data["vertices"]:
+        if data["corpus"] or data["captures"]:
+            raise ValueError(f"{p}: [data] vertices cannot be mixed with corpus/captures (a "
+                             f"vertex model and an ARKit model have different channels)")
+        data["vertices"] = resolve(data["vertices"])
+    elif "codec" in cfg:
+        raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
+    train["out"] = resolve(train["out"])
+    if train["init_from"]:
+        train["init_from"] = resolve(train["init_from"])
+    return {"model": cfg.get("model", {}), "data": data, "train": train,
+            "codec": sections["codec"]}
+
+
+def _sources(data: dict, fps: float) -> tuple[list, list]:
+    """(files [(path, style)], capture utterances) from the [data] section."""
+    from .corpus import read_manifest
+    files, captures = [], []
+    style = 0
+    for folder in data["corpus"]:
+        recs = read_manifest(folder)
+        files += [(str(Path(folder) / r["file"]), style) for r in recs]
+        style += 1
+    for folder in data["captures"]:
+        from .captures import load_capture_folder
+        res = load_capture_folder(folder, fps, style=style)
+        utts = res[0] if isinstance(res, tuple) else res
+        captures += utts
+        style += 1
+    if not files and not captures:
+        raise ValueError("no training data: set [data] corpus (from `streamtalker make-dataset`) "
+                         "and/or captures")
+    return files, captures
+
+
+def _latest_state(out: Path) -> Path | None:
+    states = sorted(out.glob("step-*.state.pt"))
+    return states[-1] if states else None
+
+
+def _state_step(state_path: Path) -> int:
+    """The step of ``step-NNNNNNN.state.pt``."""
+    return int(state_path.name.split(".")[0].split("-")[1])
+
+
+_CHECKPOINT_FILE = re.compile(r"^step-(\d{7})\.(safetensors|json|codec\.safetensors|state\.pt)$")
+
+
+def _set_aside_incomplete(out: Path, step0: int) -> list[Path]:
+    """Rename the files of step checkpoints newer than ``step0`` that have no ``.state.pt`` (a
+    run stopped while saving them) to ``step-N.interrupted-I.EXT`` (one I per step), so the
+    resumed run can save that step again; nothing is deleted, and only files named exactly
+    like a checkpoint's are touched. Returns the new paths."""
+    by_step: dict[int, list[Path]] = {}
+    for f in out.iterdir():
+        m = _CHECKPOINT_FILE.match(f.name)
+        if m and f.is_file() and int(m.group(1)) > step0:
+            by_step.setdefault(int(m.group(1)), []).append(f)
+    moved = []
+    for step, files in sorted(by_step.items()):
+        stem = f"step-{step:07d}"
+        if (out / f"{stem}.state.pt").exists():
+            continue
+        i = 1
+        while any(out.glob(f"{stem}.interrupted-{i}.*")):
+            i += 1
+        for f in sorted(files):
+            dest = f.with_name(f"{stem}.interrupted-{i}{f.name[len(stem):]}")
+            f.rename(dest)
+            moved.append(dest)
+    if moved:
+        print(f"set aside {len(moved)} file(s) of an interrupted save: "
+              f"{', '.join(p.name for p in moved)}")
+    return moved
+
+
+def _plot(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list({int(r["step"]): r for r in csv.DictReader(open(csv_path))}.values())
+    rows.sort(key=lambda r: int(r["step"]))   # a resumed run logs its steps again: keep the last
+    if not rows:
+        return
+    step = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in ("loss", "x0", "velocity"):
+        ax.plot(step, [float(r[key]) for r in rows], label=f"train {key}", lw=1)
+    val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (normalized units)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+class _Job:
+    """What differs between ARKit and vertex training: the model, the batches, the files.
+
+    Attributes: model (StreamTalkerModel), next_batch() -> batch dict, val_batches (list),
+    n_train (training utterances, all ranks), save(path) writes a checkpoint (for vertex
+    data also NAME.codec.safetensors), data_record (for the checkpoint's training record).
+    """
+
+    def __init__(self, model, next_batch, val_batches, n_train, save, data_record):
+        self.model, self.next_batch, self.val_batches = model, next_batch, val_batches
+        self.n_train, self.save, self.data_record = n_train, save, data_record
+
+
+def _continued_from(state_path: Path | None, tr: dict):
+    """The checkpoint a run continues from: the resumed step's weights, else ``init_from``,
+    else None (a fresh run)."""
+    if state_path is not None:
+        return state_path.with_name(state_path.name.replace(".state.pt", ".safetensors"))
+    return tr["init_from"] or None
+
+
+def _continue(model, cfg: dict, src, resumed: bool) -> None:
+    """A model loaded from ``src``: record a fine-tune's origin, apply the [model] settings."""
+    if not resumed:
+        model.config.training = {**model.config.training, "fine_tuned_from": str(src)}
+    apply_model_settings(model, cfg["model"], src)
+
+
+def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
+               data_seed: int) -> _Job:
+    """ARKit blendshape data: corpus folders (streamed, optionally silence-padded) and
+    capture folders. ``data_seed`` seeds this rank's example draws (see :func:`run_training`)."""
+    from .corpus import CorpusStream, load_utterance
+    from .batches import ChunkBatcher, fit_normalization
+
+    tr, data = cfg["train"], cfg["data"]
+    src = _continued_from(state_path, tr)
+    if src is not None:
+        model = load_checkpoint(src, dev)
+        _continue(model, cfg, src, resumed=state_path is not None)
+    else:
+        model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
+    mcfg = model.config
+    files, captures = _sources(data, mcfg.fps)
+    n_sources = len(data["corpus"]) + len(data["captures"])
+    if n_sources > mcfg.n_styles:
+        how = ("raise [model] n_styles" if state_path is None and not tr["init_from"] else
+               "a fine-tune or a resumed run cannot add identities: use at most "
+               f"{mcfg.n_styles} data source(s), or train from scratch")
+        raise ValueError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
+                         f"{how}")
+    rng = np.random.default_rng(tr["seed"])
+    idx = rng.permutation(len(files))
+    n_val = int(round(len(files) * data["val_fraction"]))
+    val_files = [files[i] for i in idx[:n_val]]
+    train_files = [files[i] for i in idx[n_val:]][rank::world]   # each rank its own part
+    if state_path is None and not tr["init_from"]:
+        sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
+        fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
+    stream = cap_batcher = None
+    if train_files:
+        stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
+                              pad=bool(data["pad_silence"]))
+    if captures:
+        cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7)
+    mix = np.random.default_rng([data_seed, 1])   # not the stream's own draws
+
+    def next_batch():
+        if stream is not None and (cap_batcher is None or mix.random() < 0.7):
+            return stream.batch(tr["batch_size"])
+        return cap_batcher.batch(tr["batch_size"])
+
+    val_batches = []
+    if val_files:
+        vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
+        val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
+    return _Job(model, next_batch, val_batches, len(files) - n_val + len(captures),
+                lambda path: save_checkpoint(model, path),
+                {"corpus": data["corpus"], "captures": data["captures"]})
+
+
+#: [model] settings a vertex run sets itself (from the data set and the codec).
+VERTEX_SET_SETTINGS = ("fps", "channel_names", "output_kind", "n_styles")
+
+
+def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
+                data_seed: int) -> _Job:
+    """Vertex data (VOCASET/BIWI): a PCA codec fitted on the training split (fresh runs; on
+    the CPU under DDP, so every rank gets the same codec), speaker one-hot styles in split
+    order, the model trained in the codec's latent space."""
+    from .batches import ChunkBatcher
+    from ..vertex import PCACodec, VertexModel, list_sequences, load_split
+    from .vertex import prepare_vertex_training, vertex_utterances
+    from ..vertex.datasets import get_spec
+
+    tr, data, cc = cfg["train"], cfg["data"], cfg["codec"]
+    fixed = sorted(set(cfg["model"]) & set(VERTEX_SET_SETTINGS))
+    if fixed:
+        raise ValueError(f"[model] {', '.join(fixed)}: set from the data set and the codec for "
+                         f"vertex data (VOCASET 30 fps, BIWI 25 fps; one style per training "
+                         f"speaker); remove them from [model]")
+    spec = get_spec(data["dataset"])
+    root = data["vertices"]
+    limit = int(data["max_sequences"]) or None
+    seqs = load_split(root, spec, data["split"], max_sequences=limit)
+    if rank == 0:
+        print(f"{spec.name}: {len(seqs)} sequences, {sum(len(s.vertices) for s in seqs)} frames "
+              f"at {spec.fps:g} fps from {root}")
+    src = _continued_from(state_path, tr)
+    if src is not None:
+        vm = VertexModel.load(src, dev)
+        _continue(vm.model, cfg, src, resumed=state_path is not None)
+        utts = vertex_utterances(vm, seqs)
+    else:
+        codec = PCACodec.fit([s.offsets for s in seqs], n_components=int(cc["components"]),
+                             max_frames=cc["max_frames"], seed=int(tr["seed"]),
+                             device=dev if world == 1 else "cpu")
+        if rank == 0:
+            print(codec.summary())
+        mcfg = dict(cfg["model"])
+        mcfg["training"] = {**mcfg.get("training", {}), "data": root}
+        vm = VertexModel.create(codec, list(spec.train_subjects), fps=spec.fps, dataset=spec.name,
+                                device=dev, seed=int(tr["seed"]), **mcfg)
+        utts = prepare_vertex_training(vm, seqs)
+    model = vm.model
+    batcher = ChunkBatcher(model, utts[rank::world], seed=data_seed)
+    val_batches = []
+    if data["val_split"]:
+        vseqs = []
+        if list_sequences(root, spec, data["val_split"]):   # raises on an unknown split
+            vseqs = load_split(root, spec, data["val_split"], max_sequences=limit)
+        elif rank == 0:   # e.g. only the training speakers were downloaded
+            print(f"no validation loss: no {spec.name} sequences of split "
+                  f"{data['val_split']!r} under {root}")
+        if vseqs:
+            vb = ChunkBatcher(model, vertex_utterances(vm, vseqs, unseen="unknown"), seed=12345)
+            val_batches = [vb.batch(tr["batch_size"], model.config.chunk_frames)
+                           for _ in range(tr["val_batches"])]
+    return _Job(model, lambda: batcher.batch(tr["batch_size"]), val_batches, len(utts),
+                vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
+
+
+def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
+    """Train as the config says; returns the path of ``final.safetensors``.
+
+    Raises:
+        FileExistsError: ``out`` already holds a final model.
+        FileNotFoundError / ValueError: bad config or data.
+    """
+    from tqdm import tqdm
+    from .batches import lr_at, optimizer_step
+
+    cfg = read_train_config(config_path)
+    tr = cfg["train"]
+    if tr["threads"]:
+        torch.set_num_threads(int(tr["threads"]))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = tr["device"]
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cuda" and world > 1:
+        dev = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if dev.startswith("cuda") else "gloo")
+    out = Path(tr["out"])
+    final = out / "final.safetensors"
+    if final.exists():
+        raise FileExistsError(f"{final} exists: this run is finished; choose a new [train] out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    state_path = _latest_state(out) if tr["resume"] else None
+    step0 = _state_step(state_path) if state_path is not None else 0
+    if rank == 0:
+        _set_aside_incomplete(out, step0)
+    torch.manual_seed(tr["seed"] + step0)
+    # a resumed run draws new examples, not the first run's again
+    data_seed = int(tr["seed"]) + rank + 1_000_003 * step0
+    job = (_vertex_job if cfg["data"]["vertices"] else _arkit_job)(cfg, dev, state_path, rank,
+                                                                   world, data_seed)
+    model, val_batches = job.model, job.val_batches
+    mcfg = model.config
+
+    net = model.net.train()
+    ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
+        if world > 1 else net
+    opt = torch.optim.AdamW(net.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    if state_path is not None:
+        st = torch.load(state_path, map_location=dev, weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        step0 = st["step"]
+    noiser = DDPMNoiser(mcfg.schedule, mcfg.train_timesteps)
+    gen = torch.Generator().manual_seed(tr["seed"] * 1000 + rank + step0)
+    use_amp = bool(tr["amp"]) and dev.startswith("cuda")
+    csv_path = out / "losses.csv"
+    new_csv = not csv_path.exists()
+    log = open(csv_path, "a", newline="") if rank == 0 else None
+    writer = csv.writer(log) if log else None
+    if writer and new_csv:
+        writer.writerow(["step", "loss", "x0", "velocity", "viseme", "viseme_acc", "lr",
+                         "val_loss", "seconds"])
+    if rank == 0 and not (out / "config.toml").exists():
+        (out / "config.toml").write_text(Path(config_path).read_text())
+    t_start = time.time()
+    steps = tr["steps"]
+    acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}
+    n_acc = 0
+    bar = tqdm(range(step0, steps), initial=step0, total=steps, desc="train", unit="step",
+               disable=not progress or rank != 0)
+
+    def save(step: int) -> None:
+        if rank != 0:
+            return
+        name = f"step-{step:07d}"
+        model.config.training = {**model.config.training, "steps": step}
+        job.save(out / f"{name}.safetensors")
+        atomic_write(out / f"{name}.state.pt",
+                     lambda tmp: torch.save({"optimizer": opt.state_dict(), "step": step}, tmp))
+
+    def validate() -> float:
+        net.eval()
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            vals = [float(model.training_loss(b, noiser, g)["loss"]) for b in val_batches]
+        net.train()
+        return float(np.mean(vals)) if vals else float("nan")
+
+    for step in bar:
+        lr = lr_at(step, steps, tr["lr"], tr["warmup"])
+        losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
+                                amp=use_amp)
+        for k in acc:
+            acc[k] += losses.get(k, 0.0)
+        n_acc += 1
+        done = step + 1
+        if rank == 0 and (done % tr["log_every"] == 0 or done == steps):
+            val = validate() if (done % tr["save_every"] == 0 or done == steps) and val_batches else None
+            writer.writerow([done, *(f"{acc[k] / n_acc:.5f}" for k in acc), f"{lr:.6g}",
+                             "" if val is None else f"{val:.5f}", f"{time.time() - t_start:.1f}"])
+            log.flush()
+            bar.set_postfix(loss=f"{acc['loss'] / n_acc:.4f}")
+            acc = {k: 0.0 for k in acc}
+            n_acc = 0
+        if done % tr["save_every"] == 0 and done != steps:
+            save(done)
+            if rank == 0:
+                _plot(csv_path, out / "losses.png")
+    net.eval()
+    if rank == 0:
+        model.config.training = {
+            **model.config.training, "steps": steps, "batch_size": tr["batch_size"], "lr": tr["lr"],
+            "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu ({os.cpu_count()} cores)",
+            "gpus": world if dev.startswith("cuda") else 0,
+            "seconds_this_run": round(time.time() - t_start, 1), "train_files": job.n_train,
+            "data": job.data_record,
+        }
+        job.save(final)
+        log.close()
+        _plot(csv_path, out / "losses.png")
+        (out / "summary.json").write_text(json.dumps(model.config.training, indent=2))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return final
