@@ -8,37 +8,80 @@ Public API::
     frames = session.push(samples)   # float32 mono 16 kHz -> [n_new, D]
     frames = session.flush()
     frames = model.generate(audio, sample_rate, seed=0)   # [round(duration * fps), D]
+    info = model_core.describe_checkpoint(path)           # kind, channels, fps (JSON only)
+
+The package is layered (docs/architecture.md): :mod:`.face` and :mod:`.errors` at the bottom,
+then :mod:`.io`, :mod:`.runtime`, :mod:`.vertex`, :mod:`.live` (what runs inside Blender),
+then :mod:`.training`, :mod:`.evaluation` and :mod:`.cli`. Importing this package is cheap:
+the names below that need torch load their module on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+
+from .errors import AudioError, CheckpointError, StreamTalkerError
 from .face import ARKIT_52
-from .io.audio import AudioFileReader, AudioWarning, load_audio, MODEL_SAMPLE_RATE
-from .runtime.checkpoint import load_checkpoint, save_checkpoint
-from .runtime.config import ModelConfig
-from .errors import AudioError, CheckpointError
-from .runtime.model import StreamTalkerModel
-from .runtime.session import StreamingSession
-from .runtime.device import DEFAULT_THREADS, set_threads
 
 __version__ = "0.1.0"
 
+#: Public names and the module each comes from (imported on first use).
+_LAZY = {
+    "AudioFileReader": ".io.audio", "AudioWarning": ".io.audio", "load_audio": ".io.audio",
+    "MODEL_SAMPLE_RATE": ".io.audio",
+    "load_checkpoint": ".runtime.checkpoint", "save_checkpoint": ".runtime.checkpoint",
+    "describe_checkpoint": ".runtime.checkpoint", "CheckpointInfo": ".runtime.checkpoint",
+    "ModelConfig": ".runtime.config",
+    "StreamTalkerModel": ".runtime.model",
+    "StreamingSession": ".runtime.session",
+    "Session": ".runtime.driver", "run": ".runtime.driver",
+    "DEFAULT_THREADS": ".runtime.device", "set_threads": ".runtime.device",
+}
 
-def load_model(path=None, device="cpu", threads: int | None = None) -> StreamTalkerModel:
-    """Load a model: ``path`` to a checkpoint, or None for the bundled default.
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_model(path=None, device="cpu", threads: int | None = None):
+    """Load a model of any kind: the one loader (:func:`describe_checkpoint` decides).
 
     Args:
-        path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None.
+        path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None for the
+            bundled default.
         device: ``"cpu"`` or ``"cuda"``.
         threads: CPU threads torch computes with (intra-op), an integer in 1..cores; None
-            applies the default, 1 (:mod:`model_core.runtime.device` says why). Process-wide, as in
-            :func:`set_threads`, which changes it later without reloading.
+            applies the default, 1 (:mod:`model_core.runtime.device` says why). Process-wide, as
+            in :func:`set_threads`, which changes it later without reloading.
+    Returns:
+        a :class:`~model_core.runtime.model.StreamTalkerModel` for ARKit (and codec-less
+        latent) checkpoints, a :class:`~model_core.vertex.model.VertexModel` for vertex
+        checkpoints (``NAME.codec.safetensors`` beside them).
     Raises:
-        ValueError: a bad ``threads`` or device; see
-        :func:`model_core.runtime.checkpoint.load_checkpoint` for the other errors.
+        ValueError: a bad ``threads`` or device; FileNotFoundError / CheckpointError: see
+        :func:`model_core.runtime.checkpoint.load_checkpoint`.
     """
+    from .runtime.checkpoint import describe_checkpoint, load_checkpoint
+    from .runtime.device import set_threads
+
     set_threads(threads)
+    if path is not None and describe_checkpoint(path).kind == "vertex":
+        from .vertex.model import VertexModel
+        return VertexModel.load(path, device)
     return load_checkpoint(path, device)
 
 
 __all__ = ["ARKIT_52", "AudioError", "AudioFileReader", "AudioWarning", "CheckpointError",
-           "DEFAULT_THREADS", "ModelConfig", "StreamTalkerModel", "StreamingSession", "load_audio",
-           "load_model", "save_checkpoint", "set_threads", "MODEL_SAMPLE_RATE", "__version__"]
+           "CheckpointInfo", "DEFAULT_THREADS", "ModelConfig", "Session", "StreamTalkerError",
+           "StreamTalkerModel", "StreamingSession", "describe_checkpoint", "load_audio",
+           "load_model", "run", "save_checkpoint", "set_threads", "MODEL_SAMPLE_RATE",
+           "__version__"]

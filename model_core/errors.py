@@ -1,9 +1,20 @@
-"""Exceptions raised by model_core. All derive from the built-in types callers expect."""
+"""The errors a user can fix (layer 0 of docs/architecture.md).
+
+:class:`StreamTalkerError` is the one user-facing base type: its message is one sentence
+that names the file or setting and says what to do. The library, the CLIs and the Blender
+add-on raise subclasses of it for everything a user can act on, and catch it to show the
+message (the add-on's report line, the CLI's ``error:`` line). Each subclass also derives
+from the built-in type callers already expect (``ValueError``, ``RuntimeError``).
+"""
 
 
-class AudioError(ValueError):
+class StreamTalkerError(Exception):
+    """A problem the user can fix; the message says what and how."""
+
+
+class AudioError(StreamTalkerError, ValueError):
     """Audio that cannot be used: unreadable file, empty, non-finite samples, bad shape/dtype."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StreamTalkerError, ValueError):
     """A checkpoint that cannot be loaded: truncated, wrong format version, mismatched shapes."""

@@ -1,12 +1,26 @@
-"""ARKit-52 blendshape names and the Live Link Face CSV column layout.
+"""The face: one source for every rule about ARKit-52 channels (layer 0 of
+docs/architecture.md; pure Python, imports nothing of model_core).
 
-The 52 names are Apple's ``ARFaceAnchor.BlendShapeLocation`` raw values (lowerCamelCase,
-``Left``/``Right`` suffixes), in Apple's documented order. Live Link Face (Epic Games)
-writes CSV files whose columns are ``Timecode, BlendShapeCount`` followed by the same 52
-shapes in UpperCamelCase (in its own order) and 9 head/eye rotation columns.
+* the 52 names (:data:`ARKIT_52`, Apple's ``ARFaceAnchor.BlendShapeLocation`` raw values,
+  lowerCamelCase, ``Left``/``Right`` suffixes, in Apple's documented order) and the Live
+  Link Face CSV layout (Epic Games: ``Timecode, BlendShapeCount``, the same 52 shapes in
+  UpperCamelCase in the app's own order, then 9 head/eye rotation columns);
+* the ONE name matcher (:func:`name_forms`, :func:`arkit_name`, :func:`match_names`): rigs
+  and capture files spell the names ``jawOpen``, ``JawOpen``, ``jaw_open``, ``eyeBlink_L``,
+  ``eyeBlink.L``, ``L_eyeBlink``, ``EYEBLINKLEFT``, with prefixes such as
+  ``blendShape1.``, ``Face:`` or ``BS_``;
+* the face regions (:func:`region_of`, :data:`LIP_CHANNELS`, :data:`UPPER_CHANNELS`,
+  :data:`UPPER_FACE_CHANNELS`, :data:`MOUTH_CHANNELS`, :func:`is_lip_channel`);
+* the viseme classes of the training-only auxiliary heads (:data:`VISEME_CLASSES`);
+* the frame-count rule (:func:`frame_count`).
 """
 
 from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from typing import Iterable, Mapping
 
 ARKIT_52: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
@@ -45,3 +59,206 @@ LIVE_LINK_FACE_ROTATIONS: tuple[str, ...] = (
 
 assert len(ARKIT_52) == 52 and len(set(ARKIT_52)) == 52
 assert sorted(n[0].lower() + n[1:] for n in LIVE_LINK_FACE_SHAPES) == sorted(ARKIT_52)
+
+
+# --------------------------------------------------------------------------------------
+# The name matcher
+# --------------------------------------------------------------------------------------
+
+#: Tokens of one name part: camelCase words, UPPER runs, digits.
+_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+#: What separates the parts of a name (``blendShape1.jaw_open``, ``Face:mouthSmile_L``).
+_PART_SEP = re.compile(r"[.:|/\\_\-\s]+")
+_SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
+
+
+def name_tokens(name: str) -> tuple[str, ...]:
+    """Lowercase tokens of a channel, column or shape-key name: split at separators
+    (``. : | / \\ _ -`` and white space) and camelCase boundaries; a BOM, quotes and outer
+    spaces are ignored.
+
+    >>> name_tokens("eyeBlink_L"), name_tokens("blendShape1.jaw_open")
+    (('eye', 'blink', 'l'), ('blend', 'shape', '1', 'jaw', 'open'))
+    """
+    s = str(name).strip().strip("\ufeff\"' ")
+    return tuple(t.lower() for part in _PART_SEP.split(s) if part for t in _TOKEN.findall(part))
+
+
+def _canonical(tokens: tuple[str, ...]) -> str | None:
+    """One spelling for a token run: sides normalised (a last ``l``/``r`` is
+    ``left``/``right``; a leading side token moves to the end: ``L_eyeBlink``), joined
+    without separators (so ``EYEBLINKLEFT`` equals ``eyeBlinkLeft``)."""
+    toks = list(tokens)
+    if not toks:
+        return None
+    if toks[-1] in _SIDES:
+        toks[-1] = _SIDES[toks[-1]]
+    elif len(toks) > 1 and toks[0] in _SIDES:
+        toks = toks[1:] + [_SIDES[toks[0]]]
+    return "".join(toks)
+
+
+def name_forms(name: str) -> list[str]:
+    """The canonical spellings ``name`` can stand for, longest first: the whole name, then
+    the name without 1, 2, ... leading tokens (a prefix such as ``blendShape1.`` or
+    ``Face:``). Two names match when the first form of one is a form of the other; the
+    position says how much prefix was dropped (0 = an exact match)."""
+    toks = name_tokens(name)
+    out = []
+    for k in range(len(toks)):
+        c = _canonical(toks[k:])
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def name_key(name: str) -> str | None:
+    """The canonical spelling of the whole ``name`` (its first :func:`name_forms`), or None
+    for a name with no letters or digits."""
+    forms = name_forms(name)
+    return forms[0] if forms else None
+
+
+def match_name(name: str, keys: Mapping[str, object]) -> tuple[object, int] | None:
+    """What ``name`` stands for among ``keys`` ({canonical spelling: value}, e.g. from
+    :func:`name_key`): ``(value, prefix_tokens)`` for the longest form of ``name`` found
+    (``prefix_tokens`` 0 = exact), or None."""
+    for k, form in enumerate(name_forms(name)):
+        if form in keys:
+            return keys[form], k
+    return None
+
+
+_ARKIT_KEYS = {n.lower(): n for n in ARKIT_52}
+
+
+def arkit_name(name: str) -> str | None:
+    """The ARKit-52 name (:data:`ARKIT_52` spelling) a column or shape-key name stands for,
+    or None. Case-insensitive; accepts ``EyeBlinkLeft``, ``eyeBlinkLeft``, ``eyeBlink_L``,
+    ``eye_blink_left``, ``eyeBlink.L``, ``EYEBLINKLEFT``, ``L_eyeBlink``, ``Left_EyeBlink``
+    and prefixes (``blendShape1.eyeBlinkLeft``, ``blendshapes.jawOpen``,
+    ``Face:mouthSmile_L``, ``BS_jawOpen``, ``blendShape1jawOpen``)."""
+    hit = match_name(name, _ARKIT_KEYS)
+    return None if hit is None else str(hit[0])
+
+
+def match_names(channels: Iterable[str], names: Iterable[str]) -> dict[str, str]:
+    """Match channels to names (shape keys, columns): ``{channel: name}`` for the matched
+    channels, in channel order; each name serves at most one channel.
+
+    A name serves the channel its longest form equals (:func:`name_forms`): exact matches
+    are assigned first, then names with a prefix; among several names for one channel the
+    shortest wins (then the first). A name with no letters (``Basis`` included: it matches
+    no channel) is ignored.
+    """
+    chans = list(channels)
+    keys = {}
+    for c in chans:
+        k = name_key(c)
+        if k is not None:
+            keys.setdefault(k, c)
+    found: dict[str, list[tuple[int, str]]] = {}
+    for n in names:
+        hit = match_name(n, keys)
+        if hit is not None:
+            found.setdefault(hit[0], []).append((hit[1], n))
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for exact in (True, False):
+        for c in chans:
+            if c in out:
+                continue
+            best = None
+            for k, n in found.get(c, ()):
+                if (k == 0) == exact and n not in used and (best is None or len(n) < len(best)):
+                    best = n
+            if best is not None:
+                out[c] = best
+                used.add(best)
+    return {c: out[c] for c in chans if c in out}
+
+
+# --------------------------------------------------------------------------------------
+# Regions
+# --------------------------------------------------------------------------------------
+
+#: Regions an animator sets a strength for (the add-on's panel), in display order.
+STRENGTH_REGIONS = ("lips", "brows", "eyes", "blinks")
+
+
+def _flat(name: str) -> str:
+    return arkit_name(name) or "".join(name_tokens(name))
+
+
+def is_lip_channel(name: str) -> bool:
+    """True for the lips: the jaw* and mouth* channels (any spelling of them)."""
+    return _flat(name).lower().startswith(("jaw", "mouth"))
+
+
+def region_of(name: str) -> str:
+    """The strength region of a channel (any spelling): ``blinks`` (eyeBlink*), ``eyes``
+    (other eye*), ``brows`` (brow*), else ``lips`` (jaw, mouth, cheek, nose, tongue)."""
+    f = _flat(name).lower()
+    if f.startswith("eyeblink"):
+        return "blinks"
+    if f.startswith("eye"):
+        return "eyes"
+    if f.startswith("brow"):
+        return "brows"
+    return "lips"
+
+
+#: The lips: jaw* and mouth* (27 channels), what lip-sync metrics and the lip
+#: temperature / lip loss weight act on.
+LIP_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if is_lip_channel(n))
+#: Brows and eyes (19 channels), the upper face of the metrics.
+UPPER_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if region_of(n) != "lips")
+#: Everything above the mouth: brows, eyes, cheek squint, nose sneer (23 channels); the
+#: teacher draws them at random, independent of the phones.
+UPPER_FACE_CHANNELS: tuple[str, ...] = tuple(
+    n for n in ARKIT_52 if n in UPPER_CHANNELS or n.startswith(("cheekSquint", "noseSneer")))
+#: The rest: lips, cheek puff and tongue (29 channels), which speech drives.
+MOUTH_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n not in UPPER_FACE_CHANNELS)
+
+# --------------------------------------------------------------------------------------
+# Visemes
+# --------------------------------------------------------------------------------------
+
+#: The viseme classes, in index order (``"sil"`` is 0): the teacher's targets
+#: (``model_core.training.teacher.VISEME_TARGETS``) and the rows of the network's
+#: training-only auxiliary viseme heads (checkpoints store them as [27, C] in this order).
+VISEME_CLASSES: tuple[str, ...] = (
+    "sil", "NEU", "PP", "FF", "TH", "DD", "NN", "LL", "SS", "SH", "KK", "RR", "WW", "YY",
+    "HH", "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX")
+
+# --------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------
+
+
+def fps_fraction(fps) -> Fraction:
+    """A frame rate as an exact fraction: the nearest with a denominator of at most 1001
+    (30.0 is 30, 29.97 is 2997/100, ``30000 / 1001`` computed in floats is 30000/1001)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def frame_count(duration_s, fps) -> int:
+    """Frames of ``duration_s`` seconds at ``fps``: ``round(duration_s * fps)``, halves
+    rounded up, computed exactly. This is the one rule for how many frames audio gets.
+
+    Args:
+        duration_s: seconds, >= 0: an int, a :class:`~fractions.Fraction` (exact, e.g.
+            ``Fraction(n_samples, sample_rate)``) or a float (taken as the decimal it prints
+            as, so ``n / 16000`` computed in floats counts like the exact fraction).
+        fps: frames per second (see :func:`fps_fraction`).
+    Returns:
+        int >= 0.
+    """
+    d = duration_s if isinstance(duration_s, (int, Fraction)) else Fraction(repr(float(duration_s)))
+    return int(math.floor(d * fps_fraction(fps) + Fraction(1, 2)))
+
+
+def sample_frames(n_samples: int, sample_rate, fps) -> int:
+    """Frames of ``n_samples`` samples at ``sample_rate`` Hz: :func:`frame_count` of the
+    exact duration."""
+    return frame_count(Fraction(int(n_samples)) / Fraction(sample_rate), fps)

@@ -129,8 +129,8 @@ def cmd_evaluate(args) -> int:
             raise FileExistsError(f"{out} already exists; choose another name or pass --force")
         if not out.parent.is_dir():
             raise FileNotFoundError(f"folder {out.parent} of the output file does not exist")
-    from ..vertex import vertex_checkpoint_vertices
-    if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+    from ..runtime.checkpoint import describe_checkpoint
+    if args.checkpoint and describe_checkpoint(args.checkpoint).kind == "vertex":
         return vertex_evaluate(args, seeds[0], out)
     given = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if getattr(args, k, None)]
     if given:
@@ -191,7 +191,8 @@ def vertex_evaluate(args, seed: int, out: Path | None) -> int:
         ValueError: a required option missing (named), or a checkpoint trained on the other
         data set; FileNotFoundError: data, regions or checkpoint files missing.
     """
-    from ..vertex import VertexModel, load_region, load_split
+    from .. import load_model
+    from ..vertex import load_region, load_split
 
     missing = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if not getattr(args, k)]
     if missing:
@@ -199,7 +200,7 @@ def vertex_evaluate(args, seed: int, out: Path | None) -> int:
                          f"{' '.join(missing)} (a VOCASET/BIWI folder and its lip and "
                          f"upper-face regions; docs/vertex_training.md)")
 
-    vm = VertexModel.load(args.checkpoint, device=args.device)
+    vm = load_model(args.checkpoint, device=args.device)
     if vm.dataset and vm.dataset != args.dataset:
         raise ValueError(f"{args.checkpoint} was trained on {vm.dataset}, not {args.dataset}: "
                          f"pass --dataset {vm.dataset} and its data")

@@ -25,7 +25,7 @@ import time
 
 def add_live_parser(sub):
     """Register the ``live`` sub-command on an argparse sub-parsers object."""
-    from . import add_threads_argument
+    from .common import add_threads_argument
     p = sub.add_parser("live", help="animate live microphone input (ARKit-52 weights)",
                        description="Stream the microphone through the model; print fps, "
                                    "latency and the input level; optionally record the take. "
@@ -131,8 +131,8 @@ def cmd_live(args) -> int:
         if out is not None and out.suffix.lower() not in FORMATS:
             raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of "
                              f"{', '.join(FORMATS)}")
-        from ..vertex import vertex_checkpoint_vertices
-        if args.checkpoint and vertex_checkpoint_vertices(args.checkpoint) is not None:
+        from ..runtime.checkpoint import describe_checkpoint
+        if describe_checkpoint(args.checkpoint).kind == "vertex":
             raise ValueError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
                              f"checkpoint (or the bundled model); use `streamtalker generate` "
                              f"for vertex models")

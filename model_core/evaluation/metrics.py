@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..face import ARKIT_52
+from ..face import ARKIT_52, LIP_CHANNELS, UPPER_CHANNELS
 from ..training.phonemes import BILABIALS_ARPABET, OPEN_VOWELS_ARPABET, parse_phone
 
 __all__ = [
@@ -54,10 +54,7 @@ __all__ = [
 # Constants (the exact rules; see the functions' docstrings)
 # --------------------------------------------------------------------------------------
 
-#: Lip / jaw channels: every ARKit-52 name starting with ``jaw`` or ``mouth`` (27).
-LIP_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n.startswith(("jaw", "mouth")))
-#: Upper-face channels: every ARKit-52 name starting with ``brow`` or ``eye`` (19).
-UPPER_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n.startswith(("brow", "eye")))
+# LIP_CHANNELS (jaw*, mouth*: 27) and UPPER_CHANNELS (brow*, eye*: 19) are model_core.face's.
 
 #: Bilabials shorter than this (seconds) are not scored (too short to show a closure).
 BILABIAL_MIN_DURATION_S = 0.030

@@ -173,6 +173,30 @@ def warn_clipped(what: str, n: int) -> None:
         f"should lie in [-1, 1])"), stacklevel=3)
 
 
+def to_model_rate(audio, sample_rate, what: str = "audio") -> np.ndarray:
+    """Samples at any rate -> float32 mono [N'] at :data:`MODEL_SAMPLE_RATE`: the one path
+    from decoded samples to the model (``model.generate``, the Blender add-on's strips).
+
+    Args:
+        audio: samples [N] or [N, C] (float, int16, int32 or uint8; see
+            :func:`to_mono_float32`); float samples beyond ``±SAMPLE_LIMIT`` are clipped,
+            with an :class:`AudioWarning` naming ``what``.
+        sample_rate: rate of ``audio`` in Hz, 4000..384000 (resampled with soxr, HQ).
+    Returns:
+        float32 [round(N * 16000 / sample_rate)] (soxr's length), never beyond
+        ``±SAMPLE_LIMIT``.
+    Raises:
+        AudioError: empty, non-finite or badly shaped audio; ValueError: a sample rate that
+        is not a number of Hz in 4000..384000 (a bool included).
+    """
+    sample_rate = check_sample_rate(sample_rate, "sample_rate")
+    x = to_mono_float32(audio, what=what)
+    x = Resampler(sample_rate, MODEL_SAMPLE_RATE).process(x, last=True)
+    if x.size and float(np.max(np.abs(x))) > SAMPLE_LIMIT:
+        x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)   # resampling overshoot, already warned
+    return x
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
     """Read an audio file, mix to mono and resample to ``sample_rate``.
 

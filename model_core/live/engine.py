@@ -48,10 +48,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.audio import MODEL_SAMPLE_RATE, Resampler, check_sample_rate
+from ..errors import StreamTalkerError
+from ..runtime.driver import run
 from ..runtime.session import check_seed
 
 
-class LiveError(RuntimeError):
+class LiveError(StreamTalkerError, RuntimeError):
     """A live-input failure, with a message for the user."""
 
 
@@ -530,14 +532,20 @@ class LiveEngine:
 
     def _run(self) -> None:
         try:
-            self._loop()
+            # the one driver: pushes each block _blocks() yields, hands the frames to _deliver;
+            # the stream ends when the engine stops (no flush: stopping drops the rest)
+            run(self._session, self._blocks(), on_frames=self._deliver, flush=False)
         except Exception as e:  # reported to the consumer, never raised in this thread
             self._fail(f"live input failed: {type(e).__name__}: {e}")
         finally:
             if self.state == "failed":
                 self._close_stream()
 
-    def _loop(self) -> None:
+    def _blocks(self):
+        """Generator of 16 kHz sample blocks from the ring buffer, for :func:`run`: waits
+        for audio, watches the device (failing the engine on a stall or a closed stream),
+        drops the backlog when the model is behind, and before each block yields records
+        its capture times in ``self._block`` for :meth:`_deliver`."""
         st, ring, rate = self.stats, self._ring, self.samplerate
         max_backlog = int(self.max_backlog_s * rate)
         keep = max(1, int(self.keep_s * rate))
@@ -578,18 +586,19 @@ class LiveEngine:
                 # time, so the latency reported is an upper bound, never flattering)
                 blocks = [(np.concatenate([b[0] for b in blocks]), blocks[0][1], blocks[-1][2])]
             for x, t_cap, end in blocks:
-                self._process(x, t_cap, t_taken, end)
+                lv = level_db(x)
+                st.level_db = lv
+                st.peak_db = max(lv, st.peak_db - 0.5)
+                y = self._resampler.process(x)
+                if len(y):
+                    self._block = (t_cap, t_taken, end, lv)
+                    yield y
 
-    def _process(self, x: np.ndarray, t_cap: float, t_taken: float, end: int) -> None:
-        lv = level_db(x)
+    def _deliver(self, frames: np.ndarray) -> None:
+        """:func:`run`'s ``on_frames``: queue the frames of the block just pushed as a
+        :class:`LiveEvent` (the oldest events dropped beyond ``max_events``)."""
         st = self.stats
-        st.level_db = lv
-        st.peak_db = max(lv, st.peak_db - 0.5)
-        y = self._resampler.process(x)
-        frames = self._session.push(y) if len(y) else np.zeros((0, len(self.channel_names)),
-                                                                np.float32)
-        if not len(frames):
-            return
+        t_cap, t_taken, end, lv = self._block
         ev = LiveEvent(self._seq, frames, end, t_cap, t_taken, time.monotonic(), lv)
         self._seq += 1
         st.frames += len(frames)

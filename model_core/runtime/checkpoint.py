@@ -1,24 +1,26 @@
-"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (config), side by side.
+"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (config), side by side, and
+for vertex models ``NAME.codec.safetensors`` (:func:`codec_path`) beside them.
 
 The JSON holds ``format_version``, the architecture, fps, sample rate, output channel
-names and the training record (:class:`model_core.runtime.config.ModelConfig`). Files are written
-to a temporary name and renamed, and an existing checkpoint is never overwritten.
+names and the training record (:class:`model_core.runtime.config.ModelConfig`). Files are
+written to a temporary name and renamed, and an existing checkpoint is never overwritten.
+:func:`describe_checkpoint` says what a checkpoint is (its kind, channels, fps, vertex
+count) from the JSON alone; :func:`model_core.load_model` loads any kind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
-from .config import FORMAT_VERSION, ModelConfig
 from ..errors import CheckpointError
 from ..io.files import atomic_write
-from .frontend import frontend_feat_dim
-from .network import StreamTalkerNet
+from .config import FORMAT_VERSION, ModelConfig
+
+# torch (safetensors.torch, the network) is imported by the functions that need it, so that
+# describe_checkpoint and read_config stay cheap (and work where torch is not installed).
 
 #: Where the bundled default model lives.
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -46,6 +48,71 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
+def codec_path(path: str | os.PathLike) -> Path:
+    """``NAME.codec.safetensors`` (a vertex model's motion codec) for a checkpoint path
+    ``NAME[.safetensors|.json]``."""
+    w, _ = checkpoint_paths(path)
+    return w.with_name(w.name[:-len(".safetensors")] + ".codec.safetensors")
+
+
+#: The model kinds :func:`describe_checkpoint` reports.
+KINDS = ("arkit", "vertex", "latent")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint is, from its JSON (no weights read).
+
+    Attributes:
+        path: the weights file (``NAME.safetensors``).
+        kind: ``"arkit"`` (ARKit-52 weights in [0, 1]), ``"vertex"`` (meshes through the
+            codec beside it) or ``"latent"`` (a latent model without a codec: frames are
+            codec latents).
+        channel_names: the model's D output channels (``pc000``... for vertex models).
+        fps: model frames per second. sample_rate: 16000 Hz.
+        n_styles: training identities. subjects: a vertex model's training subjects, in
+            style order (empty otherwise).
+        n_vertices: mesh vertices of a vertex model, None for the other kinds.
+    """
+
+    path: Path
+    kind: str
+    channel_names: tuple[str, ...]
+    fps: float
+    sample_rate: int
+    n_styles: int
+    n_vertices: int | None = None
+    subjects: tuple[str, ...] = ()
+
+
+def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo:
+    """Describe a checkpoint cheaply: reads only its JSON (and whether a codec file sits
+    beside it). ``path`` None describes the bundled default. This is where the ARKit /
+    vertex decision is made, for the CLIs and the Blender add-on alike.
+
+    Raises:
+        FileNotFoundError: no config there (or no bundled default).
+        CheckpointError: unreadable JSON, wrong format version, invalid settings, or a codec
+            beside a checkpoint that is not a latent model with a vertex count.
+    """
+    wpath, cpath = checkpoint_paths(DEFAULT_CHECKPOINT if path is None else path)
+    cfg = read_config(wpath)
+    vertex = cfg.training.get("vertex", {}) if isinstance(cfg.training, dict) else {}
+    n_vertices, subjects = None, ()
+    if codec_path(wpath).is_file():
+        n = vertex.get("n_vertices") if isinstance(vertex, dict) else None
+        if cfg.output_kind != "latent" or not n:
+            raise CheckpointError(f"{cpath}: has a codec file beside it but is not a vertex "
+                                  f"model (output_kind {cfg.output_kind!r})")
+        kind, n_vertices = "vertex", int(n)
+        subjects = tuple(str(s) for s in vertex.get("subjects", ()))
+    else:
+        kind = "arkit" if cfg.output_kind == "arkit" else "latent"
+    return CheckpointInfo(path=wpath, kind=kind, channel_names=tuple(cfg.channel_names),
+                          fps=float(cfg.fps), sample_rate=int(cfg.sample_rate),
+                          n_styles=int(cfg.n_styles), n_vertices=n_vertices, subjects=subjects)
+
+
 def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
     """Write ``model`` to ``path`` (.safetensors) and its config beside it (.json).
 
@@ -57,6 +124,8 @@ def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
     Raises:
         FileExistsError: either file already exists (checkpoints are never overwritten).
     """
+    from safetensors.torch import save_file
+
     wpath, cpath = checkpoint_paths(path)
     for p in (wpath, cpath):
         if p.exists():
@@ -113,7 +182,12 @@ def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
             wrongly shaped tensors, NaN/inf weights, invalid config values.
         ValueError: unavailable device.
     """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .frontend import frontend_feat_dim
     from .model import StreamTalkerModel
+    from .network import StreamTalkerNet
 
     if path is None:
         if not DEFAULT_CHECKPOINT.exists():

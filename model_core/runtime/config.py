@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..face import ARKIT_52
+from ..face import ARKIT_52, fps_fraction, sample_frames
 
 #: Checkpoint/config format version this code reads and writes.
 FORMAT_VERSION = 1
@@ -191,7 +191,7 @@ class ChunkGeometry:
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.sr = cfg.sample_rate
-        self.fps = Fraction(cfg.fps).limit_denominator(1001)
+        self.fps = fps_fraction(cfg.fps)
         self.samples_per_frame = Fraction(cfg.sample_rate) / self.fps
         self.lookahead_samples = int(round(cfg.lookahead_ms * cfg.sample_rate / 1000))
         self.hop, self.half_win, self.M = cfg.hop_length, cfg.win_length // 2, cfg.audio_context_frames
@@ -216,7 +216,7 @@ class ChunkGeometry:
 
     def n_frames(self, n_samples: int) -> int:
         """Frames in ``n_samples`` of audio: round(duration * fps), halves rounded up."""
-        return int(math.floor(Fraction(n_samples) / self.samples_per_frame + Fraction(1, 2)))
+        return sample_frames(n_samples, self.sr, self.cfg.fps)
 
     def latency_ms(self, k: int) -> float:
         """Algorithmic latency of a K-frame chunk: chunk length + look-ahead, milliseconds."""

@@ -8,12 +8,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.audio import SAMPLE_LIMIT, Resampler, check_sample_rate, to_mono_float32
+from ..face import is_lip_channel
+from ..io.audio import to_model_rate
 from .config import ChunkGeometry, ModelConfig
 from .diffusion import DDIMScheduler, DDPMNoiser
+from .driver import run
 from .frontend import frontend_feat_dim
 from .network import StreamTalkerNet
-from .session import StreamingSession
+from .session import ResampledSession, StreamingSession
 
 
 def resolve_device(device) -> torch.device:
@@ -130,8 +132,13 @@ class StreamTalkerModel:
         ``lip_temperature`` on the jaw*/mouth* channels of an ARKit model."""
         if lip_temperature == 1.0 or self.config.output_kind != "arkit":
             return None
-        lips = [n.lower().startswith(("jaw", "mouth")) for n in self.channel_names]
-        return torch.tensor([lip_temperature if f else 1.0 for f in lips], dtype=torch.float32)
+        return self._lip_scale(lip_temperature)
+
+    def _lip_scale(self, value: float) -> torch.Tensor:
+        """float32 [D]: ``value`` on the lip channels (:func:`model_core.face.is_lip_channel`),
+        1 elsewhere."""
+        return torch.tensor([value if is_lip_channel(n) else 1.0 for n in self.channel_names],
+                            dtype=torch.float32)
 
     def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
                      generator: torch.Generator, guidance: float = 1.0, t_cache=None,
@@ -174,8 +181,10 @@ class StreamTalkerModel:
 
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
-               fps: float | None = None, lip_temperature: float | None = None) -> StreamingSession:
-        """Open a streaming session (see :class:`model_core.runtime.session.StreamingSession`).
+               fps: float | None = None, lip_temperature: float | None = None):
+        """Open a streaming session: a :class:`~model_core.runtime.session.StreamingSession`,
+        wrapped in a :class:`~model_core.runtime.session.ResampledSession` when ``fps``
+        differs from the model's. Both are :class:`~model_core.runtime.driver.Session` s.
 
         Args:
             seed: sampling seed (same seed + same audio -> same frames).
@@ -187,9 +196,12 @@ class StreamTalkerModel:
         Raises:
             ValueError: a setting out of range.
         """
-        return StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
-                                steps=steps, eta=eta, guidance=guidance, fps=fps,
-                                lip_temperature=lip_temperature)
+        session = StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
+                                   steps=steps, eta=eta, guidance=guidance,
+                                   lip_temperature=lip_temperature)
+        if fps is None or fps == self.config.fps:
+            return session
+        return ResampledSession(session, fps)
 
     def generate(self, audio, sample_rate: int, seed: int = 0, progress: bool = False,
                  **stream_kwargs) -> np.ndarray:
@@ -208,22 +220,12 @@ class StreamTalkerModel:
             that is not a number of Hz in 4000..384000 (a bool included), or bad settings
             (see :class:`~model_core.runtime.session.StreamingSession`).
         """
-        sample_rate = check_sample_rate(sample_rate, "sample_rate")
-        x = to_mono_float32(audio, what="audio")
-        x = Resampler(sample_rate, self.sample_rate).process(x, last=True)
-        if x.size and float(np.max(np.abs(x))) > SAMPLE_LIMIT:
-            x = np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)   # resampling overshoot, already warned
+        x = to_model_rate(audio, sample_rate)
         session = self.stream(seed=seed, **stream_kwargs)
         block = self.sample_rate  # 1 s pushes; the result does not depend on the block size
-        out = []
-        bar = tqdm(total=math.ceil(len(x) / block), unit="s", desc="generate",
-                   disable=not progress, leave=False)
-        for i in range(0, len(x), block):
-            out.append(session.push(x[i:i + block]))
-            bar.update(1)
-        bar.close()
-        out.append(session.flush())
-        return np.concatenate(out)
+        with tqdm(total=math.ceil(len(x) / block), unit="s", desc="generate",
+                  disable=not progress, leave=False) as bar:
+            return run(session, x, block, on_progress=lambda _: bar.update(1))
 
     # -- training ------------------------------------------------------------------------
     def training_loss(self, batch: dict, noiser: DDPMNoiser, generator=None, net=None) -> dict:
@@ -272,8 +274,7 @@ class StreamTalkerModel:
         w = self.config.lip_loss_weight
         if w == 1.0 or self.config.output_kind != "arkit":
             return None
-        lips = [n.lower().startswith(("jaw", "mouth")) for n in self.channel_names]
-        return torch.tensor([w if f else 1.0 for f in lips], dtype=torch.float32)
+        return self._lip_scale(w)
 
     @staticmethod
     def _viseme_loss(audio_logits, cond_logits, b: dict, drop) -> dict:

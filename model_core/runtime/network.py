@@ -15,6 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..face import VISEME_CLASSES
 from .config import ModelConfig
 
 
@@ -134,7 +135,6 @@ class StreamTalkerNet(nn.Module):
         # training-only auxiliary viseme classifiers (see ModelConfig.aux_viseme_weight)
         self.viseme_heads = None
         if cfg.aux_viseme_weight > 0:
-            from ..training.teacher import VISEME_CLASSES
             self.viseme_heads = nn.ModuleDict({"audio": nn.Linear(c, len(VISEME_CLASSES)),
                                                "cond": nn.Linear(d, len(VISEME_CLASSES))})
         # normalization of the output channels (data space <-> model space) and the rest pose

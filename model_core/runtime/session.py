@@ -1,6 +1,7 @@
-"""The streaming session: push audio, get motion frames, with bounded state.
+"""The streaming sessions: push audio, get motion frames, with bounded state. Both implement
+:class:`model_core.runtime.driver.Session`.
 
-Contract (DESIGN.md §5): the session keeps only the last H motion frames (history window),
+Contract (docs/architecture.md, "The streaming contract"): the session keeps only the last H motion frames (history window),
 the encoder's audio context and fewer samples than one chunk plus one analysis window; its
 cost per chunk does not depend on how much audio came before. ``push`` accepts any number of
 samples and returns the frames that became ready; ``flush`` pads the end with silence and
@@ -10,19 +11,17 @@ from the same inputs whatever the push sizes, so the frames are identical for an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 import warnings
-from fractions import Fraction
 
 import numpy as np
 import torch
 
-from ..io.audio import _mono_float32, warn_clipped
+from ..errors import AudioError
+from ..face import fps_fraction, sample_frames
+from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
 from .diffusion import DDIMScheduler
-from ..errors import AudioError
 from .frontend import make_frontend
 
 #: Seeds are unsigned 64-bit integers (what torch's generator holds).
@@ -71,10 +70,6 @@ def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> floa
         raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
     return v
 
-if TYPE_CHECKING:
-    from .model import StreamTalkerModel
-
-
 class MotionResampler:
     """Linear resampling of a frame stream from ``fps_in`` to ``fps_out`` (streaming).
 
@@ -86,8 +81,8 @@ class MotionResampler:
     """
 
     def __init__(self, fps_in: float, fps_out: float, sample_rate: int):
-        self.r = Fraction(fps_in).limit_denominator(1001) / Fraction(fps_out).limit_denominator(1001)
-        self.spf_out = Fraction(sample_rate) / Fraction(fps_out).limit_denominator(1001)
+        self.r = fps_fraction(fps_in) / fps_fraction(fps_out)
+        self.fps_out, self.sample_rate = fps_out, sample_rate
         self.tail: np.ndarray | None = None   # input frames still needed, from tail_first
         self.tail_first = 0
         self.n_out = 0
@@ -99,7 +94,7 @@ class MotionResampler:
         first = self.tail_first
         if len(buf) == 0:
             return np.zeros((0, D), np.float32)
-        limit = int(math.floor(Fraction(n_samples) / self.spf_out + Fraction(1, 2)))
+        limit = sample_frames(n_samples, self.sample_rate, self.fps_out)
         last = first + len(buf) - 1
         out = []
         while self.n_out < limit:
@@ -143,10 +138,10 @@ class StreamingSession:
         [1, 240], lip_temperature [0, 2], style), naming it.
     """
 
-    def __init__(self, model: "StreamTalkerModel", seed: int = 0, style: int | None = None,
+    def __init__(self, model, seed: int = 0, style: int | None = None,
                  chunk_frames: int | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None,
-                 fps: float | None = None, lip_temperature: float | None = None):
+                 lip_temperature: float | None = None):
         cfg = model.config
         self.model = model
         k_max = min(cfg.max_chunk_frames, cfg.history_frames)
@@ -169,8 +164,7 @@ class StreamingSession:
         self.n_samples = 0          # samples received (real audio)
         self.n_buffered = 0         # samples given to the front end (real + end padding)
         self.closed = False
-        self.fps = cfg.fps if fps is None else check_number(fps, "fps (output frame rate)", 1, 240)
-        self.resampler = None if self.fps == cfg.fps else MotionResampler(cfg.fps, self.fps, cfg.sample_rate)
+        self.fps = cfg.fps
         self.dim = cfg.dim
         tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
                            "lip_temperature", 0.0, 2.0)
@@ -188,6 +182,11 @@ class StreamingSession:
     @property
     def chunk_frames(self) -> int:
         return self.K
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The D channel names of the frames (the model's)."""
+        return list(self.model.channel_names)
 
     @property
     def latency_ms(self) -> float:
@@ -251,10 +250,7 @@ class StreamingSession:
         return self._output(frames, final=True)
 
     def _output(self, frames: list[np.ndarray], final: bool) -> np.ndarray:
-        out = np.concatenate(frames) if frames else np.zeros((0, self.dim), np.float32)
-        if self.resampler is not None:
-            out = self.resampler.push(out, self.n_samples, final=final)
-        return out
+        return np.concatenate(frames) if frames else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
     def _step(self) -> np.ndarray:
@@ -286,3 +282,44 @@ class StreamingSession:
                 f"replaced by the previous frame (is the checkpoint damaged?)"), stacklevel=4)
         self.nonfinite_chunks += 1
         return torch.where(torch.isfinite(x), x, self.history[:, -1:].expand_as(x))
+
+
+class ResampledSession:
+    """A session whose frames come out at another frame rate: the inner session's frames
+    linearly interpolated (:class:`MotionResampler`) to ``fps``. Implements
+    :class:`~model_core.runtime.driver.Session`; other attributes (``chunk_frames``,
+    ``clipped_samples``, ``state_sizes()``, ...) are the inner session's.
+
+    Args:
+        session: a session with ``n_samples`` (16 kHz samples received) and ``fps``, e.g.
+            a :class:`StreamingSession`.
+        fps: output frames per second, in [1, 240].
+    Raises:
+        ValueError: ``fps`` out of range or not a number.
+    """
+
+    def __init__(self, session, fps: float):
+        self.fps = check_number(fps, "fps (output frame rate)", 1, 240)
+        self.session = session
+        self.resampler = MotionResampler(session.fps, self.fps, MODEL_SAMPLE_RATE)
+
+    def __getattr__(self, name):
+        if name == "session":          # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.session, name)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.session.latency_ms
+
+    @property
+    def channel_names(self):
+        return self.session.channel_names
+
+    def push(self, samples) -> np.ndarray:
+        """As the inner session's ``push``; frames float32 [n_new, D] at ``fps``."""
+        return self.resampler.push(self.session.push(samples), self.session.n_samples)
+
+    def flush(self) -> np.ndarray:
+        """As the inner session's ``flush``; the rest at ``fps`` (the last input frame held)."""
+        return self.resampler.push(self.session.flush(), self.session.n_samples, final=True)

@@ -51,13 +51,12 @@ import math
 import os
 import re
 from collections import defaultdict
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS
+from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, arkit_name, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, SUPPORTED_EXTENSIONS, load_audio
 
 __all__ = [
@@ -94,42 +93,8 @@ _LLF_DEFAULT_RATE = 60
 # Channel names
 # --------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-_PART_SEP = re.compile(r"[.:|/\\_\-\s]+")
-_SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
-_CANON = {n.lower(): i for i, n in enumerate(ARKIT_52)}
 #: Columns of a Live Link Face CSV that are known and not blendshapes (never reported).
 _LLF_NON_SHAPES = {"timecode", "blendshapecount", *(r.lower() for r in LIVE_LINK_FACE_ROTATIONS)}
-
-
-def _canon_tokens(tokens: list[str]) -> str | None:
-    toks = [t.lower() for t in tokens if t]
-    if not toks:
-        return None
-    if toks[-1] in _SIDES:
-        toks[-1] = _SIDES[toks[-1]]
-    elif len(toks) > 1 and toks[0] in _SIDES:          # "L_eyeBlink", "Left_EyeBlink"
-        toks = toks[1:] + [_SIDES[toks[0]]]
-    return "".join(toks)
-
-
-def arkit_name(name: str) -> str | None:
-    """The ARKit-52 name (``ARKIT_52`` spelling) a column or shape-key name stands for, or None.
-
-    Case-insensitive; accepts ``EyeBlinkLeft``, ``eyeBlinkLeft``, ``eyeBlink_L``,
-    ``eye_blink_left``, ``eyeBlink.L``, ``EYEBLINKLEFT``, ``L_eyeBlink`` and prefixes separated by
-    ``.`` ``:`` ``|`` ``/`` ``_`` (``blendShape1.eyeBlinkLeft``, ``blendshapes.jawOpen``,
-    ``Face:mouthSmile_L``, ``BS_jawOpen``).
-    """
-    s = str(name).strip().strip("\ufeff\"' ")
-    if not s:
-        return None
-    parts = [p for p in _PART_SEP.split(s) if p]
-    for k in range(len(parts)):                         # whole name first, then drop prefixes
-        key = _canon_tokens([t for p in parts[k:] for t in _TOKEN.findall(p)])
-        if key is not None and key in _CANON:
-            return ARKIT_52[_CANON[key]]
-    return None
 
 
 class ChannelIndex(dict):
@@ -653,12 +618,6 @@ def resample_frames(frames: np.ndarray, times_s, fps: float, n_frames: int) -> n
     return ((1.0 - w) * f[j] + w * f[j + 1]).astype(np.float32)
 
 
-def _n_frames(n_samples: int, fps: float) -> int:
-    """round(N / 16000 * fps), halves up — as ``ChunkGeometry.n_frames``."""
-    spf = Fraction(MODEL_SAMPLE_RATE) / Fraction(fps).limit_denominator(1001)
-    return int(math.floor(Fraction(n_samples) / spf + Fraction(1, 2)))
-
-
 def load_capture_pair(audio_path: str | os.PathLike, anim_path: str | os.PathLike, fps: float,
                       style: int = 0, offset_s: float = 0.0, anim_fps: float | None = None,
                       max_mismatch_s: float = 1.0, report: list[str] | None = None):
@@ -724,7 +683,7 @@ def load_capture_pair(audio_path: str | os.PathLike, anim_path: str | os.PathLik
             f"{duration:.2f} s ({uncovered:.2f} s of audio without animation, {excess:.2f} s of "
             f"animation past the audio's end): check the two files belong to the same take, "
             f"trim them, set offset_s, or raise max_mismatch_s")
-    n = _n_frames(samples.shape[0], rate)
+    n = sample_frames(samples.shape[0], MODEL_SAMPLE_RATE, rate)
     out = np.clip(resample_frames(frames, times, rate, n), 0.0, 1.0).astype(np.float32)
     return Utterance(samples=samples, frames=out, style=int(style))
 

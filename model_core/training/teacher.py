@@ -61,7 +61,6 @@ phones and seed give the same face at 25, 30 or 60 fps.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -69,9 +68,12 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import filtfilt, find_peaks
 
-from ..face import ARKIT_52
+from ..face import (ARKIT_52, MOUTH_CHANNELS, UPPER_FACE_CHANNELS, VISEME_CLASSES, frame_count,
+                    sample_frames)
 from .phonemes import VOWEL_VISEMES, detect_alphabet, parse_phone
 
+#: MOUTH_CHANNELS, UPPER_FACE_CHANNELS and VISEME_CLASSES are model_core.face's, re-exported
+#: here because the teacher's rules are written in them.
 __all__ = ["teacher_curves", "prosody_from_audio", "channel_indices", "MOUTH_CHANNELS",
            "UPPER_FACE_CHANNELS", "VISEME_TARGETS", "VISEME_CLASSES", "viseme_track"]
 
@@ -80,11 +82,6 @@ __all__ = ["teacher_curves", "prosody_from_audio", "channel_indices", "MOUTH_CHA
 # --------------------------------------------------------------------------------------
 
 _IDX = {n: i for i, n in enumerate(ARKIT_52)}
-#: Upper-face channels (eyes, brows, cheek squint, nose): random through ``rng``.
-UPPER_FACE_CHANNELS: tuple[str, ...] = tuple(
-    n for n in ARKIT_52 if n.startswith(("eye", "brow", "cheekSquint", "noseSneer")))
-#: Mouth, jaw, cheek puff and tongue channels: deterministic given phones (and prosody).
-MOUTH_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n not in UPPER_FACE_CHANNELS)
 
 
 def channel_indices(names: Sequence[str]) -> np.ndarray:
@@ -185,10 +182,11 @@ VISEME_TARGETS: dict[str, tuple[dict[str, float], tuple[float, float, float, flo
            (0.9, 0.5, 0.9, 0.5)),
     "AX": ({"jaw": 0.28, "lowerDown": 0.10}, (0.5, 0.3, 0.3, 0.3)),
 }
-_VIS_NAMES = tuple(VISEME_TARGETS)
+#: The viseme classes of :func:`viseme_track`, in index order (``"sil"`` is 0): the one list
+#: in :data:`model_core.face.VISEME_CLASSES`, which the network's auxiliary heads use too.
+_VIS_NAMES = VISEME_CLASSES
+assert tuple(VISEME_TARGETS) == VISEME_CLASSES, "VISEME_TARGETS must follow face.VISEME_CLASSES"
 _VIS_ID = {v: i for i, v in enumerate(_VIS_NAMES)}
-#: The viseme classes of :func:`viseme_track`, in index order (``"sil"`` is 0).
-VISEME_CLASSES: tuple[str, ...] = _VIS_NAMES
 _TARGETS = np.zeros((len(_VIS_NAMES), len(_MP)))
 _ALPHA = np.zeros((len(_VIS_NAMES), len(_GROUPS)))
 for _i, _v in enumerate(_VIS_NAMES):
@@ -218,11 +216,6 @@ _REACH_S = 1.0  # phones further than this outside the grid cannot influence it
 # --------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------
-
-def _n_frames(duration_s: float, fps: float) -> int:
-    """round(duration_s * fps), halves rounded up (as ChunkGeometry.n_frames)."""
-    return int(math.floor(duration_s * fps + 0.5 + 1e-9))
-
 
 def _check_common(duration_s, fps) -> tuple[float, float]:
     try:
@@ -621,7 +614,7 @@ def teacher_curves(phones: Sequence[tuple[str, float, float]], duration_s: float
     if alphabet not in ("auto", "arpabet", "espeak"):
         raise ValueError(f"alphabet must be 'auto', 'arpabet' or 'espeak', got {alphabet!r}")
     ph = check_phones(phones)
-    n = _n_frames(d, f)
+    n = frame_count(d, f)
     pros = _check_prosody(prosody, n) if prosody is not None else None
 
     t0 = -_PAD_S
@@ -684,8 +677,7 @@ def prosody_from_audio(samples_16k: np.ndarray, fps: float) -> dict[str, np.ndar
     if not np.all(np.isfinite(x)):
         raise ValueError("samples_16k contains non-finite values")
     _check_common(0.0, fps)
-    fps_q = Fraction(fps).limit_denominator(1001)
-    n = int(math.floor(Fraction(len(x)) * fps_q / sr + Fraction(1, 2)))
+    n = sample_frames(len(x), sr, fps)
     if n == 0:
         return {"f0": np.zeros(0, np.float32), "energy": np.zeros(0, np.float32)}
     hop = sr / float(fps)

@@ -17,8 +17,8 @@ Public API::
 from .codec import PCACodec
 from .datasets import (BIWI, DATASETS, VOCASET, DatasetSpec, VertexSequence, list_sequences,
                        load_region, load_split, load_templates, parse_name)
-from .model import VertexModel, VertexSession, codec_path, vertex_checkpoint_vertices
+from .model import VertexModel, VertexSession, codec_path
 
 __all__ = ["BIWI", "DATASETS", "VOCASET", "DatasetSpec", "PCACodec", "VertexModel",
            "VertexSequence", "VertexSession", "codec_path", "list_sequences", "load_region",
-           "load_split", "load_templates", "parse_name", "vertex_checkpoint_vertices"]
+           "load_split", "load_templates", "parse_name"]

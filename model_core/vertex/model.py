@@ -19,47 +19,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.checkpoint import checkpoint_paths, load_checkpoint, read_config, save_checkpoint
+from ..io.audio import to_model_rate
+from ..runtime.checkpoint import checkpoint_paths, codec_path, load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
-from ..errors import CheckpointError
+from ..runtime.driver import run
 from ..runtime.model import StreamTalkerModel
 from .codec import PCACodec
 
 
-def codec_path(path: str | os.PathLike) -> Path:
-    """``NAME.codec.safetensors`` for a checkpoint path ``NAME[.safetensors|.json]``."""
-    w, _ = checkpoint_paths(path)
-    return w.with_name(w.name[:-len(".safetensors")] + ".codec.safetensors")
-
-
-def vertex_checkpoint_vertices(path: str | os.PathLike) -> int | None:
-    """How many mesh vertices a vertex checkpoint decodes to, or None when ``path`` is an
-    ordinary (ARKit) checkpoint (no ``NAME.codec.safetensors`` beside it). Reads only the
-    JSON config; loads no weights.
-
-    Raises:
-        FileNotFoundError / CheckpointError: as :func:`model_core.runtime.checkpoint.read_config`.
-    """
-    if not codec_path(path).is_file():
-        return None
-    cfg = read_config(path)
-    n = cfg.training.get("vertex", {}).get("n_vertices")
-    if cfg.output_kind != "latent" or not n:
-        raise CheckpointError(f"{checkpoint_paths(path)[1]}: has a codec file beside it but is "
-                              f"not a vertex model (output_kind {cfg.output_kind!r})")
-    return int(n)
-
-
 class VertexSession:
-    """A streaming session in vertex space: the latent session + decode + template.
+    """A streaming session in vertex space: the latent session + decode + template; a
+    :class:`~model_core.runtime.driver.Session` whose frames are meshes.
 
-    ``push(samples)`` -> float32 [n_new, V, 3]; ``flush()`` -> the rest; ``latency_ms``.
-    Same contract as :class:`~model_core.runtime.session.StreamingSession` (any chunking, same
-    seed -> identical frames): decoding is per frame, so it cannot break it.
+    ``push(samples)`` -> float32 [n_new, V, 3]; ``flush()`` -> the rest; ``latency_ms``;
+    ``fps`` (the latent session's); ``channel_names`` None (frames are meshes). Same contract
+    as :class:`~model_core.runtime.session.StreamingSession` (any chunking, same seed ->
+    identical frames): decoding is per frame, so it cannot break it.
     """
+
+    channel_names = None
 
     def __init__(self, session, codec: PCACodec, template: np.ndarray):
         self.session, self.codec, self.template = session, codec, template
+        self.fps = session.fps
 
     @property
     def latency_ms(self) -> float:
@@ -155,10 +137,21 @@ class VertexModel:
 
     def generate(self, audio, sample_rate: int, template, seed: int = 0, style=None,
                  **kwargs) -> np.ndarray:
-        """Whole-file generation (the same session): float32 [round(duration*fps), V, 3]."""
-        z = self.model.generate(audio, sample_rate, seed=seed, style=self.style_index(style),
-                                **kwargs)
-        return self._template(template)[None] + self.codec.decode(z)
+        """Whole-file generation: the vertex session (:meth:`stream`) run over the audio by
+        :func:`model_core.runtime.driver.run`.
+
+        Args:
+            audio: samples [N] or [N, C] at ``sample_rate`` Hz (resampled to 16 kHz with
+                soxr, as :meth:`StreamTalkerModel.generate`); template: neutral mesh [V, 3];
+            seed, style, keywords: as :meth:`stream`.
+        Returns:
+            float32 [round(duration_s * fps), V, 3].
+        Raises:
+            AudioError / ValueError: as :meth:`StreamTalkerModel.generate`; a template of the
+            wrong size.
+        """
+        session = self.stream(template, seed=seed, style=style, **kwargs)
+        return run(session, to_model_rate(audio, sample_rate), self.model.sample_rate)
 
     # -- files ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:

@@ -92,19 +92,30 @@ class ShapeKeyRetargeter:
 
 
 class RetargetSession:
-    """A vertex streaming session whose frames come out as shape-key weights.
+    """A vertex streaming session whose frames come out as shape-key weights: a
+    :class:`~model_core.runtime.driver.Session`.
 
-    ``push(samples)`` -> float32 [n_new, K]; ``flush()`` -> the rest; ``latency_ms``. The
-    same contract as :class:`~model_core.runtime.session.StreamingSession` (each frame is fitted
+    ``push(samples)`` -> float32 [n_new, K]; ``flush()`` -> the rest; ``latency_ms``;
+    ``fps`` (the vertex session's); ``channel_names`` (the K shape-key names). The same
+    contract as :class:`~model_core.runtime.session.StreamingSession` (each frame is fitted
     on its own, so chunking cannot change the result).
 
     Args:
         session: a :class:`~model_core.vertex.model.VertexSession` (frames [n, V, 3]);
-        retargeter: the rig's :class:`ShapeKeyRetargeter` (same V).
+        retargeter: the rig's :class:`ShapeKeyRetargeter` (same V);
+        names: the K shape-key names (default ``key000``...).
+    Raises:
+        ValueError: ``names`` is not K names.
     """
 
-    def __init__(self, session, retargeter: ShapeKeyRetargeter):
+    def __init__(self, session, retargeter: ShapeKeyRetargeter, names=None):
         self.session, self.retargeter = session, retargeter
+        self.fps = session.fps
+        K = retargeter.n_keys
+        self.channel_names = [str(n) for n in names] if names is not None else [
+            f"key{i:03d}" for i in range(K)]
+        if len(self.channel_names) != K:
+            raise ValueError(f"{len(self.channel_names)} names for {K} shape keys")
 
     @property
     def latency_ms(self) -> float:

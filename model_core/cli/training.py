@@ -1,0 +1,86 @@
+"""``streamtalker make-dataset``, ``make-evalset`` and ``train``: the training side's
+commands (the work is in :mod:`model_core.training`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+__all__ = ["add_make_dataset_parser", "add_make_evalset_parser", "add_train_parser"]
+
+
+def add_make_dataset_parser(sub) -> None:
+    """Register ``make-dataset`` (sets ``func``)."""
+    p = sub.add_parser("make-dataset", help="synthesize a training corpus (TTS + teacher curves)",
+                       description="Synthesize speech with exact phone timing (eSpeak NG, Festival), "
+                                   "turn it into ARKit-52 teacher curves, augment the audio, and "
+                                   "write one .npz per utterance plus manifest.jsonl.")
+    p.add_argument("out", help="new folder for the corpus (must not exist or be empty)")
+    p.add_argument("--utterances", type=int, default=2400, help="number of utterances (default 2400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
+    p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
+    p.add_argument("--engines", default="espeak-ng,festival,piper",
+                   help="comma-separated TTS engines (espeak-ng, festival, piper)")
+    p.add_argument("--recipe", default="v2", choices=("v2", "v3"),
+                   help="v2: eSpeak NG + Festival (the v1/v2 models); v3: + Piper, WORLD "
+                        "speaker transforms, measured rooms, held-out sentences and voices "
+                        "kept out (model_core.training.corpus.RECIPES)")
+    p.set_defaults(func=cmd_make_dataset)
+
+
+def cmd_make_dataset(args) -> int:
+    from ..training.corpus import build_corpus
+    if args.utterances < 1:
+        raise ValueError("--utterances must be at least 1")
+    out = build_corpus(args.out, args.utterances, seed=args.seed, fps=args.fps, workers=args.workers,
+                       augment=not args.no_augment, engines=tuple(args.engines.split(",")),
+                       progress=sys.stderr.isatty(), recipe=args.recipe)
+    info = json.loads((out / "corpus.json").read_text())
+    print(f"{out}: {info['utterances']} utterances, {info['hours']:.2f} h of speech, "
+          f"{len(info['espeak_voices'])} eSpeak voices, {len(info['festival_voices'])} Festival voices")
+    return 0
+
+
+def add_make_evalset_parser(sub) -> None:
+    """Register ``make-evalset`` (sets ``func``)."""
+    p = sub.add_parser("make-evalset", help="write the synthetic held-out evaluation set",
+                       description="Synthesize the held-out evaluation set (speakers and "
+                                   "sentences a v3 corpus never trains on) as wav + txt for "
+                                   "`streamtalker evaluate --inputs DIR`.")
+    p.add_argument("out", help="new folder (must not exist or be empty)")
+    p.add_argument("--per-speaker", type=int, default=6, help="clips per speaker (default 6)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_evalset)
+
+
+def cmd_make_evalset(args) -> int:
+    from ..training.corpus import build_heldout_set
+    if args.per_speaker < 1:
+        raise ValueError("--per-speaker must be at least 1")
+    out = build_heldout_set(args.out, args.per_speaker, args.seed)
+    n = len(list((out / "speech").rglob("*.wav")))
+    print(f"{out}: {n} held-out clips (evaluate with --inputs {out})")
+    return 0
+
+
+def add_train_parser(sub) -> None:
+    """Register ``train`` (sets ``func``)."""
+    p = sub.add_parser("train", help="train or fine-tune a model from a TOML config",
+                       description="Train (CPU or CUDA; multi-GPU with torchrun) as a TOML config says, "
+                                   "on ARKit data ([data] corpus/captures) or vertex data "
+                                   "([data] vertices: VOCASET/BIWI, docs/vertex_training.md); "
+                                   "resumes from the newest checkpoint in the run folder.")
+    p.add_argument("config", help="TOML file with [model], [data], [train] (and [codec] for "
+                                  "vertex data); see configs/default.toml, configs/vocaset.toml")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from ..training.trainer import run_training
+    final = run_training(args.config, progress=sys.stderr.isatty())
+    if final is not None:
+        print(f"trained model: {final}")
+    return 0

@@ -1,0 +1,135 @@
+"""The layer rule of docs/architecture.md, checked on the source (ast; nothing is imported):
+every module of model_core imports only from its own layer or the layers below, and no
+imports form a cycle. Function-level (lazy) imports count too: they are dependencies all the
+same. Also: the add-on tells model kinds apart through describe_checkpoint, never with
+``hasattr(model, ...)``."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "model_core"
+
+#: Layers, bottom first (docs/architecture.md). ``model_core`` itself (the package's
+#: ``__init__``, key "") is the public facade on top of the Blender side: it re-exports
+#: face, errors, io and runtime names and its ``load_model`` loads every model kind.
+LAYERS = {"face": 0, "errors": 0, "io": 1, "runtime": 2, "vertex": 3, "live": 4, "": 4.5,
+          "training": 5, "evaluation": 6, "cli": 7}
+#: What runs inside Blender (build_addon.py vendors exactly these).
+BLENDER_SIDE = {"face", "errors", "io", "runtime", "", "vertex", "live"}
+
+
+def module_names() -> dict[str, Path]:
+    out = {}
+    for p in sorted(PKG.rglob("*.py")):
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = p
+    return out
+
+
+def imports_of(name: str, path: Path, modules: dict) -> set[str]:
+    """The model_core modules ``name`` (file ``path``) imports, resolved to module names."""
+    is_pkg = path.name == "__init__.py"
+    here = name.split(".") if is_pkg else name.split(".")[:-1]
+    deps = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+            deps.update(t for t in targets if t.split(".")[0] == "model_core")
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = here[:len(here) - (node.level - 1)]
+            mod = ".".join(base + ([node.module] if node.module else []))
+        else:
+            mod = node.module or ""
+        if mod.split(".")[0] != "model_core":
+            continue
+        subs = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in modules]
+        deps.update(subs)
+        if len(subs) < len(node.names):
+            deps.add(mod)
+    return {d for d in deps if d in modules and d != name}
+
+
+def layer_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def graph() -> dict[str, set[str]]:
+    modules = module_names()
+    return {n: imports_of(n, p, modules) for n, p in modules.items()}
+
+
+def test_every_package_has_a_layer():
+    unknown = sorted({layer_of(n) for n in module_names()} - set(LAYERS))
+    assert not unknown, f"model_core packages without a layer in this test: {unknown}"
+
+
+def test_no_import_goes_up_a_layer():
+    bad = [f"{a} ({layer_of(a) or 'model_core'}) imports {b} ({layer_of(b) or 'model_core'})"
+           for a, deps in graph().items() for b in sorted(deps)
+           if LAYERS[layer_of(b)] > LAYERS[layer_of(a)]]
+    assert not bad, "imports that go up a layer:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles():
+    g = graph()
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+
+    def strong(v):                       # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in g[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            strong(v)
+    assert not cycles, f"import cycles in model_core: {cycles}"
+
+
+def test_blender_side_never_imports_training_evaluation_or_cli():
+    bad = [f"{a} imports {b}" for a, deps in graph().items() if layer_of(a) in BLENDER_SIDE
+           for b in sorted(deps) if layer_of(b) not in BLENDER_SIDE]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_walker_sees_imports():
+    """The checks above are not vacuous: the walker finds known edges."""
+    g = graph()
+    assert "model_core.runtime.config" in g["model_core.runtime.model"]
+    assert "model_core.face" in g["model_core.runtime.config"]
+    assert "model_core.runtime.driver" in g["model_core.cli.generate"]   # a function-level import
+
+
+def test_addon_has_no_hasattr_model_checks():
+    """Model kinds come from describe_checkpoint (``info.kind``), not from probing the
+    loaded object."""
+    pat = re.compile(r"hasattr\(\s*(self\.)?model\b")
+    bad = [f"{p.name}:{i}: {line.strip()}"
+           for p in sorted((ROOT / "streamtalker_addon").glob("*.py"))
+           for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
+    assert not bad, "\n".join(bad)
