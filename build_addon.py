@@ -4,7 +4,10 @@
 ``dist/streamtalker-<version>.zip`` (version from ``streamtalker_addon/blender_manifest.toml``):
 
 * the add-on package ``streamtalker_addon/`` at the zip's root (manifest, ``__init__.py``, ...),
-* a copy of the bpy-free library as ``model_core/`` inside it, with the bundled default model
+* a copy of the part of the bpy-free library that runs inside Blender as ``model_core/``
+  inside it (:data:`VENDORED`: the package facade, ``face``, ``errors``, ``io``,
+  ``runtime``, ``vertex``, ``live`` -- not ``training``, ``evaluation`` or ``cli``; see
+  docs/architecture.md), with the bundled default model
   ``model_core/weights/default.safetensors`` + ``default.json`` (the add-on imports
   ``<addon>.model_core`` first, see ``streamtalker_addon/core.py``),
 * ``LICENSE`` (the project's ``LICENSE``/``COPYING`` if present, else the GPL-3 text from
@@ -46,6 +49,9 @@ MANIFEST = ADDON_DIR / "blender_manifest.toml"
 REQUIRED = ("blender_manifest.toml", "__init__.py", "deps.py", "LICENSE",
             "model_core/__init__.py", "model_core/weights/default.safetensors",
             "model_core/weights/default.json")
+#: What of model_core goes into the zip (paths relative to model_core/): the layers that run
+#: inside Blender. tests/test_layers.py checks that none of them imports anything else.
+VENDORED = ("__init__.py", "face.py", "errors.py", "io", "runtime", "vertex", "live", "weights")
 LICENSE_CANDIDATES = (ROOT / "LICENSE", ROOT / "COPYING", ROOT / "LICENSE.txt",
                       Path("/usr/share/common-licenses/GPL-3"))
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".pytest_cache",
@@ -128,8 +134,9 @@ def _license_file() -> Path:
 
 
 def stage(dest: Path) -> Path:
-    """Copy what goes into the zip into the new folder ``dest``: the add-on, ``model_core``
-    (with its weights) inside it, and ``LICENSE``. Returns ``dest``.
+    """Copy what goes into the zip into the new folder ``dest``: the add-on, the Blender side
+    of ``model_core`` (:data:`VENDORED`, with its weights) inside it, and ``LICENSE``.
+    Returns ``dest``.
 
     Raises:
         BuildError: the add-on, model_core or the bundled default model is missing.
@@ -144,7 +151,13 @@ def stage(dest: Path) -> Path:
     if (dest / "model_core").exists():
         raise BuildError(f"{ADDON_DIR}/model_core exists: remove it (build_addon.py vendors "
                          f"the project's model_core itself)")
-    shutil.copytree(MODEL_CORE_DIR, dest / "model_core", ignore=_IGNORE)
+    for name in VENDORED:
+        src, out = MODEL_CORE_DIR / name, dest / "model_core" / name
+        if src.is_dir():
+            shutil.copytree(src, out, ignore=_IGNORE)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out)
     shutil.copyfile(_license_file(), dest / "LICENSE")
     return dest
 
@@ -245,8 +258,9 @@ def main(argv=None) -> int:
         return 2
     names = check_contents(path)
     size = path.stat().st_size / 1e6
-    print(f"build_addon: {path} ({size:.1f} MB, {len(names)} files; vendored model_core and "
-          f"default weights; passed Blender's extension validator)")
+    print(f"build_addon: {path} ({size:.1f} MB, {len(names)} files; vendored model_core's "
+          f"Blender side ({', '.join(VENDORED)}) and default weights; passed Blender's "
+          f"extension validator)")
     print(f"build_addon: install in Blender with Edit > Preferences > Get Extensions > "
           f"Install from Disk, then press 'Install Dependencies' in the add-on's preferences")
     return 0

@@ -6,7 +6,7 @@ Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAud
 source at real-time pace (tests/virtual_mic.py); model_core.live.engine.LiveEngine captures it via
 ALSA ``pulse`` -> PortAudio. The consumer is, by default, the add-on itself: the ``bpy``
 module with streamtalker_addon registered, the real Face Cap head, ``live.start_live`` and
-the add-on's ``live.drain`` timer callback called every ``live.DRAIN_INTERVAL`` (5 ms;
+the add-on's ``jobs.drain`` timer callback called every ``live.DRAIN_INTERVAL`` (5 ms;
 timers do not fire in the ``bpy`` module), which sets the head's 52 shape-key values to the
 newest frame.
 ``--consumer loop`` uses a bare loop over ``LiveEngine.poll`` instead (no Blender). Per
@@ -59,7 +59,7 @@ class LoopConsumer:
 
 
 class BlenderConsumer:
-    """The add-on's Live on the real Face Cap head: ``live.start_live`` + ``live.drain``."""
+    """The add-on's Live on the real Face Cap head: ``live.start_live`` + ``jobs.drain``."""
     name = "Blender add-on drain, Face Cap head"
 
     def __init__(self, model, checkpoint, device):
@@ -67,7 +67,7 @@ class BlenderConsumer:
         from bl_helpers import import_bpy, import_facecap
         bpy = import_bpy()
         import streamtalker_addon
-        from streamtalker_addon import live
+        from streamtalker_addon import jobs, live
         if not hasattr(bpy.types.Scene, "streamtalker"):
             streamtalker_addon.register()
         bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -78,7 +78,7 @@ class BlenderConsumer:
         if checkpoint:
             scene.streamtalker.model_source = "FILE"
             scene.streamtalker.checkpoint = str(checkpoint)
-        self.live, self.events = live, []
+        self.jobs, self.events = jobs, []
         self.session = live.start_live(bpy.context, device=device, use_timer=False, ring_s=4.0)
         self.engine = self.session.engine
         applied = self.engine.applied
@@ -91,10 +91,10 @@ class BlenderConsumer:
         self.engine.applied = record
 
     def drain(self):
-        self.live.drain()
+        self.jobs.drain()
 
     def stop(self):
-        self.live.stop_live()
+        self.jobs.cancel_active("live")
 
 
 def main(argv=None) -> int:

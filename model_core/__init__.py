@@ -52,7 +52,7 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load_model(path=None, device="cpu", threads: int | None = None):
+def load_model(path=None, device="cpu", threads: int | None = None, backend: str | None = None):
     """Load a model of any kind: the one loader (:func:`describe_checkpoint` decides).
 
     Args:
@@ -62,17 +62,21 @@ def load_model(path=None, device="cpu", threads: int | None = None):
         threads: CPU threads torch computes with (intra-op), an integer in 1..cores; None
             applies the default, 1 (:mod:`model_core.runtime.device` says why). Process-wide, as
             in :func:`set_threads`, which changes it later without reloading.
+        backend: where the network runs (:mod:`model_core.runtime.backends`; None: the
+            default, ``"torch"``, the only one today).
     Returns:
         a :class:`~model_core.runtime.model.StreamTalkerModel` for ARKit (and codec-less
         latent) checkpoints, a :class:`~model_core.vertex.model.VertexModel` for vertex
         checkpoints (``NAME.codec.safetensors`` beside them).
     Raises:
-        ValueError: a bad ``threads`` or device; FileNotFoundError / CheckpointError: see
+        ValueError: a bad ``threads``, device or backend; FileNotFoundError / CheckpointError: see
         :func:`model_core.runtime.checkpoint.load_checkpoint`.
     """
+    from .runtime.backends import resolve_backend
     from .runtime.checkpoint import describe_checkpoint, load_checkpoint
     from .runtime.device import set_threads
 
+    resolve_backend(backend, device)
     set_threads(threads)
     if path is not None and describe_checkpoint(path).kind == "vertex":
         from .vertex.model import VertexModel

@@ -1,14 +1,19 @@
 """StreamTalker Blender extension (``streamtalker_addon``): lip-sync a head mesh's shape
 keys from a sound strip, in the background, with the StreamTalker model.
 
-The Blender layer stays thin: operators, panels, properties, preferences, audio sources,
-the keyframe writer and the worker live here and call :mod:`model_core` (vendored inside
-the installed extension, or the project's top-level package in a checkout, see
-:mod:`.core`) for everything else.
+The Blender layer stays thin and calls :mod:`model_core` (vendored inside the installed
+extension, or the project's top-level package in a checkout, see :mod:`.core`) for
+everything else. Modules, by responsibility (docs/architecture.md, "The Blender add-on"):
 
-Modules: :mod:`.properties`, :mod:`.preferences`, :mod:`.operators`, :mod:`.panels` (the
-Blender classes), :mod:`.mapping` (channel -> shape key matching, no bpy),
-:mod:`.audio_source`, :mod:`.keyframes`, :mod:`.worker`, :mod:`.bake` (batch bake CLI).
+* Blender classes: :mod:`.properties`, :mod:`.preferences`, :mod:`.operators`,
+  :mod:`.panels`;
+* :mod:`.planning` (what to generate: source, target, mapping, frame range, model
+  settings), :mod:`.jobs` (the one job manager: registry, timer, drain), :mod:`.worker`
+  (generate jobs), :mod:`.live` (Live jobs);
+* :mod:`.audio_source` (strips and files -> samples), :mod:`.keyframes` (the action
+  writer), :mod:`.mapping` (channel -> shape key, presets; no bpy), :mod:`.compat` (every
+  Blender-version difference), :mod:`.core` (model_core access, model cache),
+  :mod:`.errors`, :mod:`.deps`, :mod:`.bake` (batch bake CLI).
 
 Importing this package does not import ``bpy``; :func:`register` does. :func:`unregister`
 cancels a running generation and leaves no handler or timer behind.
@@ -16,7 +21,7 @@ cancels a running generation and leaves no handler or timer behind.
 
 from __future__ import annotations
 
-_MODULES = ("properties", "preferences", "operators", "panels", "live")
+_MODULES = ("properties", "preferences", "operators", "panels")
 
 
 def _modules():
@@ -30,9 +35,8 @@ def _make_load_pre():
     @bpy.app.handlers.persistent
     def streamtalker_load_pre(*_args):
         """A file is being loaded: the running job's data is about to vanish; cancel it."""
-        from . import live, worker
-        worker.cancel_active()
-        live.stop_live()
+        from . import jobs
+        jobs.cancel_active()
 
     return streamtalker_load_pre
 
@@ -55,10 +59,10 @@ def register() -> None:
 def unregister() -> None:
     """Cancel a running generation, remove the timer and handler, unregister classes."""
     import bpy
-    from . import core, worker
-    worker.shutdown()
-    if bpy.app.timers.is_registered(worker.drain):
-        bpy.app.timers.unregister(worker.drain)
+    from . import core, jobs
+    jobs.shutdown()
+    if bpy.app.timers.is_registered(jobs.drain):
+        bpy.app.timers.unregister(jobs.drain)
     while _handler is not None and _handler in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_handler)
     for m in reversed(_modules()):

@@ -4,15 +4,22 @@ Main thread: :func:`strip_source` / :func:`file_source` read what they need from
 (paths, frames, offsets, fps) into a plain :class:`AudioSource`. Worker thread:
 :meth:`AudioSource.read` decodes and slices the samples (no ``bpy`` data touched).
 
-Timing (DESIGN.md §6, checked against Blender's own mixdown in the tests): with
+Samples: :func:`decode` reads the file at its own rate -- through Blender's ``aud`` where the
+build has it (:func:`.compat.aud_module`), else soundfile -- and hands them to
+``model_core.io.audio``, the one place that mixes to mono and resamples to the model rate
+(soxr). So a strip in Blender and the same file on the command line give the same samples,
+and the same frames.
+
+Timing (docs/architecture.md, "Blender facts"; checked against Blender's own mixdown in
+the tests): with
 ``fps = render.fps / render.fps_base``, scene frame ``f`` plays source time
 ``(f - strip.frame_start) / fps - strip.sound_offset`` seconds, and the strip is audible for
 ``frame_final_start <= f < frame_final_end`` (trims included; 5.2 calls these
 ``content_start``, ``left_handle``, ``right_handle``: :func:`.compat.strip_frames`). The
 samples handed to the model start at the source time of ``frame_final_start`` and last exactly
-``round(n_frames * 16000 / fps)`` samples, zero-padded where the strip runs outside the
-file, so a session at the scene's fps yields exactly one frame per audible scene frame and
-output frame ``i`` is scene frame ``frame_final_start + i``.
+``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples, zero-padded where the strip runs
+outside the file, so a session at the scene's fps yields exactly one frame per audible scene
+frame and output frame ``i`` is scene frame ``frame_final_start + i``.
 """
 
 from __future__ import annotations
@@ -20,20 +27,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .core import face as _face, mc_submodule
+from .errors import AudioError, SourceError
+
+__all__ = ["AudioSource", "SourceError", "check_fps", "decode", "file_source", "find_strip",
+           "scene_fps", "sound_strips", "strip_source"]
 
 #: Scene frame rates the add-on accepts (frames per second, after fps_base).
 MIN_FPS, MAX_FPS = 10.0, 240.0
 #: Frame rates animators use; others work but are reported as unusual.
 COMMON_FPS = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
-
-
-class SourceError(ValueError):
-    """The audio source cannot be used; the message is meant for the user."""
 
 
 @dataclass
@@ -62,8 +70,8 @@ class AudioSource:
     notes: list = field(default_factory=list, repr=False)
 
     def n_samples(self, n_frames: int) -> int:
-        """16 kHz samples that give exactly ``n_frames`` frames at ``fps``."""
-        return int(round(n_frames * SAMPLE_RATE / self.fps))
+        """Model-rate (16 kHz) samples that give exactly ``n_frames`` frames at ``fps``."""
+        return int(round(n_frames * _model_rate() / self.fps))
 
     def read(self) -> np.ndarray:
         """Decode and slice the audio: float32 [N] mono 16 kHz (worker thread).
@@ -71,11 +79,12 @@ class AudioSource:
         Raises:
             SourceError: missing, unreadable or unsupported file; audio with no samples.
         """
+        rate = _model_rate()
         audio = decode(self.path, self.packed, self.label)
-        start = int(round(self.source_start_s * SAMPLE_RATE))
+        start = int(round(self.source_start_s * rate))
         if self.n_frames is None:
             n = len(audio) - max(start, 0)
-            n_frames = int(math.floor(n * self.fps / SAMPLE_RATE + 0.5))
+            n_frames = _face().frame_count(Fraction(max(n, 0), rate), self.fps)
             if n_frames < 1:
                 raise SourceError(f"{self.label}: the audio is shorter than one frame")
             self.n_frames = n_frames
@@ -88,17 +97,23 @@ class AudioSource:
             where = "past the end" if start >= len(audio) else "before the start"
             self.notes.append(
                 f"{self.label}: its audible frames lie {where} of its audio file (source time "
-                f"{self.source_start_s:.2f} s; the file lasts {len(audio) / SAMPLE_RATE:.2f} s: "
+                f"{self.source_start_s:.2f} s; the file lasts {len(audio) / rate:.2f} s: "
                 f"check the strip's sound offset); silence is keyed")
         return out
 
 
-def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarray:
-    """Decode an audio file to float32 [N] mono 16 kHz.
+def _model_rate() -> int:
+    """The model's sample rate (``model_core.io.audio.MODEL_SAMPLE_RATE``)."""
+    return int(mc_submodule("io.audio").MODEL_SAMPLE_RATE)
 
-    Uses Blender's ``aud`` module where the build has it (the same decoder Blender plays the
-    strip with), else ``model_core.load_audio`` (soundfile + soxr). Packed sounds are
-    written to a temporary file first.
+
+def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarray:
+    """Decode an audio file to float32 [N] mono at the model rate (16 kHz).
+
+    The file is read at its own rate -- with Blender's ``aud`` module where the build has it
+    (the decoder Blender plays the strip with), else soundfile
+    (``model_core.load_audio``) -- and resampled by model_core's one path, soxr
+    (``model_core.io.audio``). Packed sounds are written to a temporary file first.
 
     Raises:
         SourceError: file missing, a directory, unreadable, or empty.
@@ -125,23 +140,24 @@ def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarra
             # cache() decodes now and raises aud.error on an unreadable file; data() on a
             # file that does not decode would abort the process (uncaught C++ exception)
             snd = aud.Sound(path)
-            snd.specs  # noqa: B018  (probe: raises aud.error for non-audio files)
-            data = snd.cache().rechannel(1).resample(SAMPLE_RATE, 2).data()
+            rate, channels = snd.specs  # probe: raises aud.error for non-audio files
+            data = snd.cache().data()   # [N, channels] float32 at the file's own rate
         except Exception as e:  # aud.error
             raise SourceError(f"{name}: unsupported or unreadable audio file {path} ({e})") from None
-        a = np.ascontiguousarray(np.asarray(data, dtype=np.float32).reshape(-1))
+        a = np.asarray(data, dtype=np.float32).reshape(-1, max(int(channels), 1))
         if a.size == 0:
             raise SourceError(f"{name}: {path} holds no samples (zero-length audio)")
         if not np.isfinite(a).all():
             raise SourceError(f"{name}: {path} has NaN/infinite samples")
-        return a
-    from .core import model_core_module
-    mc = model_core_module()
+        try:
+            return mc_submodule("io.audio").to_model_rate(a, float(rate), what=name)
+        except (AudioError, ValueError) as e:
+            raise SourceError(f"{name}: {e}") from None
     try:
-        return mc.load_audio(path)
+        return mc_submodule("io.audio").load_audio(path)
     except FileNotFoundError as e:
         raise SourceError(f"{name}: {e}") from None
-    except mc.AudioError as e:
+    except AudioError as e:
         raise SourceError(f"{name}: {e}") from None
 
 

@@ -37,6 +37,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from .errors import StreamTalkerError
+
 
 @dataclass
 class StripResult:
@@ -78,7 +80,7 @@ def _target_for(scene, strip) -> str:
 BLEND_MAGIC = (b"BLENDER", b"\x28\xb5\x2f\xfd", b"\x1f\x8b")
 
 
-class BakeError(ValueError):
+class BakeError(StreamTalkerError, ValueError):
     """A bad argument or an unusable IN/OUT (exit status 2); the message is one sentence."""
 
 
@@ -253,9 +255,8 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
     """
     import bpy
 
-    from . import audio_source, worker
-    from .audio_source import SourceError
-    from .operators import plan_generation
+    from . import audio_source, jobs, worker
+    from .planning import plan_generation
 
     src = check_input(in_path)
     dst = check_output(out_path, src, force)
@@ -290,9 +291,9 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                     plan.settings.threads = threads
                 for w in plan.warnings:
                     log(f"  note    {scene.name} / {strip.name}: {w}")
-                job = worker.start_job(plan.job(undo=False), use_timer=False)
-                worker.run_to_end()
-            except SourceError as e:
+                job = jobs.start(plan.job(undo=False), use_timer=False)
+                jobs.run_to_end()
+            except StreamTalkerError as e:
                 r.error = str(e)
                 log(r.line())
                 continue
@@ -310,7 +311,7 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
             log(r.line())
     except KeyboardInterrupt:
         out.interrupted = True
-        worker.cancel_active()  # the strip being baked leaves nothing half-written
+        jobs.cancel_active()  # the strip being baked leaves nothing half-written
         started = {(r.scene, r.strip) for r in results}
         for r in results:
             if not r.ok and not r.error:

@@ -4,7 +4,7 @@ Supported and tested (the PyPI ``bpy`` wheels, ``tools/test.sh``): **4.5 LTS, 5.
 LTS** (``blender_manifest.toml``: ``blender_version_min = "4.5.0"``). The rest of the add-on
 calls these functions instead of probing ``bpy`` itself.
 
-What differs (DESIGN.md §6):
+What differs (docs/architecture.md, "Blender facts"):
 
 * F-curves: all three have slotted actions (``action.layers[0].strips[0].channelbag(slot)
   .fcurves``, read through ``bpy_extras.anim_utils``); 5.0 removed the legacy

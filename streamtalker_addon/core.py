@@ -22,28 +22,47 @@ _lock = threading.Lock()
 _models: dict = {}
 
 
-def model_core_module():
-    """The ``model_core`` package: the vendored copy, else the top-level one.
+def _missing(name: str, dep: str) -> ModelCoreMissing:
+    if name != "model_core":
+        return ModelCoreMissing(
+            f"the bundled model library needs the Python package '{dep}', which is not "
+            f"installed in Blender's Python: open Preferences > Add-ons > StreamTalker and "
+            f"press Install Dependencies")
+    return ModelCoreMissing(f"StreamTalker's model library could not be imported: the Python "
+                            f"package '{dep}' is not installed where Blender can import it")
+
+
+def model_core_package():
+    """The ``model_core`` package -- the vendored copy, else the top-level one -- without
+    its runtime: cheap (no torch), for what only reads files (:func:`describe`).
 
     Raises:
-        ModelCoreMissing: neither imports; the message names the missing dependency.
+        ModelCoreMissing: neither copy imports.
     """
     pkg = __package__ or "streamtalker_addon"
+    for name in (f"{pkg}.model_core", "model_core"):
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise _missing(name, e.name) from None
+    raise _missing("model_core", "model_core")
+
+
+def model_core_module():
+    """The ``model_core`` package (see :func:`model_core_package`) with its runtime
+    importable (torch, numpy, soxr, ...).
+
+    Raises:
+        ModelCoreMissing: no copy imports, or a dependency of the runtime is missing; the
+            message names the missing package.
+    """
+    mc = model_core_package()
     try:
-        return importlib.import_module(f"{pkg}.model_core")
+        importlib.import_module(f"{mc.__name__}.runtime.model")
     except ModuleNotFoundError as e:
-        if e.name != f"{pkg}.model_core":
-            raise ModelCoreMissing(f"the bundled model library needs the Python package "
-                                   f"'{e.name}', which is not installed in Blender's Python: open "
-                                   f"Preferences > Add-ons > StreamTalker and press Install "
-                                   f"Dependencies") from None
-    try:
-        return importlib.import_module("model_core")
-    except ModuleNotFoundError as e:
-        what = "model_core" if e.name == "model_core" else e.name
-        raise ModelCoreMissing(f"StreamTalker's model library could not be imported: the "
-                               f"Python package '{what}' is not installed where Blender "
-                               f"can import it") from None
+        raise _missing(mc.__name__, e.name) from None
+    return mc
 
 
 def mc_submodule(name: str):
@@ -56,9 +75,19 @@ def mc_submodule(name: str):
     return importlib.import_module(f"{model_core_module().__name__}.{name}")
 
 
+def face():
+    """``model_core.face`` (names, the name matcher, regions, the frame-count rule): pure
+    Python, so it imports even where model_core's dependencies are missing.
+
+    Raises:
+        ModelCoreMissing: no model_core at all.
+    """
+    return importlib.import_module(f"{model_core_package().__name__}.face")
+
+
 def arkit_names() -> tuple[str, ...]:
     """The 52 ARKit channel names (``model_core.face.ARKIT_52``)."""
-    return tuple(model_core_module().ARKIT_52)
+    return tuple(face().ARKIT_52)
 
 
 def default_checkpoint_path() -> Path:
@@ -66,17 +95,33 @@ def default_checkpoint_path() -> Path:
     return Path(mc_submodule("runtime.checkpoint").DEFAULT_CHECKPOINT)
 
 
-def checkpoint_vertices(path: str | None) -> int | None:
-    """Mesh vertices a vertex checkpoint decodes to, or None for an ARKit checkpoint (and for
-    the bundled default, ``path`` None or ""). Reads only the JSON beside the weights.
+_described: dict = {}
+
+
+def describe(path: str | None):
+    """:func:`model_core.describe_checkpoint` of ``path`` (None or "" = the bundled
+    default): kind (``"arkit"``, ``"vertex"``, ``"latent"``), channel names, fps, vertex
+    count. Reads only the JSON, once per (path, modification time): cheap enough for a
+    panel's draw.
 
     Raises:
-        ModelCoreMissing; FileNotFoundError / model_core.CheckpointError: unreadable config.
+        ModelCoreMissing; FileNotFoundError / model_core.CheckpointError: no or an unreadable
+        config.
     """
-    if not path:
-        return None
-    vertex = importlib.import_module(model_core_module().__name__ + ".vertex")
-    return vertex.vertex_checkpoint_vertices(Path(os.path.expanduser(str(path))))
+    mc = model_core_package()
+    ckpt = importlib.import_module(f"{mc.__name__}.runtime.checkpoint")
+    p = Path(os.path.expanduser(str(path))) if path else None
+    try:
+        stamp = os.stat(ckpt.checkpoint_paths(p or ckpt.DEFAULT_CHECKPOINT)[1]).st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(p), stamp)
+    info = _described.get(key)
+    if info is None:
+        info = mc.describe_checkpoint(p)
+        _described.clear()
+        _described[key] = info
+    return info
 
 
 def set_threads(threads: int = 0) -> int:
@@ -108,9 +153,9 @@ def set_threads(threads: int = 0) -> int:
 
 
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
-    """``model_core.load_model(path, device)`` (for a vertex checkpoint
-    ``model_core.vertex.VertexModel.load``), cached by (path, file mtime, device); sets the
-    CPU thread count first (:func:`set_threads`, ``threads`` 0 = automatic).
+    """``model_core.load_model(path, device)`` (a StreamTalkerModel, or a VertexModel for a
+    vertex checkpoint), cached by (path, file mtime, device); sets the CPU thread count first
+    (:func:`set_threads`, ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 
@@ -134,18 +179,15 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     key = (str(p), p.stat().st_mtime_ns, str(device))
     with _lock:
         model = _models.get(key)
-        if model is None:
-            if checkpoint_vertices(path) is not None:
-                vertex = importlib.import_module(mc.__name__ + ".vertex")
-                model = vertex.VertexModel.load(p, device=device)
-            else:
-                model = mc.load_model(None if not path else p, device=device, threads=n_threads)
+        if model is None:   # model_core's one loader: an ARKit or a vertex model
+            model = mc.load_model(None if not path else p, device=device, threads=n_threads)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model
 
 
 def clear_cache() -> None:
-    """Forget cached models (on unregister)."""
+    """Forget cached models and checkpoint descriptions (on unregister)."""
     with _lock:
         _models.clear()
+    _described.clear()

@@ -18,6 +18,7 @@ import bpy
 import numpy as np
 
 from . import compat
+from .errors import StreamTalkerError
 
 #: Custom properties stored on a generated action.
 PROP_PREVIOUS = "streamtalker_previous_action"
@@ -251,7 +252,7 @@ class ShapeKeyActionWriter:
         self.done = True
 
 
-class NotEditable(ValueError):
+class NotEditable(StreamTalkerError, ValueError):
     """The shape keys cannot be animated in this file (linked from a library)."""
 
 

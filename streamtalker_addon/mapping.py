@@ -1,13 +1,12 @@
-"""Model channel -> shape key matching, regions and mapping presets. No ``bpy`` here.
+"""Model channel -> shape key matching, strengths and mapping presets. No ``bpy`` here.
 
-Rigs spell the ARKit names differently (DESIGN.md §3): ``jawOpen`` (Apple), ``JawOpen``
-(Live Link Face), ``jaw_open``, ``eyeBlink_L`` (Face Cap / three.js), ``eyeBlink.L``,
-``EyeBlink_Left``, and often with a prefix such as ``blendShape1.`` or ``Face:``. Matching
-works on *tokens*: a name is split at separators (``_ . : | - /`` and spaces) and at
-camelCase boundaries, lowercased, and a final ``l``/``r`` token is read as ``left``/``right``.
-A shape key matches a channel when its tokens equal the channel's, or end with them after a
-prefix (``blendShape1.jawOpen`` -> ``[blend, shape, 1, jaw, open]`` ends with
-``[jaw, open]``). Exact matches win over prefixed ones; each shape key serves one channel.
+Rigs spell the ARKit names differently: ``jawOpen`` (Apple), ``JawOpen`` (Live Link Face),
+``jaw_open``, ``eyeBlink_L`` (Face Cap / three.js), ``eyeBlink.L``, ``L_eyeBlink``,
+``EyeBlink_Left``, and often with a prefix such as ``blendShape1.`` or ``Face:``. The
+matching rule is model_core's one name matcher (:func:`model_core.face.match_names`, the
+same the capture readers use): a shape key matches a channel when its spelling equals the
+channel's, or does after dropping a prefix; exact matches win over prefixed ones; each shape
+key serves one channel. The strength regions are :func:`model_core.face.region_of`'s.
 
 Presets are JSON files::
 
@@ -19,46 +18,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
+
+from .core import face as _face
 
 PRESET_FORMAT = "streamtalker-mapping"
 PRESET_VERSION = 1
 
-_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-_SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
 
-#: Regions whose strength the panel sets, and the channel-name prefixes in each.
-REGIONS = ("lips", "brows", "eyes", "blinks")
-
-
-def tokens(name: str) -> tuple[str, ...]:
-    """Lowercase tokens of a shape-key or channel name, sides normalised.
-
-    >>> tokens("eyeBlink_L"), tokens("EyeBlinkLeft"), tokens("blendShape1.jaw_open")
-    (('eye', 'blink', 'left'), ('eye', 'blink', 'left'), ('blend', 'shape', '1', 'jaw', 'open'))
-    """
-    toks = [t.lower() for t in _TOKEN.findall(name)]
-    if toks and toks[-1] in _SIDES:
-        toks[-1] = _SIDES[toks[-1]]
-    return tuple(toks)
-
-
-def region_of(channel: str) -> str:
-    """Region of an ARKit channel: ``blinks`` (eyeBlink*), ``eyes`` (other eye*),
-    ``brows`` (brow*), else ``lips`` (jaw, mouth, cheek, nose, tongue)."""
-    t = tokens(channel)
-    if t[:2] == ("eye", "blink"):
-        return "blinks"
-    if t[:1] == ("eye",):
-        return "eyes"
-    if t[:1] == ("brow",):
-        return "brows"
-    return "lips"
+def strength_regions() -> tuple[str, ...]:
+    """Regions whose strength the panel sets (``model_core.face.STRENGTH_REGIONS``)."""
+    return tuple(_face().STRENGTH_REGIONS)
 
 
 def match_channels(channels, shape_keys) -> dict[str, str]:
-    """Match model channels to shape-key names.
+    """Match model channels to shape-key names (:func:`model_core.face.match_names`).
 
     Args:
         channels: model channel names (ARKit-52 ``eyeBlinkLeft`` style), any iterable of str.
@@ -68,42 +42,7 @@ def match_channels(channels, shape_keys) -> dict[str, str]:
         {channel: shape_key} for the matched channels only, in channel order. Unmatched
         channels are absent (see :func:`unmatched`).
     """
-    chans = list(channels)
-    keys = [k for k in shape_keys]
-    ctoks = {c: tokens(c) for c in chans}
-    ktoks = [(k, tokens(k)) for k in keys]
-    used: set[str] = set()
-    out: dict[str, str] = {}
-    # pass 1: exact token matches; pass 2: a prefix before the channel's tokens
-    for exact in (True, False):
-        for c in chans:
-            if c in out:
-                continue
-            ct = ctoks[c]
-            best = None
-            for k, kt in ktoks:
-                if k in used or not ct:
-                    continue
-                if exact:
-                    ok = kt == ct
-                else:
-                    ok = len(kt) > len(ct) and kt[-len(ct):] == ct and not _longer_channel(kt, ct, ctoks)
-                if ok and (best is None or len(k) < len(best)):
-                    best = k
-            if best is not None:
-                out[c] = best
-                used.add(best)
-    return {c: out[c] for c in chans if c in out}
-
-
-def _longer_channel(kt, ct, ctoks) -> bool:
-    """True when another channel's tokens are a longer suffix of ``kt`` than ``ct``
-    (``xx.mouthSmileLeft`` must not serve ``mouthLeft``; it cannot, suffixes differ, but a
-    rig's ``eyeLookInLeft`` must not serve a hypothetical ``lookInLeft``)."""
-    for other in ctoks.values():
-        if len(other) > len(ct) and len(kt) >= len(other) and kt[-len(other):] == other:
-            return True
-    return False
+    return _face().match_names(channels, shape_keys)
 
 
 def unmatched(channels, mapping: dict[str, str]) -> list[str]:
@@ -122,6 +61,7 @@ def apply_strength(values, channels, strengths: dict[str, float]):
     """
     import numpy as np
 
+    region_of = _face().region_of
     factors = np.array([float(strengths.get(region_of(c), 1.0)) for c in channels], np.float32)
     if np.all(factors == 1.0):
         return values

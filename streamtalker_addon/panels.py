@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import bpy
 from bpy.types import Panel, UIList
 
-from . import audio_source, compat, keyframes, worker
+from . import audio_source, compat, core, jobs, keyframes
+from . import mapping as mapping_mod
+from .live import input_device
 
 
 class STREAMTALKER_UL_mapping(UIList):
@@ -36,7 +35,7 @@ class STREAMTALKER_PT_main(_Base, Panel):
 
     def draw(self, context):
         layout = self.layout
-        job = worker.last_job()
+        job = jobs.last_job("generate")
         if job is not None and job.running:
             row = layout.row(align=True)
             row.progress(factor=job.progress, text=f"Generating {int(job.progress * 100)}%")
@@ -110,31 +109,17 @@ class STREAMTALKER_PT_target(_Base, Panel):
                 layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
 
 
-_vertex_sizes: dict = {}
-
-
 def _vertex_model_size(checkpoint: str) -> int | None:
-    """Vertices of the chosen vertex checkpoint (``training.vertex.n_vertices`` of its JSON),
-    None for ARKit checkpoints or unreadable paths. Drawing must stay cheap: no model_core or
-    torch import, and the JSON is read once per (path, modification time)."""
+    """Vertices of the chosen vertex checkpoint, None for other kinds or unreadable paths
+    (:func:`.core.describe`: the JSON only, read once per path and modification time, no
+    torch import; drawing never fails)."""
     if not checkpoint:
         return None
-    base = os.path.expanduser(bpy.path.abspath(checkpoint))
-    for ext in (".safetensors", ".json"):
-        if base.endswith(ext):
-            base = base[:-len(ext)]
     try:
-        if not os.path.isfile(base + ".codec.safetensors"):
-            return None
-        key = (base, os.stat(base + ".json").st_mtime_ns)
-        if key not in _vertex_sizes:
-            with open(base + ".json") as f:
-                n = json.load(f).get("training", {}).get("vertex", {}).get("n_vertices")
-            _vertex_sizes.clear()
-            _vertex_sizes[key] = int(n) if n else None
-        return _vertex_sizes[key]
-    except (OSError, ValueError, TypeError, AttributeError):   # drawing never fails
+        info = core.describe(bpy.path.abspath(checkpoint))
+    except Exception:   # noqa: BLE001  (drawing never fails)
         return None
+    return info.n_vertices if info.kind == "vertex" else None
 
 
 class STREAMTALKER_PT_model(_Base, Panel):
@@ -159,12 +144,44 @@ class STREAMTALKER_PT_model(_Base, Panel):
         col.prop(s, "style")
         col = layout.column(align=True)
         col.label(text="Strength")
-        for region in ("lips", "brows", "eyes", "blinks"):
+        for region in mapping_mod.strength_regions():
             col.prop(s, f"strength_{region}", slider=True)
 
 
+class STREAMTALKER_PT_live(_Base, Panel):
+    bl_label = "Live"
+    bl_parent_id = "STREAMTALKER_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        sess = jobs.last_job("live")
+        if sess is not None and sess.running:
+            row = layout.row(align=True)
+            row.operator("streamtalker.live_stop", icon="PAUSE")
+            row.operator("streamtalker.live_record", depress=sess.recording,
+                         text="Recording" if sess.recording else "Record", icon="REC")
+            st = sess.engine.stats
+            lvl = max(0.0, min(1.0, (st.level_db + 60.0) / 60.0))
+            layout.progress(factor=lvl, type="BAR", text=f"Input {st.level_db:.0f} dB")
+            col = layout.column(align=True)
+            col.label(text=f"Latency {st.latency_ms:.0f} ms "
+                           f"(+ up to {sess.engine.latency_ms:.0f} ms chunk and look-ahead)")
+            col.label(text=f"Dropped audio {st.dropped_s:.2f} s")
+            col.label(text=f"Device: {sess.engine.device_name}", icon="OUTLINER_DATA_SPEAKER")
+        else:
+            layout.operator("streamtalker.live_start", icon="REC")
+            dev = input_device(context)
+            layout.prop(context.window_manager.streamtalker_live, "device")
+            if dev and dev != context.window_manager.streamtalker_live.device:
+                layout.label(text=f"Preferences device: {dev}")
+            if sess is not None and sess.state == "failed":
+                layout.label(text=sess.error, icon="ERROR")
+            elif sess is not None and sess.recorded_action:
+                layout.label(text=f"Recorded '{sess.recorded_action}'", icon="CHECKMARK")
+
+
 classes = (STREAMTALKER_UL_mapping, STREAMTALKER_PT_main, STREAMTALKER_PT_source,
-           STREAMTALKER_PT_target, STREAMTALKER_PT_model)
+           STREAMTALKER_PT_target, STREAMTALKER_PT_model, STREAMTALKER_PT_live)
 
 
 def register() -> None:

@@ -5,6 +5,8 @@
   channel -> shape key of that mesh, filled by auto-matching, editable in the panel.
 * ``strip.streamtalker_target``: the mesh a sound strip drives in batch bake (else the
   scene's active object).
+* ``window_manager.streamtalker_live`` (:class:`STREAMTALKER_PG_live`): Live's input device
+  (not saved with the file).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class STREAMTALKER_PG_scene(PropertyGroup):
 
     def strengths(self) -> dict[str, float]:
         """{region: factor}, only the regions not at 1.0."""
-        out = {r: float(getattr(self, f"strength_{r}")) for r in mapping_mod.REGIONS}
+        out = {r: float(getattr(self, f"strength_{r}")) for r in mapping_mod.strength_regions()}
         return {r: v for r, v in out.items() if v != 1.0}
 
 
@@ -107,7 +109,14 @@ def get_mapping(obj) -> dict[str, str]:
     return {it.channel: it.shape_key for it in obj.streamtalker.mapping if it.shape_key}
 
 
-classes = (STREAMTALKER_PG_mapping_item, STREAMTALKER_PG_object, STREAMTALKER_PG_scene)
+class STREAMTALKER_PG_live(PropertyGroup):
+    device: StringProperty(name="Input Device", default="",
+                           description="Microphone (PortAudio device name or index); empty: "
+                                       "the default input")
+
+
+classes = (STREAMTALKER_PG_mapping_item, STREAMTALKER_PG_object, STREAMTALKER_PG_scene,
+           STREAMTALKER_PG_live)
 
 
 def register() -> None:
@@ -115,6 +124,7 @@ def register() -> None:
         bpy.utils.register_class(c)
     bpy.types.Scene.streamtalker = PointerProperty(type=STREAMTALKER_PG_scene)
     bpy.types.Object.streamtalker = PointerProperty(type=STREAMTALKER_PG_object)
+    bpy.types.WindowManager.streamtalker_live = PointerProperty(type=STREAMTALKER_PG_live)
     _strip_type().streamtalker_target = PointerProperty(
         type=bpy.types.Object, name="StreamTalker Target", poll=_is_mesh,
         description="Mesh this sound strip lip-syncs in batch bake (default: the active object)")
@@ -122,6 +132,7 @@ def register() -> None:
 
 def unregister() -> None:
     del _strip_type().streamtalker_target
+    del bpy.types.WindowManager.streamtalker_live
     del bpy.types.Object.streamtalker
     del bpy.types.Scene.streamtalker
     for c in reversed(classes):

@@ -1,6 +1,6 @@
 """Forced phone alignment (model_core.training.align) on real speech.
 
-The clips are the project's real inputs (DESIGN.md section 7), fetched into ``inputs/`` by
+The clips are the project's real inputs (docs/architecture.md, "Real inputs"), fetched into ``inputs/`` by
 ``.venv/bin/python tools/fetch_inputs.py``. Missing inputs fail these tests (they are not
 skipped): the alignment of real speech is what they check.
 """

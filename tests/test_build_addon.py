@@ -49,11 +49,20 @@ def test_zip_vendors_model_core_weights_and_licence(built):
     assert weights == (ROOT / "model_core/weights/default.safetensors").read_bytes()
     assert card == (ROOT / "model_core/weights/default.json").read_bytes()
     assert "GNU GENERAL PUBLIC LICENSE" in lic
-    # every module of the project's model_core and of the add-on is in the zip
-    for base, prefix in ((ROOT / "model_core", "model_core/"), (ROOT / "streamtalker_addon", "")):
-        for p in base.rglob("*.py"):
-            if "__pycache__" not in p.parts:
-                assert prefix + p.relative_to(base).as_posix() in names, p
+    # every module of the add-on and of model_core's Blender side is in the zip, and nothing
+    # of training, evaluation or the CLIs (they never run inside Blender)
+    for p in (ROOT / "streamtalker_addon").rglob("*.py"):
+        if "__pycache__" not in p.parts:
+            assert p.relative_to(ROOT / "streamtalker_addon").as_posix() in names, p
+    blender_side = {"__init__.py", "face.py", "errors.py", "io", "runtime", "vertex", "live"}
+    for p in (ROOT / "model_core").rglob("*.py"):
+        if "__pycache__" in p.parts:
+            continue
+        rel = p.relative_to(ROOT / "model_core")
+        inside = "model_core/" + rel.as_posix() in names
+        assert inside == (rel.parts[0] in blender_side), (rel, inside)
+    for left_out in ("training", "evaluation", "cli"):
+        assert not [n for n in names if n.startswith(f"model_core/{left_out}/")], left_out
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("streamtalker_addon/")]  # add-on at the root
 

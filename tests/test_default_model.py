@@ -1,4 +1,4 @@
-"""The bundled default model on real speech (DESIGN.md §7 clips, aligned with pocketsphinx,
+"""The bundled default model on real speech (docs/architecture.md, "Real inputs": clips, aligned with pocketsphinx,
 teacher references): the behaviour an animator relies on out of the box."""
 
 from __future__ import annotations

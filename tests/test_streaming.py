@@ -1,4 +1,4 @@
-"""The streaming contract (DESIGN.md §5) on real speech with the test checkpoint."""
+"""The streaming contract (docs/architecture.md, "The streaming contract") on real speech with the test checkpoint."""
 
 from __future__ import annotations
 

@@ -252,6 +252,45 @@ def test_save_load(voca, trained):
         path.with_name("moved.bin").rename(codec_path(path))
 
 
+def test_describe_checkpoint_and_the_one_loader(voca, trained, tmp_path):
+    """describe_checkpoint tells a vertex checkpoint from an ARKit one from the JSON alone;
+    load_model returns the matching kind; every session is a Session."""
+    import model_core as mc
+    from model_core.runtime.driver import Session, run
+    from model_core.vertex.retarget import RetargetSession, ShapeKeyRetargeter
+    vm, path = trained
+    info = mc.describe_checkpoint(path)
+    assert (info.kind, info.n_vertices, info.fps) == ("vertex", vm.n_vertices, 30.0)
+    assert info.subjects == tuple(VOCASET.train_subjects)
+    assert info.channel_names == tuple(vm.model.channel_names)
+    default = mc.describe_checkpoint(None)
+    assert (default.kind, default.n_vertices) == ("arkit", None)
+    assert default.channel_names == tuple(mc.ARKIT_52)
+    back = mc.load_model(path)
+    assert isinstance(back, VertexModel) and back.subjects == vm.subjects
+    assert type(mc.load_model()).__name__ == "StreamTalkerModel"
+    s = load_split(voca, "vocaset", "test")[0]
+    sess = back.stream(s.template, seed=1, style=0)
+    assert isinstance(sess, Session) and sess.channel_names is None and sess.fps == 30.0
+    verts = run(sess, s.samples, 4000)
+    assert np.array_equal(verts, back.generate(s.samples, SR, s.template, seed=1, style=0))
+    rng = np.random.default_rng(0)
+    deltas = rng.normal(0, 1e-3, (3, vm.n_vertices, 3)).astype(np.float32)
+    rt = RetargetSession(back.stream(s.template, seed=1, style=0),
+                         ShapeKeyRetargeter(s.template, deltas), ["a", "b", "c"])
+    assert isinstance(rt, Session) and rt.channel_names == ["a", "b", "c"]
+    w = run(rt, s.samples)
+    assert w.shape == (len(verts), 3) and w.min() >= 0 and w.max() <= 1
+    # a codec beside a checkpoint that is no latent model is refused, naming the file
+    import shutil
+    arkit = tmp_path / "arkit"
+    shutil.copyfile(mc.describe_checkpoint().path, arkit.with_suffix(".safetensors"))
+    shutil.copyfile(mc.describe_checkpoint().path.with_suffix(".json"), arkit.with_suffix(".json"))
+    shutil.copyfile(codec_path(path), codec_path(arkit))
+    with pytest.raises(mc.CheckpointError, match="not a vertex model"):
+        mc.describe_checkpoint(arkit.with_suffix(".safetensors"))
+
+
 def test_evaluate_cli_on_a_vertex_checkpoint(voca, trained, tmp_path, capsys):
     """`streamtalker evaluate` with a vertex checkpoint prints LVE/FDD/MVE per speaker and
     overall, writes JSON without replacing an existing file, and names missing options."""

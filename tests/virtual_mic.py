@@ -1,4 +1,4 @@
-"""A virtual microphone for tests and benchmarks (DESIGN.md §8): PulseAudio run as an
+"""A virtual microphone for tests and benchmarks (docs/architecture.md, "Real inputs and test doubles"): PulseAudio run as an
 ordinary process with ``module-pipe-source`` reading a fifo; PortAudio sees it through ALSA's
 ``pulse`` device (Debian ``libasound2-plugins``). Samples written into the fifo at real-time
 pace behave like a live microphone.

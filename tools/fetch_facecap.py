@@ -6,7 +6,7 @@ Run it from the project's virtual environment (``tools/setup.sh`` does)::
     .venv/bin/python tools/fetch_facecap.py            # fetch if missing, verify
     .venv/bin/python tools/fetch_facecap.py --check    # verify only, download nothing
 
-Source (DESIGN.md section 7): the PyPI wheel ``openfacefx==0.24.0``, file
+Source (docs/architecture.md, "Real inputs"): the PyPI wheel ``openfacefx==0.24.0``, file
 ``openfacefx/studio_web/assets/facecap.glb`` -- the three.js "Face Cap" head: a 2694-vertex
 head mesh with 52 ARKit morph targets (``browDown_L``-style names), eyes, teeth and an
 11 s, 30 fps captured animation. That file uses ``EXT_meshopt_compression`` and a KTX2

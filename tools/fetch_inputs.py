@@ -6,7 +6,7 @@ Run it from the project's virtual environment::
     .venv/bin/python tools/fetch_inputs.py            # fetch what is missing, verify all
     .venv/bin/python tools/fetch_inputs.py --check    # verify only, download nothing
 
-What it fetches (DESIGN.md section 7), all from PyPI source distributions through
+What it fetches (docs/architecture.md, "Real inputs"), all from PyPI source distributions through
 ``python -m pip download --no-deps --no-binary PKG PKG==VERSION``:
 
 * ``pocketsphinx==5.1.1``: real 16 kHz mono speech from the package's test data —

@@ -2,7 +2,7 @@
 lip gap that the lip-sync measures of :mod:`model_core.evaluation.metrics` are computed on.
 
 Lip sync is judged where the viewer sees it: the distance between the lips after the
-frame's blendshape weights are applied to a real head (DESIGN.md section 2). A relative jaw
+frame's blendshape weights are applied to a real head (docs/architecture.md, "Metrics"). A relative jaw
 level cannot tell a mouth closed by ``mouthClose``/``mouthPress`` from one that is merely
 less open; the geometry can.
 

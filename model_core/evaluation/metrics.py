@@ -1,6 +1,6 @@
 """Evaluation metrics: the field's vertex metrics and lip-sync measures on ARKit-52 curves.
 
-Two families (DESIGN.md section 2):
+Two families (docs/architecture.md, "Metrics"):
 
 * **Vertex metrics** on meshes ``[T, V, 3]`` (VOCASET, BIWI), defined exactly as the
   evaluation scripts of FaceFormer (Fan et al., CVPR 2022) and CodeTalker (Xing et al.,
@@ -615,7 +615,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def lip_gap_measures(gap, weights, phones, fps) -> dict:
-    """Lip-sync measures of one clip from its lip gap (DESIGN.md section 2).
+    """Lip-sync measures of one clip from its lip gap (docs/architecture.md, "Metrics").
 
     The exact rules (frame ``i`` lies in a phone ``(label, s, e)`` when ``s <= i / fps < e``;
     labels are ARPAbet, stress digits ignored):

@@ -1,4 +1,6 @@
-"""How many CPU threads the model computes with: the one place that chooses and applies it.
+"""Devices and CPU threads: :func:`resolve_device` (the one place a device name becomes a
+torch device) and how many CPU threads the model computes with (the one place that chooses
+and applies it).
 
 The bundled network is small (about 34 MFLOP per frame): splitting one chunk's work over
 several intra-op threads costs more in synchronisation than it gains, and on a busy machine
@@ -73,3 +75,23 @@ def set_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def resolve_device(device):
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device -> torch.device.
+
+    Raises:
+        ValueError: unknown device string, or CUDA asked for where torch sees no GPU.
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU "
+                         f"(torch {torch.__version__}); use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+    return dev

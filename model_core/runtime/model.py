@@ -12,28 +12,11 @@ from ..face import is_lip_channel
 from ..io.audio import to_model_rate
 from .config import ChunkGeometry, ModelConfig
 from .diffusion import DDIMScheduler, DDPMNoiser
+from .device import resolve_device
 from .driver import run
 from .frontend import frontend_feat_dim
 from .network import StreamTalkerNet
 from .session import ResampledSession, StreamingSession
-
-
-def resolve_device(device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device -> torch.device.
-
-    Raises:
-        ValueError: unknown device string, or CUDA asked for where torch sees no GPU.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU "
-                         f"(torch {torch.__version__}); use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
-    return dev
 
 
 class StreamTalkerModel:

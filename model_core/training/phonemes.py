@@ -42,7 +42,7 @@ VISEMES: tuple[str, ...] = (
 #: Vowel viseme classes (they carry stress and set the jaw opening of a syllable).
 VOWEL_VISEMES: frozenset[str] = frozenset(
     {"AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX"})
-#: Open vowels: the jaw opens most on these (DESIGN.md section 2 lip-sync measures).
+#: Open vowels: the jaw opens most on these (the lip-sync measures of docs/architecture.md, "Metrics").
 OPEN_VOWELS_ARPABET: frozenset[str] = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 #: Bilabial phones (lips sealed).
 BILABIALS_ARPABET: frozenset[str] = frozenset({"P", "B", "M"})

@@ -64,13 +64,13 @@ def add_strip(scene, name: str, path, frame_start: int, channel: int = 1,
 
 def pump(timeout: float = 300.0):
     """Call the timer callback until the active job ends; returns the job."""
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs
     t0 = time.monotonic()
-    job = worker.active_job()
-    while worker.drain() is not None:
+    job = jobs.active_job()
+    while jobs.drain() is not None:
         assert time.monotonic() - t0 < timeout, "generation did not end"
         time.sleep(0.01)
-    return job or worker.last_job()
+    return job or jobs.last_job()
 
 
 def keyed(key, action=None) -> dict[str, np.ndarray]:

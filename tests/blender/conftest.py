@@ -3,7 +3,7 @@
 Missing prerequisites fail the tests with the command that fixes them (never a skip):
 ``bpy`` (tools/setup.sh installs it), the decoded Face Cap head
 (``tools/fetch_facecap.py``) and the LibriVox clips (``tools/fetch_inputs.py``).
-Timers never fire in the ``bpy`` module: tests pump ``streamtalker_addon.worker.drain``.
+Timers never fire in the ``bpy`` module: tests pump ``streamtalker_addon.jobs.drain``.
 The root conftest's ``toy_checkpoint`` is the model.
 """
 
@@ -48,11 +48,11 @@ def bpy_mod():
 @pytest.fixture
 def empty_scene(bpy_mod):
     """A fresh empty file (factory settings); any running job cancelled after the test."""
-    from streamtalker_addon import worker
-    worker.cancel_active()
+    from streamtalker_addon import jobs
+    jobs.cancel_active()
     bpy_mod.ops.wm.read_factory_settings(use_empty=True)
     yield bpy_mod.context.scene
-    worker.shutdown()
+    jobs.shutdown()
 
 
 @pytest.fixture

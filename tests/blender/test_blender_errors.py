@@ -104,7 +104,7 @@ def test_audio_with_no_samples(ready, bpy_mod, tmp_path):
 
 
 def test_model_load_failures(ready, bpy_mod, tmp_path, monkeypatch):
-    from streamtalker_addon import operators
+    from streamtalker_addon import planning
     bpy = bpy_mod
     scene, head, strip, before = ready
     s = scene.streamtalker
@@ -115,24 +115,28 @@ def test_model_load_failures(ready, bpy_mod, tmp_path, monkeypatch):
     s.checkpoint = str(tmp_path / "bad.safetensors")
     _fails(bpy, "the model could not be loaded")
     s.model_source = "DEFAULT"
-    monkeypatch.setattr(operators, "default_checkpoint_path", lambda: tmp_path / "no.safetensors")
+    monkeypatch.setattr(planning, "default_checkpoint_path", lambda: tmp_path / "no.safetensors")
     _fails(bpy, "the bundled default model is not installed")
     assert _state(bpy, head) == before
 
 
-def test_model_failure_in_the_background_leaves_no_data(ready, bpy_mod, tmp_path):
-    """The asynchronous path: the worker's error reaches the job; nothing is written."""
-    from streamtalker_addon import worker
+def test_model_failure_in_the_background_leaves_no_data(ready, bpy_mod, tmp_path,
+                                                        toy_checkpoint):
+    """The asynchronous path: the worker's error reaches the job; nothing is written. (A
+    config that cannot be read is refused at once, by planning: test_model_load_failures;
+    here the config is good and the weights are not, which only loading finds out.)"""
+    import shutil
+    from streamtalker_addon import jobs
     bpy = bpy_mod
     scene, head, strip, before = ready
     (tmp_path / "bad.safetensors").write_bytes(b"\x00garbage" * 64)
-    (tmp_path / "bad.json").write_text("{}")
+    shutil.copyfile(toy_checkpoint.with_suffix(".json"), tmp_path / "bad.json")
     scene.streamtalker.checkpoint = str(tmp_path / "bad.safetensors")
     assert bpy.ops.streamtalker.generate() == {"FINISHED"}
     job = pump()
     assert job.state == "failed" and "the model could not be loaded" in job.error
     assert "Traceback" not in job.error
-    assert worker.active_job() is None
+    assert jobs.active_job() is None
     assert _state(bpy, head) == before
 
 
@@ -144,6 +148,9 @@ def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypat
     class Failing:
         def __init__(self, session):
             self.session, self.n = session, 0
+
+        def __getattr__(self, name):     # the rest of the Session protocol: the real one's
+            return getattr(self.session, name)
 
         def push(self, x):
             self.n += 1

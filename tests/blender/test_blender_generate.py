@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from bl_helpers import keyed, pump, speech_path
+from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path
 
 
 def _audible(strip) -> np.ndarray:
@@ -20,7 +20,7 @@ def _audible(strip) -> np.ndarray:
 
 def test_generate_keys_all_52_on_the_audible_frames(facecap_scene, bpy_mod, toy_model):
     import model_core as mc
-    from streamtalker_addon import audio_source, keyframes, worker
+    from streamtalker_addon import audio_source, jobs, keyframes
 
     bpy = bpy_mod
     scene, head, strip = facecap_scene
@@ -30,7 +30,7 @@ def test_generate_keys_all_52_on_the_audible_frames(facecap_scene, bpy_mod, toy_
     assert (strip.frame_final_start, strip.frame_start) == (18, 10)
 
     assert bpy.ops.streamtalker.generate() == {"FINISHED"}
-    assert worker.active_job() is not None  # runs in the background until pumped
+    assert jobs.active_job() is not None  # runs in the background until pumped
     job = pump()
     assert job.state == "finished", job.error
 
@@ -111,7 +111,7 @@ class _GatedQueue(queue.Queue):
 
 
 def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, monkeypatch):
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs, worker
 
     bpy = bpy_mod
     scene, head, strip = facecap_scene
@@ -123,10 +123,10 @@ def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, 
     monkeypatch.setattr(worker, "queue", types.SimpleNamespace(Queue=_GatedQueue,
                                                                Empty=queue.Empty))
     bpy.ops.streamtalker.generate()
-    job = worker.active_job()
+    job = jobs.active_job()
     try:
         for _ in range(30000):  # until part of the keys are written
-            worker.drain()
+            jobs.drain()
             if job.writer is not None and job.writer.n_written > 0:
                 break
             threading.Event().wait(0.01)
@@ -135,8 +135,8 @@ def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, 
         assert bpy.ops.streamtalker.cancel() == {"FINISHED"}
     finally:
         _GatedQueue.gate.set()
-    assert job.state == "cancelled" and worker.active_job() is None
-    assert worker.drain() is None
+    assert job.state == "cancelled" and jobs.active_job() is None
+    assert jobs.drain() is None
     assert key.animation_data.action.name == prev_name
     assert key.animation_data.action_slot.identifier == prev.slots[0].identifier
     assert "speech" not in bpy.data.actions and len(bpy.data.actions) == n_actions
@@ -242,3 +242,43 @@ def test_without_aud_the_soundfile_reader_gives_the_same_samples(facecap_scene, 
     bad = audio_source.AudioSource("x", str(speech_path()) + ".missing", 30.0, 1, 10)
     with pytest.raises(audio_source.SourceError, match="audio file not found"):
         bad.read()
+
+
+def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_checkpoint,
+                                                   tmp_path):
+    """Blender hands a strip's samples, decoded at the file's own rate (through ``aud``
+    where the build has it, soundfile otherwise), to model_core's one soxr path: a 44.1 kHz
+    strip keys exactly the frames ``streamtalker generate`` writes for the same file."""
+    import soundfile as sf
+    import soxr
+
+    from model_core.cli import main
+    from streamtalker_addon import compat
+    bpy = bpy_mod
+    x, sr = sf.read(str(speech_path()), dtype="float32")
+    wav = tmp_path / "speech-44k.wav"
+    sf.write(str(wav), soxr.resample(x, sr, 44100, quality="HQ"), 44100, subtype="PCM_16")
+    scene = empty_scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    head = import_facecap(bpy)
+    bpy.context.view_layer.objects.active = head
+    add_strip(scene, "speech-44k", wav, 1)
+    s = scene.streamtalker
+    s.model_source, s.checkpoint, s.seed = "FILE", str(toy_checkpoint), 3
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    keys = keyed(head.data.shape_keys)
+
+    out = tmp_path / "cli.npz"
+    assert main(["generate", str(wav), "-o", str(out), "--checkpoint", str(toy_checkpoint),
+                 "--seed", "3", "--fps", "30"]) == 0
+    z = np.load(out)
+    cli = dict(zip([str(n) for n in z["names"]], z["weights"].T))
+    mapping = {it.channel: it.shape_key for it in head.streamtalker.mapping}
+    assert len(mapping) == 52 and all(mapping.values())
+    n = len(keys["jawOpen"])
+    # the strip's length in frames is Blender's; the CLI counts round(duration * fps)
+    assert abs(n - len(z["weights"])) <= 1, (n, len(z["weights"]))
+    n = min(n, len(z["weights"]))
+    for ch, shape_key in mapping.items():
+        np.testing.assert_array_equal(keys[shape_key][:n, 1], cli[ch][:n],
+                                      err_msg=f"{ch} (aud: {compat.aud_module() is not None})")

@@ -13,30 +13,25 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="module")
 def live_registered(bpy_mod):
-    """Register streamtalker_addon.live unless the add-on's register() already did."""
-    from streamtalker_addon import live
-    mine = not hasattr(bpy_mod.types.WindowManager, "streamtalker_live")
-    if mine:
-        live.register()
+    """Live's classes come with the add-on's register(); stop Live afterwards."""
+    from streamtalker_addon import jobs
     yield
-    live.stop_live()
-    if mine and hasattr(bpy_mod.types.WindowManager, "streamtalker_live"):
-        live.unregister()
+    jobs.cancel_active("live")
 
 
 
 def _pump(seconds: float):
-    from streamtalker_addon import live
+    from streamtalker_addon import jobs
     t_end = time.monotonic() + seconds
     while time.monotonic() < t_end:
-        if live.drain() is None:
+        if jobs.drain() is None:
             return False
         time.sleep(0.02)
     return True
 
 
 def test_live_moves_facecap_shape_keys_and_records(facecap_scene, bpy_mod, mic, speech):
-    from streamtalker_addon import keyframes, live
+    from streamtalker_addon import jobs, keyframes, live
     bpy = bpy_mod
     scene, head, _ = facecap_scene
     key = head.data.shape_keys
@@ -49,7 +44,7 @@ def test_live_moves_facecap_shape_keys_and_records(facecap_scene, bpy_mod, mic, 
     scene.frame_set(40)
     recorded_from = None
     while time.monotonic() < t_end:
-        assert live.drain() is not None, sess.error
+        assert jobs.drain() is not None, sess.error
         seen.append(jaw.value)
         if recorded_from is None and time.monotonic() > t_end - 4.0:
             recorded_from = sess.start_record(scene)
@@ -57,8 +52,8 @@ def test_live_moves_facecap_shape_keys_and_records(facecap_scene, bpy_mod, mic, 
     name = sess.stop_record()
     assert name == recorded_from
     stats = sess.engine.stats
-    live.stop_live()
-    assert sess.state == "stopped" and live.active_session() is None
+    jobs.cancel_active("live")
+    assert sess.state == "stopped" and jobs.active_job("live") is None
     assert np.ptp(seen) > 0.01, "jawOpen did not move"
     assert stats.frames > 0 and len(stats.latency) > 0 and stats.dropped_samples == 0
     act = bpy.data.actions[name]
@@ -74,14 +69,14 @@ def test_live_moves_facecap_shape_keys_and_records(facecap_scene, bpy_mod, mic, 
 
 
 def test_live_start_stop_20_times_leaves_nothing(facecap_scene, bpy_mod, mic):
-    from streamtalker_addon import live
+    from streamtalker_addon import jobs
     bpy = bpy_mod
     mic.start_writer(np.zeros(16000, np.float32), lead_s=0.0)
     before = {t for t in threading.enumerate()}
     n_actions = len(bpy.data.actions)
     for i in range(20):
         assert bpy.ops.streamtalker.live_start(device=mic.device) == {"FINISHED"}
-        sess = live.active_session()
+        sess = jobs.active_job("live")
         assert sess is not None
         _pump(0.05)
         if i % 5 == 0:
@@ -94,14 +89,15 @@ def test_live_start_stop_20_times_leaves_nothing(facecap_scene, bpy_mod, mic):
     time.sleep(0.2)
     left = {t for t in threading.enumerate() if t.is_alive()} - before
     assert not left, left
-    assert not bpy.app.timers.is_registered(live.drain)
-    assert live.active_session() is None
+    assert not bpy.app.timers.is_registered(jobs.drain)
+    assert jobs.active_job("live") is None
     assert len(bpy.data.actions) <= n_actions + 4   # only the takes that got frames
 
 
 def test_live_device_errors_are_reported(facecap_scene, bpy_mod, monkeypatch):
     import sounddevice as sd
-    from streamtalker_addon import live
+    from streamtalker_addon import jobs, live
+    from streamtalker_addon.errors import StreamTalkerError
     bpy = bpy_mod
     reports = []
 
@@ -112,12 +108,12 @@ def test_live_device_errors_are_reported(facecap_scene, bpy_mod, monkeypatch):
         {"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 44100.0}
         if (kind or device is not None) else
         [{"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 44100.0}]))
-    with pytest.raises(live.SourceError, match="refused the sample rate"):
+    with pytest.raises(StreamTalkerError, match="refused the sample rate"):
         live.start_live(bpy.context, use_timer=False)
     with pytest.raises(RuntimeError, match="refused the sample rate"):
         bpy.ops.streamtalker.live_start()  # ERROR report -> RuntimeError in scripts
     del reports
-    assert live.active_session() is None
+    assert jobs.active_job("live") is None
 
     class Stalls:
         def __init__(self, callback=None, finished_callback=None, **kw):
@@ -140,4 +136,4 @@ def test_live_device_errors_are_reported(facecap_scene, bpy_mod, monkeypatch):
     sess = live.start_live(bpy.context, use_timer=False)
     assert not _pump(5.0)
     assert sess.state == "failed" and "ended" in sess.error
-    assert live.active_session() is None and sess.engine._stream is None
+    assert jobs.active_job("live") is None and sess.engine._stream is None

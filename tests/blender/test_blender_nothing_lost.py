@@ -67,33 +67,29 @@ class _FakeEngine:
 
 def _fake_live(bpy, head):
     """A running LiveSession on ``head`` with a fake engine (no device, no model)."""
-    from streamtalker_addon import core, live, operators, worker
+    from streamtalker_addon import core, jobs, live, planning
     channels = list(core.arkit_names())
-    targets, _ = operators.resolve_mapping(head, channels)
-    sess = live.LiveSession(head, targets, worker.ModelSettings(), 30.0)
+    targets, _ = planning.resolve_mapping(head, channels)
+    sess = live.LiveJob(head, targets, planning.ModelSettings(), 30.0)
     sess.channels = channels
     sess.cols = [(channels.index(c), k) for c, k in targets.items()]
     sess.engine = _FakeEngine()
     sess.state = "running"
-    live._active = sess
+    jobs._active = sess
     return sess
 
 
 @pytest.fixture
 def live_registered(bpy_mod):
-    from streamtalker_addon import live
-    mine = not hasattr(bpy_mod.types.WindowManager, "streamtalker_live")
-    if mine:
-        live.register()
+    """Live's classes come with the add-on's register(); stop Live afterwards."""
+    from streamtalker_addon import jobs
     yield
-    live.stop_live()
-    if mine and hasattr(bpy_mod.types.WindowManager, "streamtalker_live"):
-        live.unregister()
+    jobs.cancel_active("live")
 
 
 def test_live_record_failure_is_one_sentence(facecap_scene, bpy_mod, live_registered,
                                              monkeypatch):
-    from streamtalker_addon import keyframes, live
+    from streamtalker_addon import jobs, keyframes
     bpy = bpy_mod
     scene, head, _ = facecap_scene
     key = head.data.shape_keys
@@ -107,14 +103,14 @@ def test_live_record_failure_is_one_sentence(facecap_scene, bpy_mod, live_regist
         bpy.ops.streamtalker.live_record()
     assert "Traceback" not in str(e.value)
     assert key.animation_data.action.name == prev and _actions(bpy) == before
-    assert live.active_session() is not None and not live.active_session().recording
+    assert jobs.active_job("live") is not None and not jobs.active_job("live").recording
 
 
 def test_a_take_survives_losing_the_head_mid_take(facecap_scene, bpy_mod, live_registered,
                                                  tmp_path, monkeypatch):
     """The head is deleted while recording: Live stops with a message naming the file that
     holds every frame of the take (beside the saved .blend)."""
-    from streamtalker_addon import live
+    from streamtalker_addon import jobs
     bpy = bpy_mod
     scene, head, _ = facecap_scene
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
@@ -127,12 +123,12 @@ def test_a_take_survives_losing_the_head_mid_take(facecap_scene, bpy_mod, live_r
     frames = rng.uniform(0, 1, (25, 52)).astype(np.float32)
     for chunk in np.array_split(frames, 5):
         sess.engine.feed(chunk)
-        assert live.drain() is not None
+        assert jobs.drain() is not None
     mesh = head.data
     bpy.data.objects.remove(head)
     bpy.data.meshes.remove(mesh)
     sess.engine.feed(frames[:3])
-    assert live.drain() is None
+    assert jobs.drain() is None
     assert sess.state == "failed"
     assert "the take could not be keyed" in sess.error and "Traceback" not in sess.error
     saved = list(tmp_path.glob("streamtalker-take-*.json"))
@@ -148,7 +144,7 @@ def test_a_take_survives_losing_the_head_mid_take(facecap_scene, bpy_mod, live_r
 
 def test_a_take_is_kept_when_the_device_fails_mid_take(facecap_scene, bpy_mod,
                                                       live_registered):
-    from streamtalker_addon import keyframes, live
+    from streamtalker_addon import jobs, keyframes
     bpy = bpy_mod
     scene, head, _ = facecap_scene
     sess = _fake_live(bpy, head)
@@ -156,9 +152,9 @@ def test_a_take_is_kept_when_the_device_fails_mid_take(facecap_scene, bpy_mod,
     name = sess.start_record(scene)
     frames = np.random.default_rng(1).uniform(0, 1, (30, 52)).astype(np.float32)
     sess.engine.feed(frames)
-    assert live.drain() is not None
+    assert jobs.drain() is not None
     sess.engine.state, sess.engine.error = "failed", "input device 'fake mic' stopped"
-    assert live.drain() is None
+    assert jobs.drain() is None
     assert sess.state == "failed" and sess.error == "input device 'fake mic' stopped"
     act = bpy.data.actions[name]
     assert head.data.shape_keys.animation_data.action == act and act.use_fake_user
@@ -179,7 +175,7 @@ class _GatedQueue(queue.Queue):
 
 def test_cancel_without_a_previous_action_restores_the_values_set_by_hand(
         facecap_scene, bpy_mod, monkeypatch):
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs, worker
     bpy = bpy_mod
     scene, head, strip = facecap_scene
     key = head.data.shape_keys
@@ -194,10 +190,10 @@ def test_cancel_without_a_previous_action_restores_the_values_set_by_hand(
     monkeypatch.setattr(worker, "queue", types.SimpleNamespace(Queue=_GatedQueue,
                                                                Empty=queue.Empty))
     bpy.ops.streamtalker.generate()
-    job = worker.active_job()
+    job = jobs.active_job()
     try:
         for _ in range(30000):  # until part of the keys are written (and evaluated)
-            worker.drain()
+            jobs.drain()
             if job.writer is not None and job.writer.n_written > 0:
                 break
             threading.Event().wait(0.01)
@@ -228,6 +224,9 @@ def test_failure_on_a_head_without_animation_leaves_none(facecap_scene, bpy_mod,
     class Failing:
         def __init__(self, session):
             self.session, self.n = session, 0
+
+        def __getattr__(self, name):     # the rest of the Session protocol: the real one's
+            return getattr(self.session, name)
 
         def push(self, x):
             self.n += 1
@@ -306,9 +305,9 @@ def test_linked_shape_keys_are_refused_before_generating(empty_scene, bpy_mod, t
 def test_muted_strip_and_an_offset_past_the_end_are_reported(facecap_scene, bpy_mod):
     bpy = bpy_mod
     scene, head, strip = facecap_scene
-    from streamtalker_addon import operators, worker
+    from streamtalker_addon import jobs, planning
     strip.mute = True
-    plan = operators.plan_generation(bpy.context)
+    plan = planning.plan_generation(bpy.context)
     assert any("strip 'speech' is muted" in w for w in plan.warnings), plan.warnings
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}  # keyed, with the note
     strip.mute = False
@@ -316,12 +315,12 @@ def test_muted_strip_and_an_offset_past_the_end_are_reported(facecap_scene, bpy_
     for offset, where in ((-60.0, "past the end"), (60.0, "before the start")):
         strip.sound_offset = offset
         assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
-        notes = worker.last_job().notes
+        notes = jobs.last_job().notes
         assert len(notes) == 1 and f"{where} of its audio file" in notes[0], notes
         assert "sound offset" in notes[0] and "silence is keyed" in notes[0]
     strip.sound_offset = -1.0  # partly audible: no note
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
-    assert worker.last_job().notes == []
+    assert jobs.last_job().notes == []
 
 
 def test_cpu_threads_preference_reaches_torch(facecap_scene, bpy_mod, monkeypatch):

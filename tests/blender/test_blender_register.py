@@ -24,20 +24,20 @@ def _leftovers(bpy):
 
 def test_unregister_leaves_nothing_and_cancels_a_running_job(facecap_scene, bpy_mod):
     import streamtalker_addon
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs, worker
 
     bpy = bpy_mod
     scene, head, strip = facecap_scene
     prev = head.data.shape_keys.animation_data.action.name
     assert bpy.ops.streamtalker.generate() == {"FINISHED"}
-    job = worker.active_job()
-    assert bpy.app.timers.is_registered(worker.drain)
+    job = jobs.active_job()
+    assert bpy.app.timers.is_registered(jobs.drain)
     streamtalker_addon.unregister()
     try:
         assert _leftovers(bpy) == {"classes": [], "scene_prop": False, "object_prop": False,
                                    "strip_prop": False, "handlers": []}
-        assert not bpy.app.timers.is_registered(worker.drain)
-        assert job.state == "cancelled" and worker.active_job() is None
+        assert not bpy.app.timers.is_registered(jobs.drain)
+        assert job.state == "cancelled" and jobs.active_job() is None
         assert head.data.shape_keys.animation_data.action.name == prev
         assert "speech" not in bpy.data.actions
     finally:
@@ -47,12 +47,12 @@ def test_unregister_leaves_nothing_and_cancels_a_running_job(facecap_scene, bpy_
 
 
 def test_loading_a_file_cancels_the_running_job(facecap_scene, bpy_mod):
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs, preferences, worker
     bpy = bpy_mod
     bpy.ops.streamtalker.generate()
-    job = worker.active_job()
+    job = jobs.active_job()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    assert job.state == "cancelled" and worker.active_job() is None
+    assert job.state == "cancelled" and jobs.active_job() is None
     job.worker.join(10)
 
 
@@ -114,7 +114,7 @@ class _Layout:
 
 def test_panels_draw_in_every_state(facecap_scene, bpy_mod, tmp_path):
     import types
-    from streamtalker_addon import panels, worker
+    from streamtalker_addon import jobs, panels
 
     bpy = bpy_mod
     scene, head, strip = facecap_scene
@@ -136,7 +136,7 @@ def test_panels_draw_in_every_state(facecap_scene, bpy_mod, tmp_path):
     bpy.ops.streamtalker.generate()
     calls = draw_all()
     assert any(c[0] == "progress" for c in calls)
-    worker.run_to_end()
+    jobs.run_to_end()
     labels = names(draw_all())
     assert any("keyed from frame 18 into action 'speech'" in t for t in labels), labels
     scene.streamtalker.source = "FILE"

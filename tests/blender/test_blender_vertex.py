@@ -98,17 +98,17 @@ def test_vertex_checkpoint_on_another_topology_is_refused(empty_scene, bpy_mod,
 
 
 def test_live_with_a_vertex_checkpoint_says_so(empty_scene, bpy_mod, vertex_rig_and_checkpoint):
-    from streamtalker_addon import live
-    from streamtalker_addon.audio_source import SourceError
+    from streamtalker_addon import jobs, live
+    from streamtalker_addon.errors import StreamTalkerError
     bpy = bpy_mod
     *_, path = vertex_rig_and_checkpoint
     head = import_facecap(bpy)
     bpy.context.view_layer.objects.active = head
     s = empty_scene.streamtalker
     s.model_source, s.checkpoint = "FILE", str(path)
-    with pytest.raises(SourceError, match="Live needs an ARKit checkpoint"):
+    with pytest.raises(StreamTalkerError, match="Live needs an ARKit checkpoint"):
         live.start_live(bpy.context, use_timer=False)
-    assert live.active_session() is None
+    assert jobs.active_job("live") is None
 
 
 def test_panel_names_a_vertex_checkpoint_without_loading_it(bpy_mod, vertex_rig_and_checkpoint,

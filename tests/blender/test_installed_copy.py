@@ -89,9 +89,9 @@ SCRIPT = textwrap.dedent(r'''
     worker = importlib.import_module(mod + ".worker")
     core = importlib.import_module(mod + ".core")
     rep["generate"] = sorted(bpy.ops.streamtalker.generate())
-    job = worker.active_job()
+    job = jobs.active_job()
     t0 = time.monotonic()
-    while worker.drain() is not None:
+    while jobs.drain() is not None:
         assert time.monotonic() - t0 < 600, "generation did not end"
         time.sleep(0.01)
     job.worker.join(10)

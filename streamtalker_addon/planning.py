@@ -1,0 +1,286 @@
+"""Planning: what a Generate, a bake or a Live run will do -- the target mesh, the shape
+keys each model channel drives, the audio source, the frame range and the model settings --
+checked on the main thread before anything is written (docs/architecture.md, "The Blender
+add-on"). The ARKit-or-vertex decision comes from ``model_core.describe_checkpoint``
+(:func:`.core.describe`), made once here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import bpy
+
+from . import audio_source, keyframes
+from . import mapping as mapping_mod
+from .core import ModelCoreMissing, arkit_names, default_checkpoint_path, describe
+from .errors import PlanError, SourceError
+from .properties import auto_fill_mapping, get_mapping, shape_key_names
+
+
+@dataclass
+class ModelSettings:
+    """How to run the model (plain data, copied from the panel on the main thread).
+
+    Attributes:
+        checkpoint: checkpoint path, or "" for the bundled default.
+        device: "cpu" or "cuda".
+        seed: sampling seed. style: identity index or None. steps: DDIM steps or None.
+        strengths: {region: factor} (see :func:`mapping.apply_strength`).
+        kind: the checkpoint's kind (``describe_checkpoint``): "arkit" or "vertex".
+        channels: the model's output channels (for a vertex model, the rig's shape keys
+            once :func:`plan_generation` has read the rig).
+        n_vertices: mesh vertices of a vertex checkpoint, None for ARKit ones.
+        rig: for a vertex checkpoint, the mesh's rig from :func:`keyframes.read_rig`
+            (basis [V, 3], deltas [K, V, 3], names [K]): the vertex frames are fitted onto
+            these shape keys (``model_core.vertex.retarget``); None for ARKit checkpoints.
+        threads: CPU threads the model uses (the preference "CPU Threads"); 0 = automatic
+            (:func:`.core.set_threads`).
+    """
+
+    checkpoint: str = ""
+    device: str = "cpu"
+    seed: int = 0
+    style: int | None = None
+    steps: int | None = None
+    strengths: dict = field(default_factory=dict)
+    kind: str = "arkit"
+    channels: list = field(default_factory=list)
+    n_vertices: int | None = None
+    rig: dict | None = None
+    threads: int = 0
+
+
+
+class Plan:
+    """What a Generate will do, checked on the main thread before anything is written.
+
+    Attributes: obj (target mesh object), key (its Key datablock), targets ({channel: shape
+    key}), unmatched (channels with no shape key), source (AudioSource), settings
+    (:class:`ModelSettings`), warnings (sentences to report).
+    """
+
+    def __init__(self, obj, targets, unmatched, source, settings, warnings):
+        self.obj, self.key = obj, obj.data.shape_keys
+        self.targets, self.unmatched = targets, unmatched
+        self.source, self.settings, self.warnings = source, settings, warnings
+
+    def job(self, undo: bool = True):
+        """A :class:`~.worker.GenerateJob` for this plan (start it with :func:`.jobs.start`)."""
+        from .worker import GenerateJob
+        return GenerateJob(self.key, self.targets, self.source, self.settings,
+                           action_name=self.source.label, undo=undo)
+
+
+def target_object(context, name: str = ""):
+    """The target mesh: the object called ``name``, else the active object.
+
+    Raises:
+        PlanError: no such object, not a mesh, a mesh without shape keys, or shape keys
+            linked from a library (an action on them would not be saved: the message says
+            how to fix it).
+    """
+    if name:
+        obj = bpy.data.objects.get(name)
+        if obj is None:
+            raise PlanError(f"there is no object called '{name}'")
+    else:
+        obj = context.view_layer.objects.active if context.view_layer else None
+        if obj is None:
+            raise PlanError("no active object: select the head mesh with shape keys")
+    if obj.type != "MESH":
+        raise PlanError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh: select the head "
+                          f"mesh with shape keys")
+    if obj.data.shape_keys is None or len(obj.data.shape_keys.key_blocks) < 2:
+        raise PlanError(f"mesh '{obj.name}' has no shape keys to animate (it needs ARKit-"
+                          f"style shape keys such as jawOpen)")
+    try:
+        keyframes.check_editable(obj.data.shape_keys, obj.name)
+    except keyframes.NotEditable as e:
+        raise PlanError(str(e)) from None
+    return obj
+
+
+def resolve_mapping(obj, channels) -> tuple[dict[str, str], list[str]]:
+    """({channel: shape key}, unmatched channels) for ``obj``: its stored mapping list, or
+    an automatic match stored now when the list is empty (not stored on a linked object or a
+    library override, whose list cannot grow). Rows naming shape keys the mesh no longer has
+    count as unmatched.
+
+    Raises:
+        PlanError: no channel matches any shape key.
+    """
+    keys = set(shape_key_names(obj))
+    if len(obj.streamtalker.mapping) == 0:
+        if obj.library is None and obj.override_library is None:
+            auto_fill_mapping(obj, channels)
+            stored = get_mapping(obj)
+        else:
+            stored = mapping_mod.match_channels(channels, sorted(keys))
+    else:
+        stored = get_mapping(obj)
+    targets = {c: k for c, k in stored.items() if c in channels and k in keys}
+    unmatched = [c for c in channels if c not in targets]
+    if not targets:
+        sample = ", ".join(sorted(keys)[:6]) + (", ..." if len(keys) > 6 else "")
+        raise PlanError(f"none of the model's {len(channels)} channels matches a shape key "
+                          f"of '{obj.name}' (its keys: {sample}); rename the shape keys or "
+                          f"edit the mapping under Target")
+    return targets, unmatched
+
+
+def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettings:
+    """:class:`ModelSettings` from ``scene.streamtalker`` (``checkpoint``: a path that
+    overrides the scene's model choice, as ``bake --checkpoint`` does).
+
+    Raises:
+        PlanError: the checkpoint file (or the bundled default) does not exist or its
+            config cannot be read, or model_core cannot be imported.
+    """
+    s = scene_settings
+    if checkpoint or s.model_source == "FILE":
+        if not (checkpoint or s.checkpoint):
+            raise PlanError("no checkpoint file chosen (Model > Checkpoint File)")
+        path = os.path.normpath(bpy.path.abspath(checkpoint or s.checkpoint))
+        if not os.path.exists(path):
+            raise PlanError(f"the model could not be loaded: checkpoint file not found: {path}")
+    else:
+        path = ""
+        try:
+            default = default_checkpoint_path()
+        except ModelCoreMissing as e:
+            raise PlanError(str(e)) from None
+        if not default.exists():
+            raise PlanError(f"the bundled default model is not installed ({default}); "
+                            f"choose Model > Checkpoint File")
+    try:
+        info = describe(path)
+    except ModelCoreMissing as e:
+        raise PlanError(str(e)) from None
+    except (OSError, ValueError) as e:   # CheckpointError is a ValueError
+        raise PlanError(f"the model could not be loaded: {e}") from None
+    from .preferences import cpu_threads
+    return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
+                         style=None if s.style < 0 else int(s.style),
+                         steps=int(s.steps) or None, strengths=s.strengths(),
+                         kind=info.kind, channels=list(info.channel_names),
+                         n_vertices=info.n_vertices, threads=cpu_threads())
+
+
+def pick_strip(scene, name: str):
+    """The sound strip ``name``; with no name, the scene's only sound strip.
+
+    Raises:
+        SourceError: no such strip, no sound strips, or several and none chosen.
+    """
+    strips = audio_source.sound_strips(scene)
+    if name:
+        strip = audio_source.find_strip(scene, name)
+        if strip is None:
+            raise SourceError(f"there is no sound strip called '{name}' in scene '{scene.name}'")
+        return strip
+    if not strips:
+        raise SourceError(f"scene '{scene.name}' has no sound strip: add one in the Video "
+                          f"Sequencer, or choose Source > Audio File")
+    if len(strips) > 1:
+        raise SourceError(f"scene '{scene.name}' has {len(strips)} sound strips: choose one "
+                          f"under Source")
+    return strips[0]
+
+
+def plan_generation(context, scene=None, strip=None, target: str = "",
+                    checkpoint: str | None = None) -> Plan:
+    """Check everything a Generate needs and return a :class:`Plan` (nothing is written).
+
+    Args:
+        scene: default ``context.scene``; strip: a sound strip (else the panel's choice);
+        target: object name (else the active object); checkpoint: overrides the model.
+    Raises:
+        SourceError / PlanError: the first problem found, as a sentence for the user.
+    """
+    scene = scene or context.scene
+    s = scene.streamtalker
+    warnings = []
+    obj = target_object(context, target)
+    fps = audio_source.scene_fps(scene)
+    w = audio_source.check_fps(fps)
+    if w:
+        warnings.append(w)
+    if strip is not None or s.source == "STRIP":
+        strip = strip or pick_strip(scene, s.strip)
+        source = audio_source.strip_source(scene, strip)
+        if strip.mute:
+            warnings.append(f"strip '{strip.name}' is muted (silent in playback); it is keyed "
+                            f"all the same")
+    else:
+        source = audio_source.file_source(scene, s.filepath)
+    settings = model_settings(s, checkpoint)
+    channels = settings.channels
+    n_vertices = settings.n_vertices
+    if settings.kind == "vertex":
+        # a vertex model: its meshes are fitted onto every unmuted shape key of the mesh
+        if len(obj.data.vertices) != n_vertices:
+            raise PlanError(f"mesh '{obj.name}' has {len(obj.data.vertices)} vertices but the "
+                              f"vertex model makes {n_vertices}-vertex meshes: choose a mesh "
+                              f"with the training data's topology (e.g. FLAME, 5023, for "
+                              f"VOCASET) or an ARKit checkpoint")
+        try:
+            settings.rig = keyframes.read_rig(obj)
+        except ValueError as e:
+            raise PlanError(str(e)) from None
+        targets = {name: name for name in settings.rig["names"]}
+        settings.channels = list(settings.rig["names"])
+        unmatched = []
+    else:
+        targets, unmatched = resolve_mapping(obj, channels)
+        if unmatched:
+            warnings.append(f"{len(unmatched)} of {len(channels)} channels have no shape key "
+                            f"on '{obj.name}' and are not keyed: {', '.join(unmatched)}")
+    return Plan(obj, targets, unmatched, source, settings, warnings)
+
+
+def plan_live(context, target: str = ""):
+    """Check what Live needs: ``(obj, targets, settings, fps)`` for the target mesh, its
+    mapping onto the model's channels and the model settings (nothing is started).
+
+    Raises:
+        PlanError: another job is running, no target / mapping / model, or a vertex model
+            (Live takes ARKit models).
+    """
+    from . import jobs
+    busy = jobs.active_job()
+    if busy is not None:
+        raise PlanError("Live is already running" if busy.kind == "live" else
+                        "a generation is running: wait or press Cancel")
+    scene = context.scene
+    obj = target_object(context, target)
+    settings = model_settings(scene.streamtalker)
+    if settings.kind == "vertex":
+        raise PlanError("Live needs an ARKit checkpoint (or the bundled model); a vertex "
+                        "model works with Generate Lip Sync")
+    targets, _unmatched = resolve_mapping(obj, settings.channels)
+    return obj, targets, settings, audio_source.scene_fps(scene)
+
+
+def model_channels(scene) -> list[str]:
+    """The output channels of the scene's chosen model (what the mapping list maps); the
+    ARKit-52 names when the model cannot be described (none chosen yet, unreadable) or
+    makes meshes.
+
+    Raises:
+        PlanError: model_core cannot be imported.
+    """
+    try:
+        info = describe(scene.streamtalker.checkpoint if
+                        scene.streamtalker.model_source == "FILE" else None)
+        if info.kind != "vertex":
+            return list(info.channel_names)
+    except ModelCoreMissing as e:
+        raise PlanError(str(e)) from None
+    except (OSError, ValueError):
+        pass
+    try:
+        return list(arkit_names())
+    except ModelCoreMissing as e:
+        raise PlanError(str(e)) from None
