@@ -4,11 +4,11 @@ Main thread: :func:`strip_source` / :func:`file_source` read what they need from
 (paths, frames, offsets, fps) into a plain :class:`AudioSource`. Worker thread:
 :meth:`AudioSource.read` decodes and slices the samples (no ``bpy`` data touched).
 
-Samples: :func:`decode` reads the file at its own rate -- through Blender's ``aud`` where the
-build has it (:func:`.compat.aud_module`), else soundfile -- and hands them to
-``model_core.io.audio``, the one place that mixes to mono and resamples to the model rate
-(soxr). So a strip in Blender and the same file on the command line give the same samples,
-and the same frames.
+Samples: :func:`decode` reads the file at its own rate -- with soundfile, the command line's
+decoder, or with Blender's ``aud`` for formats only Blender reads (:func:`.compat.audio_decoder`
+decides) -- and hands them to ``model_core.io.audio``, the one place that mixes to mono and
+resamples to the model rate (soxr). So a strip in Blender and the same file on the command
+line give the same samples, and the same frames.
 
 Timing (docs/architecture.md, "Blender facts"; checked against Blender's own mixdown in
 the tests): with
@@ -110,9 +110,9 @@ def _model_rate() -> int:
 def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarray:
     """Decode an audio file to float32 [N] mono at the model rate (16 kHz).
 
-    The file is read at its own rate -- with Blender's ``aud`` module where the build has it
-    (the decoder Blender plays the strip with), else soundfile
-    (``model_core.load_audio``) -- and resampled by model_core's one path, soxr
+    The file is read at its own rate -- with soundfile (``model_core.load_audio``, the
+    command line's decoder) or, for formats only Blender reads, Blender's ``aud``
+    (:func:`.compat.audio_decoder` decides) -- and resampled by model_core's one path, soxr
     (``model_core.io.audio``). Packed sounds are written to a temporary file first.
 
     Raises:
@@ -134,8 +134,8 @@ def decode(path: str, packed: bytes | None = None, label: str = "") -> np.ndarra
     if os.path.isdir(path):
         raise SourceError(f"{name}: {path} is a folder, not an audio file")
     from . import compat
-    aud = compat.aud_module()  # None in builds without Audaspace
-    if aud is not None:
+    if compat.audio_decoder(path) == "aud":
+        aud = compat.aud_module()
         try:
             # cache() decodes now and raises aud.error on an unreadable file; data() on a
             # file that does not decode would abort the process (uncaught C++ exception)

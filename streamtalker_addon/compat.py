@@ -169,3 +169,20 @@ def aud_module():
     except ImportError:
         return None
     return aud
+
+
+def audio_decoder(path: str) -> str:
+    """Which decoder reads an audio file for the model: ``"soundfile"`` (through
+    ``model_core.io.audio``) when libsndfile reads it -- the decoder the command line uses,
+    so a strip and the same file on the command line get the same samples, bit for bit
+    (Blender's ``aud`` scales 16-bit PCM by 1/32767 where libsndfile scales by 1/32768, a
+    3e-5 gain that moves frames by ~1e-5) -- else ``"aud"`` where this build has Audaspace
+    (formats only Blender's own ffmpeg reads), else ``"soundfile"`` (model_core then tries an
+    ffmpeg binary and says what is missing)."""
+    try:
+        import soundfile
+        soundfile.info(path)
+        return "soundfile"
+    except Exception:   # not installed, or a format libsndfile does not read
+        pass
+    return "aud" if aud_module() is not None else "soundfile"

@@ -246,9 +246,10 @@ def test_without_aud_the_soundfile_reader_gives_the_same_samples(facecap_scene, 
 
 def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_checkpoint,
                                                    tmp_path):
-    """Blender hands a strip's samples, decoded at the file's own rate (through ``aud``
-    where the build has it, soundfile otherwise), to model_core's one soxr path: a 44.1 kHz
-    strip keys exactly the frames ``streamtalker generate`` writes for the same file."""
+    """Blender hands a strip's samples, decoded at the file's own rate (soundfile, or
+    ``aud`` for formats only Blender reads: compat.audio_decoder), to model_core's one soxr
+    path: a 44.1 kHz strip keys exactly the frames ``streamtalker generate`` writes for the
+    same file."""
     import soundfile as sf
     import soxr
 
@@ -279,6 +280,10 @@ def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_ch
     # the strip's length in frames is Blender's; the CLI counts round(duration * fps)
     assert abs(n - len(z["weights"])) <= 1, (n, len(z["weights"]))
     n = min(n, len(z["weights"]))
+    assert compat.audio_decoder(str(wav)) == "soundfile"
     for ch, shape_key in mapping.items():
-        np.testing.assert_array_equal(keys[shape_key][:n, 1], cli[ch][:n],
-                                      err_msg=f"{ch} (aud: {compat.aud_module() is not None})")
+        np.testing.assert_array_equal(keys[shape_key][:n, 1], cli[ch][:n], err_msg=ch)
+    # the samples too, bit for bit
+    from streamtalker_addon import audio_source
+    from model_core import load_audio
+    assert np.array_equal(audio_source.decode(str(wav)), load_audio(wav))

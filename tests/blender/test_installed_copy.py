@@ -86,7 +86,7 @@ SCRIPT = textwrap.dedent(r'''
     ed = scene.sequence_editor_create()
     (ed.strips if hasattr(ed, "strips") else ed.sequences).new_sound("speech", wav, 1, 1)
     scene.streamtalker.model_source = "DEFAULT"
-    worker = importlib.import_module(mod + ".worker")
+    jobs = importlib.import_module(mod + ".jobs")
     core = importlib.import_module(mod + ".core")
     rep["generate"] = sorted(bpy.ops.streamtalker.generate())
     job = jobs.active_job()
