@@ -36,20 +36,22 @@ ARKIT_52: tuple[str, ...] = (
     "noseSneerRight", "tongueOut",
 )
 
-#: Live Link Face CSV blendshape columns, in the app's order (UpperCamelCase).
-LIVE_LINK_FACE_SHAPES: tuple[str, ...] = (
-    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
-    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
-    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
-    "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker", "MouthRight",
-    "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft", "MouthFrownRight",
-    "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
-    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper", "MouthPressLeft",
-    "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
-    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
-    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft",
-    "NoseSneerRight", "TongueOut",
-)
+
+
+def _live_link_face_order() -> tuple[str, ...]:
+    """Apple's order with the app's two swaps (jawRight before jawLeft, mouthRight before
+    mouthLeft), in UpperCamelCase."""
+    order = list(ARKIT_52)
+    for a, b in (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")):
+        i, j = order.index(a), order.index(b)
+        order[i], order[j] = order[j], order[i]
+    return tuple(n[0].upper() + n[1:] for n in order)
+
+
+#: Live Link Face CSV blendshape columns, in the app's order (UpperCamelCase): EyeBlinkLeft,
+#: ..., JawForward, JawRight, JawLeft, JawOpen, MouthClose, MouthFunnel, MouthPucker,
+#: MouthRight, MouthLeft, MouthSmileLeft, ..., TongueOut.
+LIVE_LINK_FACE_SHAPES: tuple[str, ...] = _live_link_face_order()
 
 #: The 9 rotation columns Live Link Face appends after the blendshapes (radians).
 LIVE_LINK_FACE_ROTATIONS: tuple[str, ...] = (

@@ -334,19 +334,25 @@ class STREAMTALKER_OT_live_start(Operator):
         return {"FINISHED"}
 
 
-class STREAMTALKER_OT_live_stop(Operator):
+class _WhileLive:
+    """Mixin: an operator that needs Live running; its poll says ``not_running`` otherwise."""
+
+    not_running = "Live is not running"
+
+    @classmethod
+    def poll(cls, context):
+        if jobs.active_job("live") is None:
+            cls.poll_message_set(cls.not_running)
+            return False
+        return True
+
+
+class STREAMTALKER_OT_live_stop(_WhileLive, Operator):
     """Stop live input (a recording in progress is kept as a new action)"""
 
     bl_idname = "streamtalker.live_stop"
     bl_label = "Stop Live"
     bl_options = {"REGISTER"}
-
-    @classmethod
-    def poll(cls, context):
-        if jobs.active_job("live") is None:
-            cls.poll_message_set("Live is not running")
-            return False
-        return True
 
     def execute(self, context):
         sess = jobs.active_job("live")
@@ -355,19 +361,13 @@ class STREAMTALKER_OT_live_stop(Operator):
         return {"FINISHED"}
 
 
-class STREAMTALKER_OT_live_record(Operator):
+class STREAMTALKER_OT_live_record(_WhileLive, Operator):
     """Start or stop keying the live performance into a new action at the current frame"""
 
     bl_idname = "streamtalker.live_record"
     bl_label = "Record"
     bl_options = {"REGISTER"}
-
-    @classmethod
-    def poll(cls, context):
-        if jobs.active_job("live") is None:
-            cls.poll_message_set("start Live first")
-            return False
-        return True
+    not_running = "start Live first"
 
     def execute(self, context):
         sess = jobs.active_job("live")
@@ -392,11 +392,5 @@ classes = (STREAMTALKER_OT_generate, STREAMTALKER_OT_cancel, STREAMTALKER_OT_res
            STREAMTALKER_OT_live_start, STREAMTALKER_OT_live_stop, STREAMTALKER_OT_live_record)
 
 
-def register() -> None:
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+#: Blender's register / unregister for :data:`classes` (unregister in reverse order).
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -33,20 +33,21 @@ class _Base:
 class STREAMTALKER_PT_main(_Base, Panel):
     bl_label = "StreamTalker"
 
+    #: the status line's icon after a generation ended
+    ENDED = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}
+
     def draw(self, context):
-        layout = self.layout
-        job = jobs.last_job("generate")
-        if job is not None and job.running:
-            row = layout.row(align=True)
-            row.progress(factor=job.progress, text=f"Generating {int(job.progress * 100)}%")
-            row.operator("streamtalker.cancel", text="", icon="CANCEL")
-        else:
+        layout, job = self.layout, jobs.last_job("generate")
+        if job is None or not job.running:
             layout.operator("streamtalker.generate", icon="PLAY_SOUND")
-            if job is not None and job.state in {"failed", "finished", "cancelled"}:
-                icon = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}[job.state]
-                layout.label(text=job.summary, icon=icon)
+            if job is not None and job.state in self.ENDED:
+                layout.label(text=job.summary, icon=self.ENDED[job.state])
                 for n in job.notes:
                     layout.label(text=n, icon="INFO")
+            return
+        row = layout.row(align=True)
+        row.progress(factor=job.progress, text=f"Generating {int(job.progress * 100)}%")
+        row.operator("streamtalker.cancel", text="", icon="CANCEL")
 
 
 class STREAMTALKER_PT_source(_Base, Panel):
@@ -184,11 +185,5 @@ classes = (STREAMTALKER_UL_mapping, STREAMTALKER_PT_main, STREAMTALKER_PT_source
            STREAMTALKER_PT_target, STREAMTALKER_PT_model, STREAMTALKER_PT_live)
 
 
-def register() -> None:
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+#: Blender's register / unregister for :data:`classes` (unregister in reverse order).
+register, unregister = bpy.utils.register_classes_factory(classes)

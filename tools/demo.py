@@ -189,14 +189,14 @@ def generate(bpy, scene):
     Raises:
         DemoError: the operator refused or the job failed.
     """
-    from streamtalker_addon import worker
+    from streamtalker_addon import jobs
     t0 = time.perf_counter()
     r = bpy.ops.streamtalker.generate()
     if r != {"FINISHED"}:
         raise DemoError(f"Generate Lip Sync returned {r}")
-    job = worker.active_job()
+    job = jobs.active_job()
     t_model = None
-    while worker.drain() is not None:
+    while jobs.drain() is not None:
         if t_model is None and job.channels is not None:
             t_model = time.perf_counter()
         time.sleep(0.005)

@@ -52,9 +52,9 @@ def _out_path() -> Path:
 def build_scene() -> None:
     """Register the add-on (sub-panels open), import the head, add the strip, match."""
     import streamtalker_addon
-    from streamtalker_addon import live, panels
+    from streamtalker_addon import panels
     streamtalker_addon.register()
-    for cls in (*panels.classes, live.STREAMTALKER_PT_live):
+    for cls in panels.classes:
         if "DEFAULT_CLOSED" in getattr(cls, "bl_options", set()):
             cls.bl_options = set(cls.bl_options) - {"DEFAULT_CLOSED"}
             bpy.utils.unregister_class(cls)

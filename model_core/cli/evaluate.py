@@ -12,7 +12,7 @@ from pathlib import Path
 from ..evaluation.evaluate import (FETCH_HINT, _check_seeds, build_eval_set, default_inputs_dir,
                                    evaluate_model, evaluate_teacher, evaluate_vertices,
                                    format_sets, format_table, save_results)
-from ..io.files import atomic_write
+from ..io.files import atomic_write, check_writable
 
 __all__ = ["add_evaluate_parser", "cmd_evaluate", "vertex_evaluate"]
 
@@ -122,13 +122,7 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     out = Path(args.out) if args.out else None
     if out is not None:
-        if out.is_dir():
-            raise IsADirectoryError(f"{out} is a folder; give a file name such as "
-                                    "results.json")
-        if out.exists() and not args.force:
-            raise FileExistsError(f"{out} already exists; choose another name or pass --force")
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"folder {out.parent} of the output file does not exist")
+        check_writable(out, args.force, make_folders=False)
     from ..runtime.checkpoint import describe_checkpoint
     if args.checkpoint and describe_checkpoint(args.checkpoint).kind == "vertex":
         return vertex_evaluate(args, seeds[0], out)

@@ -10,15 +10,22 @@ import sys
 __all__ = ["add_make_dataset_parser", "add_make_evalset_parser", "add_train_parser"]
 
 
+def _synthesis_parser(sub, name: str, what: str, description: str):
+    """A subcommand that synthesizes speech into a new folder: ``OUT`` and ``--seed``."""
+    p = sub.add_parser(name, help=what, description=description)
+    p.add_argument("out", help="new folder (must not exist or be empty)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return p
+
+
 def add_make_dataset_parser(sub) -> None:
     """Register ``make-dataset`` (sets ``func``)."""
-    p = sub.add_parser("make-dataset", help="synthesize a training corpus (TTS + teacher curves)",
-                       description="Synthesize speech with exact phone timing (eSpeak NG, Festival), "
-                                   "turn it into ARKit-52 teacher curves, augment the audio, and "
-                                   "write one .npz per utterance plus manifest.jsonl.")
-    p.add_argument("out", help="new folder for the corpus (must not exist or be empty)")
+    p = _synthesis_parser(
+        sub, "make-dataset", "synthesize a training corpus (TTS + teacher curves)",
+        "Synthesize speech with exact phone timing (eSpeak NG, Festival), turn it into "
+        "ARKit-52 teacher curves, augment the audio, and write one .npz per utterance plus "
+        "manifest.jsonl.")
     p.add_argument("--utterances", type=int, default=2400, help="number of utterances (default 2400)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
     p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
@@ -46,13 +53,11 @@ def cmd_make_dataset(args) -> int:
 
 def add_make_evalset_parser(sub) -> None:
     """Register ``make-evalset`` (sets ``func``)."""
-    p = sub.add_parser("make-evalset", help="write the synthetic held-out evaluation set",
-                       description="Synthesize the held-out evaluation set (speakers and "
-                                   "sentences a v3 corpus never trains on) as wav + txt for "
-                                   "`streamtalker evaluate --inputs DIR`.")
-    p.add_argument("out", help="new folder (must not exist or be empty)")
+    p = _synthesis_parser(
+        sub, "make-evalset", "write the synthetic held-out evaluation set",
+        "Synthesize the held-out evaluation set (speakers and sentences a v3 corpus never "
+        "trains on) as wav + txt for `streamtalker evaluate --inputs DIR`.")
     p.add_argument("--per-speaker", type=int, default=6, help="clips per speaker (default 6)")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_evalset)
 
 

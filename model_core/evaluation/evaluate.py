@@ -45,7 +45,7 @@ import numpy as np
 
 from . import metrics as M
 from ..face import ARKIT_52
-from ..io.files import atomic_write
+from ..io.files import atomic_write, check_writable
 
 __all__ = ["CHECKS", "EvalItem", "add_evaluate_parser", "build_eval_set", "cmd_evaluate",
            "default_inputs_dir", "evaluate_model", "evaluate_predictions", "evaluate_teacher",
@@ -242,14 +242,6 @@ def _nan_to_zero(x: float) -> float:
     return 0.0 if not math.isfinite(x) else x
 
 
-def _ratio(a: float, b: float) -> float:
-    if math.isnan(a) or math.isnan(b):
-        return float("nan")
-    if b <= 0:
-        return float("inf") if a > 0 else float("nan")
-    return a / b
-
-
 def _check_items(items) -> list[EvalItem]:
     items = list(items)
     if not items:
@@ -390,7 +382,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
             "n_bilabials": eligible // len(arrs),
             "open_jaw": open_m,
             "other_jaw": other_m,
-            "open_vowel_ratio": _ratio(open_m, other_m),
+            "open_vowel_ratio": M.ratio_of(open_m, other_m),
             "mae_mean": float(mae_item.mean()),
             "mae_mouth": float(mae_item[_LIP_IDX].mean()),
             "blinks": float(np.mean(blinks)),
@@ -427,7 +419,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
         "n_bilabials": tot["eligible"] // n_seeds,
         "open_jaw": open_m,
         "other_jaw": other_m,
-        "open_vowel_ratio": _ratio(open_m, other_m),
+        "open_vowel_ratio": M.ratio_of(open_m, other_m),
         "mae_mean": float(mae.mean()),
         "mae_mouth": float(mae[_LIP_IDX].mean()),
         "mae_per_channel": {n: float(v) for n, v in zip(ARKIT_52, mae)},
@@ -443,7 +435,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
                                  if tot["ref_eligible"] else float("nan")),
             "bilabial_closed": tot["ref_closed"],
             "bilabial_eligible": tot["ref_eligible"],
-            "open_vowel_ratio": _ratio(ref_open, ref_other),
+            "open_vowel_ratio": M.ratio_of(ref_open, ref_other),
             "blink_rate_per_min": M.blink_rate(ref_concat, fps),
         },
     }
@@ -788,16 +780,9 @@ def save_results(results: dict, path, *, force: bool = False) -> Path:
     Raises:
         FileExistsError: ``path`` exists and ``force`` is False.
         FileNotFoundError: the folder of ``path`` does not exist.
-        IsADirectoryError: ``path`` is a folder.
+        IsADirectoryError: ``path`` is a folder. (See :func:`model_core.io.files.check_writable`.)
     """
-    out = Path(path)
-    if out.is_dir():
-        raise IsADirectoryError(f"{out} is a folder; give a file name such as results.json")
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; choose another name or pass --force")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {folder} of the output file does not exist")
+    out = check_writable(path, force, make_folders=False)
     text = json.dumps(_jsonable(results), indent=2, ensure_ascii=False, allow_nan=False)
     return atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 

@@ -43,7 +43,7 @@ __all__ = [
     "BILABIAL_MIN_DURATION_S", "BLINK_HIGH", "BLINK_LOW", "BLINK_MIN_FRAMES",
     "CLOSURE_FRACTION", "LIP_CHANNELS", "MIN_OPEN_LEVEL", "OPEN_LEVEL_PERCENTILE",
     "UPPER_CHANNELS",
-    "lve", "fdd", "mve",
+    "lve", "fdd", "mve", "ratio_of",
     "channel_mae", "bilabial_closures", "bilabial_closure_rate", "open_vowel_jaw",
     "jaw_correlation", "count_blinks", "blink_rate", "seed_diversity", "phone_frames",
     "LIP_CLOSURE_FRACTION", "LIP_GAP_PERCENTILE", "OPENNESS_TARGETS", "ROUNDED_ARPABET",
@@ -101,6 +101,16 @@ def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     if p.shape != g.shape:
         raise ValueError(f"pred and gt shapes differ: {p.shape} vs {g.shape}")
     return p, g
+
+
+def ratio_of(a: float, b: float) -> float:
+    """``a / b`` for the open/closed and open-vowel ratios: NaN when either is NaN (nothing to
+    measure), inf for a positive ``a`` over ``b <= 0``, NaN for ``a <= 0`` over ``b <= 0``."""
+    if math.isnan(a) or math.isnan(b):
+        return float("nan")
+    if b <= 0:
+        return float("inf") if a > 0 else float("nan")
+    return a / b
 
 
 def _indices(idx, n_vertices: int, what: str) -> np.ndarray:
@@ -446,13 +456,7 @@ def open_vowel_jaw(pred, phones, fps) -> dict:
     other_m = speech_m & ~open_m
     o = float(jaw[open_m].mean()) if open_m.any() else float("nan")
     r = float(jaw[other_m].mean()) if other_m.any() else float("nan")
-    if math.isnan(o) or math.isnan(r):
-        ratio = float("nan")
-    elif r <= 0.0:
-        ratio = float("inf") if o > 0 else float("nan")
-    else:
-        ratio = o / r
-    return {"open": o, "other": r, "ratio": ratio, "n_open": int(open_m.sum()),
+    return {"open": o, "other": r, "ratio": ratio_of(o, r), "n_open": int(open_m.sum()),
             "n_other": int(other_m.sum())}
 
 
@@ -707,12 +711,7 @@ def _lip_gap_rates(t: dict) -> dict:
     def mean(a, b):
         return t[a] / t[b] if t[b] else float("nan")
     o, c = mean("open_sum", "open_n"), mean("closed_sum", "closed_n")
-    if math.isnan(o) or math.isnan(c):
-        ratio = float("nan")
-    elif c <= 0:
-        ratio = float("inf") if o > 0 else float("nan")
-    else:
-        ratio = o / c
+    ratio = ratio_of(o, c)
     return {"closure": t["n_closed"] / t["n_bilabials"] if t["n_bilabials"] else float("nan"),
             "open_gap": o, "closed_gap": c, "open_closed_ratio": ratio,
             "rounding": mean("round_sum", "round_n") - mean("spread_sum", "spread_n")}

@@ -54,17 +54,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return p
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+def check_writable(path: str | os.PathLike, overwrite: bool = False,
+                   make_folders: bool = True) -> Path:
     """Check, before any work, that ``path`` can be written: not a folder, not an existing
-    file unless ``overwrite``, and its folder (or the nearest existing folder above it, where
-    the missing ones would be created) accepts a new file (a probe file is created and
-    removed there). Creates nothing that stays.
+    file unless ``overwrite``, and its folder (or, with ``make_folders``, the nearest existing
+    folder above it, where the missing ones would be created) accepts a new file (a probe
+    file is created and removed there). Creates nothing that stays.
 
     Returns:
         ``path`` as a Path.
     Raises:
         IsADirectoryError: ``path`` is a folder.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileNotFoundError: its folder does not exist and ``make_folders`` is False.
         NotADirectoryError: a component of the folder is a file.
         PermissionError / OSError: the folder does not accept a new file (read-only, no
             permission, ...). Every message names ``path``.
@@ -75,6 +77,8 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} already exists; choose another name or pass --force")
     folder = p.parent if str(p.parent) else Path(".")
+    if not make_folders and not folder.is_dir():
+        raise FileNotFoundError(f"folder {folder} of the output file does not exist")
     while not folder.exists():
         if folder.parent == folder:
             break

@@ -212,19 +212,20 @@ class LiveStats:
     ``backlog`` (t, samples waiting) rows; both bounded.
     """
 
-    samplerate: float = 0.0
-    frames: int = 0
-    chunks: int = 0
-    dropped_samples: int = 0
-    dropped_events: int = 0
-    status_flags: int = 0
-    last_status: str = ""
-    level_db: float = -120.0
-    peak_db: float = -120.0
-    backlog_samples: int = 0
-    max_backlog_samples: int = 0
-    t_first_audio: float | None = None
-    t_started: float = 0.0
+    samplerate: float = 0.0              # device rate, Hz
+    frames: int = 0                      # frames made
+    chunks: int = 0                      # pushes that made frames
+    dropped_samples: int = 0             # audio dropped (model behind) or overwritten
+    dropped_events: int = 0              # events the consumer never took
+    status_flags: int = 0                # PortAudio callbacks with a status flag
+    last_status: str = ""                # the last such status
+    level_db: float = -120.0             # input level of the last block
+    peak_db: float = -120.0              # decaying peak level
+    backlog_samples: int = 0             # audio waiting now
+    max_backlog_samples: int = 0         # the most that ever waited
+    t_first_audio: float | None = None   # first callback (monotonic s)
+    t_started: float = 0.0               # engine start (monotonic s)
+    # -- bounded histories
     latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
     backlog: collections.deque = field(default_factory=lambda: collections.deque(maxlen=36000))
 

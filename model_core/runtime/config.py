@@ -62,50 +62,50 @@ class ModelConfig:
     training: free-form record of how the weights were made (data, steps, hardware).
     """
 
-    fps: float = 30.0
-    sample_rate: int = 16000
+    fps: float = 30.0                          # model frames per second
+    sample_rate: int = 16000                   # audio rate, Hz
     channel_names: list[str] = field(default_factory=lambda: list(ARKIT_52))
-    output_kind: str = "arkit"
-    chunk_frames: int = 4
-    max_chunk_frames: int = 8
-    history_frames: int = 60
-    lookahead_ms: float = 60.0
-    audio_context_frames: int = 64
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    fmin: float = 20.0
-    fmax: float = 7600.0
-    d_model: int = 192
-    n_heads: int = 4
-    predictor_layers: int = 2
-    predictor_ff: int = 384
-    history_pool: int = 4
-    head_dim: int = 128
-    head_layers: int = 2
-    head_ff: int = 256
-    encoder_channels: int = 128
+    output_kind: str = "arkit"                 # "arkit" | "latent"
+    chunk_frames: int = 4                      # K, frames per step
+    max_chunk_frames: int = 8                  # largest K a session accepts
+    history_frames: int = 60                   # H, past frames conditioned on
+    lookahead_ms: float = 60.0                 # audio past the chunk's last frame
+    audio_context_frames: int = 64             # M, mel frames in the encoder window
+    n_fft: int = 512                           # STFT size, samples
+    win_length: int = 400                      # analysis window, samples
+    hop_length: int = 160                      # mel hop, samples (10 ms)
+    n_mels: int = 80                           # mel bands
+    fmin: float = 20.0                         # lowest mel edge, Hz
+    fmax: float = 7600.0                       # highest mel edge, Hz
+    d_model: int = 192                         # condition predictor width
+    n_heads: int = 4                           # attention heads
+    predictor_layers: int = 2                  # condition predictor depth
+    predictor_ff: int = 384                    # its feed-forward width
+    history_pool: int = 4                      # history frames per token
+    head_dim: int = 128                        # diffusion head width
+    head_layers: int = 2                       # diffusion head depth
+    head_ff: int = 256                         # its feed-forward width
+    encoder_channels: int = 128                # audio encoder channels
     encoder_dilations: list[int] = field(default_factory=lambda: [1, 1])
-    audio_pool: int = 4
-    history_prefix: int = 2
-    n_styles: int = 8
-    dropout: float = 0.0
-    train_timesteps: int = 1000
-    schedule: str = "cosine"
-    sample_steps: int = 10
-    eta: float = 0.0
-    guidance: float = 1.0
-    lip_temperature: float = 1.0
-    cond_drop: float = 0.1
-    style_drop: float = 0.1
-    velocity_weight: float = 1.0
-    diffusion_repeats: int = 4
-    history_noise: float = 0.05
-    lip_loss_weight: float = 1.0
-    aux_viseme_weight: float = 0.0
-    speech_encoder: dict | None = None
-    format_version: int = FORMAT_VERSION
+    audio_pool: int = 4                        # mel frames per audio token
+    history_prefix: int = 2                    # raw history frames kept unpooled
+    n_styles: int = 8                          # training identities
+    dropout: float = 0.0                       # network dropout
+    train_timesteps: int = 1000                # DDPM steps
+    schedule: str = "cosine"                   # "cosine" | "linear"
+    sample_steps: int = 10                     # DDIM steps
+    eta: float = 0.0                           # DDIM eta (0: deterministic)
+    guidance: float = 1.0                      # classifier-free guidance (1: off)
+    lip_temperature: float = 1.0               # initial-noise scale on the lips
+    cond_drop: float = 0.1                     # audio dropped in training (for CFG)
+    style_drop: float = 0.1                    # style dropped in training
+    velocity_weight: float = 1.0               # velocity loss weight
+    diffusion_repeats: int = 4                 # noise draws per example
+    history_noise: float = 0.05                # noise on the history (exposure bias)
+    lip_loss_weight: float = 1.0               # loss weight of the lip channels
+    aux_viseme_weight: float = 0.0             # auxiliary viseme heads (0: none)
+    speech_encoder: dict | None = None         # pretrained encoder, see above
+    format_version: int = FORMAT_VERSION       # checkpoint format
     training: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -157,6 +157,21 @@ def arkit_channel_index(names: Iterable[str]) -> ChannelIndex:
     return out
 
 
+def _shape_columns(path: Path, hline: int, header, skip, report, missing: str):
+    """The header's ARKit columns, reported (:func:`_report_columns`): ``(pairs, cols)``,
+    pairs ``(column, ARKit index)`` and cols their column positions.
+
+    Raises:
+        ValueError: no ARKit column, naming the file, the header line and ``missing`` (what
+            the user should do).
+    """
+    pairs, unknown, dups = _column_map(header, skip=skip)
+    if not pairs:
+        raise ValueError(f"{path}, line {hline}: no ARKit blendshape columns {missing}")
+    _report_columns(report, path, header, pairs, unknown, dups)
+    return pairs, [pos for pos, _ in pairs]
+
+
 def _report_columns(report, path, header, pairs, unknown, dups) -> None:
     if report is None:
         return
@@ -353,14 +368,10 @@ def _live_link_rows(p: Path, hline, header, line_nos, rows, fps, report):
                          f"read_arkit_table for CSVs with a time or frame column")
     tc = lower.index("timecode")
     skip = [i for i, h in enumerate(lower) if h in _LLF_NON_SHAPES]
-    pairs, unknown, dups = _column_map(header, skip=skip)
-    if not pairs:
-        raise ValueError(f"{p}, line {hline}: no ARKit blendshape columns (EyeBlinkLeft, "
-                         f"JawOpen, …) in the header; found: {', '.join(header[:8])}"
-                         f"{' …' if len(header) > 8 else ''}")
-    _report_columns(report, p, header, pairs, unknown, dups)
+    pairs, cols = _shape_columns(
+        p, hline, header, skip, report, f"(EyeBlinkLeft, JawOpen, …) in the header; found: "
+        f"{', '.join(header[:8])}{' …' if len(header) > 8 else ''}")
     times, _ = _parse_timecodes(p, [r[tc] for r in rows], line_nos, fps)
-    cols = [pos for pos, _ in pairs]
     values = _numeric(p, header, line_nos, rows, cols)
     return _to_arkit(values, pairs, cols), times
 
@@ -525,13 +536,10 @@ def read_arkit_table(path: str | os.PathLike, fps: float | None = None,
     frame_col = next((i for i, n in enumerate(normed) if n in _FRAME), None)
     skip = {c for c in (time_col, ms_col, frame_col) if c is not None}
     skip |= {i for i, n in enumerate(normed) if n in _LLF_NON_SHAPES}
-    pairs, unknown, dups = _column_map(header, skip=skip)
-    if not pairs:
-        raise ValueError(f"{p}, line {hline}: no ARKit blendshape columns in the header "
-                         f"({', '.join(header[:8])}{' …' if len(header) > 8 else ''}); name the "
-                         f"columns after the ARKit shapes (eyeBlinkLeft, jawOpen, …)")
-    _report_columns(report, p, header, pairs, unknown, dups)
-    cols = [pos for pos, _ in pairs]
+    pairs, cols = _shape_columns(
+        p, hline, header, skip, report, f"in the header ({', '.join(header[:8])}"
+        f"{' …' if len(header) > 8 else ''}); name the columns after the ARKit shapes "
+        f"(eyeBlinkLeft, jawOpen, …)")
     frames = _to_arkit(_numeric(p, header, line_nos, rows, cols), pairs, cols)
 
     tcol, scale = (time_col, 1.0) if time_col is not None else (ms_col, 1e-3)

@@ -168,11 +168,11 @@ class Job:
     text: str
     engine: str          # "espeak-ng" | "festival" | "piper"
     voice: str
-    rate: int = 175
-    pitch: int = 50
-    pitch_range: int = 50
-    seed: int = 0
-    length_scale: float = 1.0
+    rate: int = 175                  # eSpeak NG words per minute
+    pitch: int = 50                  # eSpeak NG pitch, 0..99
+    pitch_range: int = 50            # eSpeak NG pitch range, 0..99
+    seed: int = 0                    # augmentation seed
+    length_scale: float = 1.0        # Piper speaking-rate scale
     world: tuple | None = None
 
 

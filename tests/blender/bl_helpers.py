@@ -3,7 +3,10 @@ never skipping), the Face Cap head, sound strips, pumping the drain timer, readi
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,61 @@ def keyed(key, action=None) -> dict[str, np.ndarray]:
         name = fc.data_path.split('"')[1]
         out[name] = co.reshape(-1, 2)
     return out
+
+
+def generate_that_fails(monkeypatch, toy_model, at_push: int) -> None:
+    """Make the next Generate's model (the toy model) raise ``OSError("disk on fire")`` at
+    push number ``at_push`` (4000-sample pushes), after some keys are written."""
+    from streamtalker_addon import worker
+
+    class Failing:
+        def __init__(self, session):
+            self.session, self.n = session, 0
+
+        def __getattr__(self, name):     # the rest of the Session protocol: the real one's
+            return getattr(self.session, name)
+
+        def push(self, x):
+            self.n += 1
+            if self.n == at_push:
+                raise OSError("disk on fire")
+            return self.session.push(x)
+
+    class Model:
+        channel_names = toy_model.channel_names
+
+        def stream(self, **kw):
+            return Failing(toy_model.stream(**kw))
+
+    monkeypatch.setattr(worker, "load_model_cached", lambda *a, **k: Model())
+    monkeypatch.setattr(worker, "PUSH_BLOCK", 4000)
+
+
+def generate_until_keyed(bpy, monkeypatch):
+    """Start Generate with the worker's final 'done' message held back and pump until part
+    of the keys are written. Returns ``(job, gate)``: ``gate.set()`` lets the job finish
+    (set on failure here, so no worker is left waiting)."""
+    from streamtalker_addon import jobs, worker
+    gate = threading.Event()
+
+    class GatedQueue(queue.Queue):
+        def put(self, item, *a, **k):
+            if item[0] == "done":
+                gate.wait(120)
+            super().put(item, *a, **k)
+
+    monkeypatch.setattr(worker, "queue", types.SimpleNamespace(Queue=GatedQueue,
+                                                               Empty=queue.Empty))
+    bpy.ops.streamtalker.generate()
+    job = jobs.active_job()
+    try:
+        for _ in range(30000):
+            jobs.drain()
+            if job.writer is not None and job.writer.n_written > 0:
+                break
+            threading.Event().wait(0.01)
+        assert job.writer.n_written > 0
+    except BaseException:
+        gate.set()
+        raise
+    return job, gate

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bl_helpers import add_strip, keyed, pump, speech_path
+from bl_helpers import add_strip, generate_that_fails, keyed, pump, speech_path
 
 
 def _state(bpy, head):
@@ -27,30 +27,24 @@ def _fails(bpy, match, **kw):
     return str(e.value)
 
 
-def test_no_active_object(ready, bpy_mod):
+@pytest.mark.parametrize("active, message", [
+    (None, "select the head mesh"),                   # no active object
+    ("Empty", "'Empty' is not a mesh"),               # not a mesh
+    ("teeth_geo", "'teeth_geo' has no shape keys"),   # a mesh without shape keys
+])
+def test_the_active_object_is_no_head(ready, bpy_mod, active, message):
     bpy = bpy_mod
     scene, head, strip, before = ready
-    bpy.context.view_layer.objects.active = None
-    _fails(bpy, "select the head mesh")
+    bpy.context.view_layer.objects.active = bpy.data.objects[active] if active else None
+    _fails(bpy, message)
     assert _state(bpy, head) == before
 
 
-def test_active_object_is_not_a_mesh(ready, bpy_mod):
+def test_a_named_target_that_is_not_a_mesh(ready, bpy_mod):
+    """The same check in planning itself (batch bake names its target)."""
     bpy = bpy_mod
     scene, head, strip, before = ready
-    bpy.context.view_layer.objects.active = bpy.data.objects["Empty"]
-    _fails(bpy, "'Empty' is not a mesh")
-    # the same check in the operator itself (batch bake names its target)
-    bpy.context.view_layer.objects.active = head
     _fails(bpy, "'Empty' is a empty, not a mesh", target="Empty")
-    assert _state(bpy, head) == before
-
-
-def test_mesh_without_shape_keys(ready, bpy_mod):
-    bpy = bpy_mod
-    scene, head, strip, before = ready
-    bpy.context.view_layer.objects.active = bpy.data.objects["teeth_geo"]
-    _fails(bpy, "'teeth_geo' has no shape keys")
     assert _state(bpy, head) == before
 
 
@@ -141,31 +135,10 @@ def test_model_failure_in_the_background_leaves_no_data(ready, bpy_mod, tmp_path
 
 
 def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypatch, toy_model):
-    from streamtalker_addon import worker
     bpy = bpy_mod
     scene, head, strip, before = ready
 
-    class Failing:
-        def __init__(self, session):
-            self.session, self.n = session, 0
-
-        def __getattr__(self, name):     # the rest of the Session protocol: the real one's
-            return getattr(self.session, name)
-
-        def push(self, x):
-            self.n += 1
-            if self.n == 4:
-                raise OSError("disk on fire")
-            return self.session.push(x)
-
-    class Model:
-        channel_names = toy_model.channel_names
-
-        def stream(self, **kw):
-            return Failing(toy_model.stream(**kw))
-
-    monkeypatch.setattr(worker, "load_model_cached", lambda *a, **k: Model())
-    monkeypatch.setattr(worker, "PUSH_BLOCK", 4000)
+    generate_that_fails(monkeypatch, toy_model, at_push=4)
     bpy.ops.streamtalker.generate()
     job = pump()
     assert job.state == "failed" and job.error == "disk on fire"

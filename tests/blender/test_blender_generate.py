@@ -4,14 +4,11 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-import types
 
 import numpy as np
 import pytest
 
-from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path
+from bl_helpers import add_strip, generate_until_keyed, import_facecap, keyed, pump, speech_path
 
 
 def _audible(strip) -> np.ndarray:
@@ -100,18 +97,8 @@ def test_undo_restores_the_scene(facecap_scene, bpy_mod):
     assert bpy.data.objects["head_geo"].data.shape_keys.animation_data.action.name == "speech"
 
 
-class _GatedQueue(queue.Queue):
-    """Holds the worker's final 'done' message until the test opens the gate."""
-    gate = threading.Event()
-
-    def put(self, item, *a, **k):
-        if item[0] == "done":
-            self.gate.wait(120)
-        super().put(item, *a, **k)
-
-
 def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, monkeypatch):
-    from streamtalker_addon import jobs, worker
+    from streamtalker_addon import jobs
 
     bpy = bpy_mod
     scene, head, strip = facecap_scene
@@ -119,22 +106,12 @@ def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, 
     prev = key.animation_data.action
     prev_name, prev_fake = prev.name, prev.use_fake_user
     n_actions = len(bpy.data.actions)
-    _GatedQueue.gate = threading.Event()
-    monkeypatch.setattr(worker, "queue", types.SimpleNamespace(Queue=_GatedQueue,
-                                                               Empty=queue.Empty))
-    bpy.ops.streamtalker.generate()
-    job = jobs.active_job()
+    job, gate = generate_until_keyed(bpy, monkeypatch)
     try:
-        for _ in range(30000):  # until part of the keys are written
-            jobs.drain()
-            if job.writer is not None and job.writer.n_written > 0:
-                break
-            threading.Event().wait(0.01)
-        assert job.writer.n_written > 0
         assert key.animation_data.action.name == "speech"
         assert bpy.ops.streamtalker.cancel() == {"FINISHED"}
     finally:
-        _GatedQueue.gate.set()
+        gate.set()
     assert job.state == "cancelled" and jobs.active_job() is None
     assert jobs.drain() is None
     assert key.animation_data.action.name == prev_name

@@ -7,14 +7,13 @@ the Blender running the tests."""
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import types
 
 import numpy as np
 import pytest
 
-from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path
+from bl_helpers import (add_strip, generate_that_fails, generate_until_keyed, import_facecap,
+                        keyed, pump, speech_path)
 
 
 def _actions(bpy):
@@ -163,19 +162,8 @@ def test_a_take_is_kept_when_the_device_fails_mid_take(facecap_scene, bpy_mod,
     assert act[keyframes.PROP_PREVIOUS] == "Key|Take 001|BaseLayer"
 
 
-class _GatedQueue(queue.Queue):
-    """Holds the worker's final 'done' message until the test opens the gate."""
-    gate = threading.Event()
-
-    def put(self, item, *a, **k):
-        if item[0] == "done":
-            self.gate.wait(120)
-        super().put(item, *a, **k)
-
-
 def test_cancel_without_a_previous_action_restores_the_values_set_by_hand(
         facecap_scene, bpy_mod, monkeypatch):
-    from streamtalker_addon import jobs, worker
     bpy = bpy_mod
     scene, head, strip = facecap_scene
     key = head.data.shape_keys
@@ -186,23 +174,13 @@ def test_cancel_without_a_previous_action_restores_the_values_set_by_hand(
     key.key_blocks["eyeBlink_L"].value = 0.75
     values = {kb.name: kb.value for kb in key.key_blocks}
     before = _actions(bpy)
-    _GatedQueue.gate = threading.Event()
-    monkeypatch.setattr(worker, "queue", types.SimpleNamespace(Queue=_GatedQueue,
-                                                               Empty=queue.Empty))
-    bpy.ops.streamtalker.generate()
-    job = jobs.active_job()
+    job, gate = generate_until_keyed(bpy, monkeypatch)
     try:
-        for _ in range(30000):  # until part of the keys are written (and evaluated)
-            jobs.drain()
-            if job.writer is not None and job.writer.n_written > 0:
-                break
-            threading.Event().wait(0.01)
-        assert job.writer.n_written > 0
         scene.frame_set(strip.frame_final_start + 3)  # the new keys now drive the values
         assert key.key_blocks["jawOpen"].value != pytest.approx(0.3)
         assert bpy.ops.streamtalker.cancel() == {"FINISHED"}
     finally:
-        _GatedQueue.gate.set()
+        gate.set()
     job.worker.join(10)
     assert job.state == "cancelled"
     assert key.animation_data is None
@@ -214,34 +192,13 @@ def test_cancel_without_a_previous_action_restores_the_values_set_by_hand(
 
 def test_failure_on_a_head_without_animation_leaves_none(facecap_scene, bpy_mod, monkeypatch,
                                                         toy_model):
-    from streamtalker_addon import worker
     bpy = bpy_mod
     scene, head, strip = facecap_scene
     key = head.data.shape_keys
     key.animation_data_clear()
     key.key_blocks["jawOpen"].value = 0.3
 
-    class Failing:
-        def __init__(self, session):
-            self.session, self.n = session, 0
-
-        def __getattr__(self, name):     # the rest of the Session protocol: the real one's
-            return getattr(self.session, name)
-
-        def push(self, x):
-            self.n += 1
-            if self.n == 3:
-                raise OSError("disk on fire")
-            return self.session.push(x)
-
-    class Model:
-        channel_names = toy_model.channel_names
-
-        def stream(self, **kw):
-            return Failing(toy_model.stream(**kw))
-
-    monkeypatch.setattr(worker, "load_model_cached", lambda *a, **k: Model())
-    monkeypatch.setattr(worker, "PUSH_BLOCK", 4000)
+    generate_that_fails(monkeypatch, toy_model, at_push=3)
     bpy.ops.streamtalker.generate()
     job = pump()
     assert job.state == "failed" and job.writer is not None and job.writer.n_written > 0
