@@ -24,6 +24,10 @@ class STREAMTALKER_UL_mapping(UIList):
             row.prop(item, "shape_key", text="")
 
 
+#: The status line's icon after a generation ended.
+_ENDED = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}
+
+
 class _Base:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -33,15 +37,12 @@ class _Base:
 class STREAMTALKER_PT_main(_Base, Panel):
     bl_label = "StreamTalker"
 
-    #: the status line's icon after a generation ended
-    ENDED = {"failed": "ERROR", "finished": "CHECKMARK", "cancelled": "CANCEL"}
-
     def draw(self, context):
         layout, job = self.layout, jobs.last_job("generate")
         if job is None or not job.running:
             layout.operator("streamtalker.generate", icon="PLAY_SOUND")
-            if job is not None and job.state in self.ENDED:
-                layout.label(text=job.summary, icon=self.ENDED[job.state])
+            if job is not None and job.state in _ENDED:
+                layout.label(text=job.summary, icon=_ENDED[job.state])
                 for n in job.notes:
                     layout.label(text=n, icon="INFO")
             return

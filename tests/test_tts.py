@@ -63,7 +63,7 @@ def frame_db_peak(x: np.ndarray, sr: int) -> float:
     return max(np.sqrt(np.mean(x[i * hop:i * hop + 2 * hop] ** 2)) for i in range(n))
 
 
-def f0_median(utt: tts.Utterance) -> float:
+def f0_median(utt: tts.SpeechClip) -> float:
     """Median autocorrelation pitch (Hz) over the eSpeak vowels longer than 40 ms."""
     x, sr, out = utt.samples, utt.sample_rate, []
     for lab, s, e in utt.phones:
@@ -77,11 +77,11 @@ def f0_median(utt: tts.Utterance) -> float:
     return float(np.median(out))
 
 
-def speech_s(utt: tts.Utterance, pause: str) -> float:
+def speech_s(utt: tts.SpeechClip, pause: str) -> float:
     return sum(e - s for lab, s, e in utt.phones if lab != pause)
 
 
-def check_timeline(utt: tts.Utterance) -> None:
+def check_timeline(utt: tts.SpeechClip) -> None:
     """Phones start at 0, are contiguous and positive, and end exactly at the audio's end."""
     assert utt.samples.dtype == np.float32 and utt.samples.ndim == 1
     assert np.all(np.isfinite(utt.samples)) and np.abs(utt.samples).max() <= 1.0

@@ -12,7 +12,7 @@ Two engines, both offline Debian packages (see ``tools/apt-packages.txt``):
   ``Segment`` relation (each segment's ``end`` in seconds), the timing the waveform was
   generated from.
 
-Both return an :class:`Utterance`: float32 mono samples at the engine's native rate, plus a
+Both return a :class:`SpeechClip`: float32 mono samples at the engine's native rate, plus a
 phone list ``[(label, start_s, end_s), ...]`` that starts at 0.0, is contiguous
 (``phones[i][2] == phones[i + 1][1]``) and ends at ``len(samples) / sample_rate``.
 Labels are the engine's own phone names, returned as-is (a later mapping normalises them):
@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "Utterance",
+    "SpeechClip",
     "espeak_synthesize",
     "espeak_voices",
     "festival_synthesize",
@@ -98,7 +98,7 @@ _FESTIVAL_INSTALL = "apt-get install -y festival"
 
 
 @dataclass
-class Utterance:
+class SpeechClip:
     """One synthesized utterance with its phone timing.
 
     Attributes:
@@ -628,7 +628,7 @@ def _stop_closures(pcm: np.ndarray, events: list) -> dict:
 def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
                       pitch_range: int = 50, variant: str | None = None, *,
                       lead_silence_s: float = 0.1, end_pause: bool = True,
-                      stop_closure: bool = False, phoneme_input: bool = False) -> Utterance:
+                      stop_closure: bool = False, phoneme_input: bool = False) -> SpeechClip:
     """Synthesize ``text`` with eSpeak NG and return the audio with exact phone timing.
 
     Args:
@@ -657,7 +657,7 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
             (``espeakPHONEMES``), e.g. ``"[[m'A:mA:]]"``.
 
     Returns:
-        :class:`Utterance` with ``samples`` float32 [N] at 22050 Hz, ``phones`` built from
+        :class:`SpeechClip` with ``samples`` float32 [N] at 22050 Hz, ``phones`` built from
         the phoneme events' exact sample positions (each phone ends where the next starts,
         the last at N; pauses labelled ``"_"``; zero-length phones dropped), ``engine
         "espeak-ng"``, ``voice`` the full voice string used.
@@ -711,7 +711,7 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
     starts = [lead + s for s in starts]
     labels = [ESPEAK_PAUSE if lab.startswith("_") else lab for _, lab in events]
     phones = _clean_phones(starts, labels, len(samples), sr, ESPEAK_PAUSE)
-    return Utterance(samples=samples, sample_rate=sr, phones=phones, text=text,
+    return SpeechClip(samples=samples, sample_rate=sr, phones=phones, text=text,
                      voice=full_voice, engine="espeak-ng",
                      settings={"rate": int(rate), "pitch": int(pitch),
                                "pitch_range": int(pitch_range),
@@ -833,7 +833,7 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
         timeout_s: limit for the subprocess; default 30 s + 5 s per text.
 
     Returns:
-        list of :class:`Utterance` (``engine "festival"``), one per text, in order; see
+        list of :class:`SpeechClip` (``engine "festival"``), one per text, in order; see
         :func:`festival_synthesize`.
 
     Raises:
@@ -885,13 +885,13 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
             if len(samples) == 0:
                 raise RuntimeError(f"festival produced no audio for {t!r} with voice {name!r}")
             phones, seg_end = _festival_phones(seg, len(samples), sr)
-            out.append(Utterance(samples=samples, sample_rate=int(sr), phones=phones, text=t,
+            out.append(SpeechClip(samples=samples, sample_rate=int(sr), phones=phones, text=t,
                                  voice=name, engine="festival",
                                  settings={"segment_end_s": seg_end}))
     return out
 
 
-def festival_synthesize(text: str, voice: str = "cmu_us_slt_arctic_hts") -> Utterance:
+def festival_synthesize(text: str, voice: str = "cmu_us_slt_arctic_hts") -> SpeechClip:
     """Synthesize ``text`` with a Festival voice and return audio plus Festival's segments.
 
     Runs ``festival --batch`` on a generated Scheme script that synthesizes the text
@@ -906,7 +906,7 @@ def festival_synthesize(text: str, voice: str = "cmu_us_slt_arctic_hts") -> Utte
             ``"ked"`` also accepted.
 
     Returns:
-        :class:`Utterance`: ``samples`` float32 [N] at the voice's native rate,
+        :class:`SpeechClip`: ``samples`` float32 [N] at the voice's native rate,
         ``phones`` Festival ``radio`` phone names as-is (``"pau"`` for pauses; utterances
         start and end with ``"pau"``), start of each = end of the previous, first start 0,
         last end N / sample_rate.
@@ -986,7 +986,7 @@ def _piper_voice(name: str):
 
 
 def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: float = 1.0,
-                     noise_scale: float = 0.667, noise_w_scale: float = 0.8) -> Utterance:
+                     noise_scale: float = 0.667, noise_w_scale: float = 0.8) -> SpeechClip:
     """Synthesize ``text`` with a Piper neural voice; phones from a pocketsphinx alignment.
 
     Piper's ONNX voices give no phone timing, so the 16 kHz audio is force-aligned to the
@@ -1001,7 +1001,7 @@ def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: f
         noise_scale, noise_w_scale: VITS sampling noise (prosody and duration variation).
 
     Returns:
-        :class:`Utterance` (``engine "piper"``) at 16 kHz with ARPAbet phones.
+        :class:`SpeechClip` (``engine "piper"``) at 16 kHz with ARPAbet phones.
 
     Raises:
         FileNotFoundError: piper-tts or the voice package is not installed.
@@ -1023,7 +1023,7 @@ def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: f
     x = Resampler(int(pv.config.sample_rate), 16000).process(x, last=True)
     phones = [(lab, float(s), float(e)) for lab, s, e in
               align_phones(x, normalize_transcript(text))]
-    return Utterance(samples=x, sample_rate=16000, phones=phones, text=text, voice=voice,
+    return SpeechClip(samples=x, sample_rate=16000, phones=phones, text=text, voice=voice,
                      engine="piper", settings={"length_scale": float(length_scale),
                                                "noise_scale": float(noise_scale),
                                                "noise_w_scale": float(noise_w_scale)})

@@ -65,7 +65,7 @@ class _FakeEngine:
 
 
 def _fake_live(bpy, head):
-    """A running LiveSession on ``head`` with a fake engine (no device, no model)."""
+    """A running LiveJob on ``head`` with a fake engine (no device, no model)."""
     from streamtalker_addon import core, jobs, live, planning
     channels = list(core.arkit_names())
     targets, _ = planning.resolve_mapping(head, channels)
