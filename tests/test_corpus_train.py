@@ -275,3 +275,18 @@ def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
     y1 = model.generate(utts[0].samples, 16000, seed=3)
     y2 = back.generate(utts[0].samples, 16000, seed=3)
     assert np.array_equal(y1, y2) and y1.shape == (90, 52)
+
+
+def test_corpus_built_in_parts_shares_one_style(tmp_path, corpus):
+    from model_core.training.trainer import _sources
+    p = tmp_path / "parts.toml"
+    p.write_text(f"[data]\ncorpus = [{json.dumps(str(corpus))}, {json.dumps(str(corpus))}]\n"
+                 f"corpus_style = \"shared\"\n")
+    data = read_train_config(p)["data"]
+    files, _ = _sources(data, 30.0)
+    assert len(files) == 20 and {s for _, s in files} == {0}
+    data["corpus_style"] = "per_folder"
+    assert {s for _, s in _sources(data, 30.0)[0]} == {0, 1}
+    p.write_text(f"[data]\ncorpus = [{json.dumps(str(corpus))}]\ncorpus_style = \"one\"\n")
+    with pytest.raises(ValueError, match="corpus_style"):
+        read_train_config(p)

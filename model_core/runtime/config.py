@@ -49,7 +49,11 @@ class ModelConfig:
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
         small head is trained on several noised copies),
-        history_noise (std of noise added to the training history, normalized units),
+        history_noise (std of noise added to the training history, normalized units; with
+        history_drop or history_shrink set, the largest std, drawn per example),
+        history_drop (probability that a training example's history is the rest pose) and
+        history_shrink (largest factor by which a training history is pulled towards the
+        data mean): both teach the model to follow the audio when its own history drifts,
         lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
         the other channels weigh 1), aux_viseme_weight (weight of an auxiliary
         cross-entropy that classifies the viseme spoken at every encoder frame and at every
@@ -102,6 +106,8 @@ class ModelConfig:
     velocity_weight: float = 1.0               # velocity loss weight
     diffusion_repeats: int = 4                 # noise draws per example
     history_noise: float = 0.05                # noise on the history (exposure bias)
+    history_drop: float = 0.0                  # P(history -> rest pose) in training
+    history_shrink: float = 0.0                # history shrunk by U(0, this) in training
     lip_loss_weight: float = 1.0               # loss weight of the lip channels
     aux_viseme_weight: float = 0.0             # auxiliary viseme heads (0: none)
     speech_encoder: dict | None = None         # pretrained encoder, see above
@@ -152,6 +158,8 @@ class ModelConfig:
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "
             f"{self.encoder_dilations}")
         need(self.lip_loss_weight > 0, f"lip_loss_weight must be > 0, got {self.lip_loss_weight}")
+        need(0 <= self.history_drop <= 1 and 0 <= self.history_shrink <= 1,
+             "history_drop and history_shrink must be in [0, 1]")
         need(self.aux_viseme_weight >= 0,
              f"aux_viseme_weight must be >= 0, got {self.aux_viseme_weight}")
         chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000

@@ -229,9 +229,7 @@ class StreamTalkerModel:
         b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
         B = b["target"].shape[0]
         x0 = self.normalize(b["target"])
-        hist = self.normalize(b["history"])
-        if cfg.history_noise > 0:
-            hist = hist + cfg.history_noise * torch.randn(hist.shape, generator=generator).to(dev)
+        hist = self.corrupt_history(self.normalize(b["history"]), generator)
         style = b["style"].clone()
         style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
         drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
@@ -250,6 +248,38 @@ class StreamTalkerModel:
             losses.update(self._viseme_loss(out[1], out[2], b, drop))
             losses["loss"] = losses["loss"] + cfg.aux_viseme_weight * losses["viseme"]
         return losses
+
+    def corrupt_history(self, hist: torch.Tensor, generator=None) -> torch.Tensor:
+        """The training history window, made less trustworthy so that the model learns to
+        follow the audio rather than continue the history (exposure bias: at inference the
+        history is the model's own output). Per example: with probability
+        ``history_drop`` the history becomes the rest pose (as at a stream start);
+        otherwise it is shrunk towards the data mean by a factor drawn from
+        U(0, ``history_shrink``) and given Gaussian noise of a std drawn from
+        U(0, ``history_noise``) (normalized units).
+
+        Args:
+            hist: float32 [B, H, D] normalized history; generator: CPU generator.
+        Returns:
+            float32 [B, H, D].
+        """
+        cfg, dev = self.config, hist.device
+        B = hist.shape[0]
+
+        def u(scale):
+            return (scale * torch.rand(B, 1, 1, generator=generator)).to(dev)
+
+        if cfg.history_shrink > 0:
+            hist = hist * (1.0 - u(cfg.history_shrink))
+        if cfg.history_noise > 0:
+            sd = u(cfg.history_noise) if (cfg.history_shrink > 0 or cfg.history_drop > 0) \
+                else cfg.history_noise
+            hist = hist + sd * torch.randn(hist.shape, generator=generator).to(dev)
+        if cfg.history_drop > 0:
+            rest = self.rest_history(B).to(dev)
+            drop = (torch.rand(B, 1, 1, generator=generator) < cfg.history_drop).to(dev)
+            hist = torch.where(drop, rest, hist)
+        return hist
 
     def loss_channel_weights(self) -> torch.Tensor | None:
         """Per-channel weights [D] of the x0/velocity loss: ``lip_loss_weight`` on the

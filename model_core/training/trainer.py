@@ -11,6 +11,7 @@ Config (TOML), ARKit blendshapes::
     fps = 30.0
     [data]
     corpus = ["data/corpus-default"]   # folders from `streamtalker make-dataset`
+    corpus_style = "per_folder"  # one style per corpus folder; "shared": parts of one corpus
     captures = []           # folders of (wav, ARKit CSV / npz) pairs (model_core.training.captures)
     val_fraction = 0.02
     pad_silence = true      # embed corpus utterances in 0-3 s of silence (fresh teacher curves)
@@ -45,7 +46,8 @@ Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md`
     [train]                     # as above; checkpoints also get NAME.codec.safetensors
 
 Each style index is one data source (a corpus folder or a capture folder), in the order
-given. Checkpoints are written as ``out/step-NNNNNNN.safetensors`` (+ .json, + .state.pt with
+given; with ``corpus_style = "shared"`` all corpus folders are one source (a corpus built in
+parts). Checkpoints are written as ``out/step-NNNNNNN.safetensors`` (+ .json, + .state.pt with
 optimizer and step) and ``out/final.safetensors``; nothing is overwritten.
 """
 
@@ -72,13 +74,14 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
-                     dataset="vocaset", split="train", val_split="val", max_sequences=0)
+                     dataset="vocaset", split="train", val_split="val", max_sequences=0,
+                     corpus_style="per_folder")
 CODEC_DEFAULTS = dict(components=128, max_frames=50000)
 #: [model] settings a fine-tune (init_from) or a resumed run may change: they do not change
 #: the network's weights or shapes. Every other [model] setting must match the checkpoint.
 TUNABLE_MODEL_SETTINGS = ("chunk_frames", "sample_steps", "eta", "guidance", "lip_temperature",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
-                          "history_noise")
+                          "history_noise", "history_drop", "history_shrink", "lip_loss_weight")
 
 
 def apply_model_settings(model, settings: dict, source) -> dict:
@@ -147,6 +150,10 @@ def read_train_config(path: str | os.PathLike) -> dict:
     def resolve(c: str) -> str:
         return c if Path(c).is_absolute() else str((base / c).resolve())
 
+    if data["corpus_style"] not in ("per_folder", "shared"):
+        raise ValueError(f"{p}: [data] corpus_style must be 'per_folder' (one style per corpus "
+                         f"folder) or 'shared' (the folders are parts of one corpus), got "
+                         f"{data['corpus_style']!r}")
     for key in ("corpus", "captures"):
         if isinstance(data[key], str):
             data[key] = [data[key]]
@@ -173,6 +180,9 @@ def _sources(data: dict, fps: float) -> tuple[list, list]:
     for folder in data["corpus"]:
         recs = read_manifest(folder)
         files += [(str(Path(folder) / r["file"]), style) for r in recs]
+        if data.get("corpus_style", "per_folder") == "per_folder":
+            style += 1
+    if data["corpus"] and data.get("corpus_style") == "shared":
         style += 1
     for folder in data["captures"]:
         from .captures import load_capture_folder
@@ -296,7 +306,8 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
     mcfg = model.config
     files, captures = _sources(data, mcfg.fps)
-    n_sources = len(data["corpus"]) + len(data["captures"])
+    n_sources = (1 if data["corpus_style"] == "shared" and data["corpus"] else
+                 len(data["corpus"])) + len(data["captures"])
     if n_sources > mcfg.n_styles:
         how = ("raise [model] n_styles" if state_path is None and not tr["init_from"] else
                "a fine-tune or a resumed run cannot add identities: use at most "
