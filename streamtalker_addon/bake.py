@@ -390,7 +390,8 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     _status = main()
-    if "bpy" in sys.modules:  # the bpy 4.5 module can hang at exit: compat.exit_process
-        from . import compat
+    if "bpy" in sys.modules:  # the bpy module can hang or abort at exit: compat.exit_process
+        from . import compat, jobs
+        jobs.shutdown()  # the model thread stops before the process ends
         compat.exit_process(_status)
     sys.exit(_status)

@@ -143,14 +143,13 @@ EXIT_MAY_HANG = VERSION < (5, 0)
 
 
 def exit_process(status: int) -> None:
-    """End a process that imported the ``bpy`` module with ``status``: ``sys.exit`` where
-    that is safe, else (``EXIT_MAY_HANG``) flush the standard streams and ``os._exit``,
-    skipping the C++ static destructors that can hang. Only for ``__main__`` of scripts
+    """End a process that imported the ``bpy`` module with ``status``: flush the standard
+    streams and ``os._exit``, skipping the C++ static destructors, which can hang (4.5:
+    ``EXIT_MAY_HANG``) or abort with "terminate called without an active exception" (5.0 and
+    5.2 after a Ctrl+C). Call it only when everything is saved, from ``__main__`` of scripts
     run with the ``bpy`` module, never inside Blender."""
-    import sys
-    if not EXIT_MAY_HANG:
-        sys.exit(status)
     import os
+    import sys
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()

@@ -91,11 +91,13 @@ def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo
     vertex decision is made, for the CLIs and the Blender add-on alike.
 
     Raises:
-        FileNotFoundError: no config there (or no bundled default).
+        FileNotFoundError: no weights or no config there (or no bundled default).
         CheckpointError: unreadable JSON, wrong format version, invalid settings, or a codec
             beside a checkpoint that is not a latent model with a vertex count.
     """
     wpath, cpath = checkpoint_paths(DEFAULT_CHECKPOINT if path is None else path)
+    if not wpath.exists():
+        raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
     cfg = read_config(wpath)
     vertex = cfg.training.get("vertex", {}) if isinstance(cfg.training, dict) else {}
     n_vertices, subjects = None, ()
