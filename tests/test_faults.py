@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 import model_core as mc
+from model_core.io import audio as audio_io
 from model_core.io.audio import AudioWarning
 from model_core.cli import main
 from realdata import real_speech_path
@@ -67,7 +68,7 @@ def test_one_loud_sample_in_a_float_wav_gives_finite_frames_and_a_warning(tmp_pa
     # the API: load_audio warns naming the file and limits the sample
     with pytest.warns(AudioWarning, match="loud.wav.*clipped"):
         a = mc.load_audio(wav)
-    assert np.abs(a).max() <= mc.audio.SAMPLE_LIMIT
+    assert np.abs(a).max() <= audio_io.SAMPLE_LIMIT
     with pytest.warns(AudioWarning, match="audio: 1 sample"):
         g = model.generate(sf.read(wav, dtype="float32")[0], 16000)
     assert np.isfinite(g).all()
@@ -254,7 +255,7 @@ def test_m4a_is_decoded_through_ffmpeg(tmp_path, capsys, model, monkeypatch):
     jaw = mc.ARKIT_52.index("jawOpen")
     assert np.corrcoef(w[:n, jaw], ref[:n, jaw])[0, 1] > 0.9
     # without ffmpeg: one line naming the file and the fix
-    monkeypatch.setattr(mc.audio.shutil, "which", lambda name: None)
+    monkeypatch.setattr(audio_io.shutil, "which", lambda name: None)
     with pytest.raises(mc.AudioError, match=r"speech\.m4a.*ffmpeg is not installed.*apt-get install ffmpeg"):
         mc.load_audio(m4a)
     rc, _, err = _cli(capsys, "generate", m4a, "-o", tmp_path / "b.npz")
