@@ -290,3 +290,26 @@ def test_corpus_built_in_parts_shares_one_style(tmp_path, corpus):
     p.write_text(f"[data]\ncorpus = [{json.dumps(str(corpus))}]\ncorpus_style = \"one\"\n")
     with pytest.raises(ValueError, match="corpus_style"):
         read_train_config(p)
+
+
+def test_history_corruption_can_spare_the_upper_face(toy_checkpoint):
+    """Exposure-bias training (history_drop / shrink / noise): "all" corrupts every
+    channel, "lips" only jaw*/mouth*, so blinks keep continuing their true history."""
+    import torch
+
+    import model_core as mc
+    from model_core.face import is_lip_channel
+
+    model = mc.load_model(toy_checkpoint)
+    lips = np.array([is_lip_channel(n) for n in model.channel_names])
+    hist = torch.randn(16, model.config.history_frames, len(lips))
+    model.config.history_noise, model.config.history_drop = 0.5, 1.0
+    model.config.history_corrupt = "all"
+    every = model.corrupt_history(hist, torch.Generator().manual_seed(0))
+    assert torch.allclose(every, model.rest_history(16))
+    model.config.history_corrupt = "lips"
+    some = model.corrupt_history(hist, torch.Generator().manual_seed(0))
+    assert torch.equal(some[..., ~lips], hist[..., ~lips])
+    assert torch.allclose(some[..., lips], model.rest_history(16)[..., lips])
+    with pytest.raises(ValueError, match="history_corrupt"):
+        mc.ModelConfig(history_corrupt="upper")

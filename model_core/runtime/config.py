@@ -54,6 +54,8 @@ class ModelConfig:
         history_drop (probability that a training example's history is the rest pose) and
         history_shrink (largest factor by which a training history is pulled towards the
         data mean): both teach the model to follow the audio when its own history drifts,
+        history_corrupt ("all" channels, or only the jaw*/mouth* "lips" of an ARKit model,
+        so that the upper face keeps continuing its true history),
         lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
         the other channels weigh 1), aux_viseme_weight (weight of an auxiliary
         cross-entropy that classifies the viseme spoken at every encoder frame and at every
@@ -108,6 +110,7 @@ class ModelConfig:
     history_noise: float = 0.05                # noise on the history (exposure bias)
     history_drop: float = 0.0                  # P(history -> rest pose) in training
     history_shrink: float = 0.0                # history shrunk by U(0, this) in training
+    history_corrupt: str = "all"               # channels corrupted: "all" | "lips"
     lip_loss_weight: float = 1.0               # loss weight of the lip channels
     aux_viseme_weight: float = 0.0             # auxiliary viseme heads (0: none)
     speech_encoder: dict | None = None         # pretrained encoder, see above
@@ -160,6 +163,8 @@ class ModelConfig:
         need(self.lip_loss_weight > 0, f"lip_loss_weight must be > 0, got {self.lip_loss_weight}")
         need(0 <= self.history_drop <= 1 and 0 <= self.history_shrink <= 1,
              "history_drop and history_shrink must be in [0, 1]")
+        need(self.history_corrupt in ("all", "lips"),
+             f"history_corrupt must be 'all' or 'lips', got {self.history_corrupt!r}")
         need(self.aux_viseme_weight >= 0,
              f"aux_viseme_weight must be >= 0, got {self.aux_viseme_weight}")
         chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000

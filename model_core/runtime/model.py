@@ -229,7 +229,8 @@ class StreamTalkerModel:
         b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
         B = b["target"].shape[0]
         x0 = self.normalize(b["target"])
-        hist = self.corrupt_history(self.normalize(b["history"]), generator)
+        clean = self.normalize(b["history"])
+        hist = self.corrupt_history(clean, generator)
         style = b["style"].clone()
         style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
         drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
@@ -241,7 +242,9 @@ class StreamTalkerModel:
                   noiser.add_noise(x0r, noise, t), t)
         x0_pred = out[0] if isinstance(out, tuple) else out
         mask = b.get("mask")
-        losses = DDPMNoiser.loss(x0_pred.float(), x0r, hist[:, -1:].repeat(R, 1, 1),
+        # the velocity loss anchors on the true last frame: the target continues the real
+        # motion, not the corrupted history the network was shown
+        losses = DDPMNoiser.loss(x0_pred.float(), x0r, clean[:, -1:].repeat(R, 1, 1),
                                  cfg.velocity_weight, None if mask is None else mask.repeat(R, 1),
                                  self.loss_channel_weights())
         if isinstance(out, tuple):
@@ -256,7 +259,9 @@ class StreamTalkerModel:
         ``history_drop`` the history becomes the rest pose (as at a stream start);
         otherwise it is shrunk towards the data mean by a factor drawn from
         U(0, ``history_shrink``) and given Gaussian noise of a std drawn from
-        U(0, ``history_noise``) (normalized units).
+        U(0, ``history_noise``) (normalized units). With ``history_corrupt = "lips"`` only
+        the jaw*/mouth* channels are corrupted (the upper face keeps its true history, which
+        its blinks and gaze continue).
 
         Args:
             hist: float32 [B, H, D] normalized history; generator: CPU generator.
@@ -265,6 +270,7 @@ class StreamTalkerModel:
         """
         cfg, dev = self.config, hist.device
         B = hist.shape[0]
+        clean = hist
 
         def u(scale):
             return (scale * torch.rand(B, 1, 1, generator=generator)).to(dev)
@@ -279,6 +285,9 @@ class StreamTalkerModel:
             rest = self.rest_history(B).to(dev)
             drop = (torch.rand(B, 1, 1, generator=generator) < cfg.history_drop).to(dev)
             hist = torch.where(drop, rest, hist)
+        if cfg.history_corrupt == "lips" and cfg.output_kind == "arkit":
+            lips = torch.tensor([is_lip_channel(n) for n in self.channel_names], device=dev)
+            hist = torch.where(lips, hist, clean)
         return hist
 
     def loss_channel_weights(self) -> torch.Tensor | None:

@@ -81,7 +81,8 @@ CODEC_DEFAULTS = dict(components=128, max_frames=50000)
 #: the network's weights or shapes. Every other [model] setting must match the checkpoint.
 TUNABLE_MODEL_SETTINGS = ("chunk_frames", "sample_steps", "eta", "guidance", "lip_temperature",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
-                          "history_noise", "history_drop", "history_shrink", "lip_loss_weight")
+                          "history_noise", "history_drop", "history_shrink", "history_corrupt",
+                          "lip_loss_weight")
 
 
 def apply_model_settings(model, settings: dict, source) -> dict:
