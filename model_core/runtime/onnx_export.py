@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,9 @@ def _write_graphs(model, out: Path, source: dict | None) -> None:
     args = (feats, torch.zeros(B), torch.zeros(B, K, dtype=torch.int64), torch.zeros(B, K),
             torch.zeros(B, H, D), torch.zeros(B, dtype=torch.int64),
             torch.tensor([False, True]))
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns about unpacking q, k, v from a fixed leading dim of 3: harmless
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         base = _Condition(net)(*args)
         torch.onnx.export(
             _Condition(net), args, str(out / "condition.onnx"), opset_version=OPSET,
