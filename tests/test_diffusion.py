@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from model_core.runtime.ddim import NoiseGenerator
 from model_core.runtime.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
 
 
@@ -85,3 +86,19 @@ def test_add_noise_and_loss():
     m = torch.tensor([[1.0, 0.0, 1.0]] * 4)
     lm = DDPMNoiser.loss(jitter, x0, prev, mask=m)
     assert float(lm["x0"]) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2 ** 64 - 1])
+def test_noise_generator_draws_torchs_numbers(seed):
+    """The sampler's numpy noise is torch's CPU randn stream for the seed (to float32
+    rounding: torch's vectorised log/cos differ in the last bits), call after call."""
+    g, n = torch.Generator().manual_seed(seed), NoiseGenerator(seed)
+    for shape in [(1, 3, 52), (1, 1, 52), (2, 5, 52), (32,), (1, 3, 52)]:
+        a = torch.randn(shape, generator=g).numpy()
+        b = n.standard_normal(shape, dtype=np.float32)
+        assert b.dtype == np.float32 and b.shape == shape
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    small = NoiseGenerator(seed).standard_normal((5,))     # < 16: our own, still deterministic
+    assert np.array_equal(small, NoiseGenerator(seed).standard_normal((5,)))
+    with pytest.raises(ValueError, match="float32"):
+        n.standard_normal((4,), dtype=np.float64)

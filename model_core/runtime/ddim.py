@@ -1,7 +1,7 @@
 """The DDIM sampler in numpy: the noise schedule, the scheduler and the sampling loop of one
 chunk, shared by every inference backend (torch and onnxruntime compute only the network's
 x0 prediction; everything else here is float32 numpy, so both backends draw the same noise
-from the same :class:`numpy.random.Generator` in the same order).
+from the same :class:`NoiseGenerator` in the same order).
 
 References:
 - DDPM: Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020
@@ -24,6 +24,57 @@ import numbers
 from typing import Callable
 
 import numpy as np
+
+
+class NoiseGenerator:
+    """The sampler's Gaussian noise, in numpy: the very numbers ``torch.randn(shape,
+    generator=torch.Generator().manual_seed(seed))`` draws on the CPU, one call after another
+    (to float32 rounding), so the torch backend kept its frames when the noise moved to numpy
+    and every backend draws the same noise.
+
+    How torch draws them (ATen ``normal_fill``, tensors of 16 or more elements): one uniform
+    per element from a 32-bit Mersenne Twister seeded with the seed's low 32 bits,
+    ``(bits & 0xFFFFFF) / 2**24``; then Box-Muller on each block of 16 (element j pairs with
+    j + 8); a size that is not a multiple of 16 draws 16 fresh uniforms for its last 16
+    elements and transforms them again. Smaller tensors (fewer than 16 elements, only a
+    latent model with K * D < 16 would ask) use the same recipe on one block of 16, keeping
+    its first elements: there torch's numbers would differ, ours stay the same in every
+    backend.
+
+    Args:
+        seed: 0..2**64-1 (only the low 32 bits matter, as in torch).
+    """
+
+    def __init__(self, seed: int):
+        self._mt = np.random.RandomState(int(seed) & 0xFFFFFFFF)
+
+    def _uniform(self, n: int) -> np.ndarray:
+        bits = self._mt.randint(0, 2 ** 32, size=n, dtype=np.uint32)
+        return (bits & 0xFFFFFF).astype(np.float64) * 2.0 ** -24
+
+    @staticmethod
+    def _box_muller(block: np.ndarray) -> np.ndarray:
+        """float64 [..., 16] uniforms -> normals, pairing element j with j + 8."""
+        u1, u2 = 1.0 - block[..., :8], block[..., 8:]
+        radius = np.sqrt(-2.0 * np.log(u1))
+        theta = 2.0 * math.pi * u2
+        return np.concatenate([radius * np.cos(theta), radius * np.sin(theta)], axis=-1)
+
+    def standard_normal(self, shape, dtype=np.float32) -> np.ndarray:
+        """Standard normal float32 noise of ``shape`` (``dtype`` must be float32: the
+        signature of :meth:`numpy.random.Generator.standard_normal`)."""
+        if np.dtype(dtype) != np.float32:
+            raise ValueError(f"NoiseGenerator draws float32 noise, not {np.dtype(dtype)}")
+        shape = tuple(int(d) for d in np.atleast_1d(shape))
+        n = int(np.prod(shape))
+        if n < 16:
+            return self._box_muller(self._uniform(16))[:n].astype(np.float32).reshape(shape)
+        data = self._uniform(n)
+        full = n - n % 16
+        data[:full] = self._box_muller(data[:full].reshape(-1, 16)).reshape(-1)
+        if n % 16:
+            data[n - 16:] = self._box_muller(self._uniform(16))
+        return data.astype(np.float32).reshape(shape)
 
 
 def make_alphas_cumprod(schedule: str, timesteps: int) -> np.ndarray:
@@ -96,13 +147,14 @@ class DDIMScheduler:
         return x0
 
     def step(self, x0_pred: np.ndarray, t: int, sample: np.ndarray,
-             rng: np.random.Generator | None = None) -> np.ndarray:
+             rng: "NoiseGenerator | np.random.Generator | None" = None) -> np.ndarray:
         """One DDIM update x_t -> x_{t_prev} (Song et al. 2021, eq. 12).
 
         Args:
             x0_pred: float32 [..., D], the network's clean prediction; t: the current
                 timestep (one of ``timesteps``); sample: x_t, float32, same shape;
-            rng: where the eta noise (float32, ``sample``'s shape) is drawn from; needed
+            rng: where the eta noise (float32, ``sample``'s shape) is drawn from (a
+                :class:`NoiseGenerator`, or anything with its ``standard_normal``); needed
                 only when eta > 0.
         Returns:
             x_{t_prev}, float32, ``sample``'s shape (x0 itself after the last timestep).
@@ -127,7 +179,7 @@ class DDIMScheduler:
 
 
 def sample_ddim(denoise: Callable[[np.ndarray, int], np.ndarray], shape: tuple[int, ...],
-                scheduler: DDIMScheduler, rng: np.random.Generator, guidance: float = 1.0,
+                scheduler: DDIMScheduler, rng: NoiseGenerator, guidance: float = 1.0,
                 noise_scale: np.ndarray | None = None) -> np.ndarray:
     """The DDIM loop of one chunk, for any backend.
 

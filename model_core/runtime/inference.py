@@ -20,7 +20,7 @@ import numpy as np
 from ..face import is_lip_channel
 from ..io.audio import to_model_rate
 from .config import ChunkGeometry, ModelConfig
-from .ddim import DDIMScheduler, sample_ddim
+from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
 from .driver import run
 from .session import ResampledSession, StreamingSession
 
@@ -156,7 +156,7 @@ class InferenceModel:
         return lip_scale(self.channel_names, lip_temperature)
 
     def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
-                     rng: np.random.Generator, guidance: float = 1.0, t_cache: dict | None = None,
+                     rng: NoiseGenerator, guidance: float = 1.0, t_cache: dict | None = None,
                      noise_scale: np.ndarray | None = None) -> np.ndarray:
         """Run the condition predictor once and the DDIM loop for one chunk.
 
@@ -190,7 +190,7 @@ class InferenceModel:
 
         Args:
             seed: sampling seed, 0..2**64-1 (same seed + same audio -> same frames, and the
-                same noise in every backend: ``numpy.random.default_rng(seed)``).
+                same noise in every backend: :class:`~model_core.runtime.ddim.NoiseGenerator`).
             style: training identity 0..n_styles-1, or None for the learned unknown style.
             chunk_frames: K, frames per step (default from the config).
             steps: DDIM steps; eta: DDIM eta; guidance: CFG scale (defaults from the config).

@@ -20,11 +20,11 @@ from ..errors import AudioError
 from ..face import fps_fraction, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
-from .ddim import DDIMScheduler
+from .ddim import DDIMScheduler, NoiseGenerator
 from .frontend import make_frontend
 
-#: Seeds are unsigned 64-bit integers (``numpy.random.default_rng`` takes any; the range is the
-#: one the CLI and the add-on have always accepted).
+#: Seeds are unsigned 64-bit integers (what torch's generator holds; only the low 32 bits seed
+#: its Mersenne Twister, and :class:`~model_core.runtime.ddim.NoiseGenerator`'s).
 MAX_SEED = 2 ** 64 - 1
 
 
@@ -121,7 +121,8 @@ class StreamingSession:
     """A stream of audio in, motion frames out. Create with ``model.stream()`` (any backend:
     :class:`~model_core.runtime.inference.InferenceModel`). numpy only: the backend computes
     the network's predictions (``model.sample_chunk``); the noise comes from
-    ``numpy.random.default_rng(seed)`` whatever the backend.
+    :class:`~model_core.runtime.ddim.NoiseGenerator` (torch's CPU normal stream for the seed,
+    in numpy) whatever the backend.
 
     No NaN or inf ever leaves a session or enters its history window: pushed samples must be
     finite (else :class:`AudioError`) and are clipped to ``±audio.SAMPLE_LIMIT`` (an
@@ -162,7 +163,7 @@ class StreamingSession:
         self.scheduler.set_timesteps(cfg.sample_steps if steps is None else check_int(
             steps, "steps (DDIM steps)", 1, cfg.train_timesteps))
         self.frontend = make_frontend(cfg, model.device)
-        self.rng = np.random.default_rng(check_seed(seed))
+        self.rng = NoiseGenerator(check_seed(seed))
         self.history = self._norm.rest_history(cfg.history_frames)   # [1, H, D] normalized
         self.n = 0                  # index of the next model frame
         self.n_samples = 0          # samples received (real audio)
