@@ -2,12 +2,7 @@
 schedule and the DDIM sampler are numpy, shared by every inference backend
 (:mod:`model_core.runtime.ddim`; re-exported here).
 
-References:
-- DDPM: Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020
-  (forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I), linear betas
-  1e-4 .. 0.02).
-- Cosine schedule: Nichol & Dhariwal, "Improved DDPM", ICML 2021, eq. 17 (s = 0.008,
-  betas clipped at 0.999).
+References (DDPM, the cosine schedule): :mod:`model_core.runtime.ddim`.
 """
 
 from __future__ import annotations

@@ -160,6 +160,10 @@ def _write_graphs(model, out: Path, source: dict | None) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about unpacking q, k, v from a fixed leading dim of 3: harmless
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # the TorchScript-based exporter is deprecated in favour of torch.export; it is the
+        # one these graphs were parity-tested with (tests/test_onnx.py)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
         base = _Condition(net)(*args)
         torch.onnx.export(
             _Condition(net), args, str(out / "condition.onnx"), opset_version=OPSET,
