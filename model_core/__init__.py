@@ -76,12 +76,12 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
         torch: a :class:`~model_core.runtime.model.StreamTalkerModel` for ARKit (and
         codec-less latent) checkpoints, a :class:`~model_core.vertex.model.VertexModel` for
         vertex checkpoints (``NAME.codec.safetensors`` beside them); onnx: an
-        :class:`~model_core.runtime.onnx_backend.OnnxModel` (ARKit and latent models). Both
-        models have the same ``stream`` / ``generate`` API.
+        :class:`~model_core.runtime.onnx_backend.OnnxModel` (ARKit and latent models), or a
+        ``VertexModel`` around one (vertex exports). Same ``stream`` / ``generate`` API.
     Raises:
         ValueError: a bad ``threads``, device or backend; FileNotFoundError / CheckpointError: see
         :func:`model_core.runtime.checkpoint.load_checkpoint` and, for onnx, a missing export
-        without torch to make one or a vertex checkpoint (the message names the command).
+        without torch to make one (the message names the command).
     """
     from .runtime.backends import resolve_backend
     from .runtime.checkpoint import describe_checkpoint, load_checkpoint
@@ -92,8 +92,15 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
         if is_export_dir(path):
             backend = "onnx"
     if resolve_backend(backend, device) == "onnx":
-        from .runtime.onnx_backend import OnnxModel
-        return OnnxModel.load(path, threads)
+        from .runtime.onnx_backend import OnnxModel, resolve_export
+        from .runtime.onnx_files import CODEC_FILE
+        folder = resolve_export(path)
+        model = OnnxModel(folder, threads)
+        if not (folder / CODEC_FILE).is_file():
+            return model
+        from .vertex.codec import PCACodec
+        from .vertex.model import VertexModel
+        return VertexModel.of(model, PCACodec.load(folder / CODEC_FILE))
     set_threads(threads)
     if path is not None and describe_checkpoint(path).kind == "vertex":
         from .vertex.model import VertexModel

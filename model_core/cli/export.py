@@ -4,7 +4,8 @@ torch and the ``onnx`` package). ``DIR`` = ``NAME.onnx`` beside ``NAME.safetenso
 ``load_model(NAME.safetensors, backend="onnx")`` finds it; any other folder is loaded by
 giving the folder itself. An existing folder with files in it is refused unless ``--force``
 (which replaces only the export's files). After writing, the export is checked against the
-torch network on a few seconds of a test signal and the difference is printed.
+torch network on a few seconds of a test signal and the difference is printed (a vertex
+checkpoint: its latent frames; its codec is copied into the folder as ``codec.safetensors``).
 """
 
 from __future__ import annotations
@@ -49,27 +50,31 @@ def cmd_export_onnx(args) -> int:
     """
     import numpy as np
 
-    from .. import load_model
+    from .. import describe_checkpoint, load_model
     from ..runtime.onnx_export import OPSET, export_checkpoint
-    from ..runtime.onnx_files import EXPORT_FILES, export_dir_for
+    from ..runtime.onnx_files import CODEC_FILE, EXPORT_FILES, export_dir_for
 
     out = Path(args.out)
     try:
         import torch  # noqa: F401
     except ImportError as e:
         raise ImportError("export-onnx needs torch and onnx: pip install torch onnx") from e
+    vertex = describe_checkpoint(args.checkpoint).kind == "vertex"
     export_checkpoint(args.checkpoint, out, overwrite=args.force)
-    size = sum((out / f).stat().st_size for f in EXPORT_FILES) / 1e6
+    files = [*EXPORT_FILES, CODEC_FILE] if vertex else list(EXPORT_FILES)
+    size = sum((out / f).stat().st_size for f in files) / 1e6
     x = _test_signal()
-    a = load_model(args.checkpoint, backend="torch").generate(x, 16000)
-    b = load_model(out, backend="onnx").generate(x, 16000)
+    a, b = load_model(args.checkpoint, backend="torch"), load_model(out, backend="onnx")
+    if vertex:      # compare the latent frames (meshes need a template)
+        a, b = a.model, b.model
+    a, b = a.generate(x, 16000), b.generate(x, 16000)
     diff = float(np.abs(a - b).max())
     beside = export_dir_for(args.checkpoint)
     where = ("found automatically by load_model(CHECKPOINT, backend='onnx')"
              if out.resolve() == beside.resolve()
              else f"load it with load_model('{out}', backend='onnx'), or put it at {beside} "
                   f"to be found automatically")
-    print(f"{out}: {', '.join(EXPORT_FILES)} ({size:.1f} MB, opset {OPSET}) from "
+    print(f"{out}: {', '.join(files)} ({size:.1f} MB, opset {OPSET}) from "
           f"{args.checkpoint}; onnx vs torch on a {len(x) / 16000:g} s test signal: max abs "
           f"difference {diff:.1e}; {where}")
     return 0

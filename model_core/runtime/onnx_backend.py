@@ -46,19 +46,14 @@ def resolve_export(path: str | os.PathLike | None = None) -> Path:
         first time).
     Raises:
         CheckpointError: no current export and no torch to make one (the message names the
-            ``streamtalker export-onnx`` command), or a vertex checkpoint (torch only for
-            now), or a broken export folder.
+            ``streamtalker export-onnx`` command), or a broken export folder.
         FileNotFoundError: no checkpoint there.
     """
     if path is not None and is_export_dir(path):
         read_export_meta(path)
         return Path(path)
     from .checkpoint import describe_checkpoint
-    info = describe_checkpoint(path)
-    if info.kind == "vertex":
-        raise CheckpointError(f"{info.path}: vertex models run on the torch backend only "
-                              f"(backend='torch', --backend torch)")
-    wpath = info.path
+    wpath = describe_checkpoint(path).path
     digest = checkpoint_digest(wpath)
     beside = export_dir_for(wpath)
     stale = False

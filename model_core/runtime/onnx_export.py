@@ -21,8 +21,8 @@ and D are the checkpoint's. Opset :data:`OPSET`. ``model.json`` holds ``format``
 (``"streamtalker-onnx/1"``), ``opset``, the ``config`` and the ``source`` checkpoint (file
 name and SHA-256 of weights + config, :func:`~model_core.runtime.onnx_files.checkpoint_digest`:
 how a stale export is recognised); ``normalization.npz`` the output normalization
-(``data_mean``, ``data_std``, ``rest_pose``, float32 [D]). Vertex checkpoints are not exported
-yet (they run on the torch backend).
+(``data_mean``, ``data_std``, ``rest_pose``, float32 [D]). A vertex checkpoint's export is its
+latent network plus its PCA codec, copied as ``codec.safetensors``.
 
 The files are written into a temporary folder beside ``out_dir`` and moved in at the end, so a
 failed export leaves no half-written graphs. The onnxruntime side is
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .onnx_files import EXPORT_FILES, EXPORT_FORMAT, checkpoint_digest
+from .onnx_files import CODEC_FILE, EXPORT_FILES, EXPORT_FORMAT, checkpoint_digest
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -80,7 +80,7 @@ class _Timestep(nn.Module):
 
 
 def export_onnx(model, out_dir: str | os.PathLike, *, overwrite: bool = False,
-                source: dict | None = None) -> Path:
+                source: dict | None = None, extra_files: dict | None = None) -> Path:
     """Write ``model``'s network as the three ONNX graphs of this module's docstring.
 
     Args:
@@ -90,6 +90,7 @@ def export_onnx(model, out_dir: str | os.PathLike, *, overwrite: bool = False,
             nothing else in it is touched).
         source: what to record as the source checkpoint in ``model.json`` (``weights``,
             ``sha256``), or None.
+        extra_files: {name in the folder: file to copy there} (a vertex model's codec).
 
     Returns:
         ``out_dir`` as a Path.
@@ -118,7 +119,10 @@ def export_onnx(model, out_dir: str | os.PathLike, *, overwrite: bool = False,
     out = Path(tempfile.mkdtemp(prefix=".export-", dir=final))
     try:
         _write_graphs(model, out, source)
-        for name in EXPORT_FILES:
+        extra = dict(extra_files or {})
+        for name, src in extra.items():
+            shutil.copyfile(src, out / name)
+        for name in (*EXPORT_FILES, *extra):
             os.replace(out / name, final / name)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -130,19 +134,18 @@ def export_checkpoint(checkpoint: str | os.PathLike | None, out_dir: str | os.Pa
     """Export a checkpoint file (None: the bundled default) to ``out_dir`` on the CPU,
     recording its name and SHA-256 as the source.
 
+    A vertex checkpoint's codec (``NAME.codec.safetensors``) goes in as ``codec.safetensors``.
+
     Raises:
-        CheckpointError: a vertex checkpoint (torch only for now) and whatever
+        CheckpointError / FileNotFoundError: whatever
             :func:`model_core.runtime.checkpoint.load_checkpoint` raises;
         FileExistsError / ValueError / ImportError: see :func:`export_onnx`.
     """
-    from ..errors import CheckpointError
-    from .checkpoint import describe_checkpoint, load_checkpoint
+    from .checkpoint import codec_path, describe_checkpoint, load_checkpoint
     info = describe_checkpoint(checkpoint)
-    if info.kind == "vertex":
-        raise CheckpointError(f"{info.path}: vertex models cannot be exported to ONNX yet; "
-                              f"they run on the torch backend")
     model = load_checkpoint(info.path, "cpu")
-    return export_onnx(model, out_dir, overwrite=overwrite,
+    extra = {CODEC_FILE: codec_path(info.path)} if info.kind == "vertex" else None
+    return export_onnx(model, out_dir, overwrite=overwrite, extra_files=extra,
                        source={"weights": info.path.name,
                                "sha256": checkpoint_digest(info.path)})
 

@@ -19,6 +19,8 @@ EXPORT_FORMAT = "streamtalker-onnx/1"
 #: The files of an export folder (graphs, config, normalization).
 EXPORT_FILES = ("condition.onnx", "denoise.onnx", "timestep.onnx", "model.json",
                 "normalization.npz")
+#: A vertex model's export also holds its PCA motion codec, under this name.
+CODEC_FILE = "codec.safetensors"
 
 
 def export_dir_for(checkpoint: str | os.PathLike | None = None) -> Path:
@@ -35,14 +37,21 @@ def is_export_dir(path: str | os.PathLike) -> bool:
 
 
 def checkpoint_digest(checkpoint: str | os.PathLike | None = None) -> str:
-    """SHA-256 (hex) of a checkpoint's weights file followed by its JSON config: what an
-    export records as its source, so a re-trained checkpoint is never run with old graphs.
+    """SHA-256 (hex) of a checkpoint's weights file followed by its JSON config (and a vertex
+    model's codec, ``NAME.codec.safetensors``, when there is one): what an export records as
+    its source, so a re-trained checkpoint is never run with old graphs.
 
     Raises:
         FileNotFoundError: the weights or the config is missing.
     """
+    from .checkpoint import codec_path
+
+    ckpt = DEFAULT_CHECKPOINT if checkpoint is None else checkpoint
+    files = list(checkpoint_paths(ckpt))
+    if codec_path(ckpt).is_file():
+        files.append(codec_path(ckpt))
     h = hashlib.sha256()
-    for p in checkpoint_paths(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint):
+    for p in files:
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
