@@ -1,6 +1,7 @@
 """Live microphone latency, end to end, through the virtual microphone (run on demand).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_live.py [--seconds 60] [--checkpoint P]
+        [--consumer loop --backend torch|onnx]
 
 Real LibriVox speech (inputs/speech/librivox, looped) is written into a PulseAudio pipe
 source at real-time pace (tests/virtual_mic.py); model_core.live.engine.LiveEngine captures it via
@@ -106,7 +107,11 @@ def main(argv=None) -> int:
     ap.add_argument("--consumer", choices=["blender", "loop"], default="blender",
                     help="blender: the add-on's drain on the Face Cap head (default); "
                          "loop: a bare poll loop")
+    ap.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                    help="the model's backend (loop consumer only; the add-on picks its own)")
     args = ap.parse_args(argv)
+    if args.backend and args.consumer != "loop":
+        ap.error("--backend needs --consumer loop (the add-on loads its own model)")
 
     import model_core as mc
     import virtual_mic
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
     speech = np.concatenate([mc.load_audio(p) for p in clips])
     reps = int(np.ceil(args.seconds * 16000 / len(speech)))
     speech = np.tile(speech, reps)[:int(args.seconds * 16000)]
-    model = mc.load_model(args.checkpoint)
+    model = mc.load_model(args.checkpoint, backend=args.backend)
 
     rows = []
     with tempfile.TemporaryDirectory() as d, virtual_mic.VirtualMic(Path(d)) as mic:
@@ -165,7 +170,7 @@ def main(argv=None) -> int:
     t0 = st.t_started
     b = np.array(list(st.backlog))
     print(f"live benchmark: {args.seconds:g} s of LibriVox speech through the virtual "
-          f"microphone, model {args.checkpoint or 'default'}, device {eng.device_name!r} at "
+          f"microphone, model {args.checkpoint or 'default'} ({model.backend} backend), device {eng.device_name!r} at "
           f"{eng.samplerate:g} Hz, consumer: {consumer.name} at {args.drain_hz:g} Hz")
     print(f"chunks {len(rows)}, frames {st.frames}, dropped audio {st.dropped_s:.3f} s, "
           f"status flags {st.status_flags}; algorithmic latency (chunk + look-ahead) "

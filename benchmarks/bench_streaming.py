@@ -1,6 +1,12 @@
 """Streaming speed benchmark: StreamTalker's session vs a naive regenerate-everything baseline.
 
 Run: ``.venv/bin/python benchmarks/bench_streaming.py [--checkpoint P] [--quick]``
+(``--backends-only``: just the backend table below.)
+
+Backends (issue 14): the torch and the onnx backend side by side, each in its own fresh
+process (so peak RSS is per backend, the onnx one never importing torch), on 10 s and 60 s of
+speech: whole-file real-time factor, per-chunk compute p50/p95 when streaming one chunk of
+audio per push, peak RSS, and the largest difference between the two backends' frames.
 
 Audio: the real speech clips in inputs/speech (LibriVox, ARCTIC, ...) concatenated and looped
 to 10 s, 60 s and 600 s. For each length, in fresh processes (so peak RSS is per run):
@@ -127,6 +133,56 @@ def print_busy(out: dict, busy: int, seconds: float = 10.0) -> None:
           f"default was {out['busy', 'torch']['rtf'] / one['rtf']:.1f}x slower than one thread")
 
 
+def job_backend(checkpoint, seconds, backend):
+    """One backend in this (fresh) process: whole-file RTF, per-chunk streaming compute
+    p50/p95 (ms), peak RSS (MB), whether torch got imported, and the whole-file frames."""
+    import model_core as mc
+    model = mc.load_model(checkpoint, backend=backend)
+    audio = speech_audio(seconds)
+    model.generate(audio[:16000], 16000)  # warm-up
+    t = time.perf_counter()
+    frames = model.generate(audio, 16000)
+    rtf = (time.perf_counter() - t) / seconds
+    s = model.stream()
+    step = int(round(s.chunk_frames / model.fps * 16000))
+    lat = []
+    for pos in range(0, len(audio), step):
+        t = time.perf_counter()
+        out = s.push(audio[pos:pos + step])
+        if len(out):
+            lat.append(time.perf_counter() - t)
+    s.flush()
+    lat = np.array(lat) * 1000
+    return {"rtf": rtf, "p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95),
+            "rss": peak_rss_mb(), "torch": "torch" in sys.modules, "frames": frames,
+            "chunk_ms": 1000 * s.chunk_frames / model.fps}
+
+
+def backend_table(checkpoint, lengths=(10, 60)) -> None:
+    """Print the torch vs onnx table (module docstring)."""
+    rows = []
+    for sec in lengths:
+        res = {b: in_process(job_backend, checkpoint, sec, b) for b in ("torch", "onnx")}
+        rows.append((sec, res))
+        print(f"  measured backends on {sec} s", flush=True)
+    print(f"\nBackends ({os.cpu_count()} cores; {machine_load()}); streaming pushes one chunk "
+          f"({rows[0][1]['torch']['chunk_ms']:.0f} ms) of audio at a time:\n")
+    print("| audio | backend | whole-file RTF | chunk p50 ms | chunk p95 ms | peak RSS MB | "
+          "torch imported |")
+    print("|---|---|---|---|---|---|---|")
+    for sec, res in rows:
+        for b in ("torch", "onnx"):
+            r = res[b]
+            print(f"| {sec} s | {b} | {r['rtf']:.3f} | {r['p50']:.1f} | {r['p95']:.1f} | "
+                  f"{r['rss']:.0f} | {'yes' if r['torch'] else 'no'} |")
+    for sec, res in rows:
+        t, o = res["torch"], res["onnx"]
+        d = np.abs(t["frames"] - o["frames"])
+        print(f"{sec} s: onnx whole-file {t['rtf'] / o['rtf']:.1f}x faster than torch; peak RSS "
+              f"{o['rss']:.0f} vs {t['rss']:.0f} MB; frame difference max {d.max():.1e}, mean "
+              f"{d.mean():.1e} (float rounding, amplified along the autoregressive history)")
+
+
 def job_stream(checkpoint, seconds):
     model, _ = load(checkpoint)
     audio = speech_audio(seconds)
@@ -200,7 +256,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="10 s and 60 s only")
     ap.add_argument("--busy", type=int, default=4, help="CPU-bound processes in the busy run (4)")
     ap.add_argument("--busy-only", action="store_true", help="only the quiet vs busy comparison")
+    ap.add_argument("--backends-only", action="store_true",
+                    help="only the torch vs onnx backend table")
     args = ap.parse_args()
+    if args.backends_only:
+        backend_table(args.checkpoint)
+        return
     if "OMP_NUM_THREADS" in os.environ:
         print(f"note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} is set; the torch-default "
               f"row then uses it", flush=True)
@@ -242,6 +303,7 @@ def main():
           f"(target within 10%)")
     print(f"whole-file RTF at {rows[-1][0]} s: {rows[-1][1]['rtf']:.3f} (target <= 0.1)")
     print(f"session buffers after {rows[0][0]} s: {rows[0][2]['sizes']}; after {rows[-1][0]} s: {last['sizes']}")
+    backend_table(args.checkpoint)
     if args.busy > 0:
         print_busy(busy_rows(args.checkpoint, args.busy), args.busy)
 

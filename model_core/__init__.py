@@ -3,7 +3,7 @@ animation (after StreamingTalker, arXiv 2511.14223). Never imports ``bpy``.
 
 Public API::
 
-    model = model_core.load_model(path=None, device="cpu", threads=None)  # threads: 1 by default
+    model = model_core.load_model(path=None, device="cpu", threads=None, backend=None)
     session = model.stream(seed=0, style=None)
     frames = session.push(samples)   # float32 mono 16 kHz -> [n_new, D]
     frames = session.flush()
@@ -13,7 +13,8 @@ Public API::
 The package is layered (docs/architecture.md): :mod:`.face` and :mod:`.errors` at the bottom,
 then :mod:`.io`, :mod:`.runtime`, :mod:`.vertex`, :mod:`.live` (what runs inside Blender),
 then :mod:`.training`, :mod:`.evaluation` and :mod:`.cli`. Importing this package is cheap:
-the names below that need torch load their module on first use.
+the names below that need torch load their module on first use, and with
+``backend="onnx"`` (the default where torch is not installed) nothing imports torch.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _LAZY = {
     "load_checkpoint": ".runtime.checkpoint", "save_checkpoint": ".runtime.checkpoint",
     "describe_checkpoint": ".runtime.checkpoint", "CheckpointInfo": ".runtime.checkpoint",
     "ModelConfig": ".runtime.config",
-    "StreamTalkerModel": ".runtime.model",
+    "StreamTalkerModel": ".runtime.model", "OnnxModel": ".runtime.onnx_backend",
+    "InferenceModel": ".runtime.inference",
     "StreamingSession": ".runtime.session",
     "Session": ".runtime.driver", "run": ".runtime.driver",
     "DEFAULT_THREADS": ".runtime.device", "set_threads": ".runtime.device",
@@ -59,24 +61,46 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
         path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None for the
             bundled default.
         device: ``"cpu"`` or ``"cuda"``.
-        threads: CPU threads torch computes with (intra-op), an integer in 1..cores; None
-            applies the default, 1 (:mod:`model_core.runtime.device` says why). Process-wide, as
-            in :func:`set_threads`, which changes it later without reloading.
-        backend: where the network runs (:mod:`model_core.runtime.backends`; None: the
-            default, ``"torch"``, the only one today).
+            For the onnx backend also an export folder (``model.json`` inside, from
+            ``streamtalker export-onnx``).
+        device: ``"cpu"`` or ``"cuda"`` (torch only).
+        threads: CPU threads the network computes with (intra-op), an integer in 1..cores;
+            None applies the default, 1 (:mod:`model_core.runtime.device` says why). torch:
+            process-wide, as in :func:`set_threads`; onnx: this model's sessions.
+        backend: where the network runs (:mod:`model_core.runtime.backends`): ``"torch"``,
+            ``"onnx"`` (onnxruntime on the CPU, no torch needed), or None: torch when it is
+            importable, else onnx. The onnx backend runs the export folder ``NAME.onnx/``
+            beside ``NAME.safetensors`` (the bundled default ships one); see
+            :func:`model_core.runtime.onnx_backend.resolve_export` for a missing one.
     Returns:
-        a :class:`~model_core.runtime.model.StreamTalkerModel` for ARKit (and codec-less
-        latent) checkpoints, a :class:`~model_core.vertex.model.VertexModel` for vertex
-        checkpoints (``NAME.codec.safetensors`` beside them).
+        torch: a :class:`~model_core.runtime.model.StreamTalkerModel` for ARKit (and
+        codec-less latent) checkpoints, a :class:`~model_core.vertex.model.VertexModel` for
+        vertex checkpoints (``NAME.codec.safetensors`` beside them); onnx: an
+        :class:`~model_core.runtime.onnx_backend.OnnxModel` (ARKit and latent models), or a
+        ``VertexModel`` around one (vertex exports). Same ``stream`` / ``generate`` API.
     Raises:
         ValueError: a bad ``threads``, device or backend; FileNotFoundError / CheckpointError: see
-        :func:`model_core.runtime.checkpoint.load_checkpoint`.
+        :func:`model_core.runtime.checkpoint.load_checkpoint` and, for onnx, a missing export
+        without torch to make one (the message names the command).
     """
     from .runtime.backends import resolve_backend
     from .runtime.checkpoint import describe_checkpoint, load_checkpoint
     from .runtime.device import set_threads
 
-    resolve_backend(backend, device)
+    if backend is None and path is not None:
+        from .runtime.onnx_files import is_export_dir
+        if is_export_dir(path):
+            backend = "onnx"
+    if resolve_backend(backend, device) == "onnx":
+        from .runtime.onnx_backend import OnnxModel, resolve_export
+        from .runtime.onnx_files import CODEC_FILE
+        folder = resolve_export(path)
+        model = OnnxModel(folder, threads)
+        if not (folder / CODEC_FILE).is_file():
+            return model
+        from .vertex.codec import PCACodec
+        from .vertex.model import VertexModel
+        return VertexModel.of(model, PCACodec.load(folder / CODEC_FILE))
     set_threads(threads)
     if path is not None and describe_checkpoint(path).kind == "vertex":
         from .vertex.model import VertexModel
@@ -85,7 +109,7 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
 
 
 __all__ = ["ARKIT_52", "AudioError", "AudioFileReader", "AudioWarning", "CheckpointError",
-           "CheckpointInfo", "DEFAULT_THREADS", "ModelConfig", "Session", "StreamTalkerError",
-           "StreamTalkerModel", "StreamingSession", "describe_checkpoint", "load_audio",
+           "CheckpointInfo", "DEFAULT_THREADS", "InferenceModel", "ModelConfig", "OnnxModel",
+           "Session", "StreamTalkerError", "StreamTalkerModel", "StreamingSession", "describe_checkpoint", "load_audio",
            "load_model", "run", "save_checkpoint", "set_threads", "MODEL_SAMPLE_RATE",
            "__version__"]

@@ -15,11 +15,12 @@ from model_core.evaluation.metrics import LIP_CHANNELS
 JAW = ARKIT_52.index("jawOpen")
 
 
-@pytest.fixture(scope="module")
-def default_model():
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def default_model(request):
+    """The bundled model on each backend (the same frames to 1e-3: tests/test_onnx.py)."""
     if not DEFAULT_CHECKPOINT.exists():
         pytest.fail(f"the bundled default model {DEFAULT_CHECKPOINT} is missing")
-    return mc.load_model()
+    return mc.load_model(backend=request.param)
 
 
 def test_default_model_is_described(default_model):

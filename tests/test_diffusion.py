@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from model_core.runtime.ddim import NoiseGenerator
 from model_core.runtime.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
 
 
@@ -34,33 +36,36 @@ def test_set_timesteps_trailing_and_errors():
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_with_exact_x0_predictor_returns_x0(eta):
     """With a perfect x0 predictor, DDIM lands on x0 whatever the noise."""
-    x0 = torch.randn(1, 4, 52)
+    g = np.random.default_rng(0)
+    x0 = g.standard_normal((1, 4, 52), dtype=np.float32)
     s = DDIMScheduler(eta=eta)
     s.set_timesteps(8)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 4, 52, generator=g)
+    x = g.standard_normal((1, 4, 52), dtype=np.float32)
     for t in s.timesteps:
         x = s.step(x0, t, x, g)
-    assert torch.allclose(x, x0)
+        assert x.dtype == np.float32
+    np.testing.assert_allclose(x, x0, atol=1e-6)
 
 
 def test_ddim_step_matches_forward_process_marginal():
     """eta=1 step from x_t with the true x0 gives x_prev ~ q(x_prev | x0) in distribution."""
-    torch.manual_seed(0)
+    g = np.random.default_rng(0)
     s = DDIMScheduler(eta=1.0)
     s.set_timesteps(4)
     t, t_prev = s.timesteps[1], s.timesteps[2]
-    x0 = torch.zeros(20000, 1)
+    x0 = np.zeros((20000, 1), np.float32)
     ab_t, ab_p = float(s.alphas_cumprod[t]), float(s.alphas_cumprod[t_prev])
-    xt = ab_t ** 0.5 * x0 + (1 - ab_t) ** 0.5 * torch.randn_like(x0)
-    xp = s.step(x0, t, xt, torch.Generator().manual_seed(1))
-    assert xp.std().item() == pytest.approx((1 - ab_p) ** 0.5, rel=0.03)
+    xt = (ab_t ** 0.5 * x0 + (1 - ab_t) ** 0.5 * g.standard_normal(x0.shape)).astype(np.float32)
+    xp = s.step(x0, t, xt, np.random.default_rng(1))
+    assert xp.std() == pytest.approx((1 - ab_p) ** 0.5, rel=0.03)
+    with pytest.raises(ValueError, match="rng"):
+        s.step(x0, t, xt)
 
 
 def test_x0_clipping_bounds():
-    s = DDIMScheduler(clip_min=torch.zeros(3), clip_max=torch.ones(3))
+    s = DDIMScheduler(clip_min=np.zeros(3), clip_max=np.ones(3))
     s.set_timesteps(1)
-    out = s.step(torch.tensor([[[-2.0, 0.5, 3.0]]]), 999, torch.zeros(1, 1, 3))
+    out = s.step(np.array([[[-2.0, 0.5, 3.0]]]), 999, np.zeros((1, 1, 3), np.float32))
     assert out.tolist() == [[[0.0, 0.5, 1.0]]]
 
 
@@ -81,3 +86,19 @@ def test_add_noise_and_loss():
     m = torch.tensor([[1.0, 0.0, 1.0]] * 4)
     lm = DDPMNoiser.loss(jitter, x0, prev, mask=m)
     assert float(lm["x0"]) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2 ** 64 - 1])
+def test_noise_generator_draws_torchs_numbers(seed):
+    """The sampler's numpy noise is torch's CPU randn stream for the seed (to float32
+    rounding: torch's vectorised log/cos differ in the last bits), call after call."""
+    g, n = torch.Generator().manual_seed(seed), NoiseGenerator(seed)
+    for shape in [(1, 3, 52), (1, 1, 52), (2, 5, 52), (32,), (1, 3, 52)]:
+        a = torch.randn(shape, generator=g).numpy()
+        b = n.standard_normal(shape, dtype=np.float32)
+        assert b.dtype == np.float32 and b.shape == shape
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    small = NoiseGenerator(seed).standard_normal((5,))     # < 16: our own, still deterministic
+    assert np.array_equal(small, NoiseGenerator(seed).standard_normal((5,)))
+    with pytest.raises(ValueError, match="float32"):
+        n.standard_normal((4,), dtype=np.float64)

@@ -505,3 +505,35 @@ def test_shipped_vertex_configs_parse(name):
     assert cfg["data"]["dataset"] == name
     assert Path(cfg["data"]["vertices"]) == root / "data" / {"vocaset": "vocaset", "biwi": "BIWI"}[name]
     assert Path(cfg["train"]["out"]) == root / "runs" / name
+
+
+def test_vertex_checkpoint_on_the_onnx_backend(voca, trained, tmp_path, capsys):
+    """Issue 14: a vertex checkpoint exports (network + codec), loads on onnx (with torch
+    unimportable too) and gives the torch backend's meshes."""
+    import model_core as mc
+    from model_core.cli import main
+    from model_core.runtime.onnx_files import CODEC_FILE
+    from test_onnx import without_torch
+    vm, path = trained
+    out = tmp_path / "voca.onnx"
+    assert main(["export-onnx", str(path), "-o", str(out)]) == 0
+    assert "codec.safetensors" in capsys.readouterr().out and (out / CODEC_FILE).is_file()
+    ov = mc.load_model(out)
+    assert isinstance(ov, VertexModel) and ov.model.backend == "onnx"
+    assert ov.subjects == list(VOCASET.train_subjects)
+    s = load_split(voca, "vocaset", "test")[0]
+    a = vm.generate(s.samples, SR, s.template, seed=2, style=VOCA_TRAIN[1])
+    b = ov.generate(s.samples, SR, s.template, seed=2, style=VOCA_TRAIN[1])
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4      # metres
+    assert np.abs(a - ov.generate(s.samples, SR, s.template, seed=3)).max() > 1e-4
+    np.save(tmp_path / "audio.npy", s.samples)
+    np.save(tmp_path / "tpl.npy", s.template)
+    r = without_torch(f"""
+        import numpy as np, model_core
+        vm = model_core.load_model({str(out)!r})
+        v = vm.generate(np.load({str(tmp_path / "audio.npy")!r}), {SR}, np.load({str(tmp_path / "tpl.npy")!r}),
+                        seed=2, style={VOCA_TRAIN[1]!r})
+        np.save({str(tmp_path / "v.npy")!r}, v)
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "v.npy"), b)

@@ -33,13 +33,15 @@ fi
 
 # 3. Python packages: the CPU build of torch pinned first (a bare 'torch' pulls CUDA wheels),
 #    numpy<2 because Blender's bpy 5.0.1 wheel needs it, then the project with its extras
-#    (bpy==5.0.1 is a 374 MB wheel: the Blender tests run headless with it).
+#    (bpy==5.0.1 is a 374 MB wheel: the Blender tests run headless with it; export: onnx for
+#    streamtalker export-onnx). The "numpy<2" constraint is repeated so that no dependency
+#    (onnxruntime, onnx) can upgrade numpy past what bpy 5.0.1 accepts.
 stamp=.venv/.streamtalker-installed
 want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q "torch==2.13.0" "numpy<2"
-  .venv/bin/python -m pip install -q -e ".[test,train,pretrained,blender]"
+  .venv/bin/python -m pip install -q -e ".[test,train,pretrained,blender,export]" "numpy<2"
   echo "$want" > "$stamp"
 fi
 

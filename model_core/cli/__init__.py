@@ -1,5 +1,5 @@
 """The ``streamtalker`` command line (also ``python -m model_core.cli``): one thin module per
-group of subcommands -- :mod:`.generate`, :mod:`.training` (make-dataset, make-evalset,
+group of subcommands -- :mod:`.generate`, :mod:`.export` (export-onnx), :mod:`.training` (make-dataset, make-evalset,
 train), :mod:`.evaluate`, :mod:`.live`, :mod:`.vertex` (retarget, export-cache).
 
 Errors are printed as one line naming the file or setting, exit status 2; warnings (clipped
@@ -14,6 +14,7 @@ import warnings
 
 from ..errors import StreamTalkerError
 from .evaluate import add_evaluate_parser
+from .export import add_export_parser
 from .generate import add_generate_parser
 from .live import add_live_parser
 from .training import add_make_dataset_parser, add_make_evalset_parser, add_train_parser
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Speech-driven facial animation, streaming.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_generate_parser(sub)
+    add_export_parser(sub)
     add_make_dataset_parser(sub)
     add_make_evalset_parser(sub)
     add_train_parser(sub)

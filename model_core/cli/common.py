@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["add_threads_argument", "style_arg", "template_arg"]
+__all__ = ["add_backend_argument", "add_threads_argument", "style_arg", "template_arg"]
 
 
 def add_threads_argument(p) -> None:
@@ -12,6 +12,15 @@ def add_threads_argument(p) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the model (default 1: fastest here, and graceful on a "
                         "busy machine)")
+
+
+def add_backend_argument(p) -> None:
+    """``--backend torch|onnx`` (model_core.runtime.backends; default: torch when it is
+    installed, else onnx)."""
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                   help="where the network runs: torch, or onnx (onnxruntime on the CPU, no "
+                        "torch needed; the checkpoint's NAME.onnx/ export, see export-onnx). "
+                        "Default: torch when it is installed, else onnx")
 
 
 def style_arg(style: str | None):

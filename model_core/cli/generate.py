@@ -1,5 +1,5 @@
 """``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
-[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N]`` writes .npz, .csv (Live
+[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N] [--backend torch|onnx]`` writes .npz, .csv (Live
 Link Face) or .json; with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
 point cache (.pc2 / .mdd for Blender's Mesh Cache modifier). The output is checked for
 writability before any work; the audio is decoded and the frames written block by block
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_threads_argument, style_arg, template_arg
+from .common import add_backend_argument, add_threads_argument, style_arg, template_arg
 
 __all__ = ["add_generate_parser", "cmd_generate"]
 
@@ -45,6 +45,7 @@ def add_generate_parser(sub) -> None:
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="frames per streaming chunk, K (default: the model's)")
     add_threads_argument(p)
+    add_backend_argument(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_generate)
 
@@ -73,7 +74,8 @@ def _generate_vertices(args, out: Path, n_vertices: int) -> int:
                          f"{', '.join(VERTEX_FORMATS)}")
     template = template_arg(args.template, args.checkpoint, n_vertices)
     audio = load_audio(args.audio)
-    vm = load_model(args.checkpoint, device=args.device, threads=args.threads)
+    vm = load_model(args.checkpoint, device=args.device, threads=args.threads,
+                    backend=args.backend)
     t0 = time.perf_counter()
     verts = vm.generate(audio, vm.model.sample_rate, template, seed=args.seed,
                         style=style_arg(args.style), chunk_frames=args.chunk_frames,
@@ -104,11 +106,13 @@ def cmd_generate(args) -> int:
     from .. import AudioFileReader, describe_checkpoint, load_model
     from ..io.files import check_writable
     from ..io.frames import FORMATS, FrameWriter
-    from ..runtime.device import set_threads
+    from ..runtime.backends import resolve_backend
+    from ..runtime.device import check_threads
     from ..runtime.driver import run
 
     out = Path(args.out)
-    set_threads(args.threads)
+    check_threads(args.threads, "--threads")
+    resolve_backend(args.backend, args.device)
     check_writable(out, args.force)     # before any work: exists, folder, permission
     info = describe_checkpoint(args.checkpoint)
     if info.kind == "vertex":
@@ -123,7 +127,8 @@ def cmd_generate(args) -> int:
         raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     reader = AudioFileReader(args.audio)        # opened (and checked) before the model loads
     try:
-        model = load_model(args.checkpoint, device=args.device, threads=args.threads)
+        model = load_model(args.checkpoint, device=args.device, threads=args.threads,
+                           backend=args.backend)
         # every setting is checked here, before any audio is decoded
         session = model.stream(seed=args.seed, style=style, chunk_frames=args.chunk_frames,
                                steps=args.steps, eta=args.eta, guidance=args.guidance,
@@ -153,5 +158,5 @@ def cmd_generate(args) -> int:
         n = writer.n_frames
     print(f"{out}: {n} frames at {fps:g} fps from {dur:.2f} s of audio in {dt:.2f} s "
           f"(real-time factor {dt / max(dur, 1e-9):.3f}, algorithmic latency "
-          f"{session.latency_ms:.0f} ms)")
+          f"{session.latency_ms:.0f} ms, {model.backend} backend)")
     return 0

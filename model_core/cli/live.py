@@ -1,9 +1,9 @@
 """``streamtalker live``: live microphone -> frames in the terminal and a Live Link Face CSV.
 
 ``streamtalker live [--device NAME] [--seconds S] [--out FILE.csv] [--checkpoint P]
-[--samplerate HZ] [--seed S] [--threads N] [--force] [--list-devices]`` prints frames per
-second, the measured latency (captured -> frame ready, ms), dropped audio and a level meter
-once per ~0.25 s. Same engine as the Blender add-on (:class:`model_core.live.engine.LiveEngine`).
+[--samplerate HZ] [--seed S] [--threads N] [--backend torch|onnx] [--force] [--list-devices]``
+prints frames per second, the measured latency (captured -> frame ready, ms), dropped audio
+and a level meter once per ~0.25 s. Same engine as the Blender add-on (:class:`model_core.live.engine.LiveEngine`).
 
 The take (``--out``): the destination is checked before recording starts; frames are written
 to a temporary file as they come and saved to ``--out`` when the run ends -- after
@@ -25,7 +25,7 @@ import time
 
 def add_live_parser(sub):
     """Register the ``live`` sub-command on an argparse sub-parsers object."""
-    from .common import add_threads_argument
+    from .common import add_backend_argument, add_threads_argument
     p = sub.add_parser("live", help="animate live microphone input (ARKit-52 weights)",
                        description="Stream the microphone through the model; print fps, "
                                    "latency and the input level; optionally record the take. "
@@ -38,6 +38,7 @@ def add_live_parser(sub):
                    help="device rate in Hz, 4000..384000 (default: 16000, else the device's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_threads_argument(p)
+    add_backend_argument(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     p.set_defaults(func=cmd_live)
@@ -111,7 +112,8 @@ def cmd_live(args) -> int:
     from .. import load_model
     from ..io.frames import FORMATS, FrameWriter
     from ..live.engine import LiveError, level_meter, list_input_devices, run_live
-    from ..runtime.device import set_threads
+    from ..runtime.backends import resolve_backend
+    from ..runtime.device import check_threads
 
     writer = None
     try:
@@ -126,7 +128,8 @@ def cmd_live(args) -> int:
                       f"{d['default_samplerate']:g} Hz)")
             return 0
         _check_args(args)
-        set_threads(args.threads)
+        check_threads(args.threads, "--threads")
+        resolve_backend(args.backend)
         out = Path(args.out) if args.out else None
         if out is not None and out.suffix.lower() not in FORMATS:
             raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of "
@@ -136,7 +139,7 @@ def cmd_live(args) -> int:
             raise ValueError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
                              f"checkpoint (or the bundled model); use `streamtalker generate` "
                              f"for vertex models")
-        model = load_model(args.checkpoint, threads=args.threads)
+        model = load_model(args.checkpoint, threads=args.threads, backend=args.backend)
         if out is not None:   # checks --out (exists, folder, permission) before recording
             writer = FrameWriter(out, list(model.channel_names), model.fps,
                                  overwrite=args.force)

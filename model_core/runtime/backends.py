@@ -1,37 +1,55 @@
 """Inference backends: where the network's computations run (docs/architecture.md, "Where to
 add things").
 
-Today there is one backend, ``"torch"``: :class:`~model_core.runtime.model.StreamTalkerModel`
-calls the network (:class:`~model_core.runtime.network.StreamTalkerNet`) per chunk -- the
-condition predictor once (``condition`` + ``denoise_prepare``) and the diffusion head at each
-DDIM step (``denoise_step``) -- inside ``sample_chunk``. Everything around those calls (front
-end, scheduler, session, driver, resampling) is backend-independent numpy/torch-CPU code. A
-new backend (issue 14: onnxruntime) implements those two calls, is named in
-:data:`BACKENDS`, and is chosen by :func:`resolve_backend` from ``load_model(...,
-backend=)``.
+Two backends run the same numpy session, DDIM loop, front end and noise
+(:class:`~model_core.runtime.inference.InferenceModel`); they differ only in who computes the
+network's two calls per chunk -- the condition predictor once (``condition`` +
+``denoise_prepare``) and the diffusion head at each DDIM step (``denoise_step``):
+
+* ``"torch"``: :class:`~model_core.runtime.model.StreamTalkerModel` (PyTorch, CPU or CUDA;
+  training, vertex models and pretrained speech encoders need it);
+* ``"onnx"``: :class:`~model_core.runtime.onnx_backend.OnnxModel` (onnxruntime on the CPU,
+  numpy; never imports torch), running the graphs of ``streamtalker export-onnx``.
+
+The default (:func:`resolve_backend`): ``"torch"`` when torch is importable (so existing
+code keeps its backend), else ``"onnx"``.
 """
 
 from __future__ import annotations
 
 #: The backends this build can run.
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnx")
+
+
+def torch_available() -> bool:
+    """True when ``import torch`` works in this process (it is imported to find out)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_backend(backend: str | None = None, device="cpu") -> str:
     """The backend to run a model with.
 
     Args:
-        backend: a name from :data:`BACKENDS`, or None for the default (``"torch"``).
-        device: the device the model will run on (``"cpu"``, ``"cuda"``); a future backend
-            may decide by it.
+        backend: a name from :data:`BACKENDS`, or None for the default: ``"torch"`` when
+            torch is importable, else ``"onnx"``.
+        device: the device the model will run on (``"cpu"``, ``"cuda"``, ``"cuda:N"``): the
+            onnx backend runs on the CPU only.
     Returns:
         the backend's name.
     Raises:
-        ValueError: an unknown backend, naming the ones there are.
+        ValueError: an unknown backend, naming the ones there are; ``"onnx"`` with a device
+            other than the CPU.
     """
-    if backend is None:
-        return BACKENDS[0]
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; this StreamTalker runs "
                          f"{', '.join(BACKENDS)}")
+    if backend is None:
+        backend = "torch" if torch_available() else "onnx"
+    if backend == "onnx" and str(device) != "cpu":
+        raise ValueError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
+                         f"backend='torch' (--backend torch) for CUDA")
     return backend

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .config import ModelConfig
 from .features import LogMel
@@ -104,6 +103,8 @@ class PretrainedFrontend:
         self.buf = np.concatenate([self.buf, samples])
 
     def _features(self, raw: np.ndarray, first_mel: int, raw_start: int) -> np.ndarray:
+        import torch    # here only: the log-mel front end (and the onnx backend) need no torch
+
         x = torch.from_numpy(np.ascontiguousarray(raw)).float().view(1, -1).to(self.device)
         with torch.inference_mode():
             out = self.encoder(x, output_hidden_states=self.layer is not None)

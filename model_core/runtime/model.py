@@ -1,26 +1,23 @@
-"""StreamTalkerModel: the network plus its config, normalization, sampler and sessions."""
+"""StreamTalkerModel: the torch backend -- the network (:class:`StreamTalkerNet`) plus what
+training needs. Sessions, the DDIM loop and ``generate`` are the backend-independent
+:class:`~model_core.runtime.inference.InferenceModel`'s."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from ..face import is_lip_channel
-from ..io.audio import to_model_rate
-from .config import ChunkGeometry, ModelConfig
-from .diffusion import DDIMScheduler, DDPMNoiser
+from .config import ModelConfig
+from .diffusion import DDPMNoiser
 from .device import resolve_device
-from .driver import run
 from .frontend import frontend_feat_dim
+from .inference import InferenceModel, Normalization, lip_scale
 from .network import StreamTalkerNet
-from .session import ResampledSession, StreamingSession
 
 
-class StreamTalkerModel:
-    """A loaded model. Build with :func:`model_core.load_model` or :meth:`from_config`.
+class StreamTalkerModel(InferenceModel):
+    """A loaded model on the torch backend. Build with :func:`model_core.load_model` or
+    :meth:`from_config`.
 
     Attributes:
         config: the :class:`ModelConfig`.
@@ -28,11 +25,12 @@ class StreamTalkerModel:
         net: the :class:`StreamTalkerNet`; device: torch.device.
     """
 
+    backend = "torch"
+
     def __init__(self, config: ModelConfig, net: StreamTalkerNet, device="cpu"):
-        self.config = config
+        super().__init__(config)
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.geometry = ChunkGeometry(config)
 
     @classmethod
     def from_config(cls, config: ModelConfig, device="cpu", seed: int = 0) -> "StreamTalkerModel":
@@ -41,28 +39,6 @@ class StreamTalkerModel:
         return cls(config, StreamTalkerNet(config, frontend_feat_dim(config)), device)
 
     # -- properties ----------------------------------------------------------------------
-    @property
-    def fps(self) -> float:
-        return self.config.fps
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def channel_names(self) -> list[str]:
-        return list(self.config.channel_names)
-
-    @property
-    def dim(self) -> int:
-        return self.config.dim
-
-    def latency_ms(self, chunk_frames: int | None = None) -> float:
-        """Algorithmic latency (chunk + look-ahead) in milliseconds of a ``chunk_frames``
-        chunk (None: the config's)."""
-        return self.geometry.latency_ms(self.config.chunk_frames if chunk_frames is None
-                                        else chunk_frames)
-
     def parameter_count(self) -> int:
         """Trainable parameters of the network (a pretrained speech encoder not counted)."""
         return sum(p.numel() for p in self.net.parameters())
@@ -82,133 +58,44 @@ class StreamTalkerModel:
         y = x * self.net.data_std + self.net.data_mean
         return y.clamp(0.0, 1.0) if self.config.output_kind == "arkit" else y
 
-    def x0_bounds(self):
-        """(min, max) of x0 in model space: the image of [0, 1] for ARKit, else (None, None)."""
-        if self.config.output_kind != "arkit":
-            return None, None
-        lo = (0.0 - self.net.data_mean) / self.net.data_std
-        hi = (1.0 - self.net.data_mean) / self.net.data_std
-        return lo.detach(), hi.detach()
-
     def rest_history(self, batch: int = 1) -> torch.Tensor:
         """History window filled with the rest pose, model space, [batch, H, D]."""
         rest = self.normalize(self.net.rest_pose).detach()
         return rest.view(1, 1, -1).expand(batch, self.config.history_frames, -1).clone()
 
-    def check_style(self, style) -> int:
-        """Style index for the network: None -> the learned 'unknown' style.
+    # -- the torch backend's part of sampling (InferenceModel) --------------------------
+    @property
+    def normalization(self) -> Normalization:
+        """The output normalization, from the network's buffers (numpy float32 [D])."""
+        net = self.net
+        return Normalization(*(b.detach().float().cpu().numpy()
+                               for b in (net.data_mean, net.data_std, net.rest_pose)),
+                             clip01=self.config.output_kind == "arkit")
 
-        Raises:
-            ValueError: style outside 0..n_styles-1.
-        """
-        n = self.config.n_styles
-        if style is None:
-            return n
-        if isinstance(style, bool) or not isinstance(style, (int, np.integer)) or not 0 <= style < n:
-            raise ValueError(f"style must be None or an integer in 0..{n - 1} "
-                             f"(this model was trained on {n} identities), got {style!r}")
-        return int(style)
+    @torch.inference_mode()
+    def timestep_cache(self, timesteps: list[int]) -> dict:
+        """{t: the head's timestep embedding, tensor [1, 1, head_dim]} for ``timesteps``."""
+        dev = self.device
+        return {t: self.net.timestep_embedding(torch.tensor([t], device=dev)) for t in timesteps}
 
-    # -- sampling ------------------------------------------------------------------------
-    def noise_scale(self, lip_temperature: float) -> torch.Tensor | None:
-        """Per-channel scale of the initial DDIM noise, float32 [D], or None when all are 1:
-        ``lip_temperature`` on the jaw*/mouth* channels of an ARKit model."""
-        if lip_temperature == 1.0 or self.config.output_kind != "arkit":
-            return None
-        return self._lip_scale(lip_temperature)
-
-    def _lip_scale(self, value: float) -> torch.Tensor:
-        """float32 [D]: ``value`` on the lip channels (:func:`model_core.face.is_lip_channel`),
-        1 elsewhere."""
-        return torch.tensor([value if is_lip_channel(n) else 1.0 for n in self.channel_names],
-                            dtype=torch.float32)
-
-    def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
-                     generator: torch.Generator, guidance: float = 1.0, t_cache=None,
-                     noise_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the condition predictor once and the DDIM loop for one chunk.
-
-        Args:
-            cond_in: inputs of :meth:`StreamTalkerNet.condition` for batch 1 (no drop_audio).
-            K: chunk frames; scheduler: a DDIM scheduler with timesteps set;
-            generator: CPU generator for the initial noise (and eta noise);
-            guidance: classifier-free guidance scale on audio (1 = off);
-            t_cache: optional {timestep: embedding [1, 1, d]} reused across chunks;
-            noise_scale: optional per-channel scale [D] of the initial noise (see
-            :meth:`noise_scale`).
-        Returns:
-            the sampled chunk x0, model space, float32 [1, K, D].
-        """
+    @torch.inference_mode()
+    def chunk_denoiser(self, cond_in: dict, drop_audio: np.ndarray, t_cache: dict):
+        """See :meth:`InferenceModel.chunk_denoiser`: the condition predictor and
+        ``denoise_prepare`` run here, once; the returned function runs ``denoise_step``."""
         net, dev = self.net, self.device
-        cfg_on = guidance != 1.0
-        B = 2 if cfg_on else 1
-        if cfg_on:
-            cond_in = {k: torch.cat([v, v]) for k, v in cond_in.items()}
-        drop = torch.tensor([False, True][:B], device=dev)
-        cond = net.condition(drop_audio=drop, **cond_in)
-        base = net.denoise_prepare(cond, cond_in["history"])
-        x = torch.randn((1, K, self.dim), generator=generator, dtype=torch.float32)
-        if noise_scale is not None:
-            x = x * noise_scale
-        x = x.to(dev)
-        for t in scheduler.timesteps:
-            if t_cache is not None and t in t_cache:
-                temb = t_cache[t]
-            else:
-                temb = net.timestep_embedding(torch.tensor([t], device=dev))
-            x0 = net.denoise_step(base, x.expand(B, -1, -1), temb)
-            if cfg_on:
-                x0 = x0[1:] + guidance * (x0[:1] - x0[1:])
-            x = scheduler.step(x0, t, x, generator)
-        return x
+        c = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in cond_in.items()}
+        cond = net.condition(drop_audio=torch.from_numpy(drop_audio).to(dev), **c)
+        base = net.denoise_prepare(cond, c["history"])
+        B = len(drop_audio)
 
-    def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
-               steps: int | None = None, eta: float | None = None, guidance: float | None = None,
-               fps: float | None = None, lip_temperature: float | None = None):
-        """Open a streaming session: a :class:`~model_core.runtime.session.StreamingSession`,
-        wrapped in a :class:`~model_core.runtime.session.ResampledSession` when ``fps``
-        differs from the model's. Both are :class:`~model_core.runtime.driver.Session` s.
-
-        Args:
-            seed: sampling seed (same seed + same audio -> same frames).
-            style: training identity 0..n_styles-1, or None for the learned unknown style.
-            chunk_frames: K, frames per step (default from the config).
-            steps: DDIM steps; eta: DDIM eta; guidance: CFG scale (defaults from the config).
-            fps: output frame rate (default: the model's); other rates are interpolated.
-            lip_temperature: initial-noise scale on jaw/mouth channels (default from the config).
-        Raises:
-            ValueError: a setting out of range.
-        """
-        session = StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
-                                   steps=steps, eta=eta, guidance=guidance,
-                                   lip_temperature=lip_temperature)
-        if fps is None or fps == self.config.fps:
-            return session
-        return ResampledSession(session, fps)
-
-    def generate(self, audio, sample_rate: int, seed: int = 0, progress: bool = False,
-                 **stream_kwargs) -> np.ndarray:
-        """Whole-file generation: the streaming session run over the audio.
-
-        Args:
-            audio: samples [N] or [N, C] (float, int16 or int32), any rate; float samples
-                beyond ±4 (``audio.SAMPLE_LIMIT``) are clipped, with an AudioWarning.
-            sample_rate: rate of ``audio`` in Hz, 4000..384000 (resampled to 16 kHz with soxr).
-            seed: sampling seed, 0..2**64-1; progress: show a tqdm bar; other keywords go to
-                :meth:`stream`.
-        Returns:
-            float32 [round(duration_s * fps), D], finite; ARKit weights in [0, 1].
-        Raises:
-            AudioError: empty, non-finite or badly shaped audio; ValueError: a sample rate
-            that is not a number of Hz in 4000..384000 (a bool included), or bad settings
-            (see :class:`~model_core.runtime.session.StreamingSession`).
-        """
-        x = to_model_rate(audio, sample_rate)
-        session = self.stream(seed=seed, **stream_kwargs)
-        block = self.sample_rate  # 1 s pushes; the result does not depend on the block size
-        with tqdm(total=math.ceil(len(x) / block), unit="s", desc="generate",
-                  disable=not progress, leave=False) as bar:
-            return run(session, x, block, on_progress=lambda _: bar.update(1))
+        def denoise(x: np.ndarray, t: int) -> np.ndarray:
+            with torch.inference_mode():
+                temb = t_cache.get(t)
+                if temb is None:
+                    temb = net.timestep_embedding(torch.tensor([t], device=dev))
+                x_t = torch.from_numpy(np.ascontiguousarray(x)).to(dev).expand(B, -1, -1)
+                return net.denoise_step(base, x_t, temb).float().cpu().numpy()
+        return denoise
 
     # -- training ------------------------------------------------------------------------
     def training_loss(self, batch: dict, noiser: DDPMNoiser, generator=None, net=None) -> dict:
@@ -296,7 +183,7 @@ class StreamTalkerModel:
         w = self.config.lip_loss_weight
         if w == 1.0 or self.config.output_kind != "arkit":
             return None
-        return self._lip_scale(w)
+        return torch.from_numpy(lip_scale(self.channel_names, w))
 
     @staticmethod
     def _viseme_loss(audio_logits, cond_logits, b: dict, drop) -> dict:

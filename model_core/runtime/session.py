@@ -15,16 +15,16 @@ import math
 import warnings
 
 import numpy as np
-import torch
 
 from ..errors import AudioError
 from ..face import fps_fraction, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
-from .diffusion import DDIMScheduler
+from .ddim import DDIMScheduler, NoiseGenerator
 from .frontend import make_frontend
 
-#: Seeds are unsigned 64-bit integers (what torch's generator holds).
+#: Seeds are unsigned 64-bit integers (what torch's generator holds; only the low 32 bits seed
+#: its Mersenne Twister, and :class:`~model_core.runtime.ddim.NoiseGenerator`'s).
 MAX_SEED = 2 ** 64 - 1
 
 
@@ -118,7 +118,11 @@ MAX_GUIDANCE = 20.0
 
 
 class StreamingSession:
-    """A stream of audio in, motion frames out. Create with :meth:`StreamTalkerModel.stream`.
+    """A stream of audio in, motion frames out. Create with ``model.stream()`` (any backend:
+    :class:`~model_core.runtime.inference.InferenceModel`). numpy only: the backend computes
+    the network's predictions (``model.sample_chunk``); the noise comes from
+    :class:`~model_core.runtime.ddim.NoiseGenerator` (torch's CPU normal stream for the seed,
+    in numpy) whatever the backend.
 
     No NaN or inf ever leaves a session or enters its history window: pushed samples must be
     finite (else :class:`AudioError`) and are clipped to ``±audio.SAMPLE_LIMIT`` (an
@@ -153,13 +157,14 @@ class StreamingSession:
         self.geo = ChunkGeometry(cfg)
         eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
                            " (0 = deterministic DDIM, 1 = DDPM-like noise)")
+        self._norm = model.normalization
         self.scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, eta,
-                                       *model.x0_bounds())
+                                       *self._norm.x0_bounds())
         self.scheduler.set_timesteps(cfg.sample_steps if steps is None else check_int(
             steps, "steps (DDIM steps)", 1, cfg.train_timesteps))
         self.frontend = make_frontend(cfg, model.device)
-        self.generator = torch.Generator().manual_seed(check_seed(seed))
-        self.history = model.rest_history().to(model.device)   # [1, H, D] normalized
+        self.rng = NoiseGenerator(check_seed(seed))
+        self.history = self._norm.rest_history(cfg.history_frames)   # [1, H, D] normalized
         self.n = 0                  # index of the next model frame
         self.n_samples = 0          # samples received (real audio)
         self.n_buffered = 0         # samples given to the front end (real + end padding)
@@ -173,11 +178,8 @@ class StreamingSession:
         self.clipped_samples = 0
         #: chunks whose sampled motion held NaN/inf, replaced by the last good frame (warned once)
         self.nonfinite_chunks = 0
-        dev = model.device
-        self._style_t = torch.tensor([self.style], device=dev)
-        with torch.inference_mode():
-            self._t_cache = {t: model.net.timestep_embedding(torch.tensor([t], device=dev))
-                             for t in self.scheduler.timesteps}
+        self._style = np.array([self.style], np.int64)
+        self._t_cache = model.timestep_cache(self.scheduler.timesteps)
 
     @property
     def chunk_frames(self) -> int:
@@ -195,7 +197,7 @@ class StreamingSession:
 
     def state_sizes(self) -> dict[str, int]:
         """Element counts of every buffer the session holds (for the bounded-state check)."""
-        sizes = {"history": int(self.history.numel())}
+        sizes = {"history": int(self.history.size)}
         sizes.update(self.frontend.state_sizes())
         return sizes
 
@@ -252,36 +254,35 @@ class StreamingSession:
     def _output(self, frames: list[np.ndarray], final: bool) -> np.ndarray:
         return np.concatenate(frames) if frames else np.zeros((0, self.dim), np.float32)
 
-    @torch.inference_mode()
     def _step(self) -> np.ndarray:
         model, geo, K, n = self.model, self.geo, self.K, self.n
-        dev = model.device
         feats = self.frontend.window(geo.mel_end(n, K), geo.audio_end(n, K))
         pos = np.asarray(geo.frame_mel_pos(n, K))
         idx = np.floor(pos)
         cond_in = dict(
-            feats=torch.from_numpy(feats).to(dev).unsqueeze(0),
-            mel_offset=torch.tensor([geo.mel_offset_s(n, K)], dtype=torch.float32, device=dev),
-            align_idx=torch.from_numpy(idx.astype(np.int64)).to(dev).unsqueeze(0),
-            align_w=torch.from_numpy((pos - idx).astype(np.float32)).to(dev).unsqueeze(0),
-            history=self.history, style=self._style_t,
+            feats=np.ascontiguousarray(feats, np.float32)[None],
+            mel_offset=np.array([geo.mel_offset_s(n, K)], np.float32),
+            align_idx=idx.astype(np.int64)[None],
+            align_w=(pos - idx).astype(np.float32)[None],
+            history=self.history, style=self._style,
         )
-        x = model.sample_chunk(cond_in, K, self.scheduler, self.generator, self.guidance,
-                               self._t_cache, self._noise_scale)
-        if not bool(torch.isfinite(x).all()):
+        x = np.asarray(model.sample_chunk(cond_in, K, self.scheduler, self.rng, self.guidance,
+                                          self._t_cache, self._noise_scale), np.float32)
+        if not np.isfinite(x).all():
             x = self._repair(x)
-        self.history = torch.cat([self.history[:, K:], x], dim=1)
+        self.history = np.concatenate([self.history[:, K:], x], axis=1)
         self.n += K
-        return model.denormalize(x)[0].float().cpu().numpy()
+        return self._norm.denormalize(x)[0]
 
-    def _repair(self, x: torch.Tensor) -> torch.Tensor:
-        """Replace NaN/inf in a sampled chunk [1, K, D] by the last history frame (finite)."""
+    def _repair(self, x: np.ndarray) -> np.ndarray:
+        """Replace NaN/inf in a sampled chunk float32 [1, K, D] by the last history frame
+        (finite)."""
         if not self.nonfinite_chunks:
             warnings.warn(RuntimeWarning(
                 f"the model produced NaN/inf motion at frame {self.n}; those values were "
                 f"replaced by the previous frame (is the checkpoint damaged?)"), stacklevel=4)
         self.nonfinite_chunks += 1
-        return torch.where(torch.isfinite(x), x, self.history[:, -1:].expand_as(x))
+        return np.where(np.isfinite(x), x, self.history[:, -1:]).astype(np.float32)
 
 
 class ResampledSession:

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file, save_file
 
 from ..io.files import atomic_write
@@ -106,6 +105,8 @@ class PCACodec:
         if max_frames is not None and X.shape[0] > max_frames:
             idx = np.sort(np.random.default_rng(seed).choice(X.shape[0], max_frames, replace=False))
             X = X[idx]
+        import torch    # fitting only: decoding (inference) is numpy
+
         N = X.shape[0]
         mean = X.astype(np.float64).mean(0)
         Xt = torch.from_numpy(X).to(device=device, dtype=torch.float64 if min(N, F) <= exact_limit

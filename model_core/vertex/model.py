@@ -1,6 +1,8 @@
-"""VertexModel: a latent :class:`~model_core.runtime.model.StreamTalkerModel` tied to a
+"""VertexModel: a latent model -- a :class:`~model_core.runtime.model.StreamTalkerModel`
+(torch), or for inference an :class:`~model_core.runtime.onnx_backend.OnnxModel` -- tied to a
 :class:`~model_core.vertex.codec.PCACodec`, so that training, streaming and whole-file
-generation run unchanged in the codec's latent space and the outputs are meshes.
+generation run unchanged in the codec's latent space and the outputs are meshes. An ONNX
+export of a vertex checkpoint carries the codec as ``codec.safetensors`` in its folder.
 
 Files: ``NAME.safetensors`` + ``NAME.json`` (the ordinary checkpoint, ``output_kind =
 "latent"``, channels ``pc000``...; its ``training`` record holds ``vertex.dataset``,
@@ -20,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ..io.audio import to_model_rate
-from ..runtime.checkpoint import checkpoint_paths, codec_path, load_checkpoint, save_checkpoint
+from ..runtime.checkpoint import checkpoint_paths, codec_path
 from ..runtime.config import ModelConfig
 from ..runtime.driver import run
-from ..runtime.model import StreamTalkerModel
+from ..runtime.inference import InferenceModel
 from .codec import PCACodec
+
+# torch (the torch backend, checkpoint files) is imported by the methods that need it, so a
+# vertex model also runs on the onnx backend where torch is not installed.
 
 
 class VertexSession:
@@ -63,11 +68,11 @@ class VertexModel:
     """Speech -> vertex sequences.
 
     Attributes:
-        model: the latent StreamTalkerModel; codec: the PCACodec;
+        model: the latent model (a StreamTalkerModel, or an OnnxModel); codec: the PCACodec;
         subjects: training subject names (style order); dataset: name or "".
     """
 
-    def __init__(self, model: StreamTalkerModel, codec: PCACodec,
+    def __init__(self, model: InferenceModel, codec: PCACodec,
                  subjects=(), dataset: str = ""):
         if model.config.output_kind != "latent":
             raise ValueError("a vertex model needs a latent model (output_kind='latent')")
@@ -89,6 +94,8 @@ class VertexModel:
                 order (n_styles = len(subjects)); fps: motion rate (VOCASET 30, BIWI 25);
             config: other :class:`ModelConfig` fields (history_frames, d_model, ...).
         """
+        from ..runtime.model import StreamTalkerModel
+
         training = dict(config.pop("training", {}) or {})
         training["vertex"] = {"dataset": dataset, "subjects": list(subjects),
                               "n_vertices": codec.n_vertices,
@@ -169,6 +176,8 @@ class VertexModel:
         self.model.config.training.setdefault("vertex", {}).update(
             {"dataset": self.dataset, "subjects": self.subjects,
              "n_vertices": self.n_vertices, "explained_variance": self.codec.explained_variance})
+        from ..runtime.checkpoint import save_checkpoint
+
         self.codec.save(cp)
         return save_checkpoint(self.model, path, half=half)
 
@@ -185,6 +194,17 @@ class VertexModel:
         if not cp.is_file():
             raise FileNotFoundError(f"codec not found: {cp} (a vertex checkpoint needs "
                                     f"NAME.codec.safetensors beside NAME.safetensors)")
-        model = load_checkpoint(path, device)
+        from ..runtime.checkpoint import load_checkpoint
+
+        return cls.of(load_checkpoint(path, device), PCACodec.load(cp))
+
+    @classmethod
+    def of(cls, model: InferenceModel, codec: PCACodec) -> "VertexModel":
+        """A latent model (either backend) and its codec, subjects and dataset taken from the
+        config's ``training.vertex`` record.
+
+        Raises:
+            ValueError: not a latent model, or a codec whose size does not match it.
+        """
         info = model.config.training.get("vertex", {})
-        return cls(model, PCACodec.load(cp), info.get("subjects", []), info.get("dataset", ""))
+        return cls(model, codec, info.get("subjects", []), info.get("dataset", ""))

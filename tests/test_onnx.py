@@ -1,0 +1,253 @@
+"""Issue 14: the onnxruntime backend. Torch-free inference (torch made unimportable in a
+subprocess), parity with the torch backend on real speech (same seed, same numpy noise),
+streaming in any chunking bit for bit, ``streamtalker export-onnx``, where exports are found
+and the errors when they are not."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model_core as mc
+from model_core.cli import main
+from model_core.errors import CheckpointError
+from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
+from model_core.runtime.driver import Session, run
+from model_core.runtime.onnx_files import (EXPORT_FILES, checkpoint_digest, export_dir_for,
+                                           read_export_meta)
+from realdata import INPUTS, real_speech_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Installed before anything else in the subprocess: every ``import torch`` (and torch.*)
+#: raises ImportError, as where torch is not installed.
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError(f"No module named {name!r} (blocked by the test)")
+            return None
+    sys.meta_path.insert(0, _NoTorch())
+""")
+
+#: Real clips the parity test runs on (inputs/speech; tools/fetch_inputs.py).
+PARITY_CLIPS = ["librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+                "arctic/arctic_a0007.wav", "cards/002.wav", "forever/input_4_16k.wav"]
+
+
+def without_torch(code: str, tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python with torch unimportable; returns the finished process."""
+    script = tmp_path / "no_torch_script.py"
+    script.write_text(BLOCK_TORCH + textwrap.dedent(code))
+    e = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **env)
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT, env=e, capture_output=True,
+                          text=True, timeout=300)
+
+
+def copy_checkpoint(dst: Path, name: str = "mine") -> Path:
+    """The bundled default copied to ``dst/NAME.safetensors`` (+ .json), without its export."""
+    w = dst / f"{name}.safetensors"
+    shutil.copy(DEFAULT_CHECKPOINT, w)
+    shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), dst / f"{name}.json")
+    return w
+
+
+@pytest.fixture(scope="module")
+def onnx_model():
+    return mc.load_model(backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    return mc.load_model(backend="torch")
+
+
+def test_torch_unimportable_picks_onnx_and_generates(tmp_path):
+    clip = real_speech_path()
+    r = without_torch(f"""
+        import sys
+        import numpy as np
+        import model_core
+        m = model_core.load_model()
+        from model_core.runtime.driver import Session
+        a = model_core.load_audio({str(clip)!r})
+        f = m.generate(a, 16000)
+        s = m.stream(seed=1, fps=60)
+        assert isinstance(s, Session)
+        g = model_core.run(s, a, 4000)
+        np.save({str(tmp_path / "f.npy")!r}, f)
+        print(type(m).__name__, m.backend, f.shape, g.shape, f.dtype, s.latency_ms,
+              len(s.channel_names))
+        print("torch modules:", sorted(k for k in sys.modules if k.split(".")[0] == "torch"))
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    first, mods = r.stdout.strip().splitlines()
+    assert first == "OnnxModel onnx (213, 52) (426, 52) float32 160.0 52", first
+    assert mods == "torch modules: []"
+    f = np.load(tmp_path / "f.npy")
+    assert np.isfinite(f).all() and f.min() >= 0 and f.max() <= 1
+    assert f[:, mc.ARKIT_52.index("jawOpen")].max() > 0.1      # it speaks
+
+
+def test_cli_generate_without_torch(tmp_path):
+    out = tmp_path / "a.csv"
+    r = without_torch(f"""
+        import sys
+        from model_core.cli import main
+        sys.exit(main(["generate", {str(real_speech_path())!r}, "-o", {str(out)!r}]))
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "onnx backend" in r.stdout and out.is_file()
+
+
+def test_clear_error_without_export_and_without_torch(tmp_path):
+    w = copy_checkpoint(tmp_path)
+    r = without_torch(f"""
+        import model_core
+        from model_core.errors import CheckpointError
+        for backend in (None, "onnx"):
+            try:
+                model_core.load_model({str(w)!r}, backend=backend)
+            except CheckpointError as e:
+                print(e)
+            else:
+                raise SystemExit("no error")
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for msg in lines:
+        assert f"streamtalker export-onnx {w} -o {tmp_path / 'mine.onnx'}" in msg
+        assert "torch is not installed" in msg
+    # a stale export (made from another version of the checkpoint) is refused too
+    shutil.copytree(export_dir_for(None), tmp_path / "mine.onnx")
+    r = without_torch(f"""
+        import model_core
+        model_core.load_model({str(w)!r}, backend="onnx")
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr        # same weights and config: the export is current
+    cfg = json.loads((tmp_path / "mine.json").read_text())
+    cfg["training"]["note"] = "retrained"
+    (tmp_path / "mine.json").write_text(json.dumps(cfg))
+    r = without_torch(f"""
+        import model_core
+        model_core.load_model({str(w)!r}, backend="onnx")
+    """, tmp_path)
+    assert r.returncode != 0 and "another version" in r.stderr and "--force" in r.stderr
+
+
+def test_bundled_export_is_current():
+    meta = read_export_meta(export_dir_for(None))
+    assert meta["opset"] == 17
+    assert meta["source"]["sha256"] == checkpoint_digest(None), (
+        "model_core/weights/default.onnx was exported from another default.safetensors: "
+        "re-export it with `streamtalker export-onnx model_core/weights/default.safetensors "
+        "-o model_core/weights/default.onnx --force`")
+
+
+@pytest.mark.parametrize("clip", PARITY_CLIPS)
+def test_onnx_frames_equal_torch_frames(onnx_model, torch_model, clip):
+    p = INPUTS / "speech" / clip
+    if not p.exists():
+        pytest.fail(f"real test input {p} is missing: run .venv/bin/python tools/fetch_inputs.py")
+    a = mc.load_audio(p)
+    ft = torch_model.generate(a, 16000, seed=3)
+    fo = onnx_model.generate(a, 16000, seed=3)
+    assert fo.shape == ft.shape == (mc.face.sample_frames(len(a), 16000, 30.0), 52)
+    assert np.abs(fo - ft).max() <= 1e-3
+    # another seed gives other frames (the comparison can fail)
+    assert np.abs(onnx_model.generate(a, 16000, seed=4) - ft).max() > 1e-2
+
+
+def test_parity_with_guidance_eta_and_chunk_frames(onnx_model, torch_model, speech):
+    kw = dict(seed=7, guidance=2.0, eta=0.5, chunk_frames=5, steps=6, lip_temperature=1.0)
+    ft = torch_model.generate(speech[:16000 * 3], 16000, **kw)
+    fo = onnx_model.generate(speech[:16000 * 3], 16000, **kw)
+    assert np.abs(fo - ft).max() <= 1e-3
+
+
+@pytest.mark.parametrize("sizes", [[1, 7, 160, 333], [16000], [4801, 1]])
+def test_any_chunking_is_bit_identical_on_onnx(onnx_model, speech, sizes):
+    x = speech[:16000 * 4]
+    whole = onnx_model.generate(x, 16000, seed=5, eta=0.3, guidance=1.5)
+    s = onnx_model.stream(seed=5, eta=0.3, guidance=1.5)
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out.append(s.push(x[i:i + n]))
+        i, k = i + n, k + 1
+    out.append(s.flush())
+    assert np.array_equal(np.concatenate(out), whole)
+
+
+def test_same_api_and_settings_checked(onnx_model, torch_model):
+    s = onnx_model.stream()
+    assert isinstance(s, Session)
+    assert s.latency_ms == torch_model.stream().latency_ms == onnx_model.latency_ms()
+    assert s.channel_names == torch_model.channel_names and s.fps == 30.0
+    assert onnx_model.config.to_dict() == torch_model.config.to_dict()
+    with pytest.raises(ValueError, match="style"):
+        onnx_model.stream(style=3)
+    with pytest.raises(ValueError, match="guidance"):
+        onnx_model.stream(guidance=float("nan"))
+    with pytest.raises(ValueError, match="CPU only"):
+        mc.load_model(backend="onnx", device="cuda")
+    with pytest.raises(ValueError, match="unknown backend"):
+        mc.load_model(backend="tensorflow")
+    assert len(run(s, np.zeros(8000, np.float32))) == 15
+
+
+def test_export_cli_writes_refuses_and_replaces(tmp_path, capsys):
+    w = copy_checkpoint(tmp_path)
+    out = tmp_path / "mine.onnx"
+    assert main(["export-onnx", str(w), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "max abs difference" in said and "found automatically" in said
+    assert sorted(p.name for p in out.iterdir()) == sorted(EXPORT_FILES)
+    meta = read_export_meta(out)
+    assert meta["source"] == {"weights": "mine.safetensors", "sha256": checkpoint_digest(w)}
+    before = {f: (out / f).stat().st_mtime_ns for f in EXPORT_FILES}
+    assert main(["export-onnx", str(w), "-o", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert before == {f: (out / f).stat().st_mtime_ns for f in EXPORT_FILES}   # untouched
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["export-onnx", str(w), "-o", str(other)]) == 2
+    assert (other / "notes.txt").read_text() == "mine" and not (other / "model.json").exists()
+    assert main(["export-onnx", str(w), "-o", str(out), "--force"]) == 0
+    # found beside the checkpoint; an export folder given directly picks the onnx backend
+    m = mc.load_model(w, backend="onnx")
+    assert m.backend == "onnx" and m.folder == out
+    assert mc.load_model(out).backend == "onnx"
+
+
+def test_missing_export_is_made_in_the_cache_when_torch_is_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMTALKER_CACHE", str(tmp_path / "cache"))
+    w = copy_checkpoint(tmp_path / "", "fresh")
+    m = mc.load_model(w, backend="onnx")
+    assert m.folder.parent == tmp_path / "cache" / "onnx"
+    assert read_export_meta(m.folder)["source"]["sha256"] == checkpoint_digest(w)
+    assert not (tmp_path / "fresh.onnx").exists()          # the user's folder is not written
+    assert mc.load_model(w, backend="onnx").folder == m.folder   # made once
+
+
+def test_a_broken_export_is_named(tmp_path):
+    out = tmp_path / "x.onnx"
+    shutil.copytree(export_dir_for(None), out)
+    (out / "denoise.onnx").unlink()
+    with pytest.raises(CheckpointError, match="missing denoise.onnx"):
+        mc.load_model(out)
+    shutil.copy(export_dir_for(None) / "denoise.onnx", out / "denoise.onnx")
+    (out / "condition.onnx").write_bytes(b"not a graph")
+    with pytest.raises(CheckpointError, match="condition.onnx: onnxruntime cannot load"):
+        mc.load_model(out)
