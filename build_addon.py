@@ -341,6 +341,10 @@ def fetch_wheels(platforms=tuple(PLATFORMS), pythons=PYTHONS, cache: str | os.Pa
                 log(f"build_addon: downloading wheels for {platform}, Python {python} "
                     f"into {cache}")
                 rc, text = _pip_download(reqs, platform, python, cache, index=True)
+            bad = re.search(r"located at (\S+\.whl) is invalid", text)
+            if rc != 0 and bad:
+                raise BuildError(f"{bad.group(1)} in the wheel cache is damaged (pip cannot "
+                                 f"read it): delete it (the next build downloads it again)")
             if rc != 0:
                 last = " / ".join(x.strip() for x in text.strip().splitlines()
                                   if x.startswith("ERROR"))[-600:]

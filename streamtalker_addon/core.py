@@ -3,12 +3,20 @@
 The installed extension vendors ``model_core`` inside the add-on package
 (``<addon>/model_core``); a development checkout imports the top-level ``model_core`` of the
 project. :func:`model_core_module` tries the vendored copy first. Nothing here imports
-``bpy``; importing this module does not import torch (that happens on first use).
+``bpy``; importing this module does not import torch.
+
+The installed extension brings its Python dependencies as bundled wheels (onnxruntime,
+soxr, soundfile, sounddevice; see build_addon.py), which Blender installs with it: nothing
+is downloaded at run time. The model runs on onnxruntime on the CPU; torch is optional and
+used only where it happens to be importable and the user picks a CUDA device
+(:func:`backend_for`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 import os
 import threading
 from pathlib import Path
@@ -25,9 +33,9 @@ _models: dict = {}
 def _missing(name: str, dep: str) -> ModelCoreMissing:
     if name != "model_core":
         return ModelCoreMissing(
-            f"the bundled model library needs the Python package '{dep}', which is not "
-            f"installed in Blender's Python: open Preferences > Add-ons > StreamTalker and "
-            f"press Install Dependencies")
+            f"the bundled model library needs the Python package '{dep}', which Blender did "
+            f"not install with the extension: reinstall StreamTalker from the zip built for "
+            f"this platform (streamtalker-<version>-linux_x64 / windows_x64 / macos_arm64.zip)")
     return ModelCoreMissing(f"StreamTalker's model library could not be imported: the Python "
                             f"package '{dep}' is not installed where Blender can import it")
 
@@ -51,7 +59,7 @@ def model_core_package():
 
 def model_core_module():
     """The ``model_core`` package (see :func:`model_core_package`) with its runtime
-    importable (torch, numpy, soxr, ...).
+    importable (numpy, onnxruntime, soxr, ...).
 
     Raises:
         ModelCoreMissing: no copy imports, or a dependency of the runtime is missing; the
@@ -152,20 +160,59 @@ def set_threads(threads: int = 0) -> int:
                          f"StreamTalker > CPU Threads)") from None
 
 
+def torch_available() -> bool:
+    """Whether torch can be imported here (found on ``sys.path``; not imported: that takes
+    seconds). The extension never bundles torch."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def backend_for(device: str) -> str:
+    """The inference backend for a device setting: ``"torch"`` for CUDA (torch must be
+    importable), ``"onnx"`` (onnxruntime, bundled) for the CPU.
+
+    Raises:
+        ValueError: CUDA chosen but torch is not importable (the message names the setting).
+    """
+    if str(device).startswith("cuda"):
+        if not torch_available():
+            raise ValueError("Device is set to GPU (CUDA), which needs PyTorch with CUDA in "
+                             "Blender's Python, and PyTorch is not installed: set Device to "
+                             "CPU (StreamTalker's Model panel); the CPU runs the bundled "
+                             "ONNX Runtime")
+        return "torch"
+    return "onnx"
+
+
+def _load(mc, path, device: str, threads: int):
+    """``mc.load_model`` with the backend :func:`backend_for` picks (passed on where this
+    model_core's ``load_model`` takes a ``backend``; an older one only knows torch)."""
+    kw = {"device": device, "threads": threads}
+    if "backend" in inspect.signature(mc.load_model).parameters:
+        kw["backend"] = backend_for(device)
+    return mc.load_model(path, **kw)
+
+
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
-    """``model_core.load_model(path, device)`` (a StreamTalkerModel, or a VertexModel for a
-    vertex checkpoint), cached by (path, file mtime, device); sets the CPU thread count first
-    (:func:`set_threads`, ``threads`` 0 = automatic).
+    """``model_core.load_model(path, device, backend=...)`` (a StreamTalkerModel, or a
+    VertexModel for a vertex checkpoint) on the backend :func:`backend_for` picks, cached by
+    (path, file mtime, device); sets the CPU thread count first (:func:`set_threads`,
+    ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 
     Raises:
-        ModelCoreMissing: model_core or torch missing.
+        ModelCoreMissing: model_core or one of its bundled dependencies missing.
         FileNotFoundError: no checkpoint there (for the default: not bundled yet).
-        model_core.CheckpointError: a file that is not a loadable checkpoint.
-        ValueError: unknown or unavailable device.
+        model_core.CheckpointError: a file that is not a loadable checkpoint (for example
+            a ``.safetensors`` checkpoint without its ONNX export when torch is missing:
+            the message names the conversion command).
+        ValueError: unknown or unavailable device (CUDA without torch).
     """
     mc = model_core_module()
+    backend_for(device)  # CUDA without torch: say so before loading anything
     n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
@@ -180,7 +227,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     with _lock:
         model = _models.get(key)
         if model is None:   # model_core's one loader: an ARKit or a vertex model
-            model = mc.load_model(None if not path else p, device=device, threads=n_threads)
+            model = _load(mc, None if not path else p, device, n_threads)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model
