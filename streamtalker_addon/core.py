@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import os
 import threading
 from pathlib import Path
@@ -187,12 +186,14 @@ def backend_for(device: str) -> str:
 
 
 def _load(mc, path, device: str, threads: int):
-    """``mc.load_model`` with the backend :func:`backend_for` picks (passed on where this
-    model_core's ``load_model`` takes a ``backend``; an older one only knows torch)."""
-    kw = {"device": device, "threads": threads}
-    if "backend" in inspect.signature(mc.load_model).parameters:
-        kw["backend"] = backend_for(device)
-    return mc.load_model(path, **kw)
+    """``mc.load_model`` on the backend :func:`backend_for` picks, where this model_core
+    runs it (``runtime.backends.BACKENDS``); a model_core without the onnx backend gets its
+    own default."""
+    backend = backend_for(device)
+    known = getattr(importlib.import_module(f"{mc.__name__}.runtime.backends"), "BACKENDS", ())
+    if backend not in known:
+        backend = None
+    return mc.load_model(path, device=device, threads=threads, backend=backend)
 
 
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
