@@ -42,8 +42,10 @@ after 1.23.2 (1.24+ have ``macosx_14_0_arm64`` only).
 the project and never committed. A build first resolves from the cache alone
 (``--no-index --find-links``) and asks the package index only for what is missing
 (``--offline``: never). pip checks each download against the sha256 the index publishes;
-the build then checks every wheel it bundles (readable zip, CRCs, its ``METADATA`` names
-the pinned project and version).
+the build then checks every wheel it bundles against the sha256 recorded in
+``tools/wheels.sha256`` (:data:`WHEEL_HASHES`; ``--update-lock`` records new ones after a
+pin changes) and that it is a readable zip whose ``METADATA`` names the pinned project and
+version.
 
 The zips are made by Blender's own ``blender_ext.py build --split-platforms`` and each is
 checked with ``blender_ext.py validate`` and by :func:`check_contents` (the manifest's
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import importlib.util
 import os
 import re
@@ -121,6 +124,10 @@ PLATFORMS = {
 PYTHONS = ("3.11", "3.13")
 #: Where bundled wheels lie inside the zip.
 WHEEL_DIR = "wheels"
+#: The sha256 of every wheel the zips may bundle (``sha256sum`` format, one wheel a line),
+#: recorded from downloads pip checked against the index's published hashes: a cached
+#: wheel that differs is refused. ``--update-lock`` rewrites it after a pin changes.
+WHEEL_HASHES = ROOT / "tools" / "wheels.sha256"
 
 
 class BuildError(RuntimeError):
@@ -314,10 +321,85 @@ def check_wheel(path: Path, project: str, version: str) -> None:
                          f"{head.get('Name')} {head.get('Version')}): {fix}")
 
 
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_hashes(path: Path | None = None) -> dict[str, str]:
+    """``{wheel file name: sha256}`` from ``path`` (default :data:`WHEEL_HASHES`; empty if
+    it is missing).
+
+    Raises:
+        BuildError: a line that is not ``<64 hex digits>  <name>.whl``.
+    """
+    path = Path(path) if path is not None else WHEEL_HASHES
+    out = {}
+    if not path.exists():
+        return out
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+\.whl)", line.strip())
+        if m is None:
+            raise BuildError(f"{path}:{i} is not '<sha256>  <wheel>.whl': fix or delete the "
+                             f"line (--update-lock rewrites the file)")
+        out[m.group(2)] = m.group(1)
+    return out
+
+
+def write_hashes(hashes: dict[str, str], path: Path | None = None) -> None:
+    """Write ``path`` (default :data:`WHEEL_HASHES`): the pinned projects' entries only,
+    sorted, atomically."""
+    path = Path(path) if path is not None else WHEEL_HASHES
+    pinned = {(_norm(p), v) for p, v in BUNDLED_WHEELS}
+    lines = [f"{h}  {n}" for n, h in sorted(hashes.items()) if wheel_tags(n)[:2] in pinned]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("# sha256 of the wheels build_addon.py bundles (sha256sum -c format); "
+                   "rewrite with `python build_addon.py --download-only --update-lock`\n"
+                   + "\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_hashes(wheels: list[Path], update_lock: bool = False) -> None:
+    """Check each wheel's sha256 against :data:`WHEEL_HASHES`; with ``update_lock``,
+    record the ones not listed yet (and replace none that differ).
+
+    Raises:
+        BuildError: a wheel whose hash differs (the file and the fix named), or one not
+            recorded while ``update_lock`` is false.
+    """
+    known = read_hashes()
+    new = {}
+    for p in wheels:
+        h = sha256_of(p)
+        want = known.get(p.name)
+        if want is not None and want != h:
+            raise BuildError(f"{p} has sha256 {h}, but {WHEEL_HASHES.name} records {want}: "
+                             f"delete the cached file (the next build downloads it again); if "
+                             f"the index really changed it, check why before updating "
+                             f"{WHEEL_HASHES}")
+        if want is None:
+            if not update_lock:
+                raise BuildError(f"{p.name} has no sha256 in {WHEEL_HASHES}: after changing "
+                                 f"BUNDLED_WHEELS run `python build_addon.py --download-only "
+                                 f"--update-lock` and commit {WHEEL_HASHES.name}")
+            new[p.name] = h
+    if new:
+        write_hashes({**known, **new})
+
+
 def fetch_wheels(platforms=tuple(PLATFORMS), pythons=PYTHONS, cache: str | os.PathLike |
-                 None = None, offline: bool = False, log=print) -> dict[str, list[Path]]:
+                 None = None, offline: bool = False, log=print,
+                 update_lock: bool = False) -> dict[str, list[Path]]:
     """The wheels of :data:`BUNDLED_WHEELS` for each platform (both Pythons), from the cache,
-    downloading what is missing (unless ``offline``).
+    downloading what is missing (unless ``offline``), each checked (:func:`check_wheel`)
+    and its sha256 compared with :data:`WHEEL_HASHES` (:func:`check_hashes`; with
+    ``update_lock`` new ones are recorded).
 
     Returns:
         ``{platform: [wheel paths]}`` (no duplicates: a wheel shared by both Pythons is
@@ -355,10 +437,10 @@ def fetch_wheels(platforms=tuple(PLATFORMS), pythons=PYTHONS, cache: str | os.Pa
                 raise BuildError(f"pip found no complete wheel set for {platform}, Python "
                                  f"{python} in {cache}{'' if offline else ' or the index'} "
                                  f"({last or 'exit status ' + str(rc)}): {how}")
-            for m in re.finditer(r"(?:Saved|File was already downloaded)\s+(\S+\.whl)", text):
-                p = Path(m.group(1))
-                p = p if p.is_absolute() else cache / p.name
-                found[p.name] = cache / p.name
+            for m in re.finditer(r"(?:Saved|File was already downloaded)\s+(.+?\.whl)\s*$",
+                                 text, flags=re.M):
+                name = Path(m.group(1)).name
+                found[name] = cache / name
         by_project: dict[str, list[Path]] = {}
         for p in found.values():
             by_project.setdefault(wheel_tags(p.name)[0], []).append(p)
@@ -375,6 +457,7 @@ def fetch_wheels(platforms=tuple(PLATFORMS), pythons=PYTHONS, cache: str | os.Pa
         if extra:
             raise BuildError(f"pip returned wheels that are not pinned: {', '.join(extra)}")
         out[platform] = sorted(found.values(), key=lambda p: p.name)
+        check_hashes(out[platform], update_lock)
     return out
 
 
@@ -612,18 +695,25 @@ def main(argv=None) -> int:
                     help="never ask the package index: every wheel must be in the cache")
     ap.add_argument("--download-only", action="store_true",
                     help="only fill the wheel cache for the chosen platforms, build nothing")
+    ap.add_argument("--update-lock", action="store_true",
+                    help=f"record the sha256 of wheels not yet in {WHEEL_HASHES.name} (after "
+                         f"changing BUNDLED_WHEELS)")
     ap.add_argument("--blender-ext", default=None,
                     help="path of blender_ext.py (default: the one inside the bpy module)")
     args = ap.parse_args(argv)
     platforms = args.platform or list(PLATFORMS)
     try:
         if args.download_only:
-            wheels = fetch_wheels(platforms, PYTHONS, args.wheel_cache, offline=args.offline)
+            wheels = fetch_wheels(platforms, PYTHONS, args.wheel_cache, offline=args.offline,
+                                  update_lock=args.update_lock)
             for p, ws in wheels.items():
                 mb = sum(w.stat().st_size for w in ws) / 1e6
                 print(f"build_addon: {p}: {len(ws)} wheels, {mb:.1f} MB in "
                       f"{args.wheel_cache or default_wheel_cache()}")
             return 0
+        if args.update_lock:
+            fetch_wheels(platforms, PYTHONS, args.wheel_cache, offline=args.offline,
+                         update_lock=True)
         paths = build_all(args.out, force=args.force, platforms=platforms,
                           wheel_cache=args.wheel_cache, offline=args.offline,
                           blender_ext=args.blender_ext)

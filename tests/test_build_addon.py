@@ -142,6 +142,28 @@ def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeypatch):
+    """Every bundled wheel's sha256 is in tools/wheels.sha256 (checked against PyPI's
+    published hashes when it was written); a cached wheel that differs, or one not recorded,
+    stops the build with the file and the fix."""
+    recorded = ba.read_hashes()
+    good = wheels_or_skip("linux-x64")
+    for w in good:
+        assert recorded[w.name] == ba.sha256_of(w), w.name
+    lock = tmp_path / "wheels.sha256"
+    victim = next(w for w in good if w.name.startswith("packaging-"))
+    ba.write_hashes({**recorded, victim.name: "0" * 64}, lock)
+    monkeypatch.setattr(ba, "WHEEL_HASHES", lock)
+    with pytest.raises(ba.BuildError, match=f"{victim.name} has sha256 .* records 0000.*delete"):
+        ba.fetch_wheels(["linux-x64"], offline=True)
+    ba.write_hashes({n: h for n, h in recorded.items() if n != victim.name}, lock)
+    with pytest.raises(ba.BuildError, match=f"{victim.name} has no sha256 .*--update-lock"):
+        ba.fetch_wheels(["linux-x64"], offline=True)
+    ba.fetch_wheels(["linux-x64"], offline=True, update_lock=True)  # records it again
+    assert ba.read_hashes(lock)[victim.name] == ba.sha256_of(victim)
+    assert ba.read_hashes(lock) == {n: h for n, h in recorded.items()}
+
+
 def test_missing_validator_is_a_clear_error(tmp_path):
     with pytest.raises(ba.BuildError, match="blender_ext.py not found"):
         ba.find_blender_ext(tmp_path / "nope.py")

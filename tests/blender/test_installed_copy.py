@@ -30,34 +30,44 @@ import pytest
 from bl_helpers import ROOT, facecap_path, speech_path
 from wheelcache import build_addon, wheels_or_skip
 
-#: Top-level modules the zip's wheels provide: hidden from the test environment's
-#: site-packages in the Blender process, so they can only come from the installed wheels.
+#: Top-level modules the zip's wheels provide (the Blender process imports them from the
+#: extension's site-packages only; none may be left behind after uninstalling).
 BUNDLED_MODULES = ("onnxruntime", "soxr", "soundfile", "_soundfile", "_soundfile_data",
                    "sounddevice", "_sounddevice", "_sounddevice_data", "cffi", "_cffi_backend",
                    "pycparser", "flatbuffers", "google", "packaging", "typing_extensions")
 
 PRELUDE = textwrap.dedent(r'''
-    # -- before anything else: torch unimportable, the bundled packages hidden from this
-    #    environment's site-packages, and no network
+    # -- before anything else: this environment's site-packages reduced to what Blender
+    #    itself ships (bpy and its requirements), so torch and everything the extension
+    #    needs besides can only come from the zip; and no network
     import importlib.abc, importlib.machinery, os, site, socket, sys
     BUNDLED = set(json.loads(sys.argv[-1]))
     HIDDEN = {os.path.realpath(p) for p in site.getsitepackages() + [site.getusersitepackages()]}
+    #: What Blender's own Python has in its site-packages (the bpy wheel's requirements).
+    SHIPPED = {"bpy", "numpy", "requests", "certifi", "charset_normalizer", "idna", "urllib3",
+               "zstandard", "cython", "Cython", "pyximport", "cattrs", "attr", "attrs",
+               "_distutils_hack"}
+    #: Never importable: torch (optional, never bundled) and the project's own packages
+    #: (an editable install would otherwise resolve them).
+    REFUSED = {"torch", "model_core", "streamtalker_addon"}
 
     class Gate(importlib.abc.MetaPathFinder):
-        """torch: never found. A bundled package: found only outside the environment's
-        site-packages (that is, in the extension's)."""
+        """Top-level modules: those Blender ships as usual; others only from outside the
+        environment's site-packages (the standard library, the extension's own site-packages
+        where Blender installs the bundled wheels)."""
         def find_spec(self, name, path=None, target=None):
-            top = name.partition(".")[0]
-            if top == "torch" or top.startswith("torch_"):
-                raise ModuleNotFoundError(f"No module named {name!r} (the test hides torch)",
+            if "." in name or name in SHIPPED:
+                return None
+            if name in REFUSED or name.startswith("torch"):
+                raise ModuleNotFoundError(f"No module named {name!r} (the test hides it)",
                                           name=name)
-            if top in BUNDLED and name == top:
-                paths = [p for p in sys.path if os.path.realpath(p or ".") not in HIDDEN]
-                spec = importlib.machinery.PathFinder.find_spec(name, paths)
-                if spec is None:
-                    raise ModuleNotFoundError(f"No module named {name!r} outside the test "
-                                              f"environment's site-packages", name=name)
+            outside = [p for p in sys.path if os.path.realpath(p or ".") not in HIDDEN]
+            spec = importlib.machinery.PathFinder.find_spec(name, outside)
+            if spec is not None:
                 return spec
+            if importlib.machinery.PathFinder.find_spec(name, sorted(HIDDEN)) is not None:
+                raise ModuleNotFoundError(f"No module named {name!r}: neither shipped with "
+                                          f"Blender nor bundled in the zip", name=name)
             return None
 
     sys.meta_path.insert(0, Gate())
@@ -118,6 +128,8 @@ SCRIPT = "import json, sys\n" + PRELUDE + textwrap.dedent(r'''
             rep["modules"][m] = [f.startswith(site_dir), getattr(mm, "__version__", "")]
         except Exception as e:  # reported, asserted by the test
             rep["modules"][m] = [False, f"{type(e).__name__}: {e}"]
+    import onnxruntime.capi.onnxruntime_pybind11_state as ort_binary
+    rep["ort_binary"] = os.path.basename(ort_binary.__file__)
     import numpy
     rep["numpy_from_ext"] = os.path.realpath(numpy.__file__).startswith(site_dir)
     import onnxruntime
@@ -250,6 +262,8 @@ def _check_install_and_uninstall(rep: dict) -> None:
     assert rep["vendored_files"] and rep["no_installer"]
     for m, (from_ext, info) in rep["modules"].items():
         assert from_ext, f"{m} did not come from the extension's bundled wheels: {info}"
+    py = "%d%d" % sys.version_info[:2]  # the wheel of this Python was installed
+    assert rep["python"] == list(sys.version_info[:2]) and f"cpython-{py}" in rep["ort_binary"]
     assert not rep["numpy_from_ext"]  # Blender's numpy, never a bundled one
     assert rep["onnx_relu"] == [[0.0, 2.0, 0.0], [4.0, 0.0, 6.0]]
     assert rep["prefs_operators"] == []
