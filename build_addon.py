@@ -2,7 +2,7 @@
 model_core + weights + the bundled wheels of its Python dependencies).
 
 ``python build_addon.py [-o dist/] [--force] [--platform linux-x64 ...] [--wheel-cache DIR]
-[--offline] [--download-only] [--blender-ext PATH]`` writes, for each platform in
+[--offline] [--download-only] [--update-lock] [--blender-ext PATH]`` writes, for each platform in
 :data:`PLATFORMS` (Blender's ``--split-platforms`` convention and names)::
 
     dist/streamtalker-<version>-linux_x64.zip

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import os
 import shutil
-import sys
 import tomllib
 import zipfile
 from pathlib import Path

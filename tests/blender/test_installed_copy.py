@@ -27,7 +27,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bl_helpers import ROOT, facecap_path, speech_path
+from bl_helpers import facecap_path, speech_path
 from wheelcache import build_addon, wheels_or_skip
 
 #: Top-level modules the zip's wheels provide (the Blender process imports them from the
