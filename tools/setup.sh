@@ -95,14 +95,18 @@ done
 .venv/bin/python tools/fetch_inputs.py
 .venv/bin/python tools/fetch_facecap.py
 
-# 6. The wheels the extension zip bundles (build_addon.py: onnxruntime, soxr, soundfile,
-#    sounddevice and their requirements, Python 3.11 and 3.13), into the wheel cache
-#    (~/.cache/streamtalker/wheels or $STREAMTALKER_WHEEL_CACHE; never the project). The
-#    tests build the Linux zip from it; building the other platforms' zips downloads theirs
-#    on first use (STREAMTALKER_WHEEL_PLATFORMS="linux-x64 windows-x64 macos-arm64" fetches
-#    them here; "" none). Resolved from the cache first: a filled cache costs no download.
+# 6. The wheels the extension zips bundle (build_addon.py: onnxruntime, soxr, soundfile,
+#    sounddevice and their requirements, Python 3.11 and 3.13, each checked against
+#    tools/wheels.sha256), into the wheel cache (~/.cache/streamtalker/wheels or
+#    $STREAMTALKER_WHEEL_CACHE; never the project): about 145 MB for the three platforms,
+#    downloaded once. The tests build every platform's zip from it (and run Blender's own
+#    installer filter on the Windows and macOS ones). STREAMTALKER_WHEEL_PLATFORMS narrows
+#    it ("linux-x64"; "" none: the tests then download what they need). Resolved from the
+#    cache first: a filled cache costs no download.
 wheel_args=()
-for p in ${STREAMTALKER_WHEEL_PLATFORMS-linux-x64}; do wheel_args+=(--platform "$p"); done
+for p in ${STREAMTALKER_WHEEL_PLATFORMS-linux-x64 windows-x64 macos-arm64}; do
+  wheel_args+=(--platform "$p")
+done
 if [ ${#wheel_args[@]} -gt 0 ]; then
   .venv/bin/python build_addon.py --download-only "${wheel_args[@]}"
 fi
