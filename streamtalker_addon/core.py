@@ -58,7 +58,8 @@ def model_core_package():
 
 def model_core_module():
     """The ``model_core`` package (see :func:`model_core_package`) with its runtime
-    importable (numpy, onnxruntime, soxr, ...).
+    importable (numpy, soxr, soundfile, ...; torch only for a model_core that has no other
+    backend).
 
     Raises:
         ModelCoreMissing: no copy imports, or a dependency of the runtime is missing; the
@@ -66,10 +67,22 @@ def model_core_module():
     """
     mc = model_core_package()
     try:
-        importlib.import_module(f"{mc.__name__}.runtime.model")
+        importlib.import_module(f"{mc.__name__}.{_runtime_module(mc)}")
     except ModuleNotFoundError as e:
         raise _missing(mc.__name__, e.name) from None
     return mc
+
+
+def _runtime_module(mc) -> str:
+    """The module of ``mc`` whose import proves the model can run: ``runtime.inference``
+    (the backend-independent runtime: numpy, soxr, ...; no torch) where this model_core
+    has it, else ``runtime.model`` (a model_core that runs on torch only)."""
+    try:
+        if importlib.util.find_spec(f"{mc.__name__}.runtime.inference") is not None:
+            return "runtime.inference"
+    except ModuleNotFoundError:
+        pass
+    return "runtime.model"
 
 
 def mc_submodule(name: str):
