@@ -145,9 +145,12 @@ def describe(path: str | None):
 
 
 def set_threads(threads: int = 0) -> int:
-    """Apply the preference "CPU Threads" through model_core's one thread rule
-    (:func:`model_core.runtime.device.set_threads`; process-wide, also for threads started later);
-    returns the number set.
+    """Apply the preference "CPU Threads" through model_core's one thread rule; returns the
+    number to run with (also passed to ``load_model``, which gives it to onnxruntime).
+
+    Where torch is importable, :func:`model_core.runtime.device.set_threads` also sets
+    torch's intra-op threads (process-wide, also for threads started later); without torch
+    the count is only checked (``runtime.device.check_threads``), never importing torch.
 
     Args:
         threads: 0 = automatic (model_core's default: one intra-op thread, the fastest on a
@@ -158,16 +161,19 @@ def set_threads(threads: int = 0) -> int:
     """
     threads = int(threads)
     mc = model_core_module()
+    device = mc_submodule("runtime.device")
+    check = getattr(device, "check_threads", None)
+    apply = mc.set_threads if torch_available() or check is None else check
     if threads == 0:
         env = os.environ.get("OMP_NUM_THREADS", "")
         want = int(env) if env.isdigit() and int(env) > 0 else None
         if want is not None:
-            want = min(want, mc_submodule("runtime.device").available_cores())
-        return mc.set_threads(want)
+            want = min(want, device.available_cores())
+        return apply(want)
     try:
-        return mc.set_threads(threads)
+        return apply(threads)
     except ValueError:
-        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{mc_submodule('runtime.device').available_cores()}"
+        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{device.available_cores()}"
                          f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
                          f"StreamTalker > CPU Threads)") from None
 
