@@ -656,6 +656,7 @@ def _place(tmp_zip: Path, dest: Path, force: bool) -> None:
     os.close(fd)
     try:
         shutil.copyfile(tmp_zip, tmp)
+        shutil.copymode(tmp_zip, tmp)  # the umask's mode, not mkstemp's private 0600
         if force:
             os.replace(tmp, dest)
             return
