@@ -187,12 +187,14 @@ def torch_available() -> bool:
         return False
 
 
-def backend_for(device: str) -> str:
-    """The inference backend for a device setting: ``"torch"`` for CUDA (torch must be
-    importable), ``"onnx"`` (onnxruntime, bundled) for the CPU.
+def backend_for(device: str, kind: str = "arkit") -> str:
+    """The inference backend for a device setting and a model kind: ``"torch"`` for CUDA and
+    for vertex models (torch must be importable; onnxruntime runs ARKit and latent models
+    only), ``"onnx"`` (onnxruntime, bundled) for the rest, on the CPU.
 
     Raises:
-        ValueError: CUDA chosen but torch is not importable (the message names the setting).
+        ValueError: CUDA or a vertex model where torch is not importable (the message names
+            the setting or the reason).
     """
     if str(device).startswith("cuda"):
         if not torch_available():
@@ -201,6 +203,12 @@ def backend_for(device: str) -> str:
                              "CPU (StreamTalker's Model panel); the CPU runs the bundled "
                              "ONNX Runtime")
         return "torch"
+    if kind == "vertex":
+        if not torch_available():
+            raise ValueError("vertex models run on PyTorch only, and PyTorch is not "
+                             "installed in Blender's Python: choose an ARKit model (the "
+                             "bundled default runs on the bundled ONNX Runtime)")
+        return "torch"
     return "onnx"
 
 
@@ -208,7 +216,7 @@ def _load(mc, path, device: str, threads: int):
     """``mc.load_model`` on the backend :func:`backend_for` picks, where this model_core
     runs it (``runtime.backends.BACKENDS``); a model_core without the onnx backend gets its
     own default."""
-    backend = backend_for(device)
+    backend = backend_for(device, describe(str(path) if path else None).kind)
     known = getattr(importlib.import_module(f"{mc.__name__}.runtime.backends"), "BACKENDS", ())
     if backend not in known:
         backend = None

@@ -231,3 +231,8 @@ def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
     with pytest.raises(ValueError, match="PyTorch is not installed: set Device to CPU"):
         core.backend_for("cuda")
     assert core.backend_for("cpu") == "onnx"
+    with pytest.raises(ValueError, match="vertex models run on PyTorch only"):
+        core.backend_for("cpu", "vertex")
+    monkeypatch.setattr(core, "torch_available", lambda: True)
+    assert core.backend_for("cpu", "vertex") == "torch"
+    assert core.backend_for("cpu", "latent") == "onnx"
