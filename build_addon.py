@@ -103,8 +103,8 @@ BUNDLED_WHEELS = (
     ("packaging", "26.4"),
     ("protobuf", "7.36.2"),           # ... (its sympy is the optional extra "symbolic")
     ("soxr", "1.1.0"),                # resampling (model_core.io.audio)
-    ("soundfile", "0.14.0"),          # decoding (libsndfile inside the wheel, except Linux'
-    ("cffi", "2.1.1"),                #   py3-none-any fallback, which is not picked)
+    ("soundfile", "0.14.0"),          # decoding (each platform's wheel carries libsndfile)
+    ("cffi", "2.1.1"),                # soundfile's and sounddevice's requirement
     ("pycparser", "3.12"),            # cffi's requirement
     ("typing_extensions", "4.16.0"),  # soundfile's requirement
     ("sounddevice", "0.5.6"),         # Live (on Linux PortAudio comes from the OS: libportaudio2)
