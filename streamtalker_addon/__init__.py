@@ -13,7 +13,10 @@ everything else. Modules, by responsibility (docs/architecture.md, "The Blender 
 * :mod:`.audio_source` (strips and files -> samples), :mod:`.keyframes` (the action
   writer), :mod:`.mapping` (channel -> shape key, presets; no bpy), :mod:`.compat` (every
   Blender-version difference), :mod:`.core` (model_core access, model cache),
-  :mod:`.errors`, :mod:`.deps`, :mod:`.bake` (batch bake CLI).
+  :mod:`.errors`, :mod:`.bake` (batch bake CLI).
+
+Its Python dependencies come as wheels bundled in the extension zip (build_addon.py);
+nothing is installed or downloaded at run time.
 
 Importing this package does not import ``bpy``; :func:`register` does. :func:`unregister`
 cancels a running generation and leaves no handler or timer behind.

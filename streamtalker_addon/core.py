@@ -3,12 +3,19 @@
 The installed extension vendors ``model_core`` inside the add-on package
 (``<addon>/model_core``); a development checkout imports the top-level ``model_core`` of the
 project. :func:`model_core_module` tries the vendored copy first. Nothing here imports
-``bpy``; importing this module does not import torch (that happens on first use).
+``bpy``; importing this module does not import torch.
+
+The installed extension brings its Python dependencies as bundled wheels (onnxruntime,
+soxr, soundfile, sounddevice; see build_addon.py), which Blender installs with it: nothing
+is downloaded at run time. The model runs on onnxruntime on the CPU; torch is optional and
+used only where it happens to be importable and the user picks a CUDA device
+(:func:`backend_for`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -25,9 +32,9 @@ _models: dict = {}
 def _missing(name: str, dep: str) -> ModelCoreMissing:
     if name != "model_core":
         return ModelCoreMissing(
-            f"the bundled model library needs the Python package '{dep}', which is not "
-            f"installed in Blender's Python: open Preferences > Add-ons > StreamTalker and "
-            f"press Install Dependencies")
+            f"the bundled model library needs the Python package '{dep}', which Blender did "
+            f"not install with the extension: reinstall StreamTalker from the zip built for "
+            f"this platform (streamtalker-<version>-linux_x64 / windows_x64 / macos_arm64.zip)")
     return ModelCoreMissing(f"StreamTalker's model library could not be imported: the Python "
                             f"package '{dep}' is not installed where Blender can import it")
 
@@ -51,7 +58,8 @@ def model_core_package():
 
 def model_core_module():
     """The ``model_core`` package (see :func:`model_core_package`) with its runtime
-    importable (torch, numpy, soxr, ...).
+    importable (numpy, soxr, soundfile, ...; torch only for a model_core that has no other
+    backend).
 
     Raises:
         ModelCoreMissing: no copy imports, or a dependency of the runtime is missing; the
@@ -59,10 +67,22 @@ def model_core_module():
     """
     mc = model_core_package()
     try:
-        importlib.import_module(f"{mc.__name__}.runtime.model")
+        importlib.import_module(f"{mc.__name__}.{_runtime_module(mc)}")
     except ModuleNotFoundError as e:
         raise _missing(mc.__name__, e.name) from None
     return mc
+
+
+def _runtime_module(mc) -> str:
+    """The module of ``mc`` whose import proves the model can run: ``runtime.inference``
+    (the backend-independent runtime: numpy, soxr, ...; no torch) where this model_core
+    has it, else ``runtime.model`` (a model_core that runs on torch only)."""
+    try:
+        if importlib.util.find_spec(f"{mc.__name__}.runtime.inference") is not None:
+            return "runtime.inference"
+    except ModuleNotFoundError:
+        pass
+    return "runtime.model"
 
 
 def mc_submodule(name: str):
@@ -125,9 +145,12 @@ def describe(path: str | None):
 
 
 def set_threads(threads: int = 0) -> int:
-    """Apply the preference "CPU Threads" through model_core's one thread rule
-    (:func:`model_core.runtime.device.set_threads`; process-wide, also for threads started later);
-    returns the number set.
+    """Apply the preference "CPU Threads" through model_core's one thread rule; returns the
+    number to run with (also passed to ``load_model``, which gives it to onnxruntime).
+
+    Where torch is importable, :func:`model_core.runtime.device.set_threads` also sets
+    torch's intra-op threads (process-wide, also for threads started later); without torch
+    the count is only checked (``runtime.device.check_threads``), never importing torch.
 
     Args:
         threads: 0 = automatic (model_core's default: one intra-op thread, the fastest on a
@@ -138,34 +161,86 @@ def set_threads(threads: int = 0) -> int:
     """
     threads = int(threads)
     mc = model_core_module()
+    device = mc_submodule("runtime.device")
+    check = getattr(device, "check_threads", None)
+    apply = mc.set_threads if torch_available() or check is None else check
     if threads == 0:
         env = os.environ.get("OMP_NUM_THREADS", "")
         want = int(env) if env.isdigit() and int(env) > 0 else None
         if want is not None:
-            want = min(want, mc_submodule("runtime.device").available_cores())
-        return mc.set_threads(want)
+            want = min(want, device.available_cores())
+        return apply(want)
     try:
-        return mc.set_threads(threads)
+        return apply(threads)
     except ValueError:
-        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{mc_submodule('runtime.device').available_cores()}"
+        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{device.available_cores()}"
                          f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
                          f"StreamTalker > CPU Threads)") from None
 
 
+def torch_available() -> bool:
+    """Whether torch can be imported here (found on ``sys.path``; not imported: that takes
+    seconds). The extension never bundles torch."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def backend_for(device: str, kind: str = "arkit") -> str:
+    """The inference backend for a device setting and a model kind: ``"torch"`` for CUDA and
+    for vertex models (torch must be importable; onnxruntime runs ARKit and latent models
+    only), ``"onnx"`` (onnxruntime, bundled) for the rest, on the CPU.
+
+    Raises:
+        ValueError: CUDA or a vertex model where torch is not importable (the message names
+            the setting or the reason).
+    """
+    if str(device).startswith("cuda"):
+        if not torch_available():
+            raise ValueError("Device is set to GPU (CUDA), which needs PyTorch with CUDA in "
+                             "Blender's Python, and PyTorch is not installed: set Device to "
+                             "CPU (StreamTalker's Model panel); the CPU runs the bundled "
+                             "ONNX Runtime")
+        return "torch"
+    if kind == "vertex":
+        if not torch_available():
+            raise ValueError("vertex models run on PyTorch only, and PyTorch is not "
+                             "installed in Blender's Python: choose an ARKit model (the "
+                             "bundled default runs on the bundled ONNX Runtime)")
+        return "torch"
+    return "onnx"
+
+
+def _load(mc, path, device: str, threads: int):
+    """``mc.load_model`` on the backend :func:`backend_for` picks, where this model_core
+    runs it (``runtime.backends.BACKENDS``); a model_core without the onnx backend gets its
+    own default."""
+    backend = backend_for(device, describe(str(path) if path else None).kind)
+    known = getattr(importlib.import_module(f"{mc.__name__}.runtime.backends"), "BACKENDS", ())
+    if backend not in known:
+        backend = None
+    return mc.load_model(path, device=device, threads=threads, backend=backend)
+
+
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
-    """``model_core.load_model(path, device)`` (a StreamTalkerModel, or a VertexModel for a
-    vertex checkpoint), cached by (path, file mtime, device); sets the CPU thread count first
-    (:func:`set_threads`, ``threads`` 0 = automatic).
+    """``model_core.load_model(path, device, backend=...)`` (a StreamTalkerModel, or a
+    VertexModel for a vertex checkpoint) on the backend :func:`backend_for` picks, cached by
+    (path, file mtime, device); sets the CPU thread count first (:func:`set_threads`,
+    ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 
     Raises:
-        ModelCoreMissing: model_core or torch missing.
+        ModelCoreMissing: model_core or one of its bundled dependencies missing.
         FileNotFoundError: no checkpoint there (for the default: not bundled yet).
-        model_core.CheckpointError: a file that is not a loadable checkpoint.
-        ValueError: unknown or unavailable device.
+        model_core.CheckpointError: a file that is not a loadable checkpoint (for example
+            a ``.safetensors`` checkpoint without its ONNX export when torch is missing:
+            the message names the conversion command).
+        ValueError: unknown or unavailable device (CUDA without torch).
     """
     mc = model_core_module()
+    backend_for(device)  # CUDA without torch: say so before loading anything
     n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
@@ -180,7 +255,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     with _lock:
         model = _models.get(key)
         if model is None:   # model_core's one loader: an ARKit or a vertex model
-            model = mc.load_model(None if not path else p, device=device, threads=n_threads)
+            model = _load(mc, None if not path else p, device, n_threads)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model

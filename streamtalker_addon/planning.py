@@ -14,7 +14,8 @@ import bpy
 
 from . import audio_source, keyframes
 from . import mapping as mapping_mod
-from .core import ModelCoreMissing, arkit_names, default_checkpoint_path, describe
+from .core import (ModelCoreMissing, arkit_names, backend_for, default_checkpoint_path,
+                   describe)
 from .errors import PlanError, SourceError
 from .properties import auto_fill_mapping, get_mapping, shape_key_names
 
@@ -136,7 +137,8 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
 
     Raises:
         PlanError: the checkpoint file (or the bundled default) does not exist or its
-            config cannot be read, or model_core cannot be imported.
+            config cannot be read, model_core cannot be imported, or the device is CUDA
+            and torch is not importable.
     """
     s = scene_settings
     if checkpoint or s.model_source == "FILE":
@@ -160,6 +162,10 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
         raise PlanError(str(e)) from None
     except (OSError, ValueError) as e:   # CheckpointError is a ValueError
         raise PlanError(f"the model could not be loaded: {e}") from None
+    try:
+        backend_for(s.device, info.kind)   # CUDA and vertex models need torch (not bundled)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
     from .preferences import cpu_threads
     return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                          style=None if s.style < 0 else int(s.style),

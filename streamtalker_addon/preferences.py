@@ -1,80 +1,66 @@
-"""Add-on preferences: where shape-key mapping presets live, and the Install Dependencies
-button (torch, scipy, ... into the extension's own folder, see :mod:`.deps`)."""
+"""Add-on preferences: where shape-key mapping presets live, Live's input device, CPU threads,
+and what the model runs on (the bundled ONNX Runtime; PyTorch only where it is importable,
+for CUDA).
+
+The extension brings its Python packages as wheels that Blender installs with it
+(build_addon.py); nothing here installs or downloads anything.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 
 import bpy
 from bpy.props import IntProperty, StringProperty
-from bpy.types import AddonPreferences, Operator
-
-from . import deps
+from bpy.types import AddonPreferences
 
 ADDON_ID = __package__
 
-
-class STREAMTALKER_OT_install_deps(Operator):
-    """Download and install the Python packages StreamTalker needs (torch CPU, scipy, soxr,
-    soundfile, safetensors, tqdm; about 250 MB to download, 1.1 GB on disk) into the
-    extension's own folder, in the background. Blender's numpy is kept"""
-
-    bl_idname = "streamtalker.install_deps"
-    bl_label = "Install Dependencies"
-    bl_options = {"INTERNAL"}
-
-    @classmethod
-    def poll(cls, context):
-        if deps.state.status == "running":
-            cls.poll_message_set("the dependencies are being installed")
-            return False
-        return True
-
-    def execute(self, context):
-        try:
-            deps.check_numpy()
-            deps.start_install(deps.deps_dir(ADDON_ID, create=True))
-        except deps.DepsError as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
-        if not bpy.app.timers.is_registered(deps.redraw_timer):
-            bpy.app.timers.register(deps.redraw_timer, first_interval=0.5)
-        self.report({"INFO"}, "StreamTalker: installing dependencies in the background")
-        return {"FINISHED"}
+#: (module, distribution) the Runtime box reports; found once per session.
+_PACKAGES = (("onnxruntime", "onnxruntime"), ("soxr", "soxr"), ("soundfile", "soundfile"),
+             ("sounddevice", "sounddevice"), ("torch", "torch"))
+_found: dict = {}
 
 
-def draw_deps(layout) -> None:
-    """The Dependencies box: what is missing, the button, progress or the last error."""
+def package_versions() -> dict[str, str | None]:
+    """``{module: version or None}`` for :data:`_PACKAGES` (None: not importable); looked
+    up once per session, without importing anything."""
+    if not _found:
+        import importlib.util
+        for mod, dist in _PACKAGES:
+            try:
+                present = importlib.util.find_spec(mod) is not None
+            except (ImportError, ValueError):
+                present = False
+            version = None
+            if present:
+                try:
+                    version = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    version = "?"
+            _found[mod] = version
+    return dict(_found)
+
+
+def draw_runtime(layout) -> None:
+    """The Runtime box: what runs the model, and which bundled package is missing (an
+    extension installed from the wrong platform's zip)."""
     box = layout.box()
-    box.label(text="Dependencies", icon="PACKAGE")
-    st = deps.state
-    if st.status == "running":
-        box.progress(factor=st.fraction, type="BAR", text=f"Installing... {st.fraction:.0%}")
-        box.label(text=st.message[:110])
-        return
-    missing = deps.missing_modules()
+    box.label(text="Runtime", icon="SETTINGS")
+    found = package_versions()
+    missing = [m for m, _ in _PACKAGES if m != "torch" and found[m] is None]
     if missing:
-        box.label(text=f"Missing Python packages: {', '.join(missing)}", icon="ERROR")
-        box.label(text="Needs internet: about 250 MB download, 1.1 GB in this extension's folder.")
-    else:
-        box.label(text="All Python packages found (torch, scipy, soxr, soundfile, ...)",
-                  icon="CHECKMARK")
-    if st.status == "failed":
         col = box.column(align=True)
         col.alert = True
-        words, line = st.message.split(), ""
-        for w in words:  # wrap the error message
-            if len(line) + len(w) > 90:
-                col.label(text=line)
-                line = ""
-            line = f"{line} {w}".strip()
-        if line:
-            col.label(text=line)
-    elif st.status == "done":
-        box.label(text="Installed: the model is ready to use", icon="CHECKMARK")
-    box.operator(STREAMTALKER_OT_install_deps.bl_idname,
-                 text="Install Dependencies" if missing else "Reinstall Dependencies",
-                 icon="IMPORT")
+        col.label(text=f"Missing bundled packages: {', '.join(missing)}", icon="ERROR")
+        col.label(text="Reinstall StreamTalker from the zip built for this platform.")
+    else:
+        box.label(text=f"CPU: ONNX Runtime {found['onnxruntime']} (bundled)", icon="CHECKMARK")
+    if found["torch"]:
+        box.label(text=f"GPU (CUDA): PyTorch {found['torch']} found in Blender's Python")
+    else:
+        box.label(text="GPU (CUDA): needs PyTorch in Blender's Python (not installed)")
 
 
 class STREAMTALKER_AP_preferences(AddonPreferences):
@@ -96,7 +82,7 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
         col.prop(self, "preset_dir")
         col.prop(self, "live_device")
         col.prop(self, "cpu_threads")
-        draw_deps(self.layout)
+        draw_runtime(self.layout)
 
 
 def get_prefs(context=None):
@@ -133,21 +119,14 @@ def preset_dir(context=None) -> str:
     return path
 
 
-classes = (STREAMTALKER_OT_install_deps, STREAMTALKER_AP_preferences)
+classes = (STREAMTALKER_AP_preferences,)
 
 
 def register() -> None:
     for c in classes:
         bpy.utils.register_class(c)
-    try:  # dependencies installed by the button earlier
-        deps.add_to_sys_path(deps.deps_dir(ADDON_ID, create=False))
-    except Exception as e:  # never block registration
-        print(f"StreamTalker: dependency folder not added to sys.path ({e})")
 
 
 def unregister() -> None:
-    if bpy.app.timers.is_registered(deps.redraw_timer):
-        bpy.app.timers.unregister(deps.redraw_timer)
-    deps.remove_from_sys_path()
     for c in reversed(classes):
         bpy.utils.unregister_class(c)

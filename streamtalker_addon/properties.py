@@ -55,8 +55,10 @@ class STREAMTALKER_PG_scene(PropertyGroup):
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
                                description="Model checkpoint (.safetensors with its .json)")
     device: EnumProperty(name="Device", default="cpu",
-                         items=[("cpu", "CPU", "Run on the CPU"),
-                                ("cuda", "GPU (CUDA)", "Run on an NVIDIA GPU")])
+                         items=[("cpu", "CPU", "Run on the CPU with the bundled ONNX Runtime"),
+                                ("cuda", "GPU (CUDA)", "Run on an NVIDIA GPU with PyTorch (needs "
+                                 "PyTorch with CUDA installed in Blender's Python; not "
+                                 "bundled)")])
     steps: IntProperty(name="DDIM Steps", default=0, min=0, max=200,
                        description="Sampling steps; 0 uses the model's default")
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same animation")

@@ -1,41 +1,74 @@
-"""build_addon.py (the extension zip passes Blender's validator, vendors model_core and the
-default weights, never overwrites) and the add-on's dependency installer
-(streamtalker_addon/deps.py: the pip command lines, numpy left alone, sys.path handling,
-the offline error and the staging swap), all without downloading anything.
+"""build_addon.py: the per-platform extension zips (Blender's validator passes; model_core's
+Blender side, the default weights and the pinned wheels of both Pythons are inside and listed
+in the manifest; no numpy or torch), the wheel cache (reused offline, damaged files named),
+never overwriting, and an add-on that installs and downloads nothing at run time.
+
+The Linux zip is built from the wheel cache (tools/test.sh's set-up fills it; filled here from
+PyPI when empty; skipped only when it is empty and PyPI is unreachable, see wheelcache.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib.metadata as md
+import ast
 import os
-import sys
-import threading
+import shutil
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from wheelcache import build_addon, wheels_or_skip
 
-import build_addon  # noqa: E402
-from streamtalker_addon import deps  # noqa: E402  (no bpy needed)
+ROOT = Path(__file__).resolve().parents[1]
+ba = build_addon()
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    """One zip for the module's tests."""
-    return build_addon.build(tmp_path_factory.mktemp("dist"))
+    """The Linux zip, built once for the module's tests from the cached wheels."""
+    wheels_or_skip("linux-x64")
+    path = ba.build(tmp_path_factory.mktemp("dist"), offline=True)
+    print(f"\nbuild_addon: {path.name}: {path.stat().st_size / 1e6:.1f} MB")
+    return path
 
 
 # -- the zip ------------------------------------------------------------------------------
-def test_zip_passes_blenders_validator_and_is_named_after_the_manifest(built):
-    info = build_addon.manifest_info()
-    assert built.name == f"{info['id']}-{info['version']}.zip" == "streamtalker-0.1.0.zip"
-    out = build_addon.validate(built)
+def test_linux_zip_passes_blenders_validator_and_is_named_for_its_platform(built):
+    info = ba.manifest_info()
+    assert built.name == f"{info['id']}-{info['version']}-linux_x64.zip" \
+        == "streamtalker-0.1.0-linux_x64.zip"
+    out = ba.validate(built)
     assert "Success" in out
+
+
+def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
+    names = ba.check_contents(built, "linux-x64")  # the build's own check, run again
+    info = ba.zip_manifest(built)
+    assert info["platforms"] == ["linux-x64"]
+    listed = sorted(w.removeprefix("./") for w in info["wheels"])
+    inside = sorted(n for n in names if n.endswith(".whl"))
+    assert listed == inside and all(n.startswith("wheels/") for n in inside)
+    # the manifest Blender reads at install time says the same at the top level
+    with zipfile.ZipFile(built) as z:
+        raw = tomllib.loads(z.read("blender_manifest.toml").decode())
+    assert raw["platforms"] == ["linux-x64"] and sorted(raw["wheels"]) == sorted(info["wheels"])
+    projects = {ba.wheel_tags(n)[0] for n in inside}
+    assert projects == {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
+    assert not projects & {"numpy", "torch", "sympy", "mpmath"}
+    for project, version in ba.BUNDLED_WHEELS:
+        mine = [n for n in inside if ba.wheel_tags(n)[:2] == (ba._norm(project), version)]
+        for python in ("3.11", "3.13"):
+            fits = [n for n in mine if ba.wheel_fits_python(n, python)]
+            assert len(fits) == 1, (project, python, mine)  # exactly one per Python
+        for n in mine:
+            assert ba.wheel_platforms(n) & {"any", "linux-x64"}, n
+    size_mb = built.stat().st_size / 1e6
+    print(f"\n{built.name}: {size_mb:.1f} MB, {len(inside)} wheels")
+    assert size_mb < 100, f"{built.name} is {size_mb:.1f} MB"
+    # the source manifest itself lists none: the build writes them from BUNDLED_WHEELS
+    src = tomllib.loads((ROOT / "streamtalker_addon/blender_manifest.toml").read_text())
+    assert "wheels" not in src and "platforms" not in src
 
 
 def test_zip_vendors_model_core_weights_and_licence(built):
@@ -44,11 +77,16 @@ def test_zip_vendors_model_core_weights_and_licence(built):
         weights = z.read("model_core/weights/default.safetensors")
         card = z.read("model_core/weights/default.json")
         lic = z.read("LICENSE").decode("utf-8", "replace")
-    for r in build_addon.REQUIRED:
+    for r in ba.REQUIRED:
         assert r in names, r
     assert weights == (ROOT / "model_core/weights/default.safetensors").read_bytes()
     assert card == (ROOT / "model_core/weights/default.json").read_bytes()
     assert "GNU GENERAL PUBLIC LICENSE" in lic
+    # the default model's ONNX graphs travel with it, whatever their layout
+    for p in (ROOT / "model_core/weights").rglob("*"):
+        if p.is_file() and "__pycache__" not in p.parts:
+            assert "model_core/weights/" + p.relative_to(ROOT / "model_core/weights").as_posix() \
+                in names, p
     # every module of the add-on and of model_core's Blender side is in the zip, and nothing
     # of training, evaluation or the CLIs (they never run inside Blender)
     for p in (ROOT / "streamtalker_addon").rglob("*.py"):
@@ -65,194 +103,136 @@ def test_zip_vendors_model_core_weights_and_licence(built):
         assert not [n for n in names if n.startswith(f"model_core/{left_out}/")], left_out
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("streamtalker_addon/")]  # add-on at the root
+    assert "deps.py" not in names
 
 
 def test_build_refuses_to_overwrite_and_force_replaces_atomically(built, tmp_path):
     out = tmp_path / "d"
-    first = build_addon.build(out)
+    first = ba.build(out, offline=True)
     before = first.read_bytes()
     os.utime(first, (1_000_000_000, 1_000_000_000))
-    with pytest.raises(build_addon.BuildError, match="already exists: not overwriting"):
-        build_addon.build(out)
+    with pytest.raises(ba.BuildError, match="already exists?: not overwriting"):
+        ba.build(out, offline=True)
     assert first.read_bytes() == before and first.stat().st_mtime == 1_000_000_000
-    assert build_addon.main(["-o", str(out)]) == 2  # the CLI says so and fails
-    second = build_addon.build(out, force=True)
+    assert ba.main(["-o", str(out), "--platform", "linux-x64", "--offline"]) == 2
+    second = ba.build(out, force=True, offline=True)
     assert second == first and second.stat().st_mtime > 1_000_000_000
-    assert sorted(p.name for p in out.iterdir()) == ["streamtalker-0.1.0.zip"]  # no temp left
+    assert sorted(p.name for p in out.iterdir()) == ["streamtalker-0.1.0-linux_x64.zip"]
+
+
+def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_path):
+    with pytest.raises(ba.BuildError, match="no complete wheel set for linux-x64.*"
+                                            "--download-only"):
+        ba.fetch_wheels(["linux-x64"], cache=tmp_path / "empty", offline=True)
+    # a cache holding one truncated wheel: the build names the file and the fix
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    good = wheels_or_skip("linux-x64")
+    for w in good:
+        try:
+            os.link(w, cache / w.name)
+        except OSError:
+            shutil.copyfile(w, cache / w.name)
+    victim = next(w for w in good if w.name.startswith("soxr-"))
+    (cache / victim.name).unlink()
+    (cache / victim.name).write_bytes(victim.read_bytes()[:5000])
+    with pytest.raises(ba.BuildError, match=f"{victim.name}.*delete"):
+        ba.build(tmp_path / "out", wheel_cache=cache, offline=True)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeypatch):
+    """Every bundled wheel's sha256 is in tools/wheels.sha256 (checked against PyPI's
+    published hashes when it was written); a cached wheel that differs, or one not recorded,
+    stops the build with the file and the fix."""
+    recorded = ba.read_hashes()
+    good = wheels_or_skip("linux-x64")
+    for w in good:
+        assert recorded[w.name] == ba.sha256_of(w), w.name
+    lock = tmp_path / "wheels.sha256"
+    victim = next(w for w in good if w.name.startswith("packaging-"))
+    ba.write_hashes({**recorded, victim.name: "0" * 64}, lock)
+    monkeypatch.setattr(ba, "WHEEL_HASHES", lock)
+    with pytest.raises(ba.BuildError, match=f"{victim.name} has sha256 .* records 0000.*delete"):
+        ba.fetch_wheels(["linux-x64"], offline=True)
+    ba.write_hashes({n: h for n, h in recorded.items() if n != victim.name}, lock)
+    with pytest.raises(ba.BuildError, match=f"{victim.name} has no sha256 .*--update-lock"):
+        ba.fetch_wheels(["linux-x64"], offline=True)
+    ba.fetch_wheels(["linux-x64"], offline=True, update_lock=True)  # records it again
+    assert ba.read_hashes(lock)[victim.name] == ba.sha256_of(victim)
+    assert ba.read_hashes(lock) == {n: h for n, h in recorded.items()}
 
 
 def test_missing_validator_is_a_clear_error(tmp_path):
-    with pytest.raises(build_addon.BuildError, match="blender_ext.py not found"):
-        build_addon.find_blender_ext(tmp_path / "nope.py")
+    with pytest.raises(ba.BuildError, match="blender_ext.py not found"):
+        ba.find_blender_ext(tmp_path / "nope.py")
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(build_addon.BuildError, match="rejected"):
-        build_addon.validate(bad)
+    with pytest.raises(ba.BuildError, match="rejected"):
+        ba.validate(bad)
 
 
-# -- the dependency installer -------------------------------------------------------------
-def _name(req: str) -> str:
-    return req.split(";")[0].split("==")[0].strip().lower().replace("_", "-")
+def test_wheel_names_map_to_blender_platforms_and_pythons():
+    p, f = ba.wheel_platforms, ba.wheel_fits_python
+    assert p("cffi-2.1.1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl") \
+        == {"linux-x64"}
+    assert p("protobuf-7.36.2-cp310-abi3-macosx_10_9_universal2.whl") \
+        == {"macos-x64", "macos-arm64"}
+    assert p("sounddevice-0.5.6-py3-none-win_amd64.whl") == {"windows-x64"}
+    assert p("packaging-26.4-py3-none-any.whl") == {"any"}
+    assert p("onnxruntime-1.32.0-cp313-cp313-macosx_14_0_arm64.whl") == {"macos-arm64"}
+    assert f("soxr-1.1.0-cp312-abi3-win_amd64.whl", "3.13")
+    assert not f("soxr-1.1.0-cp312-abi3-win_amd64.whl", "3.11")
+    assert f("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl", "3.11")
+    assert not f("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl", "3.13")
+    assert f("flatbuffers-25.12.19-py2.py3-none-any.whl", "3.13")
+    assert not f("onnxruntime-1.32.0-cp313-cp313t-manylinux_2_28_x86_64.whl", "3.13")
+    with pytest.raises(ba.BuildError, match="not a wheel"):
+        ba.wheel_tags("numpy-1.26.4.tar.gz")
 
 
-def test_pip_commands_pin_everything_and_never_install_numpy(tmp_path):
-    for platform in ("linux", "win32", "darwin"):
-        cmds = deps.pip_commands(str(tmp_path), platform=platform)
-        assert len(cmds) == 2
-        for c in cmds:
-            assert c[:4] == [sys.executable, "-m", "pip", "install"]
-            assert "--no-deps" in c and "--only-binary=:all:" in c
-            assert c[c.index("--target") + 1] == str(tmp_path)
-            reqs = [a for a in c[4:] if "==" in a]
-            assert reqs and all(_name(r) != "numpy" for r in reqs)
-            assert not [a for a in c if a.lower().startswith("numpy")]
-        torch_cmd = cmds[0]
-        if platform == "darwin":
-            assert torch_cmd[-1] == "torch==2.13.0"
-            assert torch_cmd[torch_cmd.index("--index-url") + 1] == deps.PYPI_INDEX
-        else:
-            assert torch_cmd[-1] == "torch==2.13.0+cpu"
-            assert torch_cmd[torch_cmd.index("--index-url") + 1] == deps.TORCH_CPU_INDEX
-    assert all("==" in r for r in deps.REQUIREMENTS)
+def test_pins_exclude_numpy_and_torch_and_name_every_platform():
+    pinned = {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
+    assert not pinned & {ba._norm(n) for n in ba.NEVER_BUNDLED}
+    assert {"onnxruntime", "soxr", "soundfile", "sounddevice"} <= pinned
+    assert set(ba.PLATFORMS) == {"linux-x64", "windows-x64", "macos-arm64"}
+    assert ba.PYTHONS == ("3.11", "3.13")
 
 
-def test_pinned_set_is_complete():
-    """Installed with --no-deps, the list must hold every dependency of torch and of the
-    model's modules except numpy (checked against the metadata installed here)."""
-    from packaging.requirements import Requirement
-    pinned = {_name(r): r.split(";")[0].split("==")[1] for r in deps.REQUIREMENTS}
-    pinned["torch"] = deps.TORCH_VERSION
-    env = {"platform_system": "Linux", "sys_platform": "linux", "extra": ""}
-    for name, version in pinned.items():
-        if name == "colorama":
-            continue  # Windows only
-        dist = md.distribution(name)
-        for text in dist.requires or []:
-            req = Requirement(text)
-            if req.marker is not None and not req.marker.evaluate(env):
+# -- nothing installs or downloads at run time --------------------------------------------
+def test_the_addon_has_no_installer_and_no_network_code():
+    """No dependency installer, no pip, no subprocess, no sockets or URL fetching in the
+    add-on (Blender's rules for extensions: self-contained, nothing downloaded)."""
+    addon = ROOT / "streamtalker_addon"
+    assert not (addon / "deps.py").exists()
+    banned = {"subprocess", "urllib", "urllib.request", "http", "http.client", "socket",
+              "requests", "pip", "ensurepip"}
+    for p in addon.rglob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                mods = [node.module or ""]
+            else:
                 continue
-            dep = req.name.lower().replace("_", "-")
-            assert dep == "numpy" or dep in pinned, f"{name} needs {dep}, which is not pinned"
-    for mod in deps.MODULES:  # every module the model imports is covered
-        assert mod in pinned or mod.replace("_", "-") in pinned
+            for m in mods:
+                assert m not in banned and m.split(".")[0] not in banned, (p, m)
+        text = p.read_text(encoding="utf-8")
+        assert "install_deps" not in text and "Install Dependencies" not in text, p
 
 
-def test_numpy_check():
-    assert deps.check_numpy("1.26.4") == "1.26.4"
-    assert deps.check_numpy("2.3.1") == "2.3.1"
-    deps.check_numpy()  # this environment's numpy
-    for bad in ("1.24.3", "2.7.0"):
-        with pytest.raises(deps.DepsError, match="outside the range"):
-            deps.check_numpy(bad)
-
-
-def test_sys_path_is_appended_once_and_removed(tmp_path):
-    d = tmp_path / "deps"
-    assert deps.add_to_sys_path(str(d)) is False  # not there yet
-    d.mkdir()
-    (d / "streamtalker_probe_a.py").write_text("X = 1\n")
-    try:
-        assert deps.add_to_sys_path(str(d)) and deps.add_to_sys_path(str(d))
-        assert sys.path.count(str(d)) == 1 and sys.path[-1] == str(d)  # after site-packages
-        import streamtalker_probe_a
-        assert streamtalker_probe_a.X == 1
-        import numpy
-        assert not numpy.__file__.startswith(str(d))
-    finally:
-        deps.remove_from_sys_path()
-    assert str(d) not in sys.path
-
-
-def _clean_pip_env() -> dict:
-    """This process's environment without pip settings (variables and configuration files)
-    that could find wheels locally or elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    return env
-
-
-def test_offline_install_fails_clearly_and_leaves_the_target_alone(tmp_path):
-    target = tmp_path / "ext_user" / "deps"
-    target.mkdir(parents=True)
-    (target / "old_marker.txt").write_text("previous install")
-    dead = "http://127.0.0.1:9/simple"  # the discard port: connection refused
-    cmds = deps.pip_commands("{target}", torch_index=dead, index=dead)
-    env = _clean_pip_env()
-    env["PIP_NO_CACHE_DIR"] = "1"
-    lines = []
-    with pytest.raises(deps.DepsError, match="could not reach the package index") as e:
-        deps.install(str(target), cmds, env=env, on_progress=lambda f, m, line: lines.append(line))
-    assert dead in str(e.value) and "Install Dependencies again" in str(e.value)
-    assert sorted(p.name for p in target.parent.iterdir()) == ["deps"]  # no staging left
-    assert (target / "old_marker.txt").read_text() == "previous install"
-
-
-def test_explain_failure_messages():
-    assert "offline" in deps.explain_failure("... NewConnectionError(...) ...", 1, "X")
-    msg = deps.explain_failure("ERROR: No matching distribution found for torch==2.13.0+cpu",
-                               1, "https://download.pytorch.org/whl/cpu")
-    assert "no wheel for this Python/platform" in msg and "torch==2.13.0+cpu" in msg
-    assert "exit status 3" in deps.explain_failure("boom\nlast line", 3, "X")
-
-
-def _tiny_wheel(folder: Path) -> Path:
-    """A pure-Python wheel ``streamtalker_probe_pkg-1.0`` built by hand (no network)."""
-    files = {
-        "streamtalker_probe_pkg/__init__.py": b"VALUE = 7\n",
-        "streamtalker_probe_pkg-1.0.dist-info/METADATA":
-            b"Metadata-Version: 2.1\nName: streamtalker-probe-pkg\nVersion: 1.0\n",
-        "streamtalker_probe_pkg-1.0.dist-info/WHEEL":
-            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for n, data in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{n},sha256={h},{len(data)}")
-    record.append("streamtalker_probe_pkg-1.0.dist-info/RECORD,,")
-    files["streamtalker_probe_pkg-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
-    whl = folder / "streamtalker_probe_pkg-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
-    return whl
-
-
-def test_background_install_swaps_in_and_adds_to_sys_path(tmp_path):
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    _tiny_wheel(wheels)
-    target = tmp_path / "ext_user" / "deps"
-    target.mkdir(parents=True)
-    (target / "old_marker.txt").write_text("replaced")
-    cmd = [sys.executable, "-m", "pip", "install", "--target", "{target}", "--no-deps",
-           "--no-index", "--find-links", str(wheels), "--disable-pip-version-check",
-           "--progress-bar", "off", "streamtalker-probe-pkg==1.0"]
-    try:
-        th = deps.start_install(str(target), [cmd], env=_clean_pip_env())
-        th.join(300)
-        assert deps.state.status == "done", deps.state.message
-        assert deps.state.fraction == 1.0 and deps.state.finished >= deps.state.started
-        assert any("Successfully installed" in line for line in deps.state.log)
-        assert not (target / "old_marker.txt").exists()  # the old folder was replaced
-        assert sorted(p.name for p in target.parent.iterdir()) == ["deps"]
-        assert str(target) in sys.path
-        import streamtalker_probe_pkg
-        assert streamtalker_probe_pkg.VALUE == 7
-    finally:
-        deps.remove_from_sys_path()
-        deps.state.status = "idle"
-        sys.modules.pop("streamtalker_probe_pkg", None)
-    assert str(target) not in sys.path
-
-
-def test_a_second_install_while_one_runs_is_refused(monkeypatch):
-    ev = threading.Event()
-    running = threading.Thread(target=ev.wait)
-    running.start()
-    monkeypatch.setattr(deps, "_thread", running)
-    try:
-        with pytest.raises(deps.DepsError, match="already being installed"):
-            deps.start_install("/nonexistent", [["true"]])
-    finally:
-        ev.set()
-        running.join()
+def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
+    from streamtalker_addon import core
+    assert core.backend_for("cpu") == "onnx"
+    monkeypatch.setattr(core, "torch_available", lambda: True)
+    assert core.backend_for("cuda") == "torch"
+    monkeypatch.setattr(core, "torch_available", lambda: False)
+    with pytest.raises(ValueError, match="PyTorch is not installed: set Device to CPU"):
+        core.backend_for("cuda")
+    assert core.backend_for("cpu") == "onnx"
+    with pytest.raises(ValueError, match="vertex models run on PyTorch only"):
+        core.backend_for("cpu", "vertex")
+    monkeypatch.setattr(core, "torch_available", lambda: True)
+    assert core.backend_for("cpu", "vertex") == "torch"
+    assert core.backend_for("cpu", "latent") == "onnx"

