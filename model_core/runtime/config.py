@@ -43,7 +43,9 @@ class ModelConfig:
         (training identities; one extra learned "unknown" style is added), dropout.
     Diffusion: train_timesteps (DDPM steps), schedule (``"cosine"`` or ``"linear"``),
         sample_steps and eta (DDIM defaults), guidance (classifier-free guidance scale on
-        the audio condition; 1.0 = off), lip_temperature (scale of the initial DDIM noise on
+        the audio condition; 1.0 = off), guidance_channels (``"all"``, or ``"lips"``: only the
+        jaw*/mouth* channels of an ARKit model are guided, the upper face is not),
+        lip_temperature (scale of the initial DDIM noise on
         the jaw*/mouth* channels of ARKit models: below 1 the lips follow the audio more and the
         seed less, while the upper face keeps its full randomness), cond_drop (probability of dropping the audio
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
@@ -102,6 +104,7 @@ class ModelConfig:
     sample_steps: int = 10                     # DDIM steps
     eta: float = 0.0                           # DDIM eta (0: deterministic)
     guidance: float = 1.0                      # classifier-free guidance (1: off)
+    guidance_channels: str = "all"             # channels guided: "all" | "lips"
     lip_temperature: float = 1.0               # initial-noise scale on the lips
     cond_drop: float = 0.1                     # audio dropped in training (for CFG)
     style_drop: float = 0.1                    # style dropped in training
@@ -155,6 +158,8 @@ class ModelConfig:
              f"eta must be a number in [0, 1], got {self.eta}")
         need(math.isfinite(self.guidance) and 0 <= self.guidance <= 20,
              f"guidance must be a number in [0, 20], got {self.guidance}")
+        need(self.guidance_channels in ("all", "lips"),
+             f"guidance_channels must be 'all' or 'lips', got {self.guidance_channels!r}")
         need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),

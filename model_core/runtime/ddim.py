@@ -191,7 +191,8 @@ def sample_ddim(denoise: Callable[[np.ndarray, int], np.ndarray], shape: tuple[i
             float32 [B, K, D]: B = 1, or 2 with guidance (row 0 with the audio, row 1
             without).
         shape: (1, K, D); scheduler: timesteps set; rng: the session's generator;
-        guidance: classifier-free guidance scale on the audio (1 = off: B must be 1);
+        guidance: classifier-free guidance scale on the audio (1 = off: B must be 1), or a
+            float32 [D] scale per channel (then B = 2);
         noise_scale: optional per-channel scale float32 [D] of the initial noise.
     Returns:
         the sampled chunk x0, model space, float32 ``shape``.
@@ -201,7 +202,7 @@ def sample_ddim(denoise: Callable[[np.ndarray, int], np.ndarray], shape: tuple[i
         x = x * noise_scale
     for t in scheduler.timesteps:
         x0 = denoise(x, t)
-        if guidance != 1.0:
-            x0 = x0[1:] + np.float32(guidance) * (x0[:1] - x0[1:])
+        if x0.shape[0] == 2:
+            x0 = x0[1:] + np.asarray(guidance, np.float32) * (x0[:1] - x0[1:])
         x = scheduler.step(x0, t, x, rng)
     return x

@@ -179,7 +179,18 @@ class InferenceModel:
         if t_cache is None:
             t_cache = self.timestep_cache(scheduler.timesteps)
         denoise = self.chunk_denoiser(cond_in, drop, t_cache)
-        return sample_ddim(denoise, (1, K, self.dim), scheduler, rng, guidance, noise_scale)
+        return sample_ddim(denoise, (1, K, self.dim), scheduler, rng,
+                           self.guidance_scale(guidance), noise_scale)
+
+    def guidance_scale(self, guidance: float) -> float | np.ndarray:
+        """The classifier-free guidance scale per channel: ``guidance`` everywhere, or with
+        ``guidance_channels = "lips"`` (an ARKit model) float32 [D] with ``guidance`` on the
+        jaw*/mouth* channels and 1 (unguided) on the upper face, whose blinks and gaze do
+        not follow the audio."""
+        if guidance == 1.0 or self.config.guidance_channels == "all" \
+                or self.config.output_kind != "arkit":
+            return guidance
+        return lip_scale(self.channel_names, guidance)
 
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
