@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..face import is_lip_channel
 from .config import ModelConfig
 from .diffusion import DDPMNoiser
 from .device import resolve_device
