@@ -323,11 +323,8 @@ def check_wheel(path: Path, project: str, version: str) -> None:
 
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_hashes(path: Path | None = None) -> dict[str, str]:
