@@ -77,7 +77,7 @@ make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN
   fi
   echo "setup: installing Python packages into $dir ($bpy_pin)"
   "$dir/bin/python" -m pip install -q "torch==2.13.0" "$numpy_pin" "$bpy_pin" sounddevice
-  "$dir/bin/python" -m pip install -q -e ".[test]" "$numpy_pin"
+  "$dir/bin/python" -m pip install -q -e ".[test,export]" "$numpy_pin"
   echo "$env_want" > "$env_stamp"
 }
 for ver in ${STREAMTALKER_BLENDERS-4.5 5.2}; do
