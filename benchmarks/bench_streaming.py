@@ -64,6 +64,15 @@ def load(checkpoint):
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident set size, MB: VmHWM from /proc (it starts afresh at exec;
+    getrusage's ru_maxrss would carry the parent's peak into a spawned worker on Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
