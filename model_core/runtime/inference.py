@@ -156,7 +156,8 @@ class InferenceModel:
         return lip_scale(self.channel_names, lip_temperature)
 
     def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
-                     rng: NoiseGenerator, guidance: float = 1.0, t_cache: dict | None = None,
+                     rng: NoiseGenerator, guidance: float | np.ndarray = 1.0,
+                     t_cache: dict | None = None,
                      noise_scale: np.ndarray | None = None) -> np.ndarray:
         """Run the condition predictor once and the DDIM loop for one chunk.
 
@@ -164,14 +165,15 @@ class InferenceModel:
             cond_in: inputs of :meth:`chunk_denoiser` for batch 1 (no ``drop_audio``).
             K: chunk frames; scheduler: a DDIM scheduler with timesteps set;
             rng: the generator of the initial noise (and eta noise);
-            guidance: classifier-free guidance scale on audio (1 = off);
+            guidance: classifier-free guidance scale on audio (1 = off), or the float32 [D]
+                per-channel scale of :meth:`guidance_scale`;
             t_cache: :meth:`timestep_cache`'s dict (None: built here);
             noise_scale: optional per-channel scale float32 [D] of the initial noise (see
                 :meth:`noise_scale`).
         Returns:
             the sampled chunk x0, model space, float32 [1, K, D].
         """
-        if guidance != 1.0:
+        if np.any(np.asarray(guidance) != 1.0):
             cond_in = {k: np.concatenate([v, v]) for k, v in cond_in.items()}
             drop = np.array([False, True])
         else:
@@ -179,8 +181,7 @@ class InferenceModel:
         if t_cache is None:
             t_cache = self.timestep_cache(scheduler.timesteps)
         denoise = self.chunk_denoiser(cond_in, drop, t_cache)
-        return sample_ddim(denoise, (1, K, self.dim), scheduler, rng,
-                           self.guidance_scale(guidance), noise_scale)
+        return sample_ddim(denoise, (1, K, self.dim), scheduler, rng, guidance, noise_scale)
 
     def guidance_scale(self, guidance: float) -> float | np.ndarray:
         """The classifier-free guidance scale per channel: ``guidance`` everywhere, or with

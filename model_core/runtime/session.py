@@ -174,6 +174,7 @@ class StreamingSession:
         tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
                            "lip_temperature", 0.0, 2.0)
         self._noise_scale = model.noise_scale(tau)
+        self._guidance = model.guidance_scale(self.guidance)  # per channel, once
         #: samples clipped to ±SAMPLE_LIMIT so far (absurdly loud input; warned once)
         self.clipped_samples = 0
         #: chunks whose sampled motion held NaN/inf, replaced by the last good frame (warned once)
@@ -266,7 +267,7 @@ class StreamingSession:
             align_w=(pos - idx).astype(np.float32)[None],
             history=self.history, style=self._style,
         )
-        x = np.asarray(model.sample_chunk(cond_in, K, self.scheduler, self.rng, self.guidance,
+        x = np.asarray(model.sample_chunk(cond_in, K, self.scheduler, self.rng, self._guidance,
                                           self._t_cache, self._noise_scale), np.float32)
         if not np.isfinite(x).all():
             x = self._repair(x)
