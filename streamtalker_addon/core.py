@@ -34,7 +34,7 @@ def _missing(name: str, dep: str) -> ModelCoreMissing:
         return ModelCoreMissing(
             f"the bundled model library needs the Python package '{dep}', which Blender did "
             f"not install with the extension: reinstall StreamTalker from the zip built for "
-            f"this platform (streamtalker-<version>-linux_x64 / windows_x64 / macos_arm64.zip)")
+            f"this platform (streamtalker-<version>-linux_x64 / windows_x64 / macos_arm64 / macos_x64.zip)")
     return ModelCoreMissing(f"StreamTalker's model library could not be imported: the Python "
                             f"package '{dep}' is not installed where Blender can import it")
 

@@ -179,8 +179,10 @@ def test_wheel_names_map_to_blender_platforms_and_pythons():
     assert p("protobuf-7.36.2-cp310-abi3-macosx_10_9_universal2.whl") \
         == {"macos-x64", "macos-arm64"}
     assert p("sounddevice-0.5.6-py3-none-win_amd64.whl") == {"windows-x64"}
+    assert p("cffi-2.1.1-cp311-cp311-macosx_10_15_x86_64.whl") == {"macos-x64"}
     assert p("packaging-26.4-py3-none-any.whl") == {"any"}
-    assert p("onnxruntime-1.32.0-cp313-cp313-macosx_14_0_arm64.whl") == {"macos-arm64"}
+    assert p("onnxruntime-1.23.2-cp313-cp313-macosx_13_0_arm64.whl") == {"macos-arm64"}
+    assert p("onnxruntime-1.23.2-cp313-cp313-macosx_13_0_x86_64.whl") == {"macos-x64"}
     assert f("soxr-1.1.0-cp312-abi3-win_amd64.whl", "3.13")
     assert not f("soxr-1.1.0-cp312-abi3-win_amd64.whl", "3.11")
     assert f("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl", "3.11")
@@ -195,7 +197,7 @@ def test_pins_exclude_numpy_and_torch_and_name_every_platform():
     pinned = {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
     assert not pinned & {ba._norm(n) for n in ba.NEVER_BUNDLED}
     assert {"onnxruntime", "soxr", "soundfile", "sounddevice"} <= pinned
-    assert set(ba.PLATFORMS) == {"linux-x64", "windows-x64", "macos-arm64"}
+    assert set(ba.PLATFORMS) == {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
     assert ba.PYTHONS == ("3.11", "3.13")
 
 
@@ -236,3 +238,11 @@ def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
     monkeypatch.setattr(core, "torch_available", lambda: True)
     assert core.backend_for("cpu", "vertex") == "torch"
     assert core.backend_for("cpu", "latent") == "onnx"
+
+
+def test_the_test_environment_runs_the_onnxruntime_the_zips_bundle():
+    """tools/setup.sh installs the pinned onnxruntime, so the CLI's frames and an installed
+    add-on's are computed by the same library (releases differ by ~1e-5 on real clips)."""
+    import onnxruntime
+    assert onnxruntime.__version__ == dict(ba.BUNDLED_WHEELS)["onnxruntime"], \
+        "tools/setup.sh's ORT_VERSION and build_addon.BUNDLED_WHEELS disagree"

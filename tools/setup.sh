@@ -36,13 +36,17 @@ fi
 #    numpy<2 because Blender's bpy 5.0.1 wheel needs it, then the project with its extras
 #    (bpy==5.0.1 is a 374 MB wheel: the Blender tests run headless with it; export: onnx for
 #    streamtalker export-onnx). The "numpy<2" constraint is repeated so that no dependency
-#    (onnxruntime, onnx) can upgrade numpy past what bpy 5.0.1 accepts.
+#    (onnxruntime, onnx) can upgrade numpy past what bpy 5.0.1 accepts. onnxruntime is the
+#    version the extension zips bundle (build_addon.BUNDLED_WHEELS; a test checks they agree),
+#    so the CLI and an installed add-on compute the same frames.
+ORT_VERSION=1.23.2
 stamp=.venv/.streamtalker-installed
 want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q "torch==2.13.0" "numpy<2"
-  .venv/bin/python -m pip install -q -e ".[test,train,pretrained,blender,export]" "numpy<2"
+  .venv/bin/python -m pip install -q -e ".[test,train,pretrained,blender,export]" "numpy<2" \
+    "onnxruntime==$ORT_VERSION"
   echo "$want" > "$stamp"
 fi
 
@@ -77,7 +81,8 @@ make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN
   fi
   echo "setup: installing Python packages into $dir ($bpy_pin)"
   "$dir/bin/python" -m pip install -q "torch==2.13.0" "$numpy_pin" "$bpy_pin" sounddevice
-  "$dir/bin/python" -m pip install -q -e ".[test,export]" "$numpy_pin"
+  "$dir/bin/python" -m pip install -q -e ".[test,export]" "$numpy_pin" \
+    "onnxruntime==$ORT_VERSION"
   echo "$env_want" > "$env_stamp"
 }
 for ver in ${STREAMTALKER_BLENDERS-4.5 5.2}; do
@@ -106,7 +111,7 @@ done
 #    it ("linux-x64"; "" none: the tests then download what they need). Resolved from the
 #    cache first: a filled cache costs no download.
 wheel_args=()
-for p in ${STREAMTALKER_WHEEL_PLATFORMS-linux-x64 windows-x64 macos-arm64}; do
+for p in ${STREAMTALKER_WHEEL_PLATFORMS-linux-x64 windows-x64 macos-arm64 macos-x64}; do
   wheel_args+=(--platform "$p")
 done
 if [ ${#wheel_args[@]} -gt 0 ]; then

@@ -267,7 +267,8 @@ def _check_install_and_uninstall(rep: dict) -> None:
     assert not rep["numpy_from_ext"]  # Blender's numpy, never a bundled one
     assert rep["onnx_relu"] == [[0.0, 2.0, 0.0], [4.0, 0.0, 6.0]]
     assert rep["prefs_operators"] == []
-    assert any(t.startswith("CPU: ONNX Runtime 1.32.0") for t in rep["prefs_labels"]), \
+    ort = dict(build_addon().BUNDLED_WHEELS)["onnxruntime"]
+    assert any(t.startswith(f"CPU: ONNX Runtime {ort}") for t in rep["prefs_labels"]), \
         rep["prefs_labels"]
     assert rep["uninstall"] == ["FINISHED"]
     assert not rep["after_enabled"] and rep["after_classes"] == []

@@ -21,7 +21,7 @@ from wheelcache import build_addon, wheels_or_skip
 
 #: Blender platform -> what ``sysconfig.get_platform()`` says there.
 SYSCONFIG = {"linux-x64": "linux-x86_64", "windows-x64": "win-amd64",
-             "macos-arm64": "macosx-14.0-arm64"}
+             "macos-arm64": "macosx-14.0-arm64", "macos-x64": "macosx-13.0-x86_64"}
 
 FILTER = textwrap.dedent(r'''
     import json, sys, sysconfig, tomllib, zipfile
