@@ -251,3 +251,37 @@ def test_a_broken_export_is_named(tmp_path):
     (out / "condition.onnx").write_bytes(b"not a graph")
     with pytest.raises(CheckpointError, match="condition.onnx: onnxruntime cannot load"):
         mc.load_model(out)
+
+
+def test_an_export_of_the_old_format_is_refused_with_the_command(tmp_path):
+    """Format 1 exports took one audio window per guidance row; format 2 takes one window
+    for all rows. An old export gets an error naming the re-export command, not wrong frames."""
+    out = tmp_path / "old.onnx"
+    shutil.copytree(export_dir_for(None), out)
+    meta = json.loads((out / "model.json").read_text())
+    meta["format"] = "streamtalker-onnx/1"
+    (out / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"streamtalker-onnx/1.*re-export with "
+                                              r"`streamtalker export-onnx"):
+        mc.load_model(out)
+
+
+def test_guidance_rows_share_one_audio_window(torch_model, speech):
+    """With classifier-free guidance both rows hear the same audio, so the encoder runs on
+    one window: the condition equals the one computed from the window repeated per row."""
+    import torch
+    from model_core.runtime.frontend import make_frontend
+    cfg, net = torch_model.config, torch_model.net
+    mel = make_frontend(cfg, "cpu").padded_whole(speech[:16000], 80)   # [M + 80, n_mels]
+    feats = torch.from_numpy(np.ascontiguousarray(mel[None, -cfg.audio_context_frames:],
+                                                  np.float32))
+    B, K = 2, 3
+    args = (torch.zeros(B), torch.tensor([[50, 53, 56]] * B), torch.full((B, K), 0.5),
+            torch_model.rest_history(B), torch.full((B,), cfg.n_styles),
+            torch.tensor([False, True]))
+    with torch.no_grad():
+        shared = net.condition(feats, *args)
+        repeated = net.condition(feats.expand(B, -1, -1).contiguous(), *args)
+    assert shared.shape == (B, K, cfg.d_model)
+    assert torch.allclose(shared, repeated, atol=1e-5)
+    assert not torch.allclose(shared[0], shared[1], atol=1e-3)   # the rows do differ

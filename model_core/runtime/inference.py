@@ -100,8 +100,8 @@ class InferenceModel:
 
         Args:
             cond_in: numpy inputs of the condition predictor, batch B: ``feats`` float32
-                [B, M, F], ``mel_offset`` float32 [B] (s), ``align_idx`` int64 [B, K],
-                ``align_w`` float32 [B, K], ``history`` float32 [B, H, D] (model space),
+                [1, M, F] (shared by the B rows), ``mel_offset`` float32 [B] (s),
+                ``align_idx`` int64 [B, K], ``align_w`` float32 [B, K], ``history`` float32 [B, H, D] (model space),
                 ``style`` int64 [B];
             drop_audio: bool [B], True where the audio is replaced by the null condition;
             t_cache: :meth:`timestep_cache`'s dict.
@@ -174,7 +174,9 @@ class InferenceModel:
             the sampled chunk x0, model space, float32 [1, K, D].
         """
         if np.any(np.asarray(guidance) != 1.0):
-            cond_in = {k: np.concatenate([v, v]) for k, v in cond_in.items()}
+            # both rows hear the same audio: the encoder runs on one row of feats
+            cond_in = {k: v if k == "feats" else np.concatenate([v, v])
+                       for k, v in cond_in.items()}
             drop = np.array([False, True])
         else:
             drop = np.array([False])

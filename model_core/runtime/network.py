@@ -88,7 +88,9 @@ class StreamTalkerNet(nn.Module):
 
     ``condition(feats, mel_offset, align_idx, align_w, history, style, drop_audio)``:
         feats: float32 [B, M, F] audio front-end features (log-mel, or pretrained-encoder
-            features resampled to the mel grid); mel_offset: float32 [B], time of feats[:, 0]
+            features resampled to the mel grid), or [1, M, F] shared by all B rows (the
+            encoder then runs once: classifier-free guidance's two rows hear the same
+            audio); mel_offset: float32 [B], time of feats[:, 0]
             relative to the chunk's last frame (s); align_idx: int64 [B, K] and align_w:
             float32 [B, K], linear interpolation of each chunk frame's position in the window;
         history: float32 [B, H, D] normalized past frames (oldest first); style: int64 [B]
@@ -159,11 +161,12 @@ class StreamTalkerNet(nn.Module):
     def _condition(self, feats, mel_offset, align_idx, align_w, history, style, drop_audio):
         """(cond [B, K, d], encoder features [B, M, C])."""
         cfg = self.cfg
-        B, M, _ = feats.shape
+        B, H = history.shape[:2]
+        M = feats.shape[1]
         K = align_idx.shape[1]
-        H = history.shape[1]
         dev = feats.device
-        enc = self.audio_features(feats)  # [B, M, C]
+        # [1 or B, M, C] -> [B, M, C]: one row of features serves every row
+        enc = self.audio_features(feats).expand(B, -1, -1)
         P = cfg.audio_pool
         pooled = enc.reshape(B, M // P, P, -1).mean(2)
         a_tok = self.audio_tok(pooled)  # [B, M/P, d]

@@ -5,7 +5,8 @@ the condition predictor runs once per chunk and only the small diffusion head ru
 DDIM step:
 
 ``condition.onnx`` (once per chunk)
-    inputs: ``feats`` float32 [B, M, F] (log-mel window), ``mel_offset`` float32 [B] (s),
+    inputs: ``feats`` float32 [A, M, F] (log-mel window; A = 1: one window shared by the B
+    rows, so the audio encoder runs once; or A = B), ``mel_offset`` float32 [B] (s),
     ``align_idx`` int64 [B, K], ``align_w`` float32 [B, K], ``history`` float32 [B, H, D]
     (normalized past frames), ``style`` int64 [B], ``drop_audio`` bool [B];
     output: ``base`` float32 [B, P + K, head_dim] (the head input that is fixed over the
@@ -18,8 +19,8 @@ DDIM step:
 
 B (1, or 2 with classifier-free guidance) and K (1..max_chunk_frames) are dynamic; M, F, H
 and D are the checkpoint's. Opset :data:`OPSET`. ``model.json`` holds ``format``
-(``"streamtalker-onnx/1"``), ``opset``, the ``config`` and the ``source`` checkpoint (file
-name and SHA-256 of weights + config, :func:`~model_core.runtime.onnx_files.checkpoint_digest`:
+(``"streamtalker-onnx/2"``; format 1 took ``feats`` with B rows), ``opset``, the ``config``
+and the ``source`` checkpoint (file name and SHA-256 of weights + config, :func:`~model_core.runtime.onnx_files.checkpoint_digest`:
 how a stale export is recognised); ``normalization.npz`` the output normalization
 (``data_mean``, ``data_std``, ``rest_pose``, float32 [D]). A vertex checkpoint's export is its
 latent network plus its PCA codec, copied as ``codec.safetensors``.
@@ -156,7 +157,7 @@ def _write_graphs(model, out: Path, source: dict | None) -> None:
     M, H, D, F = cfg.audio_context_frames, cfg.history_frames, cfg.dim, \
         (net.encoder.inp.in_channels if net.encoder is not None else cfg.n_mels)
     K, B = 3, 2
-    feats = torch.zeros(B, M, F)
+    feats = torch.zeros(1, M, F)
     args = (feats, torch.zeros(B), torch.zeros(B, K, dtype=torch.int64), torch.zeros(B, K),
             torch.zeros(B, H, D), torch.zeros(B, dtype=torch.int64),
             torch.tensor([False, True]))
@@ -173,7 +174,7 @@ def _write_graphs(model, out: Path, source: dict | None) -> None:
             input_names=["feats", "mel_offset", "align_idx", "align_w", "history", "style",
                          "drop_audio"],
             output_names=["base"],
-            dynamic_axes={"feats": {0: "B"}, "mel_offset": {0: "B"},
+            dynamic_axes={"feats": {0: "A"}, "mel_offset": {0: "B"},
                           "align_idx": {0: "B", 1: "K"}, "align_w": {0: "B", 1: "K"},
                           "history": {0: "B"}, "style": {0: "B"}, "drop_audio": {0: "B"},
                           "base": {0: "B", 1: "PK"}},

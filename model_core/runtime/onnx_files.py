@@ -15,7 +15,7 @@ from ..errors import CheckpointError
 from .checkpoint import DEFAULT_CHECKPOINT, checkpoint_paths
 
 #: The ``format`` of an export folder's ``model.json``.
-EXPORT_FORMAT = "streamtalker-onnx/1"
+EXPORT_FORMAT = "streamtalker-onnx/2"
 #: The files of an export folder (graphs, config, normalization).
 EXPORT_FILES = ("condition.onnx", "denoise.onnx", "timestep.onnx", "model.json",
                 "normalization.npz")
