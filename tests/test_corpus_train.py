@@ -313,3 +313,96 @@ def test_history_corruption_can_spare_the_upper_face(toy_checkpoint):
     assert torch.allclose(some[..., lips], model.rest_history(16)[..., lips])
     with pytest.raises(ValueError, match="history_corrupt"):
         mc.ModelConfig(history_corrupt="upper")
+
+
+def test_closure_weight_marks_the_frames_of_bilabials_and_weighs_their_lips():
+    """closure_loss_weight: the batches mark the frames of P/B/M phones (any alphabet,
+    widened one frame each side, as the closure measure counts them) and the loss weighs
+    the lip channels' error there that many times more; 1 leaves the loss as it was."""
+    import torch
+    from model_core.face import is_lip_channel
+    from model_core.runtime.diffusion import DDPMNoiser
+    from model_core.training.batches import ChunkBatcher, Utterance
+    from model_core.training.phonemes import bilabial_frame_mask
+
+    phones = [("SIL", 0.0, 0.5), ("m", 0.5, 0.53), ("AA", 0.53, 1.0), ("B", 1.0, 1.1),
+              ("SIL", 1.1, 2.0)]
+    mask = bilabial_frame_mask(phones, 30.0, 60)
+    assert mask.nonzero()[0].tolist() == [14, 15, 16, 29, 30, 31, 32, 33]
+    cfg = mc.ModelConfig(n_styles=1, closure_loss_weight=8.0)
+    model = mc.StreamTalkerModel.from_config(cfg)
+    rng = np.random.default_rng(0)
+    utt = Utterance(rng.normal(0, 0.1, 32000).astype(np.float32),
+                    rng.uniform(0, 1, (60, 52)).astype(np.float32), 0, phones)
+    b = ChunkBatcher(model, [utt], seed=0)
+    seen = set()
+    for _ in range(30):
+        batch = b.batch(8, K=3)
+        fc = batch["frame_closure"].numpy()
+        assert fc.shape == (8, 3)
+        seen.add(float(fc.max()))
+    assert seen == {0.0, 1.0}
+    # the weight lands on the lip channels of the marked frames only
+    batch = {"frame_closure": torch.tensor([[0.0, 1.0, 0.0]])}
+    w = model._closure_weights(batch, 2)
+    lips = torch.tensor([is_lip_channel(n) for n in model.channel_names])
+    assert w.shape == (2, 3, 52)
+    assert torch.all(w[:, 1, lips] == 8.0) and torch.all(w[:, 1, ~lips] == 1.0)
+    assert torch.all(w[:, [0, 2]] == 1.0)
+    err = torch.zeros(1, 3, 52)
+    err[0, 1, lips] = 1.0
+    zero = torch.zeros(1, 1, 52)
+    l1 = DDPMNoiser.loss(err, torch.zeros_like(err), zero, 0.0)["x0"]
+    l8 = DDPMNoiser.loss(err, torch.zeros_like(err), zero, 0.0, element_weight=w[:1])["x0"]
+    assert torch.isclose(l8, 8 * l1)
+    with pytest.raises(ValueError, match="closure_loss_weight"):
+        mc.ModelConfig(closure_loss_weight=0.5)
+
+
+def test_guidance_distillation_targets_the_teachers_guided_prediction(corpus, tmp_path,
+                                                                       toy_checkpoint):
+    """[train] distill_from: the student learns x0_u + g (x0_c - x0_u) of the teacher
+    (per channel with guidance_channels = "lips") and then samples without guidance."""
+    import torch
+    from model_core.runtime.diffusion import DDPMNoiser
+    from model_core.training.batches import ChunkBatcher
+
+    teacher = mc.load_model(toy_checkpoint)
+    teacher.config.guidance, teacher.config.guidance_channels = 4.0, "lips"
+    utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
+    b = ChunkBatcher(teacher, utts, seed=0).batch(4, K=3)
+    R = teacher.config.diffusion_repeats
+    hist = teacher.normalize(b["history"])
+    x_t = torch.randn(R * 4, 3, 52, generator=torch.Generator().manual_seed(0))
+    t = torch.full((R * 4,), 500)
+    g = teacher.guided_x0(b, hist, b["style"], x_t, t)
+    args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, b["style"])
+    with torch.no_grad():
+        c = teacher.net(*args, torch.zeros(4, dtype=torch.bool), x_t, t)
+        u = teacher.net(*args, torch.ones(4, dtype=torch.bool), x_t, t)
+    c, u = (v[0] if isinstance(v, tuple) else v for v in (c, u))
+    scale = torch.from_numpy(np.asarray(teacher.guidance_scale(4.0), np.float32))
+    assert torch.allclose(g, u + scale * (c - u), atol=1e-6)
+    lips = scale > 1
+    assert torch.allclose(g[..., ~lips], c[..., ~lips], atol=1e-6)
+    # the loss with a teacher is the x0 loss against that target (no audio dropped)
+    student = mc.load_model(toy_checkpoint)
+    student.config.cond_drop = 1.0   # ignored when distilling: the student always hears
+    loss = student.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1),
+                                 teacher=teacher)
+    assert torch.isfinite(loss["loss"]) and float(loss["x0"].detach()) > 0
+    # a run: the student samples without guidance and records its teacher
+    cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=2,
+                     init_from=str(toy_checkpoint))
+    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {teacher.config.n_styles}\n")
+    body = body.replace("[train]\n", f"[train]\ndistill_from = {json.dumps(str(toy_checkpoint))}\n"
+                        f"distill_guidance = 4.0\ndistill_guidance_channels = \"lips\"\n")
+    cfg.write_text(body)
+    st = mc.load_model(run_training(cfg, progress=False))
+    assert st.config.guidance == 1.0
+    rec = st.config.training["guidance_distilled_from"]
+    assert rec["guidance"] == 4.0 and rec["guidance_channels"] == "lips"
+    cfg.write_text(body.replace("distill_guidance = 4.0", "distill_guidance = 1.0")
+                   .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
+    with pytest.raises(ValueError, match="nothing to distil"):
+        run_training(cfg, progress=False)

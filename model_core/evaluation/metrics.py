@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..face import ARKIT_52, LIP_CHANNELS, UPPER_CHANNELS
-from ..training.phonemes import BILABIALS_ARPABET, OPEN_VOWELS_ARPABET, parse_phone
+from ..training.phonemes import BILABIALS_ARPABET, OPEN_VOWELS_ARPABET, parse_phone, phone_frames
 
 __all__ = [
     "BILABIAL_MIN_DURATION_S", "BLINK_HIGH", "BLINK_LOW", "BLINK_MIN_FRAMES",
@@ -176,29 +176,6 @@ def _base(label: str) -> str:
 
 def _is_speech(label: str) -> bool:
     return parse_phone(label).kind == "phone"
-
-
-def phone_frames(start_s: float, end_s: float, fps: float, n_frames: int,
-                 widen: int = 0) -> np.ndarray:
-    """Frame indices of a phone: ``i`` with ``start_s <= i / fps < end_s``, widened.
-
-    Args:
-        start_s, end_s: the phone's times in seconds.
-        fps: frames per second (> 0).
-        n_frames: number of frames T of the sequence (the result is clipped to 0..T-1).
-        widen: frames added on each side (``widen=1``: one frame before the first and one
-            after the last; a phone lying between two frames then gets those two frames).
-
-    Returns:
-        int64 [k] sorted frame indices (possibly empty).
-    """
-    f = check_fps(fps)
-    # smallest i with i / fps >= s, and smallest i with i / fps >= e (exclusive end);
-    # the tolerance absorbs floating error in times that are exact multiples of 1/fps
-    lo = int(math.ceil(start_s * f - 1e-6))
-    hi = int(math.ceil(end_s * f - 1e-6))
-    lo, hi = lo - widen, hi + widen
-    return np.arange(max(lo, 0), min(hi, int(n_frames)), dtype=np.int64)
 
 
 def _frame_mask(phones, keep, fps: float, n: int) -> np.ndarray:

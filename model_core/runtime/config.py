@@ -59,7 +59,10 @@ class ModelConfig:
         history_corrupt ("all" channels, or only the jaw*/mouth* "lips" of an ARKit model,
         so that the upper face keeps continuing its true history),
         lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
-        the other channels weigh 1), aux_viseme_weight (weight of an auxiliary
+        the other channels weigh 1), closure_loss_weight (a further factor on the lip
+        channels' losses at the frames of P/B/M phones, widened by one frame on each side
+        as the closure measure counts them; needs phone timings in the corpus; 1 = off),
+        aux_viseme_weight (weight of an auxiliary
         cross-entropy that classifies the viseme spoken at every encoder frame and at every
         chunk frame from the audio features and the condition; 0 = no auxiliary heads.
         Training-only: the heads are not used when sampling).
@@ -115,6 +118,7 @@ class ModelConfig:
     history_shrink: float = 0.0                # history shrunk by U(0, this) in training
     history_corrupt: str = "all"               # channels corrupted: "all" | "lips"
     lip_loss_weight: float = 1.0               # loss weight of the lip channels
+    closure_loss_weight: float = 1.0           # and its factor on P/B/M frames
     aux_viseme_weight: float = 0.0             # auxiliary viseme heads (0: none)
     speech_encoder: dict | None = None         # pretrained encoder, see above
     format_version: int = FORMAT_VERSION       # checkpoint format
@@ -166,6 +170,8 @@ class ModelConfig:
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "
             f"{self.encoder_dilations}")
         need(self.lip_loss_weight > 0, f"lip_loss_weight must be > 0, got {self.lip_loss_weight}")
+        need(self.closure_loss_weight >= 1,
+             f"closure_loss_weight must be >= 1 (1 = off), got {self.closure_loss_weight}")
         need(0 <= self.history_drop <= 1 and 0 <= self.history_shrink <= 1,
              "history_drop and history_shrink must be in [0, 1]")
         need(self.history_corrupt in ("all", "lips"),

@@ -33,7 +33,8 @@ class DDPMNoiser:
     @staticmethod
     def loss(x0_pred: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor,
              velocity_weight: float = 1.0, mask: torch.Tensor | None = None,
-             channel_weight: torch.Tensor | None = None) -> dict:
+             channel_weight: torch.Tensor | None = None,
+             element_weight: torch.Tensor | None = None) -> dict:
         """x0 MSE plus a velocity term on consecutive frames.
 
         Args:
@@ -44,6 +45,8 @@ class DDPMNoiser:
             mask: optional [B, K] float, 1 for frames that count.
             channel_weight: optional [D] float weight per channel (all 1 when None); the
                 losses are divided by the sum of the weights, so they stay means.
+            element_weight: optional [B, K, D] further factor per frame and channel (e.g. the
+                closure weight on P/B/M frames); not in the divisor, so it adds weight.
         Returns:
             dict with scalar tensors ``loss``, ``x0``, ``velocity``.
         """
@@ -51,6 +54,8 @@ class DDPMNoiser:
         cw = torch.ones(x0.shape[-1], device=x0.device) if channel_weight is None \
             else channel_weight.to(x0.device)
         denom = m.sum().clamp(min=1) * cw.sum()
+        if element_weight is not None:
+            cw = cw * element_weight.to(x0.device)
         l_x0 = ((((x0_pred - x0) ** 2) * cw).sum(-1) * m).sum() / denom
         vp = torch.diff(torch.cat([prev, x0_pred], 1), dim=1)
         vt = torch.diff(torch.cat([prev, x0], 1), dim=1)

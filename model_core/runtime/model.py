@@ -99,16 +99,28 @@ class StreamTalkerModel(InferenceModel):
         return denoise
 
     # -- training ------------------------------------------------------------------------
-    def training_loss(self, batch: dict, noiser: DDPMNoiser, generator=None, net=None) -> dict:
+    def training_loss(self, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
+                      teacher=None) -> dict:
         """DDPM loss (x0 + velocity) on a batch of chunk examples.
+
+        With a ``teacher`` (guidance distillation, after Meng et al., "On Distillation of
+        Guided Diffusion Models", CVPR 2023, stage 1) the target is not the data but the
+        teacher's classifier-free-guided x0 prediction at the same noisy input, history and
+        style, ``x0_u + g * (x0_c - x0_u)`` with the per-channel ``g`` of
+        :meth:`InferenceModel.guidance_scale`; the student always hears the audio, so one
+        unguided pass of it samples what two guided passes of the teacher did.
 
         Args:
             batch: ``feats`` [B, M, F], ``mel_offset`` [B], ``align_idx`` [B, K],
                 ``align_w`` [B, K], ``history`` [B, H, D] and ``target`` [B, K, D] in data
-                space, ``style`` [B] int64 (n_styles = unknown), optional ``mask`` [B, K].
+                space, ``style`` [B] int64 (n_styles = unknown), optional ``mask`` [B, K],
+                optional ``frame_closure`` [B, K] (1 on P/B/M frames: their lip channels'
+                losses weigh ``closure_loss_weight`` times more).
             noiser: the forward process; generator: CPU generator for noise, timesteps and
                 condition dropout; net: the module to call (e.g. a DistributedDataParallel
                 wrapper of ``self.net``), default ``self.net``.
+            teacher: None, or a frozen :class:`StreamTalkerModel` whose ``config.guidance``
+                (and ``guidance_channels``) the student learns to include.
         Returns:
             dict of scalar tensors (``loss``, ``x0``, ``velocity``).
         """
@@ -122,23 +134,45 @@ class StreamTalkerModel(InferenceModel):
         style = b["style"].clone()
         style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
         drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
+        if teacher is not None:
+            drop = torch.zeros_like(drop)
         R = max(1, cfg.diffusion_repeats)
         x0r = x0.repeat(R, 1, 1)
         t = torch.randint(0, noiser.T, (R * B,), generator=generator).to(dev)
         noise = torch.randn(x0r.shape, generator=generator).to(dev)
+        x_t = noiser.add_noise(x0r, noise, t)
         out = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
-                  noiser.add_noise(x0r, noise, t), t)
+                  x_t, t)
         x0_pred = out[0] if isinstance(out, tuple) else out
+        target = x0r if teacher is None else teacher.guided_x0(b, hist, style, x_t, t)
         mask = b.get("mask")
         # the velocity loss anchors on the true last frame: the target continues the real
         # motion, not the corrupted history the network was shown
-        losses = DDPMNoiser.loss(x0_pred.float(), x0r, clean[:, -1:].repeat(R, 1, 1),
+        losses = DDPMNoiser.loss(x0_pred.float(), target, clean[:, -1:].repeat(R, 1, 1),
                                  cfg.velocity_weight, None if mask is None else mask.repeat(R, 1),
-                                 self.loss_channel_weights())
+                                 self.loss_channel_weights(), self._closure_weights(b, R))
         if isinstance(out, tuple):
             losses.update(self._viseme_loss(out[1], out[2], b, drop))
             losses["loss"] = losses["loss"] + cfg.aux_viseme_weight * losses["viseme"]
         return losses
+
+    @torch.no_grad()
+    def guided_x0(self, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: torch.Tensor,
+                  t: torch.Tensor) -> torch.Tensor:
+        """This model's classifier-free-guided x0 prediction float32 [R*B, K, D] (normalized)
+        for a training batch ``b`` (on its device), history ``hist`` [B, H, D], ``style`` [B],
+        noisy chunks ``x_t`` [R*B, K, D] at timesteps ``t`` [R*B], with
+        ``config.guidance`` on the channels ``config.guidance_channels`` names: the target
+        of guidance distillation (:meth:`training_loss` with ``teacher``)."""
+        g = self.guidance_scale(self.config.guidance)
+        g = torch.as_tensor(np.asarray(g, np.float32), device=x_t.device)
+        B = hist.shape[0]
+        args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style)
+        x0 = []
+        for dropped in (False, True):
+            out = self.net(*args, torch.full((B,), dropped, device=x_t.device), x_t, t)
+            x0.append((out[0] if isinstance(out, tuple) else out).float())
+        return x0[1] + g * (x0[0] - x0[1])
 
     def corrupt_history(self, hist: torch.Tensor, generator=None) -> torch.Tensor:
         """The training history window, made less trustworthy so that the model learns to
@@ -177,6 +211,16 @@ class StreamTalkerModel(InferenceModel):
             lips = torch.tensor([is_lip_channel(n) for n in self.channel_names], device=dev)
             hist = torch.where(lips, hist, clean)
         return hist
+
+    def _closure_weights(self, b: dict, R: int) -> torch.Tensor | None:
+        """[R*B, K, D] factor on the loss: ``closure_loss_weight`` on the lip channels of the
+        frames ``frame_closure`` marks, 1 elsewhere; None when off or unmarked."""
+        w, fc = self.config.closure_loss_weight, b.get("frame_closure")
+        if w == 1.0 or fc is None or self.config.output_kind != "arkit":
+            return None
+        lips = torch.tensor([is_lip_channel(n) for n in self.channel_names],
+                            dtype=torch.float32, device=fc.device)
+        return (1.0 + (w - 1.0) * fc.float()[..., None] * lips).repeat(R, 1, 1)
 
     def loss_channel_weights(self) -> torch.Tensor | None:
         """Per-channel weights [D] of the x0/velocity loss: ``lip_loss_weight`` on the

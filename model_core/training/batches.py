@@ -19,6 +19,7 @@ import torch
 from ..runtime.config import ChunkGeometry
 from ..runtime.diffusion import DDPMNoiser
 from ..runtime.frontend import make_frontend
+from .phonemes import bilabial_frame_mask
 
 
 @dataclass
@@ -47,7 +48,8 @@ class ChunkBatcher:
         seed: numpy seed for example positions and chunk sizes.
     ``batch(batch_size, K=None)`` returns a dict of tensors for
     :meth:`StreamTalkerModel.training_loss`; K is drawn from 1..max_chunk_frames when None
-    (half of the batches use the default K).
+    (half of the batches use the default K); with ``closure_loss_weight != 1`` it also
+    holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames).
     """
 
     def __init__(self, model, utterances: list[Utterance], seed: int = 0):
@@ -61,6 +63,7 @@ class ChunkBatcher:
         self.rest = rest.astype(np.float32)
         self._feat_cache: dict[int, tuple[np.ndarray, int]] = {}
         self._label_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._closure_cache: dict[int, np.ndarray] = {}
         lengths = np.array([len(u.frames) for u in utterances], np.float64)
         if len(utterances) == 0 or lengths.sum() == 0:
             raise ValueError("no training frames: give at least one utterance with frames")
@@ -78,6 +81,7 @@ class ChunkBatcher:
         self.utts[i] = utt
         self._feat_cache.pop(i, None)
         self._label_cache.pop(i, None)
+        self._closure_cache.pop(i, None)
         lengths = np.array([len(u.frames) for u in self.utts], np.float64)
         self.p = lengths / lengths.sum()
 
@@ -97,6 +101,16 @@ class ChunkBatcher:
             self._label_cache[i] = (viseme_track(u.phones, mel_t), viseme_track(u.phones, fr_t))
         return self._label_cache[i]
 
+    def _closure(self, i: int) -> np.ndarray:
+        """float32 [T + K_max]: 1 at the frames of utterance i's P/B/M phones (widened by one
+        frame each side), else 0; all 0 without phones (ModelConfig.closure_loss_weight)."""
+        if i not in self._closure_cache:
+            u = self.utts[i]
+            n = len(u.frames) + self.cfg.max_chunk_frames
+            self._closure_cache[i] = np.zeros(n, np.float32) if u.phones is None else \
+                bilabial_frame_mask(u.phones, self.cfg.fps, n).astype(np.float32)
+        return self._closure_cache[i]
+
     def _mel(self, i: int) -> np.ndarray:
         """Whole-utterance features with M silence frames in front (mel front end)."""
         if i not in self._feat_cache:
@@ -110,8 +124,9 @@ class ChunkBatcher:
         if K is None:
             K = cfg.chunk_frames if self.rng.random() < 0.5 else int(self.rng.integers(1, cfg.max_chunk_frames + 1))
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
-        mel_labs, frame_labs = [], []
+        mel_labs, frame_labs, closure = [], [], []
         aux = cfg.aux_viseme_weight > 0
+        weigh_closure = cfg.closure_loss_weight != 1.0
         utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=self.p)
         pretrained = cfg.speech_encoder is not None
         for ui in utt_ids:
@@ -141,6 +156,8 @@ class ChunkBatcher:
             tgts.append(t)
             masks.append(m)
             styles.append(u.style)
+            if weigh_closure:
+                closure.append(self._closure(ui)[n:n + K] * m)
             if aux:
                 lab = self._labels(ui)
                 if lab is None:
@@ -161,6 +178,7 @@ class ChunkBatcher:
             "style": torch.tensor(styles, dtype=torch.int64),
             **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
                 "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
+            **({"frame_closure": torch.from_numpy(np.stack(closure))} if weigh_closure else {}),
         }
 
 
@@ -187,17 +205,19 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
-                   generator: torch.Generator, lr: float, net=None, amp: bool = False) -> dict:
+                   generator: torch.Generator, lr: float, net=None, amp: bool = False,
+                   teacher=None) -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
     :meth:`StreamTalkerModel.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
     back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
     (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
-    ``streamtalker train`` take."""
+    ``streamtalker train`` take. ``teacher``: guidance distillation (see
+    :meth:`StreamTalkerModel.training_loss`)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        losses = model.training_loss(batch, noiser, generator, net=net)
+        losses = model.training_loss(batch, noiser, generator, net=net, teacher=teacher)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)

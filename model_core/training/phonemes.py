@@ -30,10 +30,13 @@ three vowel classes (``AY`` -> ``("AA", "IH")``). Unknown symbols never raise: t
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
+
+import numpy as np
 
 VISEMES: tuple[str, ...] = (
     "sil", "NEU", "PP", "FF", "TH", "DD", "NN", "LL", "SS", "SH", "KK", "RR", "WW", "YY", "HH",
@@ -287,3 +290,52 @@ def detect_alphabet(labels: Iterable[str]) -> str:
         if _espeak_only(s) or (s[0] in "',%=" and _espeak(s) is not None):
             return "espeak"
     return "arpabet"
+
+
+def phone_frames(start_s: float, end_s: float, fps: float, n_frames: int,
+                 widen: int = 0) -> np.ndarray:
+    """Frame indices of a phone: ``i`` with ``start_s <= i / fps < end_s``, widened. The one
+    rule for which frames a phone covers (the lip-sync metrics and the closure loss weight).
+
+    Args:
+        start_s, end_s: the phone's times in seconds.
+        fps: frames per second (> 0).
+        n_frames: number of frames T of the sequence (the result is clipped to 0..T-1).
+        widen: frames added on each side (``widen=1``: one frame before the first and one
+            after the last; a phone lying between two frames then gets those two frames).
+
+    Returns:
+        int64 [k] sorted frame indices (possibly empty).
+
+    Raises:
+        ValueError: fps not finite and > 0.
+    """
+    f = float(fps)
+    if not math.isfinite(f) or f <= 0:
+        raise ValueError(f"fps must be finite and > 0, got {fps!r}")
+    # smallest i with i / fps >= s, and smallest i with i / fps >= e (exclusive end);
+    # the tolerance absorbs floating error in times that are exact multiples of 1/fps
+    lo = int(math.ceil(start_s * f - 1e-6))
+    hi = int(math.ceil(end_s * f - 1e-6))
+    lo, hi = lo - widen, hi + widen
+    return np.arange(max(lo, 0), min(hi, int(n_frames)), dtype=np.int64)
+
+
+def bilabial_frame_mask(phones, fps: float, n_frames: int) -> np.ndarray:
+    """Frames of the bilabial stops and nasal (P, B, M in any alphabet :func:`parse_phone`
+    reads: the phones whose visemes include ``PP``), each widened by one frame on each side
+    as the closure measure counts them (:func:`phone_frames` with ``widen=1``).
+
+    Args:
+        phones: ``[(label, start_s, end_s)]``, seconds; fps: frames per second (> 0);
+        n_frames: T.
+    Returns:
+        bool [T].
+    Raises:
+        ValueError: fps not finite and > 0.
+    """
+    m = np.zeros(int(n_frames), dtype=bool)
+    for label, s, e in phones:
+        if "PP" in parse_phone(str(label)).visemes:
+            m[phone_frames(float(s), float(e), fps, n_frames, widen=1)] = True
+    return m

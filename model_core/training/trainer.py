@@ -72,7 +72,8 @@ from ..runtime.model import StreamTalkerModel
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
-                      threads=0, norm_std_floor=0.02)
+                      threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
+                      distill_guidance_channels="")
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
@@ -83,7 +84,7 @@ TUNABLE_MODEL_SETTINGS = ("chunk_frames", "sample_steps", "eta", "guidance", "gu
                           "lip_temperature",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
                           "history_noise", "history_drop", "history_shrink", "history_corrupt",
-                          "lip_loss_weight")
+                          "lip_loss_weight", "closure_loss_weight")
 
 
 def apply_model_settings(model, settings: dict, source) -> dict:
@@ -168,8 +169,9 @@ def read_train_config(path: str | os.PathLike) -> dict:
     elif "codec" in cfg:
         raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
     train["out"] = resolve(train["out"])
-    if train["init_from"]:
-        train["init_from"] = resolve(train["init_from"])
+    for key in ("init_from", "distill_from"):
+        if train[key]:
+            train[key] = resolve(train[key])
     return {"model": cfg.get("model", {}), "data": data, "train": train,
             "codec": sections["codec"]}
 
@@ -407,6 +409,44 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                 vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
 
 
+def _distillation_teacher(model, tr: dict, dev: str):
+    """``[train] distill_from``: the frozen teacher of guidance distillation, or None. Its
+    guidance is ``[train] distill_guidance`` on ``distill_guidance_channels`` ("all" or
+    "lips"), each defaulting (0, "") to the teacher checkpoint's own sampler settings. The
+    student (``model``) is set to sample without guidance (``guidance = 1``: its single pass
+    learns the teacher's guided prediction) and records where its guidance came from.
+
+    Raises:
+        ValueError: no guidance to distil (1), or the teacher's channels differ from the
+        student's.
+    """
+    if not tr["distill_from"]:
+        return None
+    teacher = load_checkpoint(tr["distill_from"], dev)
+    tc = teacher.config
+    if tr["distill_guidance"]:
+        tc.guidance = float(tr["distill_guidance"])
+    if tr["distill_guidance_channels"]:
+        tc.guidance_channels = tr["distill_guidance_channels"]
+    try:
+        tc.validate()
+    except ValueError as e:
+        raise ValueError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
+    if tc.guidance == 1.0:
+        raise ValueError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
+                         f"own setting unless [train] distill_guidance says otherwise): nothing "
+                         f"to distil; set distill_guidance, e.g. 5")
+    if list(tc.channel_names) != list(model.config.channel_names):
+        raise ValueError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
+                         f"the model being trained")
+    teacher.net.eval().requires_grad_(False)
+    model.config.guidance = 1.0
+    model.config.training = {**model.config.training, "guidance_distilled_from": {
+        "checkpoint": str(tr["distill_from"]), "guidance": tc.guidance,
+        "guidance_channels": tc.guidance_channels}}
+    return teacher
+
+
 def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     """Train as the config says; returns the path of ``final.safetensors``.
 
@@ -449,6 +489,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
                                                                    world, data_seed)
     model, val_batches = job.model, job.val_batches
     mcfg = model.config
+    teacher = _distillation_teacher(model, tr, dev)
 
     net = model.net.train()
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
@@ -490,14 +531,15 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
         net.eval()
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            vals = [float(model.training_loss(b, noiser, g)["loss"]) for b in val_batches]
+            vals = [float(model.training_loss(b, noiser, g, teacher=teacher)["loss"])
+                    for b in val_batches]
         net.train()
         return float(np.mean(vals)) if vals else float("nan")
 
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
-                                amp=use_amp)
+                                amp=use_amp, teacher=teacher)
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
