@@ -169,8 +169,10 @@ def main(argv=None) -> int:
     st = eng.stats
     t0 = st.t_started
     b = np.array(list(st.backlog))
+    used = getattr(eng, "model", None) or model   # the add-on loads (and picks) its own
     print(f"live benchmark: {args.seconds:g} s of LibriVox speech through the virtual "
-          f"microphone, model {args.checkpoint or 'default'} ({model.backend} backend), device {eng.device_name!r} at "
+          f"microphone, model {args.checkpoint or 'default'} ({used.backend} backend), "
+          f"device {eng.device_name!r} at "
           f"{eng.samplerate:g} Hz, consumer: {consumer.name} at {args.drain_hz:g} Hz")
     print(f"chunks {len(rows)}, frames {st.frames}, dropped audio {st.dropped_s:.3f} s, "
           f"status flags {st.status_flags}; algorithmic latency (chunk + look-ahead) "
