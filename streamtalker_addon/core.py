@@ -162,8 +162,7 @@ def set_threads(threads: int = 0) -> int:
     threads = int(threads)
     mc = model_core_module()
     device = mc_submodule("runtime.device")
-    check = getattr(device, "check_threads", None)
-    apply = mc.set_threads if torch_available() or check is None else check
+    apply = mc.set_threads if torch_available() else device.check_threads
     if threads == 0:
         env = os.environ.get("OMP_NUM_THREADS", "")
         want = int(env) if env.isdigit() and int(env) > 0 else None
