@@ -245,4 +245,4 @@ def test_the_test_environment_runs_the_onnxruntime_the_zips_bundle():
     add-on's are computed by the same library (releases differ by ~1e-5 on real clips)."""
     import onnxruntime
     assert onnxruntime.__version__ == dict(ba.BUNDLED_WHEELS)["onnxruntime"], \
-        "tools/setup.sh's ORT_VERSION and build_addon.BUNDLED_WHEELS disagree"
+        "the installed onnxruntime is not build_addon's pin: run tools/setup.sh"

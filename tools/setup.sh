@@ -37,11 +37,12 @@ fi
 #    (bpy==5.0.1 is a 374 MB wheel: the Blender tests run headless with it; export: onnx for
 #    streamtalker export-onnx). The "numpy<2" constraint is repeated so that no dependency
 #    (onnxruntime, onnx) can upgrade numpy past what bpy 5.0.1 accepts. onnxruntime is the
-#    version the extension zips bundle (build_addon.BUNDLED_WHEELS; a test checks they agree),
-#    so the CLI and an installed add-on compute the same frames.
-ORT_VERSION=1.23.2
+#    version the extension zips bundle, read from its one pin (build_addon.BUNDLED_WHEELS), so
+#    the CLI and an installed add-on compute the same frames; a new pin re-runs this step.
+ORT_VERSION=$(.venv/bin/python -c \
+  'import build_addon; print(dict(build_addon.BUNDLED_WHEELS)["onnxruntime"])')
 stamp=.venv/.streamtalker-installed
-want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
+want="$( (cat pyproject.toml tools/setup.sh; echo "$ORT_VERSION") | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q "torch==2.13.0" "numpy<2"
@@ -72,7 +73,7 @@ make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN
   local ver=$1 py=$2 bpy_pin=$3 numpy_pin=$4 dir=".venv-blender-$1"
   local env_stamp="$dir/.streamtalker-installed"
   local env_want
-  env_want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
+  env_want="$( (cat pyproject.toml tools/setup.sh; echo "$ORT_VERSION") | sha256sum | cut -c1-16)"
   [ "$(cat "$env_stamp" 2>/dev/null)" = "$env_want" ] && return 0
   if [ ! -x "$dir/bin/python" ]; then
     echo "setup: creating $dir (Blender $ver) with $("$py" --version)"

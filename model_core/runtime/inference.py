@@ -101,8 +101,8 @@ class InferenceModel:
         Args:
             cond_in: numpy inputs of the condition predictor, batch B: ``feats`` float32
                 [1, M, F] (shared by the B rows), ``mel_offset`` float32 [B] (s),
-                ``align_idx`` int64 [B, K], ``align_w`` float32 [B, K], ``history`` float32 [B, H, D] (model space),
-                ``style`` int64 [B];
+                ``align_idx`` int64 [B, K], ``align_w`` float32 [B, K], ``history``
+                float32 [B, H, D] (model space), ``style`` int64 [B];
             drop_audio: bool [B], True where the audio is replaced by the null condition;
             t_cache: :meth:`timestep_cache`'s dict.
         Returns:
