@@ -591,7 +591,7 @@ def check_contents(zip_path: str | os.PathLike, platform: str | None = None) -> 
 def build_all(out_dir: str | os.PathLike = ROOT / "dist", force: bool = False,
               platforms=tuple(PLATFORMS), wheel_cache: str | os.PathLike | None = None,
               offline: bool = False, blender_ext: str | os.PathLike | None = None,
-              log=print) -> dict[str, Path]:
+              log=print, update_lock: bool = False) -> dict[str, Path]:
     """Build, validate and check one zip per platform; returns ``{platform: zip path}``
     (``out_dir/<id>-<version>-<platform>.zip``).
 
@@ -602,6 +602,8 @@ def build_all(out_dir: str | os.PathLike = ROOT / "dist", force: bool = False,
         wheel_cache: the wheel cache (default :func:`default_wheel_cache`).
         offline: never ask the package index; the cache must hold every wheel.
         blender_ext: path of ``blender_ext.py`` (default: found, see :func:`find_blender_ext`).
+        update_lock: record the sha256 of wheels not yet in :data:`WHEEL_HASHES` (see
+            :func:`fetch_wheels`).
     Raises:
         BuildError: a zip exists and ``force`` is false (checked before anything is built);
             a wheel is missing; a source is missing; Blender's build or validate step
@@ -622,7 +624,8 @@ def build_all(out_dir: str | os.PathLike = ROOT / "dist", force: bool = False,
                          f": not overwriting (pass --force to replace, or choose another "
                          f"--out folder)")
     ext = find_blender_ext(blender_ext)
-    wheels = fetch_wheels(platforms, PYTHONS, wheel_cache, offline=offline, log=log)
+    wheels = fetch_wheels(platforms, PYTHONS, wheel_cache, offline=offline, log=log,
+                          update_lock=update_lock)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="streamtalker-build-") as td:
         built: dict[str, Path] = {}
@@ -712,17 +715,15 @@ def main(argv=None) -> int:
                 print(f"build_addon: {p}: {len(ws)} wheels, {mb:.1f} MB in "
                       f"{args.wheel_cache or default_wheel_cache()}")
             return 0
-        if args.update_lock:
-            fetch_wheels(platforms, PYTHONS, args.wheel_cache, offline=args.offline,
-                         update_lock=True)
         paths = build_all(args.out, force=args.force, platforms=platforms,
                           wheel_cache=args.wheel_cache, offline=args.offline,
-                          blender_ext=args.blender_ext)
+                          blender_ext=args.blender_ext, update_lock=args.update_lock)
     except BuildError as e:
         print(f"build_addon: {e}", file=sys.stderr)
         return 2
-    for p, path in paths.items():
-        names = check_contents(path, p)
+    for p, path in paths.items():   # build_all checked each zip (check_contents)
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
         wheels = [n.rsplit("/", 1)[-1] for n in names if n.endswith(".whl")]
         print(f"build_addon: {path} ({path.stat().st_size / 1e6:.1f} MB, {len(names)} files, "
               f"{len(wheels)} wheels for Python {' and '.join(PYTHONS)}; passed Blender's "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -58,8 +59,7 @@ def model_core_package():
 
 def model_core_module():
     """The ``model_core`` package (see :func:`model_core_package`) with its runtime
-    importable (numpy, soxr, soundfile, ...; torch only for a model_core that has no other
-    backend).
+    importable (numpy, soxr, soundfile, onnxruntime, ...; never torch).
 
     Raises:
         ModelCoreMissing: no copy imports, or a dependency of the runtime is missing; the
@@ -67,22 +67,10 @@ def model_core_module():
     """
     mc = model_core_package()
     try:
-        importlib.import_module(f"{mc.__name__}.{_runtime_module(mc)}")
+        importlib.import_module(f"{mc.__name__}.runtime.inference")
     except ModuleNotFoundError as e:
         raise _missing(mc.__name__, e.name) from None
     return mc
-
-
-def _runtime_module(mc) -> str:
-    """The module of ``mc`` whose import proves the model can run: ``runtime.inference``
-    (the backend-independent runtime: numpy, soxr, ...; no torch) where this model_core
-    has it, else ``runtime.model`` (a model_core that runs on torch only)."""
-    try:
-        if importlib.util.find_spec(f"{mc.__name__}.runtime.inference") is not None:
-            return "runtime.inference"
-    except ModuleNotFoundError:
-        pass
-    return "runtime.model"
 
 
 def mc_submodule(name: str):
@@ -148,9 +136,11 @@ def set_threads(threads: int = 0) -> int:
     """Apply the preference "CPU Threads" through model_core's one thread rule; returns the
     number to run with (also passed to ``load_model``, which gives it to onnxruntime).
 
-    Where torch is importable, :func:`model_core.runtime.device.set_threads` also sets
-    torch's intra-op threads (process-wide, also for threads started later); without torch
-    the count is only checked (``runtime.device.check_threads``), never importing torch.
+    Where torch is already imported (a torch model is loaded),
+    :func:`model_core.runtime.device.set_threads` also sets torch's intra-op threads
+    (process-wide, also for threads started later); otherwise the count is only checked
+    (``runtime.device.check_threads``) and torch is not imported for it: a torch model
+    loaded later gets the count from ``load_model``.
 
     Args:
         threads: 0 = automatic (model_core's default: one intra-op thread, the fastest on a
@@ -162,7 +152,7 @@ def set_threads(threads: int = 0) -> int:
     threads = int(threads)
     mc = model_core_module()
     device = mc_submodule("runtime.device")
-    apply = mc.set_threads if torch_available() else device.check_threads
+    apply = mc.set_threads if "torch" in sys.modules else device.check_threads
     if threads == 0:
         env = os.environ.get("OMP_NUM_THREADS", "")
         want = int(env) if env.isdigit() and int(env) > 0 else None
@@ -212,13 +202,8 @@ def backend_for(device: str, kind: str = "arkit") -> str:
 
 
 def _load(mc, path, device: str, threads: int):
-    """``mc.load_model`` on the backend :func:`backend_for` picks, where this model_core
-    runs it (``runtime.backends.BACKENDS``); a model_core without the onnx backend gets its
-    own default."""
+    """``mc.load_model`` on the backend :func:`backend_for` picks."""
     backend = backend_for(device, describe(str(path) if path else None).kind)
-    known = getattr(importlib.import_module(f"{mc.__name__}.runtime.backends"), "BACKENDS", ())
-    if backend not in known:
-        backend = None
     return mc.load_model(path, device=device, threads=threads, backend=backend)
 
 

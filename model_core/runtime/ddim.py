@@ -200,9 +200,10 @@ def sample_ddim(denoise: Callable[[np.ndarray, int], np.ndarray], shape: tuple[i
     x = rng.standard_normal(shape, dtype=np.float32)
     if noise_scale is not None:
         x = x * noise_scale
+    g = np.asarray(guidance, np.float32)
     for t in scheduler.timesteps:
         x0 = denoise(x, t)
         if x0.shape[0] == 2:
-            x0 = x0[1:] + np.asarray(guidance, np.float32) * (x0[:1] - x0[1:])
+            x0 = x0[1:] + g * (x0[:1] - x0[1:])
         x = scheduler.step(x0, t, x, rng)
     return x

@@ -104,7 +104,8 @@ class InferenceModel:
                 ``align_idx`` int64 [B, K], ``align_w`` float32 [B, K], ``history``
                 float32 [B, H, D] (model space), ``style`` int64 [B];
             drop_audio: bool [B], True where the audio is replaced by the null condition;
-            t_cache: :meth:`timestep_cache`'s dict.
+            t_cache: :meth:`timestep_cache`'s dict, holding every timestep the DDIM loop
+                will ask for (KeyError otherwise).
         Returns:
             ``denoise(x_t float32 [1, K, D], t int) -> x0 float32 [B, K, D]``.
         """

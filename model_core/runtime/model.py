@@ -54,11 +54,6 @@ class StreamTalkerModel(InferenceModel):
         """Data space [..., D] -> model space (per-channel mean/std)."""
         return (x - self.net.data_mean) / self.net.data_std
 
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Model space -> data space; ARKit weights clipped to [0, 1]."""
-        y = x * self.net.data_std + self.net.data_mean
-        return y.clamp(0.0, 1.0) if self.config.output_kind == "arkit" else y
-
     def rest_history(self, batch: int = 1) -> torch.Tensor:
         """History window filled with the rest pose, model space, [batch, H, D]."""
         rest = self.normalize(self.net.rest_pose).detach()
@@ -91,9 +86,7 @@ class StreamTalkerModel(InferenceModel):
 
         def denoise(x: np.ndarray, t: int) -> np.ndarray:
             with torch.inference_mode():
-                temb = t_cache.get(t)
-                if temb is None:
-                    temb = net.timestep_embedding(torch.tensor([t], device=dev))
+                temb = t_cache[t]
                 x_t = torch.from_numpy(np.ascontiguousarray(x)).to(dev).expand(B, -1, -1)
                 return net.denoise_step(base, x_t, temb).float().cpu().numpy()
         return denoise

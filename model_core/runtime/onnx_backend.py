@@ -5,7 +5,8 @@
 per session and timestep); everything else -- the session, the DDIM loop, the log-mel front
 end, resampling (soxr) -- is the numpy code the torch backend uses too
 (:class:`~model_core.runtime.inference.InferenceModel`), and the noise comes from the same
-``numpy.random.default_rng(seed)``, so both backends give the same frames to float rounding.
+:class:`~model_core.runtime.ddim.NoiseGenerator` (torch's random stream, reproduced in numpy),
+so both backends give the same frames to float rounding.
 
 Where the graphs live (:func:`resolve_export`): an export folder ``NAME.onnx/`` beside the
 checkpoint ``NAME.safetensors`` (the bundled default ships one: ``weights/default.onnx/``),
@@ -150,12 +151,6 @@ class OnnxModel(InferenceModel):
                                       f"it ({e}); re-export the model") from None
         self._cond_inputs = {i.name for i in self._sessions["condition"].get_inputs()}
 
-    @classmethod
-    def load(cls, path: str | os.PathLike | None = None, threads: int | None = None) -> "OnnxModel":
-        """Load an export folder, or the export belonging to a checkpoint (None: the bundled
-        default); see :func:`resolve_export` for where it is looked for and its errors."""
-        return cls(resolve_export(path), threads)
-
     @property
     def normalization(self) -> Normalization:
         return self._norm
@@ -174,12 +169,9 @@ class OnnxModel(InferenceModel):
         base = self._sessions["condition"].run(None, feeds)[0]
         B = len(drop_audio)
         run = self._sessions["denoise"].run
-        timestep = self._sessions["timestep"].run
 
         def denoise(x: np.ndarray, t: int) -> np.ndarray:
-            temb = t_cache.get(t)
-            if temb is None:
-                temb = timestep(None, {"t": np.array([t], np.int64)})[0]
+            temb = t_cache[t]
             x_t = np.ascontiguousarray(np.repeat(x, B, axis=0) if B > 1 else x, np.float32)
             return run(None, {"base": base, "x_t": x_t, "temb": temb})[0]
         return denoise

@@ -47,8 +47,6 @@ from .onnx_files import CODEC_FILE, EXPORT_FILES, EXPORT_FORMAT, checkpoint_dige
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
-#: File names of an exported model folder.
-GRAPHS = ("condition.onnx", "denoise.onnx", "timestep.onnx")
 
 
 class _Condition(nn.Module):
