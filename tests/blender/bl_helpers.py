@@ -59,10 +59,26 @@ def add_strip(scene, name: str, path, frame_start: int, channel: int = 1,
     """A sound strip with trims and offset."""
     ed = scene.sequence_editor or scene.sequence_editor_create()
     st = ed.strips.new_sound(name, str(path), channel, frame_start)
-    st.frame_offset_start = offset_start
-    st.frame_offset_end = offset_end
+    set_trims(st, offset_start, offset_end)
     st.sound_offset = sound_offset
     return st
+
+
+def set_trims(strip, start: int | None = None, end: int | None = None) -> None:
+    """Trim ``start`` frames off a strip's start and ``end`` off its end (handle offsets;
+    5.2 renames ``frame_offset_start`` / ``_end`` to ``left_handle_offset`` / ``right_``)."""
+    new = "left_handle_offset" in strip.bl_rna.properties
+    if start is not None:
+        setattr(strip, "left_handle_offset" if new else "frame_offset_start", start)
+    if end is not None:
+        setattr(strip, "right_handle_offset" if new else "frame_offset_end", end)
+
+
+def strip_frames(strip) -> tuple[float, int, int]:
+    """(content start, first audible frame, end frame) of a strip: the add-on's
+    ``compat.strip_frames`` (5.2 renames ``frame_start`` / ``frame_final_start`` / ``_end``)."""
+    from streamtalker_addon import compat
+    return compat.strip_frames(strip)
 
 
 def pump(timeout: float = 300.0):

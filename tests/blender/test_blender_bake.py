@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bl_helpers import ROOT, add_strip, import_facecap, keyed, speech_path
+from bl_helpers import ROOT, add_strip, import_facecap, keyed, set_trims, speech_path, strip_frames
 
 
 def _sha(p: Path) -> str:
@@ -54,7 +54,7 @@ def _make_file(bpy, path: Path, broken_wav: Path):
     add_strip(s2, "reply", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav"), 30,
               offset_start=6, offset_end=50)
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
-    return {"hello": (a.frame_final_start, a.frame_final_end)}
+    return {"hello": strip_frames(a)[1:]}
 
 
 def test_bake_two_scenes_three_strips_one_broken(empty_scene, bpy_mod, tmp_path,
@@ -92,7 +92,7 @@ def test_bake_two_scenes_three_strips_one_broken(empty_scene, bpy_mod, tmp_path,
         strip = sc.sequence_editor.strips_all[name]
         keys = keyed(head.data.shape_keys)
         assert len(keys) == 52
-        frames = np.arange(strip.frame_final_start, strip.frame_final_end)
+        frames = np.arange(*strip_frames(strip)[1:])
         assert all(np.array_equal(v[:, 0], frames) for v in keys.values())
         from streamtalker_addon import audio_source
         fps = audio_source.scene_fps(sc)
@@ -138,7 +138,7 @@ def _one_scene(bpy, path: Path, strips):
     for i, (name, wav) in enumerate(strips):
         st = add_strip(scene, name, wav, 1 + 200 * i, channel=1 + i)
         _, first, end = compat.strip_frames(st)
-        st.frame_offset_end = max(0, end - first - 48)
+        set_trims(st, end=max(0, end - first - 48))
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bl_helpers import add_strip, generate_that_fails, keyed, pump, speech_path
+from bl_helpers import add_strip, generate_that_fails, keyed, pump, speech_path, strip_frames
 
 
 def _state(bpy, head):
@@ -159,7 +159,7 @@ def test_unusual_and_unsupported_frame_rates(ready, bpy_mod, capsys):
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
     assert "unusual 37.000 fps" in capsys.readouterr().out
     co = keyed(head.data.shape_keys)["jawOpen"]
-    assert np.array_equal(co[:, 0], np.arange(strip.frame_final_start, strip.frame_final_end))
+    assert np.array_equal(co[:, 0], np.arange(*strip_frames(strip)[1:]))
 
 
 def test_strip_choice_errors(ready, bpy_mod):

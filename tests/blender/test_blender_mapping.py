@@ -10,7 +10,7 @@ import pytest
 
 import model_core as mc
 from model_core.face import name_forms, name_key
-from bl_helpers import add_strip, keyed, speech_path
+from bl_helpers import add_strip, keyed, speech_path, strip_frames
 from streamtalker_addon import mapping
 
 FACECAP_NAMES = [
@@ -109,7 +109,7 @@ def test_a_mesh_with_a_few_keys_generates_those_and_lists_the_rest(empty_scene, 
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
     keys = keyed(obj.data.shape_keys)
     assert set(keys) == {"JawOpen", "eyeBlink.L", "blendShape1.mouthClose"}
-    frames = np.arange(strip.frame_final_start, strip.frame_final_end)
+    frames = np.arange(*strip_frames(strip)[1:])
     assert all(np.array_equal(v[:, 0], frames) for v in keys.values())
     rows = {it.channel: it.shape_key for it in obj.streamtalker.mapping}
     assert len(rows) == 52 and sum(bool(v) for v in rows.values()) == 3

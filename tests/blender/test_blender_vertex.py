@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path
+from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path, strip_frames
 
 V, K = 60, 4
 
@@ -67,7 +67,7 @@ def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, 
     assert job.state == "finished", job.error
     keys = keyed(obj.data.shape_keys)
     assert sorted(keys) == names                      # every unmuted key, not the muted one
-    frames = np.arange(strip.frame_final_start, strip.frame_final_end, dtype=np.float32)
+    frames = np.arange(*strip_frames(strip)[1:], dtype=np.float32)
     samples = audio_source.strip_source(scene, strip).read()
     verts = VertexModel.load(path).generate(samples, mc.MODEL_SAMPLE_RATE, basis, seed=2, fps=25.0)
     expected = fit_shape_key_weights(verts, basis, deltas)
