@@ -406,3 +406,49 @@ def test_guidance_distillation_targets_the_teachers_guided_prediction(corpus, tm
                    .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
     with pytest.raises(ValueError, match="nothing to distil"):
         run_training(cfg, progress=False)
+
+
+def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
+    """rollout_chunks / rollout_fraction (exposure bias, scheduled sampling): a rollout
+    batch carries the J chunks before each example, and the history the model trains on is
+    the true history up to them, then J*K frames it sampled itself -- not the data and not
+    a corrupted copy -- with the network back in training mode afterwards."""
+    import torch
+    from model_core.runtime.diffusion import DDPMNoiser
+    from model_core.training.batches import ChunkBatcher, Utterance
+
+    model = mc.load_model(toy_checkpoint)
+    cfg = model.config
+    cfg.rollout_chunks, cfg.rollout_fraction, cfg.sample_steps = 2, 1.0, 2
+    cfg.history_drop = 1.0     # a corrupted history would be the rest pose
+    rng = np.random.default_rng(0)
+    short = Utterance(rng.normal(0, 0.1, 3200).astype(np.float32),
+                      rng.uniform(0, 1, (6, 52)).astype(np.float32), 0, None)
+    long = Utterance(rng.normal(0, 0.1, 64000).astype(np.float32),
+                     rng.uniform(0, 1, (120, 52)).astype(np.float32), 0, None)
+    b = ChunkBatcher(model, [short, long], seed=0).batch(6, K=3)
+    J, K, H = 2, 3, cfg.history_frames
+    assert b["rollout_feats"].shape == (6, J, cfg.audio_context_frames, cfg.n_mels)
+    assert b["rollout_align_idx"].shape == (6, J, K) and b["rollout_history"].shape == (6, H, 52)
+    # only the long utterance has J*K frames before a chunk; the histories line up
+    assert torch.equal(b["history"][:, :H - J * K], b["rollout_history"][:, J * K:])
+    # the J chunks end where the example's begins: the last one's window is K frames
+    # (3 / 30 s = 10 mel frames) earlier, the one before it 10 more
+    assert torch.equal(b["rollout_feats"][:, -1, 10:], b["feats"][:, :-10])
+    assert torch.equal(b["rollout_feats"][:, 0, 10:], b["rollout_feats"][:, 1, :-10])
+    model.net.train()
+    hist = model.rollout_history({k: v for k, v in b.items()}, b["style"],
+                                 torch.Generator().manual_seed(0))
+    assert model.net.training
+    data = model.normalize(b["history"])
+    assert torch.allclose(hist[:, :H - J * K], data[:, :H - J * K], atol=1e-6)
+    assert not torch.allclose(hist[:, H - J * K:], data[:, H - J * K:], atol=1e-3)
+    lo, hi = (torch.from_numpy(v) for v in model.normalization.x0_bounds())
+    assert torch.all(hist[:, H - J * K:] >= lo - 1e-6) and torch.all(hist[:, H - J * K:] <= hi + 1e-6)
+    loss = model.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1))
+    assert torch.isfinite(loss["loss"])
+    # off: no rollout tensors, and the batch draws are those of a model without the setting
+    cfg.rollout_fraction = 0.0
+    assert not any(k.startswith("rollout_") for k in ChunkBatcher(model, [long]).batch(2))
+    with pytest.raises(ValueError, match="rollout_chunks"):
+        mc.ModelConfig(rollout_chunks=-1)

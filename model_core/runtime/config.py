@@ -58,6 +58,12 @@ class ModelConfig:
         data mean): both teach the model to follow the audio when its own history drifts,
         history_corrupt ("all" channels, or only the jaw*/mouth* "lips" of an ARKit model,
         so that the upper face keeps continuing its true history),
+        rollout_chunks and rollout_fraction (exposure bias met head on, after "scheduled
+        sampling", Bengio et al. 2015, and Self Forcing, Huang et al. 2025: in a fraction
+        ``rollout_fraction`` of the training batches the last ``rollout_chunks`` chunks of
+        each example's history are not the data but the model's own samples, drawn with no
+        gradient by its own DDIM sampler from the true history before them; those
+        histories are not corrupted further; 0 = off),
         lip_loss_weight (weight of the jaw*/mouth* channels in the x0 and velocity losses,
         the other channels weigh 1), closure_loss_weight (a further factor on the lip
         channels' losses at the frames of P/B/M phones, widened by one frame on each side
@@ -117,6 +123,8 @@ class ModelConfig:
     history_drop: float = 0.0                  # P(history -> rest pose) in training
     history_shrink: float = 0.0                # history shrunk by U(0, this) in training
     history_corrupt: str = "all"               # channels corrupted: "all" | "lips"
+    rollout_chunks: int = 0                    # own-sample chunks ending a training history
+    rollout_fraction: float = 0.0              # of the training batches
     lip_loss_weight: float = 1.0               # loss weight of the lip channels
     closure_loss_weight: float = 1.0           # and its factor on P/B/M frames
     aux_viseme_weight: float = 0.0             # auxiliary viseme heads (0: none)
@@ -176,6 +184,10 @@ class ModelConfig:
              "history_drop and history_shrink must be in [0, 1]")
         need(self.history_corrupt in ("all", "lips"),
              f"history_corrupt must be 'all' or 'lips', got {self.history_corrupt!r}")
+        need(isinstance(self.rollout_chunks, int) and 0 <= self.rollout_chunks <= 8
+             and 0 <= self.rollout_fraction <= 1,
+             f"rollout_chunks must be an integer in 0..8 and rollout_fraction in [0, 1], got "
+             f"{self.rollout_chunks!r} and {self.rollout_fraction!r}")
         need(self.aux_viseme_weight >= 0,
              f"aux_viseme_weight must be >= 0, got {self.aux_viseme_weight}")
         chunk_s = self.max_chunk_frames / self.fps + self.lookahead_ms / 1000

@@ -9,6 +9,7 @@ import torch
 
 from ..face import is_lip_channel
 from .config import ModelConfig
+from .ddim import DDIMScheduler
 from .diffusion import DDPMNoiser
 from .device import resolve_device
 from .frontend import frontend_feat_dim
@@ -123,8 +124,11 @@ class StreamTalkerModel(InferenceModel):
         B = b["target"].shape[0]
         x0 = self.normalize(b["target"])
         clean = self.normalize(b["history"])
-        hist = self.corrupt_history(clean, generator)
         style = b["style"].clone()
+        if "rollout_feats" in b:
+            hist = self.rollout_history(b, style, generator)
+        else:
+            hist = self.corrupt_history(clean, generator)
         style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
         drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
         if teacher is not None:
@@ -166,6 +170,52 @@ class StreamTalkerModel(InferenceModel):
             out = self.net(*args, torch.full((B,), dropped, device=x_t.device), x_t, t)
             x0.append((out[0] if isinstance(out, tuple) else out).float())
         return x0[1] + g * (x0[0] - x0[1])
+
+    @torch.no_grad()
+    def rollout_history(self, b: dict, style: torch.Tensor, generator=None) -> torch.Tensor:
+        """The history window a rollout batch trains on (``ModelConfig.rollout_chunks``):
+        the true history before the J chunks that precede each example, continued by J
+        chunks this model samples itself, with no gradient, in eval mode, by the sessions'
+        own path (:meth:`chunk_denoiser`, the config's DDIM steps, eta and
+        lip_temperature, no guidance: what a guidance-distilled model samples), so the
+        example's chunk is learnt from the history the model will really give itself.
+
+        Args:
+            b: the batch (on this model's device) with the ``rollout_*`` tensors of
+                :class:`~model_core.training.batches.ChunkBatcher`; style: int64 [B];
+            generator: CPU generator (seeds the sampling noise).
+        Returns:
+            float32 [B, H, D], normalized.
+        """
+        cfg = self.config
+        hist = self.normalize(b["rollout_history"])
+        B, J, K = b["rollout_align_idx"].shape
+        scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, cfg.eta,
+                                  *self.normalization.x0_bounds())
+        scheduler.set_timesteps(cfg.sample_steps)
+        t_cache = self.timestep_cache(scheduler.timesteps)
+        noise_scale = self.noise_scale(cfg.lip_temperature)
+        rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            h = hist.float().cpu().numpy()
+            for c in range(J):
+                cond_in = {"feats": b["rollout_feats"][:, c], "mel_offset": b["rollout_mel_offset"][:, c],
+                           "align_idx": b["rollout_align_idx"][:, c],
+                           "align_w": b["rollout_align_w"][:, c], "style": style}
+                cond_in = {k: v.cpu().numpy() for k, v in cond_in.items()}
+                denoise = self.chunk_denoiser({**cond_in, "history": h},
+                                              np.zeros(B, bool), t_cache)
+                x = rng.standard_normal((B, K, cfg.dim), dtype=np.float32)
+                if noise_scale is not None:
+                    x = x * noise_scale
+                for t in scheduler.timesteps:
+                    x = scheduler.step(denoise(x, t), t, x, rng)
+                h = np.concatenate([h[:, K:], x], axis=1)
+        finally:
+            self.net.train(was_training)
+        return torch.from_numpy(h).to(hist.device)
 
     def corrupt_history(self, hist: torch.Tensor, generator=None) -> torch.Tensor:
         """The training history window, made less trustworthy so that the model learns to

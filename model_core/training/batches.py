@@ -49,7 +49,12 @@ class ChunkBatcher:
     ``batch(batch_size, K=None)`` returns a dict of tensors for
     :meth:`StreamTalkerModel.training_loss`; K is drawn from 1..max_chunk_frames when None
     (half of the batches use the default K); with ``closure_loss_weight != 1`` it also
-    holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames).
+    holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames). A rollout batch
+    (``ModelConfig.rollout_chunks``, J, in a fraction ``rollout_fraction`` of the batches)
+    draws chunks with at least J*K frames before them and also holds, for the J chunks
+    before each one (oldest first), ``rollout_feats`` [B, J, M, F], ``rollout_mel_offset``
+    [B, J], ``rollout_align_idx`` int64 [B, J, K], ``rollout_align_w`` [B, J, K], and
+    ``rollout_history`` [B, H, D], the true history before the first of them (data space).
     """
 
     def __init__(self, model, utterances: list[Utterance], seed: int = 0):
@@ -127,27 +132,29 @@ class ChunkBatcher:
         mel_labs, frame_labs, closure = [], [], []
         aux = cfg.aux_viseme_weight > 0
         weigh_closure = cfg.closure_loss_weight != 1.0
-        utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=self.p)
-        pretrained = cfg.speech_encoder is not None
+        J = cfg.rollout_chunks if cfg.rollout_chunks and \
+            self.rng.random() < cfg.rollout_fraction else 0
+        roll = {k: [] for k in ("feats", "mel_offset", "align_idx", "align_w", "history")}
+        p = self.p
+        if J:   # the chunk must have J chunks of speech before it
+            long = np.array([len(u.frames) > J * K for u in self.utts])
+            if long.any():
+                p = np.where(long, p, 0.0) / p[long].sum()
+            else:
+                J = 0
+        utt_ids = self.rng.choice(len(self.utts), size=batch_size, p=p)
         for ui in utt_ids:
             u = self.utts[ui]
             T = len(u.frames)
-            n = int(self.rng.integers(0, T))
-            if pretrained:
-                feats.append(self.frontend.offline_windows(u.samples, [geo.mel_end(n, K)],
-                                                           [geo.audio_end(n, K)])[0])
-            else:
-                e = geo.mel_end(n, K)
-                feats.append(self._mel(ui)[e:e + M])
-            offs.append(geo.mel_offset_s(n, K))
-            pos = np.asarray(geo.frame_mel_pos(n, K))
-            idxs.append(np.floor(pos).astype(np.int64))
-            ws.append((pos - np.floor(pos)).astype(np.float32))
-            h = np.tile(self.rest, (H, 1))
-            lo = max(0, n - H)
-            if n > 0:
-                h[H - (n - lo):] = u.frames[lo:n]
-            hists.append(h)
+            n = int(self.rng.integers(J * K, T))
+            f, o, i, w = self._window(ui, n, K)
+            feats.append(f), offs.append(o), idxs.append(i), ws.append(w)
+            hists.append(self._history(u, n))
+            if J:
+                wins = [self._window(ui, n - (J - c) * K, K) for c in range(J)]
+                for key, v in zip(("feats", "mel_offset", "align_idx", "align_w"), zip(*wins)):
+                    roll[key].append(np.stack(v))
+                roll["history"].append(self._history(u, n - J * K))
             t = np.tile(u.frames[-1], (K, 1))
             m = np.zeros(K, np.float32)
             hi = min(T, n + K)
@@ -179,7 +186,34 @@ class ChunkBatcher:
             **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
                 "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
             **({"frame_closure": torch.from_numpy(np.stack(closure))} if weigh_closure else {}),
+            **({f"rollout_{k}": torch.from_numpy(np.stack(v).astype(
+                np.int64 if k == "align_idx" else np.float32)) for k, v in roll.items()}
+               if J else {}),
         }
+
+    def _window(self, ui: int, n: int, K: int):
+        """The encoder input of the K-frame chunk at frame n of utterance ui: (features
+        float32 [M, F], mel_offset s, align_idx int64 [K], align_w float32 [K])."""
+        geo, M = self.geo, self.cfg.audio_context_frames
+        if self.cfg.speech_encoder is not None:
+            u = self.utts[ui]
+            f = self.frontend.offline_windows(u.samples, [geo.mel_end(n, K)],
+                                              [geo.audio_end(n, K)])[0]
+        else:
+            e = geo.mel_end(n, K)
+            f = self._mel(ui)[e:e + M]
+        pos = np.asarray(geo.frame_mel_pos(n, K))
+        return (f, geo.mel_offset_s(n, K), np.floor(pos).astype(np.int64),
+                (pos - np.floor(pos)).astype(np.float32))
+
+    def _history(self, u: Utterance, n: int) -> np.ndarray:
+        """The true history window before frame n, float32 [H, D] (rest pose before the start)."""
+        H = self.cfg.history_frames
+        h = np.tile(self.rest, (H, 1))
+        lo = max(0, n - H)
+        if n > 0:
+            h[H - (n - lo):] = u.frames[lo:n]
+        return h
 
 
 def fit_normalization(model, utterances: list[Utterance], std_floor: float = 0.02) -> None:
