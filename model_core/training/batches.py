@@ -147,8 +147,8 @@ class ChunkBatcher:
             u = self.utts[ui]
             T = len(u.frames)
             n = int(self.rng.integers(J * K, T))
-            f, o, i, w = self._window(ui, n, K)
-            feats.append(f), offs.append(o), idxs.append(i), ws.append(w)
+            for dst, v in zip((feats, offs, idxs, ws), self._window(ui, n, K)):
+                dst.append(v)
             hists.append(self._history(u, n))
             if J:
                 wins = [self._window(ui, n - (J - c) * K, K) for c in range(J)]
