@@ -187,23 +187,25 @@ def sample_ddim(denoise: Callable[[np.ndarray, int], np.ndarray], shape: tuple[i
     ``rng.standard_normal``, then, with eta > 0, one draw of ``shape`` per step but the last.
 
     Args:
-        denoise: ``denoise(x_t, t) -> x0`` where x_t is float32 ``shape`` [1, K, D] and x0 is
-            float32 [B, K, D]: B = 1, or 2 with guidance (row 0 with the audio, row 1
-            without).
-        shape: (1, K, D); scheduler: timesteps set; rng: the session's generator;
-        guidance: classifier-free guidance scale on the audio (1 = off: B must be 1), or a
-            float32 [D] scale per channel (then B = 2);
+        denoise: ``denoise(x_t, t) -> x0`` where x_t is float32 ``shape`` [N, K, D] and x0 is
+            float32 [B, K, D]: without guidance B = N (N chunks at once: a session's one, or
+            a training batch's rollout); with guidance N = 1 and B = 2 (row 0 with the
+            audio, row 1 without).
+        shape: (N, K, D); scheduler: timesteps set; rng: the session's generator;
+        guidance: classifier-free guidance scale on the audio (1 = off), or a float32 [D]
+            scale per channel (then B = 2);
         noise_scale: optional per-channel scale float32 [D] of the initial noise.
     Returns:
-        the sampled chunk x0, model space, float32 ``shape``.
+        the sampled chunks x0, model space, float32 ``shape``.
     """
     x = rng.standard_normal(shape, dtype=np.float32)
     if noise_scale is not None:
         x = x * noise_scale
     g = np.asarray(guidance, np.float32)
+    guided = bool(np.any(g != 1.0))
     for t in scheduler.timesteps:
         x0 = denoise(x, t)
-        if x0.shape[0] == 2:
+        if guided:
             x0 = x0[1:] + g * (x0[:1] - x0[1:])
         x = scheduler.step(x0, t, x, rng)
     return x

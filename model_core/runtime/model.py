@@ -9,7 +9,7 @@ import torch
 
 from ..face import is_lip_channel
 from .config import ModelConfig
-from .ddim import DDIMScheduler
+from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
 from .diffusion import DDPMNoiser
 from .device import resolve_device
 from .frontend import frontend_feat_dim
@@ -176,9 +176,10 @@ class StreamTalkerModel(InferenceModel):
         """The history window a rollout batch trains on (``ModelConfig.rollout_chunks``):
         the true history before the J chunks that precede each example, continued by J
         chunks this model samples itself, with no gradient, in eval mode, by the sessions'
-        own path (:meth:`chunk_denoiser`, the config's DDIM steps, eta and
-        lip_temperature, no guidance: what a guidance-distilled model samples), so the
-        example's chunk is learnt from the history the model will really give itself.
+        own path (:meth:`chunk_denoiser` and :func:`~.ddim.sample_ddim`, the config's DDIM
+        steps, eta and lip_temperature, no guidance: what a guidance-distilled model
+        samples), so the example's chunk is learnt from the history the model will really
+        give itself.
 
         Args:
             b: the batch (on this model's device) with the ``rollout_*`` tensors of
@@ -195,23 +196,18 @@ class StreamTalkerModel(InferenceModel):
         scheduler.set_timesteps(cfg.sample_steps)
         t_cache = self.timestep_cache(scheduler.timesteps)
         noise_scale = self.noise_scale(cfg.lip_temperature)
-        rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        rng = NoiseGenerator(int(torch.randint(2 ** 62, (1,), generator=generator)))
         was_training = self.net.training
         self.net.eval()
         try:
             h = hist.float().cpu().numpy()
             for c in range(J):
-                cond_in = {"feats": b["rollout_feats"][:, c], "mel_offset": b["rollout_mel_offset"][:, c],
-                           "align_idx": b["rollout_align_idx"][:, c],
-                           "align_w": b["rollout_align_w"][:, c], "style": style}
-                cond_in = {k: v.cpu().numpy() for k, v in cond_in.items()}
-                denoise = self.chunk_denoiser({**cond_in, "history": h},
-                                              np.zeros(B, bool), t_cache)
-                x = rng.standard_normal((B, K, cfg.dim), dtype=np.float32)
-                if noise_scale is not None:
-                    x = x * noise_scale
-                for t in scheduler.timesteps:
-                    x = scheduler.step(denoise(x, t), t, x, rng)
+                cond_in = {k: b[f"rollout_{k}"][:, c].cpu().numpy()
+                           for k in ("feats", "mel_offset", "align_idx", "align_w")}
+                denoise = self.chunk_denoiser(
+                    {**cond_in, "history": h, "style": style.cpu().numpy()},
+                    np.zeros(B, bool), t_cache)
+                x = sample_ddim(denoise, (B, K, cfg.dim), scheduler, rng, 1.0, noise_scale)
                 h = np.concatenate([h[:, K:], x], axis=1)
         finally:
             self.net.train(was_training)
