@@ -197,16 +197,17 @@ class StreamTalkerModel(InferenceModel):
         t_cache = self.timestep_cache(scheduler.timesteps)
         noise_scale = self.noise_scale(cfg.lip_temperature)
         rng = NoiseGenerator(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        roll = {k: b[f"rollout_{k}"].cpu().numpy()
+                for k in ("feats", "mel_offset", "align_idx", "align_w")}
+        style_np, keep_audio = style.cpu().numpy(), np.zeros(B, bool)
         was_training = self.net.training
         self.net.eval()
         try:
             h = hist.float().cpu().numpy()
             for c in range(J):
-                cond_in = {k: b[f"rollout_{k}"][:, c].cpu().numpy()
-                           for k in ("feats", "mel_offset", "align_idx", "align_w")}
-                denoise = self.chunk_denoiser(
-                    {**cond_in, "history": h, "style": style.cpu().numpy()},
-                    np.zeros(B, bool), t_cache)
+                cond_in = {k: v[:, c] for k, v in roll.items()}
+                denoise = self.chunk_denoiser({**cond_in, "history": h, "style": style_np},
+                                              keep_audio, t_cache)
                 x = sample_ddim(denoise, (B, K, cfg.dim), scheduler, rng, 1.0, noise_scale)
                 h = np.concatenate([h[:, K:], x], axis=1)
         finally:
@@ -257,9 +258,8 @@ class StreamTalkerModel(InferenceModel):
         w, fc = self.config.closure_loss_weight, b.get("frame_closure")
         if w == 1.0 or fc is None or self.config.output_kind != "arkit":
             return None
-        lips = torch.tensor([is_lip_channel(n) for n in self.channel_names],
-                            dtype=torch.float32, device=fc.device)
-        return (1.0 + (w - 1.0) * fc.float()[..., None] * lips).repeat(R, 1, 1)
+        extra = torch.from_numpy(lip_scale(self.channel_names, w) - 1.0).to(fc.device)
+        return (1.0 + fc.float()[..., None] * extra).repeat(R, 1, 1)
 
     def loss_channel_weights(self) -> torch.Tensor | None:
         """Per-channel weights [D] of the x0/velocity loss: ``lip_loss_weight`` on the
