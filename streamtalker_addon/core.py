@@ -176,14 +176,13 @@ def torch_available() -> bool:
         return False
 
 
-def backend_for(device: str, kind: str = "arkit") -> str:
-    """The inference backend for a device setting and a model kind: ``"torch"`` for CUDA and
-    for vertex models (torch must be importable; onnxruntime runs ARKit and latent models
-    only), ``"onnx"`` (onnxruntime, bundled) for the rest, on the CPU.
+def backend_for(device: str) -> str:
+    """The inference backend for a device setting: ``"torch"`` for CUDA (torch must be
+    importable), ``"onnx"`` (onnxruntime, bundled) on the CPU, for every model kind: ARKit,
+    latent and vertex (a vertex model's export carries its PCA codec).
 
     Raises:
-        ValueError: CUDA or a vertex model where torch is not importable (the message names
-            the setting or the reason).
+        ValueError: CUDA where torch is not importable (the message names the setting).
     """
     if str(device).startswith("cuda"):
         if not torch_available():
@@ -192,25 +191,18 @@ def backend_for(device: str, kind: str = "arkit") -> str:
                              "CPU (StreamTalker's Model panel); the CPU runs the bundled "
                              "ONNX Runtime")
         return "torch"
-    if kind == "vertex":
-        if not torch_available():
-            raise ValueError("vertex models run on PyTorch only, and PyTorch is not "
-                             "installed in Blender's Python: choose an ARKit model (the "
-                             "bundled default runs on the bundled ONNX Runtime)")
-        return "torch"
     return "onnx"
 
 
 def _load(mc, path, device: str, threads: int):
     """``mc.load_model`` on the backend :func:`backend_for` picks."""
-    backend = backend_for(device, describe(str(path) if path else None).kind)
-    return mc.load_model(path, device=device, threads=threads, backend=backend)
+    return mc.load_model(path, device=device, threads=threads, backend=backend_for(device))
 
 
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     """``model_core.load_model(path, device, backend=...)`` (a StreamTalkerModel, or a
     VertexModel for a vertex checkpoint) on the backend :func:`backend_for` picks, cached by
-    (path, file mtime, device); sets the CPU thread count first (:func:`set_threads`,
+    (path, file mtime, device, threads: onnxruntime's count is fixed per loaded model); sets the CPU thread count first (:func:`set_threads`,
     ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
@@ -235,7 +227,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         if not p.exists():
             raise FileNotFoundError(f"the bundled default model is not installed ({p}); "
                                     f"choose a checkpoint file under Model")
-    key = (str(p), p.stat().st_mtime_ns, str(device))
+    key = (str(p), p.stat().st_mtime_ns, str(device), n_threads)  # onnx: threads per model
     with _lock:
         model = _models.get(key)
         if model is None:   # model_core's one loader: an ARKit or a vertex model

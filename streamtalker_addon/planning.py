@@ -163,7 +163,7 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
     except (OSError, ValueError) as e:   # CheckpointError is a ValueError
         raise PlanError(f"the model could not be loaded: {e}") from None
     try:
-        backend_for(s.device, info.kind)   # CUDA and vertex models need torch (not bundled)
+        backend_for(s.device)   # CUDA needs torch (not bundled)
     except ValueError as e:
         raise PlanError(str(e)) from None
     from .preferences import cpu_threads

@@ -225,6 +225,8 @@ def test_the_addon_has_no_installer_and_no_network_code():
 
 
 def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
+    """Every model kind (ARKit, latent, vertex) runs on the bundled ONNX Runtime on the CPU,
+    with or without torch; CUDA needs torch."""
     from streamtalker_addon import core
     assert core.backend_for("cpu") == "onnx"
     monkeypatch.setattr(core, "torch_available", lambda: True)
@@ -233,11 +235,6 @@ def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
     with pytest.raises(ValueError, match="PyTorch is not installed: set Device to CPU"):
         core.backend_for("cuda")
     assert core.backend_for("cpu") == "onnx"
-    with pytest.raises(ValueError, match="vertex models run on PyTorch only"):
-        core.backend_for("cpu", "vertex")
-    monkeypatch.setattr(core, "torch_available", lambda: True)
-    assert core.backend_for("cpu", "vertex") == "torch"
-    assert core.backend_for("cpu", "latent") == "onnx"
 
 
 def test_the_test_environment_runs_the_onnxruntime_the_zips_bundle():

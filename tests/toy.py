@@ -1,14 +1,29 @@
 """A toy audio->face task for tests: voiced bursts open the jaw, silence rests, blinks are
 random. A model trained on it for a few hundred steps is the project's *test checkpoint*
 ("toy-bursts"): it is not a lip-sync model, it proves that training and streaming inference
-agree and that behaviour can fail."""
+agree and that behaviour can fail.
+
+Run as a script it builds that checkpoint and the vertex tests' one, each with its ONNX
+export beside it, for test environments without torch (tools/test.sh: Blender 5.2's)::
+
+    .venv/bin/python tests/toy.py OUT_FOLDER
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+import pytest
 
 from model_core.face import ARKIT_52
-from model_core.training.batches import Utterance
+
+if TYPE_CHECKING:       # (model_core.training needs torch; this module must import without)
+    from model_core.training.batches import Utterance
 
 JAW = ARKIT_52.index("jawOpen")
 BLINK_L = ARKIT_52.index("eyeBlinkLeft")
@@ -44,9 +59,122 @@ def toy_utterance(rng: np.random.Generator, seconds: float = 6.0, fps: float = 3
         k += int(rng.uniform(1.5, 4.0) * fps)
         if k + 4 < T:
             frames[k:k + 4, BLINK_L] = frames[k:k + 4, BLINK_R] = [0.5, 1.0, 1.0, 0.5]
+    from model_core.training.batches import Utterance
     return Utterance(x, frames, style), env_f
 
 
 def toy_corpus(n: int, seed: int = 0, fps: float = 30.0) -> list[Utterance]:
     rng = np.random.default_rng(seed)
     return [toy_utterance(rng, rng.uniform(4, 8), fps, style=i % 2)[0] for i in range(n)]
+
+
+def build_toy_checkpoint(path: Path) -> Path:
+    """Train the test checkpoint (default architecture, 2 styles, 250 steps on
+    :func:`toy_corpus` (24), seed 0) and save it at ``path`` (``NAME.safetensors`` with its
+    ``NAME.json``). Needs torch.
+
+    Returns:
+        ``path``.
+    Raises:
+        AssertionError: the training loss did not fall below 0.3 of its start (the run did
+            not converge: no checkpoint is written).
+    """
+    import torch
+
+    import model_core as mc
+    from model_core.training.batches import ChunkBatcher, fit_normalization, train_steps
+
+    torch.manual_seed(0)
+    cfg = mc.ModelConfig(n_styles=2, training={"name": "toy-bursts test checkpoint",
+                                               "note": "built by tests/toy.py; not a lip-sync model"})
+    model = mc.StreamTalkerModel.from_config(cfg)
+    utts = toy_corpus(24)
+    fit_normalization(model, utts)
+    hist = train_steps(model, ChunkBatcher(model, utts), 250, batch_size=32, lr=2e-3, warmup=20)
+    first = np.mean([h["loss"] for h in hist[:10]])
+    last = np.mean([h["loss"] for h in hist[-20:]])
+    assert last < 0.3 * first, f"toy training did not converge: loss {first:.3f} -> {last:.3f}"
+    mc.save_checkpoint(model, path)
+    return path
+
+
+#: The small vertex rig of the vertex tests: vertices, shape keys.
+VERTEX_RIG_V, VERTEX_RIG_K = 60, 4
+
+
+def vertex_rig() -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(basis float32 [V, 3], deltas float32 [K, V, 3], shape key names, offsets float32
+    [400, V, 3]): a random rig (seed 0) and 400 frames of its keys mixed with weights in
+    [0, 1], for the vertex tests."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(VERTEX_RIG_V, 3)).astype(np.float32)
+    deltas = (0.05 * rng.normal(size=(VERTEX_RIG_K, VERTEX_RIG_V, 3))).astype(np.float32)
+    w = rng.uniform(0, 1, size=(400, VERTEX_RIG_K)).astype(np.float32)
+    offsets = np.einsum("tk,kvc->tvc", w, deltas)
+    return basis, deltas, [f"key{k}" for k in range(VERTEX_RIG_K)], offsets
+
+
+def build_vertex_checkpoint(path: Path) -> Path:
+    """Save at ``path`` a small *untrained* vertex model (the tests are about the pipeline)
+    whose PCA codec spans :func:`vertex_rig`'s keys. Needs torch. Returns ``path``."""
+    from model_core.vertex import PCACodec, VertexModel
+    *_, offsets = vertex_rig()
+    codec = PCACodec.fit([offsets], n_components=VERTEX_RIG_K)
+    vm = VertexModel.create(codec, ["speaker"], fps=30.0, d_model=32, head_dim=32,
+                            predictor_ff=64, head_ff=64, encoder_channels=16, history_frames=8,
+                            sample_steps=2)
+    return vm.save(path)
+
+
+#: What ``python tests/toy.py OUT`` writes into OUT: (file name, builder).
+PREBUILT = {"toy": ("toy-bursts-test.safetensors", build_toy_checkpoint),
+            "vertex": ("vertex-rig-test.safetensors", build_vertex_checkpoint)}
+
+
+#: Where a test environment without torch finds the test checkpoints (tests/toy.py's
+#: PREBUILT, each with its ONNX export beside it): a folder made by ``python tests/toy.py
+#: FOLDER`` in an environment with torch (tools/test.sh does).
+PREBUILT_ENV = "STREAMTALKER_TEST_CHECKPOINTS"
+
+
+def checkpoint_for_tests(kind: str, folder: Path) -> Path:
+    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``: tests/toy.py's PREBUILT):
+    trained into ``folder`` where torch is installed; else the prebuilt one in
+    $STREAMTALKER_TEST_CHECKPOINTS (the test fails, naming the command, when it is not
+    there)."""
+    from model_core.runtime.backends import torch_available
+
+    name, build = PREBUILT[kind]
+    if torch_available():
+        return build(folder / name)
+    prebuilt = Path(os.environ.get(PREBUILT_ENV, "")) / name
+    if not os.environ.get(PREBUILT_ENV) or not prebuilt.is_file():
+        pytest.fail(f"torch is not installed here, so the test checkpoint {name} cannot be "
+                    f"made: build the test checkpoints where torch is (`.venv/bin/python "
+                    f"tests/toy.py /tmp/streamtalker-test-checkpoints`) and set {PREBUILT_ENV} "
+                    f"to that folder (tools/test.sh does both); now "
+                    f"{os.environ.get(PREBUILT_ENV) or 'unset'!r}")
+    return prebuilt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tests/toy.py OUT``: build the test checkpoints (:data:`PREBUILT`) in the new
+    folder OUT, each with its ONNX export beside it (``NAME.onnx/``): what a test environment
+    without torch loads. Refuses an existing OUT."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out", type=Path, help="a new folder")
+    args = ap.parse_args(argv)
+    from model_core.runtime.onnx_export import export_checkpoint
+    from model_core.runtime.onnx_files import export_dir_for
+    if args.out.exists():
+        ap.error(f"{args.out} exists; choose a new folder")
+    args.out.mkdir(parents=True)
+    for name, build in PREBUILT.values():
+        path = build(args.out / name)
+        export_checkpoint(path, export_dir_for(path))
+        print(f"test checkpoint: {path} (ONNX export {export_dir_for(path).name}/ beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,9 +55,11 @@ fi
 #    main .venv above is Blender 5.0). Each has the PyPI bpy wheel of that Blender, with the
 #    Python that Blender embeds, and the model's runtime packages:
 #      .venv-blender-4.5  bpy==4.5.15 (4.5 LTS), Python 3.11, torch 2.13.0 CPU, numpy<2
-#      .venv-blender-5.2  bpy==5.2.3  (5.2 LTS), Python 3.13, torch 2.13.0 from PyPI (no CPU
-#                         build of it exists for 3.13 on PyPI; PyPI's runs on the CPU too),
-#                         numpy 2 (bpy 5.2.3 requires numpy>=2.2)
+#      .venv-blender-5.2  bpy==5.2.3  (5.2 LTS), Python 3.13, numpy 2 (bpy 5.2.3 requires
+#                         numpy>=2.2), and no torch, as in an installed extension: the model
+#                         runs on onnxruntime (PyPI has no CPU-only torch for 3.13; its CUDA
+#                         build would take ~6 GB). Its tests load test checkpoints that
+#                         tools/test.sh builds in .venv (tests/toy.py).
 #    Created once and reused (stamp file); pip's cache keeps the ~400 MB bpy wheels.
 #    STREAMTALKER_BLENDERS="4.5 5.2" (default) picks which; "" creates none.
 find_python313() {
@@ -69,31 +71,40 @@ find_python313() {
   done
   return 1
 }
-make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN
-  local ver=$1 py=$2 bpy_pin=$3 numpy_pin=$4 dir=".venv-blender-$1"
+make_blender_env() {  # make_blender_env VERSION PYTHON BPY_PIN NUMPY_PIN TORCH(yes|no)
+  local ver=$1 py=$2 bpy_pin=$3 numpy_pin=$4 torch=$5 dir=".venv-blender-$1"
   local env_stamp="$dir/.streamtalker-installed"
   local env_want
   env_want="$( (cat pyproject.toml tools/setup.sh; echo "$ORT_VERSION") | sha256sum | cut -c1-16)"
   [ "$(cat "$env_stamp" 2>/dev/null)" = "$env_want" ] && return 0
+  if [ "$torch" = no ] && "$dir/bin/python" -c 'import torch' >/dev/null 2>&1; then
+    echo "setup: $dir has torch, which its recipe no longer takes: creating it again"
+    rm -rf "$dir"
+  fi
   if [ ! -x "$dir/bin/python" ]; then
     echo "setup: creating $dir (Blender $ver) with $("$py" --version)"
     "$py" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip
   fi
   echo "setup: installing Python packages into $dir ($bpy_pin)"
-  "$dir/bin/python" -m pip install -q "torch==2.13.0" "$numpy_pin" "$bpy_pin" sounddevice
-  "$dir/bin/python" -m pip install -q -e ".[test,export]" "$numpy_pin" \
+  local extras="test"
+  if [ "$torch" = yes ]; then
+    "$dir/bin/python" -m pip install -q "torch==2.13.0" "$numpy_pin"
+    extras="test,export"
+  fi
+  "$dir/bin/python" -m pip install -q "$numpy_pin" "$bpy_pin" sounddevice
+  "$dir/bin/python" -m pip install -q -e ".[$extras]" "$numpy_pin" \
     "onnxruntime==$ORT_VERSION"
   echo "$env_want" > "$env_stamp"
 }
 for ver in ${STREAMTALKER_BLENDERS-4.5 5.2}; do
   case "$ver" in
-    4.5) make_blender_env 4.5 "$PY" "bpy==4.5.15" "numpy<2" ;;
+    4.5) make_blender_env 4.5 "$PY" "bpy==4.5.15" "numpy<2" yes ;;
     5.2) py313=$(find_python313) || {
            echo "setup: error: Blender 5.2's environment needs Python 3.13 (set PYTHON313, or" \
                 "'pyenv install 3.13'); or leave 5.2 out with STREAMTALKER_BLENDERS=\"4.5\"" >&2
            exit 1; }
-         make_blender_env 5.2 "$py313" "bpy==5.2.3" "numpy>=2.2,<3" ;;
+         make_blender_env 5.2 "$py313" "bpy==5.2.3" "numpy>=2.2,<3" no ;;
     *) echo "setup: error: no environment recipe for Blender '$ver' (known: 4.5 5.2)" >&2
        exit 1 ;;
   esac

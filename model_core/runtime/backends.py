@@ -7,7 +7,7 @@ network's two calls per chunk -- the condition predictor once (``condition`` +
 ``denoise_prepare``) and the diffusion head at each DDIM step (``denoise_step``):
 
 * ``"torch"``: :class:`~model_core.runtime.model.StreamTalkerModel` (PyTorch, CPU or CUDA;
-  training, vertex models and pretrained speech encoders need it);
+  training, exporting and pretrained speech encoders need it);
 * ``"onnx"``: :class:`~model_core.runtime.onnx_backend.OnnxModel` (onnxruntime on the CPU,
   numpy; never imports torch), running the graphs of ``streamtalker export-onnx``.
 

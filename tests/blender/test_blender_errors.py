@@ -179,10 +179,18 @@ def test_strip_choice_errors(ready, bpy_mod):
 
 
 def test_device_without_cuda_is_reported(ready, bpy_mod):
-    import torch
+    """Device GPU (CUDA) runs where torch sees a GPU; else it is refused before any work,
+    saying why: no GPU, or (an environment without torch, as an installed extension has) no
+    PyTorch at all."""
+    from streamtalker_addon import core
     bpy = bpy_mod
     scene, head, strip, before = ready
     scene.streamtalker.device = "cuda"
+    if not core.torch_available():
+        _fails(bpy, "PyTorch is not installed: set Device to CPU")
+        assert _state(bpy, head) == before
+        return
+    import torch
     if torch.cuda.is_available():
         assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
     else:

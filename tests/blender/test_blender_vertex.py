@@ -9,25 +9,17 @@ import pytest
 
 from bl_helpers import add_strip, import_facecap, keyed, pump, speech_path, strip_frames
 
-V, K = 60, 4
+from toy import VERTEX_RIG_K as K, VERTEX_RIG_V as V
 
 
 @pytest.fixture(scope="module")
 def vertex_rig_and_checkpoint(tmp_path_factory):
     """(basis [V, 3], deltas [K, V, 3], names, checkpoint path): a small rig and a small
-    (untrained: the test is about the pipeline) vertex model whose codec spans it."""
-    from model_core.vertex import PCACodec, VertexModel
-    rng = np.random.default_rng(0)
-    basis = rng.normal(size=(V, 3)).astype(np.float32)
-    deltas = (0.05 * rng.normal(size=(K, V, 3))).astype(np.float32)
-    w = rng.uniform(0, 1, size=(400, K)).astype(np.float32)
-    offsets = np.einsum("tk,kvc->tvc", w, deltas)
-    codec = PCACodec.fit([offsets], n_components=K)
-    vm = VertexModel.create(codec, ["speaker"], fps=30.0, d_model=32, head_dim=32,
-                            predictor_ff=64, head_ff=64, encoder_channels=16, history_frames=8,
-                            sample_steps=2)
-    path = vm.save(tmp_path_factory.mktemp("vertex") / "rig_model.safetensors")
-    return basis, deltas, [f"key{k}" for k in range(K)], path
+    (untrained: the test is about the pipeline) vertex model whose codec spans it
+    (tests/toy.py; prebuilt where torch is not installed)."""
+    from toy import checkpoint_for_tests, vertex_rig
+    basis, deltas, names, _ = vertex_rig()
+    return basis, deltas, names, checkpoint_for_tests("vertex", tmp_path_factory.mktemp("vertex"))
 
 
 def _rig_mesh(bpy, basis, deltas, names):
@@ -49,7 +41,6 @@ def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, 
                                                                    vertex_rig_and_checkpoint):
     import model_core as mc
     from model_core.vertex.retarget import fit_shape_key_weights
-    from model_core.vertex import VertexModel
     from streamtalker_addon import audio_source
 
     bpy = bpy_mod
@@ -69,7 +60,9 @@ def test_generate_with_a_vertex_checkpoint_keys_the_fitted_weights(empty_scene, 
     assert sorted(keys) == names                      # every unmuted key, not the muted one
     frames = np.arange(*strip_frames(strip)[1:], dtype=np.float32)
     samples = audio_source.strip_source(scene, strip).read()
-    verts = VertexModel.load(path).generate(samples, mc.MODEL_SAMPLE_RATE, basis, seed=2, fps=25.0)
+    # the add-on runs the CPU on onnxruntime (torch and onnx agree: tests/test_vertex.py)
+    model = mc.load_model(path, backend="onnx")
+    verts = model.generate(samples, mc.MODEL_SAMPLE_RATE, basis, seed=2, fps=25.0)
     expected = fit_shape_key_weights(verts, basis, deltas)
     assert expected.shape == (len(frames), K)
     for k, name in enumerate(names):
