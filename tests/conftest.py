@@ -1,5 +1,5 @@
 """Shared fixtures: the test checkpoint (a model trained for a few hundred steps on the toy
-task in tests/toy.py, built here, never shipped) and real speech from inputs/ (fetched by
+task in tests/toy.py, built per test run, never shipped) and real speech from inputs/ (fetched by
 the README's set-up, tools/fetch_inputs.py)."""
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ BLOCK_TORCH = textwrap.dedent("""
     class _NoTorch:
         def find_spec(self, name, path=None, target=None):
             if name == "torch" or name.startswith("torch."):
-                raise ImportError(f"No module named {name!r} (blocked by the test)")
+                # (as a real missing torch: ModuleNotFoundError naming the top module)
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)",
+                                          name=name.split(".")[0])
             return None
     sys.meta_path.insert(0, _NoTorch())
 """)
@@ -107,6 +109,24 @@ def test_cli_generate_without_torch(tmp_path):
     """, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "onnx backend" in r.stdout and out.is_file()
+
+
+def test_cli_commands_that_need_torch_say_how_to_install_it(tmp_path):
+    """torch is an optional dependency (pyproject extras): train and export-onnx without it
+    end with one line naming the CPU build to install, not a traceback."""
+    w = copy_checkpoint(tmp_path)
+    r = without_torch(f"""
+        from model_core.cli import main
+        print(main(["export-onnx", {str(w)!r}, "-o", {str(tmp_path / "x.onnx")!r}]))
+        print(main(["train", "configs/default.toml"]))
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["2", "2"]
+    lines = r.stderr.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["streamtalker export-onnx", "streamtalker train"]
+    for ln in lines:
+        assert "needs PyTorch" in ln and "pip install torch==2.13.0" in ln, ln
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_clear_error_without_export_and_without_torch(tmp_path):

@@ -131,14 +131,14 @@ PREBUILT = {"toy": ("toy-bursts-test.safetensors", build_toy_checkpoint),
             "vertex": ("vertex-rig-test.safetensors", build_vertex_checkpoint)}
 
 
-#: Where a test environment without torch finds the test checkpoints (tests/toy.py's
-#: PREBUILT, each with its ONNX export beside it): a folder made by ``python tests/toy.py
+#: Where a test environment without torch finds the test checkpoints (:data:`PREBUILT`,
+#: each with its ONNX export beside it): a folder made by ``python tests/toy.py
 #: FOLDER`` in an environment with torch (tools/test.sh does).
 PREBUILT_ENV = "STREAMTALKER_TEST_CHECKPOINTS"
 
 
 def checkpoint_for_tests(kind: str, folder: Path) -> Path:
-    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``: tests/toy.py's PREBUILT):
+    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``: :data:`PREBUILT`):
     trained into ``folder`` where torch is installed; else the prebuilt one in
     $STREAMTALKER_TEST_CHECKPOINTS (the test fails, naming the command, when it is not
     there)."""

@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``streamtalker`` console script; returns the exit status.
 
-    Errors (bad files, settings, unwritable outputs: ValueError, OSError and their kin) are
-    one line on stderr with exit status 2; warnings one line each; Ctrl+C exits 130 (``live``
+    Errors (bad files, settings, unwritable outputs: ValueError, OSError and their kin; a
+    command that needs an optional package, torch say, where it is not installed) are one line on stderr with exit
+    status 2; warnings one line each; Ctrl+C exits 130 (``live``
     saves its take first).
     """
     parser = build_parser()
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = one_line
     try:
         return args.func(args)
+    except ImportError as e:   # an optional package this command needs is missing
+        if (getattr(e, "name", None) or "").split(".")[0] == "torch":
+            e = ("this command needs PyTorch, which is not installed here (running a model "
+                 "does not: generate, evaluate and live use the onnx backend without it). "
+                 "Install the CPU build: pip install torch==2.13.0 (a bare 'torch' pulls "
+                 "several GB of CUDA wheels), then pip install 'streamtalker[train,export]'")
+        print(f"{prefix}: error: {e}", file=sys.stderr)
+        return 2
     except (StreamTalkerError, ValueError, OSError) as e:
         print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
