@@ -25,9 +25,9 @@ import bpy
 
 from . import jobs
 from . import mapping as mapping_mod
-from .core import ModelCoreMissing, load_model_cached, mc_submodule
+from .core import ModelCoreMissing, mc_submodule
 from .errors import CheckpointError, PlanError, StreamTalkerError
-from .worker import friendly_error
+from .worker import friendly_error, load_session_model
 
 #: Seconds between timer calls while Live runs: 5 ms, Blender's event-loop granularity, so a
 #: frame waits at most ~5 ms for the main thread once the model made it (a call with nothing
@@ -79,8 +79,8 @@ class LiveJob:
             raise PlanError(str(e)) from None
         s = self.settings
         try:
-            model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
-        except (FileNotFoundError, CheckpointError) as e:
+            model = load_session_model(s)
+        except CheckpointError as e:
             raise PlanError(f"the model could not be loaded: {e}") from None
         channels = list(model.channel_names)
         self.channels = channels
@@ -265,8 +265,8 @@ def start_live(context, target: str = "", device: str | None = None, use_timer: 
     """Plan (:func:`.planning.plan_live`), open the device and start Live as the active job.
 
     Raises:
-        StreamTalkerError: no target / mapping / model, a vertex model, a job running, no
-            input device, refused sample rate, device error (the message is for the user).
+        StreamTalkerError: no target / mapping / model, a vertex model and a mesh of another
+            topology, a job running, no input device, refused sample rate, device error (the message is for the user).
     """
     from .planning import plan_live
     obj, targets, settings, fps = plan_live(context, target)

@@ -28,7 +28,8 @@ class ModelSettings:
         checkpoint: checkpoint path, or "" for the bundled default.
         device: "cpu" or "cuda".
         seed: sampling seed. style: identity index or None. steps: DDIM steps or None.
-        strengths: {region: factor} (see :func:`mapping.apply_strength`).
+        strengths: {region: factor} (see :func:`mapping.apply_strength`); empty for a
+            vertex model.
         kind: the checkpoint's kind (``describe_checkpoint``): "arkit" or "vertex".
         channels: the model's output channels (for a vertex model, the rig's shape keys
             once :func:`plan_generation` has read the rig).
@@ -169,7 +170,10 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
     from .preferences import cpu_threads
     return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                          style=None if s.style < 0 else int(s.style),
-                         steps=int(s.steps) or None, strengths=s.strengths(),
+                         steps=int(s.steps) or None,
+                         # region strengths are for ARKit channels: a vertex model's are
+                         # the mesh's own shape keys
+                         strengths={} if info.kind == "vertex" else s.strengths(),
                          kind=info.kind, channels=list(info.channel_names),
                          n_vertices=info.n_vertices, threads=cpu_threads())
 
@@ -193,6 +197,29 @@ def pick_strip(scene, name: str):
         raise SourceError(f"scene '{scene.name}' has {len(strips)} sound strips: choose one "
                           f"under Source")
     return strips[0]
+
+
+def read_vertex_rig(obj, settings) -> dict:
+    """For a vertex model: check that ``obj``'s topology is the model's, read its rig
+    (:func:`keyframes.read_rig`: basis, deltas and names of every unmuted shape key) into
+    ``settings.rig`` and ``settings.channels``, and return the targets {key: key} -- the
+    model's meshes are fitted onto those keys.
+
+    Raises:
+        PlanError: another vertex count (naming both), or no usable shape keys.
+    """
+    n_vertices = settings.n_vertices
+    if len(obj.data.vertices) != n_vertices:
+        raise PlanError(f"mesh '{obj.name}' has {len(obj.data.vertices)} vertices but the "
+                        f"vertex model makes {n_vertices}-vertex meshes: choose a mesh "
+                        f"with the training data's topology (e.g. FLAME, 5023, for "
+                        f"VOCASET) or an ARKit checkpoint")
+    try:
+        settings.rig = keyframes.read_rig(obj)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
+    settings.channels = list(settings.rig["names"])
+    return {name: name for name in settings.rig["names"]}
 
 
 def plan_generation(context, scene=None, strip=None, target: str = "",
@@ -223,21 +250,8 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
         source = audio_source.file_source(scene, s.filepath)
     settings = model_settings(s, checkpoint)
     channels = settings.channels
-    n_vertices = settings.n_vertices
     if settings.kind == "vertex":
-        # a vertex model: its meshes are fitted onto every unmuted shape key of the mesh
-        if len(obj.data.vertices) != n_vertices:
-            raise PlanError(f"mesh '{obj.name}' has {len(obj.data.vertices)} vertices but the "
-                              f"vertex model makes {n_vertices}-vertex meshes: choose a mesh "
-                              f"with the training data's topology (e.g. FLAME, 5023, for "
-                              f"VOCASET) or an ARKit checkpoint")
-        try:
-            settings.rig = keyframes.read_rig(obj)
-        except ValueError as e:
-            raise PlanError(str(e)) from None
-        targets = {name: name for name in settings.rig["names"]}
-        settings.channels = list(settings.rig["names"])
-        unmatched = []
+        targets, unmatched = read_vertex_rig(obj, settings), []
     else:
         targets, unmatched = resolve_mapping(obj, channels)
         if unmatched:
@@ -252,7 +266,7 @@ def plan_live(context, target: str = ""):
 
     Raises:
         PlanError: another job is running, no target / mapping / model, or a vertex model
-            (Live takes ARKit models).
+            and a mesh of another topology.
     """
     from . import jobs
     busy = jobs.active_job()
@@ -263,9 +277,9 @@ def plan_live(context, target: str = ""):
     obj = target_object(context, target)
     settings = model_settings(scene.streamtalker)
     if settings.kind == "vertex":
-        raise PlanError("Live needs an ARKit checkpoint (or the bundled model); a vertex "
-                        "model works with Generate Lip Sync")
-    targets, _unmatched = resolve_mapping(obj, settings.channels)
+        targets = read_vertex_rig(obj, settings)
+    else:
+        targets, _unmatched = resolve_mapping(obj, settings.channels)
     return obj, targets, settings, audio_source.scene_fps(scene)
 
 

@@ -1,9 +1,9 @@
 """Generate jobs: a worker thread runs the model, the main thread writes keys.
 
 Threading rule: only the main thread touches ``bpy`` data. The :class:`Worker` thread
-reads the audio (:class:`~.audio_source.AudioSource`), loads the model (cached, any kind),
-opens a session at the scene's fps -- the model's session, or for a vertex model its meshes
-fitted onto the rig's shape keys (``model_core.vertex.retarget.RetargetSession``) -- and
+reads the audio (:class:`~.audio_source.AudioSource`), loads the model
+(:func:`load_session_model`: any kind; a vertex model fitted onto the rig's shape keys),
+opens its session at the scene's fps and
 runs it with model_core's one driver (``model_core.runtime.driver.run``), putting messages
 on a :class:`queue.Queue`:
 
@@ -52,6 +52,31 @@ def friendly_error(e: BaseException) -> str:
     return f"unexpected error ({type(e).__name__}: {e}); details in the system console"
 
 
+def load_session_model(settings):
+    """The model a Generate or Live job drives (any thread; cached by
+    :func:`~.core.load_model_cached`): the checkpoint's model, or for a vertex model
+    (``settings.kind == "vertex"``) that model fitted onto the target mesh's shape keys
+    (``settings.rig``, read by the plan): a ``model_core.vertex.retarget.RetargetedModel``,
+    whose sessions give shape-key weights like an ARKit model's. One path for every kind.
+
+    Raises:
+        PlanError: the checkpoint file is gone; a vertex model without the rig read.
+        CheckpointError, ValueError, ModelCoreMissing: as ``load_model_cached``.
+    """
+    s = settings
+    try:
+        model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
+    except FileNotFoundError as e:
+        raise PlanError(f"the model could not be loaded: {e}") from None
+    if s.kind != "vertex":
+        return model
+    if s.rig is None:
+        raise PlanError("a vertex model needs the mesh's shape keys read first; run it "
+                        "from the panel")
+    return mc_submodule("vertex.retarget").RetargetedModel(
+        model, s.rig["basis"], s.rig["deltas"], s.rig["names"])
+
+
 class Worker(threading.Thread):
     """Runs one generation off the main thread. Never touches bpy.
 
@@ -67,32 +92,15 @@ class Worker(threading.Thread):
         self.out = out
         self.cancel_event = threading.Event()
 
-    def _session(self, model):
-        """The session to run: the model's own, or for a vertex model (the plan read the
-        rig: ``settings.kind == "vertex"``) its meshes fitted onto the rig's shape keys."""
-        s = self.settings
-        kw = dict(seed=s.seed, style=s.style, steps=s.steps, fps=self.source.fps)
-        if s.kind != "vertex":
-            return model.stream(**kw)
-        if s.rig is None:
-            raise PlanError("a vertex model needs the mesh's shape keys read first; run "
-                            "Generate from the panel")
-        retarget = mc_submodule("vertex.retarget")
-        return retarget.RetargetSession(
-            model.stream(s.rig["basis"], **kw),
-            retarget.ShapeKeyRetargeter(s.rig["basis"], s.rig["deltas"]), s.rig["names"])
-
     def run(self) -> None:
         try:
             s = self.settings
-            try:
-                model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
-            except FileNotFoundError as e:
-                raise PlanError(f"the model could not be loaded: {e}") from None
+            model = load_session_model(s)
             samples = self.source.read()
             for note in self.source.notes:
                 self.out.put(("note", note))
-            session = self._session(model)
+            session = model.stream(seed=s.seed, style=s.style, steps=s.steps,
+                                   fps=self.source.fps)
             self.out.put(("model", list(session.channel_names)))
             driver = mc_submodule("runtime.driver")
             try:
@@ -191,7 +199,7 @@ class GenerateJob:
                 if kind == "model":
                     self._ensure_writer(payload)
                 elif kind == "frames":
-                    if self.settings.strengths and self.settings.kind != "vertex":
+                    if self.settings.strengths:
                         payload = mapping_mod.apply_strength(payload, self.channels,
                                                              self.settings.strengths)
                     self.writer.append(payload)

@@ -257,7 +257,7 @@ def test_describe_checkpoint_and_the_one_loader(voca, trained, tmp_path):
     load_model returns the matching kind; every session is a Session."""
     import model_core as mc
     from model_core.runtime.driver import Session, run
-    from model_core.vertex.retarget import RetargetSession, ShapeKeyRetargeter
+    from model_core.vertex.retarget import RetargetSession, RetargetedModel, ShapeKeyRetargeter
     vm, path = trained
     info = mc.describe_checkpoint(path)
     assert (info.kind, info.n_vertices, info.fps) == ("vertex", vm.n_vertices, 30.0)
@@ -281,6 +281,13 @@ def test_describe_checkpoint_and_the_one_loader(voca, trained, tmp_path):
     assert isinstance(rt, Session) and rt.channel_names == ["a", "b", "c"]
     w = run(rt, s.samples)
     assert w.shape == (len(verts), 3) and w.min() >= 0 and w.max() <= 1
+    # the same, driven as an ARKit model is (stream(seed, style, ...) without a template):
+    # what the add-on's Generate and Live run for a vertex model
+    rm = RetargetedModel(back, s.template, deltas, ["a", "b", "c"])
+    assert (rm.channel_names, rm.fps, rm.sample_rate) == (["a", "b", "c"], 30.0, SR)
+    np.testing.assert_array_equal(run(rm.stream(seed=1, style=0), s.samples, 1234), w)
+    with pytest.raises(ValueError, match="2 names for 3 shape keys"):
+        RetargetedModel(back, s.template, deltas, ["a", "b"])
     # a codec beside a checkpoint that is no latent model is refused, naming the file
     import shutil
     arkit = tmp_path / "arkit"

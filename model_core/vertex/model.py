@@ -110,6 +110,11 @@ class VertexModel:
         return self.model.fps
 
     @property
+    def sample_rate(self) -> int:
+        """The audio rate the model takes, Hz (16 000)."""
+        return self.model.sample_rate
+
+    @property
     def n_vertices(self) -> int:
         return self.codec.n_vertices
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import lsq_linear
 
-__all__ = ["ShapeKeyRetargeter", "RetargetSession", "fit_shape_key_weights"]
+__all__ = ["ShapeKeyRetargeter", "RetargetSession", "RetargetedModel",
+           "fit_shape_key_weights"]
 
 
 class ShapeKeyRetargeter:
@@ -131,6 +132,46 @@ class RetargetSession:
 
     def flush(self) -> np.ndarray:
         return self._fit(self.session.flush())
+
+
+class RetargetedModel:
+    """A vertex model seen through one shape-key rig: its sessions give the rig's shape-key
+    weights, so whatever drives an ARKit model (a file, a sound strip, a live microphone)
+    drives it the same way: ``stream(seed, style, steps, fps)``, ``fps``, ``sample_rate``,
+    ``channel_names`` (the K key names).
+
+    Args:
+        model: a :class:`~model_core.vertex.model.VertexModel` (torch or onnx backend);
+        basis: float [V, 3], the rig's basis shape, also the speaker template the model's
+            offsets are added to; deltas: float [K, V, 3] (:class:`ShapeKeyRetargeter`);
+        names: the K shape-key names.
+    Raises:
+        ValueError: as :class:`ShapeKeyRetargeter`, or ``names`` is not K names.
+    """
+
+    def __init__(self, model, basis, deltas, names):
+        self.model = model
+        self.basis = np.asarray(basis, np.float32)
+        self.retargeter = ShapeKeyRetargeter(basis, deltas)
+        self.channel_names = [str(n) for n in names]
+        if len(self.channel_names) != self.retargeter.n_keys:
+            raise ValueError(f"{len(self.channel_names)} names for "
+                             f"{self.retargeter.n_keys} shape keys")
+
+    @property
+    def fps(self) -> float:
+        return self.model.fps
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    def stream(self, seed: int = 0, style=None, **kwargs) -> RetargetSession:
+        """A :class:`RetargetSession` over the model's session with the basis as template;
+        ``seed``, ``style`` and the keywords (``steps``, ``fps``, ...) as
+        :meth:`VertexModel.stream <model_core.vertex.model.VertexModel.stream>`."""
+        return RetargetSession(self.model.stream(self.basis, seed=seed, style=style, **kwargs),
+                               self.retargeter, self.channel_names)
 
 
 def fit_shape_key_weights(vertices, basis, deltas, lower: float = 0.0, upper: float = 1.0,

@@ -90,18 +90,45 @@ def test_vertex_checkpoint_on_another_topology_is_refused(empty_scene, bpy_mod,
     assert head.data.shape_keys.animation_data.action == before
 
 
-def test_live_with_a_vertex_checkpoint_says_so(empty_scene, bpy_mod, vertex_rig_and_checkpoint):
+def test_live_with_a_vertex_checkpoint_moves_the_rigs_shape_keys(empty_scene, bpy_mod, mic,
+                                                                 speech,
+                                                                 vertex_rig_and_checkpoint):
+    """Live drives a vertex model like Generate does (one path: the meshes fitted onto the
+    mesh's unmuted shape keys, region strengths not applied); another topology is refused
+    before the microphone opens."""
+    import time
     from streamtalker_addon import jobs, live
     from streamtalker_addon.errors import StreamTalkerError
     bpy = bpy_mod
-    *_, path = vertex_rig_and_checkpoint
-    head = import_facecap(bpy)
-    bpy.context.view_layer.objects.active = head
+    basis, deltas, names, path = vertex_rig_and_checkpoint
     s = empty_scene.streamtalker
     s.model_source, s.checkpoint = "FILE", str(path)
-    with pytest.raises(StreamTalkerError, match="Live needs an ARKit checkpoint"):
-        live.start_live(bpy.context, use_timer=False)
+    s.strength_lips = 0.0                    # ARKit regions: must not zero the rig's keys
+    head = import_facecap(bpy)
+    bpy.context.view_layer.objects.active = head
+    with pytest.raises(StreamTalkerError, match=f"has 2694 vertices but the vertex model "
+                                                f"makes {V}-vertex"):
+        live.start_live(bpy.context, device=mic.device, use_timer=False)
     assert jobs.active_job("live") is None
+
+    obj = _rig_mesh(bpy, basis, deltas, names)
+    kb = obj.data.shape_keys.key_blocks
+    muted_before = kb["muted"].value
+    mic.start_writer(speech[:4 * 16000], lead_s=0.5)
+    sess = live.start_live(bpy.context, device=mic.device, use_timer=False)
+    assert sess.channels == names
+    seen = []
+    t_end = time.monotonic() + 4.0
+    while time.monotonic() < t_end:
+        assert jobs.drain() is not None, sess.error
+        seen.append([kb[n].value for n in names])
+        time.sleep(0.02)
+    jobs.cancel_active("live")
+    assert sess.state == "stopped" and sess.frames_applied > 0
+    seen = np.array(seen)
+    assert seen.min() >= 0.0 and seen.max() <= 1.0
+    assert np.ptp(seen) > 0.01, "the rig's shape keys did not move"
+    assert kb["muted"].value == muted_before      # not a target: left alone
 
 
 def test_panel_names_a_vertex_checkpoint_without_loading_it(bpy_mod, vertex_rig_and_checkpoint,
