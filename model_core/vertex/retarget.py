@@ -151,20 +151,13 @@ class RetargetedModel:
 
     def __init__(self, model, basis, deltas, names):
         self.model = model
+        self.fps, self.sample_rate = model.fps, model.sample_rate
         self.basis = np.asarray(basis, np.float32)
         self.retargeter = ShapeKeyRetargeter(basis, deltas)
         self.channel_names = [str(n) for n in names]
         if len(self.channel_names) != self.retargeter.n_keys:
             raise ValueError(f"{len(self.channel_names)} names for "
                              f"{self.retargeter.n_keys} shape keys")
-
-    @property
-    def fps(self) -> float:
-        return self.model.fps
-
-    @property
-    def sample_rate(self) -> int:
-        return self.model.sample_rate
 
     def stream(self, seed: int = 0, style=None, **kwargs) -> RetargetSession:
         """A :class:`RetargetSession` over the model's session with the basis as template;
