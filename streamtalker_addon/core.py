@@ -202,8 +202,8 @@ def _load(mc, path, device: str, threads: int):
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     """``model_core.load_model(path, device, backend=...)`` (a StreamTalkerModel, or a
     VertexModel for a vertex checkpoint) on the backend :func:`backend_for` picks, cached by
-    (path, file mtime, device, threads: onnxruntime's count is fixed per loaded model); sets the CPU thread count first (:func:`set_threads`,
-    ``threads`` 0 = automatic).
+    (path, file mtime, device, threads: onnxruntime's count is fixed per loaded model); sets
+    the CPU thread count first (:func:`set_threads`, ``threads`` 0 = automatic).
 
     Thread-safe: the worker thread calls it. ``path`` None or "" means the bundled default.
 

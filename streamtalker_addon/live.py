@@ -266,7 +266,8 @@ def start_live(context, target: str = "", device: str | None = None, use_timer: 
 
     Raises:
         StreamTalkerError: no target / mapping / model, a vertex model and a mesh of another
-            topology, a job running, no input device, refused sample rate, device error (the message is for the user).
+            topology, a job running, no input device, refused sample rate, device error (the
+            message is for the user).
     """
     from .planning import plan_live
     obj, targets, settings, fps = plan_live(context, target)

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``streamtalker`` console script; returns the exit status.
 
     Errors (bad files, settings, unwritable outputs: ValueError, OSError and their kin; a
-    command that needs an optional package, torch say, where it is not installed) are one line on stderr with exit
-    status 2; warnings one line each; Ctrl+C exits 130 (``live``
+    command that needs an optional package, torch say, where it is not installed) are one
+    line on stderr with exit status 2; warnings one line each; Ctrl+C exits 130 (``live``
     saves its take first).
     """
     parser = build_parser()
