@@ -3,8 +3,8 @@
 Threading rule: only the main thread touches ``bpy`` data. The :class:`Worker` thread
 reads the audio (:class:`~.audio_source.AudioSource`), loads the model
 (:func:`load_session_model`: any kind; a vertex model fitted onto the rig's shape keys),
-opens its session at the scene's fps and runs it with model_core's one driver (``model_core.runtime.driver.run``), putting messages
-on a :class:`queue.Queue`:
+opens its session at the scene's fps and runs it with model_core's one driver
+(``model_core.runtime.driver.run``), putting messages on a :class:`queue.Queue`:
 
 * ``("model", channel_names)`` once the model is loaded and the audio read,
 * ``("frames", array float32 [n, D])`` as frames become ready,

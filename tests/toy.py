@@ -85,8 +85,9 @@ def build_toy_checkpoint(path: Path) -> Path:
     from model_core.training.batches import ChunkBatcher, fit_normalization, train_steps
 
     torch.manual_seed(0)
-    cfg = mc.ModelConfig(n_styles=2, training={"name": "toy-bursts test checkpoint",
-                                               "note": "built by tests/toy.py; not a lip-sync model"})
+    cfg = mc.ModelConfig(n_styles=2, training={
+        "name": "toy-bursts test checkpoint",
+        "note": "built by tests/toy.py; not a lip-sync model"})
     model = mc.StreamTalkerModel.from_config(cfg)
     utts = toy_corpus(24)
     fit_normalization(model, utts)
