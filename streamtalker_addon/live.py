@@ -80,7 +80,7 @@ class LiveJob:
         s = self.settings
         try:
             model = load_session_model(s)
-        except CheckpointError as e:
+        except (CheckpointError, ValueError) as e:   # CheckpointError is a ValueError
             raise PlanError(f"the model could not be loaded: {e}") from None
         channels = list(model.channel_names)
         self.channels = channels

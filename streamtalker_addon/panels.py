@@ -133,6 +133,7 @@ class STREAMTALKER_PT_model(_Base, Panel):
         layout = self.layout
         s = context.scene.streamtalker
         layout.prop(s, "model_source", text="")
+        n = None
         if s.model_source == "FILE":
             layout.prop(s, "checkpoint", text="")
             n = _vertex_model_size(s.checkpoint)
@@ -145,7 +146,8 @@ class STREAMTALKER_PT_model(_Base, Panel):
         col.prop(s, "seed")
         col.prop(s, "style")
         col = layout.column(align=True)
-        col.label(text="Strength")
+        col.enabled = not n       # region strengths scale ARKit channels only
+        col.label(text="Strength (ARKit models only)" if n else "Strength")
         for region in mapping_mod.strength_regions():
             col.prop(s, f"strength_{region}", slider=True)
 

@@ -59,13 +59,16 @@ def load_session_model(settings):
     whose sessions give shape-key weights like an ARKit model's. One path for every kind.
 
     Raises:
-        PlanError: the checkpoint file is gone; a vertex model without the rig read.
+        PlanError: the checkpoint file is gone, or a package it needs is missing; a vertex
+            model without the rig read.
         CheckpointError, ValueError, ModelCoreMissing: as ``load_model_cached``.
     """
     s = settings
     try:
         model = load_model_cached(s.checkpoint or None, s.device, threads=s.threads)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ImportError) as e:
+        # ImportError: e.g. a checkpoint without its ONNX export, torch importable but not
+        # the onnx package to export it with (the message says what to install)
         raise PlanError(f"the model could not be loaded: {e}") from None
     if s.kind != "vertex":
         return model

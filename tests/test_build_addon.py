@@ -225,8 +225,9 @@ def test_the_addon_has_no_installer_and_no_network_code():
 
 
 def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
-    """Every model kind (ARKit, latent, vertex) runs on the bundled ONNX Runtime on the CPU,
-    with or without torch; CUDA needs torch."""
+    """The CPU runs on the bundled ONNX Runtime (one backend per device, whatever the model
+    kind: tests/blender/test_blender_vertex.py runs a vertex model there), with or without
+    torch; CUDA needs torch."""
     from streamtalker_addon import core
     assert core.backend_for("cpu") == "onnx"
     monkeypatch.setattr(core, "torch_available", lambda: True)

@@ -125,7 +125,7 @@ def test_cli_commands_that_need_torch_say_how_to_install_it(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert [ln.split(":")[0] for ln in lines] == ["streamtalker export-onnx", "streamtalker train"]
     for ln in lines:
-        assert "needs PyTorch" in ln and "pip install torch==2.13.0" in ln, ln
+        assert "needs PyTorch" in ln and "pip install torch==2.13.0 --index-url" in ln, ln
     assert not (tmp_path / "x.onnx").exists()
 
 

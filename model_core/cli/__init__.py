@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         if (getattr(e, "name", None) or "").split(".")[0] == "torch":
             e = ("this command needs PyTorch, which is not installed here (running a model "
                  "does not: generate, evaluate and live use the onnx backend without it). "
-                 "Install the CPU build: pip install torch==2.13.0 (a bare 'torch' pulls "
-                 "several GB of CUDA wheels), then pip install 'streamtalker[train,export]'")
+                 "Install the CPU build, pip install torch==2.13.0 --index-url "
+                 "https://download.pytorch.org/whl/cpu (PyPI's Linux wheel brings several GB "
+                 "of CUDA libraries), then pip install 'streamtalker[train,export]'")
         print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
     except (StreamTalkerError, ValueError, OSError) as e:

@@ -45,8 +45,8 @@ def cmd_export_onnx(args) -> int:
 
     Raises:
         FileExistsError: ``--out`` holds files and no ``--force``; CheckpointError /
-        FileNotFoundError: a bad checkpoint (or a vertex one: torch only for now);
-        ImportError: torch or onnx missing (main prints them as one line).
+        FileNotFoundError: a bad checkpoint; ImportError: torch or onnx missing (main prints
+        it as one line saying what to install).
     """
     import numpy as np
 
@@ -55,10 +55,6 @@ def cmd_export_onnx(args) -> int:
     from ..runtime.onnx_files import CODEC_FILE, EXPORT_FILES, export_dir_for
 
     out = Path(args.out)
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise ImportError("export-onnx needs torch and onnx: pip install torch onnx") from e
     vertex = describe_checkpoint(args.checkpoint).kind == "vertex"
     export_checkpoint(args.checkpoint, out, overwrite=args.force)
     files = [*EXPORT_FILES, CODEC_FILE] if vertex else list(EXPORT_FILES)

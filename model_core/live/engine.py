@@ -320,7 +320,9 @@ class LiveEngine:
     """Live microphone -> model frames.
 
     Args:
-        model: a loaded :class:`~model_core.runtime.model.StreamTalkerModel`.
+        model: anything with ``stream(seed, style, steps, fps)``, ``fps`` and
+            ``channel_names``: a loaded ARKit model (either backend), or a vertex model seen
+            through a shape-key rig (:class:`~model_core.vertex.retarget.RetargetedModel`).
         device: input device (None: default input; index or name, see :func:`resolve_input_device`).
         samplerate: device rate in Hz (4000..384000); None tries 16000 then the device's
             default rate.

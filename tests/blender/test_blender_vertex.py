@@ -139,3 +139,36 @@ def test_panel_names_a_vertex_checkpoint_without_loading_it(bpy_mod, vertex_rig_
     assert panels._vertex_model_size(str(path.with_suffix(".json"))) == V
     assert panels._vertex_model_size(str(toy_checkpoint)) is None
     assert panels._vertex_model_size("/no/such/file.safetensors") is None
+
+
+def test_model_panel_greys_out_region_strengths_for_a_vertex_model(empty_scene, bpy_mod,
+                                                                   vertex_rig_and_checkpoint,
+                                                                   toy_checkpoint):
+    """Region strengths scale ARKit channels; with a vertex checkpoint the panel says so and
+    disables them (Generate and Live do not apply them)."""
+    import types
+    from streamtalker_addon import panels
+
+    class Recorder:                      # stands in for a UILayout
+        def __init__(self, log):
+            self.log, self.enabled = log, True
+
+        def __getattr__(self, name):
+            def call(*args, **kw):
+                sub = Recorder(self.log)
+                self.log.append((name, kw.get("text", ""), sub))
+                return sub
+            return call
+
+    *_, path = vertex_rig_and_checkpoint
+    s = empty_scene.streamtalker
+    s.model_source = "FILE"
+    for ckpt, label, enabled in ((path, "Strength (ARKit models only)", False),
+                                 (toy_checkpoint, "Strength", True)):
+        s.checkpoint = str(ckpt)
+        log = []
+        panels.STREAMTALKER_PT_model.draw(types.SimpleNamespace(layout=Recorder(log)),
+                                          types.SimpleNamespace(scene=empty_scene))
+        strength = [sub for name, text, sub in log if name == "column"][-1]
+        assert [t for n, t, _ in log if n == "label" and t.startswith("Strength")] == [label]
+        assert strength.enabled is enabled
