@@ -194,11 +194,6 @@ def backend_for(device: str) -> str:
     return "onnx"
 
 
-def _load(mc, path, device: str, threads: int):
-    """``mc.load_model`` on the backend :func:`backend_for` picks."""
-    return mc.load_model(path, device=device, threads=threads, backend=backend_for(device))
-
-
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     """``model_core.load_model(path, device, backend=...)`` (a StreamTalkerModel, or a
     VertexModel for a vertex checkpoint) on the backend :func:`backend_for` picks, cached by
@@ -216,7 +211,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         ValueError: unknown or unavailable device (CUDA without torch).
     """
     mc = model_core_module()
-    backend_for(device)  # CUDA without torch: say so before loading anything
+    backend = backend_for(device)  # CUDA without torch: say so before loading anything
     n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
@@ -231,7 +226,8 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     with _lock:
         model = _models.get(key)
         if model is None:   # model_core's one loader: an ARKit or a vertex model
-            model = _load(mc, None if not path else p, device, n_threads)
+            model = mc.load_model(p if path else None, device=device, threads=n_threads,
+                                  backend=backend)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model

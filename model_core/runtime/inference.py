@@ -89,6 +89,16 @@ class InferenceModel:
         """The output :class:`Normalization` (read when a session opens)."""
         raise NotImplementedError
 
+    def ddim_scheduler(self, steps: int, eta: float) -> DDIMScheduler:
+        """The model's DDIM sampler (its noise schedule; x0 kept in the ARKit range, see
+        :meth:`Normalization.x0_bounds`) set to ``steps`` steps, ``eta`` in [0, 1]; what a
+        session and a training rollout sample with."""
+        cfg = self.config
+        scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, eta,
+                                  *self.normalization.x0_bounds())
+        scheduler.set_timesteps(steps)
+        return scheduler
+
     def timestep_cache(self, timesteps: list[int]) -> dict:
         """Per-timestep values the backend's denoiser reuses across chunks (a session builds
         it once and passes it to :meth:`sample_chunk`); empty by default."""

@@ -9,7 +9,7 @@ import torch
 
 from ..face import is_lip_channel
 from .config import ModelConfig
-from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
+from .ddim import NoiseGenerator, sample_ddim
 from .diffusion import DDPMNoiser
 from .device import resolve_device
 from .frontend import frontend_feat_dim
@@ -191,9 +191,7 @@ class StreamTalkerModel(InferenceModel):
         cfg = self.config
         hist = self.normalize(b["rollout_history"])
         B, J, K = b["rollout_align_idx"].shape
-        scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, cfg.eta,
-                                  *self.normalization.x0_bounds())
-        scheduler.set_timesteps(cfg.sample_steps)
+        scheduler = self.ddim_scheduler(cfg.sample_steps, cfg.eta)
         t_cache = self.timestep_cache(scheduler.timesteps)
         noise_scale = self.noise_scale(cfg.lip_temperature)
         rng = NoiseGenerator(int(torch.randint(2 ** 62, (1,), generator=generator)))

@@ -20,7 +20,7 @@ from ..errors import AudioError
 from ..face import fps_fraction, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
-from .ddim import DDIMScheduler, NoiseGenerator
+from .ddim import NoiseGenerator
 from .frontend import make_frontend
 
 #: Seeds are unsigned 64-bit integers (what torch's generator holds; only the low 32 bits seed
@@ -158,10 +158,8 @@ class StreamingSession:
         eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
                            " (0 = deterministic DDIM, 1 = DDPM-like noise)")
         self._norm = model.normalization
-        self.scheduler = DDIMScheduler(cfg.schedule, cfg.train_timesteps, eta,
-                                       *self._norm.x0_bounds())
-        self.scheduler.set_timesteps(cfg.sample_steps if steps is None else check_int(
-            steps, "steps (DDIM steps)", 1, cfg.train_timesteps))
+        self.scheduler = model.ddim_scheduler(cfg.sample_steps if steps is None else check_int(
+            steps, "steps (DDIM steps)", 1, cfg.train_timesteps), eta)
         self.frontend = make_frontend(cfg, model.device)
         self.rng = NoiseGenerator(check_seed(seed))
         self.history = self._norm.rest_history(cfg.history_frames)   # [1, H, D] normalized

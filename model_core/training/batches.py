@@ -69,8 +69,9 @@ class ChunkBatcher:
         self._feat_cache: dict[int, tuple[np.ndarray, int]] = {}
         self._label_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._closure_cache: dict[int, np.ndarray] = {}
-        lengths = np.array([len(u.frames) for u in utterances], np.float64)
-        if len(utterances) == 0 or lengths.sum() == 0:
+        #: frames per utterance, int64 [U]
+        self.lengths = np.array([len(u.frames) for u in utterances], np.int64)
+        if len(utterances) == 0 or self.lengths.sum() == 0:
             raise ValueError("no training frames: give at least one utterance with frames")
         for i, u in enumerate(utterances):
             want = self.geo.n_frames(len(u.samples))
@@ -78,7 +79,7 @@ class ChunkBatcher:
                 raise ValueError(f"utterance {i}: {len(u.frames)} frames for "
                                  f"{len(u.samples) / self.cfg.sample_rate:.3f} s of audio, "
                                  f"expected {want} at {self.cfg.fps} fps")
-        self.p = lengths / lengths.sum()
+        self.p = self.lengths / self.lengths.sum()
 
     def replace(self, i: int, utt: Utterance) -> None:
         """Swap utterance ``i`` for another (streaming from files); sampling stays uniform
@@ -87,8 +88,8 @@ class ChunkBatcher:
         self._feat_cache.pop(i, None)
         self._label_cache.pop(i, None)
         self._closure_cache.pop(i, None)
-        lengths = np.array([len(u.frames) for u in self.utts], np.float64)
-        self.p = lengths / lengths.sum()
+        self.lengths[i] = len(utt.frames)
+        self.p = self.lengths / self.lengths.sum()
 
     def _labels(self, i: int):
         """(viseme per padded mel frame [M + n_mel], per motion frame [T + K_max]) of
@@ -137,7 +138,7 @@ class ChunkBatcher:
         roll = {k: [] for k in ("feats", "mel_offset", "align_idx", "align_w", "history")}
         p = self.p
         if J:   # the chunk must have J chunks of speech before it
-            long = np.array([len(u.frames) > J * K for u in self.utts])
+            long = self.lengths > J * K
             if long.any():
                 p = np.where(long, p, 0.0) / p[long].sum()
             else:
