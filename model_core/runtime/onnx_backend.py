@@ -31,8 +31,8 @@ from .backends import torch_available
 from .config import ModelConfig
 from .device import check_threads
 from .inference import InferenceModel, Normalization
-from .onnx_files import (cache_root, checkpoint_digest, export_dir_for, is_export_dir,
-                         read_export_meta)
+from .onnx_files import (REEXPORT_HINT, cache_root, checkpoint_digest, export_dir_for,
+                         is_export_dir, read_export_meta)
 
 def resolve_export(path: str | os.PathLike | None = None) -> Path:
     """The export folder to run ``path`` with on the onnx backend.
@@ -129,7 +129,7 @@ class OnnxModel(InferenceModel):
             raise CheckpointError(f"{folder / 'normalization.npz'}: unreadable ({e})") from None
         if any(a.shape != (config.dim,) or not np.isfinite(a).all() for a in norm):
             raise CheckpointError(f"{folder / 'normalization.npz'}: expected finite float32 "
-                                  f"[{config.dim}] arrays; re-export the model")
+                                  f"[{config.dim}] arrays; {REEXPORT_HINT}")
         self._norm = Normalization(*norm, clip01=config.output_kind == "arkit")
         try:
             import onnxruntime as ort
@@ -148,7 +148,7 @@ class OnnxModel(InferenceModel):
                     str(folder / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
             except Exception as e:   # onnxruntime raises its own Fail/InvalidGraph types
                 raise CheckpointError(f"{folder / (name + '.onnx')}: onnxruntime cannot load "
-                                      f"it ({e}); re-export the model") from None
+                                      f"it ({e}); {REEXPORT_HINT}") from None
         self._cond_inputs = {i.name for i in self._sessions["condition"].get_inputs()}
 
     @property

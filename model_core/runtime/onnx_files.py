@@ -58,6 +58,11 @@ def checkpoint_digest(checkpoint: str | os.PathLike | None = None) -> str:
     return h.hexdigest()
 
 
+#: How to replace a damaged or outdated export (the end of the errors that find one).
+REEXPORT_HINT = ("re-export with `streamtalker export-onnx CHECKPOINT -o NEW_FOLDER` (needs "
+                 "torch), or reinstall the add-on if it is the bundled model")
+
+
 def read_export_meta(folder: str | os.PathLike) -> dict:
     """The ``model.json`` of an export folder, checked: the format and every file present.
 
@@ -73,12 +78,11 @@ def read_export_meta(folder: str | os.PathLike) -> dict:
                               f"one with `streamtalker export-onnx CHECKPOINT -o {p}`") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{p / 'model.json'}: format {meta.get('format') if isinstance(meta, dict) else None!r} "
-                              f"is not {EXPORT_FORMAT!r}; re-export with `streamtalker "
-                              f"export-onnx CHECKPOINT -o NEW_FOLDER`")
+                              f"is not {EXPORT_FORMAT!r}; {REEXPORT_HINT}")
     missing = [f for f in EXPORT_FILES if not (p / f).is_file()]
     if missing:
         raise CheckpointError(f"{p}: incomplete ONNX export, missing {', '.join(missing)}; "
-                              f"re-export with `streamtalker export-onnx CHECKPOINT -o NEW_FOLDER`")
+                              f"{REEXPORT_HINT}")
     return meta
 
 

@@ -134,6 +134,35 @@ def test_model_failure_in_the_background_leaves_no_data(ready, bpy_mod, tmp_path
     assert _state(bpy, head) == before
 
 
+def test_a_damaged_onnx_export_fails_in_the_background_and_leaves_no_data(
+        ready, bpy_mod, tmp_path, toy_checkpoint):
+    """The installed extension's path: a good checkpoint whose ONNX export (the folder the
+    CPU runs, beside it) has a damaged network file. Loading finds out in the worker; the
+    job fails with the one-line model error and nothing is written."""
+    import shutil
+    from streamtalker_addon import jobs
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    from model_core.runtime.onnx_files import export_dir_for
+    ckpt = tmp_path / "ckpt.safetensors"
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(toy_checkpoint.with_suffix(suffix), ckpt.with_suffix(suffix))
+    if export_dir_for(toy_checkpoint).is_dir():     # prebuilt (no torch here)
+        shutil.copytree(export_dir_for(toy_checkpoint), export_dir_for(ckpt))
+    else:
+        from model_core.runtime.onnx_export import export_checkpoint
+        export_checkpoint(ckpt, export_dir_for(ckpt))
+    (export_dir_for(ckpt) / "denoise.onnx").write_bytes(b"\x00garbage" * 64)
+    scene.streamtalker.checkpoint = str(ckpt)
+    assert bpy.ops.streamtalker.generate() == {"FINISHED"}
+    job = pump()
+    assert job.state == "failed" and "the model could not be loaded" in job.error
+    assert "denoise.onnx" in job.error and "export-onnx" in job.error
+    assert "Traceback" not in job.error
+    assert jobs.active_job() is None
+    assert _state(bpy, head) == before
+
+
 def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypatch, toy_model):
     bpy = bpy_mod
     scene, head, strip, before = ready
