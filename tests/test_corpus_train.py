@@ -114,6 +114,34 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     assert ft.config.training["fine_tuned_from"].endswith("step-0000006.safetensors")
 
 
+def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
+    """[train] stop_at (or --stop-at): the run stops after saving that step, its learning
+    rate on the schedule of `steps` (how the bundled model's stages were stopped); run
+    again, it does nothing; with 0 it goes on to the end; a step past it is refused."""
+    from model_core.training.batches import lr_at
+    cfg = _write_cfg(tmp_path / "s.toml", corpus, tmp_path / "run", steps=6, save_every=100,
+                     stop_at=4, lr=1e-3)
+    run = tmp_path / "run"
+    ck = run_training(cfg, progress=False)
+    assert ck == run / "step-0000004.safetensors" and ck.exists()
+    assert (run / "step-0000004.state.pt").exists() and not (run / "final.safetensors").exists()
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and rows[-1]["val_loss"]
+    assert float(rows[-1]["lr"]) == pytest.approx(lr_at(3, 6, 1e-3, 2), rel=1e-5)
+    assert float(rows[-1]["lr"]) > 2 * lr_at(3, 4, 1e-3, 2)    # not a 4-step schedule
+    assert mc.load_model(ck).config.training["steps"] == 4
+    assert run_training(cfg, progress=False) == ck
+    assert len(list(csv.DictReader(open(run / "losses.csv")))) == 4
+    with pytest.raises(FileExistsError, match="past stop_at"):
+        run_training(cfg, progress=False, stop_at=2)
+    final = run_training(cfg, progress=False, stop_at=0)
+    assert final == run / "final.safetensors" and final.exists()
+    assert [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))] == list(range(1, 7))
+    for bad in (7, -1, 2.5):
+        with pytest.raises(ValueError, match="stop_at"):
+            read_train_config(_write_cfg(tmp_path / "b.toml", corpus, run, steps=6, stop_at=bad))
+
+
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in
     [model]; the result keeps them. Architecture settings that differ are refused by name."""

@@ -80,12 +80,16 @@ def add_train_parser(sub) -> None:
                                    "resumes from the newest checkpoint in the run folder.")
     p.add_argument("config", help="TOML file with [model], [data], [train] (and [codec] for "
                                   "vertex data); see configs/default.toml, configs/vocaset.toml")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop after saving this step, the learning rate following the "
+                        "schedule of [train] steps (overrides [train] stop_at; 0 = run to "
+                        "steps); run again with a larger value, or 0, to go on")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     from ..training.trainer import run_training
-    final = run_training(args.config, progress=sys.stderr.isatty())
+    final = run_training(args.config, progress=sys.stderr.isatty(), stop_at=args.stop_at)
     if final is not None:
         print(f"trained model: {final}")
     return 0

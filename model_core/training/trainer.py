@@ -28,6 +28,8 @@ Config (TOML), ARKit blendshapes::
     save_every = 1000
     init_from = ""          # fine-tune from this checkpoint
     resume = true           # continue from the newest checkpoint in `out`
+    stop_at = 0             # stop after saving this step (0 = run to `steps`); the learning
+                            # rate still follows the schedule of `steps`
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
 
@@ -73,7 +75,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
-                      distill_guidance_channels="")
+                      distill_guidance_channels="", stop_at=0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
@@ -169,6 +171,10 @@ def read_train_config(path: str | os.PathLike) -> dict:
         data["vertices"] = resolve(data["vertices"])
     elif "codec" in cfg:
         raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
+    stop = train["stop_at"]
+    if not isinstance(stop, int) or isinstance(stop, bool) or not 0 <= stop <= train["steps"]:
+        raise ValueError(f"{p}: [train] stop_at must be a whole step from 0 (run to `steps`) "
+                         f"to steps = {train['steps']}, got {stop!r}")
     train["out"] = resolve(train["out"])
     for key in ("init_from", "distill_from"):
         if train[key]:
@@ -448,18 +454,29 @@ def _distillation_teacher(model, tr: dict, dev: str):
     return teacher
 
 
-def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
-    """Train as the config says; returns the path of ``final.safetensors``.
+def run_training(config_path: str | os.PathLike, progress: bool = True,
+                 stop_at: int | None = None) -> Path:
+    """Train as the config says; returns the path of ``final.safetensors``, or with
+    ``stop_at`` (here or ``[train] stop_at``; this argument wins) of ``step-N.safetensors``
+    for N = stop_at: the run stops after saving that step, its learning rate having
+    followed the schedule of ``steps``, and a later run (a larger stop_at, or 0 = to
+    ``steps``) resumes from it. A run folder that already holds step N returns it untrained.
 
     Raises:
-        FileExistsError: ``out`` already holds a final model.
-        FileNotFoundError / ValueError: bad config or data.
+        FileExistsError: ``out`` already holds a final model, or a step past ``stop_at``.
+        FileNotFoundError / ValueError: bad config or data, or stop_at outside 0..steps.
     """
     from tqdm import tqdm
     from .batches import lr_at, optimizer_step
 
     cfg = read_train_config(config_path)
     tr = cfg["train"]
+    if stop_at is not None:
+        if not 0 <= int(stop_at) <= tr["steps"]:
+            raise ValueError(f"--stop-at must be from 0 (run to steps) to steps = "
+                             f"{tr['steps']} of {config_path}, got {stop_at}")
+        tr["stop_at"] = int(stop_at)
+    stop = tr["stop_at"] or tr["steps"]
     if tr["threads"]:
         torch.set_num_threads(int(tr["threads"]))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -481,6 +498,13 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
 
     state_path = _latest_state(out) if tr["resume"] else None
     step0 = _state_step(state_path) if state_path is not None else 0
+    if step0 > stop:
+        raise FileExistsError(f"{out} already holds step {step0}, past stop_at = {stop}; "
+                              f"choose a new [train] out")
+    if step0 == stop < tr["steps"]:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+        return out / f"step-{stop:07d}.safetensors"
     if rank == 0:
         _set_aside_incomplete(out, step0)
     torch.manual_seed(tr["seed"] + step0)
@@ -516,7 +540,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
     steps = tr["steps"]
     acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}
     n_acc = 0
-    bar = tqdm(range(step0, steps), initial=step0, total=steps, desc="train", unit="step",
+    bar = tqdm(range(step0, stop), initial=step0, total=stop, desc="train", unit="step",
                disable=not progress or rank != 0)
 
     def save(step: int) -> None:
@@ -545,19 +569,26 @@ def run_training(config_path: str | os.PathLike, progress: bool = True) -> Path:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
         done = step + 1
-        if rank == 0 and (done % tr["log_every"] == 0 or done == steps):
-            val = validate() if (done % tr["save_every"] == 0 or done == steps) and val_batches else None
+        if rank == 0 and (done % tr["log_every"] == 0 or done in (stop, steps)):
+            val = validate() if (done % tr["save_every"] == 0 or done in (stop, steps)) \
+                and val_batches else None
             writer.writerow([done, *(f"{acc[k] / n_acc:.5f}" for k in acc), f"{lr:.6g}",
                              "" if val is None else f"{val:.5f}", f"{time.time() - t_start:.1f}"])
             log.flush()
             bar.set_postfix(loss=f"{acc['loss'] / n_acc:.4f}")
             acc = {k: 0.0 for k in acc}
             n_acc = 0
-        if done % tr["save_every"] == 0 and done != steps:
+        if (done % tr["save_every"] == 0 or done == stop) and done != steps:
             save(done)
             if rank == 0:
                 _plot(csv_path, out / "losses.png")
     net.eval()
+    if stop < steps:
+        if log:
+            log.close()
+        if world > 1:
+            torch.distributed.destroy_process_group()
+        return out / f"step-{stop:07d}.safetensors"
     if rank == 0:
         model.config.training = {
             **model.config.training, "steps": steps, "batch_size": tr["batch_size"], "lr": tr["lr"],
