@@ -177,6 +177,15 @@ def test_evaluate_model_end_to_end(toy_model, eval_set, tmp_path):
     clip_rows = [ln for ln in table.splitlines() if ln.startswith("| cards/")]
     assert len(clip_rows) == len(items)              # a row per clip
     assert any(ln.startswith("| cards ") for ln in table.splitlines())   # and per speaker
+    # where openness r is lost: each class's mean and spread, the teacher's beside them
+    classes = ov["lip"]["openness_classes"]
+    assert 1.0 in classes and 0.0 in classes
+    for c in (classes[1.0], ov["lip_reference"]["openness_classes"][1.0]):
+        assert c["n"] > 0 and math.isfinite(c["mean"]) and c["sd"] >= 0
+    line = next(ln for ln in table.splitlines() if ln.startswith("- openness by class"))
+    ref = ov["lip_reference"]["openness_classes"][1.0]
+    assert f"AA AE AH AO AW AY {classes[1.0]['mean']:.2f} ± {classes[1.0]['sd']:.2f} " \
+        f"[{ref['mean']:.2f} ± {ref['sd']:.2f}]" in line
     out = E.save_results(res, tmp_path / "r.json")
     back = json.loads(out.read_text())
     assert back["overall"]["jaw_corr"] == pytest.approx(ov["jaw_corr"])

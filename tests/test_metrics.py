@@ -427,6 +427,30 @@ def test_pool_lip_gap_measures_pools_counts_and_frames():
         M.pool_lip_gap_measures([])
 
 
+def test_openness_classes_show_where_openness_r_is_lost():
+    """Per openness class, the gap as a fraction of the clip's open level (32.2 mm: the
+    90th percentile over speech is an AA frame): mean and spread. The good performance has
+    no spread inside a class but UW/IY's; the bad one, open on M (20.2 mm) and B (16.2 mm),
+    spreads its P/B/M class, which is what lowers its openness r."""
+    head = _toy_head()
+    good, bad = _performance(), _performance(close_m=False, close_b=False, round_uw=False)
+    g = M.pool_lip_gap_measures([M.lip_gap_measures(head.lip_gap(good), good, _PHONES, 10.0)])
+    c = g["openness_classes"]
+    assert sorted(c) == [0.0, 0.35, 1.0]
+    assert (c[1.0]["n"], c[0.35]["n"], c[0.0]["n"]) == (20, 20, 20)
+    assert c[1.0]["mean"] == pytest.approx(1.0) and c[1.0]["sd"] == pytest.approx(0.0)
+    assert c[0.35]["mean"] == pytest.approx(11.2 / 32.2)
+    assert c[0.35]["sd"] == pytest.approx(1.0 / 32.2)
+    assert c[0.0]["mean"] == pytest.approx(0.2 / 32.2) and c[0.0]["sd"] == pytest.approx(0.0)
+    b = M.pool_lip_gap_measures([M.lip_gap_measures(head.lip_gap(bad), bad, _PHONES, 10.0)])
+    assert b["openness_classes"][0.0]["mean"] == pytest.approx(18.2 / 32.2)
+    assert b["openness_classes"][0.0]["sd"] == pytest.approx(2.0 / 32.2)
+    # a mouth that never opens: every class at the (resting) open level, nothing ordered
+    still = np.zeros_like(good)
+    s = M.pool_lip_gap_measures([M.lip_gap_measures(head.lip_gap(still), still, _PHONES, 10.0)])
+    assert [v["mean"] for v in s["openness_classes"].values()] == pytest.approx([1.0] * 3)
+
+
 def test_face_cap_head_lip_gap():
     """The real head set-up fetches: lips meet at rest, jawOpen parts them by about 45 mm,
     jawOpen + mouthClose seals them again, mouthFunnel opens them a little."""

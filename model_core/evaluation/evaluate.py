@@ -717,8 +717,26 @@ def format_table(results: dict) -> str:
                f"(teacher {_fmt(ref.get('bilabial_closure'))}), open/other jaw "
                f"{_fmt(ov['open_vowel_ratio'])} (teacher {_fmt(ref.get('open_vowel_ratio'))}), "
                f"MAE {_fmt(ov['mae_mean'], 3)} (mouth {_fmt(ov['mae_mouth'], 3)})")
+    classes = _openness_class_cells(ov.get("lip", {}), ov.get("lip_reference"))
+    if classes:
+        out.append("- openness by class, lip gap / open level, mean ± sd [teacher] (r is "
+                   "lost where the spread inside a class is wide): " + "; ".join(classes))
     out.append(f"- all checks pass: {'yes' if results.get('all_pass') else 'no'}")
     return "\n".join(out)
+
+
+def _openness_class_cells(lip: dict, ref: dict | None) -> list[str]:
+    """``name mean ± sd [teacher mean ± sd]`` per openness class, most open first."""
+    mine, theirs = lip.get("openness_classes") or {}, (ref or {}).get("openness_classes") or {}
+    cells = []
+    for t in sorted(mine, key=float, reverse=True):
+        c, r = mine[t], theirs.get(t)
+        phones = " ".join(p for p, v in M.OPENNESS_TARGETS.items() if v == float(t))
+        cell = f"{phones} {_fmt(c['mean'])} ± {_fmt(c['sd'])}"
+        if r is not None:
+            cell += f" [{_fmt(r['mean'])} ± {_fmt(r['sd'])}]"
+        cells.append(cell)
+    return cells
 
 
 def format_sets(sets: dict) -> str:

@@ -707,7 +707,11 @@ def pool_lip_gap_measures(parts) -> dict:
 
     Returns:
         dict with ``closure``, ``n_closed``, ``n_bilabials``, ``open_gap``, ``closed_gap``
-        (mm), ``open_closed_ratio``, ``openness_r``, ``rounding`` (NaN where undefined).
+        (mm), ``open_closed_ratio``, ``openness_r``, ``rounding`` (NaN where undefined), and
+        ``openness_classes``: for each value of :data:`OPENNESS_TARGETS` present, ``{"n":
+        frames, "mean", "sd"}`` of the gap as a fraction of its clip's open level, pooled
+        over the parts with an open level > 0 -- where openness r is lost: r is high when
+        the class means rise with the target and the spread inside each class is small.
 
     Raises:
         ValueError: ``parts`` is empty.
@@ -722,4 +726,19 @@ def pool_lip_gap_measures(parts) -> dict:
     out.update(_lip_gap_rates(tot))
     rs = [p["openness_r"] for p in parts if math.isfinite(p["openness_r"])]
     out["openness_r"] = float(np.mean(rs)) if rs else float("nan")
+    out["openness_classes"] = _openness_classes(parts)
     return out
+
+
+def _openness_classes(parts) -> dict:
+    """{target: {"n", "mean", "sd"}} of gap / open level over the parts' openness frames."""
+    xs, ys = [], []
+    for p in parts:
+        if p.get("open_level", 0.0) > 0 and p["openness_x"]:
+            xs.append(np.asarray(p["openness_x"], np.float64) / p["open_level"])
+            ys.append(np.asarray(p["openness_y"], np.float64))
+    if not xs:
+        return {}
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return {float(t): {"n": int((y == t).sum()), "mean": float(x[y == t].mean()),
+                       "sd": float(x[y == t].std())} for t in sorted(set(y.tolist()))}
