@@ -436,6 +436,60 @@ def test_guidance_distillation_targets_the_teachers_guided_prediction(corpus, tm
         run_training(cfg, progress=False)
 
 
+def test_distillation_teacher_may_see_the_true_history(corpus, tmp_path, toy_checkpoint):
+    """[train] distill_history: the teacher's guided target is computed from the student's
+    (corrupted) history, from the true one ("true"), or from the true one on the jaw/mouth
+    channels and the student's on the upper face ("true_lips": a privileged expert for the
+    lips that still continues the blinks the student starts)."""
+    import torch
+    from model_core.face import is_lip_channel
+    from model_core.runtime.diffusion import DDPMNoiser
+    from model_core.training.batches import ChunkBatcher
+
+    teacher = mc.load_model(toy_checkpoint)
+    seen = []
+
+    def guided_x0(b, hist, style, x_t, t):
+        seen.append(hist.clone())
+        return torch.zeros_like(x_t)
+
+    teacher.guided_x0 = guided_x0
+    student = mc.load_model(toy_checkpoint)
+    student.config.history_noise, student.config.history_corrupt = 0.5, "all"
+    utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
+    b = ChunkBatcher(student, utts, seed=0).batch(4, K=3)
+    true = student.normalize(b["history"])
+    lips = torch.tensor([is_lip_channel(n) for n in student.channel_names])
+    for which in ("student", "true", "true_lips"):
+        student.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1),
+                              teacher=teacher, teacher_history=which)
+    h_student, h_true, h_lips = seen
+    assert not torch.allclose(h_student, true)                 # corrupted on every channel
+    assert torch.equal(h_true, true)
+    assert torch.equal(h_lips[..., lips], true[..., lips])
+    assert torch.equal(h_lips[..., ~lips], h_student[..., ~lips])   # same generator draws
+    with pytest.raises(ValueError, match="teacher_history"):
+        student.training_loss(b, DDPMNoiser(), teacher=teacher, teacher_history="clean")
+    # a run records it; without a teacher, or misspelt, it is refused by name
+    cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=1,
+                     init_from=str(toy_checkpoint), distill_from=str(toy_checkpoint),
+                     distill_guidance=4.0, distill_history="true_lips")
+    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {teacher.config.n_styles}\n")
+    cfg.write_text(body)
+    st = mc.load_model(run_training(cfg, progress=False))
+    assert st.config.training["guidance_distilled_from"]["history"] == "true_lips"
+    for bad, match in (('distill_history = "true_lips"', "distill_history must be one of"),
+                       ('distill_from = ', "needs a teacher")):
+        text = body.replace(str(tmp_path / "dist"), str(tmp_path / f"x{len(bad)}"))
+        if bad.startswith("distill_history"):
+            text = text.replace(bad, 'distill_history = "clean"')
+        else:
+            text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(bad))
+        cfg.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            run_training(cfg, progress=False)
+
+
 def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
     """rollout_chunks / rollout_fraction (exposure bias, scheduled sampling): a rollout
     batch carries the J chunks before each example, and the history the model trains on is

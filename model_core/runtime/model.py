@@ -94,7 +94,7 @@ class StreamTalkerModel(InferenceModel):
 
     # -- training ------------------------------------------------------------------------
     def training_loss(self, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
-                      teacher=None) -> dict:
+                      teacher=None, teacher_history: str = "student") -> dict:
         """DDPM loss (x0 + velocity) on a batch of chunk examples.
 
         With a ``teacher`` (guidance distillation, after Meng et al., "On Distillation of
@@ -102,7 +102,13 @@ class StreamTalkerModel(InferenceModel):
         teacher's classifier-free-guided x0 prediction at the same noisy input, history and
         style, ``x0_u + g * (x0_c - x0_u)`` with the per-channel ``g`` of
         :meth:`InferenceModel.guidance_scale`; the student always hears the audio, so one
-        unguided pass of it samples what two guided passes of the teacher did.
+        unguided pass of it samples what two guided passes of the teacher did. The teacher
+        sees the history the student trains on (``teacher_history = "student"``), or the
+        true one: ``"true"`` on every channel, ``"true_lips"`` on the jaw*/mouth* channels
+        only (ARKit models; the upper face keeps the student's history, so the blinks the
+        student starts are continued). A teacher that sees the true history is a privileged
+        expert, as in DAgger (Ross et al., AISTATS 2011): from its own drifted or corrupted
+        past the student learns what the guided teacher does from the right one.
 
         Args:
             batch: ``feats`` [B, M, F], ``mel_offset`` [B], ``align_idx`` [B, K],
@@ -115,8 +121,12 @@ class StreamTalkerModel(InferenceModel):
                 wrapper of ``self.net``), default ``self.net``.
             teacher: None, or a frozen :class:`StreamTalkerModel` whose ``config.guidance``
                 (and ``guidance_channels``) the student learns to include.
+            teacher_history: ``"student"``, ``"true"`` or ``"true_lips"`` (above).
         Returns:
             dict of scalar tensors (``loss``, ``x0``, ``velocity``).
+        Raises:
+            ValueError: an unknown ``teacher_history``, or ``"true_lips"`` for a model
+                without ARKit channels.
         """
         cfg, dev = self.config, self.device
         net = net or self.net
@@ -141,7 +151,8 @@ class StreamTalkerModel(InferenceModel):
         out = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
                   x_t, t)
         x0_pred = out[0] if isinstance(out, tuple) else out
-        target = x0r if teacher is None else teacher.guided_x0(b, hist, style, x_t, t)
+        target = x0r if teacher is None else teacher.guided_x0(
+            b, self._teacher_history(teacher_history, hist, clean), style, x_t, t)
         mask = b.get("mask")
         # the velocity loss anchors on the true last frame: the target continues the real
         # motion, not the corrupted history the network was shown
@@ -246,9 +257,26 @@ class StreamTalkerModel(InferenceModel):
             drop = (torch.rand(B, 1, 1, generator=generator) < cfg.history_drop).to(dev)
             hist = torch.where(drop, rest, hist)
         if cfg.history_corrupt == "lips" and cfg.output_kind == "arkit":
-            lips = torch.tensor([is_lip_channel(n) for n in self.channel_names], device=dev)
-            hist = torch.where(lips, hist, clean)
+            hist = torch.where(self._lip_channels(dev), hist, clean)
         return hist
+
+    #: what the distillation teacher's history may be (:meth:`training_loss`)
+    TEACHER_HISTORIES = ("student", "true", "true_lips")
+
+    def _teacher_history(self, which: str, student: torch.Tensor, true: torch.Tensor):
+        """The history [B, H, D] the distillation teacher sees (:meth:`training_loss`)."""
+        if which == "student":
+            return student
+        if which == "true":
+            return true
+        if which == "true_lips" and self.config.output_kind == "arkit":
+            return torch.where(self._lip_channels(true.device), true, student)
+        raise ValueError(f"teacher_history must be one of {self.TEACHER_HISTORIES} "
+                         f"('true_lips' for ARKit models only), got {which!r}")
+
+    def _lip_channels(self, device) -> torch.Tensor:
+        """bool [D]: the jaw*/mouth* channels (:func:`model_core.face.is_lip_channel`)."""
+        return torch.tensor([is_lip_channel(n) for n in self.channel_names], device=device)
 
     def _closure_weights(self, b: dict, R: int) -> torch.Tensor | None:
         """[R*B, K, D] factor on the loss: ``closure_loss_weight`` on the lip channels of the

@@ -241,18 +241,19 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
                    generator: torch.Generator, lr: float, net=None, amp: bool = False,
-                   teacher=None) -> dict:
+                   teacher=None, teacher_history: str = "student") -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
     :meth:`StreamTalkerModel.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
     back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
     (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
-    ``streamtalker train`` take. ``teacher``: guidance distillation (see
-    :meth:`StreamTalkerModel.training_loss`)."""
+    ``streamtalker train`` take. ``teacher``, ``teacher_history``: guidance distillation
+    (see :meth:`StreamTalkerModel.training_loss`)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        losses = model.training_loss(batch, noiser, generator, net=net, teacher=teacher)
+        losses = model.training_loss(batch, noiser, generator, net=net, teacher=teacher,
+                                     teacher_history=teacher_history)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)

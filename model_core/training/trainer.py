@@ -30,6 +30,11 @@ Config (TOML), ARKit blendshapes::
     resume = true           # continue from the newest checkpoint in `out`
     stop_at = 0             # stop after saving this step (0 = run to `steps`); the learning
                             # rate still follows the schedule of `steps`
+    distill_from = ""       # guidance distillation: the frozen teacher checkpoint
+    distill_guidance = 0.0  # its guidance (0 = its own setting), on
+    distill_guidance_channels = ""   # "all" | "lips" ("" = its own setting)
+    distill_history = "student"      # the history the teacher sees: the student's, or the
+                                     # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
 
@@ -75,7 +80,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
-                      distill_guidance_channels="", stop_at=0)
+                      distill_guidance_channels="", distill_history="student", stop_at=0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
@@ -423,11 +428,18 @@ def _distillation_teacher(model, tr: dict, dev: str):
     student (``model``) is set to sample without guidance (``guidance = 1``: its single pass
     learns the teacher's guided prediction) and records where its guidance came from.
 
+    ``[train] distill_history`` says which history the teacher sees (see
+    :meth:`StreamTalkerModel.training_loss`).
+
     Raises:
-        ValueError: no guidance to distil (1), or the teacher's channels differ from the
+        ValueError: no guidance to distil (1), a bad or teacher-less ``distill_history``,
+        or the teacher's channels differ from the
         student's.
     """
     if not tr["distill_from"]:
+        if tr["distill_history"] != "student":
+            raise ValueError(f"[train] distill_history = {tr['distill_history']!r} needs a "
+                             f"teacher: set distill_from")
         return None
     teacher = load_checkpoint(tr["distill_from"], dev)
     tc = teacher.config
@@ -446,11 +458,15 @@ def _distillation_teacher(model, tr: dict, dev: str):
     if list(tc.channel_names) != list(model.config.channel_names):
         raise ValueError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
+    if tr["distill_history"] not in model.TEACHER_HISTORIES or (
+            tr["distill_history"] == "true_lips" and model.config.output_kind != "arkit"):
+        raise ValueError(f"[train] distill_history must be one of {model.TEACHER_HISTORIES} "
+                         f"('true_lips' for ARKit models only), got {tr['distill_history']!r}")
     teacher.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": {
         "checkpoint": str(tr["distill_from"]), "guidance": tc.guidance,
-        "guidance_channels": tc.guidance_channels}}
+        "guidance_channels": tc.guidance_channels, "history": tr["distill_history"]}}
     return teacher
 
 
@@ -556,7 +572,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         net.eval()
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            vals = [float(model.training_loss(b, noiser, g, teacher=teacher)["loss"])
+            vals = [float(model.training_loss(b, noiser, g, teacher=teacher,
+                                              teacher_history=tr["distill_history"])["loss"])
                     for b in val_batches]
         net.train()
         return float(np.mean(vals)) if vals else float("nan")
@@ -564,7 +581,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
-                                amp=use_amp, teacher=teacher)
+                                amp=use_amp, teacher=teacher,
+                                teacher_history=tr["distill_history"])
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
