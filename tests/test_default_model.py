@@ -38,16 +38,17 @@ def results(default_model):
 
 def test_lips_close_open_and_round_on_real_speech(results):
     """Measured where the viewer sees it: the lip gap on the Face Cap head, on 12 real
-    recordings, with the teacher's ceiling beside it. Floors a little under v3.2's measured
-    figures (closure 0.94, open/closed 11.5, openness r 0.64, rounding 0.56; MODEL_CARD.md);
-    v3.1 scored 0.91, 8.3, 0.62 and 0.50, v3 0.76, 6.2, 0.66 and 0.39, v2 0.46, 2.1, 0.45
-    and 0.11. Issue 11's openness target (r >= 0.65) is not met yet: every other must-hold
-    check of ``streamtalker evaluate`` is asserted here."""
+    recordings, with the teacher's ceiling beside it. Floors a little under v3.3's measured
+    figures (closure 0.93, open/closed 11.4, openness r 0.65, rounding 0.69; MODEL_CARD.md);
+    v3.2 scored 0.94, 11.5, 0.64 and 0.56, v3.1 0.91, 8.3, 0.62 and 0.50, v3 0.76, 6.2, 0.66
+    and 0.39, v2 0.46, 2.1, 0.45 and 0.11. Issue 11's openness target (r >= 0.65) is met
+    on neither set yet (0.647 here, 0.642 held-out): every other must-hold check of
+    ``streamtalker evaluate`` is asserted here."""
     lip, ceiling = results["overall"]["lip"], results["overall"]["lip_reference"]
     assert lip["closure"] >= 0.92, (lip, ceiling)
     assert lip["open_closed_ratio"] >= 9, (lip, ceiling)
-    assert lip["openness_r"] >= 0.62, (lip, ceiling)
-    assert lip["rounding"] >= 0.5, (lip, ceiling)
+    assert lip["openness_r"] >= 0.64, (lip, ceiling)
+    assert lip["rounding"] >= 0.6, (lip, ceiling)
     failed = {k: c for k, c in results["checks"].items() if not c["pass"]}
     assert set(failed) <= {"openness_r"}, failed
 
