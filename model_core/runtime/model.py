@@ -263,20 +263,36 @@ class StreamTalkerModel(InferenceModel):
     #: what the distillation teacher's history may be (:meth:`training_loss`)
     TEACHER_HISTORIES = ("student", "true", "true_lips")
 
+    def check_teacher_history(self, which: str, name: str = "teacher_history") -> str:
+        """``which`` if this model's distillation teacher may see that history
+        (:data:`TEACHER_HISTORIES`; ``"true_lips"`` for ARKit models only).
+
+        Raises:
+            ValueError: anything else, naming the setting ``name``."""
+        if which not in self.TEACHER_HISTORIES or (
+                which == "true_lips" and self.config.output_kind != "arkit"):
+            raise ValueError(f"{name} must be one of {self.TEACHER_HISTORIES} "
+                             f"('true_lips' for ARKit models only), got {which!r}")
+        return which
+
     def _teacher_history(self, which: str, student: torch.Tensor, true: torch.Tensor):
         """The history [B, H, D] the distillation teacher sees (:meth:`training_loss`)."""
+        which = self.check_teacher_history(which)
         if which == "student":
             return student
         if which == "true":
             return true
-        if which == "true_lips" and self.config.output_kind == "arkit":
-            return torch.where(self._lip_channels(true.device), true, student)
-        raise ValueError(f"teacher_history must be one of {self.TEACHER_HISTORIES} "
-                         f"('true_lips' for ARKit models only), got {which!r}")
+        return torch.where(self._lip_channels(true.device), true, student)
 
     def _lip_channels(self, device) -> torch.Tensor:
-        """bool [D]: the jaw*/mouth* channels (:func:`model_core.face.is_lip_channel`)."""
-        return torch.tensor([is_lip_channel(n) for n in self.channel_names], device=device)
+        """bool [D]: the jaw*/mouth* channels (:func:`model_core.face.is_lip_channel`),
+        built once per device (the training loss asks for it every batch)."""
+        cache = self.__dict__.setdefault("_lip_channel_masks", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = torch.tensor([is_lip_channel(n) for n in self.channel_names],
+                                      device=device)
+        return cache[key]
 
     def _closure_weights(self, b: dict, R: int) -> torch.Tensor | None:
         """[R*B, K, D] factor on the loss: ``closure_loss_weight`` on the lip channels of the

@@ -176,10 +176,7 @@ def read_train_config(path: str | os.PathLike) -> dict:
         data["vertices"] = resolve(data["vertices"])
     elif "codec" in cfg:
         raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
-    stop = train["stop_at"]
-    if not isinstance(stop, int) or isinstance(stop, bool) or not 0 <= stop <= train["steps"]:
-        raise ValueError(f"{p}: [train] stop_at must be a whole step from 0 (run to `steps`) "
-                         f"to steps = {train['steps']}, got {stop!r}")
+    _check_stop_at(train["stop_at"], train["steps"], f"{p}: [train] stop_at")
     train["out"] = resolve(train["out"])
     for key in ("init_from", "distill_from"):
         if train[key]:
@@ -212,6 +209,22 @@ def _sources(data: dict, fps: float) -> tuple[list, list]:
     return files, captures
 
 
+def _step_stem(step: int) -> str:
+    """``step-NNNNNNN``: the name every file of a step checkpoint starts with."""
+    return f"step-{step:07d}"
+
+
+def _check_stop_at(value, steps: int, where: str) -> int:
+    """``stop_at`` checked: a whole step in 0..steps (0 = run to ``steps``).
+
+    Raises:
+        ValueError: anything else, naming ``where`` the value came from."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= steps:
+        raise ValueError(f"{where} must be a whole step from 0 (run to `steps`) to steps = "
+                         f"{steps}, got {value!r}")
+    return value
+
+
 def _latest_state(out: Path) -> Path | None:
     states = sorted(out.glob("step-*.state.pt"))
     return states[-1] if states else None
@@ -237,7 +250,7 @@ def _set_aside_incomplete(out: Path, step0: int) -> list[Path]:
             by_step.setdefault(int(m.group(1)), []).append(f)
     moved = []
     for step, files in sorted(by_step.items()):
-        stem = f"step-{step:07d}"
+        stem = _step_stem(step)
         if (out / f"{stem}.state.pt").exists():
             continue
         i = 1
@@ -458,10 +471,7 @@ def _distillation_teacher(model, tr: dict, dev: str):
     if list(tc.channel_names) != list(model.config.channel_names):
         raise ValueError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
-    if tr["distill_history"] not in model.TEACHER_HISTORIES or (
-            tr["distill_history"] == "true_lips" and model.config.output_kind != "arkit"):
-        raise ValueError(f"[train] distill_history must be one of {model.TEACHER_HISTORIES} "
-                         f"('true_lips' for ARKit models only), got {tr['distill_history']!r}")
+    model.check_teacher_history(tr["distill_history"], "[train] distill_history")
     teacher.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": {
@@ -488,11 +498,9 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     cfg = read_train_config(config_path)
     tr = cfg["train"]
     if stop_at is not None:
-        if not 0 <= int(stop_at) <= tr["steps"]:
-            raise ValueError(f"--stop-at must be from 0 (run to steps) to steps = "
-                             f"{tr['steps']} of {config_path}, got {stop_at}")
-        tr["stop_at"] = int(stop_at)
+        tr["stop_at"] = _check_stop_at(stop_at, tr["steps"], f"--stop-at (for {config_path})")
     stop = tr["stop_at"] or tr["steps"]
+    stopped = None   # the step checkpoint the run ends with, when it stops before `steps`
     if tr["threads"]:
         torch.set_num_threads(int(tr["threads"]))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -517,10 +525,12 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     if step0 > stop:
         raise FileExistsError(f"{out} already holds step {step0}, past stop_at = {stop}; "
                               f"choose a new [train] out")
-    if step0 == stop < tr["steps"]:
-        if world > 1:
-            torch.distributed.destroy_process_group()
-        return out / f"step-{stop:07d}.safetensors"
+    if stop < tr["steps"]:
+        stopped = out / f"{_step_stem(stop)}.safetensors"
+        if step0 == stop:   # already there
+            if world > 1:
+                torch.distributed.destroy_process_group()
+            return stopped
     if rank == 0:
         _set_aside_incomplete(out, step0)
     torch.manual_seed(tr["seed"] + step0)
@@ -562,7 +572,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     def save(step: int) -> None:
         if rank != 0:
             return
-        name = f"step-{step:07d}"
+        name = _step_stem(step)
         model.config.training = {**model.config.training, "steps": step}
         job.save(out / f"{name}.safetensors")
         atomic_write(out / f"{name}.state.pt",
@@ -601,13 +611,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
             if rank == 0:
                 _plot(csv_path, out / "losses.png")
     net.eval()
-    if stop < steps:
-        if log:
-            log.close()
-        if world > 1:
-            torch.distributed.destroy_process_group()
-        return out / f"step-{stop:07d}.safetensors"
-    if rank == 0:
+    if rank == 0 and stopped is None:
         model.config.training = {
             **model.config.training, "steps": steps, "batch_size": tr["batch_size"], "lr": tr["lr"],
             "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu ({os.cpu_count()} cores)",
@@ -616,9 +620,10 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
             "data": job.data_record,
         }
         job.save(final)
-        log.close()
         _plot(csv_path, out / "losses.png")
         (out / "summary.json").write_text(json.dumps(model.config.training, indent=2))
+    if log:
+        log.close()
     if world > 1:
         torch.distributed.destroy_process_group()
-    return final
+    return stopped or final
