@@ -33,8 +33,11 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from .errors import StreamTalkerError
@@ -242,6 +245,28 @@ class BakeOutcome:
     interrupted: bool = False
 
 
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event):
+    """Within the block, Ctrl+C (SIGINT) sets ``stop`` instead of raising KeyboardInterrupt,
+    which Python may raise inside a finalizer or weakref callback and then drop ("Exception
+    ignored in ..."), so a bake would run on. The bake loop checks ``stop`` between strips and
+    :func:`.jobs.run_to_end` cancels the running strip. Off the main thread (where signal
+    handlers cannot be set), a KeyboardInterrupt sets ``stop`` when it reaches the block."""
+    if threading.current_thread() is not threading.main_thread():
+        try:
+            yield stop
+        except KeyboardInterrupt:
+            stop.set()
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    except KeyboardInterrupt:  # one that was raised before the handler was set
+        stop.set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
               checkpoint: str | None = None, device: str | None = None,
               seed: int | None = None, log=print, force: bool = False,
@@ -276,8 +301,10 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
         if seed is not None:
             scene.streamtalker.seed = seed
     todo = [(scene, strip) for scene in scenes for strip in audio_source.sound_strips(scene)]
-    try:
+    with _ctrl_c_sets(threading.Event()) as stop:
         for scene, strip in todo:
+            if stop.is_set():
+                break
             r = StripResult(scene=scene.name, strip=strip.name, target=_target_for(scene, strip))
             results.append(r)
             if not r.target:
@@ -292,7 +319,7 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                 for w in plan.warnings:
                     log(f"  note    {scene.name} / {strip.name}: {w}")
                 job = jobs.start(plan.job(undo=False), use_timer=False)
-                jobs.run_to_end()
+                jobs.run_to_end(stop=stop)
             except StreamTalkerError as e:
                 r.error = str(e)
                 log(r.line())
@@ -303,13 +330,14 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                 continue
             for n in job.notes:
                 log(f"  note    {scene.name} / {strip.name}: {n}")
-            if job.state == "finished":
+            if job.state == "finished":  # done before Ctrl+C stopped it: kept
                 r.ok, r.action = True, job.writer.action_name
                 r.frames, r.keys = job.writer.n_frames, len(job.writer.targets)
-            else:
+                log(r.line())
+            elif not stop.is_set():
                 r.error = job.error or job.state
-            log(r.line())
-    except KeyboardInterrupt:
+                log(r.line())
+    if stop.is_set():
         out.interrupted = True
         jobs.cancel_active()  # the strip being baked leaves nothing half-written
         started = {(r.scene, r.strip) for r in results}

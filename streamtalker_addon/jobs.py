@@ -94,13 +94,15 @@ def drain() -> float | None:
     return None
 
 
-def run_to_end(timeout: float | None = None, poll: float = 0.02):
+def run_to_end(timeout: float | None = None, poll: float = 0.02, stop=None):
     """Call :func:`drain` until the active job ends; returns that job (tests, ``wait``,
-    bake). A job still running after ``timeout`` seconds is cancelled."""
+    bake). A job still running after ``timeout`` seconds, or once ``stop`` (a
+    ``threading.Event``, e.g. set by the bake's Ctrl+C handler) is set, is cancelled."""
     job = _active
     t0 = time.monotonic()
     while drain() is not None:
-        if timeout is not None and time.monotonic() - t0 > timeout:
+        if ((timeout is not None and time.monotonic() - t0 > timeout)
+                or (stop is not None and stop.is_set())):
             cancel_active()
             break
         time.sleep(poll)

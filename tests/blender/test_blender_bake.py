@@ -126,9 +126,9 @@ def test_bake_refuses_to_write_over_its_input_and_bad_arguments(empty_scene, bpy
 
 # -- issue 12: nothing the user has is replaced, no bake is lost, bad files are one line ----
 
-def _one_scene(bpy, path: Path, strips):
+def _one_scene(bpy, path: Path, strips, whole=()):
     """A .blend with the Face Cap head active and sound strips [(name, wav)] at 24 fps, each
-    trimmed to about 2 s."""
+    trimmed to about 2 s except those named in ``whole``."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps = 24
@@ -138,7 +138,8 @@ def _one_scene(bpy, path: Path, strips):
     for i, (name, wav) in enumerate(strips):
         st = add_strip(scene, name, wav, 1 + 200 * i, channel=1 + i)
         _, first, end = compat.strip_frames(st)
-        set_trims(st, end=max(0, end - first - 48))
+        if name not in whole:
+            set_trims(st, end=max(0, end - first - 48))
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
 
 
@@ -255,8 +256,10 @@ def test_bake_on_a_bad_input_file_is_one_line(empty_scene, bpy_mod, tmp_path, ki
 def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, toy_checkpoint):
     bpy = bpy_mod
     src = tmp_path / "in.blend"
-    _one_scene(bpy, src, [("one", speech_path()),
-                          ("two", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav"))])
+    # strip two is the whole 7.1 s clip, so Ctrl+C, sent when strip one is reported, lands
+    # while it bakes
+    _one_scene(bpy, src, [("one", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav")),
+                          ("two", speech_path())], whole=("two",))
     out = tmp_path / "out.blend"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     # SIGINT back to its default in the child (a test run started in the background by a
@@ -278,3 +281,22 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
     assert "stopped (Ctrl+C)" in text and "1 of 2 strip(s) baked" in text, text + err
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert "one" in bpy.data.actions and "two" not in bpy.data.actions
+
+
+def test_ctrl_c_during_a_bake_is_never_dropped():
+    """Ctrl+C inside the bake loop sets the stop flag (a KeyboardInterrupt could be raised in
+    a weakref callback and dropped, and the bake would run on), and the user's own handler
+    is back afterwards."""
+    from streamtalker_addon.bake import _ctrl_c_sets
+    import threading
+    before = signal.getsignal(signal.SIGINT)
+    with _ctrl_c_sets(threading.Event()) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):  # the handler runs between bytecodes of the main thread
+            if stop.is_set():
+                break
+    assert stop.is_set()
+    assert signal.getsignal(signal.SIGINT) is before
+    with _ctrl_c_sets(threading.Event()) as stop:  # raised before the handler was set
+        raise KeyboardInterrupt
+    assert stop.is_set()
