@@ -14,7 +14,7 @@ model_core + weights + the bundled wheels of its Python dependencies).
 
 * the add-on package ``streamtalker_addon/`` at the zip's root (manifest, ``__init__.py``, ...),
 * a copy of the part of the bpy-free library that runs inside Blender as ``model_core/``
-  inside it (:data:`VENDORED`: the package facade, ``face``, ``errors``, ``io``,
+  inside it (:data:`VENDORED`: the package facade, ``face``, ``errors``, ``interrupt``, ``io``,
   ``runtime``, ``vertex``, ``live`` -- not ``training``, ``evaluation`` or ``cli``; see
   docs/architecture.md), with everything in ``model_core/weights/``: the bundled default
   model ``default.safetensors`` + ``default.json`` and, where present, its ONNX graphs
@@ -88,7 +88,7 @@ REQUIRED = ("blender_manifest.toml", "__init__.py", "LICENSE",
             "model_core/weights/default.json")
 #: What of model_core goes into the zip (paths relative to model_core/): the layers that run
 #: inside Blender. tests/test_layers.py checks that none of them imports anything else.
-VENDORED = ("__init__.py", "face.py", "errors.py", "io", "runtime", "vertex", "live", "weights")
+VENDORED = ("__init__.py", "face.py", "errors.py", "interrupt.py", "io", "runtime", "vertex", "live", "weights")
 LICENSE_CANDIDATES = (ROOT / "LICENSE", ROOT / "COPYING", ROOT / "LICENSE.txt",
                       Path("/usr/share/common-licenses/GPL-3"))
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".pytest_cache",

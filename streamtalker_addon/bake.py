@@ -33,9 +33,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -245,28 +243,6 @@ class BakeOutcome:
     interrupted: bool = False
 
 
-@contextlib.contextmanager
-def _ctrl_c_sets(stop: threading.Event):
-    """Within the block, Ctrl+C (SIGINT) sets ``stop`` instead of raising KeyboardInterrupt,
-    which Python may raise inside a finalizer or weakref callback and then drop ("Exception
-    ignored in ..."), so a bake would run on. The bake loop checks ``stop`` between strips and
-    :func:`.jobs.run_to_end` cancels the running strip. Off the main thread (where signal
-    handlers cannot be set), a KeyboardInterrupt sets ``stop`` when it reaches the block."""
-    if threading.current_thread() is not threading.main_thread():
-        try:
-            yield stop
-        except KeyboardInterrupt:
-            stop.set()
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    try:
-        yield stop
-    except KeyboardInterrupt:  # one that was raised before the handler was set
-        stop.set()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
               checkpoint: str | None = None, device: str | None = None,
               seed: int | None = None, log=print, force: bool = False,
@@ -280,7 +256,7 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
     """
     import bpy
 
-    from . import audio_source, jobs, worker
+    from . import audio_source, core, jobs, worker
     from .planning import plan_generation
 
     src = check_input(in_path)
@@ -301,7 +277,9 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
         if seed is not None:
             scene.streamtalker.seed = seed
     todo = [(scene, strip) for scene in scenes for strip in audio_source.sound_strips(scene)]
-    with _ctrl_c_sets(threading.Event()) as stop:
+    # Ctrl+C sets ``stop`` (a KeyboardInterrupt could be dropped in a weakref callback and the
+    # bake would run on): checked between strips, and run_to_end cancels the running one
+    with core.mc_submodule("interrupt").StopOnCtrlC(threading.Event()) as stop:
         for scene, strip in todo:
             if stop.is_set():
                 break

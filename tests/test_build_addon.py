@@ -92,7 +92,7 @@ def test_zip_vendors_model_core_weights_and_licence(built):
     for p in (ROOT / "streamtalker_addon").rglob("*.py"):
         if "__pycache__" not in p.parts:
             assert p.relative_to(ROOT / "streamtalker_addon").as_posix() in names, p
-    blender_side = {"__init__.py", "face.py", "errors.py", "io", "runtime", "vertex", "live"}
+    blender_side = {"__init__.py", "face.py", "errors.py", "interrupt.py", "io", "runtime", "vertex", "live"}
     for p in (ROOT / "model_core").rglob("*.py"):
         if "__pycache__" in p.parts:
             continue

@@ -16,10 +16,10 @@ PKG = ROOT / "model_core"
 #: Layers, bottom first (docs/architecture.md). ``model_core`` itself (the package's
 #: ``__init__``, key "") is the public facade on top of the Blender side: it re-exports
 #: face, errors, io and runtime names and its ``load_model`` loads every model kind.
-LAYERS = {"face": 0, "errors": 0, "io": 1, "runtime": 2, "vertex": 3, "live": 4, "": 4.5,
+LAYERS = {"face": 0, "errors": 0, "interrupt": 0, "io": 1, "runtime": 2, "vertex": 3, "live": 4, "": 4.5,
           "training": 5, "evaluation": 6, "cli": 7}
 #: What runs inside Blender (build_addon.py vendors exactly these).
-BLENDER_SIDE = {"face", "errors", "io", "runtime", "", "vertex", "live"}
+BLENDER_SIDE = {"face", "errors", "interrupt", "io", "runtime", "", "vertex", "live"}
 
 
 def module_names() -> dict[str, Path]:

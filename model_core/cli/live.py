@@ -17,7 +17,6 @@ Errors: one line, exit status 2.
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import threading
 import time
@@ -57,31 +56,6 @@ def _check_args(args) -> None:
     check_seed(args.seed, "--seed")
 
 
-class _StopOnCtrlC:
-    """While active, Ctrl+C (SIGINT) sets ``event`` instead of raising KeyboardInterrupt, so
-    the take is finished and saved; a second Ctrl+C says it is being saved. Only in the main
-    thread (elsewhere signals cannot be handled; KeyboardInterrupt then ends run_live)."""
-
-    def __init__(self, event: threading.Event):
-        self.event = event
-        self.old = None
-
-    def _handler(self, signum, frame):
-        if self.event.is_set():
-            print("\nstreamtalker live: stopping and saving the take, please wait",
-                  file=sys.stderr, flush=True)
-        self.event.set()
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-
-
 def _save_take(writer, why: str) -> str:
     """Commit the take to --out, or to a recovery file when that fails; return a sentence
     saying where it went. Raises OSError when neither can be written."""
@@ -111,6 +85,7 @@ def cmd_live(args) -> int:
 
     from .. import load_model
     from ..io.frames import FORMATS, FrameWriter
+    from ..interrupt import StopOnCtrlC
     from ..live.engine import LiveError, level_meter, list_input_devices, run_live
     from ..runtime.backends import resolve_backend
     from ..runtime.device import check_threads
@@ -164,7 +139,8 @@ def cmd_live(args) -> int:
 
         stop = threading.Event()
         try:
-            with _StopOnCtrlC(stop):
+            with StopOnCtrlC(stop, "streamtalker live: stopping and saving the take, "
+                                   "please wait"):
                 try:
                     _, eng = run_live(model, device=args.device, seconds=args.seconds,
                                       on_frames=show, samplerate=args.samplerate,

@@ -282,21 +282,3 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert "one" in bpy.data.actions and "two" not in bpy.data.actions
 
-
-def test_ctrl_c_during_a_bake_is_never_dropped():
-    """Ctrl+C inside the bake loop sets the stop flag (a KeyboardInterrupt could be raised in
-    a weakref callback and dropped, and the bake would run on), and the user's own handler
-    is back afterwards."""
-    from streamtalker_addon.bake import _ctrl_c_sets
-    import threading
-    before = signal.getsignal(signal.SIGINT)
-    with _ctrl_c_sets(threading.Event()) as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(100):  # the handler runs between bytecodes of the main thread
-            if stop.is_set():
-                break
-    assert stop.is_set()
-    assert signal.getsignal(signal.SIGINT) is before
-    with _ctrl_c_sets(threading.Event()) as stop:  # raised before the handler was set
-        raise KeyboardInterrupt
-    assert stop.is_set()
