@@ -186,6 +186,11 @@ def test_evaluate_model_end_to_end(toy_model, eval_set, tmp_path):
     ref = ov["lip_reference"]["openness_classes"][1.0]
     assert f"AA AE AH AO AW AY {classes[1.0]['mean']:.2f} ± {classes[1.0]['sd']:.2f} " \
         f"[{ref['mean']:.2f} ± {ref['sd']:.2f}]" in line
+    # the blink rate is sampled: each seed's rate is shown beside the mean
+    assert len(ov["blink_rate_per_seed"]) == 2
+    assert ov["blink_rate_per_min"] == pytest.approx(np.mean(ov["blink_rate_per_seed"]))
+    per_seed = ", ".join(f"{b:.1f}" for b in ov["blink_rate_per_seed"])
+    assert f"- blinks {ov['blink_rate_per_min']:.1f}/min (per seed {per_seed}; teacher" in table
     out = E.save_results(res, tmp_path / "r.json")
     back = json.loads(out.read_text())
     assert back["overall"]["jaw_corr"] == pytest.approx(ov["jaw_corr"])

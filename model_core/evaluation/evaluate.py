@@ -711,7 +711,8 @@ def format_table(results: dict) -> str:
         what = " (lips - upper std)" if key == "seed_diversity" else ""
         out.append(f"- {verdict}: {c['rule']}: {_fmt(v, 3)}{what}")
     ref = ov.get("reference", {})
-    out.append(f"- blinks {_fmt(ov['blink_rate_per_min'], 1)}/min (teacher "
+    per_seed = ", ".join(_fmt(b, 1) for b in ov.get("blink_rate_per_seed", []))
+    out.append(f"- blinks {_fmt(ov['blink_rate_per_min'], 1)}/min (per seed {per_seed}; teacher "
                f"{_fmt(ref.get('blink_rate_per_min'), 1)}); older jaw-level figures: jawOpen r "
                f"{_fmt(ov['jaw_corr'])}, jaw closure {_fmt(ov['bilabial_closure'])} "
                f"(teacher {_fmt(ref.get('bilabial_closure'))}), open/other jaw "
