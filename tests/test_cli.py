@@ -50,6 +50,13 @@ def test_generate_npz_csv_json_match_the_api(tmp_path, toy_checkpoint, toy_model
     api = toy_model.generate(audio, 16000, seed=4, fps=60, chunk_frames=2, steps=4)
     assert np.allclose(np.array(doc["frames"]), api, atol=1e-6)
 
+    r = run("generate", wav, "-o", tmp_path / "b.npz", "--checkpoint", toy_checkpoint,
+            "--seed", 4, "--blink-temperature", 1.7)
+    assert r.returncode == 0, r.stderr
+    hot = toy_model.generate(audio, 16000, seed=4, blink_temperature=1.7)
+    assert np.array_equal(np.load(tmp_path / "b.npz")["weights"], hot)
+    assert not np.array_equal(hot, expected)
+
 
 def test_cli_errors_are_one_line(tmp_path, toy_checkpoint):
     wav = real_speech_path()
@@ -62,6 +69,8 @@ def test_cli_errors_are_one_line(tmp_path, toy_checkpoint):
         (("generate", wav, "-o", tmp_path / "y.npz", "--checkpoint", tmp_path / "none.safetensors"), "not found"),
         (("generate", wav, "-o", tmp_path / "y.npz", "--checkpoint", toy_checkpoint, "--device", "cuda"), "cuda"),
         (("generate", wav, "-o", tmp_path / "y.npz", "--checkpoint", toy_checkpoint, "--style", 9), "style"),
+        (("generate", wav, "-o", tmp_path / "y.npz", "--checkpoint", toy_checkpoint,
+          "--blink-temperature", 2.5), "blink_temperature"),
         (("generate", tmp_path, "-o", tmp_path / "y.npz", "--checkpoint", toy_checkpoint), "directory"),
     ]
     for args, msg in cases:

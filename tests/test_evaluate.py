@@ -203,13 +203,14 @@ def test_evaluate_model_end_to_end(toy_model, eval_set, tmp_path):
 def test_cli_writes_json_and_refuses_to_overwrite(toy_checkpoint, tmp_path, capsys):
     out = tmp_path / "results.json"
     rc = run_cli("--checkpoint", toy_checkpoint, "--items", "cards/001", "--seeds", "0,1",
-                 "--steps", "2", "-o", out)
+                 "--steps", "2", "--blink-temperature", "1.5", "-o", out)
     assert rc == 0
     text = capsys.readouterr().out
     assert "cards/001" in text and "**overall**" in text
     res = json.loads(out.read_text())
     assert res["settings"]["items"] == ["cards/001"]
     assert res["settings"]["checkpoint"] == str(toy_checkpoint)
+    assert res["settings"]["blink_temperature"] == 1.5     # the sampler setting is recorded
     before = out.read_bytes()
     with pytest.raises(FileExistsError, match="--force"):
         run_cli("--checkpoint", toy_checkpoint, "--items", "cards/001", "-o", out)

@@ -129,6 +129,7 @@ BAD_SETTINGS = [
     (dict(eta=NAN), "eta"), (dict(eta=INF), "eta"), (dict(eta=-0.1), "eta"), (dict(eta=1.5), "eta"),
     (dict(guidance=NAN), "guidance"), (dict(guidance=INF), "guidance"), (dict(guidance=1e30), "guidance"),
     (dict(fps=NAN), "fps"), (dict(fps=True), "fps"), (dict(lip_temperature=NAN), "lip_temperature"),
+    (dict(blink_temperature=NAN), "blink_temperature"), (dict(blink_temperature=2.5), "blink_temperature"),
     (dict(steps=0), "steps"), (dict(steps=2.5), "steps"), (dict(steps=True), "steps"),
     (dict(chunk_frames=0), "chunk_frames"), (dict(chunk_frames=1.5), "chunk_frames"),
     (dict(seed=2 ** 64), "0..18446744073709551615"), (dict(seed=-1), "seed"),

@@ -55,7 +55,8 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand on an argparse subparsers object.
 
     Usage: ``streamtalker evaluate [--checkpoint P | --teacher] [--inputs DIR]
-    [--items GLOB] [--seeds 0,1,2] [--steps N] [--guidance G] [--device cpu]
+    [--items GLOB] [--seeds 0,1,2] [--steps N] [--guidance G] [--blink-temperature T]
+    [--device cpu]
     [-o results.json] [--force] [--strict]``. The handler is :func:`cmd_evaluate`
     (``args.func``); it returns the exit status and raises FileNotFoundError,
     FileExistsError, ValueError or CheckpointError with one-line messages.
@@ -92,6 +93,9 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--blink-temperature", type=float, default=None,
+                   help="initial-noise scale on eyeBlinkLeft/Right, [0, 2] (default: the "
+                        "model's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("-o", "--out", default=None, help="write the results as JSON to this file")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -150,9 +154,11 @@ def cmd_evaluate(args) -> int:
         if model is None:
             res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head)
         else:
+            extra = ({} if args.blink_temperature is None
+                     else {"blink_temperature": args.blink_temperature})
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
                                  args.steps, guidance=args.guidance, progress=progress,
-                                 head=head)
+                                 head=head, **extra)
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res

@@ -35,6 +35,9 @@ def add_generate_parser(sub) -> None:
     p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--blink-temperature", type=float, default=None,
+                   help="ARKit models: initial-noise scale on eyeBlinkLeft/Right in [0, 2]; "
+                        "higher blinks more, the lips do not change (default: the model's)")
     p.add_argument("--style", default=None,
                    help="training identity index, or for a vertex model a training subject's "
                         "name (default: the unknown style)")
@@ -116,6 +119,9 @@ def cmd_generate(args) -> int:
     check_writable(out, args.force)     # before any work: exists, folder, permission
     info = describe_checkpoint(args.checkpoint)
     if info.kind == "vertex":
+        if args.blink_temperature is not None:
+            raise ValueError(f"--blink-temperature is for ARKit models; {args.checkpoint} is "
+                             f"a vertex model (it has no blink channels)")
         return _generate_vertices(args, out, info.n_vertices)
     if args.template:
         raise ValueError(f"--template is for vertex checkpoints; "
@@ -132,7 +138,7 @@ def cmd_generate(args) -> int:
         # every setting is checked here, before any audio is decoded
         session = model.stream(seed=args.seed, style=style, chunk_frames=args.chunk_frames,
                                steps=args.steps, eta=args.eta, guidance=args.guidance,
-                               fps=args.fps)
+                               fps=args.fps, blink_temperature=args.blink_temperature)
     except BaseException:
         reader.close()
         raise

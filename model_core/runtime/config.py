@@ -47,7 +47,9 @@ class ModelConfig:
         jaw*/mouth* channels of an ARKit model are guided, the upper face is not),
         lip_temperature (scale of the initial DDIM noise on
         the jaw*/mouth* channels of ARKit models: below 1 the lips follow the audio more and the
-        seed less, while the upper face keeps its full randomness), cond_drop (probability of dropping the audio
+        seed less, while the upper face keeps its full randomness), blink_temperature (scale of
+        the initial DDIM noise on eyeBlinkLeft/Right of ARKit models: the blink rate rises
+        with it, the other channels are untouched), cond_drop (probability of dropping the audio
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
         small head is trained on several noised copies),
@@ -115,6 +117,7 @@ class ModelConfig:
     guidance: float = 1.0                      # classifier-free guidance (1: off)
     guidance_channels: str = "all"             # channels guided: "all" | "lips"
     lip_temperature: float = 1.0               # initial-noise scale on the lips
+    blink_temperature: float = 1.0             # initial-noise scale on eyeBlinkLeft/Right
     cond_drop: float = 0.1                     # audio dropped in training (for CFG)
     style_drop: float = 0.1                    # style dropped in training
     velocity_weight: float = 1.0               # velocity loss weight
@@ -173,6 +176,7 @@ class ModelConfig:
         need(self.guidance_channels in ("all", "lips"),
              f"guidance_channels must be 'all' or 'lips', got {self.guidance_channels!r}")
         need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
+        need(0 <= self.blink_temperature <= 2, "blink_temperature must be in [0, 2]")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..face import is_lip_channel
+from ..face import is_lip_channel, region_of
 from ..io.audio import to_model_rate
 from .config import ChunkGeometry, ModelConfig
 from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
@@ -159,12 +159,20 @@ class InferenceModel:
         return int(style)
 
     # -- sampling ------------------------------------------------------------------------
-    def noise_scale(self, lip_temperature: float) -> np.ndarray | None:
+    def noise_scale(self, lip_temperature: float,
+                    blink_temperature: float = 1.0) -> np.ndarray | None:
         """Per-channel scale of the initial DDIM noise, float32 [D], or None when all are 1:
-        ``lip_temperature`` on the jaw*/mouth* channels of an ARKit model."""
-        if lip_temperature == 1.0 or self.config.output_kind != "arkit":
+        ``lip_temperature`` on the jaw*/mouth* channels and ``blink_temperature`` on
+        eyeBlinkLeft/Right (:func:`model_core.face.region_of` ``"blinks"``) of an ARKit model.
+        A blink is a rare event in a 3-frame chunk, which a few deterministic DDIM steps
+        mostly sample away; more initial noise on the blink channels brings the rate back
+        (MODEL_CARD.md measures it), while fewer on the lips makes them follow the audio."""
+        if (lip_temperature == 1.0 and blink_temperature == 1.0) \
+                or self.config.output_kind != "arkit":
             return None
-        return lip_scale(self.channel_names, lip_temperature)
+        scale = lip_scale(self.channel_names, lip_temperature)
+        scale[[region_of(n) == "blinks" for n in self.channel_names]] = blink_temperature
+        return scale
 
     def sample_chunk(self, cond_in: dict, K: int, scheduler: DDIMScheduler,
                      rng: NoiseGenerator, guidance: float | np.ndarray = 1.0,
@@ -208,7 +216,8 @@ class InferenceModel:
 
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
-               fps: float | None = None, lip_temperature: float | None = None):
+               fps: float | None = None, lip_temperature: float | None = None,
+               blink_temperature: float | None = None):
         """Open a streaming session: a :class:`~model_core.runtime.session.StreamingSession`,
         wrapped in a :class:`~model_core.runtime.session.ResampledSession` when ``fps``
         differs from the model's. Both are :class:`~model_core.runtime.driver.Session` s.
@@ -221,12 +230,15 @@ class InferenceModel:
             steps: DDIM steps; eta: DDIM eta; guidance: CFG scale (defaults from the config).
             fps: output frame rate (default: the model's); other rates are interpolated.
             lip_temperature: initial-noise scale on jaw/mouth channels (default from the config).
+            blink_temperature: initial-noise scale on eyeBlinkLeft/Right, in [0, 2] (default
+                from the config; higher blinks more).
         Raises:
             ValueError: a setting out of range.
         """
         session = StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
                                    steps=steps, eta=eta, guidance=guidance,
-                                   lip_temperature=lip_temperature)
+                                   lip_temperature=lip_temperature,
+                                   blink_temperature=blink_temperature)
         if fps is None or fps == self.config.fps:
             return session
         return ResampledSession(session, fps)

@@ -188,7 +188,7 @@ class StreamTalkerModel(InferenceModel):
         the true history before the J chunks that precede each example, continued by J
         chunks this model samples itself, with no gradient, in eval mode, by the sessions'
         own path (:meth:`chunk_denoiser` and :func:`~.ddim.sample_ddim`, the config's DDIM
-        steps, eta and lip_temperature, no guidance: what a guidance-distilled model
+        steps, eta, lip_temperature and blink_temperature, no guidance: what a guidance-distilled model
         samples), so the example's chunk is learnt from the history the model will really
         give itself.
 
@@ -204,7 +204,7 @@ class StreamTalkerModel(InferenceModel):
         B, J, K = b["rollout_align_idx"].shape
         scheduler = self.ddim_scheduler(cfg.sample_steps, cfg.eta)
         t_cache = self.timestep_cache(scheduler.timesteps)
-        noise_scale = self.noise_scale(cfg.lip_temperature)
+        noise_scale = self.noise_scale(cfg.lip_temperature, cfg.blink_temperature)
         rng = NoiseGenerator(int(torch.randint(2 ** 62, (1,), generator=generator)))
         roll = {k: b[f"rollout_{k}"].cpu().numpy()
                 for k in ("feats", "mel_offset", "align_idx", "align_w")}

@@ -139,13 +139,14 @@ class StreamingSession:
     Raises (on creation):
         ValueError: a setting out of range or of the wrong type (seed 0..2**64-1, chunk_frames
         1..max_chunk_frames, steps 1..train_timesteps, eta [0, 1], guidance [0, 20], fps
-        [1, 240], lip_temperature [0, 2], style), naming it.
+        [1, 240], lip_temperature and blink_temperature [0, 2], style), naming it.
     """
 
     def __init__(self, model, seed: int = 0, style: int | None = None,
                  chunk_frames: int | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None,
-                 lip_temperature: float | None = None):
+                 lip_temperature: float | None = None,
+                 blink_temperature: float | None = None):
         cfg = model.config
         self.model = model
         k_max = min(cfg.max_chunk_frames, cfg.history_frames)
@@ -171,7 +172,9 @@ class StreamingSession:
         self.dim = cfg.dim
         tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
                            "lip_temperature", 0.0, 2.0)
-        self._noise_scale = model.noise_scale(tau)
+        tau_blink = check_number(cfg.blink_temperature if blink_temperature is None
+                                 else blink_temperature, "blink_temperature", 0.0, 2.0)
+        self._noise_scale = model.noise_scale(tau, tau_blink)
         self._guidance = model.guidance_scale(self.guidance)  # per channel, once
         #: samples clipped to ±SAMPLE_LIMIT so far (absurdly loud input; warned once)
         self.clipped_samples = 0

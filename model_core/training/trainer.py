@@ -88,7 +88,7 @@ CODEC_DEFAULTS = dict(components=128, max_frames=50000)
 #: [model] settings a fine-tune (init_from) or a resumed run may change: they do not change
 #: the network's weights or shapes. Every other [model] setting must match the checkpoint.
 TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "sample_steps", "eta", "guidance",
-                          "guidance_channels", "lip_temperature",
+                          "guidance_channels", "lip_temperature", "blink_temperature",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
                           "history_noise", "history_drop", "history_shrink", "history_corrupt",
                           "lip_loss_weight", "closure_loss_weight", "rollout_chunks",
