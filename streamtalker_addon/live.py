@@ -87,8 +87,8 @@ class LiveJob:
         self.cols = [(channels.index(c), k) for c, k in self.targets.items() if c in channels]
         if not self.cols:
             raise PlanError("the model's channels match none of the mapped shape keys")
-        self.engine = live_mod.LiveEngine(model, device=self.device, fps=self.fps, seed=s.seed,
-                                          style=s.style, steps=s.steps, **self.engine_kw)
+        self.engine = live_mod.LiveEngine(model, device=self.device, fps=self.fps,
+                                          **s.stream_kwargs(model), **self.engine_kw)
         try:
             self.engine.start()
         except StreamTalkerError:

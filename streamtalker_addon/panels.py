@@ -150,6 +150,9 @@ class STREAMTALKER_PT_model(_Base, Panel):
         col.label(text="Strength (ARKit models only)" if n else "Strength")
         for region in mapping_mod.strength_regions():
             col.prop(s, f"strength_{region}", slider=True)
+        row = layout.row()
+        row.enabled = not n       # a vertex model has no blink channels
+        row.prop(s, "blink_rate", slider=True)
 
 
 class STREAMTALKER_PT_live(_Base, Panel):

@@ -28,6 +28,8 @@ class ModelSettings:
         checkpoint: checkpoint path, or "" for the bundled default.
         device: "cpu" or "cuda".
         seed: sampling seed. style: identity index or None. steps: DDIM steps or None.
+        blink_rate: the panel's Blink Rate, a factor on the model's ``blink_temperature``
+            (1 = the model's default; see :meth:`stream_kwargs`); 1 for a vertex model.
         strengths: {region: factor} (see :func:`mapping.apply_strength`); empty for a
             vertex model.
         kind: the checkpoint's kind (``describe_checkpoint``): "arkit" or "vertex".
@@ -46,12 +48,23 @@ class ModelSettings:
     seed: int = 0
     style: int | None = None
     steps: int | None = None
+    blink_rate: float = 1.0
     strengths: dict = field(default_factory=dict)
     kind: str = "arkit"
     channels: list = field(default_factory=list)
     n_vertices: int | None = None
     rig: dict | None = None
     threads: int = 0
+
+    def stream_kwargs(self, model) -> dict:
+        """The keywords of ``model.stream`` these settings give, for Generate, Bake and Live
+        alike: seed, style, steps, and, when Blink Rate is not 1, ``blink_temperature`` =
+        Blink Rate x the model's default (``model.config.blink_temperature``), at most 2 (the
+        model's limit)."""
+        kw = dict(seed=self.seed, style=self.style, steps=self.steps)
+        if self.blink_rate != 1.0 and self.kind == "arkit":
+            kw["blink_temperature"] = min(2.0, self.blink_rate * model.config.blink_temperature)
+        return kw
 
 
 
@@ -171,6 +184,7 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
     return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                          style=None if s.style < 0 else int(s.style),
                          steps=int(s.steps) or None,
+                         blink_rate=1.0 if info.kind == "vertex" else float(s.blink_rate),
                          # region strengths are for ARKit channels: a vertex model's are
                          # the mesh's own shape keys
                          strengths={} if info.kind == "vertex" else s.strengths(),

@@ -70,6 +70,11 @@ class STREAMTALKER_PG_scene(PropertyGroup):
     strength_eyes: FloatProperty(name="Eyes", default=1.0, min=0.0, soft_max=2.0,
                                  description="Scale of eye look, squint and wide")
     strength_blinks: FloatProperty(name="Blinks", default=1.0, min=0.0, soft_max=2.0)
+    blink_rate: FloatProperty(
+        name="Blink Rate", default=1.0, min=0.0, max=1.8,
+        description="How often the face blinks: scales the random noise that starts a blink "
+                    "(the model's blink temperature); 1 = the model's default, higher blinks "
+                    "more often, 0 hardly ever. The lips do not change (ARKit models only)")
 
     def strengths(self) -> dict[str, float]:
         """{region: factor}, only the regions not at 1.0."""

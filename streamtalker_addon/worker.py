@@ -101,8 +101,7 @@ class Worker(threading.Thread):
             samples = self.source.read()
             for note in self.source.notes:
                 self.out.put(("note", note))
-            session = model.stream(seed=s.seed, style=s.style, steps=s.steps,
-                                   fps=self.source.fps)
+            session = model.stream(**s.stream_kwargs(model), fps=self.source.fps)
             self.out.put(("model", list(session.channel_names)))
             driver = mc_submodule("runtime.driver")
             try:

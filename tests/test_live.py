@@ -430,6 +430,19 @@ def test_live_engine_validates_its_numbers(toy_model):
         run_live(toy_model, seconds=float("nan"))
 
 
+def test_live_engine_passes_the_blink_temperature_to_its_session(toy_model):
+    """Blender's Blink Rate reaches a live session as it does a Generate: through
+    model.stream(blink_temperature=...), checked before any device is opened."""
+    blinks = [i for i, n in enumerate(toy_model.channel_names) if n.startswith("eyeBlink")]
+    eng = LiveEngine(toy_model, seed=3, blink_temperature=1.7).start_fed()
+    try:
+        assert np.allclose(eng._session._noise_scale[blinks], 1.7)
+    finally:
+        eng.stop()
+    with pytest.raises(ValueError, match="blink_temperature"):
+        LiveEngine(toy_model, blink_temperature=2.5).start_fed()
+
+
 def test_list_devices_says_when_there_is_none(fake_sd, capsys, monkeypatch):
     monkeypatch.setattr(fake_sd, "query_devices", lambda device=None, kind=None: [])
     rc, out, err = _live(capsys, "--list-devices")

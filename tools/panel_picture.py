@@ -1,12 +1,12 @@
 """Screenshot of the add-on's sidebar in a real Blender GUI (run on demand, for the README).
 
-    apt-get install blender xvfb        # once (not needed for the tests or the demo)
+    apt-get install xvfb                # once, and a Blender 4.5+ from blender.org
     xvfb-run -a -s "-screen 0 1600x1200x24" blender --factory-startup \
         --enable-event-simulate --python tools/panel_picture.py -- [--out docs/panel.png]
 
-The PyPI ``bpy`` module cannot draw UI, so this runs a Blender with a GUI (Debian's
-``blender`` package works: it is 3.4, older than the add-on supports, but it draws the same
-panel code; ``xvfb`` provides the display) with the project's venv on ``sys.path``. It
+The PyPI ``bpy`` module cannot draw UI, so this runs a Blender with a GUI (4.5 or newer:
+the add-on uses 4.5's API and no longer loads in Debian's ``blender`` 3.4, which drew
+docs/panel.png; ``xvfb`` provides the display) with the project's venv on ``sys.path``. It
 builds the demo's scene (the Face Cap head, a LibriVox sound strip, 30 fps, the mapping
 matched with Auto-Match) as it is before pressing Generate, opens the 3D viewport's sidebar
 with every sub-panel expanded, and, as a user would, closes the splash screen and clicks the

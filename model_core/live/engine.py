@@ -327,7 +327,8 @@ class LiveEngine:
         samplerate: device rate in Hz (4000..384000); None tries 16000 then the device's
             default rate.
         fps: output frame rate (None: the model's).
-        seed, style, steps: passed to ``model.stream``.
+        seed, style, steps, blink_temperature: passed to ``model.stream`` (None: the
+            model's default; ``blink_temperature`` only for ARKit models).
         blocksize: samples per callback (0: PortAudio decides; default 10 ms).
         ring_s: ring capacity, seconds of audio. max_backlog_s: waiting audio above which
             the worker drops to the newest ``keep_s`` seconds.
@@ -346,7 +347,8 @@ class LiveEngine:
 
     def __init__(self, model, device=None, samplerate: float | None = None,
                  fps: float | None = None, seed: int = 0, style: int | None = None,
-                 steps: int | None = None, blocksize: int | None = None, ring_s: float = 4.0,
+                 steps: int | None = None, blink_temperature: float | None = None,
+                 blocksize: int | None = None, ring_s: float = 4.0,
                  max_backlog_s: float = 0.5, keep_s: float = 0.2, stall_s: float = 2.0,
                  start_timeout_s: float = 10.0, max_events: int = 1024):
         self.model = model
@@ -355,6 +357,10 @@ class LiveEngine:
                                      check_sample_rate(samplerate, "samplerate (input device rate)"))
         self.fps = float(fps) if fps is not None else float(model.fps)
         self.seed, self.style, self.steps = check_seed(seed), style, steps
+        #: keywords of model.stream beyond seed, style, steps and fps (none by default, so a
+        #: vertex model seen through a rig, which has no blink channels, is asked nothing new)
+        self._stream_kw = ({} if blink_temperature is None
+                           else {"blink_temperature": blink_temperature})
         self.blocksize = blocksize
         self.ring_s, self.max_backlog_s, self.keep_s = ring_s, max_backlog_s, keep_s
         self.stall_s, self.start_timeout_s = stall_s, start_timeout_s
@@ -418,7 +424,7 @@ class LiveEngine:
             raise RuntimeError("this LiveEngine was already started; make a new one")
         # the session first: a bad setting is refused before the device is opened
         self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps)
+                                          fps=self.fps, **self._stream_kw)
         self.latency_ms = float(self._session.latency_ms)
         sd = _sd()
         index, info = resolve_input_device(self.device)
@@ -458,7 +464,7 @@ class LiveEngine:
         if self.state != "new":
             raise RuntimeError("this LiveEngine was already started; make a new one")
         self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps)
+                                          fps=self.fps, **self._stream_kw)
         self.latency_ms = float(self._session.latency_ms)
         self.device_name = "fed directly"
         self._begin(check_sample_rate(samplerate, "samplerate"))

@@ -265,6 +265,18 @@ def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_ch
     assert compat.audio_decoder(str(wav)) == "soundfile"
     for ch, shape_key in mapping.items():
         np.testing.assert_array_equal(keys[shape_key][:n, 1], cli[ch][:n], err_msg=ch)
+    # the panel's Blink Rate is the CLI's --blink-temperature over the model's default (1.0
+    # for the toy model): the same frames again, and other blinks than at rate 1
+    s.blink_rate = 1.5
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    hot = keyed(head.data.shape_keys)
+    out2 = tmp_path / "cli-blink.npz"
+    assert main(["generate", str(wav), "-o", str(out2), "--checkpoint", str(toy_checkpoint),
+                 "--seed", "3", "--fps", "30", "--blink-temperature", "1.5", *backend]) == 0
+    cli2 = dict(zip([str(n) for n in z["names"]], np.load(out2)["weights"].T))
+    for ch, shape_key in mapping.items():
+        np.testing.assert_array_equal(hot[shape_key][:n, 1], cli2[ch][:n], err_msg=ch)
+    assert not np.array_equal(hot[mapping["eyeBlinkLeft"]][:n, 1], keys[mapping["eyeBlinkLeft"]][:n, 1])
     # the samples too, bit for bit
     from streamtalker_addon import audio_source
     from model_core import load_audio
