@@ -49,7 +49,8 @@ class ModelConfig:
         the jaw*/mouth* channels of ARKit models: below 1 the lips follow the audio more and the
         seed less, while the upper face keeps its full randomness), blink_temperature (scale of
         the initial DDIM noise on eyeBlinkLeft/Right of ARKit models: the blink rate rises
-        with it, the other channels are untouched), cond_drop (probability of dropping the audio
+        with it; the other channels change only through the network, the lips barely),
+        cond_drop (probability of dropping the audio
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
         small head is trained on several noised copies),
