@@ -154,11 +154,9 @@ def cmd_evaluate(args) -> int:
         if model is None:
             res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head)
         else:
-            extra = ({} if args.blink_temperature is None
-                     else {"blink_temperature": args.blink_temperature})
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
                                  args.steps, guidance=args.guidance, progress=progress,
-                                 head=head, **extra)
+                                 head=head, blink_temperature=args.blink_temperature)
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res

@@ -550,8 +550,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
     res = evaluate_predictions(items, preds, seeds, head=head)
     res["settings"]["steps"] = int(steps) if steps is not None else int(cfg.sample_steps)
     res["settings"]["guidance"] = guidance
-    res["settings"].update({k: v for k, v in stream_kwargs.items()
-                            if isinstance(v, (int, float, str))})
+    res["settings"].update({k: v for k, v in stream_kwargs.items() if v is not None})
     res["settings"]["model"] = {"fps": float(model.fps),
                                 "training": getattr(cfg, "training", None)}
     return res

@@ -357,10 +357,7 @@ class LiveEngine:
                                      check_sample_rate(samplerate, "samplerate (input device rate)"))
         self.fps = float(fps) if fps is not None else float(model.fps)
         self.seed, self.style, self.steps = check_seed(seed), style, steps
-        #: keywords of model.stream beyond seed, style, steps and fps (none by default, so a
-        #: vertex model seen through a rig, which has no blink channels, is asked nothing new)
-        self._stream_kw = ({} if blink_temperature is None
-                           else {"blink_temperature": blink_temperature})
+        self.blink_temperature = blink_temperature
         self.blocksize = blocksize
         self.ring_s, self.max_backlog_s, self.keep_s = ring_s, max_backlog_s, keep_s
         self.stall_s, self.start_timeout_s = stall_s, start_timeout_s
@@ -424,7 +421,7 @@ class LiveEngine:
             raise RuntimeError("this LiveEngine was already started; make a new one")
         # the session first: a bad setting is refused before the device is opened
         self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps, **self._stream_kw)
+                                          fps=self.fps, blink_temperature=self.blink_temperature)
         self.latency_ms = float(self._session.latency_ms)
         sd = _sd()
         index, info = resolve_input_device(self.device)
@@ -464,7 +461,7 @@ class LiveEngine:
         if self.state != "new":
             raise RuntimeError("this LiveEngine was already started; make a new one")
         self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps, **self._stream_kw)
+                                          fps=self.fps, blink_temperature=self.blink_temperature)
         self.latency_ms = float(self._session.latency_ms)
         self.device_name = "fed directly"
         self._begin(check_sample_rate(samplerate, "samplerate"))
