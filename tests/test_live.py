@@ -304,8 +304,11 @@ def _rows(path):
     return path.read_text().splitlines()
 
 
-def test_cli_live_ctrl_c_saves_the_take(mic, tmp_path, speech):
-    """The documented way to stop (Ctrl+C = SIGINT) ends the take and writes it, exit 0."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_cli_live_ctrl_c_saves_the_take(mic, tmp_path, speech, signame):
+    """The documented way to stop (Ctrl+C = SIGINT) ends the take and writes it, exit 0; so
+    do SIGTERM (``kill``, a service manager) and SIGHUP (the terminal closed: here its
+    output is gone too, so every print fails), exactly as Ctrl+C (issue 21, case 2)."""
     import os
     import signal
     import subprocess
@@ -326,13 +329,21 @@ def test_cli_live_ctrl_c_saves_the_take(mic, tmp_path, speech):
             if lines >= 8:      # ~2 s of frames shown
                 break
         assert lines >= 8, proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        if signame == "SIGHUP":     # the terminal is gone: nothing can be printed any more
+            proc.stdout.close()
+        proc.send_signal(getattr(signal, signame))
+        if signame == "SIGHUP":
+            stdout, stderr = "", proc.stderr.read()
+            proc.wait(60)
+        else:
+            stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr
-    assert "Ctrl+C" in stdout and f"wrote {out}" in stdout, stdout
+    if signame != "SIGHUP":
+        said = "Ctrl+C" if signame == "SIGINT" else signame
+        assert f"stopped with {said}" in stdout and f"wrote {out}" in stdout, stdout
     rows = _rows(out)
     assert rows[0].startswith("Timecode,BlendShapeCount,EyeBlinkLeft") and len(rows) > 45
     assert "Traceback" not in stderr and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -447,3 +458,38 @@ def test_list_devices_says_when_there_is_none(fake_sd, capsys, monkeypatch):
     monkeypatch.setattr(fake_sd, "query_devices", lambda device=None, kind=None: [])
     rc, out, err = _live(capsys, "--list-devices")
     assert rc == 2 and "no input devices found" in err and out == ""
+
+
+def test_cli_live_on_a_full_disk_reports_the_frames_the_file_holds(fake_sd, toy_checkpoint,
+                                                                   tmp_path, capsys, monkeypatch):
+    """Issue 21, case 12: the temporary folder the take is kept in fills up mid-take. The take
+    stops, the message names that folder and says how many frames were saved, and the file
+    holds exactly that many (it said "414 frames saved" for a file of 404 rows)."""
+    import errno
+    import re
+    from model_core.io import frames as frames_mod
+    real = frames_mod.tempfile.TemporaryFile
+
+    class FullAfter:
+        def __init__(self, **kw):
+            self.f = real(buffering=0)
+
+        def write(self, data):
+            room = 30_000 - self.f.tell()
+            if room <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(bytes(data)[:room])
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+    monkeypatch.setattr(frames_mod.tempfile, "TemporaryFile", FullAfter)
+    out = tmp_path / "take.csv"
+    rc, _, err = _live(capsys, "--device", "fake mic", "--out", out, "--checkpoint",
+                       toy_checkpoint, "--seconds", 20)
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "No space left on device" in lines[0], err
+    assert "cannot keep the frames in a temporary file in" in lines[0]
+    m = re.search(r"the take \((\d+) frames, [\d.]+ s\) was saved to (\S+)$", lines[0])
+    assert m and m.group(2) == str(out), err
+    assert len(_rows(out)) - 1 == int(m.group(1)) > 10

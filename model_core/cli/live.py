@@ -7,8 +7,12 @@ and a level meter once per ~0.25 s. Same engine as the Blender add-on (:class:`m
 
 The take (``--out``): the destination is checked before recording starts; frames are written
 to a temporary file as they come and saved to ``--out`` when the run ends -- after
-``--seconds``, on Ctrl+C (the usual way to stop; exit 0), and also when the device is lost or
-anything fails (exit 2, the message says where the take went). If ``--out`` cannot be written
+``--seconds``, on Ctrl+C (the usual way to stop; exit 0) and on every other stop signal
+exactly as on Ctrl+C (SIGTERM from ``kill`` or a service manager, SIGHUP when the terminal
+closes; Windows: Ctrl+Break, the console window closing: :mod:`model_core.interrupt`), and
+also when the device is lost or anything fails (exit 2, the message says where the take
+went). ``--out`` is claimed when it is written: a file that appeared there during the take
+is not replaced, the take goes to the recovery file. If ``--out`` cannot be written
 by then, the take goes to a recovery file named in the message
 (``STEM.recovered-DATE-TIME.EXT``, beside ``--out``, else in the current or temporary folder).
 Errors: one line, exit status 2.
@@ -54,6 +58,15 @@ def _check_args(args) -> None:
     if args.samplerate is not None:
         check_sample_rate(args.samplerate, "--samplerate")
     check_seed(args.seed, "--seed")
+
+
+def _say(*args, file=None, end="\n") -> None:
+    """print, flushed, that never fails: after SIGHUP the terminal is gone (EIO), and a
+    closed pipe raises EPIPE; the take must be saved all the same."""
+    try:
+        print(*args, file=file or sys.stdout, end=end, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _save_take(writer, why: str) -> str:
@@ -134,13 +147,14 @@ def cmd_live(args) -> int:
             line = (f"{fps:5.1f} fps  latency {st.latency_ms:6.1f} ms  dropped "
                     f"{st.dropped_s:5.2f} s  level {st.level_db:6.1f} dB "
                     f"[{level_meter(st.level_db)}]")
-            print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            _say(("\r" + line) if tty else line, end="" if tty else "\n")
             state["t"], state["n"] = now, 0
 
         stop = threading.Event()
+        guard = StopOnCtrlC(stop, "streamtalker live: stopping and saving the take, please "
+                                  "wait")
         try:
-            with StopOnCtrlC(stop, "streamtalker live: stopping and saving the take, "
-                                   "please wait"):
+            with guard:
                 try:
                     _, eng = run_live(model, device=args.device, seconds=args.seconds,
                                       on_frames=show, samplerate=args.samplerate,
@@ -148,31 +162,35 @@ def cmd_live(args) -> int:
                 except LiveError as e:
                     if writer is None or writer.n_frames == 0:
                         raise
-                    print(file=sys.stderr)
-                    print(f"streamtalker live: error: {e}; "
-                          + _save_take(writer, ""), file=sys.stderr)
+                    note = _save_take(writer, "")     # saved before anything is printed
+                    _say("", file=sys.stderr)
+                    _say(f"streamtalker live: error: {e}; {note}", file=sys.stderr)
                     return 2
                 except BaseException as e:
                     if writer is None or writer.n_frames == 0:
                         raise
                     note = _save_take(writer, "")
-                    print(f"\nstreamtalker live: error: {type(e).__name__}: {e}; {note}",
-                          file=sys.stderr)
+                    _say(f"\nstreamtalker live: error: {type(e).__name__}: {e}; {note}",
+                         file=sys.stderr)
                     return 2
+                # the take is saved first: after SIGHUP (the terminal closed) printing can
+                # fail, and nothing printed is worth the take
+                note = _save_take(writer, "") if writer is not None else ""
                 if tty:
-                    print()
+                    _say("")
                 p = eng.stats.percentiles()
-                stopped = " (stopped with Ctrl+C)" if (stop.is_set() or eng.interrupted) else ""
-                print(f"live: {eng.stats.frames} frames from {eng.device_name!r} at "
-                      f"{eng.samplerate:g} Hz{stopped}; latency p50 {p['total'][50]:.1f} ms "
-                      f"p95 {p['total'][95]:.1f} ms (+ algorithmic {eng.latency_ms:.0f} ms); "
-                      f"dropped {eng.stats.dropped_s:.2f} s")
+                stopped = ""
+                if stop.is_set() or eng.interrupted:
+                    stopped = f" (stopped with {guard.label if stop.is_set() else 'Ctrl+C'})"
+                _say(f"live: {eng.stats.frames} frames from {eng.device_name!r} at "
+                     f"{eng.samplerate:g} Hz{stopped}; latency p50 {p['total'][50]:.1f} ms "
+                     f"p95 {p['total'][95]:.1f} ms (+ algorithmic {eng.latency_ms:.0f} ms); "
+                     f"dropped {eng.stats.dropped_s:.2f} s")
                 if writer is not None:
-                    note = _save_take(writer, "")
                     if writer.committed == out:
-                        print(f"wrote {out} ({writer.n_frames} frames)")
+                        _say(f"wrote {out} ({writer.n_frames} frames)")
                     else:
-                        print(f"streamtalker live: error: {note}", file=sys.stderr)
+                        _say(f"streamtalker live: error: {note}", file=sys.stderr)
                         return 2
             return 0
         finally:
