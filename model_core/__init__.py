@@ -87,9 +87,13 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
     from .runtime.checkpoint import describe_checkpoint, load_checkpoint
     from .runtime.device import set_threads
 
-    if backend is None and path is not None:
+    if path is not None:
         from .runtime.onnx_files import is_export_dir
         if is_export_dir(path):
+            if backend not in (None, "onnx"):
+                raise ValueError(f"{path} is an ONNX export: it runs on the onnx backend "
+                                 f"(leave out backend, or give the .safetensors checkpoint "
+                                 f"to run on torch)")
             backend = "onnx"
     if resolve_backend(backend, device) == "onnx":
         from .runtime.onnx_backend import OnnxModel, resolve_export

@@ -86,8 +86,10 @@ def test_model_rejects_bad_arrays(toy_model, speech):
     with pytest.raises(mc.AudioError):
         toy_model.generate(bad, 16000)
     s = toy_model.stream()
-    with pytest.raises(mc.AudioError, match="mono"):
-        s.push(np.zeros((1000, 2), np.float32))
+    with pytest.raises(mc.AudioError, match="channels first"):   # [C, N]: refused, never guessed
+        s.push(np.zeros((2, 1000), np.float32))
+    with pytest.raises(mc.AudioError, match=r"\[N, channels\]"):
+        s.push(np.zeros((10, 2, 2), np.float32))
     with pytest.raises(mc.AudioError, match="NaN"):
         s.push(np.array([0.0, np.nan], np.float32))
     with pytest.raises(ValueError, match="sample_rate"):

@@ -204,6 +204,7 @@ def test_a_failed_write_names_the_output_not_a_temporary_file(tmp_path, capsys, 
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied", str(src))
     monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "link", refuse)     # the no-clobber rename (no --force)
     out = tmp_path / "face.csv"
     rc, _, err = _cli(capsys, "generate", real_speech_path(), "-o", out)
     assert rc == 2

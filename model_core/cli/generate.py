@@ -88,9 +88,9 @@ def _generate_vertices(args, out: Path, n_vertices: int) -> int:
     if out.suffix.lower() in (".pc2", ".mdd"):
         write_point_cache(out, verts, fps, overwrite=args.force)
     elif out.suffix.lower() == ".npy":
-        atomic_write(out, lambda tmp: _save_npy(tmp, verts))
+        atomic_write(out, lambda tmp: _save_npy(tmp, verts), overwrite=args.force)
     else:
-        atomic_write(out, lambda tmp: _save_npy(tmp, verts, fps=fps))
+        atomic_write(out, lambda tmp: _save_npy(tmp, verts, fps=fps), overwrite=args.force)
     dur = len(audio) / vm.model.sample_rate
     print(f"{out}: {len(verts)} meshes of {verts.shape[1]} vertices at {fps:g} fps from "
           f"{dur:.2f} s of audio in {dt:.2f} s (real-time factor {dt / max(dur, 1e-9):.3f})")

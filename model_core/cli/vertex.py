@@ -71,9 +71,13 @@ def _load_vertices(path) -> np.ndarray:
 def cmd_retarget(args) -> int:
     from ..vertex.retarget import fit_shape_key_weights
 
+    from ..io.files import check_writable
+
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} already exists (use --force)")
+    if out.suffix.lower() != ".npz":
+        raise ValueError(f"{out}: retarget writes the weights as an .npz file (weights [T, K], "
+                         f"names [K]); give -o a name ending in .npz")
+    check_writable(out, args.force)      # before any work: exists, folder, permission
     verts = _load_vertices(args.vertices)
     names = None
     bp = Path(args.basis)
@@ -96,7 +100,10 @@ def cmd_retarget(args) -> int:
     if len(names) != K:
         raise ValueError(f"{len(names)} names for {K} shape keys")
     w, info = fit_shape_key_weights(verts, basis, deltas, return_info=True)
-    atomic_write(out, lambda tmp: np.savez(tmp, weights=w, names=np.array(names)))
+    def write(tmp):
+        with open(tmp, "wb") as f:       # a file handle: numpy adds no suffix to its name
+            np.savez(f, weights=w, names=np.array(names))
+    atomic_write(out, write, overwrite=args.force)
     print(f"{out}: weights [{w.shape[0]}, {w.shape[1]}], {info['n_bounded']} frames hit the "
           f"[0, 1] bounds, mean RMS residual {float(info['residual'].mean()):.4g}")
     return 0

@@ -13,6 +13,7 @@ input, however loud, can overflow the features.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -36,6 +37,15 @@ SAMPLE_LIMIT = 4.0
 
 #: Sample rates accepted for audio given with a rate (Hz), inclusive.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000
+
+#: The most channels an array of samples may have ([N, C]; files may have any number).
+MAX_CHANNELS = 64
+
+#: A mono mix this much quieter than its channels (20 dB) means the channels cancel out
+#: (antiphase stereo): warned about, since the model then hears near silence.
+CANCEL_RATIO = 0.01
+#: Channels quieter than this mean square (-60 dBFS) are silence, not cancelling out.
+SILENCE_MS = 1e-6
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 #: Decoded through ffmpeg (when installed), since libsndfile does not read them.
@@ -102,9 +112,10 @@ def to_mono_float32(samples, what: str = "audio", warn: bool = True) -> np.ndarr
 
     Accepts float32/float64 (kept as is, float64 converted), int16 (/32768), int32
     (/2**31), uint8 (8-bit WAV convention, centred at 128); shapes [N], [N, C] and [C, N]
-    with C <= 8 channels (averaged to mono). Samples beyond ``±SAMPLE_LIMIT`` are clipped
-    to it (see the module docstring), with an :class:`AudioWarning` naming ``what`` when
-    ``warn`` is true.
+    with C <= :data:`MAX_CHANNELS` channels, fewer than the samples (averaged to mono).
+    Samples beyond ``±SAMPLE_LIMIT`` are clipped to it (see the module docstring), with an
+    :class:`AudioWarning` naming ``what`` when ``warn`` is true; so are channels that cancel
+    out in the mono mix (:func:`warn_cancelled`).
 
     Raises:
         AudioError: empty input, non-finite samples (NaN/inf), unsupported dtype or shape.
@@ -112,8 +123,15 @@ def to_mono_float32(samples, what: str = "audio", warn: bool = True) -> np.ndarr
     return _mono_float32(samples, what, warn)[0]
 
 
-def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.ndarray, int]:
-    """:func:`to_mono_float32` that also returns how many samples were clipped."""
+def _mono_float32(samples, what: str = "audio", warn: bool = True,
+                  channels_last: bool = False, energy: list | None = None
+                  ) -> tuple[np.ndarray, int]:
+    """:func:`to_mono_float32` that also returns how many samples were clipped.
+
+    ``channels_last``: a 2-D array is always [N, C] (decoded files, ``session.push``), never
+    guessed from its shape -- one stereo sample [1, 2] is one sample. ``energy``: a list
+    [sum of squares of the channels / C, sum of squares of the mono mix, samples] added
+    to, for :func:`warn_cancelled` over a stream (no warning is issued then)."""
     a = np.asarray(samples)
     if a.dtype == np.int16:
         a = a.astype(np.float32) / 32768.0
@@ -127,10 +145,17 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.n
         raise AudioError(f"{what}: unsupported sample dtype {a.dtype}; give float32 samples in "
                          f"[-1, 1] (or int16/int32 PCM)")
     if a.ndim not in (1, 2):
-        raise AudioError(f"{what}: expected a 1-D array of mono samples, got shape {a.shape}")
-    if a.ndim == 2 and not (a.shape[1] <= 8 and a.shape[0] > a.shape[1]) and a.shape[0] > 8:
+        raise AudioError(f"{what}: expected samples [N] (mono) or [N, channels], got shape "
+                         f"{a.shape}")
+    if a.ndim == 2 and channels_last:
+        if a.shape[1] > MAX_CHANNELS:
+            raise AudioError(f"{what}: samples are [N] (mono) or [N, channels] with at most "
+                             f"{MAX_CHANNELS} channels, channels last; got shape {a.shape} "
+                             f"(channels first? pass samples.T)")
+    elif a.ndim == 2 and not (a.shape[1] <= MAX_CHANNELS and a.shape[0] > a.shape[1]) \
+            and not (a.shape[0] <= MAX_CHANNELS and a.shape[1] > a.shape[0]):
         raise AudioError(f"{what}: cannot tell channels from samples in shape {a.shape}; "
-                         f"give [N] mono or [N, channels]")
+                         f"give [N] mono or [N, channels] (at most {MAX_CHANNELS} channels)")
     if a.size == 0:
         raise AudioError(f"{what}: no samples (zero-length audio)")
     finite = np.isfinite(a)
@@ -144,10 +169,18 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True) -> tuple[np.n
             a = np.clip(a, -SAMPLE_LIMIT, SAMPLE_LIMIT)
         a = a.astype(np.float32, copy=False)
     if a.ndim == 2:
-        if a.shape[1] <= 8 and a.shape[0] > a.shape[1]:
-            a = a.mean(axis=1, dtype=np.float32)
-        else:
-            a = a.mean(axis=0, dtype=np.float32)
+        if not channels_last and not (a.shape[1] <= MAX_CHANNELS and a.shape[0] > a.shape[1]):
+            a = a.T                                   # [C, N] -> [N, C]
+        chans = a
+        a = a.mean(axis=1, dtype=np.float32)
+        if chans.shape[1] > 1:
+            e = [float(np.mean(np.square(chans, dtype=np.float64), axis=0).mean()) * len(a),
+                 float(np.square(a, dtype=np.float64).sum()), len(a)]
+            if energy is not None:
+                for i in range(3):
+                    energy[i] += e[i]
+            elif warn:
+                warn_cancelled(what, *e)
     n = _clip_count(a)
     if n:
         a = np.clip(a, -SAMPLE_LIMIT, SAMPLE_LIMIT)
@@ -163,6 +196,23 @@ def _clip_count(a: np.ndarray) -> int:
     if m <= SAMPLE_LIMIT:
         return 0
     return int(np.count_nonzero(np.abs(a) > SAMPLE_LIMIT))
+
+
+def warn_cancelled(what: str, channels_energy: float, mono_energy: float, n: int) -> bool:
+    """Issue an :class:`AudioWarning` when mixing to mono cancelled the channels out (the
+    mix is :data:`CANCEL_RATIO` or less of the channels' energy while they are not silent:
+    antiphase, i.e. phase-inverted, stereo); the model would hear near silence. Energies are
+    sums of squares over the same ``n`` samples (the channels': their mean). Returns whether
+    it warned."""
+    if n <= 0 or channels_energy <= SILENCE_MS * n or mono_energy > CANCEL_RATIO * channels_energy:
+        return False
+    db = 10 * math.log10(max(mono_energy, 1e-30) / channels_energy)
+    warnings.warn(AudioWarning(
+        f"{what}: its channels cancel out when mixed to mono (the mix is {-db:.0f} dB quieter "
+        f"than the channels: phase-inverted stereo?), so the model hears near silence; invert "
+        f"one channel or use one channel only (e.g. ffmpeg -i IN -af pan=mono|c0=c0 OUT.wav)"),
+        stacklevel=3)
+    return True
 
 
 def warn_clipped(what: str, n: int) -> None:
@@ -228,6 +278,76 @@ def load_audio(path: str | os.PathLike, sample_rate: int = MODEL_SAMPLE_RATE) ->
     return out
 
 
+def _is_mpeg(head: bytes) -> bool:
+    """Whether a file's first bytes are MPEG audio: an ID3 tag or an MPEG frame sync."""
+    return head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF
+                                       and head[1] & 0xE0 == 0xE0)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (no audio container starts like that: their
+    headers hold zero bytes)."""
+    if not head or b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:          # not just a character cut at the end
+            return False
+        text = head[:e.start].decode("utf-8")
+    return sum(c.isprintable() or c in "\r\n\t" for c in text) >= 0.95 * len(text)
+
+
+def _open_source(p: Path):
+    """What to hand libsndfile for ``p`` -- its path, or for a pipe (``/dev/stdin``) or
+    another non-seekable file its bytes read into memory (libsndfile cannot decode FLAC from
+    a pipe: "lost sync"), or None for a file named .mp3 that is not MPEG audio -- and the
+    file's first bytes.
+
+    Raises:
+        FileNotFoundError: no such file (a broken link says where it points);
+        IsADirectoryError: a folder; AudioError: a link loop, an unreadable or empty file,
+            or a text file, each naming ``p``.
+    """
+    import io
+    import stat as stat_mod
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise FileNotFoundError(f"audio file not found: {p} is a broken link (to "
+                                    f"{os.readlink(p)})") from None
+        raise FileNotFoundError(f"audio file not found: {p}") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise AudioError(f"{p}: a symbolic link loop (it leads back to itself); point it "
+                             f"at the audio file") from None
+        raise AudioError(f"{p}: cannot open it ({e.strerror or e})") from None
+    if stat_mod.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{p} is a directory; give an audio file "
+                                f"({', '.join(SUPPORTED_EXTENSIONS)})")
+    try:
+        if stat_mod.S_ISREG(st.st_mode):
+            with open(p, "rb") as f:
+                head = f.read(512)
+            source = str(p)
+        else:                                  # a pipe or a device: read it all once
+            with open(p, "rb") as f:
+                data = f.read()
+            head, source = data[:512], io.BytesIO(data)
+    except OSError as e:
+        raise AudioError(f"{p}: cannot read it ({e.strerror or e})") from None
+    if not head:
+        raise AudioError(f"{p}: the file is empty (0 bytes), not audio")
+    if _looks_like_text(head):
+        start = head[:40].decode("utf-8", "replace").splitlines()[0] if head.strip() else ""
+        raise AudioError(f"{p}: a text file, not audio (it begins {start!r}); give a speech "
+                         f"recording ({', '.join(SUPPORTED_EXTENSIONS)})")
+    if isinstance(source, str) and p.suffix.lower() == ".mp3" and not _is_mpeg(head):
+        source = None
+    return source, head
+
+
 _SHOULD_BE = re.compile(r"^\s*(\S+)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 _PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF, 0xFFFFFFFF - 8}
 
@@ -283,25 +403,27 @@ class AudioFileReader:
                  block_s: float = 1.0):
         p = Path(path)
         self.path = p
-        if not p.exists():
-            raise FileNotFoundError(f"audio file not found: {p}")
-        if p.is_dir():
-            raise IsADirectoryError(f"{p} is a directory; give an audio file "
-                                    f"({', '.join(SUPPORTED_EXTENSIONS)})")
         if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s > 0):
             raise ValueError(f"block_s must be a positive number of seconds, got {block_s!r}")
         self.sample_rate = sample_rate
         self.block_s = float(block_s)
         self.clipped = 0
         self.n_out = 0
+        self._energy = [0.0, 0.0, 0]
         self._sf: sf.SoundFile | None = None
         self._proc: subprocess.Popen | None = None
         self._done = False
+        source, head = _open_source(p)
         try:
-            self._sf = sf.SoundFile(str(p))
+            if source is None:      # named .mp3 but not MPEG audio: libsndfile's mpg123
+                raise ValueError("not MPEG audio")   # would print noise; ffmpeg decides
+            self._sf = sf.SoundFile(source)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-            sf_error = str(e)
-            self._open_ffmpeg(sf_error)
+            sf_error = str(e).replace(f"'{source}'", str(p)) if source is not None else str(e)
+            if not isinstance(source, (str, type(None))):    # piped: bytes in memory
+                raise AudioError(f"{p}: the piped audio could not be decoded ({e}); pipe WAV, "
+                                 f"FLAC, OGG or MP3, or give a file") from None
+            self._open_ffmpeg(sf_error, head)
         else:
             self.decoder = "soundfile"
             self.source_rate = float(self._sf.samplerate)
@@ -325,10 +447,12 @@ class AudioFileReader:
         self._block = max(1, int(round(self.block_s * self.source_rate)))
 
     # -- ffmpeg ------------------------------------------------------------------------------
-    def _open_ffmpeg(self, sf_error: str) -> None:
+    def _open_ffmpeg(self, sf_error: str, head: bytes = b"") -> None:
         p = self.path
         formats = ", ".join(SUPPORTED_EXTENSIONS)
         ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
+        if p.suffix.lower() == ".mp3" and not _is_mpeg(head):
+            sf_error = f"named .mp3 but not MP3 audio (it begins with bytes {head[:8].hex(' ')})"
         if ffmpeg is None or ffprobe is None:
             if p.suffix.lower() in FFMPEG_EXTENSIONS:
                 raise AudioError(f"{p}: cannot decode {p.suffix} audio: libsndfile does not read "
@@ -338,12 +462,20 @@ class AudioFileReader:
                              f"{formats} (and, with ffmpeg installed, "
                              f"{', '.join(FFMPEG_EXTENSIONS)})")
         probe = subprocess.run(
-            [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-             "stream=sample_rate,channels:format=duration", "-of", "json", str(p)],
+            [ffprobe, "-v", "error", "-select_streams", "a", "-show_entries",
+             "stream=index,sample_rate,channels:stream_tags=language,title:format=duration",
+             "-of", "json", str(p)],
             capture_output=True, text=True, stdin=subprocess.DEVNULL)
         try:
             info = json.loads(probe.stdout or "{}")
             st = info["streams"][0]
+            if len(info["streams"]) > 1:
+                names = [", ".join(v for v in (x.get("tags") or {}).values()) or
+                         f"stream {i}" for i, x in enumerate(info["streams"])]
+                warnings.warn(AudioWarning(
+                    f"{p}: it holds {len(info['streams'])} audio streams ({'; '.join(names)}); "
+                    f"the first is used. To use another, extract it: ffmpeg -i {p.name} -map "
+                    f"0:a:1 -vn OUT.wav"), stacklevel=3)
             self.source_rate = float(st["sample_rate"])
             self.channels = int(st["channels"])
         except (ValueError, KeyError, IndexError, TypeError):
@@ -409,7 +541,8 @@ class AudioFileReader:
                     break
                 got_any = True
                 if data.shape[1] > 1:
-                    x, n = _mono_float32(data, what=str(self.path), warn=False)
+                    x, n = _mono_float32(data, what=str(self.path), warn=False,
+                                         channels_last=True, energy=self._energy)
                 else:
                     x, n = _mono_float32(data[:, 0], what=str(self.path), warn=False)
                 self.clipped += n
@@ -425,6 +558,7 @@ class AudioFileReader:
             yield y
             if self.clipped:
                 warn_clipped(str(self.path), self.clipped)
+            warn_cancelled(str(self.path), *self._energy)
         finally:
             self._done = True
             self.close()

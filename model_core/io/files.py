@@ -7,6 +7,8 @@ interrupted write leaves the old file (or nothing) and never a half-written one.
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
 import tempfile
 import tomllib
@@ -16,21 +18,64 @@ from typing import Callable
 
 def _naming(e: OSError, p: Path, what: str = "cannot write") -> OSError:
     """The same kind of OSError, naming ``p`` (never a hidden temporary file)."""
-    reason = e.strerror or str(e)
+    reason = e.strerror or str(e) or type(e).__name__
     err = type(e)(e.errno, f"{what} {p}: {reason}") if e.errno else type(e)(f"{what} {p}: {reason}")
     return err
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it to
-    ``path`` (creating the parent folder). The temporary file is removed on failure.
-
-    Existence checks (refusing to overwrite) are the caller's: the error messages differ
-    per output kind.
+def _claim(tmp: Path, p: Path) -> None:
+    """Rename ``tmp`` to ``p`` only if ``p`` does not exist, atomically (a no-clobber rename):
+    a hard link, then the temporary name is removed; where the file system has no hard
+    links, ``p`` is first created exclusively (``O_EXCL``), then replaced.
 
     Raises:
-        OSError (its subclasses kept: PermissionError, NotADirectoryError, ...): the file
-        could not be written; the message names ``path``, never the temporary file.
+        FileExistsError: ``p`` exists (another program wrote it since it was checked).
+    """
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"{p} already exists (it was written while this "
+                                            f"one was being made); choose another name or pass "
+                                            f"--force") from None
+    except OSError as e:
+        if e.errno not in _NO_LINKS:
+            raise
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"{p} already exists (it was written while "
+                                                f"this one was being made); choose another "
+                                                f"name or pass --force") from None
+        os.close(fd)
+        os.replace(tmp, p)
+        return
+    os.unlink(tmp)
+
+
+#: errno values of a file system without hard links (FAT, some network shares).
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS,
+             getattr(errno, "ENOTSUP", errno.EPERM), getattr(errno, "EOPNOTSUPP", errno.EPERM)}
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None],
+                 overwrite: bool = True) -> Path:
+    """Write ``path`` through a temporary file: ``write(tmp)`` fills a hidden file beside
+    ``path`` (creating the parent folder), which is then renamed to ``path``. The one way
+    model_core writes an output:
+
+    * ``path`` is claimed when it is written: with ``overwrite`` False, a file that appeared
+      at ``path`` since it was checked is never replaced (a no-clobber rename,
+      :func:`_claim`), it is a ``FileExistsError``;
+    * every OSError names ``path`` (never the temporary file), disk full included;
+    * no temporary file is left, whatever happens -- also when ``write`` made a file of
+      another name from the temporary one (``numpy.savez`` appends ``.npz``).
+
+    Existence checks before any work are the caller's (:func:`check_writable`): the error
+    messages differ per output kind.
+
+    Raises:
+        OSError (its subclasses kept: PermissionError, NotADirectoryError,
+        FileExistsError, ...): the file could not be written; the message names ``path``.
     """
     p = Path(path)
     try:
@@ -40,18 +85,62 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}{p.suffix}")
     try:
         write(tmp)
-        os.replace(tmp, p)
+        if not tmp.is_file():
+            raise FileNotFoundError(errno.ENOENT, "the writer made no file")
+        if overwrite:
+            os.replace(tmp, p)
+        else:
+            _claim(tmp, p)
     except OSError as e:
-        if tmp.name not in str(e) and str(e.filename or "") != str(tmp):
+        if str(p) in str(e) and tmp.name not in str(e):
             raise
         raise _naming(e, p) from None
     finally:
-        try:
-            if tmp.exists():
-                tmp.unlink()
-        except OSError:
-            pass
+        for left in p.parent.glob(glob.escape(tmp.name) + "*"):
+            try:
+                left.unlink()
+            except OSError:
+                pass
     return p
+
+
+def write_new_file(path: str | os.PathLike, write: Callable[[Path], None], tag: str) -> Path:
+    """Write what could not go to ``path`` to a new file named after it -- the named
+    fallback of every output that must not be lost (a live take, a partial bake):
+    ``STEM.TAG.EXT``, then ``STEM.TAG-2.EXT``, ... beside ``path``; where that folder does
+    not take it (full, read-only, gone), the same names in the current folder, then in the
+    system's temporary folder. Each name is claimed when it is written (never replacing a
+    file, :func:`atomic_write` with ``overwrite=False``).
+
+    Args:
+        path: the output that could not be written; write: as for :func:`atomic_write`;
+        tag: what the file is, e.g. ``"partial"`` or ``"recovered-20250101-120000"``.
+    Returns:
+        the file written.
+    Raises:
+        OSError: no folder took it; the message names each folder and why.
+    """
+    p = Path(path)
+    stem = p.name[:-len(p.suffix)] if p.suffix else p.name
+    tried = []
+    for folder in dict.fromkeys([p.parent, Path.cwd(), Path(tempfile.gettempdir())]):
+        if not folder.is_dir():
+            tried.append(f"{folder}: not a folder")
+            continue
+        for i in range(1, 1000):
+            cand = folder / f"{stem}.{tag}{'' if i == 1 else f'-{i}'}{p.suffix}"
+            if cand.exists() or cand.is_symlink():
+                continue
+            try:
+                return atomic_write(cand, write, overwrite=False)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                tried.append(f"{e.strerror or e}" if str(folder) in str(e) else
+                             f"{folder}: {e.strerror or e}")
+                break
+    raise OSError(errno.EIO, f"nothing could be saved for {p}: no folder took a "
+                             f"{tag} file ({'; '.join(tried)})")
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool = False,

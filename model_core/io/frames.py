@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 import zipfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES
-from .files import atomic_write, check_writable
+from .files import atomic_write, check_writable, write_new_file
 
 FORMATS = (".npz", ".csv", ".json")
 
@@ -78,6 +77,32 @@ def live_link_csv_text(frames: np.ndarray, names: list[str], fps: float) -> str:
     return buf.getvalue()
 
 
+def _csv_text(rows) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode()
+
+
+def _copy(src, dst, n: int) -> None:
+    """Copy the first ``n`` bytes of ``src`` (at its start) to ``dst``."""
+    left = n
+    while left > 0:
+        block = src.read(min(left, 1 << 20))
+        if not block:
+            break
+        dst.write(block)
+        left -= len(block)
+
+
+def _buffer_error(e: OSError) -> OSError:
+    """The OSError of the temporary file frames are kept in, naming its folder."""
+    folder = tempfile.gettempdir()
+    return type(e)(e.errno, f"cannot keep the frames in a temporary file in {folder} "
+                            f"({e.strerror or e}); free space there or set TMPDIR to another "
+                            f"folder") if e.errno else OSError(
+        f"cannot keep the frames in a temporary file in {folder} ({e})")
+
+
 def recovery_path(path: str | os.PathLike) -> Path:
     """A new file name for a take that could not be written to ``path``:
     ``STEM.recovered-YYYYmmdd-HHMMSS.EXT`` beside ``path`` if that folder accepts files, else
@@ -87,15 +112,20 @@ def recovery_path(path: str | os.PathLike) -> Path:
         OSError: none of those folders accepts a new file.
     """
     p = Path(path)
-    name = f"{p.stem}.recovered-{time.strftime('%Y%m%d-%H%M%S')}{p.suffix}"
+    stem = f"{p.stem}.recovered-{time.strftime('%Y%m%d-%H%M%S')}"
     last = None
     for folder in (p.parent, Path.cwd(), Path(tempfile.gettempdir())):
-        cand = folder / name
-        try:
-            if folder.is_dir():
-                return check_writable(cand)
-        except OSError as e:
-            last = e
+        for i in range(1, 100):
+            cand = folder / f"{stem}{'' if i == 1 else f'-{i}'}{p.suffix}"
+            try:
+                if folder.is_dir():
+                    return check_writable(cand)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                last = e
+                break
     raise OSError(f"no folder accepts a recovery file for {p} ({last})")
 
 
@@ -137,24 +167,51 @@ class FrameWriter:
         self.overwrite = overwrite
         self._order = _live_link_columns(self.names) if ext == ".csv" else None
         check_writable(p, overwrite)
-        self._body = tempfile.TemporaryFile(prefix="streamtalker-", suffix=ext)
-        self._text = None
-        if ext == ".csv":
-            self._text = io.TextIOWrapper(self._body, encoding="utf-8", newline="")
-            self._csv = csv.writer(self._text, lineterminator="\n")
-            self._csv.writerow(_live_link_header())
-        elif ext == ".json":
-            self._text = io.TextIOWrapper(self._body, encoding="utf-8", newline="")
-            head = json.dumps({"fps": fps, "names": self.names, "kind": kind, "meta": self.meta})
-            self._text.write(head[:-1] + ', "frames": [')
+        # unbuffered: what write() reports as written is in the file (a full temporary
+        # folder fails that write() and the frames before it stay exact)
+        try:
+            self._body = tempfile.TemporaryFile(prefix="streamtalker-", suffix=ext,
+                                                buffering=0)
+        except OSError as e:
+            raise _buffer_error(e) from None
+        self._good = 0          # bytes of the body holding whole frames
         self.n_frames = 0
         self.committed: Path | None = None
+        if ext == ".csv":
+            self._append(_csv_text([_live_link_header()]))
+        elif ext == ".json":
+            head = json.dumps({"fps": fps, "names": self.names, "kind": kind, "meta": self.meta})
+            self._append((head[:-1] + ', "frames": [').encode())
+
+    def _append(self, data: bytes) -> None:
+        """Add ``data`` to the body, all or nothing.
+
+        Raises:
+            OSError: the temporary folder is full (or failing), naming it; the body is cut
+                back to the frames before.
+        """
+        body = self._body
+        try:
+            view = memoryview(data)
+            while view:
+                n = body.write(view)
+                view = view[n:]
+        except OSError as e:
+            try:
+                body.seek(self._good)
+                body.truncate(self._good)
+            except OSError:
+                pass
+            raise _buffer_error(e) from None
+        self._good += len(data)
 
     def write(self, frames: np.ndarray) -> None:
         """Append frames float32 [n, D] (n may be 0).
 
         Raises:
-            ValueError: wrong shape; RuntimeError: the writer was closed.
+            ValueError: wrong shape; RuntimeError: the writer was closed; OSError: the
+                temporary folder is full (named): these frames are not kept, the earlier
+                ones are, and :meth:`commit` still writes them (``n_frames`` counts them).
         """
         if self._body is None:
             raise RuntimeError(f"{self.path}: this FrameWriter was closed")
@@ -164,19 +221,20 @@ class FrameWriter:
         if not len(frames):
             return
         if self.ext == ".csv":
-            _live_link_rows(self._csv, frames, self._order, self.fps, self.n_frames)
+            buf = io.StringIO()
+            _live_link_rows(csv.writer(buf, lineterminator="\n"), frames, self._order, self.fps,
+                            self.n_frames)
+            data = buf.getvalue().encode()
         elif self.ext == ".json":
             rows = ", ".join(json.dumps([round(float(v), 6) for v in row]) for row in frames)
-            self._text.write(rows if self.n_frames == 0 else ", " + rows)
+            data = (rows if self.n_frames == 0 else ", " + rows).encode()
         else:
-            self._body.write(np.ascontiguousarray(frames, "<f4").tobytes())
+            data = np.ascontiguousarray(frames, "<f4").tobytes()
+        self._append(data)
         self.n_frames += len(frames)
 
     def _finish_into(self, target: Path) -> None:
         """Write the complete file to ``target`` from the body."""
-        if self._text is not None:
-            self._text.flush()
-        self._body.flush()
         self._body.seek(0)
         with open(target, "wb") as f:
             if self.ext == ".npz":
@@ -185,13 +243,13 @@ class FrameWriter:
                         np.lib.format.write_array_header_1_0(
                             w, {"descr": "<f4", "fortran_order": False,
                                 "shape": (self.n_frames, len(self.names))})
-                        shutil.copyfileobj(self._body, w, 1 << 20)
+                        _copy(self._body, w, self._good)
                     for key, arr in (("names", np.array(self.names)), ("fps", np.float64(self.fps)),
                                      ("kind", np.array(self.kind))):
                         with zf.open(f"{key}.npy", "w") as w:
                             np.lib.format.write_array(w, np.asanyarray(arr), allow_pickle=False)
             else:
-                shutil.copyfileobj(self._body, f, 1 << 20)
+                _copy(self._body, f, self._good)
                 if self.ext == ".json":
                     f.write(b"]}")
         self._body.seek(0, os.SEEK_END)
@@ -200,7 +258,8 @@ class FrameWriter:
         """Write ``path`` with every frame written so far and close the writer.
 
         Raises:
-            FileExistsError: ``path`` appeared meanwhile and ``overwrite`` is False.
+            FileExistsError: ``path`` appeared meanwhile and ``overwrite`` is False (checked
+                when it is written: a file made by another program is never replaced).
             OSError: ``path`` cannot be written (named); the writer stays open, so
                 :meth:`save_recovery` can still save the frames elsewhere.
         """
@@ -208,20 +267,22 @@ class FrameWriter:
             return self.committed
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"{self.path} already exists; choose another name or pass --force")
-        atomic_write(self.path, self._finish_into)
+        atomic_write(self.path, self._finish_into, overwrite=self.overwrite)
         self.committed = self.path
         self.close()
         return self.path
 
     def save_recovery(self) -> Path:
-        """Write the frames so far to :func:`recovery_path` (``path`` could not be written)
-        and close the writer. Returns the file written.
+        """Write the frames so far to a new recovery file, ``STEM.recovered-DATE-TIME.EXT``
+        beside ``path``, else in the current or the temporary folder
+        (:func:`model_core.io.files.write_new_file`: a folder that is full or read-only is
+        passed over), and close the writer. Returns the file written.
 
         Raises:
             OSError: no folder accepts the recovery file either.
         """
-        dest = recovery_path(self.path)
-        atomic_write(dest, self._finish_into)
+        dest = write_new_file(self.path, self._finish_into,
+                              f"recovered-{time.strftime('%Y%m%d-%H%M%S')}")
         self.committed = dest
         self.close()
         return dest
@@ -231,7 +292,7 @@ class FrameWriter:
         body, self._body = self._body, None
         if body is not None:
             try:
-                (self._text or body).close()
+                body.close()
             except (OSError, ValueError):
                 pass
 

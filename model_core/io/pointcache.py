@@ -58,7 +58,7 @@ def _write(path, chunks, overwrite: bool) -> Path:
         with open(tmp, "wb") as f:
             for c in chunks:
                 f.write(c)
-    return atomic_write(p, write)
+    return atomic_write(p, write, overwrite=overwrite)
 
 
 def write_pc2(path, vertices, start_frame: float = 0.0, sample_rate: float = 1.0,

@@ -27,6 +27,47 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.safetensors"
 
 
+#: An ONNX export folder (``streamtalker export-onnx``; read by :mod:`.onnx_backend`): its
+#: ``model.json`` says this format, and these files are in it.
+EXPORT_FORMAT = "streamtalker-onnx/2"
+EXPORT_FILES = ("condition.onnx", "denoise.onnx", "timestep.onnx", "model.json",
+                "normalization.npz")
+#: A vertex model's export also holds its PCA motion codec, under this name.
+CODEC_FILE = "codec.safetensors"
+#: How to replace a damaged or outdated export (the end of the errors that find one).
+REEXPORT_HINT = ("re-export with `streamtalker export-onnx CHECKPOINT -o NEW_FOLDER` (needs "
+                 "torch), or reinstall the add-on if it is the bundled model")
+
+
+def is_export_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder holding an export's ``model.json`` (of any content)."""
+    p = Path(path)
+    return p.is_dir() and (p / "model.json").is_file()
+
+
+def read_export_meta(folder: str | os.PathLike) -> dict:
+    """The ``model.json`` of an export folder, checked: the format and every file present.
+
+    Raises:
+        CheckpointError: not an export (no or unreadable ``model.json``, another format) or
+            a file of :data:`EXPORT_FILES` missing, naming the folder and the fix.
+    """
+    p = Path(folder)
+    try:
+        meta = json.loads((p / "model.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{p}: not an ONNX export of a StreamTalker model ({e}); make "
+                              f"one with `streamtalker export-onnx CHECKPOINT -o {p}`") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{p / 'model.json'}: format {meta.get('format') if isinstance(meta, dict) else None!r} "
+                              f"is not {EXPORT_FORMAT!r}; {REEXPORT_HINT}")
+    missing = [f for f in EXPORT_FILES if not (p / f).is_file()]
+    if missing:
+        raise CheckpointError(f"{p}: incomplete ONNX export, missing {', '.join(missing)}; "
+                              f"{REEXPORT_HINT}")
+    return meta
+
+
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights, config) paths for ``X.safetensors``, ``X.json``, ``X`` or a folder holding one
     ``*.safetensors``.
@@ -92,16 +133,29 @@ def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo
 
     Raises:
         FileNotFoundError: no weights or no config there (or no bundled default).
-        CheckpointError: unreadable JSON, wrong format version, invalid settings, or a codec
+        CheckpointError: unreadable JSON, wrong format version, invalid settings, an
+            incomplete export folder, or a codec
             beside a checkpoint that is not a latent model with a vertex count.
     """
-    wpath, cpath = checkpoint_paths(DEFAULT_CHECKPOINT if path is None else path)
-    if not wpath.exists():
-        raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
-    cfg = read_config(wpath)
+    if path is not None and is_export_dir(path):
+        # an ONNX export folder (what load_model runs on the onnx backend): its model.json
+        wpath = cpath = Path(path) / "model.json"
+        try:
+            cfg = ModelConfig.from_dict(read_export_meta(path)["config"])
+        except (KeyError, TypeError, ValueError) as e:   # CheckpointError is a ValueError
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"{cpath}: bad config ({e}); {REEXPORT_HINT}") from None
+        wpath, codec = Path(path), Path(path) / CODEC_FILE
+    else:
+        wpath, cpath = checkpoint_paths(DEFAULT_CHECKPOINT if path is None else path)
+        if not wpath.exists():
+            raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
+        cfg = read_config(wpath)
+        codec = codec_path(wpath)
     vertex = cfg.training.get("vertex", {}) if isinstance(cfg.training, dict) else {}
     n_vertices, subjects = None, ()
-    if codec_path(wpath).is_file():
+    if codec.is_file():
         n = vertex.get("n_vertices") if isinstance(vertex, dict) else None
         if cfg.output_kind != "latent" or not n:
             raise CheckpointError(f"{cpath}: has a codec file beside it but is not a vertex "
@@ -140,8 +194,9 @@ def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
     cfg = model.config.to_dict()
     cfg["format_version"] = FORMAT_VERSION
     atomic_write(wpath, lambda tmp: save_file(state, str(tmp),
-                                              metadata={"format_version": str(FORMAT_VERSION)}))
-    atomic_write(cpath, lambda tmp: tmp.write_text(json.dumps(cfg, indent=2)))
+                                              metadata={"format_version": str(FORMAT_VERSION)}),
+                 overwrite=False)
+    atomic_write(cpath, lambda tmp: tmp.write_text(json.dumps(cfg, indent=2)), overwrite=False)
     return wpath
 
 

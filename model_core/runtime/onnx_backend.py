@@ -125,8 +125,10 @@ class OnnxModel(InferenceModel):
             with np.load(folder / "normalization.npz") as z:
                 norm = [np.asarray(z[k], np.float32) for k in ("data_mean", "data_std",
                                                                "rest_pose")]
-        except (OSError, KeyError, ValueError) as e:
-            raise CheckpointError(f"{folder / 'normalization.npz'}: unreadable ({e})") from None
+        except Exception as e:   # noqa: BLE001  (OSError, EOFError, BadZipFile, KeyError, ...)
+            why = str(e) or type(e).__name__
+            raise CheckpointError(f"{folder / 'normalization.npz'}: unreadable ({why}); "
+                                  f"{REEXPORT_HINT}") from None
         if any(a.shape != (config.dim,) or not np.isfinite(a).all() for a in norm):
             raise CheckpointError(f"{folder / 'normalization.npz'}: expected finite float32 "
                                   f"[{config.dim}] arrays; {REEXPORT_HINT}")

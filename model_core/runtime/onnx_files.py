@@ -7,20 +7,14 @@ fly. Used by :mod:`.onnx_export` (writing) and :mod:`.onnx_backend` (reading).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
-from ..errors import CheckpointError
-from .checkpoint import DEFAULT_CHECKPOINT, checkpoint_paths
-
-#: The ``format`` of an export folder's ``model.json``.
-EXPORT_FORMAT = "streamtalker-onnx/2"
-#: The files of an export folder (graphs, config, normalization).
-EXPORT_FILES = ("condition.onnx", "denoise.onnx", "timestep.onnx", "model.json",
-                "normalization.npz")
-#: A vertex model's export also holds its PCA motion codec, under this name.
-CODEC_FILE = "codec.safetensors"
+# the export folder's layout (format, files, model.json checks) is defined beside the
+# checkpoint reader, which recognises an export folder too (describe_checkpoint)
+from .checkpoint import (CODEC_FILE, DEFAULT_CHECKPOINT, EXPORT_FILES,  # noqa: F401
+                         EXPORT_FORMAT, REEXPORT_HINT, checkpoint_paths, is_export_dir,
+                         read_export_meta)
 
 
 def export_dir_for(checkpoint: str | os.PathLike | None = None) -> Path:
@@ -28,12 +22,6 @@ def export_dir_for(checkpoint: str | os.PathLike | None = None) -> Path:
     ``NAME.safetensors`` (None: the bundled default's, ``weights/default.onnx``)."""
     w, _ = checkpoint_paths(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint)
     return w.with_name(w.name[:-len(".safetensors")] + ".onnx")
-
-
-def is_export_dir(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a folder holding an export's ``model.json`` (of any content)."""
-    p = Path(path)
-    return p.is_dir() and (p / "model.json").is_file()
 
 
 def checkpoint_digest(checkpoint: str | os.PathLike | None = None) -> str:
@@ -56,34 +44,6 @@ def checkpoint_digest(checkpoint: str | os.PathLike | None = None) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
-
-
-#: How to replace a damaged or outdated export (the end of the errors that find one).
-REEXPORT_HINT = ("re-export with `streamtalker export-onnx CHECKPOINT -o NEW_FOLDER` (needs "
-                 "torch), or reinstall the add-on if it is the bundled model")
-
-
-def read_export_meta(folder: str | os.PathLike) -> dict:
-    """The ``model.json`` of an export folder, checked: the format and every file present.
-
-    Raises:
-        CheckpointError: not an export (no or unreadable ``model.json``, another format) or
-            a file of :data:`EXPORT_FILES` missing, naming the folder and the fix.
-    """
-    p = Path(folder)
-    try:
-        meta = json.loads((p / "model.json").read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{p}: not an ONNX export of a StreamTalker model ({e}); make "
-                              f"one with `streamtalker export-onnx CHECKPOINT -o {p}`") from None
-    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{p / 'model.json'}: format {meta.get('format') if isinstance(meta, dict) else None!r} "
-                              f"is not {EXPORT_FORMAT!r}; {REEXPORT_HINT}")
-    missing = [f for f in EXPORT_FILES if not (p / f).is_file()]
-    if missing:
-        raise CheckpointError(f"{p}: incomplete ONNX export, missing {', '.join(missing)}; "
-                              f"{REEXPORT_HINT}")
-    return meta
 
 
 def cache_root() -> Path:

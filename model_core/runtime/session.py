@@ -204,23 +204,28 @@ class StreamingSession:
         return sizes
 
     def push(self, samples) -> np.ndarray:
-        """Feed mono 16 kHz samples (float32 [N]; int16/float64 converted); return the frames
-        that became ready, float32 [n_new, D] (weights in [0, 1] for ARKit models), always
-        finite. Samples beyond ``±SAMPLE_LIMIT`` are clipped (see the class docstring).
+        """Feed 16 kHz samples: [N] mono or [N, C] (C <= ``MAX_CHANNELS`` channels, channels
+        last, averaged to mono: one row is one sample, however the stream is cut into
+        pushes); float32, int16 / float64 converted. Returns the frames that became ready,
+        float32 [n_new, D] (weights in [0, 1] for ARKit models), always finite. Samples
+        beyond ``±SAMPLE_LIMIT`` are clipped (see the class docstring).
 
         Raises:
-            AudioError: non-finite samples, more than one channel, unsupported dtype.
+            AudioError: non-finite samples, another shape (3-D, [C, N] with more than
+                ``MAX_CHANNELS`` columns), unsupported dtype.
             RuntimeError: the session was already flushed.
         """
         if self.closed:
             raise RuntimeError("this session was flushed; start a new one with model.stream()")
         a = np.asarray(samples)
-        if a.ndim == 2 and min(a.shape) > 1:
-            raise AudioError(f"push() takes mono samples; got shape {a.shape}. Mix to mono "
-                             f"first (samples.mean(axis=1)) or use model.generate()")
+        if a.ndim not in (1, 2):
+            raise AudioError(f"push() takes samples [N] (mono) or [N, channels]; got shape "
+                             f"{a.shape}")
         if a.size == 0:
             return np.zeros((0, self.dim), np.float32)
-        x, clipped = _mono_float32(a.reshape(-1), what="pushed samples", warn=False)
+        # [N, C] is always N samples of C channels (one stereo sample [1, 2] is one sample),
+        # mixed to mono here; never guessed from the shape, so any chunking gives the same
+        x, clipped = _mono_float32(a, what="pushed samples", warn=False, channels_last=True)
         if clipped:
             if not self.clipped_samples:
                 warn_clipped("pushed samples", clipped)

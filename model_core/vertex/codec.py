@@ -172,7 +172,7 @@ class PCACodec:
             {"mean": self.mean, "components": self.components, "scale": self.scale,
              "explained_variance_ratio": self.explained_variance_ratio}, str(tmp),
             metadata={"kind": "pca", "n_vertices": str(self.n_vertices),
-                      "n_frames_fit": str(self.n_frames_fit)}))
+                      "n_frames_fit": str(self.n_frames_fit)}), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PCACodec":
