@@ -15,7 +15,10 @@ the tests): with
 ``fps = render.fps / render.fps_base``, scene frame ``f`` plays source time
 ``(f - strip.frame_start) / fps - strip.sound_offset`` seconds, and the strip is audible for
 ``frame_final_start <= f < frame_final_end`` (trims included; 5.2 calls these
-``content_start``, ``left_handle``, ``right_handle``: :func:`.compat.strip_frames`). The
+``content_start``, ``left_handle``, ``right_handle``: :func:`.compat.strip_frames`), cut to
+the handles of the meta strips it is nested in (:func:`playback`). A strip with retiming keys
+(which do not expose the source position they hold) is rendered by Blender's own mixdown
+instead (:func:`render_strip`): what it plays is what the model hears. The
 samples handed to the model start at the source time of ``frame_final_start`` and last exactly
 ``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples, zero-padded where the strip runs
 outside the file, so a session at the scene's fps yields exactly one frame per audible scene
@@ -35,8 +38,9 @@ import numpy as np
 from .core import face as _face, mc_submodule
 from .errors import AudioError, SourceError
 
-__all__ = ["AudioSource", "SourceError", "check_fps", "decode", "file_source", "find_strip",
-           "scene_fps", "sound_strips", "strip_source"]
+__all__ = ["AudioSource", "Playback", "SourceError", "check_fps", "decode", "file_source",
+           "find_strip", "playback", "render_strip", "scene_fps", "sound_strips",
+           "strip_source"]
 
 #: Scene frame rates the add-on accepts (frames per second, after fps_base).
 MIN_FPS, MAX_FPS = 10.0, 240.0
@@ -68,6 +72,11 @@ class AudioSource:
     packed: bytes | None = field(default=None, repr=False)
     #: sentences for the user found while reading (e.g. nothing of the file is audible)
     notes: list = field(default_factory=list, repr=False)
+    #: the audible frames' samples already rendered at the model rate (a retimed strip,
+    #: rendered by Blender's mixdown on the main thread), else None: the file is decoded
+    rendered: np.ndarray | None = field(default=None, repr=False)
+    #: what identifies the line on the head's NLA track ("scene/strip"; the label for files)
+    line: str = ""
 
     def n_samples(self, n_frames: int) -> int:
         """Model-rate (16 kHz) samples that give exactly ``n_frames`` frames at ``fps``."""
@@ -80,6 +89,12 @@ class AudioSource:
             SourceError: missing, unreadable or unsupported file; audio with no samples.
         """
         rate = _model_rate()
+        if self.rendered is not None:
+            n = self.n_samples(self.n_frames)
+            out = np.zeros(n, np.float32)
+            m = min(n, len(self.rendered))
+            out[:m] = self.rendered[:m]
+            return out
         audio = decode(self.path, self.packed, self.label)
         start = int(round(self.source_start_s * rate))
         if self.n_frames is None:
@@ -203,11 +218,115 @@ def find_strip(scene, name: str):
     return None
 
 
-def strip_source(scene, strip) -> AudioSource:
-    """Read a sound strip's timing and file into an :class:`AudioSource` (main thread).
+@dataclass
+class Playback:
+    """How Blender plays a sound strip (:func:`playback`): ``first <= f < end`` the scene
+    frames it is heard (its own trims and those of every meta strip it is nested in);
+    ``silenced``: why playback is silent ('' when it is not: the strip, a meta strip or a
+    channel is muted); ``metas``: the enclosing meta strips' names, innermost first;
+    ``retimed``: it has retiming keys."""
+
+    first: int
+    end: int
+    silenced: str = ""
+    metas: tuple = ()
+    retimed: bool = False
+
+
+def playback(scene, strip) -> Playback:
+    """The frames and state in which Blender plays ``strip`` (main thread).
+
+    A strip inside meta strips is heard only where every enclosing meta strip is (their
+    handles trim it) and is silent when any of them, the strip itself, or the channel it or
+    a meta strip sits on is muted (the sequencer's channel headers, or a meta strip's own
+    channels).
+    """
+    from . import compat
+    _, first, end = compat.strip_frames(strip)
+    metas = compat.parent_metas(strip)
+    why = ""
+    if strip.mute:
+        why = f"strip '{strip.name}' is muted"
+    elif compat.channel_muted(scene, strip):
+        why = f"channel {strip.channel} of strip '{strip.name}' is muted"
+    for m in metas:
+        _, m_first, m_end = compat.strip_frames(m)
+        first, end = max(first, m_first), min(end, m_end)
+        if not why and m.mute:
+            why = f"its meta strip '{m.name}' is muted"
+        elif not why and compat.channel_muted(scene, m):
+            why = f"channel {m.channel} of its meta strip '{m.name}' is muted"
+    return Playback(first=first, end=max(end, first), silenced=why,
+                    metas=tuple(m.name for m in metas),
+                    retimed=len(compat.retiming_frames(strip)) > 0)
+
+
+def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
+    """What Blender plays of ``strip`` alone over scene frames ``first <= f < end``, as mono
+    float32 at the model rate: Blender's own mixdown (``bpy.ops.sound.mixdown``, 48 kHz mono
+    float, then model_core's one resampling path) with every other strip muted and the
+    strip and its meta strips unmuted for the render; every setting is put back after it.
+    For strips whose timing Blender does not expose (retiming keys). Main thread.
 
     Raises:
-        SourceError: not a sound strip, no sound, file missing, nothing audible, bad fps.
+        SourceError: Blender could not render it.
+    """
+    import tempfile
+
+    import bpy
+
+    from . import compat
+    ed = scene.sequence_editor
+    keep = {strip.name, *(m.name for m in compat.parent_metas(strip))}
+    muted = {s.name: s.mute for s in compat.all_strips(scene)}
+    chans = []
+    for owner in (ed, *compat.parent_metas(strip)):
+        chs = getattr(owner, "channels", None)
+        if chs is not None:
+            chans += [(c, c.mute) for c in chs if c.mute]
+    frame_range = (scene.frame_start, scene.frame_end)
+    rate = 48000
+    try:
+        for s in compat.all_strips(scene):
+            s.mute = s.name not in keep
+        for c, _ in chans:
+            c.mute = False
+        scene.frame_start, scene.frame_end = first, end - 1
+        with tempfile.TemporaryDirectory(prefix="streamtalker-") as tmp:
+            path = os.path.join(tmp, "strip.wav")
+            with compat.sequencer_context(scene):
+                bpy.ops.sound.mixdown(filepath=path, check_existing=False, container="WAV",
+                                      codec="PCM", format="F32", mixrate=rate, channels="MONO")
+            import soundfile
+            data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as e:
+        raise SourceError(f"strip '{strip.name}': Blender could not render its retimed audio "
+                          f"({str(e).strip().splitlines()[-1] if str(e).strip() else e})") from None
+    finally:
+        scene.frame_start, scene.frame_end = frame_range
+        for s in compat.all_strips(scene):
+            if s.name in muted:
+                s.mute = muted[s.name]
+        for c, m in chans:
+            c.mute = m
+    n = int(round((end - first) * rate / scene_fps(scene)))
+    data = data[:n]
+    if len(data) < n:
+        data = np.concatenate([data, np.zeros((n - len(data), data.shape[1]), np.float32)])
+    try:
+        return mc_submodule("io.audio").to_model_rate(data, float(rate), what=strip.name)
+    except (AudioError, ValueError) as e:
+        raise SourceError(f"strip '{strip.name}': {e}") from None
+
+
+def strip_source(scene, strip) -> AudioSource:
+    """Read a sound strip's timing and file into an :class:`AudioSource` (main thread):
+    the frames Blender plays it (:func:`playback`: meta strips' trims applied); a retimed
+    strip's audio is rendered now by Blender's mixdown (:func:`render_strip`).
+
+    Raises:
+        SourceError: not a sound strip, no sound, file missing, nothing audible (trimmed
+            away by itself or by a meta strip: the message says which), bad fps.
     """
     import bpy
 
@@ -229,12 +348,25 @@ def strip_source(scene, strip) -> AudioSource:
             raise SourceError(f"strip '{strip.name}': its audio file is missing: "
                               f"{path or sound.filepath or '(no path)'}")
     from . import compat
-    content_start, first, end = compat.strip_frames(strip)
-    if end <= first:
+    content_start, own_first, own_end = compat.strip_frames(strip)
+    if own_end <= own_first:
         raise SourceError(f"strip '{strip.name}' is trimmed to nothing (no audible frames)")
+    play = playback(scene, strip)
+    first, end = play.first, play.end
+    if end <= first:
+        raise SourceError(f"strip '{strip.name}' plays nothing: its meta strip "
+                          f"'{play.metas[0] if play.metas else '?'}' is trimmed so that none "
+                          f"of its frames {own_first}-{own_end - 1} are heard (widen the meta "
+                          f"strip, or move the strip out of it)")
+    line = f"{scene.name}/{strip.name}"
+    if play.retimed:
+        return AudioSource(label=strip.name, path=path, fps=fps, first_frame=first,
+                           n_frames=end - first, packed=packed, line=line,
+                           rendered=render_strip(scene, strip, first, end))
     start_s = (first - content_start) / fps - strip.sound_offset
     return AudioSource(label=strip.name, path=path, fps=fps, first_frame=first,
-                       n_frames=end - first, source_start_s=float(start_s), packed=packed)
+                       n_frames=end - first, source_start_s=float(start_s), packed=packed,
+                       line=line)
 
 
 def file_source(scene, filepath: str, first_frame: int | None = None) -> AudioSource:

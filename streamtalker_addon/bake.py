@@ -11,23 +11,31 @@ from streamtalker_addon import bake; sys.exit(bake.main(['IN.blend', '-o', 'OUT.
 
 For every sound strip (of every scene, or of ``--scene S``) with a target mesh -- the
 strip's ``streamtalker_target`` property, else the active object of the scene's first view
-layer -- it generates a new shape-key action named after the strip (previous actions kept,
-see :mod:`.keyframes`), then saves everything to OUT. It prints one line per strip (and a
-``note`` line for muted strips and strips that play nothing of their file).
+layer -- it generates a new shape-key action named after the strip and places it as that
+line's strip on the head's "StreamTalker" NLA track, at the frames Blender plays the strip
+(meta strips' trims applied, retimed strips as Blender renders them), so a head with many
+lines plays each at its own frames (:mod:`.keyframes`; previous versions kept). Then it
+saves everything to OUT. It prints one line per strip saying where the line went (and a
+``note`` line for silent strips and strips that play nothing of their file).
 
 Nothing the user has is replaced without being asked, and no bake is lost:
 
 * IN is never written. OUT is checked before any work: it must end in ``.blend``, its
   folder must be writable, and an existing OUT is replaced only with ``--force`` (and only
-  when it is a .blend file). Blender's ``OUT.blend1`` backup is never made or touched: OUT
-  is written to a hidden file beside it and renamed over it.
+  when it is a .blend file). OUT is claimed again when it is written
+  (``model_core.io.files.atomic_write``: a no-clobber rename), so a file another bake wrote
+  there meanwhile is not replaced. Blender's ``OUT.blend1`` backup is never made or
+  touched: OUT is written to a hidden file beside it and renamed over it.
 * OUT is written only when at least one strip baked. A bake in which some strips failed, or
-  which was stopped with Ctrl+C, does not replace an existing OUT: what did bake is saved to
-  a new recovery file ``OUT-stem.partial[-N].blend`` beside it, named on the last line.
+  which was stopped (Ctrl+C, SIGTERM, SIGHUP: every stop signal is Ctrl+C), does not replace
+  an existing OUT: what did bake is saved to a new recovery file ``OUT-stem.partial[-N].blend``
+  beside it. A complete bake whose OUT was taken meanwhile goes to
+  ``OUT-stem.recovered[-N].blend``. Where OUT's folder takes nothing (a full disk), the same
+  names go to the current folder, else the temporary folder. The last line names the file.
 
-Exit status: 0 all strips baked; 1 some or all failed, none found, or interrupted (130 for
-Ctrl+C); 2 bad arguments or an unusable IN/OUT. Errors are one line on stderr, never a
-traceback.
+Exit status: 0 all strips baked; 1 some or all failed, none found; 128 + the signal when
+stopped (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP); 2 bad arguments or an unusable IN/OUT.
+Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from .errors import StreamTalkerError
 
 @dataclass
 class StripResult:
-    """Outcome of one strip: ``ok`` with the action name and counts, or ``error``."""
+    """Outcome of one strip: ``ok`` with the action name, counts and where the line went
+    (``placed``: :meth:`.keyframes.Placement.sentence`), or ``error``."""
 
     scene: str
     strip: str
@@ -53,12 +62,13 @@ class StripResult:
     frames: int = 0
     keys: int = 0
     error: str = ""
+    placed: str = ""
 
     def line(self) -> str:
         where = f"{self.scene} / {self.strip}"
         if self.ok:
-            return (f"  ok      {where} -> {self.target}: action '{self.action}', "
-                    f"{self.frames} frames x {self.keys} shape keys")
+            return (f"  ok      {where} -> {self.target}: {self.placed}; {self.frames} frames "
+                    f"x {self.keys} shape keys")
         return f"  FAILED  {where}: {self.error}"
 
 
@@ -70,10 +80,8 @@ def _ensure_registered() -> None:
 
 
 def _target_for(scene, strip) -> str:
-    from . import compat
-    obj = compat.strip_target(strip)
-    if obj is None and len(scene.view_layers):
-        obj = scene.view_layers[0].objects.active
+    from .planning import strip_target
+    obj = strip_target(scene, strip)
     return obj.name if obj is not None else ""
 
 
@@ -153,17 +161,6 @@ def check_output(out_path: str, src: str, force: bool = False) -> str:
     return dst
 
 
-def recovery_path(dst: str) -> str:
-    """A new file beside OUT for a partial bake: ``stem.partial.blend``, ``stem.partial-2.blend``
-    ... (never an existing file)."""
-    stem = dst[:-len(".blend")]
-    for i in range(1, 1000):
-        p = f"{stem}.partial{'' if i == 1 else f'-{i}'}.blend"
-        if not os.path.exists(p):
-            return p
-    raise BakeError(f"too many partial bakes beside {dst}; remove some")
-
-
 def _quiet_fds():
     """Context manager: C-level stdout/stderr go to a buffer (Blender's own 'Error: ...'
     lines while opening a bad file); yields a list that receives the captured text."""
@@ -208,28 +205,53 @@ def _open(src: str, in_path: str) -> None:
                         f"({why.replace(src, in_path)})")
 
 
-def _save(dst: str, final: str, shown: str) -> None:
-    """Save the open file to ``final`` through a hidden file beside it (no .blend1 backup is
-    made: the hidden name never exists before). Errors name ``shown``, never the hidden file."""
+def _write_blend(path: str) -> None:
+    """Save the open file as a copy to ``path`` (Blender writes ``path@`` and renames it).
+
+    Raises:
+        OSError: Blender could not write it (its sentence, e.g. a full disk).
+    """
     import bpy
-    folder, name = os.path.split(final)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp.blend")
     try:
         with _quiet_fds():
-            bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True)
-        if not os.path.isfile(tmp):
-            raise OSError("Blender did not write the file")
-        os.replace(tmp, final)
-    except (RuntimeError, OSError) as e:
-        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise BakeError(f"could not save {shown}: {msg.replace(tmp, shown)}") from None
-    finally:
-        for p in (tmp, tmp + "1", tmp + "@"):
-            if os.path.exists(p):
-                try:
-                    os.remove(p)
-                except OSError:
-                    pass
+            bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "Blender could not save"
+        msg = msg.removeprefix("Error: ")
+        if path in msg:     # never the hidden file's name: what went wrong, after it
+            msg = msg.rsplit(": ", 1)[-1] if ": " in msg.split(path)[-1] else \
+                "Blender could not write it"
+        raise OSError(msg) from None
+    if not os.path.isfile(path):
+        raise OSError("Blender did not write the file")
+
+
+def _save(dst: str, overwrite: bool, tag: str, try_dst: bool = True) -> tuple[str, str]:
+    """Save the open file to ``dst``, claimed when it is written (``overwrite`` False: a file
+    there is never replaced, :func:`model_core.io.files.atomic_write`); when ``dst`` is
+    taken or cannot be written, to the new file ``dst-stem.TAG[-N].blend`` beside it, else in
+    the current or the temporary folder (``write_new_file``); ``try_dst`` False goes there
+    at once. Returns (the file written, why it is not ``dst``: '' when it is, or when
+    ``try_dst`` was False).
+
+    Raises:
+        BakeError: nothing could be saved anywhere (the sentence names each place).
+    """
+    from .core import mc_submodule
+    files = mc_submodule("io.files")
+    why = ""
+    try:
+        if try_dst:
+            files.atomic_write(dst, lambda tmp: _write_blend(str(tmp)), overwrite=overwrite)
+            return dst, ""
+    except FileExistsError:
+        why = "another program wrote it during the bake"
+    except OSError as e:
+        why = str(e.strerror or e)
+    try:
+        return str(files.write_new_file(dst, lambda tmp: _write_blend(str(tmp)), tag)), why
+    except OSError as e:
+        raise BakeError(f"could not save the bake: {dst}: {why}; {e.strerror or e}") from None
 
 
 @dataclass
@@ -241,6 +263,11 @@ class BakeOutcome:
     saved: str = ""
     recovery: bool = False
     interrupted: bool = False
+    #: the stop signal, named ("Ctrl+C", "SIGTERM", ...) and the status to exit with
+    stopped_by: str = ""
+    status: int = 0
+    #: why OUT itself was not written ('' when it was, or nothing was saved)
+    why_not_out: str = ""
 
 
 def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
@@ -250,15 +277,24 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
     """Open ``in_path``, bake every sound strip, save to ``out_path`` (rules in the module
     docstring); returns a :class:`BakeOutcome`.
 
+    Args:
+        seed, threads: override each scene's seed and the CPU threads preference (checked
+            with ``model_core.runtime.arguments.check_run_arguments``, as ``streamtalker
+            generate`` checks them: the seed is any 64-bit one, not clamped to the panel's).
     Raises:
-        BakeError: bad IN/OUT (checked before any work), unknown scene, or the file could not
-            be saved.
+        BakeError: bad arguments or IN/OUT (checked before any work), unknown scene, or the
+            bake could not be saved anywhere.
     """
     import bpy
 
-    from . import audio_source, core, jobs, worker
+    from . import jobs, worker
+    from .core import mc_submodule
     from .planning import plan_generation
 
+    try:
+        mc_submodule("runtime.arguments").check_run_arguments(seed, threads)
+    except ValueError as e:
+        raise BakeError(str(e)) from None
     src = check_input(in_path)
     dst = check_output(out_path, src, force)
     _ensure_registered()
@@ -274,12 +310,13 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
     for scene in scenes:
         if device:
             scene.streamtalker.device = device
-        if seed is not None:
-            scene.streamtalker.seed = seed
+    from . import audio_source
     todo = [(scene, strip) for scene in scenes for strip in audio_source.sound_strips(scene)]
-    # Ctrl+C sets ``stop`` (a KeyboardInterrupt could be dropped in a weakref callback and the
-    # bake would run on): checked between strips, and run_to_end cancels the running one
-    with core.mc_submodule("interrupt").StopOnCtrlC(threading.Event()) as stop:
+    # every stop signal (Ctrl+C, SIGTERM, SIGHUP) sets ``stop`` (a KeyboardInterrupt could be
+    # dropped in a weakref callback and the bake would run on; SIGTERM would end it with
+    # nothing saved): checked between strips, and run_to_end cancels the running one
+    guard = mc_submodule("interrupt").StopOnCtrlC(threading.Event())
+    with guard as stop:
         for scene, strip in todo:
             if stop.is_set():
                 break
@@ -294,6 +331,8 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                 plan = plan_generation(bpy.context, scene, strip, r.target, checkpoint)
                 if threads is not None:
                     plan.settings.threads = threads
+                if seed is not None:
+                    plan.settings.seed = int(seed)
                 for w in plan.warnings:
                     log(f"  note    {scene.name} / {strip.name}: {w}")
                 job = jobs.start(plan.job(undo=False), use_timer=False)
@@ -308,34 +347,47 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                 continue
             for n in job.notes:
                 log(f"  note    {scene.name} / {strip.name}: {n}")
-            if job.state == "finished":  # done before Ctrl+C stopped it: kept
+            if job.state == "finished":  # done before a stop signal came: kept
                 r.ok, r.action = True, job.writer.action_name
                 r.frames, r.keys = job.writer.n_frames, len(job.writer.targets)
+                r.placed = job.placement.sentence()
                 log(r.line())
             elif not stop.is_set():
                 r.error = job.error or job.state
                 log(r.line())
-    if stop.is_set():
-        out.interrupted = True
-        jobs.cancel_active()  # the strip being baked leaves nothing half-written
-        started = {(r.scene, r.strip) for r in results}
-        for r in results:
-            if not r.ok and not r.error:
-                r.error = "stopped by Ctrl+C"
-        results += [StripResult(scene=sc.name, strip=st.name, error="stopped by Ctrl+C")
-                    for sc, st in todo if (sc.name, st.name) not in started]
-        log("  stopped (Ctrl+C): saving the strips baked so far")
-    n_ok = sum(r.ok for r in results)
-    if n_ok == 0:
-        return out  # nothing baked: OUT is not written
-    complete = n_ok == len(results) and not out.interrupted
-    if complete or not os.path.exists(dst):
-        out.saved = dst
-        _save(dst, dst, out_path)
-    else:  # a partial bake never replaces an existing OUT
-        out.saved, out.recovery = recovery_path(dst), True
-        _save(dst, out.saved, out.saved)
+        if stop.is_set():
+            out.interrupted = True
+            out.stopped_by = guard.label
+            out.status = mc_submodule("interrupt").exit_status(guard.signum)
+            jobs.cancel_active()  # the strip being baked leaves nothing half-written
+            started = {(r.scene, r.strip) for r in results}
+            for r in results:
+                if not r.ok and not r.error:
+                    r.error = f"stopped by {out.stopped_by}"
+            results += [StripResult(scene=sc.name, strip=st.name,
+                                    error=f"stopped by {out.stopped_by}")
+                        for sc, st in todo if (sc.name, st.name) not in started]
+            log(f"  stopped ({out.stopped_by}): saving the strips baked so far")
+        n_ok = sum(r.ok for r in results)
+        if n_ok == 0:
+            return out  # nothing baked: OUT is not written
+        complete = n_ok == len(results) and not out.interrupted
+        # saved while the guard holds: a second signal does not cut the save short
+        if complete:
+            out.saved, out.why_not_out = _save(dst, force, "recovered")
+        else:  # a partial bake never replaces an existing OUT
+            out.saved, out.why_not_out = _save(dst, False, "partial",
+                                               try_dst=not os.path.exists(dst))
+        out.recovery = out.saved != dst
     return out
+
+
+def _say(*args, file=None) -> None:
+    """print, flushed, that never fails (after SIGHUP the terminal is gone)."""
+    try:
+        print(*args, file=file or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv=None) -> int:
@@ -349,48 +401,53 @@ def main(argv=None) -> int:
     ap.add_argument("--scene", help="only this scene (default: all scenes)")
     ap.add_argument("--checkpoint", help="model checkpoint (default: each scene's choice)")
     ap.add_argument("--device", choices=["cpu", "cuda"], help="override each scene's device")
-    ap.add_argument("--seed", type=int, help="override each scene's seed")
+    ap.add_argument("--seed", type=int, help="override each scene's seed (0..2**64-1)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for the model (default 0: automatic)")
+                    help="CPU threads for the model, 1..cores (default: the add-on's "
+                         "preference)")
     args = ap.parse_args(argv)
-    if args.threads is not None and args.threads < 0:
-        print(f"bake: error: --threads must be 0 (automatic) or more, got {args.threads}",
-              file=sys.stderr)
+    from .core import mc_submodule
+    try:   # before any work: the same check as `streamtalker generate`
+        mc_submodule("runtime.arguments").check_run_arguments(args.seed, args.threads)
+    except ValueError as e:
+        _say(f"bake: error: {e}", file=sys.stderr)
         return 2
-    print(f"StreamTalker bake: {args.input} -> {args.output}", flush=True)
+    _say(f"StreamTalker bake: {args.input} -> {args.output}")
     try:
         out = bake_file(args.input, args.output, args.scene, args.checkpoint, args.device,
-                        args.seed, force=args.force, threads=args.threads,
-                        log=lambda line: print(line, flush=True))
+                        args.seed, force=args.force, threads=args.threads, log=_say)
     except BakeError as e:
-        print(f"bake: error: {e}", file=sys.stderr)
+        _say(f"bake: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bake: stopped (Ctrl+C); {args.output} not written", file=sys.stderr)
+        _say(f"bake: stopped (Ctrl+C); {args.output} not written", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001  (one line, never a traceback)
-        print(f"bake: error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        _say(f"bake: error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     results = out.results
     failed = [r for r in results if not r.ok]
     n_ok = len(results) - len(failed)
     for r in failed:
-        print(f"bake: failed: {r.scene} / {r.strip}: {r.error}", file=sys.stderr)
+        _say(f"bake: failed: {r.scene} / {r.strip}: {r.error}", file=sys.stderr)
     if not results:
-        print(f"bake: error: no sound strips found in {args.input}; {args.output} not written",
-              file=sys.stderr)
+        _say(f"bake: error: no sound strips found in {args.input}; {args.output} not written",
+             file=sys.stderr)
         return 1
     if not out.saved:
-        print(f"bake: error: no strip baked; {args.output} not written", file=sys.stderr)
-        return 130 if out.interrupted else 1
+        _say(f"bake: error: no strip baked; {args.output} not written", file=sys.stderr)
+        return out.status if out.interrupted else 1
     what = f"{n_ok} of {len(results)} strip(s) baked"
-    if out.recovery:
-        print(f"StreamTalker bake: {what}; {args.output} kept as it was, this partial bake "
-              f"saved as {out.saved}")
+    if out.recovery and out.why_not_out:
+        _say(f"StreamTalker bake: {what}; {args.output} could not be written "
+             f"({out.why_not_out}), so the bake was saved as {out.saved}")
+    elif out.recovery:
+        _say(f"StreamTalker bake: {what}; {args.output} kept as it was, this partial bake "
+             f"saved as {out.saved}")
     else:
-        print(f"StreamTalker bake: {what}; saved {args.output}")
+        _say(f"StreamTalker bake: {what}; saved {args.output}")
     if out.interrupted:
-        return 130
+        return out.status
     return 1 if failed else 0
 
 

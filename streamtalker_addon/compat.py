@@ -20,6 +20,17 @@ What differs (docs/architecture.md, "Blender facts"):
   that run the ``bpy`` module end with :func:`exit_process`.
 * ``aud`` (Audaspace): missing from some builds (the PyPI ``bpy`` 4.2 wheel); audio is then
   decoded with soundfile. Import it after ``bpy``.
+* NLA: where no strip of a track plays, the NLA sets every channel it animates to the RNA
+  default of the property -- and ``ShapeKey.value`` defaults to 1.0 on 5.0 (0.0 on 4.5 and
+  5.2), so a head between two lines would show every shape key at full
+  (:data:`NLA_NEEDS_REST`). Lines get a rest track under them (on every version, so they
+  behave the same everywhere).
+* Sequencer operators (retiming keys, meta strips, used by the tests): 5.0+ look for the
+  sequencer's scene in the context (``temp_override(sequencer_scene=scene)``,
+  :func:`sequencer_context`); ``RetimingKeys.add`` crashes 4.5 and 5.0 on a strip that has
+  no retiming data yet (fine on 5.2). Retiming keys expose only their scene frame, not the
+  source position they hold, so a retimed strip's audio is rendered by Blender's own
+  mixdown (:mod:`.audio_source`).
 
 Not supported, so not handled: 4.2-4.4 (4.2's wheel cannot make sound strips at all, no
 ``aud``; ``SoundStrip.sound_offset`` appeared in 4.3; ``strips`` / ``Strip`` replaced
@@ -146,16 +157,32 @@ def exit_process(status: int) -> None:
     """End a process that imported the ``bpy`` module with ``status``: flush the standard
     streams and ``os._exit``, skipping the C++ static destructors, which can hang (4.5:
     ``EXIT_MAY_HANG``) or abort with "terminate called without an active exception" (5.0 and
-    5.2 after a Ctrl+C). Call it only when everything is saved, from ``__main__`` of scripts
-    run with the ``bpy`` module, never inside Blender."""
+    5.2 after a Ctrl+C) -- and removing Blender's session temporary folder, which its skipped
+    exit would have removed. Call it only when everything is saved, from ``__main__`` of
+    scripts run with the ``bpy`` module, never inside Blender."""
     import os
     import sys
+    remove_session_tempdir()
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()
         except (OSError, ValueError):
             pass
     os._exit(int(status))
+
+
+def remove_session_tempdir() -> None:
+    """Remove Blender's session folder ``blender_XXXXXX`` in the temporary folder
+    (``bpy.app.tempdir``), which Blender removes at its own exit only: a process ended with
+    :func:`exit_process` would leave one behind each time. Only a folder of that name."""
+    import os
+    import shutil
+    try:
+        d = bpy.app.tempdir
+    except Exception:   # noqa: BLE001
+        return
+    if d and os.path.basename(os.path.normpath(d)).startswith("blender_") and os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # -- Audio ----------------------------------------------------------------------------------
@@ -185,3 +212,60 @@ def audio_decoder(path: str) -> str:
     except Exception:   # not installed, or a format libsndfile does not read
         pass
     return "aud" if aud_module() is not None else "soundfile"
+
+
+# -- NLA ------------------------------------------------------------------------------------
+
+#: The value the NLA gives a shape key that no strip plays at a frame: the RNA default of
+#: ``ShapeKey.value`` (1.0 on 5.0, 0.0 on 4.5 and 5.2).
+SHAPE_KEY_DEFAULT: float = float(bpy.types.ShapeKey.bl_rna.properties["value"].default)
+#: Lines on the NLA need a rest track under them (the rest pose, 0, everywhere), or the
+#: head shows every keyed shape key at :data:`SHAPE_KEY_DEFAULT` between lines.
+NLA_NEEDS_REST: bool = SHAPE_KEY_DEFAULT != 0.0
+
+
+def set_strip_slot(nla_strip, slot_identifier: str) -> None:
+    """Make an NLA strip play its action's slot ``slot_identifier`` (slotted actions: 4.4+;
+    ``strips.new`` picks the first suitable slot, this makes the choice explicit)."""
+    for slot in nla_strip.action.slots:
+        if slot.identifier == slot_identifier:
+            nla_strip.action_slot = slot
+            return
+
+
+# -- Sequencer: how Blender plays a strip -----------------------------------------------------
+
+def parent_metas(strip) -> list:
+    """The meta strips ``strip`` is nested in, innermost first ([] at the top level)."""
+    out = []
+    meta = strip.parent_meta()
+    while meta is not None:
+        out.append(meta)
+        meta = meta.parent_meta()
+    return out
+
+
+def channel_muted(scene, strip) -> bool:
+    """Whether the channel ``strip`` sits on is muted (the sequencer's channel header, or
+    the enclosing meta strip's own channels)."""
+    metas = parent_metas(strip)
+    owner = metas[0] if metas else scene.sequence_editor
+    channels = getattr(owner, "channels", None)
+    try:
+        return bool(channels[strip.channel].mute) if channels is not None else False
+    except (IndexError, KeyError, TypeError):
+        return False
+
+
+def retiming_frames(strip) -> list[int]:
+    """Scene frames of a strip's retiming keys ([] when it is not retimed)."""
+    keys = getattr(strip, "retiming_keys", None)
+    return [int(k.timeline_frame) for k in keys] if keys is not None else []
+
+
+def sequencer_context(scene):
+    """A context in which sequencer operators act on ``scene`` (5.0+: the sequencer scene is
+    the workspace's, not the window's)."""
+    if VERSION >= (5, 0):
+        return bpy.context.temp_override(sequencer_scene=scene, scene=scene)
+    return bpy.context.temp_override(scene=scene)

@@ -1,13 +1,24 @@
-"""Shape-key keyframe writer: a new action on a mesh's Key datablock, bulk keys.
+"""Shape-key keyframe writer and the dialogue's NLA: a new action per line on a mesh's Key
+datablock, bulk keys, each line an NLA strip at its own frames.
 
 Works with every Blender the add-on supports (4.5, 5.0, 5.2): the version differences
-(slotted actions, ``fcurve_ensure_for_datablock``'s arguments) live in :mod:`.compat`.
-Keys are written with ``keyframe_points.add(n)`` + ``foreach_set("co", ...)``, never one
-``keyframe_insert`` per key.
+(slotted actions, ``fcurve_ensure_for_datablock``'s arguments, the NLA's default value)
+live in :mod:`.compat`. Keys are written with ``keyframe_points.add(n)`` +
+``foreach_set("co", ...)``, never one ``keyframe_insert`` per key.
 
-Nothing is lost: :class:`ShapeKeyActionWriter` creates a *new* action, keeps the previous
-one (fake user, its slot remembered in the new action's custom properties) and restores it
-on :meth:`~ShapeKeyActionWriter.abort`; :func:`restore_previous` swaps back later.
+Lines (docs/blender.md): a head speaks many lines (sound strips). While a line is written,
+its new action is the shape keys' active action (the keys appear as they come); when it is
+finished, :func:`place_line` moves it onto the NLA: one strip per line, named after the
+sound strip, on the "StreamTalker" track, covering exactly the frames it is heard, with no
+extrapolation, so each line plays at its own frames and nowhere else. Re-generating a line
+replaces that line's strip only. Generate, Bake and Live's Record all end here.
+
+Nothing is lost: :class:`ShapeKeyActionWriter` creates a *new* action and restores exactly
+what was there on :meth:`~ShapeKeyActionWriter.abort` (it finds its action by a marker, so a
+rename meanwhile changes nothing; a file saved meanwhile marks the action as incomplete).
+The version of a line it replaces, and the action the shape keys had before their first
+line, are kept (fake user) and named in custom properties; :func:`restore_previous` puts a
+line's previous version back.
 
 Main thread only.
 """
@@ -20,11 +31,25 @@ import numpy as np
 from . import compat
 from .errors import StreamTalkerError
 
-#: Custom properties stored on a generated action.
+#: Custom properties stored on a generated action: the action it replaced (for a line: the
+#: line's previous version, '' for none) and its slot, what it was made from, the line it is
+#: (see :func:`place_line`), the generation writing it (found by it whatever its name), and,
+#: only while it is being written, why it is incomplete.
 PROP_PREVIOUS = "streamtalker_previous_action"
 PROP_PREVIOUS_SLOT = "streamtalker_previous_slot"
 PROP_SOURCE = "streamtalker_source"
+PROP_LINE = "streamtalker_line"
+PROP_JOB = "streamtalker_job"
+PROP_PARTIAL = "streamtalker_incomplete"
+#: Custom properties on the Key datablock: the action its shape keys had before their first
+#: line went onto the NLA (kept, fake user), and its slot.
+PROP_REPLACED = "streamtalker_replaced_action"
+PROP_REPLACED_SLOT = "streamtalker_replaced_slot"
 GROUP = "StreamTalker"
+#: NLA track names: the lines, and (where :data:`.compat.NLA_NEEDS_REST`) the rest pose under
+#: them.
+TRACK = "StreamTalker"
+REST_TRACK = "StreamTalker Rest"
 
 
 def shape_key_data_path(key_name: str) -> str:
@@ -125,8 +150,13 @@ class ShapeKeyActionWriter:
     """
 
     def __init__(self, key, action_name: str, targets: list[tuple[int, str]], first_frame: int,
-                 min_batch: int = 8, source: str = ""):
+                 min_batch: int = 8, source: str = "", line: str = ""):
+        import uuid
         self.key_name = key.name
+        self.line = line or action_name
+        self.label = action_name
+        self.job_id = uuid.uuid4().hex
+        self.placement: Placement | None = None
         self.targets = list(targets)
         self.first_frame = int(first_frame)
         self.min_batch = int(min_batch)
@@ -157,6 +187,10 @@ class ShapeKeyActionWriter:
             action[PROP_PREVIOUS] = self.prev_name
             action[PROP_PREVIOUS_SLOT] = self.prev_slot
             action[PROP_SOURCE] = source
+            action[PROP_LINE] = self.line
+            action[PROP_JOB] = self.job_id
+            action[PROP_PARTIAL] = ("being written by StreamTalker: incomplete (the file was "
+                                    "saved before the generation ended)")
             _assign(ad, action)
             for p in self.paths:
                 fcurve_ensure(action, key, p)
@@ -169,9 +203,20 @@ class ShapeKeyActionWriter:
     def key(self):
         return shape_keys_named(self.key_name)
 
+    def _find_action(self):
+        """This writer's action, by its name or, when renamed meanwhile, by its marker."""
+        a = bpy.data.actions.get(self.action_name) if self.action_name else None
+        if a is not None and a.get(PROP_JOB) == self.job_id:
+            return a
+        for a in bpy.data.actions:
+            if a.get(PROP_JOB) == self.job_id:
+                self.action_name = a.name
+                return a
+        return None
+
     @property
     def action(self):
-        a = bpy.data.actions.get(self.action_name)
+        a = self._find_action()
         if a is None:
             raise ReferenceError(f"action '{self.action_name}' is gone")
         return a
@@ -216,10 +261,30 @@ class ShapeKeyActionWriter:
         key.update_tag()
 
     def finish(self):
-        """Write what is left; returns the new action (kept with a fake user too)."""
+        """Write what is left and place the line on the NLA (:func:`place_line`; where it
+        went: :attr:`placement`); returns the new action (kept with a fake user too).
+
+        Raises:
+            ReferenceError: the shape keys or the action were removed; PlanError (a
+                StreamTalkerError): the shape keys are in NLA tweak mode. Nothing is placed
+                then and :meth:`abort` still puts back what was there.
+        """
         self.flush()
         action = self.action
+        key = self.key
+        if key.animation_data is not None and key.animation_data.use_tweak_mode:
+            from .errors import PlanError
+            raise PlanError(f"the shape keys '{key.name}' were put in NLA tweak mode while "
+                            f"generating; leave it (Tab in the Nonlinear Animation editor) "
+                            f"and generate again")
+        slot = _slot_identifier(key.animation_data)
         action.use_fake_user = True
+        if PROP_PARTIAL in action:
+            del action[PROP_PARTIAL]
+        self.placement = place_line(key, action, self.label, self.line, self.first_frame,
+                                    self.first_frame + max(self.n_written, 1) - 1, slot,
+                                    replaced=(self.prev_name, self.prev_slot))
+        self.action_name = action.name
         self.done = True
         return action
 
@@ -232,7 +297,7 @@ class ShapeKeyActionWriter:
             key = self.key
         except ReferenceError:
             key = None
-        action = bpy.data.actions.get(self.action_name) if self.action_name else None
+        action = self._find_action()
         prev = bpy.data.actions.get(self.prev_name) if self.prev_name else None
         if key is not None:
             ad = key.animation_data
@@ -277,16 +342,217 @@ def check_editable(key, obj_name: str = "") -> None:
             f"the mesh editable)")
 
 
-def restore_previous(key) -> tuple[str, str]:
-    """Swap a generated action on ``key`` back to the action it replaced.
+class Placement:
+    """Where :func:`place_line` put a line: NLA ``track`` and ``strip`` names, the scene
+    frames ``first``..``last`` it covers, the ``action`` it plays, and the ``replaced``
+    version of the line ('' when it is new)."""
 
-    The generated action stays in the file (fake user). Returns (generated, restored) names.
+    def __init__(self, track: str, strip: str, first: int, last: int, action: str,
+                 replaced: str = ""):
+        self.track, self.strip, self.first, self.last = track, strip, first, last
+        self.action, self.replaced = action, replaced
+
+    def sentence(self) -> str:
+        """"NLA track 'StreamTalker', strip 'hello', frames 10-99, action 'hello'"."""
+        return (f"NLA track '{self.track}', strip '{self.strip}', frames {self.first}-"
+                f"{self.last}, action '{self.action}'")
+
+
+def _is_line_track(track) -> bool:
+    return track.name == TRACK or (track.name.startswith(TRACK + " ") and
+                                   track.name != REST_TRACK)
+
+
+def line_strips(key, line: str | None = None) -> list:
+    """[(track, strip)] of the lines on ``key``'s NLA (strips whose action is a line: has
+    :data:`PROP_LINE`), or of the one line ``line``."""
+    ad = key.animation_data
+    out = []
+    for tr in (ad.nla_tracks if ad is not None else ()):
+        for st in tr.strips:
+            a = st.action
+            if a is not None and PROP_LINE in a and (line is None or a[PROP_LINE] == line):
+                out.append((tr, st))
+    return out
+
+
+def _fcurve_paths(action, anim_data=None) -> list[str]:
+    return [fc.data_path for fc in compat.action_fcurves(action, anim_data)]
+
+
+def _ensure_rest(key, ad, paths: list[str]):
+    """The rest track: one action holding every shape key a line animates at 0 (the basis)
+    everywhere (one key, held), on :data:`REST_TRACK` right under the line tracks, so
+    between lines the head rests, on every Blender (where no strip plays, the NLA would give
+    a keyed shape key its RNA default: 1.0 on 5.0, :data:`.compat.NLA_NEEDS_REST`; elsewhere
+    whatever tracks lie underneath). Mute it to let those show through. Returns the
+    track."""
+    track = ad.nla_tracks.get(REST_TRACK)
+    st = track.strips[0] if track is not None and len(track.strips) else None
+    action = st.action if st is not None else None
+    if action is None:
+        action = bpy.data.actions.new(REST_TRACK)
+        action[PROP_SOURCE] = "the rest pose between lines (StreamTalker)"
+        action.use_fake_user = True
+    saved = (ad.action, _slot_identifier(ad))
+    _assign(ad, action)
+    slot = _slot_identifier(ad)
+    have = set(_fcurve_paths(action, ad))
+    first = int(bpy.context.scene.frame_start) if bpy.context.scene else 1
+    for p in paths:
+        if p not in have:
+            set_keys(fcurve_ensure(action, key, p), np.array([first], np.float64),
+                     np.zeros(1, np.float32))
+    _assign(ad, saved[0], saved[1])
+    if track is None:
+        track = ad.nla_tracks.new()          # on top: the line tracks go back above it
+        track.name = REST_TRACK
+        for tr in [t for t in ad.nla_tracks if _is_line_track(t)]:
+            _recreate_on_top(ad, tr)
+    if st is None:
+        st = track.strips.new(REST_TRACK, int(action.frame_range[0]), action)
+        compat.set_strip_slot(st, slot)
+        st.extrapolation = "HOLD"
+        st.blend_type = "REPLACE"
+    return track
+
+
+def _recreate_on_top(ad, track) -> None:
+    """Move a track of StreamTalker lines to the top of the NLA stack (the API cannot
+    reorder tracks: a copy is made on top, with the same strips, and the old one removed)."""
+    new = ad.nla_tracks.new()
+    name = track.name
+    keep = [(st.name, st.action, _strip_slot(st), st.frame_start, st.mute, st.influence)
+            for st in track.strips]
+    ad.nla_tracks.remove(track)
+    new.name = name
+    for sname, action, slot, start, mute, influence in keep:
+        st = new.strips.new(sname, int(start), action)
+        if slot:
+            compat.set_strip_slot(st, slot)
+        st.blend_type, st.extrapolation, st.mute = "REPLACE", "NOTHING", mute
+        st.influence = influence
+
+
+def place_line(key, action, name: str, line: str, first: int, last: int,
+               slot_identifier: str = "", replaced: tuple[str, str] = ("", "")) -> Placement:
+    """Put ``action`` (keys on scene frames ``first``..``last``) on ``key``'s NLA as the line
+    ``line``: an NLA strip named ``name`` on the first "StreamTalker" track where it fits
+    (another above when lines overlap), blend Replace, extrapolation Nothing -- it plays at
+    those frames and nowhere else (a rest track under the lines holds the rest pose between
+    them: :func:`_ensure_rest`). On 4.4+ the strip's ``action_slot`` is
+    ``slot_identifier``.
+
+    The line's previous strip (an action with the same :data:`PROP_LINE`) is removed and
+    its action kept (fake user), named in ``action[PROP_PREVIOUS]``. The active action is
+    cleared (it would play over every line); ``replaced`` (name, slot) is the action the
+    shape keys had before this one was assigned: when it is not a line, it is kept (fake
+    user) and named in ``key[PROP_REPLACED]`` unless an earlier one is named there.
+
+    Returns:
+        the :class:`Placement`.
+    """
+    ad = key.animation_data or key.animation_data_create()
+    last = max(int(last), int(first))
+    prev_name, prev_slot = replaced
+    prev = bpy.data.actions.get(prev_name) if prev_name else None
+    if prev is not None and prev != action and PROP_LINE not in prev:
+        prev.use_fake_user = True
+        if not key.get(PROP_REPLACED):
+            key[PROP_REPLACED] = prev.name
+            key[PROP_REPLACED_SLOT] = prev_slot
+    paths = _fcurve_paths(action, ad if ad.action == action else None)
+    _assign(ad, None)
+    old_version, old_slot = None, ""
+    for tr, st in line_strips(key, line):
+        if st.action != action:
+            old_version, old_slot = st.action, _strip_slot(st)
+            old_version.use_fake_user = True
+            tr.strips.remove(st)
+    action[PROP_PREVIOUS] = old_version.name if old_version is not None else ""
+    action[PROP_PREVIOUS_SLOT] = old_slot
+    below = _ensure_rest(key, ad, paths)
+    tracks = [t for t in ad.nla_tracks if _is_line_track(t)]
+    end = last + 1 if last == first else last     # a one-frame action spans [f, f+1]
+    strip = None
+    for tr in tracks:
+        if any(st.frame_start < end and first < st.frame_end for st in tr.strips):
+            continue
+        try:
+            strip = tr.strips.new(name, int(first), action)
+            break
+        except RuntimeError:    # no room after all
+            continue
+    if strip is None:
+        tr = ad.nla_tracks.new(prev=(tracks[-1] if tracks else below))
+        tr.name = TRACK if not tracks else f"{TRACK} {len(tracks) + 1}"
+        strip = tr.strips.new(name, int(first), action)
+    if slot_identifier:
+        compat.set_strip_slot(strip, slot_identifier)
+    strip.blend_type = "REPLACE"
+    strip.extrapolation = "NOTHING"
+    strip.use_sync_length = False
+    key.update_tag()
+    return Placement(tr.name, strip.name, int(first), last, action.name,
+                     old_version.name if old_version is not None else "")
+
+
+def _strip_slot(nla_strip) -> str:
+    slot = getattr(nla_strip, "action_slot", None)
+    return slot.identifier if slot is not None else ""
+
+
+def restore_previous(key, line: str | None = None) -> tuple[str, str]:
+    """Put back what a generation replaced; the generated action stays in the file (fake
+    user). Returns (generated, restored) action names ('' restored: none).
+
+    With ``line``: that line's previous version goes back onto the NLA in its place (a
+    second call goes one more version back); a line that has none is taken off the NLA, and
+    when it was the last line, the action the shape keys had before their first line is
+    assigned again. Every version stays in the file.
+    Without: the shape keys' active action, when StreamTalker made it (a file from before
+    lines were on the NLA), is swapped for the action it replaced.
 
     Raises:
-        ValueError: the current action was not made by StreamTalker, or the previous one
-            no longer exists.
+        ValueError: no such line / the active action was not made by StreamTalker, or the
+            previous action no longer exists.
     """
     ad = key.animation_data
+    if line is not None:
+        found = line_strips(key, line)
+        if not found:
+            raise ValueError(f"no line '{line}' on the NLA of the shape keys '{key.name}'; "
+                             f"nothing to restore")
+        tr, st = found[0]
+        cur = st.action
+        prev_name = str(cur.get(PROP_PREVIOUS, ""))
+        prev = bpy.data.actions.get(prev_name) if prev_name else None
+        if prev_name and prev is None:
+            raise ValueError(f"the previous version '{prev_name}' of line '{line}' no longer "
+                             f"exists")
+        cur.use_fake_user = True
+        if prev is not None:     # one step back along the versions: its own previous stays
+            lo, hi = (int(round(f)) for f in prev.frame_range)
+            older = (prev.get(PROP_PREVIOUS, ""), prev.get(PROP_PREVIOUS_SLOT, ""))
+            place_line(key, prev, st.name, line, lo, hi, str(cur.get(PROP_PREVIOUS_SLOT, "")))
+            prev[PROP_PREVIOUS], prev[PROP_PREVIOUS_SLOT] = older
+            key.update_tag()
+            return cur.name, prev.name
+        tr.strips.remove(st)
+        restored = ""
+        if not line_strips(key):
+            for t in [t for t in ad.nla_tracks if _is_line_track(t) or t.name == REST_TRACK]:
+                if not any(s.action is not None and PROP_LINE in s.action for s in t.strips):
+                    ad.nla_tracks.remove(t)
+            replaced = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))
+            if replaced is not None and ad.action is None:
+                _assign(ad, replaced, str(key.get(PROP_REPLACED_SLOT, "")))
+                restored = replaced.name
+            for p in (PROP_REPLACED, PROP_REPLACED_SLOT):
+                if p in key:
+                    del key[p]
+        key.update_tag()
+        return cur.name, restored
     cur = ad.action if ad is not None else None
     if cur is None or PROP_PREVIOUS not in cur:
         raise ValueError("the shape keys' current action was not made by StreamTalker; "

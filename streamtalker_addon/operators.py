@@ -1,5 +1,5 @@
-"""Operators: Generate, Cancel, Restore Previous, the mapping tools and Live (start, stop,
-record). They plan with :mod:`.planning` and run jobs through :mod:`.jobs`.
+"""Operators: Generate, Generate All, Cancel, Restore Previous, the mapping tools and Live
+(start, stop, record). They plan with :mod:`.planning` and run jobs through :mod:`.jobs`.
 
 Every user-facing failure is an ``ERROR`` report with one clear sentence (no traceback) and
 leaves the file as it was. Buttons that cannot run say why through ``poll_message_set``.
@@ -16,7 +16,7 @@ from bpy.types import Operator
 from . import audio_source, jobs, keyframes, live, worker
 from . import mapping as mapping_mod
 from .errors import StreamTalkerError
-from .planning import model_channels, pick_strip, plan_generation
+from .planning import model_channels, pick_strip, plan_generation, strips_for
 from .properties import auto_fill_mapping, get_mapping, set_mapping, shape_key_names
 
 
@@ -28,12 +28,10 @@ def _busy_message() -> str | None:
             "a generation is running: wait or press Cancel")
 
 
-class STREAMTALKER_OT_generate(Operator):
-    """Lip-sync the active mesh's shape keys from the chosen sound strip or audio file
-    (a new action; the previous one is kept)"""
+class _GenerateBase:
+    """Generate and Generate All: plan, start the job, run it in the background (modal, Esc
+    cancels) or to the end (``wait``, background mode)."""
 
-    bl_idname = "streamtalker.generate"
-    bl_label = "Generate Lip Sync"
     bl_options = {"REGISTER"}  # one undo step is pushed when the keys are written
 
     wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE", "HIDDEN"},
@@ -83,12 +81,16 @@ class STREAMTALKER_OT_generate(Operator):
             self.report({"ERROR"}, str(e))
             return None
 
+    @staticmethod
+    def _what(job) -> str:
+        return f"'{job.source.label}'"
+
     def execute(self, context):
         job = self._start(context, use_timer=not self.wait)
         if job is None:
             return {"CANCELLED"}
         if not self.wait:
-            self.report({"INFO"}, f"StreamTalker: generating '{job.source.label}' in the background")
+            self.report({"INFO"}, f"StreamTalker: generating {self._what(job)} in the background")
             return {"FINISHED"}
         jobs.run_to_end()
         for n in job.notes:
@@ -129,6 +131,69 @@ class STREAMTALKER_OT_generate(Operator):
         return {"CANCELLED"}
 
 
+class STREAMTALKER_OT_generate(_GenerateBase, Operator):
+    """Lip-sync the active mesh's shape keys from the chosen sound strip or audio file
+    (a new action, placed as that line's strip on the head's StreamTalker NLA track; the
+    previous version is kept)"""
+
+    bl_idname = "streamtalker.generate"
+    bl_label = "Generate Lip Sync"
+
+
+class STREAMTALKER_OT_generate_all(_GenerateBase, Operator):
+    """Lip-sync every sound strip of the scene that drives the selected head (its Bake
+    Target, or none set), one line after the other, each onto the head's StreamTalker NLA
+    track at its own frames"""
+
+    bl_idname = "streamtalker.generate_all"
+    bl_label = "Generate All"
+
+    @classmethod
+    def poll(cls, context):
+        why = _busy_message()
+        if why is None:
+            obj = context.view_layer.objects.active if context.view_layer else None
+            if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
+                why = "select the head mesh (it needs shape keys)"
+            elif not strips_for(context.scene, obj):
+                why = f"no sound strip of this scene drives '{obj.name}'"
+        if why:
+            cls.poll_message_set(why)
+            return False
+        return True
+
+    @staticmethod
+    def _what(job) -> str:
+        return f"{len(job.plans)} lines"
+
+    def _start(self, context, use_timer: bool):
+        scene = context.scene
+        obj = context.view_layer.objects.active if context.view_layer else None
+        if obj is None:
+            self.report({"ERROR"}, "no active object: select the head mesh with shape keys")
+            return None
+        strips = strips_for(scene, obj)
+        if not strips:
+            self.report({"ERROR"}, f"no sound strip of scene '{scene.name}' drives "
+                                   f"'{obj.name}' (set the strips' Bake Target)")
+            return None
+        plans = []
+        for st in strips:
+            try:
+                plan = plan_generation(context, scene, st, obj.name)
+            except StreamTalkerError as e:
+                plans.append((st.name, str(e)))
+                continue
+            for w in plan.warnings:
+                self.report({"WARNING"}, w)
+            plans.append((st.name, plan))
+        try:
+            return jobs.start(worker.GenerateAllJob(plans), use_timer=use_timer)
+        except StreamTalkerError as e:
+            self.report({"ERROR"}, str(e))
+            return None
+
+
 class STREAMTALKER_OT_cancel(Operator):
     """Stop the running generation, remove its partial action and restore the previous one"""
 
@@ -156,19 +221,42 @@ def _active_key(context):
     return obj.data.shape_keys
 
 
+def panel_line(context) -> str | None:
+    """The line the panel's Source names on the active head's NLA ("scene/strip", or the
+    audio file's name), when that line is there; else None."""
+    key = _active_key(context)
+    if key is None:
+        return None
+    scene = context.scene
+    s = scene.streamtalker
+    if s.source == "STRIP":
+        strips = audio_source.sound_strips(scene)
+        name = s.strip or (strips[0].name if len(strips) == 1 else "")
+        line = f"{scene.name}/{name}" if name else ""
+    else:
+        line = bpy.path.display_name_from_filepath(s.filepath) if s.filepath else ""
+    return line if line and keyframes.line_strips(key, line) else None
+
+
 class STREAMTALKER_OT_restore_previous(Operator):
-    """Put back the action a StreamTalker generation replaced (the generated one is kept)"""
+    """Put back the previous version of the chosen line (Source) on the head's NLA; a line
+    generated once is taken off it (the generated action is kept either way)"""
 
     bl_idname = "streamtalker.restore_previous"
-    bl_label = "Restore Previous Action"
+    bl_label = "Restore Previous"
     bl_options = {"REGISTER", "UNDO"}
+
+    line: StringProperty(name="Line", default="", options={"SKIP_SAVE", "HIDDEN"},
+                         description="The line ('Scene/strip'); default: the one under Source")
 
     @classmethod
     def poll(cls, context):
         key = _active_key(context)
         ad = key.animation_data if key is not None else None
-        if ad is None or ad.action is None or keyframes.PROP_PREVIOUS not in ad.action:
-            cls.poll_message_set("the active mesh's shape-key action was not made by StreamTalker")
+        legacy = ad is not None and ad.action is not None and \
+            keyframes.PROP_PREVIOUS in ad.action and keyframes.PROP_LINE not in ad.action
+        if not legacy and not keyframes.line_strips(key) if key is not None else True:
+            cls.poll_message_set("the active mesh has no line generated by StreamTalker")
             return False
         if jobs.active_job() is not None:
             cls.poll_message_set("a generation or Live is running")
@@ -176,12 +264,21 @@ class STREAMTALKER_OT_restore_previous(Operator):
         return True
 
     def execute(self, context):
+        key = _active_key(context)
+        line = self.line or panel_line(context)
+        if line is None and keyframes.line_strips(key):
+            self.report({"ERROR"}, "the line chosen under Source was not generated on this "
+                                   "head: choose its strip under Source")
+            return {"CANCELLED"}
         try:
-            gen, prev = keyframes.restore_previous(_active_key(context))
-        except ValueError as e:
+            gen, prev = keyframes.restore_previous(key, line)
+        except (ValueError, AttributeError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"restored '{prev or '(no action)'}'; '{gen}' is kept")
+        if line is not None and not prev:
+            self.report({"INFO"}, f"line '{line}' taken off the NLA; '{gen}' is kept")
+        else:
+            self.report({"INFO"}, f"restored '{prev or '(no action)'}'; '{gen}' is kept")
         return {"FINISHED"}
 
 
@@ -387,7 +484,8 @@ class STREAMTALKER_OT_live_record(_WhileLive, Operator):
         return {"FINISHED"}
 
 
-classes = (STREAMTALKER_OT_generate, STREAMTALKER_OT_cancel, STREAMTALKER_OT_restore_previous,
+classes = (STREAMTALKER_OT_generate, STREAMTALKER_OT_generate_all, STREAMTALKER_OT_cancel,
+           STREAMTALKER_OT_restore_previous,
            STREAMTALKER_OT_mapping_auto, STREAMTALKER_OT_mapping_save, STREAMTALKER_OT_mapping_load,
            STREAMTALKER_OT_live_start, STREAMTALKER_OT_live_stop, STREAMTALKER_OT_live_record)
 

@@ -40,7 +40,9 @@ class STREAMTALKER_PT_main(_Base, Panel):
     def draw(self, context):
         layout, job = self.layout, jobs.last_job("generate")
         if job is None or not job.running:
-            layout.operator("streamtalker.generate", icon="PLAY_SOUND")
+            row = layout.row(align=True)
+            row.operator("streamtalker.generate", icon="PLAY_SOUND")
+            row.operator("streamtalker.generate_all", icon="SEQ_STRIP_DUPLICATE")
             if job is not None and job.state in _ENDED:
                 layout.label(text=job.summary, icon=_ENDED[job.state])
                 for n in job.notes:
@@ -105,10 +107,18 @@ class STREAMTALKER_PT_target(_Base, Panel):
                                  rows=6)
         key = obj.data.shape_keys
         ad = key.animation_data
+        lines = keyframes.line_strips(key)
+        if lines:
+            tracks = sorted({tr.name for tr, _ in lines})
+            layout.label(text=f"{len(lines)} line(s) on NLA track {', '.join(tracks)}",
+                         icon="NLA")
         if ad is not None and ad.action is not None:
             layout.label(text=f"Action: {ad.action.name}", icon="ACTION")
-            if keyframes.PROP_PREVIOUS in ad.action:
-                layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
+            if keyframes.PROP_PARTIAL in ad.action:
+                layout.label(text="Being generated: incomplete", icon="TIME")
+        if lines or (ad is not None and ad.action is not None
+                     and keyframes.PROP_PREVIOUS in ad.action):
+            layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
 
 
 def _vertex_model_size(checkpoint: str) -> int | None:

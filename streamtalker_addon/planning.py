@@ -88,6 +88,26 @@ class Plan:
                            action_name=self.source.label, undo=undo)
 
 
+def strip_target(scene, strip):
+    """The mesh object a sound strip drives in Bake and Generate All: its StreamTalker
+    target (``strip.streamtalker_target``), else the active object of the scene's first
+    view layer; None when neither is set."""
+    from . import compat
+    obj = compat.strip_target(strip)
+    if obj is None and len(scene.view_layers):
+        obj = scene.view_layers[0].objects.active
+    return obj
+
+
+def strips_for(scene, obj) -> list:
+    """The sound strips of ``scene`` that drive ``obj``, in timeline order: those whose
+    StreamTalker target is ``obj``, and those with no target (they drive the selected head,
+    as in Generate). What Generate All bakes for the selected head."""
+    from . import compat
+    return [st for st in audio_source.sound_strips(scene)
+            if (compat.strip_target(st) or obj) == obj]
+
+
 def target_object(context, name: str = ""):
     """The target mesh: the object called ``name``, else the active object.
 
@@ -114,6 +134,10 @@ def target_object(context, name: str = ""):
         keyframes.check_editable(obj.data.shape_keys, obj.name)
     except keyframes.NotEditable as e:
         raise PlanError(str(e)) from None
+    ad = obj.data.shape_keys.animation_data
+    if ad is not None and ad.use_tweak_mode:
+        raise PlanError(f"the shape keys of '{obj.name}' are in NLA tweak mode: leave it first "
+                        f"(Nonlinear Animation editor: Tab), then generate")
     return obj
 
 
@@ -257,11 +281,13 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
     if strip is not None or s.source == "STRIP":
         strip = strip or pick_strip(scene, s.strip)
         source = audio_source.strip_source(scene, strip)
-        if strip.mute:
-            warnings.append(f"strip '{strip.name}' is muted (silent in playback); it is keyed "
-                            f"all the same")
+        silenced = audio_source.playback(scene, strip).silenced
+        if silenced:
+            warnings.append(f"strip '{strip.name}' is silent in playback ({silenced}); it is "
+                            f"keyed all the same")
     else:
         source = audio_source.file_source(scene, s.filepath)
+    source.line = source.line or source.label
     settings = model_settings(s, checkpoint)
     channels = settings.channels
     if settings.kind == "vertex":

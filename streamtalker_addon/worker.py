@@ -185,7 +185,8 @@ class GenerateJob:
         self.channels = channels
         self.writer = ShapeKeyActionWriter(key, self.action_name, cols,
                                            self.source.first_frame,
-                                           source=f"{self.source.label} seed={self.settings.seed}")
+                                           source=f"{self.source.label} seed={self.settings.seed}",
+                                           line=self.source.line or self.source.label)
 
     def drain(self) -> bool:
         """Apply every message waiting in the queue (main thread). True while running."""
@@ -267,11 +268,125 @@ class GenerateJob:
             self.worker.join(timeout)
 
     @property
+    def placement(self):
+        """Where the line went (:class:`~.keyframes.Placement`), once finished; else None."""
+        return self.writer.placement if self.writer is not None else None
+
+    @property
     def summary(self) -> str:
         if self.state == "finished":
             return (f"{self.writer.n_frames} frames x {len(self.writer.targets)} shape keys "
-                    f"keyed from frame {self.source.first_frame} into action "
-                    f"'{self.writer.action_name}'")
+                    f"keyed into {self.placement.sentence()}")
         if self.state == "failed":
             return self.error
         return self.state
+
+
+class GenerateAllJob:
+    """Generate All: one :class:`GenerateJob` after the other, one per planned line (a job
+    of :mod:`.jobs`, kind ``"generate"``), with one undo step at the end.
+
+    Args:
+        plans: [(label, plan or the sentence why it could not be planned)] in order.
+        undo: push one undo step when done.
+
+    ``results``: [(label, job or None, error)] as the lines end. States: ``running`` ->
+    ``finished`` (every line generated), ``failed`` (some failed: ``error`` says how many),
+    ``cancelled``.
+    """
+
+    kind = "generate"
+    drain_interval = DRAIN_INTERVAL
+    redraw = True
+
+    def __init__(self, plans: list, undo: bool = True):
+        self.plans = list(plans)
+        self.undo = undo
+        self.results: list = []
+        self.current: GenerateJob | None = None
+        self.state = "new"
+        self.error = ""
+        self.notes: list[str] = []
+        self.started = time.monotonic()
+        self._next = 0
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def progress(self) -> float:
+        n = max(len(self.plans), 1)
+        cur = self.current.progress if self.current is not None else 0.0
+        return min(1.0, (len(self.results) + cur) / n)
+
+    def start(self) -> None:
+        self.state = "running"
+        self._start_next()
+
+    def _start_next(self) -> bool:
+        """Start the next line that planned; False when none is left."""
+        while self._next < len(self.plans):
+            label, plan = self.plans[self._next]
+            self._next += 1
+            if isinstance(plan, str):
+                self.results.append((label, None, plan))
+                continue
+            job = plan.job(undo=False)
+            try:
+                job.start()
+            except StreamTalkerError as e:
+                self.results.append((label, None, str(e)))
+                continue
+            self.current = job
+            return True
+        self.current = None
+        return False
+
+    def drain(self) -> bool:
+        """Drain the running line; start the next when it ends (main thread)."""
+        if self.state != "running":
+            return False
+        job = self.current
+        if job is not None and not job.drain():
+            self.notes += [f"{job.source.label}: {n}" for n in job.notes]
+            self.results.append((job.source.label, job, "" if job.state == "finished"
+                                 else job.error or job.state))
+            self.current = None
+        if self.current is None and not self._start_next():
+            failed = [r for r in self.results if r[2]]
+            self.state = "failed" if failed else "finished"
+            self.error = (f"{len(failed)} of {len(self.results)} lines failed: "
+                          + "; ".join(f"{lbl}: {err}" for lbl, _, err in failed)) if failed else ""
+            if self.undo and len(failed) < len(self.results):
+                jobs.push_undo("StreamTalker: Generate All")
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """Cancel the running line (its partial action removed); the finished lines stay."""
+        if self.state != "running":
+            return
+        if self.current is not None:
+            self.current.cancel()
+        self.state = "cancelled"
+
+    def join(self, timeout: float | None = None) -> None:
+        for _, job, _ in self.results:
+            if job is not None:
+                job.join(timeout)
+        if self.current is not None:
+            self.current.join(timeout)
+
+    @property
+    def summary(self) -> str:
+        done = [(lbl, job) for lbl, job, err in self.results if not err]
+        text = f"{len(done)} of {len(self.plans)} lines generated"
+        if done:
+            text += ": " + "; ".join(f"'{lbl}' -> {job.placement.sentence()}"
+                                     for lbl, job in done)
+        if self.state == "failed":
+            return f"{text}. {self.error}"
+        if self.state == "cancelled":
+            return f"cancelled; {text}"
+        return text

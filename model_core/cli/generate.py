@@ -110,11 +110,11 @@ def cmd_generate(args) -> int:
     from ..io.files import check_writable
     from ..io.frames import FORMATS, FrameWriter
     from ..runtime.backends import resolve_backend
-    from ..runtime.device import check_threads
+    from ..runtime.arguments import check_run_arguments
     from ..runtime.driver import run
 
     out = Path(args.out)
-    check_threads(args.threads, "--threads")
+    check_run_arguments(args.seed, args.threads)   # the same check as the Blender bake's
     resolve_backend(args.backend, args.device)
     check_writable(out, args.force)     # before any work: exists, folder, permission
     info = describe_checkpoint(args.checkpoint)

@@ -92,12 +92,24 @@ def pump(timeout: float = 300.0):
     return job or jobs.last_job()
 
 
+def generated(key):
+    """The action StreamTalker generated on a Key datablock: its one line on the NLA (after
+    a generation ended) or the action being written (assigned while it runs)."""
+    from streamtalker_addon import keyframes
+    ad = key.animation_data
+    if ad is not None and ad.action is not None:
+        return ad.action
+    found = keyframes.line_strips(key)
+    assert len(found) == 1, f"expected one line on the NLA, found {len(found)}"
+    return found[0][1].action
+
+
 def keyed(key, action=None) -> dict[str, np.ndarray]:
     """{shape key name: float32 [n, 2] (frame, value)} of an action on a Key datablock
-    (default: the assigned one)."""
+    (default: :func:`generated`)."""
     from streamtalker_addon.keyframes import action_fcurves
     ad = key.animation_data
-    action = action or ad.action
+    action = action or generated(key)
     out = {}
     for fc in action_fcurves(action, ad):
         co = np.zeros(2 * len(fc.keyframe_points), np.float32)
@@ -163,3 +175,112 @@ def generate_until_keyed(bpy, monkeypatch):
         gate.set()
         raise
     return job, gate
+
+
+# -- dialogue scenes (issue 21) ------------------------------------------------------------
+
+def line_action(key, line: str):
+    """The action the NLA plays for ``line`` ("Scene/strip") on a Key datablock (None when
+    the line is not there)."""
+    from streamtalker_addon import keyframes
+    found = keyframes.line_strips(key, line)
+    return found[0][1].action if found else None
+
+
+def lines(key) -> dict:
+    """{line: (track name, strip name, first frame, last frame, action name)} of a Key."""
+    from streamtalker_addon import keyframes
+    out = {}
+    for tr, st in keyframes.line_strips(key):
+        out[st.action[keyframes.PROP_LINE]] = (tr.name, st.name, int(st.frame_start),
+                                               int(round(st.frame_end)), st.action.name)
+    return out
+
+
+def select_only(scene, strips) -> None:
+    from streamtalker_addon import compat
+    for s in compat.all_strips(scene):
+        s.select = False
+    for s in strips:
+        s.select = True
+    scene.sequence_editor.active_strip = strips[0]
+
+
+def make_meta(scene, strips):
+    """Put ``strips`` into a new meta strip the way the sequencer's Make Meta Strip does
+    (the meta's frames fit its content, on every version); returns the meta strip."""
+    import bpy
+    from streamtalker_addon import compat
+    select_only(scene, strips)
+    with compat.sequencer_context(scene):
+        assert bpy.ops.sequencer.meta_make() == {"FINISHED"}
+    meta = strips[0].parent_meta()
+    assert meta is not None
+    return meta
+
+
+def speed_up(scene, strip, percent: float = 200.0) -> None:
+    """Retime a sound strip to play at ``percent`` % speed, the way the sequencer's Set
+    Speed does (retiming keys; the strip gets shorter). Through the operator on every
+    version: ``RetimingKeys.add`` crashes 4.5 and 5.0 on a strip without retiming data, and
+    5.2's ``RetimingKey.timeline_frame`` setter crashes when several strips are at the top
+    level."""
+    import bpy
+    from streamtalker_addon import compat
+    select_only(scene, [strip])
+    _, first, end = strip_frames(strip)
+    old = scene.frame_current
+    scene.frame_current = (first + end) // 2
+    try:
+        with compat.sequencer_context(scene):
+            assert bpy.ops.sequencer.retiming_segment_speed_set(speed=percent) == {"FINISHED"}
+    finally:
+        scene.frame_current = old
+    assert len(compat.retiming_frames(strip)) >= 2
+    want = first + (end - first) * 100.0 / percent
+    assert strip_frames(strip)[1] == first and abs(strip_frames(strip)[2] - want) <= 1
+
+
+def mixdown(scene, first: int, end: int) -> np.ndarray:
+    """Blender's own mixdown of ``scene`` over frames ``first <= f < end``: float32 mono at
+    16 kHz (rendered at 48 kHz, brought to 16 kHz by model_core's one resampler)."""
+    import tempfile
+
+    import bpy
+    import soundfile as sf
+
+    from model_core.io.audio import to_model_rate
+    from streamtalker_addon import compat
+    old = scene.frame_start, scene.frame_end
+    scene.frame_start, scene.frame_end = first, end - 1
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/mix.wav"
+            with compat.sequencer_context(scene):
+                bpy.ops.sound.mixdown(filepath=path, check_existing=False, container="WAV",
+                                      codec="PCM", format="F32", mixrate=48000, channels="MONO")
+            x, rate = sf.read(path, dtype="float32")
+    finally:
+        scene.frame_start, scene.frame_end = old
+    fps = scene.render.fps / scene.render.fps_base
+    x = x[:int(round((end - first) * rate / fps))]
+    return to_model_rate(x, rate)
+
+
+def frame_values(scene, keys: dict, frames, names=None) -> dict:
+    """Evaluate ``scene`` frame by frame: {label: float32 [len(frames), K]} the values of
+    the shape keys ``names`` (default: all but the basis) of each Key in ``keys``
+    ({label: Key}) as the depsgraph evaluates them (NLA included)."""
+    import bpy
+    out = {}
+    names = names or {lbl: [kb.name for kb in k.key_blocks][1:] for lbl, k in keys.items()}
+    vals = {lbl: [] for lbl in keys}
+    for f in frames:
+        scene.frame_set(int(f))
+        dg = bpy.context.evaluated_depsgraph_get()
+        for lbl, k in keys.items():
+            ev = k.evaluated_get(dg)
+            vals[lbl].append([ev.key_blocks[n].value for n in names[lbl]])
+    for lbl in keys:
+        out[lbl] = np.asarray(vals[lbl], np.float32)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bl_helpers import (add_strip, generate_until_keyed, import_facecap, keyed,
+from bl_helpers import (add_strip, generate_until_keyed, generated, import_facecap, keyed,
                         pump, speech_path, strip_frames)
 
 
@@ -33,7 +33,8 @@ def test_generate_keys_all_52_on_the_audible_frames(facecap_scene, bpy_mod, toy_
     assert job.state == "finished", job.error
 
     key = head.data.shape_keys
-    action = key.animation_data.action
+    assert key.animation_data.action is None      # the line plays on the NLA (issue 21)
+    action = generated(key)
     assert action.name == "speech" and action is not previous
     keys = keyed(key)
     assert len(keys) == 52
@@ -77,8 +78,9 @@ def test_generate_keys_all_52_on_the_audible_frames(facecap_scene, bpy_mod, toy_
     # the previous action is kept (fake user) and recorded for restoring
     prev = bpy.data.actions[prev_name]
     assert prev.use_fake_user and action.use_fake_user
-    assert action[keyframes.PROP_PREVIOUS] == prev_name
-    assert action[keyframes.PROP_PREVIOUS_SLOT] == prev_slot
+    assert action[keyframes.PROP_PREVIOUS] == ""      # the line's first version
+    assert key[keyframes.PROP_REPLACED] == prev_name
+    assert key[keyframes.PROP_REPLACED_SLOT] == prev_slot
     assert len(keyed(key, prev)) == 52  # its captured keys are untouched
 
 
@@ -89,13 +91,13 @@ def test_undo_restores_the_scene(facecap_scene, bpy_mod):
     n_actions = len(bpy.data.actions)
     bpy.ops.streamtalker.generate()
     assert pump().state == "finished"
-    assert bpy.data.objects[head.name].data.shape_keys.animation_data.action.name == "speech"
+    assert generated(bpy.data.objects[head.name].data.shape_keys).name == "speech"
     bpy.ops.ed.undo()
     head = bpy.data.objects["head_geo"]
     assert head.data.shape_keys.animation_data.action.name == before
     assert "speech" not in bpy.data.actions and len(bpy.data.actions) == n_actions
     bpy.ops.ed.redo()
-    assert bpy.data.objects["head_geo"].data.shape_keys.animation_data.action.name == "speech"
+    assert generated(bpy.data.objects["head_geo"].data.shape_keys).name == "speech"
 
 
 def test_cancel_removes_the_partial_action_and_restores(facecap_scene, bpy_mod, monkeypatch):
@@ -133,14 +135,14 @@ def test_a_second_run_keeps_the_first_and_restore_previous(facecap_scene, bpy_mo
     first = keyed(key)
     scene.streamtalker.seed = 11
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
-    second = key.animation_data.action
+    second = generated(key)
     assert second.name == "speech.001" and second[keyframes.PROP_PREVIOUS] == "speech"
     kept = bpy.data.actions["speech"]
     assert kept.use_fake_user
     assert all(np.array_equal(first[k], v) for k, v in keyed(key, kept).items())
 
     assert bpy.ops.streamtalker.restore_previous() == {"FINISHED"}
-    assert key.animation_data.action.name == "speech"
+    assert generated(key).name == "speech"
     assert bpy.data.actions["speech.001"].use_fake_user  # the generated one is kept too
 
 
@@ -201,7 +203,7 @@ def test_audio_file_source_keys_from_the_scene_start(facecap_scene, bpy_mod, toy
     scene.streamtalker.source = "FILE"
     scene.streamtalker.filepath = str(speech_path("sense_and_sensibility_01_austen_64kb-0880.wav"))
     assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
-    action = head.data.shape_keys.animation_data.action
+    action = generated(head.data.shape_keys)
     assert action.name == "sense_and_sensibility_01_austen_64kb-0880"
     jaw = keyed(head.data.shape_keys)["jawOpen"]
     n = round(len(mc.load_audio(scene.streamtalker.filepath)) / 16000 * 24)

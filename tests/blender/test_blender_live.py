@@ -57,15 +57,16 @@ def test_live_moves_facecap_shape_keys_and_records(facecap_scene, bpy_mod, mic, 
     assert np.ptp(seen) > 0.01, "jawOpen did not move"
     assert stats.frames > 0 and len(stats.latency) > 0 and stats.dropped_samples == 0
     act = bpy.data.actions[name]
-    assert key.animation_data.action == act and act.use_fake_user
-    assert act[keyframes.PROP_PREVIOUS] == prev.name and prev.use_fake_user
-    from bl_helpers import keyed
+    assert key.animation_data.action is None and act.use_fake_user   # a line on the NLA
+    assert key[keyframes.PROP_REPLACED] == prev.name and prev.use_fake_user
+    from bl_helpers import keyed, lines
     k = keyed(key, act)
     assert len(k) > 40
     frames = k["jawOpen"][:, 0]
     assert frames[0] == 40 and np.all(np.diff(frames) == 1) and len(frames) > 60
-    gen, restored = keyframes.restore_previous(key)
-    assert restored == prev.name
+    assert lines(key)[name][2:4] == (40, int(frames[-1]))
+    gen, restored = keyframes.restore_previous(key, name)
+    assert restored == prev.name and key.animation_data.action == prev
 
 
 def test_live_start_stop_20_times_leaves_nothing(facecap_scene, bpy_mod, mic):

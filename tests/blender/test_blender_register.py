@@ -138,7 +138,9 @@ def test_panels_draw_in_every_state(facecap_scene, bpy_mod, tmp_path):
     assert any(c[0] == "progress" for c in calls)
     jobs.run_to_end()
     labels = names(draw_all())
-    assert any("keyed from frame 18 into action 'speech'" in t for t in labels), labels
+    assert any("keyed into NLA track 'StreamTalker', strip 'speech', frames 18-" in t
+               for t in labels), labels
+    assert "1 line(s) on NLA track StreamTalker" in labels
     scene.streamtalker.source = "FILE"
     scene.streamtalker.model_source = "FILE"
     draw_all()

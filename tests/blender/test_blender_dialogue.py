@@ -1,0 +1,376 @@
+"""Issue 21: a whole dialogue scene. Several sound strips drive one head (or three heads):
+every line is a strip on the head's StreamTalker NLA track at the frames Blender plays it,
+and plays there and nowhere else -- in Generate, Generate All, Bake and Record; meta strips
+and retimed strips as Blender plays them (checked against Blender's own mixdown); a line
+re-generated replaces only that line, its previous version stays reachable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bl_helpers import (ROOT, add_strip, frame_values, import_facecap, keyed, line_action,
+                        lines, make_meta, mixdown, pump, set_trims, speech_path, speed_up,
+                        strip_frames)
+
+CLIPS = ("sense_and_sensibility_01_austen_64kb-0870.wav",
+         "sense_and_sensibility_01_austen_64kb-0880.wav",
+         "sense_and_sensibility_01_austen_64kb-0890.wav")
+
+
+def _bake(*args):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "streamtalker_addon.bake", *map(str, args)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _line(scene, strip, head, n: int, clip: int = 0, channel: int = 1):
+    """A sound strip ``strip`` at its frame, about ``n`` frames long, driving ``head``."""
+    st = add_strip(scene, strip[0], speech_path(CLIPS[clip]), strip[1], channel=channel)
+    _, first, end = strip_frames(st)
+    set_trims(st, end=max(0, end - first - n))
+    st.streamtalker_target = head
+    return st
+
+
+def _scene(bpy, toy_checkpoint, fps=24):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps = fps
+    s = scene.streamtalker
+    s.model_source, s.checkpoint, s.seed = "FILE", str(toy_checkpoint), 1
+    return scene
+
+
+def _heads(bpy, n):
+    heads = []
+    for i in range(n):
+        h = import_facecap(bpy)
+        h.name = "ABC"[i] if n > 1 else "Head"
+        heads.append(h)
+    bpy.context.view_layer.objects.active = heads[0]
+    return heads
+
+
+def _check_plays(scene, heads: dict, expect: dict, frames) -> dict:
+    """Evaluate ``scene`` frame by frame: each head's shape keys equal its lines' keys on
+    the lines' frames and rest (0) on every other frame. ``expect``: {head: {line: (first,
+    last)}}. Returns {head: values [frames, 52]}."""
+    frames = np.asarray(list(frames))
+    keys = {h: heads[h].data.shape_keys for h in heads}
+    names = {h: [kb.name for kb in keys[h].key_blocks][1:] for h in heads}
+    got = frame_values(scene, keys, frames, names)
+    for h, ls in expect.items():
+        speaking = np.zeros(len(frames), bool)
+        for line, (first, last) in ls.items():
+            act = line_action(keys[h], line)
+            assert act is not None, (h, line)
+            k = keyed(keys[h], act)
+            inside = (frames >= first) & (frames <= last)
+            speaking |= inside
+            want = np.stack([np.interp(frames[inside], k[n][:, 0], k[n][:, 1])
+                             for n in names[h]], 1)
+            np.testing.assert_allclose(got[h][inside], want, atol=1e-5, err_msg=f"{h} {line}")
+            jaw = got[h][inside, names[h].index("jawOpen")]
+            assert jaw.max() > 0.05, f"{h} does not open its mouth in {line}"
+        assert np.abs(got[h][~speaking]).max() == 0.0, f"{h} moves outside its lines"
+    return got
+
+
+# -- case 1: several lines for one head all play -------------------------------------------
+
+def test_1_two_lines_for_one_head_both_play_after_a_bake(empty_scene, bpy_mod, tmp_path,
+                                                        toy_checkpoint):
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    one = _line(scene, ("one", 1), head, 40)
+    two = _line(scene, ("two", 200), head, 40, clip=1, channel=2)
+    src, out = tmp_path / "two_lines.blend", tmp_path / "out.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(src))
+    spans = {f"Scene/{st.name}": (strip_frames(st)[1], strip_frames(st)[2] - 1)
+             for st in (one, two)}
+
+    r = _bake(src, "-o", out, "--checkpoint", toy_checkpoint)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name, (a, b) in (("one", spans["Scene/one"]), ("two", spans["Scene/two"])):
+        assert (f"ok      Scene / {name} -> Head: NLA track 'StreamTalker', strip '{name}', "
+                f"frames {a}-{b}, action '{name}'") in r.stdout, r.stdout
+
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene, head = bpy.context.scene, bpy.data.objects["Head"]
+    key = head.data.shape_keys
+    assert key.animation_data.action is None        # an active action would hide the lines
+    assert lines(key) == {"Scene/one": ("StreamTalker", "one", *spans["Scene/one"], "one"),
+                          "Scene/two": ("StreamTalker", "two", *spans["Scene/two"], "two")}
+    for st in (s for _, s in [(t, s) for t in key.animation_data.nla_tracks for s in t.strips]
+               if s.name in ("one", "two")):
+        assert st.extrapolation == "NOTHING" and st.blend_type == "REPLACE"
+        assert st.action_slot is not None and st.action_slot == st.action.slots[0]
+    assert key["streamtalker_replaced_action"] == "Key|Take 001|BaseLayer"
+    assert bpy.data.actions["Key|Take 001|BaseLayer"].use_fake_user   # kept
+    _check_plays(scene, {"Head": head}, {"Head": spans}, range(1, 260))
+
+
+def test_1_generate_in_the_panel_places_a_second_line_beside_the_first(empty_scene, bpy_mod,
+                                                                       toy_checkpoint):
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    one = _line(scene, ("one", 5), head, 30)
+    two = _line(scene, ("two", 60), head, 30, clip=1, channel=2)
+    for st in (one, two):
+        assert bpy.ops.streamtalker.generate(wait=True, strip=st.name) == {"FINISHED"}
+    spans = {f"Scene/{st.name}": (strip_frames(st)[1], strip_frames(st)[2] - 1)
+             for st in (one, two)}
+    _check_plays(scene, {"Head": head}, {"Head": spans}, range(1, 100))
+
+
+# -- re-generating one line; Restore Previous; Generate All --------------------------------
+
+def test_regenerating_one_line_replaces_only_it_and_the_previous_version_comes_back(
+        empty_scene, bpy_mod, toy_checkpoint):
+    from streamtalker_addon import keyframes
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    one = _line(scene, ("one", 5), head, 30)
+    _line(scene, ("two", 60), head, 30, clip=1, channel=2)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    key = head.data.shape_keys
+    before = lines(key)
+    first_one = keyed(key, line_action(key, "Scene/one"))["jawOpen"].copy()
+
+    scene.streamtalker.seed = 7         # a new take of line one
+    scene.streamtalker.strip = "one"
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    after = lines(key)
+    assert after["Scene/two"] == before["Scene/two"]              # untouched
+    assert after["Scene/one"][4] == "one.001" and after["Scene/one"][:4] == before["Scene/one"][:4]
+    new = line_action(key, "Scene/one")
+    assert new[keyframes.PROP_PREVIOUS] == "one"                  # reachable
+    assert bpy.data.actions["one"].use_fake_user
+    assert not np.array_equal(keyed(key, new)["jawOpen"], first_one)
+
+    assert bpy.ops.streamtalker.restore_previous() == {"FINISHED"}   # the line under Source
+    assert lines(key)["Scene/one"][4] == "one" and lines(key)["Scene/two"] == before["Scene/two"]
+    np.testing.assert_array_equal(keyed(key, line_action(key, "Scene/one"))["jawOpen"],
+                                  first_one)
+    assert bpy.data.actions["one.001"].use_fake_user                # and the new take kept
+    # one more step back: line one had no version before, so it is taken off the NLA; the
+    # last line off gives the shape keys their old action back
+    assert bpy.ops.streamtalker.restore_previous() == {"FINISHED"}
+    assert set(lines(key)) == {"Scene/two"}
+    bpy.ops.streamtalker.restore_previous(line="Scene/two")
+    assert lines(key) == {}
+    assert key.animation_data.action.name == "Key|Take 001|BaseLayer"
+    assert [t.name for t in key.animation_data.nla_tracks] == ["Key|Take 001|BaseLayer"]
+    assert one.name == "one"
+
+
+def test_generate_all_bakes_every_strip_that_drives_the_selected_head(empty_scene, bpy_mod,
+                                                                      toy_checkpoint):
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    a, b = _heads(bpy, 2)
+    _line(scene, ("a1", 1), a, 24)
+    _line(scene, ("b1", 30), b, 24, clip=1, channel=2)
+    free = _line(scene, ("a2", 60), a, 24, clip=2, channel=3)
+    free.streamtalker_target = None         # no target: the selected head's
+    bpy.context.view_layer.objects.active = a
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    assert set(lines(a.data.shape_keys)) == {"Scene/a1", "Scene/a2"}
+    assert lines(b.data.shape_keys) == {} and b.data.shape_keys.animation_data.action is not None
+    from streamtalker_addon import jobs
+    job = jobs.last_job("generate")
+    assert job.state == "finished" and "2 of 2 lines generated" in job.summary
+    assert "'a1' -> NLA track 'StreamTalker', strip 'a1'" in job.summary
+    bpy.context.view_layer.objects.active = b       # the strip with no target follows
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    assert set(lines(b.data.shape_keys)) == {"Scene/b1", "Scene/a2"}
+    assert set(lines(a.data.shape_keys)) == {"Scene/a1", "Scene/a2"}
+
+
+def test_a_live_take_is_a_line_too(empty_scene, bpy_mod, toy_checkpoint):
+    """Record places the take like Generate: an NLA strip at the frames it was recorded."""
+    from test_blender_nothing_lost import _fake_live
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    scene.frame_current = 40
+    sess = _fake_live(bpy, head)
+    name = sess.start_record(scene)
+    sess.engine.feed(np.full((12, 52), 0.4, np.float32))
+    sess.drain()
+    assert sess.stop_record() == name
+    key = head.data.shape_keys
+    assert lines(key)[name] == ("StreamTalker", name, 40, 51, name)
+    got = _check_plays(scene, {"Head": head}, {"Head": {name: (40, 51)}}, range(30, 60))
+    assert np.allclose(got["Head"][10:22], 0.4)
+
+
+# -- cases 5 and 6: strips as Blender plays them ---------------------------------------------
+
+def _correlate(a: np.ndarray, b: np.ndarray, lag: int = 8) -> float:
+    n = min(len(a), len(b)) - 2 * lag
+    return max(float(np.corrcoef(a[lag:lag + n], b[lag + d:lag + d + n])[0, 1])
+               for d in range(-lag, lag + 1))
+
+
+def test_5_meta_strips_trims_mute_and_nesting_as_blender_plays_them(empty_scene, bpy_mod,
+                                                                    toy_checkpoint):
+    from streamtalker_addon import audio_source, planning
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    st = add_strip(scene, "inner", speech_path(), 20, channel=3)
+    other = add_strip(scene, "other", speech_path(CLIPS[1]), 300, channel=4)
+    inner_meta = make_meta(scene, [st])
+    outer = make_meta(scene, [inner_meta, other])
+    set_trims(inner_meta, start=10)                       # the inner meta starts later
+    set_trims(outer, end=(strip_frames(outer)[2] - 120))  # the outer one ends at frame 120
+    assert strip_frames(outer)[2] == 120
+    own = strip_frames(st)[1:]
+    src = audio_source.strip_source(scene, st)
+    assert (src.first_frame, src.first_frame + src.n_frames) == (30, 120)
+    assert own[0] == 20 and own[1] > 120                  # its own handles say 20..end
+    ours = src.read()
+    mix = mixdown(scene, 1, 200)
+    fps = 24
+    lo, hi = (round((f - 1) * 16000 / fps) for f in (30, 120))
+    spf = round(16000 / fps)            # silent a frame before and after (resampler ringing)
+    assert np.abs(mix[:lo - spf]).max() < 1e-4 and np.abs(mix[hi + spf:]).max() < 1e-4
+    assert _correlate(mix[lo:hi], ours) > 0.99
+    # keyed frames are exactly those
+    plan = planning.plan_generation(bpy.context, scene, st, head.name)
+    assert plan.warnings == []
+    inner_meta.mute = True
+    plan = planning.plan_generation(bpy.context, scene, st, head.name)
+    assert plan.warnings == ["strip 'inner' is silent in playback (its meta strip "
+                             f"'{inner_meta.name}' is muted); it is keyed all the same"]
+    assert np.abs(mixdown(scene, 1, 200)).max() < 1e-4
+    inner_meta.mute = False
+    off = "right_handle_offset" if "right_handle_offset" in outer.bl_rna.properties else \
+        "frame_offset_end"
+    set_trims(outer, end=getattr(outer, off) + strip_frames(outer)[2] - 25)
+    assert strip_frames(outer)[2] == 25           # now it ends before the inner meta starts
+    with pytest.raises(Exception, match=r"strip 'inner' plays nothing: its meta strip '.*' is "
+                                        r"trimmed so that none of its frames"):
+        audio_source.strip_source(scene, st)
+
+
+def test_6_a_retimed_strip_is_keyed_over_all_it_plays(empty_scene, bpy_mod, toy_checkpoint):
+    """A whole clip sped up 2x: Blender plays all of it, the last second of speech
+    included, in half the frames; the line covers exactly those frames, with the audio
+    Blender plays (its own mixdown), which is the clip at twice the speed."""
+    import model_core as mc
+    from streamtalker_addon import audio_source
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    _heads(bpy, 1)
+    clip = speech_path()
+    st = add_strip(scene, "fast", clip, 10)
+    _, first, end = strip_frames(st)              # 10 .. 10 + 7.1 s * 24
+    other = add_strip(scene, "other", speech_path(CLIPS[1]), 1, channel=2)   # muted by the
+    other.mute = True                                                       # render only
+    speed_up(scene, st, 200)
+    _, first2, end2 = strip_frames(st)
+    assert first2 == first and abs((end2 - first2) - (end - first) / 2) <= 1
+    src = audio_source.strip_source(scene, st)
+    assert (src.first_frame, src.first_frame + src.n_frames) == (first2, end2)
+    ours = src.read()
+    assert other.mute                                      # every setting put back
+    mix = mixdown(scene, first2, end2)
+    assert _correlate(mix, ours, 2) > 0.999                # what Blender plays
+    # it is the whole clip at twice the speed: its loudness follows the source's at 2x,
+    # to the end
+    raw = mc.load_audio(clip)
+    env = lambda x, hop: np.sqrt(np.square(x[:len(x) // hop * hop]).reshape(-1, hop).mean(1))
+    e1, e2 = env(ours, 160), env(raw, 320)        # 10 ms of it = 20 ms of the source
+    assert abs(len(e1) - len(e2)) <= 3 and len(e1) > 300
+    # (4.5 plays the retimed sound some 50 ms early: best of lags up to 100 ms)
+    assert _correlate(e1, e2, 10) > 0.9
+    assert _correlate(e1[-120:], e2[len(e2) - 120:len(e2)], 10) > 0.8   # the last second too
+
+
+# -- the must-hold scene ---------------------------------------------------------------------
+
+def test_three_heads_nine_lines_one_in_a_meta_one_retimed_baked_headless(
+        empty_scene, bpy_mod, tmp_path, toy_checkpoint):
+    """Lines alternate between heads A, B, C; line 5 sits in a trimmed meta strip, line 9
+    (the whole clip) is sped up 2x. Baked headless, then the saved
+    file evaluated frame by frame: each line moves its own head's mouth during its own
+    frames and nowhere else."""
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    heads = _heads(bpy, 3)
+    strips = []
+    for i in range(9):
+        head = heads[i % 3]
+        strips.append(_line(scene, (f"line{i + 1}", 1 + 45 * i), head, 30 if i < 8 else 999,
+                            clip=i % 3, channel=1 + i % 3))
+    meta = make_meta(scene, [strips[4]])
+    set_trims(meta, start=4)                               # heard from 4 frames later
+    speed_up(scene, strips[8], 200)                       # the whole clip, 2x
+    scene.frame_end = strip_frames(strips[8])[2] + 10
+    want = {}
+    from streamtalker_addon import audio_source
+    for i, st in enumerate(strips):
+        p = audio_source.playback(scene, st)
+        want.setdefault("ABC"[i % 3], {})[f"Scene/{st.name}"] = (p.first, p.end - 1)
+    assert want["B"]["Scene/line5"][0] == 1 + 45 * 4 + 4
+    src, out = tmp_path / "dialogue.blend", tmp_path / "baked.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(src))
+
+    r = _bake(src, "-o", out, "--checkpoint", toy_checkpoint)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "9 of 9 strip(s) baked" in r.stdout and r.stdout.count("NLA track 'StreamTalker'") == 9
+
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    heads = {h: bpy.data.objects[h] for h in "ABC"}
+    for h in "ABC":
+        got = lines(heads[h].data.shape_keys)
+        assert {ln: got[ln][2:4] for ln in got} == want[h]
+    _check_plays(scene, heads, want, range(1, scene.frame_end + 1))
+
+
+# -- case 15: the action being written ---------------------------------------------------------
+
+def test_15_renaming_the_action_being_written_then_cancel_or_fail_leaves_nothing(
+        facecap_scene, bpy_mod, monkeypatch, tmp_path):
+    from bl_helpers import generate_until_keyed
+    from streamtalker_addon import jobs, keyframes
+    bpy = bpy_mod
+    scene, head, strip = facecap_scene
+    key = head.data.shape_keys
+    prev = key.animation_data.action.name
+    before = sorted(a.name for a in bpy.data.actions)
+
+    job, gate = generate_until_keyed(bpy, monkeypatch)
+    act = key.animation_data.action
+    assert keyframes.PROP_PARTIAL in act                  # a file saved now says so
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "during.blend"), copy=True)
+    act.name = "my take"                                  # renamed by the user meanwhile
+    jobs.cancel_active("generate")
+    gate.set()
+    assert key.animation_data.action.name == prev
+    assert sorted(a.name for a in bpy.data.actions) == before
+
+    job, gate = generate_until_keyed(bpy, monkeypatch)
+    key.animation_data.action.name = "renamed again"
+    bpy.data.objects[head.name].data.shape_keys.key_blocks  # (still there)
+    job._fail("disk on fire")                             # a failure now
+    gate.set()
+    assert key.animation_data.action.name == prev
+    assert sorted(a.name for a in bpy.data.actions) == before
+
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "during.blend"))
+    partial = [a for a in bpy.data.actions if keyframes.PROP_PARTIAL in a]
+    assert [a.name for a in partial] == ["speech"]
+    assert "incomplete" in partial[0][keyframes.PROP_PARTIAL]
