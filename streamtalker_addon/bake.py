@@ -33,7 +33,8 @@ Nothing the user has is replaced without being asked, and no bake is lost:
   ``OUT-stem.recovered[-N].blend``. Where OUT's folder takes nothing (a full disk), the same
   names go to the current folder, else the temporary folder. The last line names the file.
 
-Exit status: 0 all strips baked; 1 some or all failed, none found; 128 + the signal when
+Exit status: 0 all strips baked and saved to OUT; 1 some or all failed, none found, or the
+bake saved elsewhere than OUT (named); 128 + the signal when
 stopped (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP); 2 bad arguments or an unusable IN/OUT.
 Errors are one line on stderr, never a traceback.
 """
@@ -448,7 +449,7 @@ def main(argv=None) -> int:
         _say(f"StreamTalker bake: {what}; saved {args.output}")
     if out.interrupted:
         return out.status
-    return 1 if failed else 0
+    return 1 if failed or out.why_not_out else 0
 
 
 if __name__ == "__main__":

@@ -254,7 +254,14 @@ def test_bake_on_a_bad_input_file_is_one_line(empty_scene, bpy_mod, tmp_path, ki
     assert not out.exists()
 
 
-def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, toy_checkpoint):
+@pytest.mark.parametrize("signame,status,said", [("SIGINT", 130, "Ctrl+C"),
+                                                  ("SIGTERM", 143, "SIGTERM"),
+                                                  ("SIGHUP", 129, "SIGHUP")])
+def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, toy_checkpoint,
+                                              signame, status, said):
+    """Every stop signal is Ctrl+C (issue 21, case 3): SIGTERM (kill, a CI job cancelled)
+    and SIGHUP (the terminal closed: here the output is gone too) save the strips baked so
+    far exactly as Ctrl+C does."""
     bpy = bpy_mod
     src = tmp_path / "in.blend"
     # strip two is the whole 7.1 s clip, so Ctrl+C, sent when strip one is reported, lands
@@ -273,13 +280,132 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
     for line in p.stdout:
         lines.append(line)
         if line.startswith("  ok      Scene / one"):
-            p.send_signal(signal.SIGINT)
+            if signame == "SIGHUP":         # the terminal is gone: printing fails from now
+                p.stdout.close()
+            p.send_signal(getattr(signal, signame))
             break
-    rest, err = p.communicate(timeout=300)
+    if signame == "SIGHUP":
+        rest, err = "", p.stderr.read()
+        p.wait(300)
+    else:
+        rest, err = p.communicate(timeout=300)
     text = "".join(lines) + rest
-    assert p.returncode == 130, text + err
+    assert p.returncode == status, text + err
     assert "Traceback" not in text + err
-    assert "stopped (Ctrl+C)" in text and "1 of 2 strip(s) baked" in text, text + err
+    assert f"stopped by {said}" in err
+    if signame != "SIGHUP":
+        assert f"stopped ({said})" in text and "1 of 2 strip(s) baked" in text, text + err
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert "one" in bpy.data.actions and "two" not in bpy.data.actions
 
+
+
+# -- issue 21: OUT claimed when written, a named fallback, one argument check, no leftovers --
+
+def test_4_a_bake_never_replaces_an_out_written_meanwhile(empty_scene, bpy_mod, tmp_path,
+                                                          toy_checkpoint):
+    """Another bake (here: any program) writes OUT while this one runs: OUT is claimed when
+    it is written, so the other file stays and this bake goes to a named recovery file."""
+    bpy = bpy_mod
+    src = tmp_path / "in.blend"
+    _one_scene(bpy, src, [("one", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav")),
+                          ("two", speech_path())], whole=("two",))
+    out = tmp_path / "out.blend"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
+                          str(out), "--checkpoint", str(toy_checkpoint)], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("  ok      Scene / one"):
+            out.write_bytes(src.read_bytes())          # the other bake saved first
+            break
+    rest, err = p.communicate(timeout=300)
+    text = "".join(lines) + rest
+    assert p.returncode == 1, text + err
+    rec = tmp_path / "out.recovered.blend"
+    assert (f"{out} could not be written (another program wrote it during the bake), so the "
+            f"bake was saved as {rec}") in text, text + err
+    assert out.read_bytes() == src.read_bytes()        # the other bake's file, untouched
+    bpy.ops.wm.open_mainfile(filepath=str(rec))
+    assert {"one", "two"} <= set(bpy.data.actions.keys())
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.blend", "out.blend",
+                                                          "out.recovered.blend"]
+
+
+def test_13_out_on_a_full_disk_goes_to_a_named_fallback(empty_scene, bpy_mod, tmp_path,
+                                                        toy_checkpoint, monkeypatch, capsys):
+    from streamtalker_addon import bake
+    bpy = bpy_mod
+    src = tmp_path / "in.blend"
+    _one_scene(bpy, src, [("hello", speech_path())])
+    full = tmp_path / "full"
+    full.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    real = bake._write_blend
+
+    def write(path):
+        if os.path.dirname(path) == str(full):        # OUT's disk is full
+            Path(path + "@").write_bytes(b"BLENDER-half")
+            raise OSError("No space left on device")
+        real(path)
+    monkeypatch.setattr(bake, "_write_blend", write)
+    rc = bake.main([str(src), "-o", str(full / "baked.blend"), "--checkpoint",
+                    str(toy_checkpoint)])
+    out, err = capsys.readouterr()
+    rec = cwd / "baked.recovered.blend"
+    assert rc == 1, out + err
+    assert (f"{full / 'baked.blend'} could not be written (cannot write "
+            f"{full / 'baked.blend'}: No space left on device), so the bake was saved as "
+            f"{rec}") in out, out + err
+    assert list(full.iterdir()) == [] and rec.is_file()       # nothing half-written left
+    bpy.ops.wm.open_mainfile(filepath=str(rec))
+    assert "hello" in bpy.data.actions
+
+
+def test_14_16_bake_and_generate_check_their_numbers_alike_and_leave_no_temp_folder(
+        empty_scene, bpy_mod, tmp_path, toy_checkpoint, toy_model, capsys):
+    """--seed and --threads: one check for the bake and `streamtalker generate`, before any
+    work, exit 2 (the bake clamped -5 to 0 and failed on 3000000000, and a bad --threads
+    failed each strip); a seed beyond the panel's 32 bits bakes as generate makes it. And
+    no blender_XXXXXX folder is left in the temporary folder."""
+    import model_core as mc
+    from model_core.cli import main as cli_main
+    bpy = bpy_mod
+    src = tmp_path / "in.blend"
+    _one_scene(bpy, src, [("hello", speech_path())])
+    for args, name in ((("--seed", "-5"), "--seed"), (("--seed", "1e3"), "--seed"),
+                       (("--threads", "0"), "--threads"), (("--threads", "99999"), "--threads")):
+        r = _bake(src, "-o", tmp_path / "x.blend", "--checkpoint", toy_checkpoint, *args)
+        assert r.returncode == 2 and name in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert " ok " not in r.stdout and not (tmp_path / "x.blend").exists()
+        if args[1] != "1e3":      # the same sentence from `streamtalker generate`
+            said = r.stderr.strip().removeprefix("bake: error: ")
+            capsys.readouterr()
+            rc = cli_main(["generate", str(speech_path()), "-o", str(tmp_path / "x.npz"),
+                           "--checkpoint", str(toy_checkpoint), *args])
+            err = capsys.readouterr().err.strip()
+            assert rc == 2 and not (tmp_path / "x.npz").exists()
+            assert err.endswith(said), (err, said)
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), TMPDIR=str(tmpdir))
+    r = subprocess.run([sys.executable, "-m", "streamtalker_addon.bake", str(src), "-o",
+                        str(tmp_path / "big_seed.blend"), "--checkpoint", str(toy_checkpoint),
+                        "--seed", "3000000000"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert list(tmpdir.iterdir()) == []            # no blender_XXXXXX left behind (case 16)
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "big_seed.blend"))
+    scene = bpy.context.scene
+    strip = scene.sequence_editor.strips_all["hello"]
+    from streamtalker_addon import audio_source
+    key = bpy.data.objects["head_geo"].data.shape_keys
+    want = toy_model.generate(audio_source.strip_source(scene, strip).read(), 16000,
+                              seed=3000000000, fps=24.0)
+    np.testing.assert_allclose(keyed(key, generated(key))["jawOpen"][:, 1],
+                               want[:, mc.ARKIT_52.index("jawOpen")], atol=1e-6)
