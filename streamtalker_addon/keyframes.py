@@ -46,8 +46,7 @@ PROP_PARTIAL = "streamtalker_incomplete"
 PROP_REPLACED = "streamtalker_replaced_action"
 PROP_REPLACED_SLOT = "streamtalker_replaced_slot"
 GROUP = "StreamTalker"
-#: NLA track names: the lines, and (where :data:`.compat.NLA_NEEDS_REST`) the rest pose under
-#: them.
+#: NLA track names: the lines, and the rest pose under them (:func:`_ensure_rest`).
 TRACK = "StreamTalker"
 REST_TRACK = "StreamTalker Rest"
 

@@ -196,6 +196,25 @@ def test_generate_all_bakes_every_strip_that_drives_the_selected_head(empty_scen
     assert set(lines(a.data.shape_keys)) == {"Scene/a1", "Scene/a2"}
 
 
+def test_lines_of_one_head_that_overlap_go_on_a_second_track(empty_scene, bpy_mod,
+                                                             toy_checkpoint):
+    """Two lines of one head at overlapping frames (an NLA track holds no overlapping
+    strips): the later one goes on "StreamTalker 2" above and plays where they overlap."""
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    _line(scene, ("one", 1), head, 40)
+    _line(scene, ("two", 21), head, 40, clip=1, channel=2)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    got = lines(head.data.shape_keys)
+    assert got["Scene/one"][:4] == ("StreamTalker", "one", 1, 40)
+    assert got["Scene/two"][:4] == ("StreamTalker 2", "two", 21, 60)
+    names = [t.name for t in head.data.shape_keys.animation_data.nla_tracks]
+    assert names[-3:] == ["StreamTalker Rest", "StreamTalker", "StreamTalker 2"]
+    _check_plays(scene, {"Head": head}, {"Head": {"Scene/one": (1, 20), "Scene/two": (21, 60)}},
+                 range(1, 80))
+
+
 def test_a_live_take_is_a_line_too(empty_scene, bpy_mod, toy_checkpoint):
     """Record places the take like Generate: an NLA strip at the frames it was recorded."""
     from test_blender_nothing_lost import _fake_live
