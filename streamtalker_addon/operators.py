@@ -234,7 +234,8 @@ def panel_line(context) -> str | None:
         name = s.strip or (strips[0].name if len(strips) == 1 else "")
         line = f"{scene.name}/{name}" if name else ""
     else:
-        line = bpy.path.display_name_from_filepath(s.filepath) if s.filepath else ""
+        line = os.path.splitext(os.path.basename(bpy.path.abspath(s.filepath)))[0] \
+            if s.filepath else ""           # the file's name: its line (audio_source.file_source)
     return line if line and keyframes.line_strips(key, line) else None
 
 
