@@ -228,10 +228,15 @@ MOUTH_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n not in UPPER_FA
 
 #: The viseme classes, in index order (``"sil"`` is 0): the teacher's targets
 #: (``model_core.training.teacher.VISEME_TARGETS``) and the rows of the network's
-#: training-only auxiliary viseme heads (checkpoints store them as [27, C] in this order).
+#: training-only auxiliary viseme heads (checkpoints store them as [33, C] in this order;
+#: older ones as [27, C], the first 27, which loading pads). The last six are the shapes
+#: English lacks (IPA phones, ``model_core.training.phonemes``): ``EE`` close-mid front e,
+#: ``UE`` front rounded close (y), ``OE`` front rounded mid (ø œ), ``UI`` close unrounded
+#: back (ɯ ɨ), ``BF`` bilabial fricative (β ɸ, not sealed), ``RT`` trill or tap (r ɾ).
 VISEME_CLASSES: tuple[str, ...] = (
     "sil", "NEU", "PP", "FF", "TH", "DD", "NN", "LL", "SS", "SH", "KK", "RR", "WW", "YY",
-    "HH", "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX")
+    "HH", "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX",
+    "EE", "UE", "OE", "UI", "BF", "RT")
 
 # --------------------------------------------------------------------------------------
 # Frames

@@ -80,9 +80,14 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                      help="evaluate the procedural teacher itself (the reference's ceiling)")
     p.add_argument("--inputs", default=None,
                    help="inputs folder (default: <project root>/inputs)")
-    p.add_argument("--heldout", default=None, metavar="DIR",
+    p.add_argument("--heldout", action="append", default=None, metavar="DIR",
                    help="also evaluate this synthetic held-out set (from `streamtalker "
-                        "make-evalset`) and print the sets side by side")
+                        "make-evalset`; repeatable: English v3 and multilingual v4 sets) and "
+                        "print the sets side by side")
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="frames per chunk (default: the model's)")
+    p.add_argument("--lookahead-ms", type=float, default=None,
+                   help="audio look-ahead in ms (default: the model's)")
     p.add_argument("--head", default=None,
                    help="ARKit head .glb the lip gap is measured on (default: the Face Cap "
                         "head in <project root>/inputs/facecap, from tools/fetch_facecap.py)")
@@ -137,10 +142,11 @@ def cmd_evaluate(args) -> int:
     inputs = Path(args.inputs) if args.inputs else default_inputs_dir()
     if not inputs.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")
-    heldout = Path(args.heldout) if getattr(args, "heldout", None) else None
-    if heldout is not None and not heldout.is_dir():
-        raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
-                                f"`streamtalker make-evalset {heldout}`")
+    heldouts = [Path(h) for h in (getattr(args, "heldout", None) or [])]
+    for heldout in heldouts:
+        if not heldout.is_dir():
+            raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
+                                    f"`streamtalker make-evalset {heldout}`")
     from ..evaluation.arkit_head import load_head
     head = load_head(getattr(args, "head", None))
     progress = sys.stderr.isatty()
@@ -156,19 +162,24 @@ def cmd_evaluate(args) -> int:
         else:
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
                                  args.steps, guidance=args.guidance, progress=progress,
-                                 head=head, blink_temperature=args.blink_temperature)
+                                 head=head, blink_temperature=args.blink_temperature,
+                                 chunk_frames=getattr(args, "chunk_frames", None),
+                                 lookahead_ms=getattr(args, "lookahead_ms", None))
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res
 
     results = run(inputs, args.items)
     print(format_table(results))
-    if heldout is not None:
-        results["heldout"] = run(heldout, None)
+    sets = {"real clips": results}
+    for k, heldout in enumerate(heldouts):
+        res = run(heldout, None)
+        results["heldout" if k == 0 else f"heldout_{k + 1}"] = res
         print(f"\nSynthetic held-out set {heldout}:\n")
-        print(format_table(results["heldout"]))
-        print("\n" + format_sets({"real clips": results, "synthetic held-out":
-                                   results["heldout"]}))
+        print(format_table(res))
+        sets[f"held-out {heldout.name}"] = res
+    if heldouts:
+        print("\n" + format_sets(sets))
     if out is not None:
         save_results(results, out, force=args.force)
         print(f"{out}: results of {len(results['items'])} clips x {len(seeds)} seeds")
