@@ -1,7 +1,7 @@
 """The StreamTalker demo on real input, headless with the ``bpy`` module.
 
-``.venv/bin/python tools/demo.py [--clip WAV] [--out out/] [--engine WORKBENCH|CYCLES]
-[--size 256] [--frames 12] [--no-video]``
+``.venv/bin/python tools/demo.py [--clip WAV | --say TEXT --voice fr3] [--out out/]
+[--engine WORKBENCH|CYCLES] [--size 256] [--frames 12] [--no-video]``
 
 1. imports the Face Cap head (``inputs/facecap/facecap.glb``, see ``tools/fetch_facecap.py``),
 2. adds a real LibriVox clip as a sound strip at frame 1 of a 30 fps scene,
@@ -49,6 +49,21 @@ PLOT_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel+mouthPucker", "eyeBlinkLe
 SETUP_HINT = "run `bash tools/setup.sh` first"
 
 
+def kind(ph: str) -> str:
+    """``"bilabial"``, ``"open"``, ``"rounded"`` or ``""`` for a phone label: ARPAbet from
+    pocketsphinx, or IPA (any non-ASCII label, or a clip with ``.phones.json``: the rule of
+    :func:`model_core.evaluation.metrics.phone_measure_class`)."""
+    base = ph.rstrip("012").upper()
+    if base in BILABIALS or base in OPEN_VOWELS or base in ROUNDED:
+        return "bilabial" if base in BILABIALS else "open" if base in OPEN_VOWELS else "rounded"
+    if not any(ord(c) > 127 for c in ph) and ph.upper() == ph:
+        return ""
+    from model_core.evaluation.metrics import phone_measure_class
+    c = phone_measure_class(ph, "ipa")
+    return "bilabial" if c["bilabial"] else "open" if c["open"] else \
+        "rounded" if c["rounded"] else ""
+
+
 class DemoError(RuntimeError):
     """A missing input or a failed step (message: one sentence)."""
 
@@ -56,7 +71,12 @@ class DemoError(RuntimeError):
 # -- inputs -------------------------------------------------------------------------------
 def load_phones(clip: Path) -> list[tuple[str, float, float, str]]:
     """[(phone, start s, end s, word)] from ``<clip stem>.phone.json`` (pocketsphinx's
-    reference alignment shipped with the clip), or [] when there is none."""
+    reference alignment shipped with the clip), or the IPA phones of ``<clip
+    stem>.phones.json`` (a clip in any language with exact timing, ``streamtalker
+    make-evalset --recipe v4``; no words), or [] when there is none."""
+    side = clip.with_name(clip.stem + ".phones.json")
+    if side.exists():
+        return [(str(a), float(b), float(c), "") for a, b, c in json.loads(side.read_text())["phones"]]
     p = clip.with_suffix(".phone.json")
     if not p.exists():
         return []
@@ -237,12 +257,13 @@ def pick_frames(frames, curves, phones, fps, first, n=12) -> list[tuple[int, str
     for ph, b, e, word in phones:
         lo, hi = idx_of(first + b * fps), idx_of(first + e * fps)
         hi = max(hi, lo + 1)
-        if ph in BILABIALS:
+        where = f"{ph} in '{word}'" if word else ph
+        if kind(ph) == "bilabial":
             i = lo + int(np.argmin(jaw[lo:hi + 1] - close[lo:hi + 1]))
-            cands["bilabial"].append((float(close[i] - jaw[i]), i, f"{ph} in '{word}'"))
-        elif ph in OPEN_VOWELS:
+            cands["bilabial"].append((float(close[i] - jaw[i]), i, where))
+        elif kind(ph) == "open":
             i = lo + int(np.argmax(jaw[lo:hi]))
-            cands["vowel"].append((float(jaw[i]), i, f"{ph} in '{word}'"))
+            cands["vowel"].append((float(jaw[i]), i, where))
     picked: list[tuple[int, str]] = []
 
     def take(items, k, gap=4):
@@ -289,11 +310,12 @@ def curves_matrix(curves) -> np.ndarray:
 
 
 def eval_item(clip: Path, fps: float):
-    """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones and the teacher's
-    curves on them (:func:`model_core.evaluation.evaluate.build_eval_set`), or None without a
-    transcript."""
+    """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones (or the clip's
+    ``.phones.json``) and the teacher's curves on them
+    (:func:`model_core.evaluation.evaluate.build_eval_set`), or None without either."""
     from model_core.evaluation.evaluate import build_eval_set
-    if not clip.with_suffix(".txt").exists():
+    if not clip.with_suffix(".txt").exists() and \
+            not clip.with_name(clip.stem + ".phones.json").exists():
         return None
     return build_eval_set(clip.parent, fps, names=[clip.stem])[0]
 
@@ -309,8 +331,9 @@ def lip_sync_figures(curves, item) -> dict:
     x = curves_matrix(curves)
     ref = item.reference[:len(x)]
     gap, ref_gap = head.lip_gap(x), head.lip_gap(ref)
-    model = metrics.lip_gap_measures(gap, x, item.phones, item.fps)
-    teacher = metrics.lip_gap_measures(ref_gap, ref, item.phones, item.fps)
+    model = metrics.lip_gap_measures(gap, x, item.phones, item.fps, alphabet=item.alphabet)
+    teacher = metrics.lip_gap_measures(ref_gap, ref, item.phones, item.fps,
+                                       alphabet=item.alphabet)
     return dict(model=model, teacher=teacher, gap=gap, ref_gap=ref_gap,
                 blinks=metrics.count_blinks(x))
 
@@ -360,11 +383,11 @@ def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: st
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 2 * len(rows)), sharex=True)
     for ax, ch in zip(axes, rows):
         for ph, b, e, _ in phones:
-            if ph in BILABIALS:
+            if kind(ph) == "bilabial":
                 ax.axvspan(b, e, color="tab:red", alpha=0.18, lw=0)
-            elif ph in OPEN_VOWELS:
+            elif kind(ph) == "open":
                 ax.axvspan(b, e, color="tab:blue", alpha=0.10, lw=0)
-            elif ph in ROUNDED:
+            elif kind(ph) == "rounded":
                 ax.axvspan(b, e, color="tab:purple", alpha=0.10, lw=0)
         if ch == "lip gap (mm)":
             ax.plot(t, figures["ref_gap"][:len(t)], color="0.55", lw=1.0, ls="--",
@@ -384,9 +407,9 @@ def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: st
     for ph, b, e, _ in phones:
         if ph != "SIL":
             top.text((b + e) / 2, ymax * 1.02, ph, fontsize=6, ha="center", va="bottom",
-                     rotation=90, color="tab:red" if ph in BILABIALS else
-                     "tab:blue" if ph in OPEN_VOWELS else
-                     "tab:purple" if ph in ROUNDED else "0.3")
+                     rotation=90, color="tab:red" if kind(ph) == "bilabial" else
+                     "tab:blue" if kind(ph) == "open" else
+                     "tab:purple" if kind(ph) == "rounded" else "0.3")
     axes[-1].set_xlabel("time in the clip (s)   red: bilabial M/B/P   blue: open vowel   "
                         "purple: rounded   green: contact-sheet frames")
     fig.suptitle(title, fontsize=10, y=0.995)
@@ -419,7 +442,32 @@ def make_video(bpy, scene, clip: Path, first: int, last: int, fps: float, out: P
 
 
 # -- main ---------------------------------------------------------------------------------
+def say(text: str, voice: str, out_dir: Path, name: str) -> Path:
+    """Speak ``text`` with an MBROLA voice (a recorded voice; ``model_core.training.mbrola``)
+    into ``out_dir/<name>.wav`` (16 kHz) with ``<name>.phones.json`` beside it (exact IPA
+    phone timing), for a demo clip in another language; returns the wav path."""
+    import soundfile as sf
+    from model_core.io.audio import Resampler
+    from model_core.training.mbrola import mbrola_synthesize
+    try:
+        u = mbrola_synthesize(text, voice, rate=150, vowel_ratio=1.6)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise DemoError(f"could not speak the second clip: {e}") from None
+    x = Resampler(u.sample_rate, 16000).process(u.samples, last=True)
+    x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
+    stem = unique_stem(out_dir, name, (".wav", ".phones.json"))
+    wav = Path(f"{stem}.wav")
+    sf.write(str(wav), x, 16000, subtype="PCM_16")
+    Path(f"{stem}.phones.json").write_text(json.dumps(
+        {"alphabet": "ipa", "language": u.voice, "voice": voice, "text": text,
+         "phones": [list(p) for p in u.phones]}, ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8")
+    return wav
+
+
 def run(args) -> dict:
+    if args.say:
+        args.clip = str(say(args.say, args.voice, Path(args.out), f"{args.name}-speech"))
     clip = Path(args.clip).resolve()
     if not clip.exists():
         raise DemoError(f"the speech clip {clip} is missing: run "
@@ -515,6 +563,11 @@ def main(argv=None) -> int:
     ap.add_argument("--video-size", type=int, default=256, help="MP4 frame size (px)")
     ap.add_argument("--frames", type=int, default=12, help="frames on the contact sheet")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--say", default=None, metavar="TEXT",
+                    help="instead of --clip: speak TEXT with the MBROLA voice --voice (a voice "
+                         "recorded from a person, in its language) and use that clip")
+    ap.add_argument("--voice", default="fr3", help="MBROLA voice for --say (default fr3: "
+                                                   "French, never trained on)")
     ap.add_argument("--no-video", dest="video", action="store_false",
                     help="skip the MP4 (it renders every frame of the clip)")
     args = ap.parse_args(argv)
