@@ -19,8 +19,8 @@ is articulated at each time. The maps are fitted on those pairs:
    aperture scales), every class with the same dominance, so each class holds its own
    segment; ``HH`` takes the class of the next segment (an /h/ is shaped by the vowel it
    precedes). Bilabials get the teacher's contact constraint: inside every P/B/M and over
-   35 ms raised-cosine flanks, ``PP`` is raised to the window (the lips are sealed whatever
-   the neighbours do). The targets of a frame sum to 1 (vowels: with a "rest" class for
+   35 ms raised-cosine flanks, ``PP`` (for vowels: the rest class, a closed mouth) is raised
+   to the window (the lips are sealed whatever the neighbours do). The targets of a frame sum to 1 (vowels: with a "rest" class for
    the consonants and pauses that have no vowel shape).
 3. **The map** (:func:`fit_softmax`): multinomial logistic regression with soft labels,
    ``p = softmax(W x + b)``, minimising the mean cross-entropy ``-sum_c y_c log p_c`` plus
@@ -150,15 +150,14 @@ def target_curves(phones, duration_s: float, fps: float, shape_set: str, *,
     for j in range(S + 1):
         out[:, j] = dom[:, seg_col == j].sum(axis=1)
     out /= out.sum(axis=1, keepdims=True)
-    if "PP" in col:                                   # the lips are sealed on P, B, M
-        pp = [k for k, c in enumerate(names) if c == "PP"]
-        w = np.zeros(n)
-        for k in pp:
-            d = np.maximum(np.maximum(seg_s[k] - t, t - seg_e[k]), 0.0) / CONTACT_RAMP_S
-            w = np.maximum(w, np.where(d < 1.0, 0.5 + 0.5 * np.cos(np.pi * np.minimum(d, 1.0)),
-                                       0.0))
-        out *= (1.0 - w)[:, None]
-        out[:, col["PP"]] += w
+    # the lips are sealed on P, B, M: PP, or for vowels the rest class (a closed mouth)
+    sealed = col["PP"] if "PP" in col else S
+    w = np.zeros(n)
+    for k in (k for k, c in enumerate(names) if c == "PP"):
+        d = np.maximum(np.maximum(seg_s[k] - t, t - seg_e[k]), 0.0) / CONTACT_RAMP_S
+        w = np.maximum(w, np.where(d < 1.0, 0.5 + 0.5 * np.cos(np.pi * np.minimum(d, 1.0)), 0.0))
+    out *= (1.0 - w)[:, None]
+    out[:, sealed] += w
     return out.astype(np.float32)
 
 
