@@ -243,3 +243,34 @@ def test_the_headless_bake_drives_a_rig_head(empty_scene, bpy_mod, tmp_path, kin
     frames = np.arange(*strip_frames(strip)[1:])
     for k in keys:
         assert np.array_equal(got[k][:, 0], frames) and got[k][:, 1].max() > 0.5, k
+
+
+def test_the_target_panel_says_what_rig_it_found(empty_scene, bpy_mod):
+    import types
+
+    from streamtalker_addon import panels
+    bpy = bpy_mod
+    head, _ = _scene(bpy, empty_scene, "oculus", frames=30)
+    calls = []
+
+    class Layout:
+        def __getattr__(self, name):
+            def call(*args, **kw):
+                calls.append((name, args, kw))
+                return self
+            return call
+
+    def labels():
+        calls.clear()
+        ctx = types.SimpleNamespace(scene=empty_scene, view_layer=bpy.context.view_layer)
+        panels.STREAMTALKER_PT_target.draw(types.SimpleNamespace(layout=Layout()), ctx)
+        return [c[2].get("text", "") for c in calls if c[0] == "label"]
+
+    assert "Detected: Oculus / Meta visemes (15), 15 of 15 mouth shapes match" in labels()
+    assert any(c[0] == "prop" and c[1][1] == "rig" for c in calls)
+    assert bpy.ops.streamtalker.mapping_auto() == {"FINISHED"}
+    head.streamtalker.rig = "MMD"
+    got = labels()
+    # い う え お answer to the romanised i u e o, which viseme_I, _U, _E, _O end in
+    assert "MMD vowels (あ い う え お), 4 of 5 mouth shapes match" in got
+    assert "The list maps Oculus / Meta visemes (15): press Auto-Match" in got
