@@ -295,11 +295,17 @@ def _face_rig_mapping(obj, settings) -> tuple[dict[str, str], list[str]]:
     channels into ``settings.channels`` when it is not ARKit), then :func:`resolve_mapping`.
 
     Raises:
-        PlanError: as :func:`resolve_mapping`.
+        PlanError: as :func:`resolve_mapping`; a viseme or vowel rig and a model that does
+            not make the 52 ARKit weights.
     """
     rig, _detected = object_rig(obj)
     settings.face_rig = rig
     if rig != "arkit":
+        if list(settings.channels) != list(arkit_names()):
+            raise PlanError(f"'{obj.name}' is {mapping_mod.rig_label(rig)}, which is driven "
+                            f"from the 52 ARKit weights, but this model makes "
+                            f"{len(settings.channels)} other channels: choose an ARKit "
+                            f"checkpoint (or the bundled model), or set Rig to ARKit")
         settings.channels = mapping_mod.rig_channels(rig)
     return resolve_mapping(obj, settings.channels, rig)
 

@@ -180,6 +180,15 @@ def test_sessions_and_models_through_a_rig_stream_like_any_other(toy_model, spee
     with pytest.raises(ValueError, match="unknown face rig"):
         mc.RiggedModel(toy_model, "nope")
 
+    class Latent:          # a model of other channels (a vertex model's latent, say)
+        channel_names = ["z0", "z1"]
+        fps = 30.0
+
+    with pytest.raises(ValueError, match="driven from the 52 ARKit weights.*ARKit checkpoint"):
+        mc.RiggedModel(Latent(), "oculus")
+    with pytest.raises(ValueError, match="makes the 52 ARKit weights"):
+        rigs.RigSession(Latent(), "vrm")
+
 
 # -- fitting --------------------------------------------------------------------------------
 

@@ -234,8 +234,9 @@ class RiggedModel:
 
     def __init__(self, model, kind):
         if list(model.channel_names) != list(ARKIT_52):
-            raise ValueError(f"--rig / a face rig other than ARKit needs an ARKit model; this "
-                             f"model makes {len(model.channel_names)} other channels")
+            raise ValueError(f"a viseme or vowel rig is driven from the 52 ARKit weights; this "
+                             f"model makes {len(model.channel_names)} other channels: use an "
+                             f"ARKit checkpoint")
         self.model = model
         self.converter = RigConverter(kind)
         self.kind = self.converter.kind
