@@ -102,7 +102,9 @@ def test_the_shipped_maps_carry_their_fit_and_fit_the_rig_kinds():
     assert set(maps) == {"visemes", "vowels"}
     assert maps["visemes"].shapes == OCULUS and maps["vowels"].shapes == ("a", "i", "u", "e", "o")
     for name, s in data["sets"].items():
-        assert set(s["classes"]) == set(face.VISEME_CLASSES)
+        # every class English phones make has a shape (later classes need one when used)
+        from model_core.training.phonemes import VISEMES
+        assert set(VISEMES) <= set(s["classes"]) <= set(face.VISEME_CLASSES)
         fit = s["fit"]["teacher"]
         assert 0 < fit["rmse"] < 0.12 and fit["r2_mean"] > 0.5, (name, fit)
         # the recorded comparison: the non-negative linear map fits worse
@@ -210,8 +212,9 @@ def test_a_teacher_class_without_a_shape_is_refused(monkeypatch):
     table = dict(rigmaps.CLASS_TO_SHAPE["vowels"])
     del table["WW"]
     monkeypatch.setitem(rigmaps.CLASS_TO_SHAPE, "vowels", table)
-    with pytest.raises(ValueError, match="WW have no vowels shape.*CLASS_TO_SHAPE"):
+    with pytest.raises(ValueError, match="WW have no vowels shape.*CLASS_TO_SHAPE.*refit"):
         rigmaps.target_curves([("W", 0, 0.1)], 0.2, 30, "vowels")
+    rigmaps.target_curves([("AA1", 0, 0.1)], 0.2, 30, "vowels")   # no WW: no need for it
 
 
 def test_fit_softmax_recovers_a_known_map():

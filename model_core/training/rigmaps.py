@@ -96,14 +96,17 @@ LAMBDAS = (1e-3, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 _GRID_HZ = 200.0  # segment boundaries from viseme_track on a 5 ms grid
 
 
-def _class_table(shape_set: str) -> tuple[list, dict]:
+def _class_table(shape_set: str, used=()) -> tuple[list, dict]:
+    """(shape ids, class -> shape table) of a set; every class in ``used`` must have a shape
+    (classes the teacher may gain later only matter once a fitting utterance uses them)."""
     if shape_set not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shape_set!r}: choose one of {', '.join(SHAPE_SETS)}")
     table = CLASS_TO_SHAPE[shape_set]
-    missing = [c for c in VISEME_CLASSES if c not in table]
+    missing = sorted({c for c in used if c not in table})
     if missing:
         raise ValueError(f"viseme class(es) {', '.join(missing)} have no {shape_set} shape: "
-                         f"add them to model_core.training.rigmaps.CLASS_TO_SHAPE")
+                         f"add them to model_core.training.rigmaps.CLASS_TO_SHAPE and refit "
+                         f"(tools/fit_rig_maps.py)")
     return list(SHAPE_SETS[shape_set]["shapes"]), table
 
 
@@ -121,7 +124,8 @@ def target_curves(phones, duration_s: float, fps: float, shape_set: str, *,
         (:data:`SHAPE_SETS` order) then the rest class (all zero for visemes); rows sum
         to 1; row ``i`` is the time ``i / fps``.
     Raises:
-        ValueError: unknown set, a teacher class without a shape, malformed phones.
+        ValueError: unknown set, a teacher class used by the phones without a shape
+            (:data:`CLASS_TO_SHAPE`), malformed phones.
     """
     from .teacher import viseme_track
 
@@ -138,6 +142,7 @@ def target_curves(phones, duration_s: float, fps: float, shape_set: str, *,
     first, last = np.r_[0, cut], np.r_[cut, len(cls)]
     seg_s, seg_e = grid[first], grid[last - 1] + 1.0 / _GRID_HZ
     names = [VISEME_CLASSES[c] for c in cls[first]]
+    _class_table(shape_set, names)                    # each class used must have a shape
     for k in range(len(names) - 1, -1, -1):          # /h/ takes the next segment's shape
         if names[k] == "HH":
             names[k] = names[k + 1] if k + 1 < len(names) else "sil"
