@@ -6,15 +6,28 @@
 #     out/demo-curves.png, out/demo.mp4 (with ffmpeg), and a printed timing summary;
 #  3. a second clip in French (the MBROLA voice fr3, never trained on): out/demo-fr-*.
 # Existing files are never overwritten (the next run writes demo-2.*, ...).
-# Extra arguments go to tools/demo.py (e.g. --engine CYCLES, --no-video, --clip X.wav).
+# Extra arguments go to tools/demo.py (e.g. --engine CYCLES, --no-video, --clip X.wav,
+# --rig oculus|vrm|mmd: the head turned into a viseme or vowel rig, tools/rig_heads.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 mkdir -p out
 clip=inputs/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 stamp=$(date +%Y%m%d-%H%M%S)
-echo "demo: streamtalker generate $clip -o out/demo-$stamp.csv"
-.venv/bin/streamtalker generate "$clip" -o "out/demo-$stamp.csv"
+rig=arkit   # --rig oculus|vrm|mmd: a viseme or vowel head (columns named as the rig names them)
+prev=""
+for a in "$@"; do
+  [ "$prev" = "--rig" ] && rig=$a
+  case $a in --rig=*) rig=${a#--rig=} ;; esac
+  prev=$a
+done
+if [ "$rig" = arkit ]; then
+  echo "demo: streamtalker generate $clip -o out/demo-$stamp.csv"
+  .venv/bin/streamtalker generate "$clip" -o "out/demo-$stamp.csv"
+else
+  echo "demo: streamtalker generate $clip --rig $rig -o out/demo-$rig-$stamp.json"
+  .venv/bin/streamtalker generate "$clip" --rig "$rig" -o "out/demo-$rig-$stamp.json"
+fi
 echo "demo: Blender (headless): Face Cap head + sound strip -> Generate Lip Sync -> render"
 # (Blender's per-frame render chatter is filtered out; errors are not)
 set +e

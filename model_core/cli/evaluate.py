@@ -56,7 +56,7 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
 
     Usage: ``streamtalker evaluate [--checkpoint P | --teacher] [--inputs DIR]
     [--items GLOB] [--seeds 0,1,2] [--steps N] [--guidance G] [--blink-temperature T]
-    [--device cpu]
+    [--device cpu] [--rig oculus|vrm|mmd]
     [-o results.json] [--force] [--strict]``. The handler is :func:`cmd_evaluate`
     (``args.func``); it returns the exit status and raises FileNotFoundError,
     FileExistsError, ValueError or CheckpointError with one-line messages.
@@ -102,6 +102,10 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                    help="initial-noise scale on eyeBlinkLeft/Right, [0, 2] (default: the "
                         "model's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--rig", default=None, choices=["oculus", "vrm", "mmd"],
+                   help="also score a viseme or vowel face rig (the model's frames through "
+                        "the fitted map): PP on P/B/M, open and rounded vowels, beside the "
+                        "teacher's viseme track")
     p.add_argument("-o", "--out", default=None, help="write the results as JSON to this file")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--strict", action="store_true",
@@ -157,26 +161,33 @@ def cmd_evaluate(args) -> int:
     source = "teacher" if model is None else str(args.checkpoint or "default")
 
     def run(folder: Path, names) -> dict:
+        rig = getattr(args, "rig", None)
         if model is None:
-            res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head)
+            res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head,
+                                   rig=rig)
         else:
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
                                  args.steps, guidance=args.guidance, progress=progress,
-                                 head=head, blink_temperature=args.blink_temperature,
+                                 head=head, rig=rig, blink_temperature=args.blink_temperature,
                                  chunk_frames=getattr(args, "chunk_frames", None),
                                  lookahead_ms=getattr(args, "lookahead_ms", None))
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res
 
+    from ..evaluation.rig_checks import format_rig
     results = run(inputs, args.items)
     print(format_table(results))
+    if "rig" in results:
+        print("\n" + format_rig(results["rig"]))
     sets = {"real clips": results}
     for k, heldout in enumerate(heldouts):
         res = run(heldout, None)
         results["heldout" if k == 0 else f"heldout_{k + 1}"] = res
         print(f"\nSynthetic held-out set {heldout}:\n")
         print(format_table(res))
+        if "rig" in res:
+            print("\n" + format_rig(res["rig"]))
         sets[f"held-out {heldout.name}"] = res
     if heldouts:
         print("\n" + format_sets(sets))

@@ -522,7 +522,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
 
 def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
                    guidance: float | None = None, progress: bool = False, head=None,
-                   **stream_kwargs) -> dict:
+                   rig: str | None = None, **stream_kwargs) -> dict:
     """Generate with ``model`` for every clip and seed, and score the result.
 
     Args:
@@ -535,6 +535,9 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         guidance: classifier-free guidance scale (None: the model's default).
         progress: print one line per clip to stderr.
         head: the head the lip gap is measured on (see :func:`evaluate_predictions`).
+        rig: ``"oculus"``, ``"vrm"`` or ``"mmd"``: also the checks on that face rig
+            (:func:`model_core.evaluation.rig_checks.evaluate_rig`, in ``results["rig"]``;
+            ``all_pass`` includes them); None for none.
         stream_kwargs: other session settings (``chunk_frames``, ``lookahead_ms`` ...).
 
     Returns:
@@ -588,6 +591,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         if progress:
             print(f"evaluate: {k + 1}/{len(items)} {it.name}", file=sys.stderr, flush=True)
     res = evaluate_predictions(items, preds, seeds, head=head)
+    _add_rig(res, items, preds, rig)
     res["settings"]["steps"] = int(steps) if steps is not None else int(cfg.sample_steps)
     res["settings"]["guidance"] = guidance
     res["settings"].update({k: v for k, v in stream_kwargs.items() if v is not None})
@@ -596,19 +600,30 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
     return res
 
 
-def evaluate_teacher(items, seeds=(0, 1, 2), head=None) -> dict:
+def evaluate_teacher(items, seeds=(0, 1, 2), head=None, rig: str | None = None) -> dict:
     """Score the procedural teacher itself as if it were a model (the ceiling a model can
     reach against these references): for seed ``s`` the mouth is the reference's (it uses
     no randomness) and the upper face is a fresh draw (:func:`teacher_reference` with
-    ``seed=s``). Same result layout as :func:`evaluate_model`."""
+    ``seed=s``). Same result layout as :func:`evaluate_model` (``rig`` as there)."""
     items = _check_items(items)
     seeds = _check_seeds(seeds)
     preds = [[teacher_reference(it.name, it.samples, it.phones, it.fps, seed=s,
                                 alphabet=it.alphabet)
               for s in seeds] for it in items]
     res = evaluate_predictions(items, preds, seeds, head=head)
+    _add_rig(res, items, preds, rig)
     res["settings"]["model"] = "teacher"
     return res
+
+
+def _add_rig(res: dict, items, preds, rig: str | None) -> None:
+    """With a viseme or vowel ``rig``: its checks into ``res["rig"]`` (and ``all_pass``)."""
+    if rig is None or rig == "arkit":
+        return
+    from .rig_checks import evaluate_rig
+    res["rig"] = evaluate_rig(items, preds, rig)
+    res["settings"]["rig"] = rig
+    res["all_pass"] = bool(res["all_pass"] and res["rig"]["all_pass"])
 
 
 # --------------------------------------------------------------------------------------
