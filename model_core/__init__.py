@@ -9,6 +9,8 @@ Public API::
     frames = session.flush()
     frames = model.generate(audio, sample_rate, seed=0)   # [round(duration * fps), D]
     info = model_core.describe_checkpoint(path)           # kind, channels, fps (JSON only)
+    rigged = model_core.RiggedModel(model, "oculus")      # viseme / vowel rigs: "vrm", "mmd"
+    frames = rigged.generate(audio, sample_rate)          # columns: rigged.channel_names
 
 The package is layered (docs/architecture.md): :mod:`.face` and :mod:`.errors` at the bottom,
 then :mod:`.io`, :mod:`.runtime`, :mod:`.vertex`, :mod:`.live` (what runs inside Blender),
@@ -38,6 +40,8 @@ _LAZY = {
     "StreamingSession": ".runtime.session",
     "Session": ".runtime.driver", "run": ".runtime.driver",
     "DEFAULT_THREADS": ".runtime.device", "set_threads": ".runtime.device",
+    "RiggedModel": ".runtime.rigs", "RigSession": ".runtime.rigs",
+    "RigConverter": ".runtime.rigs", "RIG_KINDS": ".face", "detect_rig": ".face",
 }
 
 

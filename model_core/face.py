@@ -12,6 +12,9 @@ docs/architecture.md; pure Python, imports nothing of model_core).
 * the face regions (:func:`region_of`, :data:`LIP_CHANNELS`, :data:`UPPER_CHANNELS`,
   :data:`UPPER_FACE_CHANNELS`, :data:`MOUTH_CHANNELS`, :func:`is_lip_channel`);
 * the viseme classes of the training-only auxiliary heads (:data:`VISEME_CLASSES`);
+* the face rigs the model can drive (:data:`RIG_KINDS`: ARKit, the 15 Oculus/Meta visemes,
+  VRM and MMD vowels), told apart by their shape-key names (:func:`detect_rig`,
+  :func:`match_rig`, the same matcher);
 * the frame-count rule (:func:`frame_count`).
 """
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Mapping
 
@@ -67,8 +72,9 @@ assert sorted(n[0].lower() + n[1:] for n in LIVE_LINK_FACE_SHAPES) == sorted(ARK
 # The name matcher
 # --------------------------------------------------------------------------------------
 
-#: Tokens of one name part: camelCase words, UPPER runs, digits.
-_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+#: Tokens of one name part: camelCase words, UPPER runs, digits, and runs of other letters
+#: (kana, kanji, accented letters: MMD's ``あ``, ``まばたき``).
+_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\dA-Za-z_]+")
 #: What separates the parts of a name (``blendShape1.jaw_open``, ``Face:mouthSmile_L``).
 _PART_SEP = re.compile(r"[.:|/\\_\-\s]+")
 _SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
@@ -77,12 +83,13 @@ _SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
 def name_tokens(name: str) -> tuple[str, ...]:
     """Lowercase tokens of a channel, column or shape-key name: split at separators
     (``. : | / \\ _ -`` and white space) and camelCase boundaries; a BOM, quotes and outer
-    spaces are ignored.
+    spaces are ignored. The name is NFKC-normalised first (half-width katakana and
+    full-width Latin letters and digits read as their usual forms).
 
-    >>> name_tokens("eyeBlink_L"), name_tokens("blendShape1.jaw_open")
-    (('eye', 'blink', 'l'), ('blend', 'shape', '1', 'jaw', 'open'))
+    >>> name_tokens("eyeBlink_L"), name_tokens("blendShape1.jaw_open"), name_tokens("あ２")
+    (('eye', 'blink', 'l'), ('blend', 'shape', '1', 'jaw', 'open'), ('あ', '2'))
     """
-    s = str(name).strip().strip("\ufeff\"' ")
+    s = unicodedata.normalize("NFKC", str(name)).strip().strip("\ufeff\"' ")
     return tuple(t.lower() for part in _PART_SEP.split(s) if part for t in _TOKEN.findall(part))
 
 
@@ -144,21 +151,25 @@ def arkit_name(name: str) -> str | None:
     return None if hit is None else str(hit[0])
 
 
-def match_names(channels: Iterable[str], names: Iterable[str]) -> dict[str, str]:
+def match_names(channels: Iterable[str], names: Iterable[str],
+                aliases: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
     """Match channels to names (shape keys, columns): ``{channel: name}`` for the matched
     channels, in channel order; each name serves at most one channel.
 
     A name serves the channel its longest form equals (:func:`name_forms`): exact matches
     are assigned first, then names with a prefix; among several names for one channel the
     shortest wins (then the first). A name with no letters (``Basis`` included: it matches
-    no channel) is ignored.
+    no channel) is ignored. ``aliases`` ({channel: other spellings}) lets a channel answer
+    to more spellings than its own name (a rig kind's: ``viseme_I`` also answers to ``ih``
+    of ``vrc.v_ih``); None for none.
     """
     chans = list(channels)
     keys = {}
     for c in chans:
-        k = name_key(c)
-        if k is not None:
-            keys.setdefault(k, c)
+        for spelling in (c, *((aliases or {}).get(c, ()))):
+            k = name_key(spelling)
+            if k is not None:
+                keys.setdefault(k, c)
     found: dict[str, list[tuple[int, str]]] = {}
     for n in names:
         hit = match_name(n, keys)
@@ -188,6 +199,10 @@ def match_names(channels: Iterable[str], names: Iterable[str]) -> dict[str, str]
 STRENGTH_REGIONS = ("lips", "brows", "eyes", "blinks")
 
 
+#: Regions of the rig kinds' own channels (:func:`region_of`; filled below RIG_KINDS).
+_RIG_REGIONS: dict[str, str] = {}
+
+
 def _flat(name: str) -> str:
     return arkit_name(name) or "".join(name_tokens(name))
 
@@ -199,7 +214,11 @@ def is_lip_channel(name: str) -> bool:
 
 def region_of(name: str) -> str:
     """The strength region of a channel (any spelling): ``blinks`` (eyeBlink*), ``eyes``
-    (other eye*), ``brows`` (brow*), else ``lips`` (jaw, mouth, cheek, nose, tongue)."""
+    (other eye*), ``brows`` (brow*), else ``lips`` (jaw, mouth, cheek, nose, tongue). A rig
+    kind's own channels (:data:`RIG_KINDS`) count as the ARKit channels they come from:
+    ``blink`` / ``まばたき`` are blinks, MMD's ``上`` / ``下`` brows, visemes and vowels lips."""
+    if name in _RIG_REGIONS:
+        return _RIG_REGIONS[name]
     f = _flat(name).lower()
     if f.startswith("eyeblink"):
         return "blinks"
@@ -228,10 +247,180 @@ MOUTH_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n not in UPPER_FA
 
 #: The viseme classes, in index order (``"sil"`` is 0): the teacher's targets
 #: (``model_core.training.teacher.VISEME_TARGETS``) and the rows of the network's
-#: training-only auxiliary viseme heads (checkpoints store them as [27, C] in this order).
+#: training-only auxiliary viseme heads (checkpoints store them as [33, C] in this order;
+#: older ones as [27, C], the first 27, which loading pads). The last six are the shapes
+#: English lacks (IPA phones, ``model_core.training.phonemes``): ``EE`` close-mid front e,
+#: ``UE`` front rounded close (y), ``OE`` front rounded mid (ø œ), ``UI`` close unrounded
+#: back (ɯ ɨ), ``BF`` bilabial fricative (β ɸ, not sealed), ``RT`` trill or tap (r ɾ).
 VISEME_CLASSES: tuple[str, ...] = (
     "sil", "NEU", "PP", "FF", "TH", "DD", "NN", "LL", "SS", "SH", "KK", "RR", "WW", "YY",
-    "HH", "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX")
+    "HH", "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX",
+    "EE", "UE", "OE", "UI", "BF", "RT")
+
+# --------------------------------------------------------------------------------------
+# Face rigs
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RigKind:
+    """A kind of face rig the model can drive: its channels as the rig names them.
+
+    Attributes:
+        name: ``"arkit"``, ``"oculus"``, ``"vrm"`` or ``"mmd"`` (the ``--rig`` value).
+        label: what the panel shows.
+        shapes: the mouth channels, as the rig names them (ARKit: :data:`MOUTH_CHANNELS`;
+            Oculus: ``viseme_sil`` ... ``viseme_U``; VRM: ``aa ih ou ee oh``; MMD:
+            ``あ い う え お``); a rig kind is recognised by how many of these its shape
+            keys match.
+        shape_set: the fitted map from ARKit-52 weights to these shapes
+            (``model_core/weights/rig_maps.json``: ``"visemes"`` or ``"vowels"``); ``""``
+            for ARKit (no conversion).
+        shape_ids: the map's name for each of ``shapes``, same order (``"sil"``, ``"PP"``,
+            ... ; ``"a" "i" "u" "e" "o"``).
+        passthrough: ``(channel, ARKit sources)`` pairs: channels whose weight is the mean
+            of ARKit channels of the model (blinks, brows, eyes): the 23
+            :data:`UPPER_FACE_CHANNELS` under their own names, plus the kind's both-eyes
+            blink (and MMD's brows ``上`` / ``下``).
+        aliases: ``{channel: other spellings}`` the matcher accepts besides the name.
+        both_eyes: the both-eyes blink channel, keyed only where the rig has no per-eye
+            blink keys (``eyeBlinkLeft`` / ``eyeBlinkRight`` in any spelling); None for
+            ARKit.
+    """
+
+    name: str
+    label: str
+    shapes: tuple[str, ...]
+    shape_set: str = ""
+    shape_ids: tuple[str, ...] = ()
+    passthrough: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    both_eyes: str | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The output channels: ARKit-52 for ARKit, else the shapes then the pass-through
+        channels."""
+        if not self.shape_set:
+            return ARKIT_52
+        return self.shapes + tuple(c for c, _ in self.passthrough)
+
+
+_OCULUS_IDS = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I",
+               "O", "U")
+_VOWEL_IDS = ("a", "i", "u", "e", "o")
+#: Other spellings of the per-eye blinks: VRM's ``blinkLeft`` / ``Blink_L``, VRChat's
+#: ``vrc.blink_left``, VRoid's ``Fcl_EYE_Close_L``.
+_EYE_ALIASES = {"eyeBlinkLeft": ("blink_L", "EYE_Close_L"),
+                "eyeBlinkRight": ("blink_R", "EYE_Close_R")}
+_UPPER = tuple((c, (c,)) for c in UPPER_FACE_CHANNELS)
+_BOTH_EYES = ("eyeBlinkLeft", "eyeBlinkRight")
+
+
+def _rig_kinds() -> dict[str, RigKind]:
+    oculus = tuple(f"viseme_{v}" for v in _OCULUS_IDS)
+    # bare ids (``PP``: ``vrc.v_pp`` with its prefix dropped) and VRChat's ih / oh / ou
+    oc_alias = {c: (v,) for c, v in zip(oculus, _OCULUS_IDS)}
+    oc_alias.update({"viseme_I": ("I", "ih"), "viseme_O": ("O", "oh"), "viseme_U": ("U", "ou")})
+    vrm = ("aa", "ih", "ou", "ee", "oh")
+    mmd = ("あ", "い", "う", "え", "お")
+    return {
+        "arkit": RigKind("arkit", "ARKit (52 blendshapes)", MOUTH_CHANNELS),
+        "oculus": RigKind(
+            "oculus", "Oculus / Meta visemes (15)", oculus, "visemes", _OCULUS_IDS,
+            _UPPER + (("blink", _BOTH_EYES),),
+            {**oc_alias, **_EYE_ALIASES, "blink": ("vrc.blink", "EYE_Close")}, "blink"),
+        # VRM 1.0 expressions aa ih ou ee oh; VRM 0.x presets A I U E O; VRoid Fcl_MTH_A ...
+        "vrm": RigKind(
+            "vrm", "VRM vowels (aa ih ou ee oh)", vrm, "vowels", _VOWEL_IDS,
+            _UPPER + (("blink", _BOTH_EYES),),
+            {**{c: (v.upper(),) for c, v in zip(vrm, _VOWEL_IDS)}, **_EYE_ALIASES,
+             "blink": ("EYE_Close",)}, "blink"),
+        # MMD's standard morphs: vowels あいうえお (katakana and romanised too), まばたき
+        # (blink), eyebrows 上 (up) and 下 (down)
+        "mmd": RigKind(
+            "mmd", "MMD vowels (あ い う え お)", mmd, "vowels", _VOWEL_IDS,
+            _UPPER + (("まばたき", _BOTH_EYES),
+                      ("上", ("browInnerUp", "browOuterUpLeft", "browOuterUpRight")),
+                      ("下", ("browDownLeft", "browDownRight"))),
+            {**{c: (v, k) for c, v, k in zip(mmd, _VOWEL_IDS, "アイウエオ")}, **_EYE_ALIASES,
+             "まばたき": ("blink", "EYE_Close")}, "まばたき"),
+    }
+
+
+#: The face rigs, in the order a tie is broken (ARKit first: the model's own channels).
+RIG_KINDS: dict[str, RigKind] = _rig_kinds()
+
+
+def rig_kind(name: str) -> RigKind:
+    """The :class:`RigKind` called ``name`` (case-insensitive).
+
+    Raises:
+        ValueError: no such kind (the message lists them).
+    """
+    kind = RIG_KINDS.get(str(name).strip().lower())
+    if kind is None:
+        raise ValueError(f"unknown face rig {name!r}: choose one of {', '.join(RIG_KINDS)}")
+    return kind
+
+
+def match_rig(kind: str, names: Iterable[str]) -> dict[str, str]:
+    """Match a rig kind's channels to shape-key names: ``{channel: name}`` (see
+    :func:`match_names`; ARKit is exactly ``match_names(ARKIT_52, names)``). The kind's
+    both-eyes blink is left out where a per-eye blink matched, so no eye closes twice.
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    k = rig_kind(kind)
+    names = list(names)
+    found = match_names(k.channels, names, k.aliases)
+    if k.both_eyes and any(c in found for c in _BOTH_EYES):
+        found.pop(k.both_eyes, None)
+    return found
+
+
+@dataclass(frozen=True)
+class RigMatch:
+    """What :func:`detect_rig` found: ``kind`` (a :data:`RIG_KINDS` name), ``mapping``
+    ({channel: shape key}), ``n_shapes`` (the kind's mouth shapes) and ``n_matched`` (how
+    many of them have a shape key)."""
+
+    kind: str
+    mapping: dict
+    n_shapes: int
+    n_matched: int
+
+
+def detect_rig(names: Iterable[str]) -> RigMatch:
+    """The kind of face rig a mesh's shape-key names are: the kind whose mouth shapes
+    (:attr:`RigKind.shapes`) match the largest share of themselves (then the most of them,
+    then the first of :data:`RIG_KINDS`: an avatar with both ARKit and viseme keys is
+    ARKit). A kind needs at least 2 matched shapes; with none that good, ARKit.
+
+    Args:
+        names: the shape-key names (the reference key may be included: it matches nothing).
+    Returns:
+        :class:`RigMatch`.
+    """
+    names = list(names)
+    best = None
+    for k in RIG_KINDS.values():
+        found = match_rig(k.name, names)
+        n = sum(1 for c in k.shapes if c in found)
+        score = (n / len(k.shapes), n)
+        if n >= 2 and (best is None or score > best[0]):
+            best = (score, RigMatch(k.name, found, len(k.shapes), n))
+    if best is None:
+        found = match_rig("arkit", names)
+        return RigMatch("arkit", found, len(MOUTH_CHANNELS),
+                        sum(1 for c in MOUTH_CHANNELS if c in found))
+    return best[1]
+
+
+for _k in RIG_KINDS.values():
+    for _c, _src in _k.passthrough:
+        if _c not in ARKIT_52:
+            _RIG_REGIONS[_c] = region_of(_src[0])
 
 # --------------------------------------------------------------------------------------
 # Frames

@@ -8,9 +8,15 @@ same the capture readers use): a shape key matches a channel when its spelling e
 channel's, or does after dropping a prefix; exact matches win over prefixed ones; each shape
 key serves one channel. The strength regions are :func:`model_core.face.region_of`'s.
 
-Presets are JSON files::
+Face rigs: a mesh whose shape keys are visemes or vowels (Oculus/Meta ``viseme_PP``,
+VRChat ``vrc.v_pp``, VRM ``aa``, VRoid ``Fcl_MTH_A``, MMD ``あ``) is driven through
+:mod:`model_core.runtime.rigs`; its kind is told from the shape-key names
+(:func:`detect_rig`, the same matcher) and its channels are the kind's
+(:func:`rig_channels`).
 
-    {"format": "streamtalker-mapping", "version": 1,
+Presets are JSON files (``rig``: the rig kind the channels are of; absent = ARKit)::
+
+    {"format": "streamtalker-mapping", "version": 1, "rig": "arkit",
      "mapping": {"jawOpen": "JawOpen", "eyeBlinkLeft": "eyeBlink_L", ...}}
 """
 
@@ -31,18 +37,50 @@ def strength_regions() -> tuple[str, ...]:
     return tuple(_face().STRENGTH_REGIONS)
 
 
-def match_channels(channels, shape_keys) -> dict[str, str]:
+def match_channels(channels, shape_keys, rig: str = "arkit") -> dict[str, str]:
     """Match model channels to shape-key names (:func:`model_core.face.match_names`).
 
     Args:
-        channels: model channel names (ARKit-52 ``eyeBlinkLeft`` style), any iterable of str.
+        channels: model channel names (ARKit-52 ``eyeBlinkLeft`` style, or a rig kind's
+            channels), any iterable of str.
         shape_keys: the mesh's shape-key names (the reference key ``Basis`` may be included:
             it matches nothing).
+        rig: the rig kind the channels are of (:data:`model_core.face.RIG_KINDS`); other
+            than ``"arkit"`` its spellings are accepted too (:func:`model_core.face.match_rig`).
     Returns:
         {channel: shape_key} for the matched channels only, in channel order. Unmatched
         channels are absent (see :func:`unmatched`).
     """
-    return _face().match_names(channels, shape_keys)
+    if rig == "arkit":
+        return _face().match_names(channels, shape_keys)
+    chans = list(channels)
+    found = _face().match_rig(rig, shape_keys)
+    return {c: found[c] for c in chans if c in found}
+
+
+def detect_rig(shape_keys):
+    """The rig kind of a mesh's shape-key names (:func:`model_core.face.detect_rig`):
+    a ``RigMatch`` with ``kind``, ``mapping``, ``n_shapes``, ``n_matched``."""
+    return _face().detect_rig(shape_keys)
+
+
+def rig_channels(rig: str) -> list[str]:
+    """The channels a rig kind's keys are driven by (``RigKind.channels``).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    return list(_face().rig_kind(rig).channels)
+
+
+def rig_shapes(rig: str) -> list[str]:
+    """A rig kind's mouth shapes (``RigKind.shapes``: ``viseme_sil`` ... ; ``aa`` ...)."""
+    return list(_face().rig_kind(rig).shapes)
+
+
+def rig_label(rig: str) -> str:
+    """What the panel calls a rig kind (``"Oculus / Meta visemes (15)"``)."""
+    return _face().rig_kind(rig).label
 
 
 def unmatched(channels, mapping: dict[str, str]) -> list[str]:
@@ -68,9 +106,12 @@ def apply_strength(values, channels, strengths: dict[str, float]):
     return np.clip(values * factors[None, :], 0.0, 1.0).astype(np.float32)
 
 
-def save_preset(path: str | os.PathLike, mapping: dict[str, str], name: str = "") -> Path:
+def save_preset(path: str | os.PathLike, mapping: dict[str, str], name: str = "",
+                rig: str = "arkit") -> Path:
     """Write ``mapping`` ({channel: shape key}) as a JSON preset; returns the path.
 
+    Args:
+        rig: the rig kind the channels are of (stored as ``"rig"``).
     Raises:
         OSError: the file cannot be written.
     """
@@ -79,19 +120,31 @@ def save_preset(path: str | os.PathLike, mapping: dict[str, str], name: str = ""
         p = p.with_suffix(".json")
     p.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": PRESET_FORMAT, "version": PRESET_VERSION, "name": name or p.stem,
-            "mapping": {str(c): str(k) for c, k in mapping.items() if k}}
+            "rig": str(rig), "mapping": {str(c): str(k) for c, k in mapping.items() if k}}
     tmp = p.with_name(p.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(p)
     return p
 
 
 def load_preset(path: str | os.PathLike) -> dict[str, str]:
-    """Read a JSON preset written by :func:`save_preset`; returns {channel: shape key}.
+    """Read a JSON preset written by :func:`save_preset`; returns {channel: shape key}
+    (:func:`read_preset` gives its rig kind too).
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a StreamTalker mapping preset (the message says what is wrong).
+    """
+    return read_preset(path)[0]
+
+
+def read_preset(path: str | os.PathLike) -> tuple[dict[str, str], str]:
+    """Read a JSON preset: ({channel: shape key}, rig kind); a preset without ``"rig"``
+    (written before face rigs) is ARKit.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a StreamTalker mapping preset, or an unknown rig kind.
     """
     p = Path(path)
     if not p.exists():
@@ -110,4 +163,9 @@ def load_preset(path: str | os.PathLike) -> dict[str, str]:
     if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                           for k, v in m.items()):
         raise ValueError(f"{p.name}: \"mapping\" must be an object of channel -> shape key names")
-    return dict(m)
+    rig = str(data.get("rig", "arkit"))
+    try:
+        _face().rig_kind(rig)
+    except ValueError as e:
+        raise ValueError(f"{p.name}: {e}") from None
+    return dict(m), rig

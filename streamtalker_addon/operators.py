@@ -16,8 +16,9 @@ from bpy.types import Operator
 from . import audio_source, jobs, keyframes, live, worker
 from . import mapping as mapping_mod
 from .errors import StreamTalkerError
-from .planning import model_channels, pick_strip, plan_generation, strips_for
-from .properties import auto_fill_mapping, get_mapping, set_mapping, shape_key_names
+from .planning import mapping_channels, pick_strip, plan_generation, strips_for
+from .properties import (auto_fill_mapping, get_mapping, mapping_rig, object_rig, set_mapping,
+                         shape_key_names)
 
 
 def _busy_message() -> str | None:
@@ -304,15 +305,21 @@ class STREAMTALKER_OT_mapping_auto(Operator):
     def execute(self, context):
         obj = context.view_layer.objects.active
         try:
-            channels = model_channels(context.scene)
+            rig, channels = mapping_channels(context.scene, obj)
         except StreamTalkerError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        found = auto_fill_mapping(obj, channels)
+        found = auto_fill_mapping(obj, channels, rig)
         missing = mapping_mod.unmatched(channels, found)
         if not found:
             self.report({"WARNING"}, f"no shape key of '{obj.name}' matches a model channel "
                                      f"by name: pick the shape keys in the list")
+        elif rig != "arkit":
+            shapes = mapping_mod.rig_shapes(rig)
+            n = sum(1 for c in shapes if c in found)
+            self.report({"INFO"} if n == len(shapes) else {"WARNING"},
+                        f"{mapping_mod.rig_label(rig)}: {n} of {len(shapes)} mouth shapes "
+                        f"matched, and {len(found) - n} blink, brow or eye channels")
         elif missing:
             self.report({"WARNING"}, f"matched {len(found)} of {len(channels)} channels; "
                                      f"unmatched: {', '.join(missing)}")
@@ -353,7 +360,8 @@ class STREAMTALKER_OT_mapping_save(Operator):
             return {"CANCELLED"}
         obj = context.view_layer.objects.active
         try:
-            p = mapping_mod.save_preset(bpy.path.abspath(self.filepath), get_mapping(obj))
+            p = mapping_mod.save_preset(bpy.path.abspath(self.filepath), get_mapping(obj),
+                                        rig=mapping_rig(obj))
         except OSError as e:
             self.report({"ERROR"}, f"could not save the preset: {e}")
             return {"CANCELLED"}
@@ -384,15 +392,17 @@ class STREAMTALKER_OT_mapping_load(Operator):
     def execute(self, context):
         obj = context.view_layer.objects.active
         try:
-            preset = mapping_mod.load_preset(bpy.path.abspath(self.filepath))
-            channels = model_channels(context.scene)
-        except (FileNotFoundError, ValueError, StreamTalkerError) as e:
+            preset, rig = mapping_mod.read_preset(bpy.path.abspath(self.filepath))
+            if object_rig(obj)[0] != rig:     # the preset says what rig its channels are of
+                obj.streamtalker.rig = rig.upper()
+            rig, channels = mapping_channels(context.scene, obj)
+        except (FileNotFoundError, ValueError, ImportError, StreamTalkerError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         keys = set(shape_key_names(obj))
         found = {c: k for c, k in preset.items() if c in channels and k in keys}
         missing_keys = sorted({k for c, k in preset.items() if k not in keys})
-        set_mapping(obj, channels, found)
+        set_mapping(obj, channels, found, rig)
         if missing_keys:
             self.report({"WARNING"}, f"preset loaded; '{obj.name}' lacks {len(missing_keys)} of "
                                      f"its shape keys: {', '.join(missing_keys[:10])}")

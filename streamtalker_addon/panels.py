@@ -95,11 +95,14 @@ class STREAMTALKER_PT_target(_Base, Panel):
         if obj.data.shape_keys is None:
             layout.label(text="This mesh has no shape keys", icon="ERROR")
             return
+        st = obj.streamtalker
+        layout.prop(st, "rig")
+        for text, icon in _rig_lines(obj):
+            layout.label(text=text, icon=icon)
         row = layout.row(align=True)
         row.operator("streamtalker.mapping_auto", icon="LINKED")
         row.operator("streamtalker.mapping_load", text="", icon="FILEBROWSER")
         row.operator("streamtalker.mapping_save", text="", icon="FILE_TICK")
-        st = obj.streamtalker
         if len(st.mapping):
             n = sum(1 for it in st.mapping if it.shape_key)
             layout.label(text=f"{n} of {len(st.mapping)} channels mapped")
@@ -119,6 +122,27 @@ class STREAMTALKER_PT_target(_Base, Panel):
         if lines or (ad is not None and ad.action is not None
                      and keyframes.PROP_PREVIOUS in ad.action):
             layout.operator("streamtalker.restore_previous", icon="LOOP_BACK")
+
+
+def _rig_lines(obj) -> list[tuple[str, str]]:
+    """(text, icon) lines under the Rig menu: the kind (detected or chosen) and how many of
+    its mouth shapes the mesh's keys match; a warning when the mapping list is of another
+    kind. Drawing never fails."""
+    from .properties import mapping_rig, object_rig, shape_key_names
+    try:
+        rig, detected = object_rig(obj)
+        keys = shape_key_names(obj)
+        shapes = mapping_mod.rig_shapes(rig)
+        found = mapping_mod.match_channels(mapping_mod.rig_channels(rig), keys, rig)
+        n = sum(1 for c in shapes if c in found)
+        lines = [(f"{'Detected: ' if detected else ''}{mapping_mod.rig_label(rig)}, "
+                  f"{n} of {len(shapes)} mouth shapes match", "SHAPEKEY_DATA")]
+        if len(obj.streamtalker.mapping) and mapping_rig(obj) != rig:
+            lines.append((f"The list maps {mapping_mod.rig_label(mapping_rig(obj))}: "
+                          f"press Auto-Match", "ERROR"))
+        return lines
+    except Exception:   # noqa: BLE001  (drawing never fails)
+        return []
 
 
 def _vertex_model_size(checkpoint: str) -> int | None:

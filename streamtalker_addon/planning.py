@@ -17,7 +17,7 @@ from . import mapping as mapping_mod
 from .core import (ModelCoreMissing, arkit_names, backend_for, default_checkpoint_path,
                    describe)
 from .errors import PlanError, SourceError
-from .properties import auto_fill_mapping, get_mapping, shape_key_names
+from .properties import auto_fill_mapping, get_mapping, mapping_rig, object_rig, shape_key_names
 
 
 @dataclass
@@ -41,6 +41,10 @@ class ModelSettings:
             these shape keys (``model_core.vertex.retarget``); None for ARKit checkpoints.
         threads: CPU threads the model uses (the preference "CPU Threads"); 0 = automatic
             (:func:`.core.set_threads`).
+        face_rig: the target's rig kind (``model_core.face.RIG_KINDS``): ``"arkit"`` drives
+            the keys with the model's own weights; ``"oculus"``, ``"vrm"``, ``"mmd"`` with
+            them converted (``model_core.runtime.rigs.RiggedModel``, see
+            :func:`.worker.load_session_model`); set by the plan from the target mesh.
     """
 
     checkpoint: str = ""
@@ -55,6 +59,7 @@ class ModelSettings:
     n_vertices: int | None = None
     rig: dict | None = None
     threads: int = 0
+    face_rig: str = "arkit"
 
     def stream_kwargs(self, model) -> dict:
         """The keywords of ``model.stream`` these settings give, for Generate, Bake and Live
@@ -129,7 +134,8 @@ def target_object(context, name: str = ""):
                           f"mesh with shape keys")
     if obj.data.shape_keys is None or len(obj.data.shape_keys.key_blocks) < 2:
         raise PlanError(f"mesh '{obj.name}' has no shape keys to animate (it needs ARKit-"
-                          f"style shape keys such as jawOpen)")
+                          f"style shape keys such as jawOpen, or visemes / vowels such as "
+                          f"viseme_PP or aa)")
     try:
         keyframes.check_editable(obj.data.shape_keys, obj.name)
     except keyframes.NotEditable as e:
@@ -141,22 +147,28 @@ def target_object(context, name: str = ""):
     return obj
 
 
-def resolve_mapping(obj, channels) -> tuple[dict[str, str], list[str]]:
+def resolve_mapping(obj, channels, rig: str = "arkit") -> tuple[dict[str, str], list[str]]:
     """({channel: shape key}, unmatched channels) for ``obj``: its stored mapping list, or
     an automatic match stored now when the list is empty (not stored on a linked object or a
     library override, whose list cannot grow). Rows naming shape keys the mesh no longer has
-    count as unmatched.
+    count as unmatched. ``channels`` are of the rig kind ``rig``.
 
     Raises:
-        PlanError: no channel matches any shape key.
+        PlanError: no channel matches any shape key; the stored list was made for another
+            rig kind (never replaced here: the message says how to redo it).
     """
     keys = set(shape_key_names(obj))
     if len(obj.streamtalker.mapping) == 0:
         if obj.library is None and obj.override_library is None:
-            auto_fill_mapping(obj, channels)
+            auto_fill_mapping(obj, channels, rig)
             stored = get_mapping(obj)
         else:
-            stored = mapping_mod.match_channels(channels, sorted(keys))
+            stored = mapping_mod.match_channels(channels, sorted(keys), rig)
+    elif mapping_rig(obj) != rig:
+        raise PlanError(f"the shape-key mapping of '{obj.name}' was made for "
+                        f"{mapping_mod.rig_label(mapping_rig(obj))}, but its Rig is "
+                        f"{mapping_mod.rig_label(rig)}: press Auto-Match under Target (it "
+                        f"replaces the list) or set Rig back")
     else:
         stored = get_mapping(obj)
     targets = {c: k for c, k in stored.items() if c in channels and k in keys}
@@ -289,15 +301,50 @@ def plan_generation(context, scene=None, strip=None, target: str = "",
         source = audio_source.file_source(scene, s.filepath)
     source.line = source.line or source.label
     settings = model_settings(s, checkpoint)
-    channels = settings.channels
     if settings.kind == "vertex":
         targets, unmatched = read_vertex_rig(obj, settings), []
     else:
-        targets, unmatched = resolve_mapping(obj, channels)
-        if unmatched:
+        targets, unmatched = _face_rig_mapping(obj, settings)
+        channels = settings.channels
+        if unmatched and settings.face_rig == "arkit":
             warnings.append(f"{len(unmatched)} of {len(channels)} channels have no shape key "
                             f"on '{obj.name}' and are not keyed: {', '.join(unmatched)}")
+        elif settings.face_rig != "arkit":
+            w = _rig_warning(obj, settings, targets)
+            if w:
+                warnings.append(w)
     return Plan(obj, targets, unmatched, source, settings, warnings)
+
+
+def _face_rig_mapping(obj, settings) -> tuple[dict[str, str], list[str]]:
+    """For an ARKit model: the target's rig kind into ``settings.face_rig`` (and its
+    channels into ``settings.channels`` when it is not ARKit), then :func:`resolve_mapping`.
+
+    Raises:
+        PlanError: as :func:`resolve_mapping`; a viseme or vowel rig and a model that does
+            not make the 52 ARKit weights.
+    """
+    rig, _detected = object_rig(obj)
+    settings.face_rig = rig
+    if rig != "arkit":
+        if list(settings.channels) != list(arkit_names()):
+            raise PlanError(f"'{obj.name}' is {mapping_mod.rig_label(rig)}, which is driven "
+                            f"from the 52 ARKit weights, but this model makes "
+                            f"{len(settings.channels)} other channels: choose an ARKit "
+                            f"checkpoint (or the bundled model), or set Rig to ARKit")
+        settings.channels = mapping_mod.rig_channels(rig)
+    return resolve_mapping(obj, settings.channels, rig)
+
+
+def _rig_warning(obj, settings, targets) -> str:
+    """A sentence when a viseme or vowel rig lacks some of its mouth shapes, else ''."""
+    shapes = mapping_mod.rig_shapes(settings.face_rig)
+    missing = [c for c in shapes if c not in targets]
+    if not missing:
+        return ""
+    return (f"'{obj.name}' is driven as {mapping_mod.rig_label(settings.face_rig)}; "
+            f"{len(missing)} of its {len(shapes)} mouth shapes have no shape key and are not "
+            f"keyed: {', '.join(missing)}")
 
 
 def plan_live(context, target: str = ""):
@@ -319,8 +366,25 @@ def plan_live(context, target: str = ""):
     if settings.kind == "vertex":
         targets = read_vertex_rig(obj, settings)
     else:
-        targets, _unmatched = resolve_mapping(obj, settings.channels)
+        targets, _unmatched = _face_rig_mapping(obj, settings)
     return obj, targets, settings, audio_source.scene_fps(scene)
+
+
+def mapping_channels(scene, obj) -> tuple[str, list[str]]:
+    """(rig kind, channels) the mapping list of ``obj`` maps: for an ARKit target the
+    scene's model's channels (:func:`model_channels`), for a viseme or vowel rig the kind's
+    channels (``RigKind.channels``).
+
+    Raises:
+        PlanError: model_core cannot be imported.
+    """
+    try:
+        rig, _detected = object_rig(obj)
+    except ModelCoreMissing as e:
+        raise PlanError(str(e)) from None
+    if rig == "arkit":
+        return rig, model_channels(scene)
+    return rig, mapping_mod.rig_channels(rig)
 
 
 def model_channels(scene) -> list[str]:

@@ -35,9 +35,32 @@ class STREAMTALKER_PG_mapping_item(PropertyGroup):
                               description="Shape key this channel drives; empty: not keyed")
 
 
+#: The Rig menu: Auto (told from the shape-key names) or one kind of
+#: ``model_core.face.RIG_KINDS`` (the identifier is the kind's name in upper case).
+RIG_ITEMS = [
+    ("AUTO", "Auto", "Tell the rig from the shape-key names (ARKit, Oculus visemes, VRM or "
+                     "MMD vowels)"),
+    ("ARKIT", "ARKit", "52 ARKit blendshapes (jawOpen, mouthClose, ...): the model's own "
+                       "channels"),
+    ("OCULUS", "Visemes (Oculus)", "The 15 Oculus/Meta visemes viseme_sil ... viseme_U "
+                                   "(Ready Player Me; VRChat's vrc.v_sil ... vrc.v_ou)"),
+    ("VRM", "Vowels (VRM)", "VRM's aa ih ou ee oh (VRoid's Fcl_MTH_A ... Fcl_MTH_O)"),
+    ("MMD", "Vowels (MMD)", "MMD's あ い う え お (or a i u e o)"),
+]
+
+
 class STREAMTALKER_PG_object(PropertyGroup):
     mapping: CollectionProperty(type=STREAMTALKER_PG_mapping_item)
     mapping_index: IntProperty(default=0)
+    rig: EnumProperty(
+        name="Rig", default="AUTO", items=RIG_ITEMS,
+        description="What kind of shape keys this mesh has: the model's ARKit weights are "
+                    "converted for viseme and vowel rigs; pick one to map your own shape "
+                    "keys by hand")
+    mapping_rig: StringProperty(
+        name="Mapping Rig", default="", options={"HIDDEN"},
+        description="The rig kind the mapping list was made for ('' = ARKit, lists made "
+                    "before face rigs)")
 
 
 class STREAMTALKER_PG_scene(PropertyGroup):
@@ -93,22 +116,40 @@ def shape_key_names(obj) -> list[str]:
     return [kb.name for kb in key.key_blocks if kb.name != ref]
 
 
-def auto_fill_mapping(obj, channels) -> dict[str, str]:
-    """Match ``channels`` to ``obj``'s shape keys and store the result in its mapping list
-    (every channel listed; unmatched ones with an empty shape key). Returns the matches."""
-    found = mapping_mod.match_channels(channels, shape_key_names(obj))
-    set_mapping(obj, channels, found)
+def auto_fill_mapping(obj, channels, rig: str = "arkit") -> dict[str, str]:
+    """Match ``channels`` (of the rig kind ``rig``) to ``obj``'s shape keys and store the
+    result in its mapping list (every channel listed; unmatched ones with an empty shape
+    key). Returns the matches."""
+    found = mapping_mod.match_channels(channels, shape_key_names(obj), rig)
+    set_mapping(obj, channels, found, rig)
     return found
 
 
-def set_mapping(obj, channels, found: dict[str, str]) -> None:
-    """Store ``found`` ({channel: shape key}) as ``obj``'s mapping list over ``channels``."""
+def set_mapping(obj, channels, found: dict[str, str], rig: str = "arkit") -> None:
+    """Store ``found`` ({channel: shape key}) as ``obj``'s mapping list over ``channels``
+    (of the rig kind ``rig``)."""
     coll = obj.streamtalker.mapping
     coll.clear()
     for c in channels:
         item = coll.add()
         item.channel = c
         item.shape_key = found.get(c, "")
+    obj.streamtalker.mapping_rig = "" if rig == "arkit" else rig
+
+
+def mapping_rig(obj) -> str:
+    """The rig kind ``obj``'s mapping list was made for (``"arkit"`` for lists made before
+    face rigs)."""
+    return obj.streamtalker.mapping_rig or "arkit"
+
+
+def object_rig(obj) -> tuple[str, bool]:
+    """(rig kind, detected): the Rig menu's kind, or with Auto the kind its shape-key names
+    are (:func:`.mapping.detect_rig`)."""
+    choice = obj.streamtalker.rig
+    if choice != "AUTO":
+        return choice.lower(), False
+    return mapping_mod.detect_rig(shape_key_names(obj)).kind, True
 
 
 def get_mapping(obj) -> dict[str, str]:

@@ -56,7 +56,9 @@ def load_session_model(settings):
     :func:`~.core.load_model_cached`): the checkpoint's model, or for a vertex model
     (``settings.kind == "vertex"``) that model fitted onto the target mesh's shape keys
     (``settings.rig``, read by the plan): a ``model_core.vertex.retarget.RetargetedModel``,
-    whose sessions give shape-key weights like an ARKit model's. One path for every kind.
+    whose sessions give shape-key weights like an ARKit model's; for a viseme or vowel rig
+    (``settings.face_rig``) the ARKit model seen through it
+    (``model_core.runtime.rigs.RiggedModel``). One path for every kind.
 
     Raises:
         PlanError: the checkpoint file is gone, or a package it needs is missing; a vertex
@@ -71,7 +73,10 @@ def load_session_model(settings):
         # the onnx package to export it with (the message says what to install)
         raise PlanError(f"the model could not be loaded: {e}") from None
     if s.kind != "vertex":
-        return model
+        if s.face_rig == "arkit":
+            return model
+        # a viseme or vowel rig: the model's ARKit weights converted (numpy, per frame)
+        return mc_submodule("runtime.rigs").RiggedModel(model, s.face_rig)
     if s.rig is None:
         raise PlanError("a vertex model needs the mesh's shape keys read first; run it "
                         "from the panel")

@@ -1,7 +1,15 @@
 """The StreamTalker demo on real input, headless with the ``bpy`` module.
 
-``.venv/bin/python tools/demo.py [--clip WAV] [--out out/] [--engine WORKBENCH|CYCLES]
-[--size 256] [--frames 12] [--no-video]``
+``.venv/bin/python tools/demo.py [--clip WAV | --say TEXT --voice fr3] [--out out/]
+[--engine WORKBENCH|CYCLES] [--size 256] [--frames 12] [--no-video]
+[--rig arkit|oculus|vrm|mmd]``
+
+With ``--rig oculus`` (or ``vrm``, ``mmd``) the head is first turned into a viseme or vowel
+head (``tools/rig_heads.py``: its ARKit mouth keys replaced by ``viseme_PP`` ... or ``aa``
+...), so the add-on must detect that rig and drive it through the fitted map; the contact
+sheet then picks frames on the PP and open-vowel shapes and labels them with the strongest
+shapes, the plot shows the rig's shapes, and the summary prints ``streamtalker evaluate
+--rig``'s figures for the clip.
 
 1. imports the Face Cap head (``inputs/facecap/facecap.glb``, see ``tools/fetch_facecap.py``),
 2. adds a real LibriVox clip as a sound strip at frame 1 of a 30 fps scene,
@@ -46,7 +54,30 @@ BILABIALS = {"M", "B", "P"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 ROUNDED = {"UW", "OW", "UH", "W", "OY"}
 PLOT_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel+mouthPucker", "eyeBlinkLeft")
+#: Per rig kind: (closed-lips shape, open shapes, the rows of the curves plot).
+RIG_PLOT = {
+    "oculus": ("viseme_PP", ("viseme_aa", "viseme_O"),
+               ("viseme_PP", "viseme_aa", "viseme_O", "viseme_E+viseme_I", "viseme_U",
+                "viseme_sil", "eyeBlinkLeft")),
+    "vrm": (None, ("aa",), ("aa", "ih", "ou", "ee", "oh", "blink")),
+    "mmd": (None, ("あ",), ("あ", "い", "う", "え", "お", "まばたき")),
+}
 SETUP_HINT = "run `bash tools/setup.sh` first"
+
+
+def kind(ph: str) -> str:
+    """``"bilabial"``, ``"open"``, ``"rounded"`` or ``""`` for a phone label: ARPAbet from
+    pocketsphinx, or IPA (any non-ASCII label, or a clip with ``.phones.json``: the rule of
+    :func:`model_core.evaluation.metrics.phone_measure_class`)."""
+    base = ph.rstrip("012").upper()
+    if base in BILABIALS or base in OPEN_VOWELS or base in ROUNDED:
+        return "bilabial" if base in BILABIALS else "open" if base in OPEN_VOWELS else "rounded"
+    if not any(ord(c) > 127 for c in ph) and ph.upper() == ph:
+        return ""
+    from model_core.evaluation.metrics import phone_measure_class
+    c = phone_measure_class(ph, "ipa")
+    return "bilabial" if c["bilabial"] else "open" if c["open"] else \
+        "rounded" if c["rounded"] else ""
 
 
 class DemoError(RuntimeError):
@@ -56,7 +87,12 @@ class DemoError(RuntimeError):
 # -- inputs -------------------------------------------------------------------------------
 def load_phones(clip: Path) -> list[tuple[str, float, float, str]]:
     """[(phone, start s, end s, word)] from ``<clip stem>.phone.json`` (pocketsphinx's
-    reference alignment shipped with the clip), or [] when there is none."""
+    reference alignment shipped with the clip), or the IPA phones of ``<clip
+    stem>.phones.json`` (a clip in any language with exact timing, ``streamtalker
+    make-evalset --recipe v4``; no words), or [] when there is none."""
+    side = clip.with_name(clip.stem + ".phones.json")
+    if side.exists():
+        return [(str(a), float(b), float(c), "") for a, b, c in json.loads(side.read_text())["phones"]]
     p = clip.with_suffix(".phone.json")
     if not p.exists():
         return []
@@ -237,12 +273,13 @@ def pick_frames(frames, curves, phones, fps, first, n=12) -> list[tuple[int, str
     for ph, b, e, word in phones:
         lo, hi = idx_of(first + b * fps), idx_of(first + e * fps)
         hi = max(hi, lo + 1)
-        if ph in BILABIALS:
+        where = f"{ph} in '{word}'" if word else ph
+        if kind(ph) == "bilabial":
             i = lo + int(np.argmin(jaw[lo:hi + 1] - close[lo:hi + 1]))
-            cands["bilabial"].append((float(close[i] - jaw[i]), i, f"{ph} in '{word}'"))
-        elif ph in OPEN_VOWELS:
+            cands["bilabial"].append((float(close[i] - jaw[i]), i, where))
+        elif kind(ph) == "open":
             i = lo + int(np.argmax(jaw[lo:hi]))
-            cands["vowel"].append((float(jaw[i]), i, f"{ph} in '{word}'"))
+            cands["vowel"].append((float(jaw[i]), i, where))
     picked: list[tuple[int, str]] = []
 
     def take(items, k, gap=4):
@@ -268,6 +305,54 @@ def pick_frames(frames, curves, phones, fps, first, n=12) -> list[tuple[int, str
     return sorted((int(frames[i]), why) for i, why in picked[:n])
 
 
+def rig_pick_curves(curves: dict, rig: str) -> dict:
+    """Surrogate curves for :func:`pick_frames` on a viseme or vowel rig: ``jawOpen`` = the
+    open shapes (``viseme_aa + viseme_O``; ``aa`` / ``あ``), ``mouthClose`` = the closed
+    lips (``viseme_PP``; for vowel rigs 1 - the sum of the vowels), ``eyeBlinkLeft`` = the
+    blink key the rig has."""
+    from model_core.face import rig_kind
+    k = rig_kind(rig)
+    closed, opens, _rows = RIG_PLOT[rig]
+    zero = np.zeros_like(next(iter(curves.values())))
+    out = {"jawOpen": sum((curves.get(c, zero) for c in opens), zero)}
+    if closed is not None:
+        out["mouthClose"] = curves.get(closed, zero)
+    else:
+        out["mouthClose"] = 1.0 - sum((curves.get(c, zero) for c in k.shapes), zero)
+    blink = curves.get("eyeBlinkLeft", curves.get(k.both_eyes))
+    if blink is not None:
+        out["eyeBlinkLeft"] = blink
+    return out
+
+
+def top_shapes(curves: dict, rig: str, i: int, k: int = 2) -> str:
+    """The ``k`` strongest mouth shapes of the rig at frame index ``i``: ``"aa .71 O .12"``."""
+    from model_core.face import rig_kind
+    kind = rig_kind(rig)
+    vals = sorted(((float(curves[c][i]), c) for c in kind.shapes if c in curves), reverse=True)
+    return " ".join(f"{c.replace('viseme_', '')} {v:.2f}" for v, c in vals[:k])
+
+
+def rig_figures(curves, item, rig: str) -> dict:
+    """``streamtalker evaluate --rig``'s counts on this clip
+    (:func:`model_core.evaluation.rig_checks.rig_counts`): the generated rig curves, the
+    teacher's reference through the same map, and the teacher's viseme track."""
+    from model_core.evaluation.rig_checks import _rates, rig_counts
+    from model_core.face import rig_kind
+    from model_core.runtime.rigs import RigConverter
+    from model_core.training.rigmaps import target_curves
+    k = rig_kind(rig)
+    n = len(next(iter(curves.values())))
+    x = np.zeros((n, len(k.channels)), np.float32)
+    for j, c in enumerate(k.channels):
+        if c in curves:
+            x[:, j] = curves[c]
+    ref = RigConverter(rig)(item.reference[:n])
+    track = target_curves(item.phones, n / item.fps, item.fps, k.shape_set)
+    return {who: _rates(rig_counts(a, rig, item.phones, item.fps))
+            for who, a in (("model", x), ("teacher", ref), ("track", track))}
+
+
 def phone_at(phones, t, fps) -> str:
     """The phone holding the frame at ``t`` s (``start <= t < end``, the rule of
     :mod:`model_core.evaluation.metrics`), else "-"."""
@@ -289,11 +374,12 @@ def curves_matrix(curves) -> np.ndarray:
 
 
 def eval_item(clip: Path, fps: float):
-    """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones and the teacher's
-    curves on them (:func:`model_core.evaluation.evaluate.build_eval_set`), or None without a
-    transcript."""
+    """The clip as ``streamtalker evaluate`` sees it: pocketsphinx phones (or the clip's
+    ``.phones.json``) and the teacher's curves on them
+    (:func:`model_core.evaluation.evaluate.build_eval_set`), or None without either."""
     from model_core.evaluation.evaluate import build_eval_set
-    if not clip.with_suffix(".txt").exists():
+    if not clip.with_suffix(".txt").exists() and \
+            not clip.with_name(clip.stem + ".phones.json").exists():
         return None
     return build_eval_set(clip.parent, fps, names=[clip.stem])[0]
 
@@ -309,8 +395,9 @@ def lip_sync_figures(curves, item) -> dict:
     x = curves_matrix(curves)
     ref = item.reference[:len(x)]
     gap, ref_gap = head.lip_gap(x), head.lip_gap(ref)
-    model = metrics.lip_gap_measures(gap, x, item.phones, item.fps)
-    teacher = metrics.lip_gap_measures(ref_gap, ref, item.phones, item.fps)
+    model = metrics.lip_gap_measures(gap, x, item.phones, item.fps, alphabet=item.alphabet)
+    teacher = metrics.lip_gap_measures(ref_gap, ref, item.phones, item.fps,
+                                       alphabet=item.alphabet)
     return dict(model=model, teacher=teacher, gap=gap, ref_gap=ref_gap,
                 blinks=metrics.count_blinks(x))
 
@@ -349,22 +436,23 @@ def contact_sheet(paths, labels, out: Path, title: str) -> None:
 
 
 def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: str,
-                figures: dict | None = None) -> None:
-    """The lip gap on the Face Cap head (model and teacher, mm), then jawOpen, mouthClose,
-    mouthFunnel + mouthPucker and eyeBlinkLeft against time, with the phones."""
+                figures: dict | None = None, channels=PLOT_CHANNELS) -> None:
+    """The lip gap on the Face Cap head (model and teacher, mm), then ``channels`` (default
+    jawOpen, mouthClose, mouthFunnel + mouthPucker and eyeBlinkLeft; ``a+b`` sums) against
+    time, with the phones."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     t = (frames - first) / fps
-    rows = (["lip gap (mm)"] if figures else []) + list(PLOT_CHANNELS)
+    rows = (["lip gap (mm)"] if figures else []) + list(channels)
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 2 * len(rows)), sharex=True)
     for ax, ch in zip(axes, rows):
         for ph, b, e, _ in phones:
-            if ph in BILABIALS:
+            if kind(ph) == "bilabial":
                 ax.axvspan(b, e, color="tab:red", alpha=0.18, lw=0)
-            elif ph in OPEN_VOWELS:
+            elif kind(ph) == "open":
                 ax.axvspan(b, e, color="tab:blue", alpha=0.10, lw=0)
-            elif ph in ROUNDED:
+            elif kind(ph) == "rounded":
                 ax.axvspan(b, e, color="tab:purple", alpha=0.10, lw=0)
         if ch == "lip gap (mm)":
             ax.plot(t, figures["ref_gap"][:len(t)], color="0.55", lw=1.0, ls="--",
@@ -384,9 +472,9 @@ def curves_plot(frames, curves, phones, fps, first, picked, out: Path, title: st
     for ph, b, e, _ in phones:
         if ph != "SIL":
             top.text((b + e) / 2, ymax * 1.02, ph, fontsize=6, ha="center", va="bottom",
-                     rotation=90, color="tab:red" if ph in BILABIALS else
-                     "tab:blue" if ph in OPEN_VOWELS else
-                     "tab:purple" if ph in ROUNDED else "0.3")
+                     rotation=90, color="tab:red" if kind(ph) == "bilabial" else
+                     "tab:blue" if kind(ph) == "open" else
+                     "tab:purple" if kind(ph) == "rounded" else "0.3")
     axes[-1].set_xlabel("time in the clip (s)   red: bilabial M/B/P   blue: open vowel   "
                         "purple: rounded   green: contact-sheet frames")
     fig.suptitle(title, fontsize=10, y=0.995)
@@ -419,14 +507,40 @@ def make_video(bpy, scene, clip: Path, first: int, last: int, fps: float, out: P
 
 
 # -- main ---------------------------------------------------------------------------------
+def say(text: str, voice: str, out_dir: Path, name: str) -> Path:
+    """Speak ``text`` with an MBROLA voice (a recorded voice; ``model_core.training.mbrola``)
+    into ``out_dir/<name>.wav`` (16 kHz) with ``<name>.phones.json`` beside it (exact IPA
+    phone timing), for a demo clip in another language; returns the wav path."""
+    import soundfile as sf
+    from model_core.io.audio import Resampler
+    from model_core.training.mbrola import mbrola_synthesize
+    try:
+        u = mbrola_synthesize(text, voice, rate=150, vowel_ratio=1.6)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise DemoError(f"could not speak the second clip: {e}") from None
+    x = Resampler(u.sample_rate, 16000).process(u.samples, last=True)
+    x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
+    stem = unique_stem(out_dir, name, (".wav", ".phones.json"))
+    wav = Path(f"{stem}.wav")
+    sf.write(str(wav), x, 16000, subtype="PCM_16")
+    Path(f"{stem}.phones.json").write_text(json.dumps(
+        {"alphabet": "ipa", "language": u.voice, "voice": voice, "text": text,
+         "phones": [list(p) for p in u.phones]}, ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8")
+    return wav
+
+
 def run(args) -> dict:
+    if args.say:
+        args.clip = str(say(args.say, args.voice, Path(args.out), f"{args.name}-speech"))
     clip = Path(args.clip).resolve()
     if not clip.exists():
         raise DemoError(f"the speech clip {clip} is missing: run "
                         f"`.venv/bin/python tools/fetch_inputs.py` or {SETUP_HINT}")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = unique_stem(out_dir, args.name, (".blend", "-contact.png", "-curves.png", ".mp4"))
+    name = args.name if args.name != "demo" or args.rig == "arkit" else f"demo-{args.rig}"
+    stem = unique_stem(out_dir, name, (".blend", "-contact.png", "-curves.png", ".mp4"))
     try:
         import bpy
     except ImportError as e:
@@ -440,6 +554,10 @@ def run(args) -> dict:
     scene.render.fps, scene.render.fps_base = 30, 1.0
     fps = scene.render.fps / scene.render.fps_base
     head = import_head(bpy)
+    if args.rig != "arkit":
+        sys.path.insert(0, str(ROOT / "tools"))
+        from rig_heads import build_rig_head
+        build_rig_head(head, args.rig)     # the mouth keys are now visemes or vowels
     bpy.context.view_layer.objects.active = head
     head.select_set(True)
     ed = scene.sequence_editor_create()
@@ -459,7 +577,17 @@ def run(args) -> dict:
     first = strip.frame_final_start
 
     item = eval_item(clip, fps)
-    figures = lip_sync_figures(curves, item) if item is not None else None
+    rig = args.rig
+    if rig != "arkit":
+        if job.settings.face_rig != rig:
+            raise DemoError(f"the add-on drove the head as {job.settings.face_rig!r}, not as "
+                            f"the {rig!r} rig it was built as")
+        shapes_curves, curves = curves, rig_pick_curves(curves, rig)
+        figures = None
+        rfig = rig_figures(shapes_curves, item, rig) if item is not None else None
+    else:
+        shapes_curves, rfig = curves, None
+        figures = lip_sync_figures(curves, item) if item is not None else None
     cam = setup_render(bpy, scene, head, args.engine, args.size)
     scene.frame_set(first)
     blend = Path(f"{stem}.blend")
@@ -472,18 +600,24 @@ def run(args) -> dict:
         for f, why in picked:
             i = int(round(f - frames[0]))
             tt = (f - first) / fps
-            lab = (f"f{f} {tt:.2f}s {phone_at(phones, tt, fps)}\n"
-                   f"[{why}] jaw {curves['jawOpen'][i]:.2f}"
-                   f" close {curves.get('mouthClose', curves['jawOpen'] * 0)[i]:.2f}"
-                   f" blink {curves.get('eyeBlinkLeft', curves['jawOpen'] * 0)[i]:.2f}")
+            if rig == "arkit":
+                lab = (f"f{f} {tt:.2f}s {phone_at(phones, tt, fps)}\n"
+                       f"[{why}] jaw {curves['jawOpen'][i]:.2f}"
+                       f" close {curves.get('mouthClose', curves['jawOpen'] * 0)[i]:.2f}"
+                       f" blink {curves.get('eyeBlinkLeft', curves['jawOpen'] * 0)[i]:.2f}")
+            else:
+                lab = (f"f{f} {tt:.2f}s {phone_at(phones, tt, fps)}\n"
+                       f"[{why}] {top_shapes(shapes_curves, rig, i)}"
+                       f" blink {curves.get('eyeBlinkLeft', curves['jawOpen'] * 0)[i]:.2f}")
             labels.append(lab)
         sheet = Path(f"{stem}-contact.png")
-        contact_sheet(paths, labels, sheet, f"StreamTalker on {clip.name} (Face Cap head, "
+        head_name = "Face Cap head" if rig == "arkit" else f"Face Cap head as a {rig} rig"
+        contact_sheet(paths, labels, sheet, f"StreamTalker on {clip.name} ({head_name}, "
                                             f"bundled model, seed {args.seed})")
     plot = Path(f"{stem}-curves.png")
-    curves_plot(frames, curves, phones, fps, first, picked, plot,
+    curves_plot(frames, shapes_curves, phones, fps, first, picked, plot,
                 f"{clip.name}: generated curves; phones from the clip's reference alignment",
-                figures)
+                figures, PLOT_CHANNELS if rig == "arkit" else RIG_PLOT[rig][2])
     video, t_video = None, 0.0
     if args.video and shutil.which("ffmpeg"):
         video = Path(f"{stem}.mp4")
@@ -496,7 +630,7 @@ def run(args) -> dict:
                 n_curves=len(job.targets), t_render=t_render, n_render=len(paths),
                 t_video=t_video, n_video=job.source.n_frames if video else 0, cam=cam.name,
                 engine=args.engine, size=args.size, picked=picked, action=job.action_name,
-                figures=figures)
+                figures=figures, rig_figures=rfig, rig=rig)
 
 
 def _fcurves(head):
@@ -515,8 +649,16 @@ def main(argv=None) -> int:
     ap.add_argument("--video-size", type=int, default=256, help="MP4 frame size (px)")
     ap.add_argument("--frames", type=int, default=12, help="frames on the contact sheet")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--say", default=None, metavar="TEXT",
+                    help="instead of --clip: speak TEXT with the MBROLA voice --voice (a voice "
+                         "recorded from a person, in its language) and use that clip")
+    ap.add_argument("--voice", default="fr3", help="MBROLA voice for --say (default fr3: "
+                                                   "French, never trained on)")
     ap.add_argument("--no-video", dest="video", action="store_false",
                     help="skip the MP4 (it renders every frame of the clip)")
+    ap.add_argument("--rig", default="arkit", choices=["arkit", "oculus", "vrm", "mmd"],
+                    help="drive the head as this rig: oculus visemes, vrm or mmd vowels "
+                         "(tools/rig_heads.py builds it from the Face Cap head); default arkit")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -547,6 +689,19 @@ def main(argv=None) -> int:
         print(f"  lip sync (this clip, lip gap on the Face Cap head; streamtalker evaluate's "
               f"measures)\n    model               {lip(fg['model'])}; {fg['blinks']} blinks"
               f"\n    teacher (ceiling)   {lip(fg['teacher'])}")
+    rf = r.get("rig_figures")
+    if rf:
+        def rig_line(m):
+            parts = []
+            if m["pp_n"]:
+                parts.append(f"PP >= 0.5 on {m['pp_closed']}/{m['pp_n']} P/B/M")
+            parts.append(f"open shape largest on {m['open_ok']}/{m['open_frames']} open-vowel "
+                         f"frames, rounded on {m['round_ok']}/{m['round_frames']}")
+            return ", ".join(parts)
+        print(f"  rig {r['rig']} (this clip; streamtalker evaluate --rig's figures)"
+              f"\n    model               {rig_line(rf['model'])}"
+              f"\n    teacher -> map      {rig_line(rf['teacher'])}"
+              f"\n    viseme track        {rig_line(rf['track'])}")
     if r["video"]:
         print(f"  video render        {r['t_video']:.1f} s for {r['n_video']} frames")
     print(f"  total               {time.perf_counter() - t0:.1f} s")

@@ -20,6 +20,8 @@ if [ -f tools/apt-packages.txt ]; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    # the MBROLA voices are in Debian's contrib/non-free sections (tools/enable_nonfree.sh)
+    $SUDO bash tools/enable_nonfree.sh
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi

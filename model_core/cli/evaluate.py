@@ -56,7 +56,7 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
 
     Usage: ``streamtalker evaluate [--checkpoint P | --teacher] [--inputs DIR]
     [--items GLOB] [--seeds 0,1,2] [--steps N] [--guidance G] [--blink-temperature T]
-    [--device cpu]
+    [--device cpu] [--rig oculus|vrm|mmd]
     [-o results.json] [--force] [--strict]``. The handler is :func:`cmd_evaluate`
     (``args.func``); it returns the exit status and raises FileNotFoundError,
     FileExistsError, ValueError or CheckpointError with one-line messages.
@@ -80,9 +80,14 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                      help="evaluate the procedural teacher itself (the reference's ceiling)")
     p.add_argument("--inputs", default=None,
                    help="inputs folder (default: <project root>/inputs)")
-    p.add_argument("--heldout", default=None, metavar="DIR",
+    p.add_argument("--heldout", action="append", default=None, metavar="DIR",
                    help="also evaluate this synthetic held-out set (from `streamtalker "
-                        "make-evalset`) and print the sets side by side")
+                        "make-evalset`; repeatable: English v3 and multilingual v4 sets) and "
+                        "print the sets side by side")
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="frames per chunk (default: the model's)")
+    p.add_argument("--lookahead-ms", type=float, default=None,
+                   help="audio look-ahead in ms (default: the model's)")
     p.add_argument("--head", default=None,
                    help="ARKit head .glb the lip gap is measured on (default: the Face Cap "
                         "head in <project root>/inputs/facecap, from tools/fetch_facecap.py)")
@@ -97,6 +102,10 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                    help="initial-noise scale on eyeBlinkLeft/Right, [0, 2] (default: the "
                         "model's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--rig", default=None, choices=["oculus", "vrm", "mmd"],
+                   help="also score a viseme or vowel face rig (the model's frames through "
+                        "the fitted map): PP on P/B/M, open and rounded vowels, beside the "
+                        "teacher's viseme track")
     p.add_argument("-o", "--out", default=None, help="write the results as JSON to this file")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--strict", action="store_true",
@@ -137,10 +146,11 @@ def cmd_evaluate(args) -> int:
     inputs = Path(args.inputs) if args.inputs else default_inputs_dir()
     if not inputs.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")
-    heldout = Path(args.heldout) if getattr(args, "heldout", None) else None
-    if heldout is not None and not heldout.is_dir():
-        raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
-                                f"`streamtalker make-evalset {heldout}`")
+    heldouts = [Path(h) for h in (getattr(args, "heldout", None) or [])]
+    for heldout in heldouts:
+        if not heldout.is_dir():
+            raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
+                                    f"`streamtalker make-evalset {heldout}`")
     from ..evaluation.arkit_head import load_head
     head = load_head(getattr(args, "head", None))
     progress = sys.stderr.isatty()
@@ -151,24 +161,36 @@ def cmd_evaluate(args) -> int:
     source = "teacher" if model is None else str(args.checkpoint or "default")
 
     def run(folder: Path, names) -> dict:
+        rig = getattr(args, "rig", None)
         if model is None:
-            res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head)
+            res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head,
+                                   rig=rig)
         else:
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
                                  args.steps, guidance=args.guidance, progress=progress,
-                                 head=head, blink_temperature=args.blink_temperature)
+                                 head=head, rig=rig, blink_temperature=args.blink_temperature,
+                                 chunk_frames=getattr(args, "chunk_frames", None),
+                                 lookahead_ms=getattr(args, "lookahead_ms", None))
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res
 
+    from ..evaluation.rig_checks import format_rig
     results = run(inputs, args.items)
     print(format_table(results))
-    if heldout is not None:
-        results["heldout"] = run(heldout, None)
+    if "rig" in results:
+        print("\n" + format_rig(results["rig"]))
+    sets = {"real clips": results}
+    for k, heldout in enumerate(heldouts):
+        res = run(heldout, None)
+        results["heldout" if k == 0 else f"heldout_{k + 1}"] = res
         print(f"\nSynthetic held-out set {heldout}:\n")
-        print(format_table(results["heldout"]))
-        print("\n" + format_sets({"real clips": results, "synthetic held-out":
-                                   results["heldout"]}))
+        print(format_table(res))
+        if "rig" in res:
+            print("\n" + format_rig(res["rig"]))
+        sets[f"held-out {heldout.name}"] = res
+    if heldouts:
+        print("\n" + format_sets(sets))
     if out is not None:
         save_results(results, out, force=args.force)
         print(f"{out}: results of {len(results['items'])} clips x {len(seeds)} seeds")

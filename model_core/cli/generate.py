@@ -1,6 +1,7 @@
 """``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
-[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N] [--backend torch|onnx]`` writes .npz, .csv (Live
-Link Face) or .json; with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
+[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N] [--backend torch|onnx]
+[--rig arkit|oculus|vrm|mmd]`` writes .npz, .csv (Live Link Face) or .json (with ``--rig``,
+a viseme or vowel rig's channels, :mod:`model_core.runtime.rigs`: .npz / .json); with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
 point cache (.pc2 / .mdd for Blender's Mesh Cache modifier). The output is checked for
 writability before any work; the audio is decoded and the frames written block by block
 (the one driver, :func:`model_core.runtime.driver.run`), so memory does not grow with the
@@ -45,6 +46,11 @@ def add_generate_parser(sub) -> None:
                    help="vertex checkpoints: the speaker's neutral mesh, a .npy [V, 3] or "
                         "templates.pkl:SUBJECT")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--rig", default="arkit", choices=["arkit", "oculus", "vrm", "mmd"],
+                   help="ARKit models: the face rig the frames are for (default arkit, the "
+                        "model's 52 weights); oculus: the 15 visemes viseme_sil ... viseme_U; "
+                        "vrm: aa ih ou ee oh; mmd: あ い う え お; each with blink and "
+                        "brow channels. Columns are named as the rig names them (.npz / .json)")
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="frames per streaming chunk, K (default: the model's)")
     add_threads_argument(p)
@@ -118,7 +124,11 @@ def cmd_generate(args) -> int:
     resolve_backend(args.backend, args.device)
     check_writable(out, args.force)     # before any work: exists, folder, permission
     info = describe_checkpoint(args.checkpoint)
+    rig = getattr(args, "rig", "arkit") or "arkit"
     if info.kind == "vertex":
+        if rig != "arkit":
+            raise ValueError(f"--rig {rig} is for ARKit models; {args.checkpoint} is a vertex "
+                             f"model (it makes meshes, not blendshape weights)")
         if args.blink_temperature is not None:
             raise ValueError(f"--blink-temperature is for ARKit models; {args.checkpoint} is "
                              f"a vertex model (it has no blink channels)")
@@ -131,10 +141,16 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--style {style!r}: this model takes an identity index (an integer)")
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+    if rig != "arkit" and out.suffix.lower() == ".csv":
+        raise ValueError(f"{out}: the Live Link Face CSV layout holds ARKit blendshapes; with "
+                         f"--rig {rig} write .npz or .json")
     reader = AudioFileReader(args.audio)        # opened (and checked) before the model loads
     try:
         model = load_model(args.checkpoint, device=args.device, threads=args.threads,
                            backend=args.backend)
+        if rig != "arkit":
+            from ..runtime.rigs import RiggedModel
+            model = RiggedModel(model, rig)
         # every setting is checked here, before any audio is decoded
         session = model.stream(seed=args.seed, style=style, chunk_frames=args.chunk_frames,
                                steps=args.steps, eta=args.eta, guidance=args.guidance,
@@ -146,7 +162,10 @@ def cmd_generate(args) -> int:
     meta = {"audio": str(args.audio), "checkpoint": str(args.checkpoint or "default"),
             "seed": args.seed, "style": args.style, "steps": args.steps or model.config.sample_steps,
             "latency_ms": session.latency_ms}
-    with reader, FrameWriter(out, model.channel_names, fps, model.config.output_kind, meta,
+    kind = model.config.output_kind
+    if rig != "arkit":
+        meta["rig"], kind = rig, "shape_keys"
+    with reader, FrameWriter(out, session.channel_names, fps, kind, meta,
                              overwrite=args.force) as writer:
         total = reader.duration_s
         bar = tqdm(total=round(total) if total else None, unit="s", desc="generate", leave=False,

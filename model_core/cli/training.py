@@ -29,12 +29,14 @@ def add_make_dataset_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
     p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
-    p.add_argument("--engines", default="espeak-ng,festival,piper",
-                   help="comma-separated TTS engines (espeak-ng, festival, piper)")
-    p.add_argument("--recipe", default="v2", choices=("v2", "v3"),
+    p.add_argument("--engines", default="espeak-ng,festival,piper,mbrola",
+                   help="comma-separated TTS engines (espeak-ng, festival, piper, mbrola)")
+    p.add_argument("--recipe", default="v2", choices=("v2", "v3", "v4"),
                    help="v2: eSpeak NG + Festival (the v1/v2 models); v3: + Piper, WORLD "
                         "speaker transforms, measured rooms, held-out sentences and voices "
-                        "kept out (model_core.training.corpus.RECIPES)")
+                        "kept out; v4: + MBROLA voices of people in 30 languages and eSpeak "
+                        "NG in 40 (model_core.training.corpus.RECIPES). A stopped build goes "
+                        "on when the same command is run again")
     p.set_defaults(func=cmd_make_dataset)
 
 
@@ -57,15 +59,25 @@ def add_make_evalset_parser(sub) -> None:
         sub, "make-evalset", "write the synthetic held-out evaluation set",
         "Synthesize the held-out evaluation set (speakers and sentences a v3 corpus never "
         "trains on) as wav + txt for `streamtalker evaluate --inputs DIR`.")
-    p.add_argument("--per-speaker", type=int, default=6, help="clips per speaker (default 6)")
+    p.add_argument("--per-speaker", type=int, default=None,
+                   help="clips per speaker (default 6 for v3, 4 for v4)")
+    p.add_argument("--recipe", default="v3", choices=("v3", "v4"),
+                   help="v3: English held-out voices and sentences (pocketsphinx-aligned wav "
+                        "+ txt); v4: recorded MBROLA voices no v4 corpus trains on, 14 of "
+                        "them in 13 languages, with exact IPA phone timing (wav + "
+                        "phones.json)")
     p.set_defaults(func=cmd_make_evalset)
 
 
 def cmd_make_evalset(args) -> int:
-    from ..training.corpus import build_heldout_set
-    if args.per_speaker < 1:
+    from ..training.corpus import build_heldout_set, build_multilingual_evalset
+    n = args.per_speaker if args.per_speaker is not None else (4 if args.recipe == "v4" else 6)
+    if n < 1:
         raise ValueError("--per-speaker must be at least 1")
-    out = build_heldout_set(args.out, args.per_speaker, args.seed)
+    if args.recipe == "v4":
+        out = build_multilingual_evalset(args.out, n, args.seed)
+    else:
+        out = build_heldout_set(args.out, n, args.seed)
     n = len(list((out / "speech").rglob("*.wav")))
     print(f"{out}: {n} held-out clips (evaluate with --inputs {out})")
     return 0

@@ -96,10 +96,15 @@ class EvalItem:
         samples: float32 ``[N]`` mono speech at 16 kHz.
         transcript: normalised transcript (lower case words).
         phones: ``[(ARPAbet label, start_s, end_s)]`` from pocketsphinx, silences kept
-            (``"SIL"``); they tile the clip.
+            (``"SIL"``); they tile the clip. Or, for a clip with a ``.phones.json`` beside
+            it (a synthetic clip whose engine gave exact timing: ``streamtalker
+            make-evalset --recipe v4``), its phones in ``alphabet``.
         reference: float32 ``[T, 52]`` teacher curves (ARKit-52 order) at ``fps``,
             ``T = round(N / 16000 * fps)``.
         fps: frame rate of ``reference``.
+        alphabet: ``"arpabet"`` or ``"ipa"``: how the phones are read.
+        language: the speech's language code (``"en"``, ``"de"``, ``"pt-br"``...).
+        voice: the speaker / voice, for the per-voice table (default: the clip's folder).
     """
 
     name: str
@@ -109,6 +114,9 @@ class EvalItem:
     phones: tuple
     reference: np.ndarray
     fps: float
+    alphabet: str = "arpabet"
+    language: str = "en"
+    voice: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -145,7 +153,7 @@ def item_seed(name: str) -> int:
 
 
 def teacher_reference(name: str, samples: np.ndarray, phones, fps: float,
-                      seed: int | None = None) -> np.ndarray:
+                      seed: int | None = None, alphabet: str = "auto") -> np.ndarray:
     """Teacher curves for a clip: :func:`~model_core.training.teacher.teacher_curves` with the
     clip's prosody.
 
@@ -157,6 +165,7 @@ def teacher_reference(name: str, samples: np.ndarray, phones, fps: float,
         seed: None for the reference itself (generator ``default_rng(item_seed(name))``);
             an int ``s`` for another draw of the upper face (``default_rng([item_seed(name),
             s + 1])``): the teacher as a "model" sampled with seed ``s``.
+        alphabet: how to read the phones (as :func:`~model_core.training.teacher.teacher_curves`).
 
     Returns:
         float32 ``[round(N / 16000 * fps), 52]``.
@@ -166,7 +175,7 @@ def teacher_reference(name: str, samples: np.ndarray, phones, fps: float,
     base = item_seed(name)
     rng = np.random.default_rng(base if seed is None else [base, int(seed) + 1])
     return teacher_curves(list(phones), len(samples) / SAMPLE_RATE, fps, rng,
-                          prosody=prosody_from_audio(samples, fps))
+                          prosody=prosody_from_audio(samples, fps), alphabet=alphabet)
 
 
 def _clip_name(wav: Path, root: Path) -> str:
@@ -181,8 +190,11 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     Args:
         inputs_dir: the project's ``inputs/`` folder (its ``speech/`` subfolder is searched)
             or a folder of clips itself; None for :func:`default_inputs_dir`. Every
-            ``*.wav`` found (recursively) with a ``.txt`` transcript beside it is a clip;
-            clips without a transcript are skipped.
+            ``*.wav`` found (recursively) with a ``.txt`` transcript beside it is a clip
+            (aligned with pocketsphinx, English), and so is one with a ``.phones.json``
+            beside it (``{"alphabet", "language", "voice", "phones": [[label, start_s,
+            end_s], ...]}``: exact timing from the engine, any language); other clips are
+            skipped.
         fps: frame rate of the references, frames per second (> 0); use the model's.
         names: optional glob patterns (``fnmatch``) on the clip names (``"cards/*"``,
             ``"*0870"``); None keeps every clip.
@@ -208,8 +220,8 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     if not root.is_dir():
         raise FileNotFoundError(f"evaluation inputs folder {root} is missing: {FETCH_HINT}")
     speech = root / "speech" if (root / "speech").is_dir() else root
-    wavs = sorted(p for p in speech.rglob("*") if p.suffix.lower() == ".wav"
-                  and p.is_file() and p.with_suffix(".txt").is_file())
+    wavs = sorted(p for p in speech.rglob("*") if p.suffix.lower() == ".wav" and p.is_file()
+                  and (p.with_suffix(".txt").is_file() or _phones_file(p).is_file()))
     if not wavs:
         raise FileNotFoundError(f"no speech clips with transcripts (*.wav + *.txt) under "
                                 f"{speech}: {FETCH_HINT}")
@@ -226,12 +238,27 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     items = []
     for name, wav in found:
         samples = load_audio(wav)
-        transcript = load_transcript(wav.with_suffix(".txt"))
-        phones = _aligned(samples, transcript)
-        ref = teacher_reference(name, samples, phones, f)
+        side = _phones_file(wav)
+        if side.is_file():
+            info = json.loads(side.read_text(encoding="utf-8"))
+            alphabet, language = info.get("alphabet", "ipa"), info.get("language", "")
+            phones = tuple((str(a), float(b), float(c)) for a, b, c in info["phones"])
+            transcript = info.get("text", "")
+            voice = info.get("voice", "") or speaker_of(name)
+        else:
+            alphabet, language, voice = "arpabet", "en", speaker_of(name)
+            transcript = load_transcript(wav.with_suffix(".txt"))
+            phones = _aligned(samples, transcript)
+        ref = teacher_reference(name, samples, phones, f, alphabet=alphabet)
         ref.setflags(write=False)
-        items.append(EvalItem(name, wav, samples, transcript, phones, ref, f))
+        items.append(EvalItem(name, wav, samples, transcript, phones, ref, f, alphabet,
+                              language, voice))
     return items
+
+
+def _phones_file(wav: Path) -> Path:
+    """``clip.phones.json`` beside ``clip.wav``."""
+    return wav.with_name(wav.stem + ".phones.json")
 
 
 # --------------------------------------------------------------------------------------
@@ -302,10 +329,12 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
         head = load_head()
 
     def lip(a, it):
-        return M.lip_gap_measures(head.lip_gap(a), a, it.phones, fps)
+        return M.lip_gap_measures(head.lip_gap(a), a, it.phones, fps, alphabet=it.alphabet)
 
     lip_parts: dict[str, list] = {}      # speaker -> model lip measures (clips x seeds)
     lip_ref_parts: dict[str, list] = {}  # speaker -> teacher lip measures (clips)
+    lang_parts: dict[str, list] = {}     # language -> model lip measures
+    lang_ref_parts: dict[str, list] = {}
 
     per_item = []
     tot = {"closed": 0, "eligible": 0, "open_sum": 0.0, "open_n": 0, "other_sum": 0.0,
@@ -364,11 +393,13 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
             tot["ref_other_sum"] += rov["other"] * rov["n_other"]
             tot["ref_other_n"] += rov["n_other"]
         div = M.seed_diversity(arrs) if len(arrs) >= 2 else None
-        spk = speaker_of(it.name)
+        spk = it.voice or speaker_of(it.name)
         parts = [lip(a, it) for a in arrs]
         ref_part = lip(ref, it)
         lip_parts.setdefault(spk, []).extend(parts)
         lip_ref_parts.setdefault(spk, []).append(ref_part)
+        lang_parts.setdefault(it.language, []).extend(parts)
+        lang_ref_parts.setdefault(it.language, []).append(ref_part)
         open_m = o_sum / o_n if o_n else float("nan")
         other_m = r_sum / r_n if r_n else float("nan")
         per_item.append({
@@ -444,10 +475,18 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
     all_ref = [p for v in lip_ref_parts.values() for p in v]
     overall["lip"] = M.pool_lip_gap_measures(all_parts)
     overall["lip_reference"] = M.pool_lip_gap_measures(all_ref)
-    speakers = {spk: {"clips": sum(speaker_of(it.name) == spk for it in items),
+    speakers = {spk: {"clips": sum((it.voice or speaker_of(it.name)) == spk for it in items),
+                      "language": next(it.language for it in items
+                                       if (it.voice or speaker_of(it.name)) == spk),
                       "lip": M.pool_lip_gap_measures(lip_parts[spk]),
                       "lip_reference": M.pool_lip_gap_measures(lip_ref_parts[spk])}
                 for spk in lip_parts}
+    languages = {lang: {"clips": sum(it.language == lang for it in items),
+                        "voices": sorted({it.voice or speaker_of(it.name) for it in items
+                                          if it.language == lang}),
+                        "lip": M.pool_lip_gap_measures(lang_parts[lang]),
+                        "lip_reference": M.pool_lip_gap_measures(lang_ref_parts[lang])}
+                 for lang in lang_parts}
     lip_ov = overall["lip"]
 
     def verdict(key: str, value, ok=None):
@@ -474,6 +513,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
                      "items": [it.name for it in items]},
         "items": per_item,
         "speakers": speakers,
+        "languages": languages,
         "overall": overall,
         "checks": checks,
         "all_pass": all(c["pass"] is True for c in checks.values()),
@@ -482,7 +522,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
 
 def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
                    guidance: float | None = None, progress: bool = False, head=None,
-                   **stream_kwargs) -> dict:
+                   rig: str | None = None, **stream_kwargs) -> dict:
     """Generate with ``model`` for every clip and seed, and score the result.
 
     Args:
@@ -495,6 +535,9 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         guidance: classifier-free guidance scale (None: the model's default).
         progress: print one line per clip to stderr.
         head: the head the lip gap is measured on (see :func:`evaluate_predictions`).
+        rig: ``"oculus"``, ``"vrm"`` or ``"mmd"``: also the checks on that face rig
+            (:func:`model_core.evaluation.rig_checks.evaluate_rig`, in ``results["rig"]``;
+            ``all_pass`` includes them); None for none.
         stream_kwargs: other session settings (``chunk_frames``, ``lookahead_ms`` ...).
 
     Returns:
@@ -548,6 +591,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         if progress:
             print(f"evaluate: {k + 1}/{len(items)} {it.name}", file=sys.stderr, flush=True)
     res = evaluate_predictions(items, preds, seeds, head=head)
+    _add_rig(res, items, preds, rig)
     res["settings"]["steps"] = int(steps) if steps is not None else int(cfg.sample_steps)
     res["settings"]["guidance"] = guidance
     res["settings"].update({k: v for k, v in stream_kwargs.items() if v is not None})
@@ -556,18 +600,30 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
     return res
 
 
-def evaluate_teacher(items, seeds=(0, 1, 2), head=None) -> dict:
+def evaluate_teacher(items, seeds=(0, 1, 2), head=None, rig: str | None = None) -> dict:
     """Score the procedural teacher itself as if it were a model (the ceiling a model can
     reach against these references): for seed ``s`` the mouth is the reference's (it uses
     no randomness) and the upper face is a fresh draw (:func:`teacher_reference` with
-    ``seed=s``). Same result layout as :func:`evaluate_model`."""
+    ``seed=s``). Same result layout as :func:`evaluate_model` (``rig`` as there)."""
     items = _check_items(items)
     seeds = _check_seeds(seeds)
-    preds = [[teacher_reference(it.name, it.samples, it.phones, it.fps, seed=s)
+    preds = [[teacher_reference(it.name, it.samples, it.phones, it.fps, seed=s,
+                                alphabet=it.alphabet)
               for s in seeds] for it in items]
     res = evaluate_predictions(items, preds, seeds, head=head)
+    _add_rig(res, items, preds, rig)
     res["settings"]["model"] = "teacher"
     return res
+
+
+def _add_rig(res: dict, items, preds, rig: str | None) -> None:
+    """With a viseme or vowel ``rig``: its checks into ``res["rig"]`` (and ``all_pass``)."""
+    if rig is None or rig == "arkit":
+        return
+    from .rig_checks import evaluate_rig
+    res["rig"] = evaluate_rig(items, preds, rig)
+    res["settings"]["rig"] = rig
+    res["all_pass"] = bool(res["all_pass"] and res["rig"]["all_pass"])
 
 
 # --------------------------------------------------------------------------------------
@@ -705,6 +761,22 @@ def format_table(results: dict) -> str:
         srows = [[spk, str(v["clips"]), *_lip_cells(v["lip"], v["lip_reference"])]
                  for spk, v in sorted(speakers.items())]
         out += _table(["speaker", "clips", *lip_head], srows)
+    languages = results.get("languages") or {}
+    if set(languages) - {"en"}:
+        out += ["", "Per language (held-out voices; lip-gap figures model [teacher]; "
+                "front rounding on y ʏ ø œ; must hold: " + LANGUAGE_RULE + "):", ""]
+        lrows = []
+        for lang, v in sorted(languages.items()):
+            ok = language_pass(v["lip"])
+            lrows.append([lang, " ".join(v["voices"]), str(v["clips"]),
+                          *_lip_cells(v["lip"], v["lip_reference"]),
+                          f"{_fmt(v['lip'].get('front_rounding'))} "
+                          f"[{_fmt(v['lip_reference'].get('front_rounding'))}]",
+                          "PASS" if ok else "FAIL"])
+        out += _table(["language", "voices", "clips", *lip_head, "front rounding", "holds"],
+                      lrows)
+        n_ok = sum(language_pass(v["lip"]) for v in languages.values())
+        out.append(f"\n{n_ok} of {len(languages)} languages hold.")
     out.append("")
     for key, c in checks.items():
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[c["pass"]]
@@ -719,12 +791,31 @@ def format_table(results: dict) -> str:
                f"(teacher {_fmt(ref.get('bilabial_closure'))}), open/other jaw "
                f"{_fmt(ov['open_vowel_ratio'])} (teacher {_fmt(ref.get('open_vowel_ratio'))}), "
                f"MAE {_fmt(ov['mae_mean'], 3)} (mouth {_fmt(ov['mae_mouth'], 3)})")
+    ovl, ovr = ov.get("lip", {}), ov.get("lip_reference") or {}
+    out.append(f"- openness r without AH {_fmt(ovl.get('openness_r_no_ah'))} (teacher "
+               f"{_fmt(ovr.get('openness_r_no_ah'))}); front-rounded rounding "
+               f"{_fmt(ovl.get('front_rounding'))} (teacher {_fmt(ovr.get('front_rounding'))})")
     classes = _openness_class_cells(ov.get("lip", {}), ov.get("lip_reference"))
     if classes:
         out.append("- openness by class, lip gap / open level, mean ± sd [teacher] (r is "
                    "lost where the spread inside a class is wide): " + "; ".join(classes))
     out.append(f"- all checks pass: {'yes' if results.get('all_pass') else 'no'}")
     return "\n".join(out)
+
+
+#: Issue 20's must-hold per language of the held-out recorded voices.
+LANGUAGE_RULE = ("closure >= 0.9, open/closed >= 5, openness r >= 0.6, rounding >= 0.3, "
+                 "front rounding >= 0.25 where the language has front rounded vowels")
+
+
+def language_pass(lip: dict) -> bool:
+    """Whether one language's pooled lip-gap figures hold :data:`LANGUAGE_RULE`."""
+    def ge(key, lo):
+        v = lip.get(key)
+        return v is not None and math.isfinite(v) and v >= lo
+    fr = lip.get("front_rounding")
+    return (ge("closure", 0.9) and ge("open_closed_ratio", 5.0) and ge("openness_r", 0.6)
+            and ge("rounding", 0.3) and (fr is None or not math.isfinite(fr) or fr >= 0.25))
 
 
 def _openness_class_cells(lip: dict, ref: dict | None) -> list[str]:

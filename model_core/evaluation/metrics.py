@@ -47,7 +47,8 @@ __all__ = [
     "channel_mae", "bilabial_closures", "bilabial_closure_rate", "open_vowel_jaw",
     "jaw_correlation", "count_blinks", "blink_rate", "seed_diversity", "phone_frames",
     "LIP_CLOSURE_FRACTION", "LIP_GAP_PERCENTILE", "OPENNESS_TARGETS", "ROUNDED_ARPABET",
-    "SPREAD_ARPABET", "lip_gap_measures", "pool_lip_gap_measures",
+    "SPREAD_ARPABET", "lip_gap_measures", "pool_lip_gap_measures", "phone_measure_class",
+    "OPENNESS_TARGETS_IPA", "ROUNDED_IPA", "SPREAD_IPA", "FRONT_ROUNDED_IPA",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -589,13 +590,57 @@ SPREAD_ARPABET: frozenset[str] = frozenset({"IY", "IH", "EY", "AE", "EH"})
 _ROUND_IDX = np.array([_IDX["mouthFunnel"], _IDX["mouthPucker"]], dtype=np.int64)
 
 
+#: IPA phones (any language): the same measures by viseme class
+#: (:func:`model_core.training.phonemes.parse_phone` with ``alphabet="ipa"``, first part of
+#: a diphthong). Open vowels a ɑ æ ɐ ʌ ɔ ɒ; bilabials p b m (not β ɸ: not sealed); schwa
+#: ə has no openness target (as ARPAbet's reduced AH0), which is also "without AH".
+OPENNESS_TARGETS_IPA: dict[str, float] = {
+    **{v: 1.0 for v in ("AA", "AE", "AH", "AO")},
+    **{v: 0.6 for v in ("EH", "ER", "OH", "OE", "EE")},
+    **{v: 0.35 for v in ("IH", "IY", "UH", "UW", "UE", "UI")},
+    "PP": 0.0,
+}
+ROUNDED_IPA: frozenset[str] = frozenset({"UW", "OH", "UH", "WW", "UE", "OE"})
+SPREAD_IPA: frozenset[str] = frozenset({"IY", "IH", "EH", "AE", "EE"})
+#: Front rounded vowels (y ʏ ø œ ɶ ɥ: the jaw of i/e with the lips of u/o).
+FRONT_ROUNDED_IPA: frozenset[str] = frozenset({"UE", "OE"})
+
+
+def phone_measure_class(label: str, alphabet: str = "arpabet") -> dict:
+    """How the lip-gap measures count one phone (the one rule for every alphabet).
+
+    Args:
+        label: a phone label; alphabet: ``"arpabet"`` (the pocketsphinx alignments: the
+            label's upper-case base symbol, stress digit dropped, in the ARPAbet sets) or
+            ``"ipa"`` (by viseme class, :data:`OPENNESS_TARGETS_IPA` and friends).
+    Returns:
+        ``{"bilabial", "open", "rounded", "spread", "front_rounded", "is_ah"}`` booleans and
+        ``"target"``: the openness target, or None.
+    Raises:
+        ValueError: unknown alphabet.
+    """
+    if alphabet == "arpabet":
+        b = _base(label)
+        return {"bilabial": b in BILABIALS_ARPABET, "open": b in OPEN_VOWELS_ARPABET,
+                "rounded": b in ROUNDED_ARPABET, "spread": b in SPREAD_ARPABET,
+                "front_rounded": False, "is_ah": b == "AH", "target": OPENNESS_TARGETS.get(b)}
+    if alphabet != "ipa":
+        raise ValueError(f"alphabet must be 'arpabet' or 'ipa', got {alphabet!r}")
+    p = parse_phone(label, "ipa")
+    v = p.visemes[0] if p.kind == "phone" and p.visemes else ""
+    return {"bilabial": v == "PP", "open": v in ("AA", "AE", "AH", "AO"),
+            "rounded": v in ROUNDED_IPA, "spread": v in SPREAD_IPA,
+            "front_rounded": v in FRONT_ROUNDED_IPA, "is_ah": False,
+            "target": OPENNESS_TARGETS_IPA.get(v)}
+
+
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2 or np.ptp(x) < 1e-9 or np.ptp(y) < 1e-9:   # a constant: undefined
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def lip_gap_measures(gap, weights, phones, fps) -> dict:
+def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> dict:
     """Lip-sync measures of one clip from its lip gap (docs/architecture.md, "Metrics").
 
     The exact rules (frame ``i`` lies in a phone ``(label, s, e)`` when ``s <= i / fps < e``;
@@ -614,7 +659,14 @@ def lip_gap_measures(gap, weights, phones, fps) -> dict:
        frames of those phones.
     4. **Rounding**: mean of ``mouthFunnel + mouthPucker`` on rounded frames
        (``UW OW UH W OY``, :data:`ROUNDED_ARPABET`) minus the same on spread frames
-       (``IY IH EY AE EH``, :data:`SPREAD_ARPABET`), in weight units.
+       (``IY IH EY AE EH``, :data:`SPREAD_ARPABET`), in weight units; **front-rounded
+       rounding** the same on the front rounded vowels (IPA only: y ʏ ø œ).
+    5. **Openness r without AH**: openness r leaving out ARPAbet AH (both /ʌ/ and schwa
+       in pocketsphinx's alignments); for IPA phones the same as openness r (schwa has no
+       target).
+
+    IPA phones (``alphabet="ipa"``, any language) are counted by their viseme class:
+    :func:`phone_measure_class`.
 
     Args:
         gap: float ``[T]`` lip gap per frame, millimetres
@@ -622,14 +674,17 @@ def lip_gap_measures(gap, weights, phones, fps) -> dict:
         weights: float ``[T, 52]`` the ARKit-52 weights the gap came from (for rounding).
         phones: ``[(label, start_s, end_s)]`` ARPAbet phones, seconds.
         fps: frames per second (> 0).
+        alphabet: ``"arpabet"`` or ``"ipa"`` (:func:`phone_measure_class`).
 
     Returns:
         dict: ``closure`` (rate, NaN without bilabials), ``n_closed``, ``n_bilabials``,
         ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is missing, inf when the
-        P/B/M mean is 0), ``openness_r`` (NaN when undefined), ``rounding`` (NaN when a
-        group is missing), and the sums behind them for pooling over clips and seeds
-        (``open_sum``, ``open_n``, ``closed_sum``, ``closed_n``, ``round_sum``, ``round_n``,
-        ``spread_sum``, ``spread_n``, ``openness_x``, ``openness_y``), plus ``bilabials``:
+        P/B/M mean is 0), ``openness_r`` and ``openness_r_no_ah`` (NaN when undefined),
+        ``rounding`` and ``front_rounding`` (NaN when a group is missing), and the sums
+        behind them for pooling over clips and seeds (``open_sum``, ``open_n``,
+        ``closed_sum``, ``closed_n``, ``round_sum``, ``round_n``, ``spread_sum``,
+        ``spread_n``, ``front_round_sum``, ``front_round_n``, ``openness_x``,
+        ``openness_y``), plus ``bilabials``:
         one ``{"label", "start_s", "end_s", "min_gap", "closed"}`` each.
 
     Raises:
@@ -646,11 +701,12 @@ def lip_gap_measures(gap, weights, phones, fps) -> dict:
     f = check_fps(fps)
     ph = _phones(phones)
     n = len(g)
+    cls = {lab: phone_measure_class(lab, alphabet) for lab in {p[0] for p in ph}}
     speech = _frame_mask(ph, _is_speech, f, n)
     level = float(np.percentile(g[speech], LIP_GAP_PERCENTILE)) if speech.any() else 0.0
     details = []
     for label, s, e in ph:
-        if _base(label) not in BILABIALS_ARPABET:
+        if not cls[label]["bilabial"]:
             continue
         fr = phone_frames(s, e, f, n, widen=1)
         if fr.size == 0:
@@ -659,28 +715,35 @@ def lip_gap_measures(gap, weights, phones, fps) -> dict:
         details.append({"label": label, "start_s": s, "end_s": e, "min_gap": m,
                         "closed": bool(level > 0 and m <= LIP_CLOSURE_FRACTION * level)})
     n_closed = sum(d["closed"] for d in details)
-    open_m = _frame_mask(ph, lambda lab: _base(lab) in OPEN_VOWELS_ARPABET, f, n)
-    closed_m = _frame_mask(ph, lambda lab: _base(lab) in BILABIALS_ARPABET, f, n)
+    open_m = _frame_mask(ph, lambda lab: cls[lab]["open"], f, n)
+    closed_m = _frame_mask(ph, lambda lab: cls[lab]["bilabial"], f, n)
     target = np.full(n, np.nan)
+    no_ah = np.zeros(n, dtype=bool)
     for label, s, e in ph:
-        t = OPENNESS_TARGETS.get(_base(label))
+        t = cls[label]["target"]
         if t is not None:
-            target[phone_frames(s, e, f, n)] = t
+            fr = phone_frames(s, e, f, n)
+            target[fr] = t
+            no_ah[fr] = not cls[label]["is_ah"]
     has_t = np.isfinite(target)
+    keep = has_t & no_ah
     rnd = w[:, _ROUND_IDX].sum(axis=1)
-    round_m = _frame_mask(ph, lambda lab: _base(lab) in ROUNDED_ARPABET, f, n)
-    spread_m = _frame_mask(ph, lambda lab: _base(lab) in SPREAD_ARPABET, f, n)
+    round_m = _frame_mask(ph, lambda lab: cls[lab]["rounded"], f, n)
+    spread_m = _frame_mask(ph, lambda lab: cls[lab]["spread"], f, n)
+    front_m = _frame_mask(ph, lambda lab: cls[lab]["front_rounded"], f, n)
     out = {
         "n_bilabials": len(details), "n_closed": int(n_closed), "open_level": level,
         "open_sum": float(g[open_m].sum()), "open_n": int(open_m.sum()),
         "closed_sum": float(g[closed_m].sum()), "closed_n": int(closed_m.sum()),
         "round_sum": float(rnd[round_m].sum()), "round_n": int(round_m.sum()),
         "spread_sum": float(rnd[spread_m].sum()), "spread_n": int(spread_m.sum()),
+        "front_round_sum": float(rnd[front_m].sum()), "front_round_n": int(front_m.sum()),
         "openness_x": g[has_t].tolist(), "openness_y": target[has_t].tolist(),
         "bilabials": details,
     }
     out.update(_lip_gap_rates(out))
     out["openness_r"] = _pearson(g[has_t], target[has_t])
+    out["openness_r_no_ah"] = _pearson(g[keep], target[keep])
     return out
 
 
@@ -691,7 +754,10 @@ def _lip_gap_rates(t: dict) -> dict:
     ratio = ratio_of(o, c)
     return {"closure": t["n_closed"] / t["n_bilabials"] if t["n_bilabials"] else float("nan"),
             "open_gap": o, "closed_gap": c, "open_closed_ratio": ratio,
-            "rounding": mean("round_sum", "round_n") - mean("spread_sum", "spread_n")}
+            "rounding": mean("round_sum", "round_n") - mean("spread_sum", "spread_n"),
+            "front_rounding": (mean("front_round_sum", "front_round_n")
+                               - mean("spread_sum", "spread_n")
+                               if t.get("front_round_n") else float("nan"))}
 
 
 def pool_lip_gap_measures(parts) -> dict:
@@ -707,7 +773,8 @@ def pool_lip_gap_measures(parts) -> dict:
 
     Returns:
         dict with ``closure``, ``n_closed``, ``n_bilabials``, ``open_gap``, ``closed_gap``
-        (mm), ``open_closed_ratio``, ``openness_r``, ``rounding`` (NaN where undefined), and
+        (mm), ``open_closed_ratio``, ``openness_r``, ``openness_r_no_ah``, ``rounding``,
+        ``front_rounding`` (NaN where undefined), and
         ``openness_classes``: for each value of :data:`OPENNESS_TARGETS` present, ``{"n":
         frames, "mean", "sd"}`` of the gap as a fraction of its clip's open level, pooled
         over the parts with an open level > 0 -- where openness r is lost: r is high when
@@ -720,12 +787,14 @@ def pool_lip_gap_measures(parts) -> dict:
     if not parts:
         raise ValueError("nothing to pool: no lip-gap measures")
     keys = ("n_bilabials", "n_closed", "open_sum", "open_n", "closed_sum", "closed_n",
-            "round_sum", "round_n", "spread_sum", "spread_n")
-    tot = {k: sum(p[k] for p in parts) for k in keys}
+            "round_sum", "round_n", "spread_sum", "spread_n", "front_round_sum",
+            "front_round_n")
+    tot = {k: sum(p.get(k, 0) for p in parts) for k in keys}
     out = {"n_bilabials": int(tot["n_bilabials"]), "n_closed": int(tot["n_closed"])}
     out.update(_lip_gap_rates(tot))
-    rs = [p["openness_r"] for p in parts if math.isfinite(p["openness_r"])]
-    out["openness_r"] = float(np.mean(rs)) if rs else float("nan")
+    for key in ("openness_r", "openness_r_no_ah"):
+        rs = [p[key] for p in parts if math.isfinite(p.get(key, float("nan")))]
+        out[key] = float(np.mean(rs)) if rs else float("nan")
     out["openness_classes"] = _openness_classes(parts)
     return out
 

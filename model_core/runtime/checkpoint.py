@@ -227,6 +227,20 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise CheckpointError(f"{cpath}: {e}") from None
 
 
+def _pad_viseme_heads(state: dict, expected: dict) -> None:
+    """Checkpoints from before the IPA viseme classes hold the training-only auxiliary
+    viseme heads with the first 27 rows of :data:`model_core.face.VISEME_CLASSES`; give
+    them zero rows for the classes added since (in place). Inference never uses them;
+    fine-tuning learns the new rows."""
+    import torch
+    for k, v in list(state.items()):
+        want = expected.get(k)
+        if k.startswith("viseme_heads.") and want is not None and v.ndim == want.ndim and \
+                v.shape[0] < want.shape[0] and v.shape[1:] == want.shape[1:]:
+            pad = torch.zeros((want.shape[0] - v.shape[0],) + tuple(v.shape[1:]), dtype=v.dtype)
+            state[k] = torch.cat([v, pad])
+
+
 def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
     """Load a checkpoint into a :class:`StreamTalkerModel`.
 
@@ -264,6 +278,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
         raise CheckpointError(f"{wpath}: truncated or corrupt safetensors file ({e})") from None
     net = StreamTalkerNet(cfg, frontend_feat_dim(cfg))
     expected = net.state_dict()
+    _pad_viseme_heads(state, expected)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(v.shape)}"

@@ -30,7 +30,16 @@ class ModelConfig:
         chunk_frames: K, motion frames produced per step (default for sessions).
         max_chunk_frames: largest K a session may ask for (sessions may use 1..this).
         history_frames: H, past motion frames in the history window.
-        lookahead_ms: audio look-ahead past the chunk's last frame, milliseconds.
+        lookahead_ms: audio look-ahead past the chunk's last frame, milliseconds: the
+            default of sessions and the largest they may ask for.
+        min_lookahead_ms: the smallest look-ahead a session may ask for (None: only
+            ``lookahead_ms``). A model trained with ``min_lookahead_ms`` set saw every
+            look-ahead in that range (each training batch draws one: the future audio
+            beyond it is simply not in the encoder window), so a short one is something it
+            learned, not a cut it never saw.
+        live_chunk_frames, live_lookahead_ms: the low-latency setting the model recommends
+            for live input (None: the defaults above), which ``streamtalker live`` and the
+            add-on's Live use unless told otherwise.
         audio_context_frames: M, log-mel frames (10 ms each) in the encoder window; a
             multiple of ``audio_pool``.
     Audio front end (log-mel): n_fft, win_length, hop_length (samples), n_mels, fmin, fmax (Hz).
@@ -90,6 +99,9 @@ class ModelConfig:
     max_chunk_frames: int = 8                  # largest K a session accepts
     history_frames: int = 60                   # H, past frames conditioned on
     lookahead_ms: float = 60.0                 # audio past the chunk's last frame
+    min_lookahead_ms: float | None = None      # smallest look-ahead sessions may ask for
+    live_chunk_frames: int | None = None       # low-latency setting for live input
+    live_lookahead_ms: float | None = None
     audio_context_frames: int = 64             # M, mel frames in the encoder window
     n_fft: int = 512                           # STFT size, samples
     win_length: int = 400                      # analysis window, samples
@@ -163,6 +175,15 @@ class ModelConfig:
         need(self.history_frames % self.history_pool == 0,
              "history_frames must be a multiple of history_pool")
         need(0 <= self.lookahead_ms < math.inf, f"lookahead_ms must be >= 0, got {self.lookahead_ms}")
+        lo, hi = self.lookahead_range()
+        need(0 <= lo <= hi, f"min_lookahead_ms must be in [0, lookahead_ms={hi:g}], got "
+                            f"{self.min_lookahead_ms}")
+        need(self.live_chunk_frames is None or 1 <= self.live_chunk_frames <= self.max_chunk_frames,
+             f"live_chunk_frames must be in 1..max_chunk_frames={self.max_chunk_frames}, got "
+             f"{self.live_chunk_frames}")
+        need(self.live_lookahead_ms is None or lo <= self.live_lookahead_ms <= hi,
+             f"live_lookahead_ms must be in [{lo:g}, {hi:g}] (min_lookahead_ms..lookahead_ms), "
+             f"got {self.live_lookahead_ms}")
         need(self.audio_context_frames % self.audio_pool == 0,
              "audio_context_frames must be a multiple of audio_pool")
         need(self.d_model % self.n_heads == 0 and self.head_dim % self.n_heads == 0,
@@ -203,6 +224,11 @@ class ModelConfig:
                  "speech_encoder.type must be 'hubert' or 'wav2vec2'")
             need(bool(self.speech_encoder.get("path")), "speech_encoder.path is required")
 
+    def lookahead_range(self) -> tuple[float, float]:
+        """(smallest, largest) look-ahead in ms a session may ask for."""
+        hi = float(self.lookahead_ms)
+        return (hi if self.min_lookahead_ms is None else float(self.min_lookahead_ms)), hi
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of every field."""
         return dataclasses.asdict(self)
@@ -226,15 +252,18 @@ class ChunkGeometry:
     frame makes the number of frames emitted before end of stream never exceed
     ``round(duration * fps)``). Its encoder window is the M mel frames ending at the last
     mel frame computable from E samples. All times fed to the network are relative to the
-    chunk's last frame, in seconds.
+    chunk's last frame, in seconds. ``lookahead_ms`` (default: the config's) is a session's
+    or a training batch's own look-ahead (within :meth:`ModelConfig.lookahead_range`).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, lookahead_ms: float | None = None):
         self.cfg = cfg
         self.sr = cfg.sample_rate
         self.fps = fps_fraction(cfg.fps)
         self.samples_per_frame = Fraction(cfg.sample_rate) / self.fps
-        self.lookahead_samples = int(round(cfg.lookahead_ms * cfg.sample_rate / 1000))
+        #: the look-ahead of this geometry, ms (default: the config's)
+        self.lookahead_ms = float(cfg.lookahead_ms if lookahead_ms is None else lookahead_ms)
+        self.lookahead_samples = int(round(self.lookahead_ms * cfg.sample_rate / 1000))
         self.hop, self.half_win, self.M = cfg.hop_length, cfg.win_length // 2, cfg.audio_context_frames
 
     def audio_end(self, n: int, k: int) -> int:
@@ -261,4 +290,4 @@ class ChunkGeometry:
 
     def latency_ms(self, k: int) -> float:
         """Algorithmic latency of a K-frame chunk: chunk length + look-ahead, milliseconds."""
-        return 1000.0 * k / self.cfg.fps + self.cfg.lookahead_ms
+        return 1000.0 * k / self.cfg.fps + self.lookahead_ms

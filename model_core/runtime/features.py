@@ -60,7 +60,7 @@ class LogMel:
         if win_length % 2 or win_length > n_fft:
             raise ValueError(f"win_length must be even and <= n_fft, got {win_length}, {n_fft}")
         self.sample_rate, self.n_fft, self.win, self.hop = sample_rate, n_fft, win_length, hop_length
-        self.n_mels = n_mels
+        self.n_mels, self.fmin, self.fmax = n_mels, fmin, fmax
         self.window = np.hanning(win_length + 1)[:-1].astype(np.float32)  # periodic Hann
         self.fbank = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
 

@@ -138,11 +138,13 @@ class InferenceModel:
     def dim(self) -> int:
         return self.config.dim
 
-    def latency_ms(self, chunk_frames: int | None = None) -> float:
+    def latency_ms(self, chunk_frames: int | None = None,
+                   lookahead_ms: float | None = None) -> float:
         """Algorithmic latency (chunk + look-ahead) in milliseconds of a ``chunk_frames``
-        chunk (None: the config's)."""
-        return self.geometry.latency_ms(self.config.chunk_frames if chunk_frames is None
-                                        else chunk_frames)
+        chunk with ``lookahead_ms`` of look-ahead (None: the config's)."""
+        geo = self.geometry if lookahead_ms is None else ChunkGeometry(self.config, lookahead_ms)
+        return geo.latency_ms(self.config.chunk_frames if chunk_frames is None
+                              else chunk_frames)
 
     def check_style(self, style) -> int:
         """Style index for the network: None -> the learned 'unknown' style.
@@ -217,7 +219,7 @@ class InferenceModel:
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
                fps: float | None = None, lip_temperature: float | None = None,
-               blink_temperature: float | None = None):
+               blink_temperature: float | None = None, lookahead_ms: float | None = None):
         """Open a streaming session: a :class:`~model_core.runtime.session.StreamingSession`,
         wrapped in a :class:`~model_core.runtime.session.ResampledSession` when ``fps``
         differs from the model's. Both are :class:`~model_core.runtime.driver.Session` s.
@@ -232,13 +234,16 @@ class InferenceModel:
             lip_temperature: initial-noise scale on jaw/mouth channels (default from the config).
             blink_temperature: initial-noise scale on eyeBlinkLeft/Right, in [0, 2] (default
                 from the config; higher blinks more).
+            lookahead_ms: audio look-ahead, ms, in ``config.lookahead_range()`` (default
+                the config's ``lookahead_ms``): shorter is less latency for live input.
         Raises:
             ValueError: a setting out of range.
         """
         session = StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
                                    steps=steps, eta=eta, guidance=guidance,
                                    lip_temperature=lip_temperature,
-                                   blink_temperature=blink_temperature)
+                                   blink_temperature=blink_temperature,
+                                   lookahead_ms=lookahead_ms)
         if fps is None or fps == self.config.fps:
             return session
         return ResampledSession(session, fps)

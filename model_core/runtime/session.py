@@ -139,14 +139,16 @@ class StreamingSession:
     Raises (on creation):
         ValueError: a setting out of range or of the wrong type (seed 0..2**64-1, chunk_frames
         1..max_chunk_frames, steps 1..train_timesteps, eta [0, 1], guidance [0, 20], fps
-        [1, 240], lip_temperature and blink_temperature [0, 2], style), naming it.
+        [1, 240], lip_temperature and blink_temperature [0, 2], style, lookahead_ms in the
+        model's :meth:`~model_core.runtime.config.ModelConfig.lookahead_range`), naming it.
     """
 
     def __init__(self, model, seed: int = 0, style: int | None = None,
                  chunk_frames: int | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None,
                  lip_temperature: float | None = None,
-                 blink_temperature: float | None = None):
+                 blink_temperature: float | None = None,
+                 lookahead_ms: float | None = None):
         cfg = model.config
         self.model = model
         k_max = min(cfg.max_chunk_frames, cfg.history_frames)
@@ -155,7 +157,10 @@ class StreamingSession:
         self.style = model.check_style(style)
         self.guidance = check_number(cfg.guidance if guidance is None else guidance,
                                      "guidance", 0.0, MAX_GUIDANCE, " (1 = off; 1.5-5 is usual)")
-        self.geo = ChunkGeometry(cfg)
+        lo, hi = cfg.lookahead_range()
+        self.geo = ChunkGeometry(cfg, None if lookahead_ms is None else check_number(
+            lookahead_ms, "lookahead_ms (audio look-ahead of this model, ms)", lo, hi,
+            " (a model trained for one look-ahead takes only that one)"))
         eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
                            " (0 = deterministic DDIM, 1 = DDPM-like noise)")
         self._norm = model.normalization
@@ -186,6 +191,11 @@ class StreamingSession:
     @property
     def chunk_frames(self) -> int:
         return self.K
+
+    @property
+    def lookahead_ms(self) -> float:
+        """This session's audio look-ahead, milliseconds."""
+        return self.geo.lookahead_ms
 
     @property
     def channel_names(self) -> list[str]:

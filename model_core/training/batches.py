@@ -30,13 +30,16 @@ class Utterance:
     (ARKit weights in [0, 1]) at the model fps, T = round(N / 16000 * fps);
     style: training identity index (0..n_styles-1; n_styles = the learned unknown style);
     phones: optional ``[(label, start_s, end_s)]`` timing of the speech (any alphabet the
-    teacher reads), the labels of the auxiliary viseme loss; None for data without phones.
+    teacher reads), the labels of the auxiliary viseme loss; None for data without phones;
+    alphabet: how to read the phone labels (``"auto"``, ``"arpabet"``, ``"espeak"``,
+    ``"ipa"``: :func:`model_core.training.phonemes.parse_phone`).
     """
 
     samples: np.ndarray
     frames: np.ndarray
     style: int = 0
     phones: list | None = None
+    alphabet: str = "auto"
 
 
 class ChunkBatcher:
@@ -46,9 +49,14 @@ class ChunkBatcher:
         model: the :class:`~model_core.runtime.model.StreamTalkerModel` being trained.
         utterances: list of :class:`Utterance`.
         seed: numpy seed for example positions and chunk sizes.
+        vtlp: largest vocal-tract-length perturbation of the features (0 = off; see
+            :func:`vtlp_logmel`).
     ``batch(batch_size, K=None)`` returns a dict of tensors for
     :meth:`StreamTalkerModel.training_loss`; K is drawn from 1..max_chunk_frames when None
-    (half of the batches use the default K); with ``closure_loss_weight != 1`` it also
+    (half of the batches use the default K, or, for a model with ``live_chunk_frames``, a
+    quarter the default and a quarter the live K); the batch's look-ahead is the config's
+    ``lookahead_ms``, or for a model with ``min_lookahead_ms`` set, in half of the batches
+    a multiple of 10 ms drawn from that range (or ``batch(..., lookahead_ms=L)``); with ``closure_loss_weight != 1`` it also
     holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames). A rollout batch
     (``ModelConfig.rollout_chunks``, J, in a fraction ``rollout_fraction`` of the batches)
     draws chunks with at least J*K frames before them and also holds, for the J chunks
@@ -57,8 +65,12 @@ class ChunkBatcher:
     ``rollout_history`` [B, H, D], the true history before the first of them (data space).
     """
 
-    def __init__(self, model, utterances: list[Utterance], seed: int = 0):
+    def __init__(self, model, utterances: list[Utterance], seed: int = 0, vtlp: float = 0.0):
         self.model = model
+        #: largest VTLP warp: each utterance's features are computed with a warp factor
+        #: drawn log-uniformly from [1 / (1 + vtlp), 1 + vtlp] (:func:`vtlp_logmel`; 0 = off)
+        self.vtlp = float(vtlp)
+        self._vtlp_cache: dict = {}
         self.cfg = model.config
         self.geo = ChunkGeometry(self.cfg)
         self.frontend = make_frontend(self.cfg, model.device)
@@ -104,7 +116,8 @@ class ChunkBatcher:
                 self.geo.mel_end(len(u.frames) + cfg.max_chunk_frames, 0) + 1 + self.cfg.audio_context_frames
             mel_t = (np.arange(n_mel) - cfg.audio_context_frames) * cfg.hop_length / cfg.sample_rate
             fr_t = np.arange(len(u.frames) + cfg.max_chunk_frames) / cfg.fps
-            self._label_cache[i] = (viseme_track(u.phones, mel_t), viseme_track(u.phones, fr_t))
+            self._label_cache[i] = (viseme_track(u.phones, mel_t, alphabet=u.alphabet),
+                                    viseme_track(u.phones, fr_t, alphabet=u.alphabet))
         return self._label_cache[i]
 
     def _closure(self, i: int) -> np.ndarray:
@@ -114,7 +127,8 @@ class ChunkBatcher:
             u = self.utts[i]
             n = len(u.frames) + self.cfg.max_chunk_frames
             self._closure_cache[i] = np.zeros(n, np.float32) if u.phones is None else \
-                bilabial_frame_mask(u.phones, self.cfg.fps, n).astype(np.float32)
+                bilabial_frame_mask(u.phones, self.cfg.fps, n,
+                                    alphabet=u.alphabet).astype(np.float32)
         return self._closure_cache[i]
 
     def _mel(self, i: int) -> np.ndarray:
@@ -122,13 +136,37 @@ class ChunkBatcher:
         if i not in self._feat_cache:
             u = self.utts[i]
             n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
-            self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
+            if self.vtlp > 0 and self.cfg.speech_encoder is None:
+                r = math.log1p(self.vtlp)
+                alpha = round(math.exp(self.rng.uniform(-r, r)), 2)   # cached per 0.01
+                if alpha not in self._vtlp_cache:
+                    self._vtlp_cache[alpha] = vtlp_logmel(self.frontend.logmel, alpha)
+                lm = self._vtlp_cache[alpha]
+                pad = np.tile(lm.silence_frame(), (self.cfg.audio_context_frames, 1))
+                self._feat_cache[i] = np.concatenate([pad, lm.whole(u.samples, n)])
+            else:
+                self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
         return self._feat_cache[i]
 
-    def batch(self, batch_size: int, K: int | None = None) -> dict[str, torch.Tensor]:
-        cfg, geo, M, H = self.cfg, self.geo, self.cfg.audio_context_frames, self.cfg.history_frames
+    def batch(self, batch_size: int, K: int | None = None,
+              lookahead_ms: float | None = None) -> dict[str, torch.Tensor]:
+        cfg, M, H = self.cfg, self.cfg.audio_context_frames, self.cfg.history_frames
         if K is None:
-            K = cfg.chunk_frames if self.rng.random() < 0.5 else int(self.rng.integers(1, cfg.max_chunk_frames + 1))
+            u = self.rng.random()
+            if cfg.live_chunk_frames is not None and u < 0.25:
+                K = cfg.live_chunk_frames
+            elif u < 0.5:
+                K = cfg.chunk_frames
+            else:
+                K = int(self.rng.integers(1, cfg.max_chunk_frames + 1))
+        lo, hi = cfg.lookahead_range()
+        if lookahead_ms is None:
+            lookahead_ms = hi
+            if lo < hi and self.rng.random() < 0.5:
+                choices = np.arange(lo, hi + 1e-6, 10.0)
+                lookahead_ms = float(choices[int(self.rng.integers(len(choices)))])
+        geo = self.geo if lookahead_ms == self.geo.lookahead_ms else \
+            ChunkGeometry(cfg, lookahead_ms)
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
         mel_labs, frame_labs, closure = [], [], []
         aux = cfg.aux_viseme_weight > 0
@@ -148,11 +186,11 @@ class ChunkBatcher:
             u = self.utts[ui]
             T = len(u.frames)
             n = int(self.rng.integers(J * K, T))
-            for dst, v in zip((feats, offs, idxs, ws), self._window(ui, n, K)):
+            for dst, v in zip((feats, offs, idxs, ws), self._window(ui, n, K, geo)):
                 dst.append(v)
             hists.append(self._history(u, n))
             if J:
-                wins = [self._window(ui, n - (J - c) * K, K) for c in range(J)]
+                wins = [self._window(ui, n - (J - c) * K, K, geo) for c in range(J)]
                 for key, v in zip(("feats", "mel_offset", "align_idx", "align_w"), zip(*wins)):
                     roll[key].append(np.stack(v))
                 roll["history"].append(self._history(u, n - J * K))
@@ -192,10 +230,11 @@ class ChunkBatcher:
                if J else {}),
         }
 
-    def _window(self, ui: int, n: int, K: int):
-        """The encoder input of the K-frame chunk at frame n of utterance ui: (features
-        float32 [M, F], mel_offset s, align_idx int64 [K], align_w float32 [K])."""
-        geo, M = self.geo, self.cfg.audio_context_frames
+    def _window(self, ui: int, n: int, K: int, geo: ChunkGeometry | None = None):
+        """The encoder input of the K-frame chunk at frame n of utterance ui (``geo``: the
+        batch's geometry, default the config's): (features float32 [M, F], mel_offset s,
+        align_idx int64 [K], align_w float32 [K])."""
+        geo, M = geo or self.geo, self.cfg.audio_context_frames
         if self.cfg.speech_encoder is not None:
             u = self.utts[ui]
             f = self.frontend.offline_windows(u.samples, [geo.mel_end(n, K)],
@@ -215,6 +254,45 @@ class ChunkBatcher:
         if n > 0:
             h[H - (n - lo):] = u.frames[lo:n]
         return h
+
+
+def vtlp_logmel(logmel, alpha: float, f_hi: float = 4800.0):
+    """A copy of a :class:`~model_core.runtime.features.LogMel` whose filterbank hears the
+    speech as a speaker with a vocal tract ``1 / alpha`` times as long: vocal-tract-length
+    perturbation (VTLP; Jaitly & Hinton 2013, "Vocal tract length perturbation (VTLP)
+    improves speech recognition", ICML workshop on deep learning for audio, speech and
+    language). The frequency axis is warped piecewise linearly, ``f' = alpha f`` up to
+    ``f_hi * min(alpha, 1) / alpha`` and then linearly to the Nyquist frequency, which stays
+    in place; the triangular mel filters are evaluated on the warped frequencies. Training
+    only: the model hears the same phones from more speakers.
+
+    Args:
+        logmel: the front end's LogMel; alpha: warp factor (about 0.9-1.1; 1 = none);
+        f_hi: the boundary frequency of the warp, Hz.
+    Returns:
+        a new LogMel (the original is unchanged).
+    """
+    import copy
+    from ..runtime.features import hz_to_mel, mel_to_hz
+    lm = copy.copy(logmel)
+    sr, n_fft = logmel.sample_rate, logmel.n_fft
+    nyq = sr / 2
+    f = np.linspace(0, nyq, n_fft // 2 + 1)
+    b = f_hi * min(alpha, 1.0) / alpha
+    warped = np.where(f <= b, alpha * f, nyq - (nyq - alpha * b) / (nyq - b) * (nyq - f))
+    m = hz_to_mel(warped)
+    n_mels = logmel.fbank.shape[0]
+    # the band edges of the original filterbank (HTK mel, equally spaced)
+    lo_hz = float(f[np.argmax(logmel.fbank[0] > 0)]) if logmel.fbank[0].any() else 0.0
+    edges = np.linspace(hz_to_mel(getattr(logmel, "fmin", lo_hz)),
+                        hz_to_mel(getattr(logmel, "fmax", nyq)), n_mels + 2)
+    lo, ce, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fh = mel_to_hz(m)[None]
+    lo_h, ce_h, hi_h = mel_to_hz(lo), mel_to_hz(ce), mel_to_hz(hi)
+    up = (fh - lo_h) / (ce_h - lo_h)
+    down = (hi_h - fh) / (hi_h - ce_h)
+    lm.fbank = np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
+    return lm
 
 
 def fit_normalization(model, utterances: list[Utterance], std_floor: float = 0.02) -> None:

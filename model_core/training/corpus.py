@@ -27,8 +27,8 @@ from scipy import signal
 from ..io.audio import Resampler
 from ..io.files import atomic_write
 from .batches import Utterance
+from .texts import FORTUNE_DIRS, fortune_files, is_heldout_sentence
 
-FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
 SR = 16000
 
 
@@ -47,8 +47,7 @@ def sentence_pool(min_words: int = 4, max_words: int = 28, split: str = "all") -
     """
     if split not in ("all", "train", "heldout"):
         raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
-    files = [f for d in FORTUNE_DIRS if d.is_dir() for f in sorted(d.iterdir())
-             if f.is_file() and not f.suffix and not f.name.startswith(".")]
+    files = fortune_files("en")
     if not files:
         raise FileNotFoundError("no sentence source: install Debian's fortune files "
                                 "(apt-get install -y fortunes-min fortunes)")
@@ -76,9 +75,7 @@ def sentence_pool(min_words: int = 4, max_words: int = 28, split: str = "all") -
     return sorted(out)
 
 
-def _is_heldout_sentence(sentence: str) -> bool:
-    import hashlib
-    return hashlib.sha1(sentence.encode("utf-8")).digest()[0] % 10 == 0
+_is_heldout_sentence = is_heldout_sentence
 
 
 # -- augmentation -------------------------------------------------------------------------
@@ -162,8 +159,10 @@ def augment_audio(x: np.ndarray, rng: np.random.Generator,
 # -- building -----------------------------------------------------------------------------
 @dataclass
 class Job:
-    """One utterance to synthesize: text, engine and voice settings, and optionally a WORLD
-    speaker transform ``world = (pitch factor, formant warp)`` applied after synthesis."""
+    """One utterance to synthesize: text, engine (``"espeak-ng"``, ``"festival"``,
+    ``"piper"``, ``"mbrola"``) and voice settings, the text's language, and optionally a
+    WORLD speaker transform ``world = (pitch factor, formant warp)`` applied after
+    synthesis."""
     index: int
     text: str
     engine: str          # "espeak-ng" | "festival" | "piper"
@@ -174,6 +173,8 @@ class Job:
     seed: int = 0                    # augmentation seed
     length_scale: float = 1.0        # Piper speaking-rate scale
     world: tuple | None = None
+    language: str = "en"             # the text's language (eSpeak / MBROLA code)
+    vowel_ratio: float | None = None  # MBROLA: mean vowel / consonant duration restored
 
 
 #: Voices kept out of training corpora: the synthetic held-out evaluation set speaks with
@@ -246,7 +247,9 @@ def _finish(job: Job, utt, out_dir: Path, fps: float, augment: bool,
         x = world_transform(x, SR, *job.world)
     x = x / (np.max(np.abs(x)) + 1e-9) * 0.9
     dur = len(x) / SR
-    frames = teacher_curves(utt.phones, dur, fps, rng, prosody=prosody_from_audio(x, fps))
+    alphabet = utt.settings.get("alphabet", "auto")
+    frames = teacher_curves(utt.phones, dur, fps, rng, prosody=prosody_from_audio(x, fps),
+                            alphabet=alphabet)
     aug = {}
     if augment:
         x, aug = augment_audio(x, rng, real_rooms=real_rooms)
@@ -255,11 +258,12 @@ def _finish(job: Job, utt, out_dir: Path, fps: float, augment: bool,
         with open(tmp, "wb") as f:
             np.savez(f, audio=np.round(x * 32767).astype(np.int16),
                      frames=frames.astype(np.float16), fps=np.float64(fps),
-                     phones=json.dumps(utt.phones))
+                     phones=json.dumps(utt.phones, ensure_ascii=False), alphabet=alphabet)
     atomic_write(out_dir / "utts" / name, write)
     return {"file": f"utts/{name}", "text": job.text, "engine": job.engine, "voice": job.voice,
             "rate": job.rate, "pitch": job.pitch, "pitch_range": job.pitch_range,
-            "length_scale": job.length_scale, "world": job.world,
+            "length_scale": job.length_scale, "world": job.world, "language": job.language,
+            "alphabet": alphabet, "vowel_ratio": job.vowel_ratio,
             "duration_s": round(dur, 3), "frames": int(len(frames)), "augment": aug}
 
 
@@ -275,30 +279,149 @@ def _run_jobs(args) -> list[dict]:
                 pairs.append((j, tts.piper_synthesize(j.text, j.voice, length_scale=j.length_scale)))
             except AlignmentError:
                 continue   # pocketsphinx could not align it: leave the utterance out
+    elif jobs[0].engine == "mbrola":
+        from .mbrola import mbrola_synthesize
+        pairs = ((j, mbrola_synthesize(j.text, j.voice, rate=j.rate, pitch=j.pitch,
+                                       pitch_range=j.pitch_range, vowel_ratio=j.vowel_ratio))
+                 for j in jobs)
     elif jobs[0].engine == "festival":
         utts = tts.festival_synthesize_batch([j.text for j in jobs], voice=jobs[0].voice)
         pairs = zip(jobs, utts)
     else:
         # stop_closure: a stop's phone covers its closure silence, not only its release, so
         # the teacher seals the lips during the silence before a "p" (as Festival labels it)
+        # other languages than English: IPA phone names (eSpeak's mnemonics differ by
+        # language; the teacher reads IPA for any)
         pairs = ((j, tts.espeak_synthesize(j.text, voice=j.voice, rate=j.rate, pitch=j.pitch,
-                                           pitch_range=j.pitch_range, stop_closure=True))
+                                           pitch_range=j.pitch_range, stop_closure=True,
+                                           ipa=not j.language.startswith("en")))
                  for j in jobs)
     for job, utt in pairs:
         out.append(_finish(job, utt, Path(out_dir), fps, augment, real_rooms))
     return out
 
 
+def _run_jobs_safe(args) -> list[dict]:
+    """:func:`_run_jobs` one utterance at a time, skipping (and reporting) any that an
+    engine cannot synthesize, so that one bad text does not lose a group (the v4 recipe)."""
+    jobs, *rest = args
+    out = []
+    for j in jobs:
+        try:
+            out += _run_jobs(([j], *rest))
+        except (ValueError, RuntimeError, OSError) as e:
+            print(f"make-dataset: skipped utterance {j.index} ({j.engine} {j.voice}): {e}",
+                  flush=True)
+    return out
+
+
+#: MBROLA voices (recordings of people) a corpus trains on: the voices the project may
+#: train on (issue 20's list), minus those eSpeak NG cannot drive (bz1, hn1, cn1: no
+#: eSpeak voice or text reader), whose phones its events name inconsistently (nl1, nz1,
+#: hb1: :func:`model_core.training.mbrola.voice_agreement` below 0.8), with no text source
+#: (la1, tl1), es3/es4 (eSpeak 1.51 maps their phones wrongly), and the held-out voices.
+TRAIN_MBROLA = ("af1", "ar1", "br1", "br2", "br4", "ca1", "cr1", "cz1", "de3", "de4", "de6",
+                "de7", "de8", "ee1", "es1", "fr2", "fr5", "fr6", "fr7", "gr1", "hb2", "ic1",
+                "id1", "in1", "ir1", "it1", "jp1", "jp3", "lt1", "ma1", "mx1", "nl3", "pl1",
+                "pt1", "ro1", "sw1", "us3")
+#: MBROLA voices kept out of every training corpus for the multilingual held-out set, one
+#: or two per language; the first group chooses checkpoints and settings (``dev``), the
+#: second reports (``test``).
+HELDOUT_MBROLA_DEV = ("de5", "it2", "nl2", "jp2", "ar2", "in2", "fr3")
+HELDOUT_MBROLA_TEST = ("br3", "ca2", "cz2", "gr2", "lt2", "sw2", "vz1")
+HELDOUT_MBROLA = HELDOUT_MBROLA_DEV + HELDOUT_MBROLA_TEST
+#: Languages eSpeak NG's own (formant) voices read in a v4 corpus, with IPA phone names.
+ESPEAK_LANGUAGES = ("de", "fr-fr", "es", "it", "pt-br", "pt", "pl", "cs", "ru", "nl", "sv",
+                    "ja", "ar", "he", "hi", "el", "lt", "tr", "fi", "hu", "id", "ro", "hr",
+                    "bg", "uk", "fa", "sk", "da", "nb", "vi", "ko", "ms", "is", "ca", "et",
+                    "lv", "sl", "ta", "bn", "ur")
+#: The v4 mix: MBROLA voices in their own languages, eSpeak NG in 40 languages, and the v3
+#: English voices (Piper joe, Festival slt / ked, eSpeak English).
+V4_SHARES = {"mbrola": 0.50, "espeak-ml": 0.15, "piper": 0.12, "festival": 0.12,
+             "espeak-ng": 0.11}
+
+
+def _text(lang: str, rng, sentence_share: float = 0.6) -> str:
+    """One or two sentences of ``lang`` (fortunes, train split) or else a word sequence."""
+    from .texts import fortune_sentences, wordfreq_text
+    pool = fortune_sentences(lang, split="train") if not lang.startswith("en") else ()
+    if pool and rng.random() < sentence_share:
+        k = int(rng.integers(1, 3))
+        return " ".join(pool[j] for j in rng.choice(len(pool), k, replace=False))
+    return wordfreq_text(lang, rng)
+
+
+def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: list[str],
+                 sentences: list[str], piper_voices=(), piper_sentences=None,
+                 mbrola_voices: dict | None = None, espeak_variants=()) -> list[Job]:
+    """The v4 corpus plan: :data:`V4_SHARES` of engines (engines without voices dropped).
+
+    MBROLA utterances: a voice of :data:`TRAIN_MBROLA` (installed), text in its language,
+    rate 120-220 words/min, pitch 25-75, range 30-80, vowel/consonant duration ratio
+    U(1.3, 2.0); ``espeak-ml``: a language of :data:`ESPEAK_LANGUAGES` with a random
+    variant (``espeak_variants``), IPA phones; English engines as :func:`plan_jobs`. Half
+    of the MBROLA, Festival and Piper utterances become a new speaker by WORLD
+    (:data:`TRAIN_WORLD` ranges).
+    """
+    rng = np.random.default_rng(seed)
+    mb = sorted(v for v in (mbrola_voices or {}) if v in TRAIN_MBROLA)
+    pools = {"mbrola": mb, "espeak-ml": list(ESPEAK_LANGUAGES) if espeak_voices else [],
+             "piper": list(piper_voices), "festival": festival_voices,
+             "espeak-ng": espeak_voices}
+    engines = [e for e in V4_SHARES if pools.get(e)]
+    if not engines:
+        raise ValueError("no voices for the v4 recipe: install the MBROLA voices "
+                         "(tools/setup_corpus.sh) and eSpeak NG")
+    p = np.array([V4_SHARES[e] for e in engines])
+    p /= p.sum()
+    variants = [v for v in espeak_variants if f"en-us+{v}" not in HELDOUT_ESPEAK]
+    jobs = []
+    for i in range(n):
+        engine = engines[int(rng.choice(len(engines), p=p))]
+        voice = str(rng.choice(pools[engine]))
+        jseed = seed * 1_000_003 + i
+        if engine == "mbrola":
+            lang = mbrola_voices[voice]
+            job = Job(i, _text(lang, rng), "mbrola", voice, rate=int(rng.integers(120, 221)),
+                      pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(30, 81)),
+                      seed=jseed, language=lang,
+                      vowel_ratio=round(float(rng.uniform(1.3, 2.0)), 3))
+        elif engine == "espeak-ml":
+            var = f"+{rng.choice(variants)}" if variants and rng.random() < 0.7 else ""
+            job = Job(i, _text(voice, rng), "espeak-ng", voice + var,
+                      rate=int(rng.integers(120, 230)), pitch=int(rng.integers(20, 80)),
+                      pitch_range=int(rng.integers(20, 90)), seed=jseed, language=voice)
+        else:
+            pool = piper_sentences if engine == "piper" and piper_sentences else sentences
+            k = int(rng.integers(1, 3))
+            text = " ".join(pool[j] for j in rng.choice(len(pool), k, replace=False))
+            job = Job(i, text, engine, voice, seed=jseed)
+            if engine == "espeak-ng":
+                job.rate, job.pitch = int(rng.integers(120, 260)), int(rng.integers(20, 80))
+                job.pitch_range = int(rng.integers(20, 90))
+            elif engine == "piper":
+                job.length_scale = round(float(rng.uniform(0.8, 1.35)), 3)
+        if job.engine != "espeak-ng" and rng.random() < 0.5:
+            (p0, p1), (f0, f1) = TRAIN_WORLD
+            job.world = (round(float(np.exp(rng.uniform(np.log(p0), np.log(p1)))), 3),
+                         round(float(np.exp(rng.uniform(np.log(f0), np.log(f1)))), 3))
+        jobs.append(job)
+    return jobs
+
+
 #: Corpus recipes: how the engines, voices, sentences and augmentations are mixed.
 #: ``v2`` made the v1/v2 default models (eSpeak NG and Festival half and half, every
 #: fortune sentence); ``v3`` adds the Piper neural voice, WORLD speaker transforms of the
 #: Festival and Piper voices and measured rooms, and keeps the held-out sentences and voices
-#: (:data:`HELDOUT_FESTIVAL`, :data:`HELDOUT_ESPEAK`) out for the held-out evaluation set.
+#: (:data:`HELDOUT_FESTIVAL`, :data:`HELDOUT_ESPEAK`) out for the held-out evaluation set;
+#: ``v4`` (:func:`plan_jobs_v4`) adds MBROLA voices of people in 30 languages and eSpeak NG
+#: in 40, keeping :data:`HELDOUT_MBROLA` out.
 RECIPES = {
     "v2": {"shares": {"espeak-ng": 0.5, "festival": 0.5}, "world_share": 0.0,
            "real_rooms": False, "holdout": False},
     "v3": {"shares": {"espeak-ng": 0.3, "festival": 0.3, "piper": 0.4}, "world_share": 0.6,
            "real_rooms": True, "holdout": True},
+    "v4": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True},
 }
 
 
@@ -314,14 +437,17 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     """Synthesize a corpus of ``n`` utterances into ``out_dir`` (must not exist or be empty).
 
     Writes ``out_dir/utts/utt_NNNNNN.npz`` (``audio`` int16 [N] 16 kHz, ``frames`` float16
-    [T, 52] ARKit weights at ``fps``, ``phones`` JSON, ``fps``), ``manifest.jsonl`` (one line
-    per utterance: file, text, engine, voice, settings, duration) and ``corpus.json``.
+    [T, 52] ARKit weights at ``fps``, ``phones`` JSON, ``alphabet`` of the phone labels,
+    ``fps``), ``manifest.jsonl`` (one line per utterance: file, text, engine, voice,
+    language, settings, duration) and ``corpus.json``. A build that was stopped goes on
+    where it was when run again with the same arguments (``request.json``, ``parts/``).
     ``recipe`` (:data:`RECIPES`) sets the mix; ``engines`` limits the engines used. Piper
     utterances that pocketsphinx cannot align are left out, so a ``v3`` corpus may hold a
     few fewer than ``n``.
 
     Raises:
-        FileExistsError: ``out_dir`` holds files already (a corpus is never overwritten).
+        FileExistsError: ``out_dir`` holds files already, other than an unfinished build
+            with the same arguments (a corpus is never overwritten).
         FileNotFoundError: no sentence source / TTS engine installed (names the package).
         ValueError: unknown recipe.
     """
@@ -333,46 +459,78 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         raise ValueError(f"unknown corpus recipe {recipe!r}; use one of {sorted(RECIPES)}")
     rec = RECIPES[recipe]
     out = Path(out_dir)
+    request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
+               "engines": list(engines), "recipe": recipe}
+    plan_file = out / "request.json"
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; choose a new folder (corpora are never overwritten)")
+        old = json.loads(plan_file.read_text()) if plan_file.exists() else None
+        if old != request or (out / "manifest.jsonl").exists():
+            raise FileExistsError(f"{out} is not empty; choose a new folder (corpora are never "
+                                  f"overwritten; an unfinished build goes on only with the "
+                                  f"same arguments)")
     (out / "utts").mkdir(parents=True, exist_ok=True)
+    (out / "parts").mkdir(exist_ok=True)
+    plan_file.write_text(json.dumps(request) + "\n")
     sentences = sentence_pool(split="train" if rec["holdout"] else "all")
     ev = tts.espeak_voices() if "espeak-ng" in engines else []
     fv = tts.festival_voices() if "festival" in engines else []
     pv = tts.piper_voices() if "piper" in engines and "piper" in rec["shares"] else []
+    mv = {}
+    if recipe == "v4" and "mbrola" in engines:
+        from .mbrola import mbrola_voices
+        mv = {v: lang for v, lang in mbrola_voices().items() if v in TRAIN_MBROLA}
     if rec["holdout"]:
         ev = [v for v in ev if v not in HELDOUT_ESPEAK]
         fv = [v for v in fv if v not in HELDOUT_FESTIVAL]
-    if not ev and not fv and not pv:
+    if not ev and not fv and not pv and not mv:
         raise FileNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
                                 "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
-    shares = rec["shares"] if (ev or pv) else {"festival": 1.0}
-    jobs = plan_jobs(n, seed, ev or [], fv, sentences, piper_voices=pv, shares=shares,
-                     world_share=rec["world_share"],
-                     piper_sentences=_aligned_pool(sentences) if pv else None)
+    if recipe == "v4":
+        variants = [v.split("+", 1)[1] for v in ev if "+" in v]
+        jobs = plan_jobs_v4(n, seed, ev, fv,
+                            sentences, piper_voices=pv,
+                            piper_sentences=_aligned_pool(sentences) if pv else None,
+                            mbrola_voices=mv, espeak_variants=variants)
+    else:
+        shares = rec["shares"] if (ev or pv) else {"festival": 1.0}
+        jobs = plan_jobs(n, seed, ev or [], fv, sentences, piper_voices=pv, shares=shares,
+                         world_share=rec["world_share"],
+                         piper_sentences=_aligned_pool(sentences) if pv else None)
     groups: list[list[Job]] = []
-    for engine in ("festival", "piper"):
+    for engine in ("festival", "piper", "mbrola"):
         for voice in sorted({j.voice for j in jobs if j.engine == engine}):
             vj = [j for j in jobs if j.engine == engine and j.voice == voice]
             groups += [vj[i:i + 16] for i in range(0, len(vj), 16)]
     ej = [j for j in jobs if j.engine == "espeak-ng"]
     groups += [ej[i:i + 16] for i in range(0, len(ej), 16)]
-    records = []
+    # each group's records go to parts/NNNNN.jsonl when it is done: a stopped build goes
+    # on where it was (run the same command again)
+    parts = [out / "parts" / f"{k:05d}.jsonl" for k in range(len(groups))]
+    todo = [k for k, f in enumerate(parts) if not f.exists()]
+    run = _run_jobs_safe if recipe == "v4" else _run_jobs
+    done_n = sum(len(groups[k]) for k in range(len(groups)) if k not in set(todo))
     with ProcessPoolExecutor(max_workers=workers) as ex, \
-            tqdm(total=n, desc="make-dataset", unit="utt", disable=not progress) as bar:
-        for recs in ex.map(_run_jobs, [(g, str(out), fps, augment, rec["real_rooms"])
-                                       for g in groups]):
-            records += recs
-            bar.update(len(recs))
+            tqdm(total=n, initial=done_n, desc="make-dataset", unit="utt",
+                 disable=not progress) as bar:
+        for k, recs in zip(todo, ex.map(run, [(groups[k], str(out), fps, augment,
+                                               rec["real_rooms"]) for k in todo])):
+            atomic_write(parts[k], lambda tmp, recs=recs: Path(tmp).write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)))
+            bar.update(len(groups[k]))
+    records = [json.loads(line) for f in parts for line in f.read_text().splitlines()
+               if line.strip()]
     records.sort(key=lambda r: r["file"])
     with open(out / "manifest.jsonl", "w") as f:
         for r in records:
-            f.write(json.dumps(r) + "\n")
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
     hours = sum(r["duration_s"] for r in records) / 3600
     (out / "corpus.json").write_text(json.dumps({
         "utterances": len(records), "hours": round(hours, 3), "fps": fps, "seed": seed,
         "recipe": recipe, "augment": augment, "espeak_voices": ev, "festival_voices": fv,
-        "piper_voices": pv, "sentence_source": "Debian fortunes / fortunes-min",
+        "piper_voices": pv, "mbrola_voices": sorted(mv),
+        "languages": sorted({r.get("language", "en") for r in records}),
+        "sentence_source": "Debian fortunes / fortunes-min"
+        + (" and fortunes-xx, PyPI wordfreq word sequences" if recipe == "v4" else ""),
         "sentences_available": len(sentences)},
         indent=2))
     return out
@@ -409,8 +567,9 @@ def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = 
             raise ValueError(f"{path}: made at {file_fps} fps, the model runs at {fps} fps")
         audio = z["audio"].astype(np.float32) / 32767.0
         phones = [tuple(p) for p in json.loads(str(z["phones"]))] if "phones" in z else None
+        alphabet = str(z["alphabet"]) if "alphabet" in z else "auto"
         if pad_rng is None:
-            return Utterance(audio, z["frames"].astype(np.float32), style, phones)
+            return Utterance(audio, z["frames"].astype(np.float32), style, phones, alphabet)
     from .teacher import prosody_from_audio, teacher_curves
     rng = pad_rng
 
@@ -431,8 +590,9 @@ def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = 
     shifted += [(lab, a + t0, b + t0) for lab, a, b in phones]
     if trail:
         shifted.append(("sil", shifted[-1][2], dur))
-    frames = teacher_curves(shifted, dur, file_fps, rng, prosody=prosody_from_audio(x, file_fps))
-    return Utterance(x, frames.astype(np.float32), style, shifted)
+    frames = teacher_curves(shifted, dur, file_fps, rng, prosody=prosody_from_audio(x, file_fps),
+                            alphabet=alphabet)
+    return Utterance(x, frames.astype(np.float32), style, shifted, alphabet)
 
 
 class CorpusStream:
@@ -443,12 +603,13 @@ class CorpusStream:
         files: corpus ``.npz`` paths (plus a style index each: list of (path, style)).
         reservoir: utterances held in memory at once; refresh: files swapped in per batch.
         seed: numpy seed; pad: embed utterances in 0-3 s of silence with fresh teacher
-        curves (see :func:`load_utterance`).
+        curves (see :func:`load_utterance`); vtlp: vocal-tract-length perturbation of the
+        features (:class:`~model_core.training.batches.ChunkBatcher`).
     ``batch(batch_size)`` returns the dict :meth:`StreamTalkerModel.training_loss` takes.
     """
 
     def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
-                 refresh: int = 4, seed: int = 0, pad: bool = True):
+                 refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0):
         from .batches import ChunkBatcher
         if not files:
             raise ValueError("no training files")
@@ -459,7 +620,7 @@ class CorpusStream:
         self.pad = pad
         self.fps = model.config.fps
         first = [self._next() for _ in range(min(reservoir, len(self.files)))]
-        self.batcher = ChunkBatcher(model, first, seed=seed)
+        self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp)
 
     def _next(self) -> Utterance:
         if not self.order:
@@ -467,11 +628,11 @@ class CorpusStream:
         path, style = self.files[self.order.pop()]
         return load_utterance(path, style, self.fps, pad_rng=self.rng if self.pad else None)
 
-    def batch(self, batch_size: int, K: int | None = None):
+    def batch(self, batch_size: int, K: int | None = None, lookahead_ms: float | None = None):
         if len(self.files) > len(self.batcher.utts):
             for _ in range(self.refresh):
                 self.batcher.replace(int(self.rng.integers(len(self.batcher.utts))), self._next())
-        return self.batcher.batch(batch_size, K)
+        return self.batcher.batch(batch_size, K, lookahead_ms)
 
 
 # -- the synthetic held-out evaluation set -----------------------------------------------
@@ -538,4 +699,61 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
         "sentences_not_aligned_and_replaced": skipped,
         "espeak_voices": list(HELDOUT_ESPEAK), "festival_voices": list(HELDOUT_FESTIVAL),
         "world": [list(w) for w in HELDOUT_WORLD]}, indent=2) + "\n")
+    return out
+
+
+def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, seed: int = 0,
+                               voices=HELDOUT_MBROLA) -> Path:
+    """Write the multilingual held-out set: recorded (MBROLA) voices no v4 corpus trains on,
+    each reading its own language, as ``out_dir/speech/<voice>/<NN>.wav`` (16 kHz mono,
+    clean) with ``<NN>.phones.json`` beside it (``{"alphabet": "ipa", "language",
+    "voice", "text", "phones"}``: the exact phone timing the voice was rendered with), the
+    layout ``streamtalker evaluate --heldout`` reads. Voices :data:`HELDOUT_MBROLA_DEV`
+    choose checkpoints and settings, :data:`HELDOUT_MBROLA_TEST` report
+    (``heldout.json`` records which is which).
+
+    Text: held-out fortune sentences of the language (the tenth no corpus uses) where it
+    has some, else word sequences (PyPI wordfreq) drawn with this set's own seed. Rate
+    150-190 words/min, the vowel/consonant duration ratio 1.6.
+
+    Raises:
+        FileExistsError: ``out_dir`` is not empty.
+        FileNotFoundError: mbrola or a voice is missing (names the fix).
+    """
+    import soundfile as sf
+    from .mbrola import mbrola_synthesize, mbrola_voices
+    from .texts import fortune_sentences, wordfreq_text
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder")
+    installed = mbrola_voices()
+    missing = [v for v in voices if v not in installed]
+    if missing:
+        raise FileNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
+                                f"tools/setup_corpus.sh (Debian non-free mbrola-XX)")
+    rng = np.random.default_rng(seed)
+    for voice in voices:
+        lang = installed[voice]
+        folder = out / "speech" / voice
+        folder.mkdir(parents=True, exist_ok=True)
+        pool = fortune_sentences(lang, min_words=5, max_words=16, split="heldout") \
+            if not lang.startswith("en") else ()
+        for i in range(per_voice):
+            text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
+                    else wordfreq_text(lang, rng, int(rng.integers(7, 13))))
+            u = mbrola_synthesize(text, voice, rate=int(rng.integers(150, 191)),
+                                  vowel_ratio=1.6)
+            x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
+            x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
+            sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
+            (folder / f"{i:02d}.phones.json").write_text(json.dumps({
+                "alphabet": "ipa", "language": lang, "voice": voice, "text": text,
+                "engine": "mbrola", "phones": [list(p) for p in u.phones]},
+                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (out / "heldout.json").write_text(json.dumps({
+        "recipe": "v4", "voices": list(voices), "per_voice": per_voice, "seed": seed,
+        "dev": [v for v in voices if v in HELDOUT_MBROLA_DEV],
+        "test": [v for v in voices if v in HELDOUT_MBROLA_TEST],
+        "languages": {v: installed[v] for v in voices}}, indent=2) + "\n")
     return out

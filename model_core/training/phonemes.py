@@ -13,17 +13,33 @@ Two phone alphabets are understood:
   ``,`` secondary, ``%`` unstressed, ``=``) may come as separate events or as a prefix of the
   next vowel (``'aI``).
 
-Both alphabets share some symbols with different meanings: in espeak ``T D S Z N V`` are
+* **IPA**, as eSpeak NG's phoneme events give it for every language it speaks (its IPA
+  phoneme names, ``espeakINITIALIZE_PHONEME_IPA``) and as :mod:`.mbrola` labels the phones
+  of MBROLA voices: ``"a"``, ``"ˈaɪ"``, ``"yː"``, ``"ɔ̃"``, ``"tʃ"``, ``"ʁ"``. Stress marks
+  (``ˈ ˌ``), length (``ː ˑ``), nasalisation and other diacritics are read and dropped from
+  the shape (a nasal vowel has its oral vowel's mouth; a long consonant holds its shape for
+  its whole length, which is the phone's duration). Symbols not in :data:`IPA_TO_VISEMES`
+  are classified from their phonological features (PyPI ``panphon``: height, backness
+  and rounding of a vowel; place and manner of a consonant), so no symbol falls to the
+  neutral mouth.
+
+The ASCII alphabets share some symbols with different meanings: in espeak ``T D S Z N V`` are
 TH, DH, SH, ZH, NG and the STRUT vowel, in ARPAbet they are t, d, s, z, n, v. A single label
 is read as ARPAbet where it is valid ARPAbet; a whole sequence is classified with
-:func:`detect_alphabet` (any espeak-only symbol makes it espeak), and callers can force an
-alphabet with ``alphabet="arpabet"`` / ``"espeak"``.
+:func:`detect_alphabet` (any IPA-only character makes it IPA, else any espeak-only symbol
+makes it espeak), and callers can force an alphabet with ``alphabet="arpabet"`` /
+``"espeak"`` / ``"ipa"`` (IPA sequences made only of ASCII letters, such as ``m a p a``,
+need ``"ipa"``: the corpus stores each utterance's alphabet).
 
 Viseme classes (:data:`VISEMES`) group phones that look alike on the lips and jaw: ``sil``
 (rest pose), ``NEU`` (neutral, for unknown symbols), consonant classes ``PP`` (p b m),
 ``FF`` (f v), ``TH``, ``DD`` (t d), ``NN`` (n), ``LL``, ``SS`` (s z), ``SH`` (sh zh ch jh),
 ``KK`` (k g ng), ``RR``, ``WW``, ``YY``, ``HH``, and vowel classes named after their ARPAbet
-vowel (``AA AE AH AO OH EH IH IY UH UW ER AX``). Diphthongs map to a sequence of two or
+vowel (``AA AE AH AO OH EH IH IY UH UW ER AX``), and the shapes English lacks (IPA only):
+``EE`` (close-mid front e), ``UE`` (front rounded close y ʏ ɥ: the jaw of i with the lips of
+u), ``OE`` (front rounded mid ø œ), ``UI`` (close unrounded back/central ɯ ɨ: close jaw,
+no pucker), ``BF`` (bilabial fricatives β ɸ: lips nearly closed, not sealed) and ``RT``
+(trills and taps r ɾ: neutral lips, not English R's rounding). Diphthongs map to a sequence of two or
 three vowel classes (``AY`` -> ``("AA", "IH")``). Unknown symbols never raise: they map to
 ``("NEU",)``.
 """
@@ -38,13 +54,14 @@ from typing import Iterable
 
 import numpy as np
 
-VISEMES: tuple[str, ...] = (
-    "sil", "NEU", "PP", "FF", "TH", "DD", "NN", "LL", "SS", "SH", "KK", "RR", "WW", "YY", "HH",
-    "AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX",
-)
+from ..face import VISEME_CLASSES
+
+#: The viseme classes (:data:`model_core.face.VISEME_CLASSES`, the one list).
+VISEMES: tuple[str, ...] = VISEME_CLASSES
 #: Vowel viseme classes (they carry stress and set the jaw opening of a syllable).
 VOWEL_VISEMES: frozenset[str] = frozenset(
-    {"AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX"})
+    {"AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH", "UW", "ER", "AX", "EE", "UE", "OE",
+     "UI"})
 #: Open vowels: the jaw opens most on these (the lip-sync measures of docs/architecture.md, "Metrics").
 OPEN_VOWELS_ARPABET: frozenset[str] = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 #: Bilabial phones (lips sealed).
@@ -129,7 +146,7 @@ STRESS_MARKS: dict[str, int | None] = {"'": 1, ",": 2, "%": 0, "=": None, "|": N
 
 _ARPA_RE = re.compile(r"^([A-Za-z]{1,3})([0-2])?$")
 _ESPEAK_SUFFIX = ";#/-!^~:0123456789"
-_ALPHABETS = ("auto", "arpabet", "espeak")
+_ALPHABETS = ("auto", "arpabet", "espeak", "ipa")
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,173 @@ class Phone:
     visemes: tuple[str, ...]
     stress: int | None = None
     alphabet: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# IPA (eSpeak NG's IPA phoneme names, MBROLA voices' phones): any language
+# --------------------------------------------------------------------------------------
+
+#: IPA symbol -> viseme classes: the one table from an IPA phone to its mouth targets
+#: (:data:`model_core.training.teacher.VISEME_TARGETS`). Keys are base symbols without
+#: stress, length or diacritics; several-letter keys (affricates, diphthongs written as
+#: one unit) are matched first. A vowel sequence in one label is a diphthong (its parts in
+#: turn). Symbols not listed are classified by :func:`ipa_feature_class`.
+IPA_TO_VISEMES: dict[str, tuple[str, ...]] = {
+    # -- vowels: close
+    "i": ("IY",), "ɪ": ("IH",), "y": ("UE",), "ʏ": ("UE",), "ɨ": ("UI",), "ʉ": ("UW",),
+    "ɯ": ("UI",), "u": ("UW",), "ʊ": ("UH",), "ᵻ": ("IH",), "ᵿ": ("UH",),
+    # -- vowels: mid
+    "e": ("EE",), "ø": ("OE",), "ɘ": ("AX",), "ɵ": ("UH",), "ɤ": ("AX",), "o": ("OH",),
+    "ə": ("AX",), "ɚ": ("ER",), "ɛ": ("EH",), "œ": ("OE",), "ɜ": ("ER",), "ɝ": ("ER",),
+    "ɞ": ("OE",), "ʌ": ("AH",), "ɔ": ("AO",),
+    # -- vowels: open
+    "æ": ("AE",), "ɐ": ("AH",), "a": ("AA",), "ɶ": ("OE",), "ä": ("AA",), "ɑ": ("AA",),
+    "ɒ": ("AO",),
+    # -- bilabials: p b m seal the lips; β ɸ nearly close them; labiodentals
+    "p": ("PP",), "b": ("PP",), "m": ("PP",), "ɓ": ("PP",), "ʙ": ("PP",), "ʘ": ("PP",),
+    "ɸ": ("BF",), "β": ("BF",),
+    "f": ("FF",), "v": ("FF",), "ʋ": ("FF",), "ɱ": ("FF",), "ⱱ": ("FF",),
+    # -- dental / alveolar
+    "θ": ("TH",), "ð": ("TH",), "t": ("DD",), "d": ("DD",), "ɗ": ("DD",), "n": ("NN",),
+    "s": ("SS",), "z": ("SS",), "l": ("LL",), "ɫ": ("LL",), "ɬ": ("LL",), "ɮ": ("LL",),
+    "r": ("RT",), "ɾ": ("RT",), "ɹ": ("RR",), "ɺ": ("RT",),
+    # -- postalveolar, retroflex, alveolo-palatal (spread, no protrusion)
+    "ʃ": ("SH",), "ʒ": ("SH",), "ʂ": ("SH",), "ʐ": ("SH",), "ɕ": ("SS",), "ʑ": ("SS",),
+    "ʈ": ("DD",), "ɖ": ("DD",), "ɳ": ("NN",), "ɭ": ("LL",), "ɽ": ("RT",), "ɻ": ("RR",),
+    # -- palatal: close jaw, slight spread
+    "j": ("YY",), "ɲ": ("YY",), "ʎ": ("YY",), "ç": ("YY",), "ʝ": ("YY",), "c": ("YY",),
+    "ɟ": ("YY",), "ʄ": ("YY",),
+    # -- velar, uvular: like K, the lips from the neighbours
+    "k": ("KK",), "g": ("KK",), "ɡ": ("KK",), "ŋ": ("KK",), "x": ("KK",), "ɣ": ("KK",),
+    "ɰ": ("KK",), "q": ("KK",), "ɢ": ("KK",), "ɴ": ("KK",), "χ": ("KK",), "ʁ": ("KK",),
+    "ʀ": ("KK",), "ɠ": ("KK",), "ʟ": ("LL",),
+    # -- labial-velar / labial-palatal approximants
+    "w": ("WW",), "ʍ": ("WW",), "ɥ": ("UE",),
+    # -- pharyngeal, epiglottal, glottal
+    "h": ("HH",), "ɦ": ("HH",), "ħ": ("HH",), "ʕ": ("HH",), "ʜ": ("HH",), "ʢ": ("HH",),
+    "ʡ": ("HH",), "ʔ": ("HH",),
+    # -- affricates (pf: P then F; ts: S) and other several-letter units
+    "pf": ("PP", "FF"), "bv": ("PP", "FF"), "ts": ("SS",), "dz": ("SS",), "tʃ": ("SH",),
+    "dʒ": ("SH",), "tɕ": ("SS",), "dʑ": ("SS",), "ʈʂ": ("SH",), "ɖʐ": ("SH",),
+    "tθ": ("TH",), "dð": ("TH",), "kx": ("KK",), "tɬ": ("LL",), "dɮ": ("LL",),
+    "ɝ˞": ("ER",),
+}
+
+#: IPA stress marks: primary 1, secondary 2.
+_IPA_STRESS = {"ˈ": 1, "ˌ": 2, "'": 1, ",": 2}
+#: Characters that never change the mouth's class: length, tie bars, syllable and
+#: intonation marks, rhoticity and aspiration-like modifier letters (combining marks are
+#: dropped too, by their Unicode class).
+_IPA_DROP = set("ːˑ͜͡‿.|‖↗↘˞ʰʱʲʷˠˤ̩̯̪̥̬̃ⁿˡ˭'-#=0123456789")
+_IPA_KEYS = sorted(IPA_TO_VISEMES, key=len, reverse=True)
+_IPA_ONLY = re.compile("[^\\x00-\\x7f]")
+
+
+def _ipa_strip(label: str) -> tuple[str, int | None]:
+    """(base symbols, stress) of an IPA label: stress marks read, diacritics dropped."""
+    import unicodedata
+    stress = None
+    out = []
+    for ch in unicodedata.normalize("NFD", label.strip()):
+        if ch in _IPA_STRESS:
+            stress = _IPA_STRESS[ch]
+        elif ch in _IPA_DROP or unicodedata.combining(ch) or unicodedata.category(ch) == "Lm":
+            continue     # diacritics and modifier letters (ʰ ʲ ʷ ᵝ ...): no class of their own
+        else:
+            out.append(ch)
+    base = unicodedata.normalize("NFC", "".join(out))
+    return base, stress
+
+
+@lru_cache(maxsize=1)
+def _panphon_table():
+    try:
+        import panphon
+    except ImportError:  # pragma: no cover - a train-extra dependency
+        return None
+    return panphon.FeatureTable()
+
+
+@lru_cache(maxsize=1024)
+def ipa_feature_class(symbol: str) -> str:
+    """The viseme class of one IPA segment from its phonological features (PyPI
+    ``panphon``): the fallback for symbols :data:`IPA_TO_VISEMES` does not list.
+
+    Vowels (``syl+``) by height (``hi``/``lo``), backness (``back``) and rounding (``round``):
+    close front unrounded ``IY``, rounded ``UE``; close back unrounded ``UI``, rounded
+    ``UW``; mid front unrounded ``EE``, rounded ``OE``; mid back rounded ``OH``, unrounded
+    ``AX``; open rounded ``AO``, unrounded ``AA``. Consonants by place and manner: labial
+    stops and nasals ``PP``, labial fricatives ``BF``, labial approximants ``WW``; coronal
+    sibilants ``SS`` (anterior) / ``SH`` (posterior), laterals ``LL``, nasals ``NN``,
+    rhotic approximants and taps ``RT``, non-sibilant fricatives ``TH``, stops ``DD``;
+    dorsal high front (palatal) ``YY``, other dorsals ``KK``; the rest (glottal,
+    pharyngeal) ``HH``.
+
+    Args:
+        symbol: one IPA segment (diacritics allowed).
+    Returns:
+        a class name in :data:`VISEMES` (``"NEU"`` only when panphon is not installed or
+        does not know the symbol either).
+    """
+    ft = _panphon_table()
+    segs = ft.word_fts(symbol) if ft is not None else []
+    if not segs:
+        return "NEU"
+    f = segs[0]
+    if f["syl"] > 0:
+        front, rnd = f["back"] < 0, f["round"] > 0
+        if f["hi"] > 0:
+            return ("UE" if rnd else "IY") if front else ("UW" if rnd else "UI")
+        if f["lo"] > 0:
+            return "AO" if rnd else "AA"
+        return ("OE" if rnd else "EE") if front else ("OH" if rnd else "AX")
+    if f["lab"] > 0 and f["cor"] <= 0 and f["hi"] <= 0:
+        if f["son"] > 0 and f["cons"] < 0:
+            return "WW"
+        return "BF" if f["cont"] > 0 and f["nas"] <= 0 else "PP"
+    if f["cor"] > 0:
+        if f["strid"] > 0:
+            return "SS" if f["ant"] > 0 else "SH"
+        if f["lat"] > 0:
+            return "LL"
+        if f["nas"] > 0:
+            return "NN"
+        if f["son"] > 0:
+            return "RT"
+        return "TH" if f["cont"] > 0 else "DD"
+    if f["hi"] > 0 or f["back"] > 0:
+        return "YY" if f["hi"] > 0 and f["back"] < 0 else ("KK" if f["lo"] <= 0 else "HH")
+    return "HH"
+
+
+def _ipa(label: str) -> Phone | None:
+    """An IPA phone label -> :class:`Phone` (None for an empty label)."""
+    base, stress = _ipa_strip(label)
+    if not base:
+        return None
+    vis: list[str] = []
+    k = 0
+    while k < len(base):
+        for key in _IPA_KEYS:
+            if base.startswith(key, k):
+                vis.extend(IPA_TO_VISEMES[key])
+                k += len(key)
+                break
+        else:
+            vis.append(ipa_feature_class(base[k]))
+            k += 1
+    # a label holds one phone: a vowel sequence is a diphthong (at most three parts); any
+    # consonant in it is a unit such as an affricate, already one or two classes
+    vis = vis[:3]
+    if stress is None and vis[0] == "AX":
+        stress = 0
+    return Phone(label, "phone", tuple(vis), stress, "ipa")
+
+
+def is_ipa_label(label: str) -> bool:
+    """True when ``label`` holds a character outside ASCII (every IPA-only symbol is one:
+    ``ə ɪ ʊ ː ˈ``...), so that a sequence holding it is IPA (:func:`detect_alphabet`)."""
+    return bool(_IPA_ONLY.search(label))
 
 
 def _is_silence(label: str) -> bool:
@@ -212,16 +396,18 @@ def parse_phone(label: str, alphabet: str = "auto") -> Phone:
 
     Args:
         label: an ARPAbet phone (``"AA1"``, ``"m"``), an espeak-ng mnemonic (``"aI"``,
-            ``"'a"``, ``"_:"``), a silence label (``"SIL"``, ``"<sil>"``, ``"+NSN+"``) or a
-            stress mark (``"'"``).
-        alphabet: ``"auto"`` (ARPAbet where the label is valid ARPAbet, else espeak),
-            ``"arpabet"`` or ``"espeak"``.
+            ``"'a"``, ``"_:"``), an IPA phone (``"ˈaɪ"``, ``"yː"``, ``"ʁ"``), a silence
+            label (``"SIL"``, ``"<sil>"``, ``"+NSN+"``, ``"_"``) or a stress mark
+            (``"'"``, ``"ˈ"``).
+        alphabet: ``"auto"`` (IPA when the label holds a non-ASCII character, else ARPAbet
+            where the label is valid ARPAbet, else espeak), ``"arpabet"``, ``"espeak"`` or
+            ``"ipa"``.
 
     Returns:
         a :class:`Phone`; unknown symbols give ``kind="phone"``, ``visemes=("NEU",)``.
 
     Raises:
-        ValueError: ``label`` is not a string, or ``alphabet`` is not one of the three names.
+        ValueError: ``label`` is not a string, or ``alphabet`` is not one of the four names.
     """
     if not isinstance(label, str):
         raise ValueError(f"phone label must be a string, got {type(label).__name__}")
@@ -237,6 +423,11 @@ def _parse(label: str, alphabet: str) -> Phone:
         return Phone(label, "mark", (), STRESS_MARKS.get(s, STRESS_MARKS.get(s[0])))
     if _is_silence(s):
         return Phone(label, "silence", ("sil",))
+    if alphabet == "ipa" or (alphabet == "auto" and is_ipa_label(s)):
+        if set(s) <= set(_IPA_STRESS):
+            return Phone(label, "mark", (), _IPA_STRESS[s[0]])
+        p = _ipa(s)
+        return p if p is not None else Phone(label, "phone", ("NEU",))
     p = None
     if alphabet == "arpabet":
         p = _arpabet(s, case_sensitive=False) or _espeak(s)
@@ -274,16 +465,18 @@ def _espeak_only(label: str) -> bool:
 
 
 def detect_alphabet(labels: Iterable[str]) -> str:
-    """Classify a whole label sequence as ``"espeak"`` or ``"arpabet"``.
+    """Classify a whole label sequence as ``"ipa"``, ``"espeak"`` or ``"arpabet"``.
 
-    The sequence is espeak when any label (other than silence and marks) is an espeak-only
+    The sequence is IPA when any label holds a non-ASCII character (:func:`is_ipa_label`);
+    else espeak when any label (other than silence and marks) is an espeak-only
     symbol (``"@"``, ``"aI"``, ``"i:"``, ``"a"``, ``"tS"`` ...); otherwise ARPAbet. This
     settles the symbols the two alphabets share (``T D S Z N V``). Non-string labels are
     skipped here (:func:`parse_phone` rejects them).
     """
+    labels = [lab for lab in labels if isinstance(lab, str)]
+    if any(is_ipa_label(lab) for lab in labels):
+        return "ipa"
     for lab in labels:
-        if not isinstance(lab, str):
-            continue
         s = lab.strip()
         if not s or _is_silence(s) or set(s) <= set("',%=|"):
             continue
@@ -321,21 +514,25 @@ def phone_frames(start_s: float, end_s: float, fps: float, n_frames: int,
     return np.arange(max(lo, 0), min(hi, int(n_frames)), dtype=np.int64)
 
 
-def bilabial_frame_mask(phones, fps: float, n_frames: int) -> np.ndarray:
+def bilabial_frame_mask(phones, fps: float, n_frames: int,
+                        alphabet: str = "auto") -> np.ndarray:
     """Frames of the bilabial stops and nasal (P, B, M in any alphabet :func:`parse_phone`
     reads: the phones whose visemes include ``PP``), each widened by one frame on each side
     as the closure measure counts them (:func:`phone_frames` with ``widen=1``).
 
     Args:
         phones: ``[(label, start_s, end_s)]``, seconds; fps: frames per second (> 0);
-        n_frames: T.
+        n_frames: T; alphabet: how to read the labels (as :func:`parse_phone`; ``"auto"``
+        decides over the whole sequence, :func:`detect_alphabet`).
     Returns:
         bool [T].
     Raises:
         ValueError: fps not finite and > 0.
     """
     m = np.zeros(int(n_frames), dtype=bool)
+    if alphabet == "auto":
+        alphabet = detect_alphabet(str(p[0]) for p in phones)
     for label, s, e in phones:
-        if "PP" in parse_phone(str(label)).visemes:
+        if "PP" in parse_phone(str(label), alphabet).visemes:
             m[phone_frames(float(s), float(e), fps, n_frames, widen=1)] = True
     return m

@@ -181,6 +181,17 @@ VISEME_TARGETS: dict[str, tuple[dict[str, float], tuple[float, float, float, flo
     "ER": ({"jaw": 0.24, "shrugUpper": 0.15, "funnel": 0.35, "pucker": 0.20},
            (0.9, 0.5, 0.9, 0.5)),
     "AX": ({"jaw": 0.28, "lowerDown": 0.10}, (0.5, 0.3, 0.3, 0.3)),
+    # shapes English lacks (IPA phones of other languages; see .phonemes.IPA_TO_VISEMES)
+    "EE": ({"jaw": 0.32, "lowerDown": 0.22, "upperUp": 0.05, "stretch": 0.35, "smile": 0.05},
+           (0.9, 0.5, 0.7, 0.5)),                     # close-mid front e: between IH and EH
+    "UE": ({"jaw": 0.14, "lowerDown": 0.05, "funnel": 0.40, "pucker": 0.65},
+           (0.9, 0.5, 1.2, 0.5)),                     # y ʏ ɥ: the jaw of IY, the lips of UW
+    "OE": ({"jaw": 0.34, "lowerDown": 0.12, "funnel": 0.45, "pucker": 0.35},
+           (1.0, 0.5, 1.0, 0.5)),                     # ø œ: the jaw of EH/EE, lips of OH
+    "UI": ({"jaw": 0.16, "lowerDown": 0.08, "stretch": 0.15}, (0.9, 0.5, 0.6, 0.5)),
+    "BF": ({"jaw": 0.08, "press": 0.10, "rollLower": 0.30, "rollUpper": 0.20},
+           (0.6, 1.5, 0.4, 0.3)),                     # β ɸ: lips nearly closed, not sealed
+    "RT": ({"jaw": 0.17, "lowerDown": 0.08}, (0.5, 0.2, 0.15, 0.5)),  # r ɾ: neutral lips
 }
 #: The viseme classes of :func:`viseme_track`, in index order (``"sil"`` is 0): the one list
 #: in :data:`model_core.face.VISEME_CLASSES`, which the network's auxiliary heads use too.
@@ -581,7 +592,8 @@ def teacher_curves(phones: Sequence[tuple[str, float, float]], duration_s: float
     Args:
         phones: list of ``(label, start_s, end_s)``, times in seconds from the clip start.
             Labels are ARPAbet (``"AA1"``, ``"M"``), espeak-ng mnemonics (``"aI"``,
-            ``"_:"``, stress marks ``"'"`` ``","``) or silence labels (``"SIL"``,
+            ``"_:"``, stress marks ``"'"`` ``","``), IPA (``"ˈaɪ"``, ``"yː"``, ``"ʁ"``:
+            any language) or silence labels (``"SIL"``,
             ``"sp"``, ``"<sil>"``, ``"+NSN+"``); unknown labels give a neutral mouth.
             Any order; phones may overlap or reach outside ``[0, duration_s]`` (e.g. a
             window cut from a longer alignment). Uncovered gaps of 30 ms or more are silence.
@@ -593,8 +605,8 @@ def teacher_curves(phones: Sequence[tuple[str, float, float]], duration_s: float
             ``[T]`` sampled at ``fps`` (as from :func:`prosody_from_audio`). It adds brow
             raises on pitch accents and a loudness gain on the jaw. None: no prosody-driven
             brow raises (blinks, gaze and idle motion still run).
-        alphabet: ``"auto"`` (detected over the whole sequence), ``"arpabet"`` or
-            ``"espeak"``; see :mod:`model_core.training.phonemes`.
+        alphabet: ``"auto"`` (detected over the whole sequence), ``"arpabet"``,
+            ``"espeak"`` or ``"ipa"``; see :mod:`model_core.training.phonemes`.
 
     Returns:
         float32 ``[T, 52]``, ``T = round(duration_s * fps)`` (halves up), channels in
@@ -611,8 +623,9 @@ def teacher_curves(phones: Sequence[tuple[str, float, float]], duration_s: float
     d, f = _check_common(duration_s, fps)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if alphabet not in ("auto", "arpabet", "espeak"):
-        raise ValueError(f"alphabet must be 'auto', 'arpabet' or 'espeak', got {alphabet!r}")
+    if alphabet not in ("auto", "arpabet", "espeak", "ipa"):
+        raise ValueError(f"alphabet must be 'auto', 'arpabet', 'espeak' or 'ipa', got "
+                         f"{alphabet!r}")
     ph = check_phones(phones)
     n = frame_count(d, f)
     pros = _check_prosody(prosody, n) if prosody is not None else None

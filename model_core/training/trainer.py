@@ -37,6 +37,8 @@ Config (TOML), ARKit blendshapes::
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
+    vtlp = 0.0              # vocal-tract-length perturbation of the features: each corpus
+                            # utterance heard with a warp in [1/(1+vtlp), 1+vtlp] (0 = off)
 
 Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md``)::
 
@@ -80,14 +82,17 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
-                      distill_guidance_channels="", distill_history="student", stop_at=0)
+                      distill_guidance_channels="", distill_history="student", stop_at=0,
+                      vtlp=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
 CODEC_DEFAULTS = dict(components=128, max_frames=50000)
 #: [model] settings a fine-tune (init_from) or a resumed run may change: they do not change
 #: the network's weights or shapes. Every other [model] setting must match the checkpoint.
-TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "sample_steps", "eta", "guidance",
+TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "min_lookahead_ms",
+                          "live_chunk_frames", "live_lookahead_ms", "sample_steps", "eta",
+                          "guidance",
                           "guidance_channels", "lip_temperature", "blink_temperature",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
                           "history_noise", "history_drop", "history_shrink", "history_corrupt",
@@ -354,7 +359,7 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     stream = cap_batcher = None
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
-                              pad=bool(data["pad_silence"]))
+                              pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]))
     if captures:
         cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7)
     mix = np.random.default_rng([data_seed, 1])   # not the stream's own draws
@@ -367,7 +372,8 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     val_batches = []
     if val_files:
         vs = CorpusStream(model, val_files, reservoir=len(val_files), refresh=0, seed=12345, pad=False)
-        val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames) for _ in range(tr["val_batches"])]
+        val_batches = [vs.batch(tr["batch_size"], mcfg.chunk_frames, mcfg.lookahead_ms)
+                       for _ in range(tr["val_batches"])]
     return _Job(model, next_batch, val_batches, len(files) - n_val + len(captures),
                 lambda path: save_checkpoint(model, path),
                 {"corpus": data["corpus"], "captures": data["captures"]})

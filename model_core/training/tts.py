@@ -68,6 +68,7 @@ __all__ = [
     "SpeechClip",
     "espeak_synthesize",
     "espeak_voices",
+    "espeak_languages",
     "festival_synthesize",
     "festival_synthesize_batch",
     "festival_voices",
@@ -165,6 +166,7 @@ def _clean_phones(starts, labels, n_samples: int, sample_rate: int, pause: str) 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 # espeak_Initialize options
 _INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002    # phoneme events carry IPA names instead of mnemonics
 _INIT_DONT_EXIT = 0x8000
 # espeak_EVENT_TYPE
 _EV_LIST_TERMINATED = 0
@@ -215,13 +217,16 @@ _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), 
                                   ctypes.POINTER(_Event))
 
 _ESPEAK_LOCK = threading.RLock()
-_backend = None   # _EspeakZygote (or _EspeakInProcess where there is no fork), under the lock
+#: {ipa: _EspeakZygote (or _EspeakInProcess where there is no fork)}, under the lock; one
+#: backend per event alphabet (eSpeak NG fixes it when it is initialised)
+_backends: dict = {}
 
 
 class _Espeak:
-    """The process-wide eSpeak NG instance. Use only while holding ``_ESPEAK_LOCK``."""
+    """The process-wide eSpeak NG instance. Use only while holding ``_ESPEAK_LOCK``.
+    ``ipa``: its phoneme events carry IPA names (every language) instead of mnemonics."""
 
-    def __init__(self):
+    def __init__(self, ipa: bool = False):
         lib = None
         names = ["libespeak-ng.so.1", "libespeak-ng.so", ctypes.util.find_library("espeak-ng")]
         for name in names:
@@ -252,10 +257,13 @@ class _Espeak:
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         lib.espeak_GetCurrentVoice.argtypes = []
         lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(_Voice)
+        lib.espeak_SetPhonemeTrace.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        lib.espeak_SetPhonemeTrace.restype = None
 
         # DONT_EXIT: a missing data directory returns an error instead of calling exit().
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None,
-                                     _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
+                                     _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT
+                                     | (_INIT_PHONEME_IPA if ipa else 0))
         if rate <= 0:
             raise RuntimeError(
                 f"espeak_Initialize failed (returned {rate}): the eSpeak NG data directory is "
@@ -277,7 +285,7 @@ class _Espeak:
                 while events[i].type != _EV_LIST_TERMINATED:
                     ev = events[i]
                     if ev.type == _EV_PHONEME:
-                        name = ev.id.string.decode("ascii", errors="replace")
+                        name = ev.id.string.decode("utf-8", errors="ignore")
                         self._events.append((int(ev.sample), name))
                     i += 1
         except Exception:  # never let an exception unwind into C
@@ -357,29 +365,51 @@ class _Espeak:
         return out
 
 
+#: espeak_SetPhonemeTrace mode: write the MBROLA phone data (.pho) of the synthesis
+_PHONEMES_MBROLA = 0x10
+
+
 def _espeak_run(es: _Espeak, voice: str, rate: int, pitch: int, pitch_range: int,
-                flags: int, text: str):
+                flags: int, text: str, pho_path: str | None = None):
+    """Synthesize; with ``pho_path`` (an MBROLA voice) also write the synthesis's MBROLA
+    phone data there (the phones, durations in ms and pitch points the audio was made
+    from), then return it as a third item."""
     es.set_voice(voice)  # before the parameters: loading a voice resets some
     es.set_parameter(_P_RATE, rate)
     es.set_parameter(_P_PITCH, pitch)
     es.set_parameter(_P_RANGE, pitch_range)
     es.set_parameter(_P_VOLUME, 100)
     es.set_parameter(_P_WORDGAP, 0)
-    return es.synth(text, flags)
+    if pho_path is None:
+        return es.synth(text, flags)
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    stream = libc.fopen(pho_path.encode(), b"w")
+    if not stream:
+        raise RuntimeError(f"cannot write the MBROLA phone data to {pho_path}")
+    es.lib.espeak_SetPhonemeTrace(_PHONEMES_MBROLA, stream)
+    try:
+        pcm, events = es.synth(text, flags)
+    finally:
+        es.lib.espeak_SetPhonemeTrace(0, None)
+        libc.fclose(stream)
+    return pcm, events, Path(pho_path).read_text(encoding="utf-8", errors="replace")
 
 
 def _espeak_handle(es: _Espeak, op: str, payload):
     """Serve one request on an initialised :class:`_Espeak` (in a forked child or in-process).
 
-    ``"synth"``: payload = list of (voice, rate, pitch, pitch_range, flags, text), run in
-    order; returns a list of (int16 PCM bytes, [(onset sample, phoneme mnemonic), ...]).
+    ``"synth"``: payload = list of (voice, rate, pitch, pitch_range, flags, text[,
+    pho_path]), run in order; returns a list of (int16 PCM bytes, [(onset sample, phoneme
+    name), ...][, MBROLA phone data]).
     ``"voices"``: returns (English base voices by first language, variant names that load).
     """
     if op == "synth":
         out = []
-        for voice, rate, pitch, pitch_range, flags, text in payload:
-            pcm, events = _espeak_run(es, voice, rate, pitch, pitch_range, flags, text)
-            out.append((pcm.astype("<i2").tobytes(), events))
+        for job in payload:
+            pcm, events, *pho = _espeak_run(es, *job)
+            out.append((pcm.astype("<i2").tobytes(), events, *pho))
         return out
     if op == "voices":
         base = sorted({langs[0] for ident, langs in es.list_voices(False)
@@ -395,6 +425,9 @@ def _espeak_handle(es: _Espeak, op: str, payload):
                     continue
                 variants.append(name)
         return base, sorted(variants, key=str.lower)
+    if op == "languages":
+        return sorted({langs[0] for ident, langs in es.list_voices(False)
+                       if not ident.startswith("mb/") and langs})
     raise ValueError(f"unknown eSpeak request {op!r}")
 
 
@@ -448,13 +481,14 @@ def _recv_msg(fd: int):
     return None if data is None else pickle.loads(data)
 
 
-def _zygote_main() -> None:
-    """Helper process: initialise eSpeak, then fork one child per request."""
+def _zygote_main(ipa: bool = False) -> None:
+    """Helper process: initialise eSpeak (IPA phoneme names with ``ipa``), then fork one
+    child per request."""
     channel = os.dup(1)
     os.dup2(2, 1)  # stray writes to stdout (C or Python) must not corrupt the channel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent; EOF ends us
     try:
-        es = _Espeak()
+        es = _Espeak(ipa)
     except Exception as exc:
         _send_msg(channel, ("error", type(exc).__name__, str(exc)))
         return
@@ -483,13 +517,14 @@ def _zygote_main() -> None:
 class _EspeakZygote:
     """Parent side of the helper process. Use only while holding ``_ESPEAK_LOCK``."""
 
-    def __init__(self):
+    def __init__(self, ipa: bool = False):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MKL_NUM_THREADS="1")
         # -P: do not put this file's folder on sys.path (its modules must not shadow stdlib)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-P", os.path.abspath(__file__), "--espeak-zygote"],
+                [sys.executable, "-P", os.path.abspath(__file__), "--espeak-zygote"]
+                + (["--ipa"] if ipa else []),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 bufsize=0, env=env, close_fds=True)
         except OSError as exc:
@@ -539,8 +574,8 @@ class _EspeakInProcess:
     """Fallback where ``os.fork`` is missing: eSpeak in this process (not reproducible
     bit for bit: a few samples of drift between calls, see above)."""
 
-    def __init__(self):
-        self.es = _Espeak()
+    def __init__(self, ipa: bool = False):
+        self.es = _Espeak(ipa)
         self.sample_rate = self.es.sample_rate
         self.owner_pid = os.getpid()
 
@@ -551,18 +586,19 @@ class _EspeakInProcess:
         pass
 
 
-def _close_backend() -> None:
-    global _backend
+def _close_backend(ipa: bool | None = None) -> None:
+    """Close the eSpeak helper of that event alphabet (None: both)."""
     with _ESPEAK_LOCK:
-        if _backend is not None and _backend.owner_pid == os.getpid():
-            _backend.close()
-        _backend = None
+        for key in ([False, True] if ipa is None else [ipa]):
+            backend = _backends.pop(key, None)
+            if backend is not None and backend.owner_pid == os.getpid():
+                backend.close()
 
 
 def _after_fork_in_child() -> None:
     # A forked child must neither share the parent's helper pipes nor inherit a held lock.
-    global _backend, _ESPEAK_LOCK
-    _backend = None
+    global _ESPEAK_LOCK
+    _backends.clear()
     _ESPEAK_LOCK = threading.RLock()
 
 
@@ -571,29 +607,38 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_close_backend)
 
 
-def _espeak_call(op: str, payload):
-    """Send one request to the eSpeak backend (started on first use); returns
-    (result, sample_rate). Raises what the backend raised."""
-    global _backend
+def _espeak_call(op: str, payload, ipa: bool = False):
+    """Send one request to the eSpeak backend of that event alphabet (started on first
+    use; ``ipa``: IPA phoneme names); returns (result, sample_rate). Raises what the
+    backend raised."""
     with _ESPEAK_LOCK:
         for attempt in range(2):
-            if _backend is None:
+            backend = _backends.get(ipa)
+            if backend is None:
                 try:
                     if not hasattr(os, "fork"):
                         raise _BackendUnavailable("no os.fork")
-                    _backend = _EspeakZygote()
+                    backend = _EspeakZygote(ipa)
                 except _BackendUnavailable:  # e.g. sys.executable is not a Python
-                    _backend = _EspeakInProcess()
+                    backend = _EspeakInProcess(ipa)
+                _backends[ipa] = backend
             try:
-                return _backend.call(op, payload), _backend.sample_rate
+                return backend.call(op, payload), backend.sample_rate
             except _BackendDied as exc:
-                _close_backend()
+                _close_backend(ipa)
                 if attempt:
                     raise RuntimeError(f"the eSpeak NG helper process died: {exc}") from exc
     raise AssertionError("unreachable")
 
 
 _STOP_RE = re.compile(r"(p|b|t|d|k|g|tS|dZ)[0-9]?")
+#: The same stops and affricates as IPA names (eSpeak's IPA phoneme events, any language).
+_IPA_STOP_RE = re.compile(r"[ˈˌ]?(p|b|t|d|k|ɡ|g|c|ɟ|q|ʈ|ɖ|tʃ|dʒ|ts|dz|tɕ|dʑ|pf)ː?")
+
+
+def _is_pause(label: str) -> bool:
+    """eSpeak's pauses: ``_``-prefixed mnemonics, or an empty IPA name."""
+    return not label or label.startswith("_")
 
 
 def _distinct_onsets(events: list) -> list:
@@ -603,7 +648,7 @@ def _distinct_onsets(events: list) -> list:
     return [e for k, e in enumerate(events) if k + 1 == len(events) or events[k + 1][0] != e[0]]
 
 
-def _stop_closures(pcm: np.ndarray, events: list) -> dict:
+def _stop_closures(pcm: np.ndarray, events: list, stop_re=_STOP_RE) -> dict:
     """Closure lengths (samples) of eSpeak's oral stops, keyed by event index.
 
     eSpeak emits a stop's phoneme event at its release (burst); the closure before it is
@@ -613,7 +658,7 @@ def _stop_closures(pcm: np.ndarray, events: list) -> dict:
     silent = np.abs(pcm.astype(np.int32)) <= 1
     out = {}
     for i, (onset, label) in enumerate(events):
-        if i == 0 or not _STOP_RE.fullmatch(label) or events[i - 1][1].startswith("_"):
+        if i == 0 or not stop_re.fullmatch(label) or _is_pause(events[i - 1][1]):
             continue
         lo = events[i - 1][0] + 1  # the previous phone keeps at least one sample
         if onset <= lo:
@@ -628,7 +673,8 @@ def _stop_closures(pcm: np.ndarray, events: list) -> dict:
 def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
                       pitch_range: int = 50, variant: str | None = None, *,
                       lead_silence_s: float = 0.1, end_pause: bool = True,
-                      stop_closure: bool = False, phoneme_input: bool = False) -> SpeechClip:
+                      stop_closure: bool = False, phoneme_input: bool = False,
+                      ipa: bool = False) -> SpeechClip:
     """Synthesize ``text`` with eSpeak NG and return the audio with exact phone timing.
 
     Args:
@@ -655,12 +701,16 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
             Default False: phones exactly as the events report them.
         phoneme_input: allow eSpeak phoneme mnemonics in ``[[ ]]`` inside ``text``
             (``espeakPHONEMES``), e.g. ``"[[m'A:mA:]]"``.
+        ipa: label the phones with eSpeak's IPA names (``"m"``, ``"ˈaɪ"``, ``"yː"``; any
+            language: :func:`espeak_languages`) instead of its ASCII mnemonics (which differ
+            from language to language). The teacher reads them with ``alphabet="ipa"``.
 
     Returns:
         :class:`SpeechClip` with ``samples`` float32 [N] at 22050 Hz, ``phones`` built from
         the phoneme events' exact sample positions (each phone ends where the next starts,
         the last at N; pauses labelled ``"_"``; zero-length phones dropped), ``engine
-        "espeak-ng"``, ``voice`` the full voice string used.
+        "espeak-ng"``, ``voice`` the full voice string used, ``settings["alphabet"]``
+        ``"ipa"`` or ``"espeak"``.
 
     Raises:
         FileNotFoundError: libespeak-ng is not installed (Debian ``libespeak-ng1``).
@@ -685,7 +735,7 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
     jobs = [(full_voice, int(rate), int(pitch), int(pitch_range), flags, text)]
     if stop_closure and "+" in full_voice:  # reference without the variant (no echo)
         jobs.append((full_voice.split("+", 1)[0],) + jobs[0][1:])
-    results, sr = _espeak_call("synth", jobs)
+    results, sr = _espeak_call("synth", jobs, ipa=ipa)
     pcm, events = np.frombuffer(results[0][0], dtype="<i2"), results[0][1]
     ref = None
     if len(results) > 1:
@@ -695,11 +745,12 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
     events = _distinct_onsets(events)
     starts = [s for s, _ in events]
     if stop_closure:
-        closures = _stop_closures(pcm, events)
+        stop_re = _IPA_STOP_RE if ipa else _STOP_RE
+        closures = _stop_closures(pcm, events, stop_re)
         if ref is not None:
             ref_events = _distinct_onsets(ref[1])
             if [lab for _, lab in ref_events] == [lab for _, lab in events]:
-                ref_closures = _stop_closures(ref[0], ref_events)
+                ref_closures = _stop_closures(ref[0], ref_events, stop_re)
                 for i, run in ref_closures.items():
                     if closures.get(i, 0) < run:
                         closures[i] = run
@@ -709,13 +760,14 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
     samples = np.concatenate([np.zeros(lead, np.float32),
                               pcm.astype(np.float32) * np.float32(1.0 / 32768.0)])
     starts = [lead + s for s in starts]
-    labels = [ESPEAK_PAUSE if lab.startswith("_") else lab for _, lab in events]
+    labels = [ESPEAK_PAUSE if _is_pause(lab) else lab for _, lab in events]
     phones = _clean_phones(starts, labels, len(samples), sr, ESPEAK_PAUSE)
     return SpeechClip(samples=samples, sample_rate=sr, phones=phones, text=text,
                      voice=full_voice, engine="espeak-ng",
                      settings={"rate": int(rate), "pitch": int(pitch),
                                "pitch_range": int(pitch_range),
-                               "stop_closure": bool(stop_closure)})
+                               "stop_closure": bool(stop_closure),
+                               "alphabet": "ipa" if ipa else "espeak"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -739,6 +791,19 @@ def espeak_voices(variants: bool = True) -> list:
     """
     base, names = _espeak_voices_cached()
     return list(base) + ([f"en-us+{n}" for n in names] if variants and "en-us" in base else [])
+
+
+@functools.lru_cache(maxsize=1)
+def espeak_languages() -> tuple:
+    """Every language eSpeak NG speaks with its own (formant) voices, by the language code
+    of its voices (``"af"``, ``"de"``, ``"en-us"``, ``"fr-fr"``, ``"ja"``, ``"pl"`` ...;
+    about 130 on Debian 12). Synthesize with ``espeak_synthesize(text, voice=code,
+    ipa=True)`` for IPA phone names. MBROLA voices are :mod:`.mbrola`'s.
+
+    Raises:
+        FileNotFoundError / RuntimeError: as :func:`espeak_synthesize`.
+    """
+    return tuple(_espeak_call("languages", None)[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -945,8 +1010,8 @@ def festival_voices() -> list:
     return list(_festival_voices_cached())
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--espeak-zygote"]:
-    _zygote_main()
+if __name__ == "__main__" and sys.argv[1:2] == ["--espeak-zygote"]:
+    _zygote_main(ipa=sys.argv[2:] == ["--ipa"])
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,373 @@
+"""MBROLA diphone voices (made from recordings of people, ~35 languages) with exact IPA
+phone timing, driven by eSpeak NG.
+
+eSpeak NG turns the text into phones, durations and pitch (for an ``mb-XX`` voice it writes
+them as MBROLA phone data, a ``.pho`` file: one line per phone, ``SYMBOL DURATION_MS
+[POSITION_% PITCH_HZ]...``); the ``mbrola`` program renders that file with the voice's
+diphones, so every phone lasts exactly as long as the file says. One eSpeak synthesis gives
+the ``.pho`` data (``espeak_SetPhonemeTrace``; eSpeak does not render while tracing) and
+the same synthesis again gives the IPA name of every phone (its phoneme events, on the same
+time line as long as the two agree), so each MBROLA phone gets the IPA name of the exact
+allophone eSpeak spoke; where the time lines part, a per-voice table learned from those
+events (``mbrola_ipa.json``, ``tools/mbrola_ipa_table.py``) or the symbol's X-SAMPA
+reading names it (:func:`pair_ipa`).
+
+eSpeak NG 1.51 makes MBROLA vowels too short: 0.5-0.9x the length of the consonants, where
+speech has vowels about 1.5-2x as long. :func:`rebalance_durations` lengthens the vowels
+and shortens the consonants so that their mean ratio is a chosen value while the utterance
+keeps its length; the pitch points are percentages of each phone and move with it.
+
+Debian: ``apt-get install mbrola mbrola-de4 ...`` (the voices are in Debian's ``non-free``
+section: add ``contrib non-free`` to the apt sources; ``tools/setup_corpus.sh`` does). Which
+voices the project trains on is :data:`model_core.training.corpus.TRAIN_MBROLA`.
+
+Public API::
+
+    mbrola_voices()                       # {"de4": "de", "fr2": "fr-fr", ...} installed
+    clip = mbrola_synthesize("Im Mai blühen die Blumen.", "de4", rate=160, pitch=50)
+    clip.phones                           # [("_", 0.0, 0.029), ("ɪ", 0.029, 0.12), ...]
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .phonemes import VOWEL_VISEMES, parse_phone
+from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
+
+__all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
+           "parse_pho", "format_pho", "pair_ipa", "rebalance_durations", "voice_agreement",
+           "voice_ipa_table", "xsampa_to_ipa"]
+
+#: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
+#: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
+MBROLA_DIRS = (Path("/usr/share/mbrola"), Path("/usr/lib/mbrola"))
+_ESPEAK_MB_DIRS = (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/mb"),
+                   Path("/usr/lib/aarch64-linux-gnu/espeak-ng-data/voices/mb"),
+                   Path("/usr/share/espeak-ng-data/voices/mb"))
+_INSTALL = ("add 'contrib non-free' to the Debian apt sources, then apt-get install mbrola "
+            "mbrola-XX (tools/setup_corpus.sh does both)")
+
+
+@dataclass
+class PhoLine:
+    """One phone of MBROLA phone data: ``symbol`` (the voice's own name, e.g. ``"y:"``),
+    ``dur_ms`` (milliseconds, > 0), ``pitch`` ((position % of the phone, Hz) pairs) and
+    ``ipa`` (its IPA name from eSpeak's phoneme events; ``""`` for a pause)."""
+    symbol: str
+    dur_ms: float
+    pitch: list
+    ipa: str = ""
+
+
+def parse_pho(text: str) -> list[PhoLine]:
+    """Parse MBROLA phone data (``SYMBOL DURATION [POS PITCH]...`` per line; blank lines and
+    ``;`` comments skipped).
+
+    Raises:
+        ValueError: a line with no duration or a non-numeric field, naming the line.
+    """
+    out = []
+    for k, line in enumerate(text.splitlines(), 1):
+        line = line.split(";", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            nums = [float(x) for x in parts[1:]]
+        except ValueError:
+            raise ValueError(f"MBROLA phone data line {k}: non-numeric field in {line!r}") \
+                from None
+        if not nums or len(nums) % 2 != 1:
+            raise ValueError(f"MBROLA phone data line {k}: expected 'SYMBOL DURATION "
+                             f"[POS PITCH]...', got {line!r}")
+        out.append(PhoLine(parts[0], nums[0], list(zip(nums[1::2], nums[2::2]))))
+    return out
+
+
+def format_pho(lines: list[PhoLine]) -> str:
+    """MBROLA phone data for ``lines`` (durations rounded to whole ms, at least 1)."""
+    rows = []
+    for ln in lines:
+        pitch = "".join(f" {p:g} {f:g}" for p, f in ln.pitch)
+        rows.append(f"{ln.symbol}\t{max(1, int(round(ln.dur_ms)))}{pitch}")
+    return "\n".join(rows) + "\n"
+
+
+#: X-SAMPA -> IPA for the symbols MBROLA voices use (most of them write their phones in
+#: SAMPA, which is X-SAMPA for these), the reading of a symbol neither the eSpeak events of
+#: the synthesis nor the learned table (:data:`IPA_TABLE`) name.
+XSAMPA: dict[str, str] = {
+    "a": "a", "A": "ɑ", "6": "ɐ", "@": "ə", "E": "ɛ", "e": "e", "I": "ɪ", "i": "i",
+    "O": "ɔ", "o": "o", "U": "ʊ", "u": "u", "Y": "ʏ", "y": "y", "2": "ø", "9": "œ",
+    "{": "æ", "V": "ʌ", "Q": "ɒ", "1": "ɨ", "}": "ʉ", "M": "ɯ", "3": "ɜ", "&": "ɶ",
+    "8": "ɵ", "7": "ɤ", "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "ɡ",
+    "f": "f", "v": "v", "s": "s", "z": "z", "h": "h", "m": "m", "n": "n", "l": "l",
+    "r": "r", "j": "j", "w": "w", "x": "x", "c": "c", "q": "q", "T": "θ", "D": "ð",
+    "S": "ʃ", "Z": "ʒ", "C": "ç", "X": "χ", "G": "ɣ", "R": "ʁ", "N": "ŋ", "J": "ɲ",
+    "L": "ʎ", "H": "ɥ", "4": "ɾ", "?": "ʔ", "B": "β", "F": "ɱ", "W": "ʍ", "K": "ɬ",
+    "P": "ʋ", "tS": "tʃ", "dZ": "dʒ", "ts": "ts", "dz": "dz", "pf": "pf", "rr": "r",
+    "ng": "ŋ", "nh": "ɲ", "lh": "ʎ", "sh": "ʃ", "ch": "tʃ",
+}
+_XSAMPA_KEYS = sorted(XSAMPA, key=len, reverse=True)
+
+
+def xsampa_to_ipa(symbol: str) -> str:
+    """Read an MBROLA phone symbol as X-SAMPA: ``"y:"`` -> ``"yː"``, ``"a~"`` -> ``"ã"``,
+    ``"aI"`` -> ``"aɪ"``, ``"t'"`` -> ``"tʲ"``; a doubled lowercase vowel (``"aa"``) is
+    long; digits after a letter (``"E2"``) and ``/ # . ^ * "`` variant marks are dropped
+    (a symbol that starts with a digit is X-SAMPA: ``"2:"`` is ``"øː"``); ``"_"`` is a pause
+    (``""``)."""
+    if symbol.strip("_") == "":
+        return ""
+    base = symbol.translate({ord(c): None for c in "/#.^*\""}) or symbol
+    if len(base) > 1 and not base[0].isdigit():      # "E2", "A2", "u0": variant numbers
+        base = "".join(c for c in base if not c.isdigit()) or base
+    out, k = [], 0
+    while k < len(base):
+        ch = base[k]
+        if ch == ":":
+            out.append("ː")
+            k += 1
+            continue
+        if ch == "~":
+            out.append("\u0303")
+            k += 1
+            continue
+        if ch == "'":
+            out.append("ʲ")
+            k += 1
+            continue
+        if k + 1 < len(base) and base[k] == base[k + 1] and base[k] in "aeiouy":
+            out.append(XSAMPA[base[k]] + "ː")
+            k += 2
+            continue
+        for key in _XSAMPA_KEYS:
+            if base.startswith(key, k):
+                out.append(XSAMPA[key])
+                k += len(key)
+                break
+        else:
+            out.append(base[k])
+            k += 1
+    import unicodedata
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+@functools.lru_cache(maxsize=1)
+def _ipa_table() -> dict:
+    import json
+    f = Path(__file__).with_name("mbrola_ipa.json")
+    return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
+
+
+def voice_ipa_table(voice: str) -> dict:
+    """The learned ``{symbol: IPA}`` of a voice (``model_core/training/mbrola_ipa.json``,
+    made by ``tools/mbrola_ipa_table.py`` from eSpeak's own events; {} when it has none)."""
+    return dict(_ipa_table().get(voice, {}).get("ipa", {}))
+
+
+def voice_agreement(voice: str) -> float:
+    """How consistently eSpeak's events name the voice's symbols (0-1; NaN when unknown):
+    the table's ``agreement``. Voices below 0.8 are not trained on."""
+    return float(_ipa_table().get(voice, {}).get("agreement", float("nan")))
+
+
+def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
+             table: dict | None = None, tolerance_ms: float = 3.0) -> list[PhoLine]:
+    """Give every MBROLA phone its IPA name.
+
+    The phone data and the eSpeak events describe the same phones on one time line (the
+    first event is time 0 of the phone data) until a place where they part (eSpeak writes
+    a long consonant as two MBROLA phones, or a pause a few ms differently); after that
+    the events are found again at the next phone whose start and end both match one.
+    A phone takes, in this order: the name of the event that starts and ends within
+    ``tolerance_ms`` of it (the exact allophone eSpeak spoke, e.g. Spanish [β] or [b] for
+    the same symbol); else the voice's learned table entry; else its X-SAMPA reading
+    (:func:`xsampa_to_ipa`). Pauses (``_``) are always ``""``.
+
+    Args:
+        lines: the parsed phone data; events: ``[(sample, ipa_name)]`` from eSpeak;
+        sample_rate: the events' rate (the voice's, Hz); table: ``{symbol: IPA}``.
+    Returns:
+        ``lines`` with ``ipa`` set (the same objects).
+    """
+    table = table or {}
+    ev = _distinct_onsets(events)
+    t_ev = [(s - ev[0][0]) * 1000.0 / sample_rate for s, _ in ev] if ev else []
+    t, j = 0.0, 0
+    for ln in lines:
+        a, b = t, t + ln.dur_ms
+        t = b
+        if ln.symbol.strip("_") == "":
+            ln.ipa = ""
+            continue
+        while j < len(ev) and t_ev[j] < a - tolerance_ms:
+            j += 1
+        if j + 1 < len(ev) and abs(t_ev[j] - a) < tolerance_ms and \
+                abs(t_ev[j + 1] - b) < tolerance_ms and ev[j][1]:
+            ln.ipa = ev[j][1]
+        else:
+            ln.ipa = table.get(ln.symbol) or xsampa_to_ipa(ln.symbol)
+    return lines
+
+
+def _is_vowel(ipa: str) -> bool:
+    p = parse_phone(ipa, "ipa") if ipa else None
+    return p is not None and p.kind == "phone" and p.visemes[0] in VOWEL_VISEMES
+
+
+def rebalance_durations(lines: list[PhoLine], ratio: float,
+                        min_consonant_ms: float = 35.0) -> list[PhoLine]:
+    """Lengthen vowels and shorten consonants so that mean vowel / mean consonant duration
+    is ``ratio``, keeping the total length of the speech (pauses untouched).
+
+    With V and C the summed vowel and consonant durations, ``nv`` and ``nc`` their counts,
+    vowels are scaled by ``a`` and consonants by ``b`` with ``a * V/nv = ratio * b * C/nc``
+    and ``a V + b C = V + C``. Nothing changes when the vowels are already that long
+    relative to the consonants, or when either group is empty. Consonants are not made
+    shorter than ``min_consonant_ms`` (a bilabial closure stays visible).
+
+    Args:
+        lines: phone data with ``ipa`` set (:func:`pair_ipa`).
+        ratio: wanted mean vowel / mean consonant duration (> 0; speech: about 1.3-2).
+    Returns:
+        new :class:`PhoLine` objects.
+    """
+    vow = [_is_vowel(ln.ipa) for ln in lines]
+    pause = [not ln.ipa or parse_phone(ln.ipa, "ipa").kind != "phone" for ln in lines]
+    V = sum(ln.dur_ms for ln, v in zip(lines, vow) if v)
+    C = sum(ln.dur_ms for ln, v, p in zip(lines, vow, pause) if not v and not p)
+    nv = sum(vow)
+    nc = sum(1 for v, p in zip(vow, pause) if not v and not p)
+    out = [PhoLine(ln.symbol, ln.dur_ms, list(ln.pitch), ln.ipa) for ln in lines]
+    if nv == 0 or nc == 0 or V <= 0 or C <= 0 or (V / nv) >= ratio * (C / nc):
+        return out
+    b = (V + C) / (ratio * (C / nc) * nv + C)
+    a = ratio * b * (C / nc) / (V / nv)
+    for ln, v, p in zip(out, vow, pause):
+        if p:
+            continue
+        ln.dur_ms = ln.dur_ms * a if v else max(ln.dur_ms * b, min(ln.dur_ms, min_consonant_ms))
+    return out
+
+
+def _voice_file(voice: str) -> Path | None:
+    for d in MBROLA_DIRS:
+        f = d / voice / voice
+        if f.is_file():
+            return f
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def mbrola_voices() -> dict:
+    """Installed MBROLA voices that eSpeak NG can drive: ``{voice: language}``, e.g.
+    ``{"de4": "de", "fr2": "fr-fr", "jp2": "ja"}`` ({} when the ``mbrola`` program or the
+    voices are missing). The language is eSpeak's (its ``mb-XX`` voice file)."""
+    if shutil.which("mbrola") is None:
+        return {}
+    out = {}
+    for d in _ESPEAK_MB_DIRS:
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("mb-*")):
+            voice = f.name[3:]
+            if "-" in voice or _voice_file(voice) is None:   # mb-de4-en: English via de4
+                continue
+            for line in f.read_text(errors="replace").splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "language":
+                    out.setdefault(voice, parts[1])
+                    break
+        break
+    return out
+
+
+def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
+                      pitch_range: int = 50, vowel_ratio: float | None = 1.6) -> SpeechClip:
+    """Synthesize ``text`` with an MBROLA voice; phones with IPA names and exact timing.
+
+    Args:
+        text: non-empty text in the voice's language (eSpeak reads it; Japanese in kana).
+        voice: an installed voice of :func:`mbrola_voices` (``"de4"``, ``"fr2"`` ...).
+        rate: eSpeak speaking rate, words per minute (80-450).
+        pitch, pitch_range: eSpeak pitch and range (0-100).
+        vowel_ratio: mean vowel / mean consonant duration to restore
+            (:func:`rebalance_durations`); None keeps eSpeak's durations.
+
+    Returns:
+        :class:`SpeechClip` (``engine "mbrola"``, ``voice`` e.g. ``"mb-de4"``) at the
+        voice's rate (16 kHz for most), ``phones`` ``[(ipa, start_s, end_s)]`` contiguous
+        from 0 to the end (pauses ``"_"``), ``settings`` with ``rate``, ``pitch``,
+        ``pitch_range``, ``vowel_ratio``, ``alphabet "ipa"``.
+
+    Raises:
+        FileNotFoundError: mbrola, the voice or eSpeak NG is not installed (names the fix).
+        ValueError: empty text, unknown voice, parameters out of range.
+        RuntimeError: eSpeak or mbrola failed (names the voice and the text).
+    """
+    import soundfile as sf
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("text must be a non-empty string")
+    if shutil.which("mbrola") is None:
+        raise FileNotFoundError(f"the mbrola program is not installed: {_INSTALL}")
+    if voice not in mbrola_voices():
+        raise FileNotFoundError(f"MBROLA voice {voice!r} is not installed (or eSpeak NG has no "
+                                f"mb-{voice} voice for it): {_INSTALL}")
+    for name, value, lo, hi in (("rate", rate, 80, 450), ("pitch", pitch, 0, 100),
+                                ("pitch_range", pitch_range, 0, 100)):
+        if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and lo <= value <= hi):
+            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    with tempfile.TemporaryDirectory(prefix="streamtalker-mbrola-") as tmp:
+        pho_in = os.path.join(tmp, "espeak.pho")
+        job = (f"mb-{voice}", int(rate), int(pitch), int(pitch_range), _ENDPAUSE, text)
+        # eSpeak does not render while it writes phone data (its events then carry no
+        # positions): the same synthesis again gives the events on the time line
+        (traced, rendered), _sr = _espeak_call("synth", [job + (pho_in,), job], ipa=True)
+        pho_text, events = traced[2], rendered[1]
+        lines = parse_pho(pho_text)
+        if not lines:
+            raise RuntimeError(f"eSpeak NG wrote no MBROLA phone data for {text!r} "
+                               f"(voice mb-{voice})")
+        rate = int(_ipa_table().get(voice, {}).get("sample_rate", 16000))
+        lines = pair_ipa(lines, events, rate, voice_ipa_table(voice))
+        if vowel_ratio is not None:
+            lines = rebalance_durations(lines, float(vowel_ratio))
+        pho_out = os.path.join(tmp, "balanced.pho")
+        wav = os.path.join(tmp, "out.wav")
+        Path(pho_out).write_text(format_pho(lines), encoding="utf-8")
+        r = subprocess.run(["mbrola", "-e", str(_voice_file(voice)), pho_out, wav],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not os.path.exists(wav):
+            raise RuntimeError(f"mbrola failed for voice {voice} ({r.returncode}): "
+                               f"{(r.stderr or r.stdout).strip()[-300:]}")
+        x, sr = sf.read(wav, dtype="float32", always_2d=False)
+    x = np.asarray(x, np.float32).reshape(-1)
+    phones, t = [], 0.0
+    for ln in lines:
+        d = max(1, int(round(ln.dur_ms))) / 1000.0      # what mbrola rendered
+        label = ESPEAK_PAUSE if not ln.ipa else ln.ipa
+        if phones and label == ESPEAK_PAUSE == phones[-1][0]:
+            phones[-1][2] = t + d
+        else:
+            phones.append([label, t, t + d])
+        t += d
+    end = len(x) / sr
+    if phones:    # mbrola's length is the sum of the durations, to a sample
+        phones[-1][2] = end
+        phones = [p for p in phones if p[2] > p[1]]
+    return SpeechClip(samples=x, sample_rate=int(sr), phones=[tuple(p) for p in phones],
+                      text=text, voice=f"mb-{voice}", engine="mbrola",
+                      settings={"rate": int(rate), "pitch": int(pitch),
+                                "pitch_range": int(pitch_range), "vowel_ratio": vowel_ratio,
+                                "alphabet": "ipa"})

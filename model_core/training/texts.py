@@ -1,0 +1,174 @@
+"""Text for the corpus in many languages, offline.
+
+Two sources, both installed from package registries:
+
+* **Sentences** from Debian's fortune packages (``fortunes`` and ``fortunes-min`` for
+  English; ``fortunes-de``, ``-es``, ``-it``, ``-pl``, ``-ru``, ``-cs``, ``-br`` (Brazilian
+  Portuguese), ``-bg``): quotations, proverbs, jokes; :func:`fortune_sentences`.
+* **Word sequences** for every language of PyPI ``wordfreq`` (about 40): words drawn from the
+  language's 5 000 most frequent, weighted by the square root of their frequency (from the
+  rank, by Zipf's law: ``1 / sqrt(rank)``; function
+  words stay common, content words appear), 6-16 words; Japanese turned into hiragana with
+  PyPI ``pykakasi`` (eSpeak NG reads Japanese only as kana); :func:`wordfreq_text`.
+
+The lip-sync model needs phones in the proportions a language has them, which both give;
+the sentences add the prosody of real phrases. A tenth of the sentences (by hash) is held
+out for evaluation sets, as for English (:func:`is_heldout_sentence`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from pathlib import Path
+
+__all__ = ["FORTUNE_DIRS", "FORTUNE_FILES", "WORDFREQ_LANGUAGE", "fortune_files",
+           "fortune_sentences", "is_heldout_sentence", "text_language", "wordfreq_text"]
+
+FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
+
+#: Language -> the fortune files and folders (relative to a :data:`FORTUNE_DIRS` folder)
+#: its Debian package installs. English is every other top-level file (``fortunes``,
+#: ``fortunes-min``).
+FORTUNE_FILES: dict[str, tuple[str, ...]] = {
+    "de": ("de",), "es": ("es",), "pl": ("pl",), "ru": ("ru",), "cs": ("cs", "cz"),
+    "sk": ("sk",), "bg": ("bg",), "pt": ("brasil",),
+    "it": ("it", "adams", "banner", "computer", "definizioni", "formiche", "italia",
+           "itatrek", "jackfr", "leggi", "luke", "luttazzi", "norm", "paolotedeschi", "zuse"),
+}
+_NOT_ENGLISH = frozenset(n for names in FORTUNE_FILES.values() for n in names) | {"off"}
+
+#: eSpeak NG / MBROLA language code -> the wordfreq language whose words it reads (the
+#: nearest where wordfreq has none: Afrikaans reads Dutch words, Estonian Finnish ones).
+WORDFREQ_LANGUAGE: dict[str, str] = {
+    "af": "nl", "et": "fi", "hr": "sh", "sr": "sh", "bs": "sh", "nb": "nb", "no": "nb",
+    "cmn": "zh", "yue": "zh",
+}
+
+
+def text_language(code: str) -> str:
+    """The base language of an eSpeak / MBROLA language code: ``"pt-br"`` -> ``"pt"``,
+    ``"fr-ca"`` -> ``"fr"``, ``"en-us"`` -> ``"en"``."""
+    return code.lower().split("-")[0].split("_")[0]
+
+
+def is_heldout_sentence(sentence: str) -> bool:
+    """True for the tenth of sentences kept for evaluation (SHA-1's first byte % 10 == 0)."""
+    return hashlib.sha1(sentence.encode("utf-8")).digest()[0] % 10 == 0
+
+
+def fortune_files(language: str = "en") -> list[Path]:
+    """The installed fortune files of a language (``[]`` when none is installed)."""
+    lang = text_language(language)
+    out = []
+    for d in FORTUNE_DIRS:
+        if not d.is_dir():
+            continue
+        if lang == "en":
+            out += [f for f in sorted(d.iterdir()) if f.is_file() and not f.suffix
+                    and not f.name.startswith(".") and f.name not in _NOT_ENGLISH]
+            continue
+        for name in FORTUNE_FILES.get(lang, ()):
+            p = d / name
+            if p.is_dir():
+                out += [f for f in sorted(p.iterdir()) if f.is_file()
+                        and f.suffix not in (".dat", ".u8") and not f.name.startswith(".")]
+            elif p.is_file():
+                out.append(p)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def fortune_sentences(language: str, min_words: int = 4, max_words: int = 24,
+                      split: str = "all") -> tuple[str, ...]:
+    """Sentences of a language from its fortune files, deduplicated and sorted.
+
+    A sentence is kept when it has ``min_words``..``max_words`` words, only letters (any
+    script), spaces and ``,.;:!?'"-``, at most two digits, and no all-capital word of two
+    or more letters beyond one (ascii art, code, tables, URLs and shouting are skipped).
+
+    Args:
+        language: a language code (``"de"``, ``"pt-br"``, ``"en"``).
+        split: ``"all"``, ``"train"`` (not held out) or ``"heldout"``.
+    Returns:
+        a tuple of sentences (empty when the language has no fortune files installed).
+    Raises:
+        ValueError: unknown split.
+    """
+    if split not in ("all", "train", "heldout"):
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    out = set()
+    for f in fortune_files(language):
+        text = f.read_bytes().decode("utf-8", "ignore")
+        for entry in text.split("\n%\n"):
+            if re.search(r"[|_<>{}\[\]\\/=@#$^*~`]|http|www\.", entry) or \
+                    re.search(r"\t|  {3,}", entry):
+                continue
+            entry = re.sub(r"\s+", " ", entry).strip()
+            entry = re.sub(r"^-+\s*|\s+--\s.*$", "", entry)
+            for s in re.split(r"(?<=[.!?])\s+", entry):
+                s = s.strip(" \"'()«»„“”-–—,;:.…")
+                s = s + "." if s and s[-1] not in "!?" else s
+                words = s.split()
+                if not (min_words <= len(words) <= max_words):
+                    continue
+                if re.search(r"[^\w ,.;:!?'\"-]|_", s) or sum(c.isdigit() for c in s) > 2:
+                    continue
+                if sum(w.isupper() and len(w) > 1 for w in words) > 1:
+                    continue
+                out.add(s)
+    if split != "all":
+        out = {x for x in out if is_heldout_sentence(x) == (split == "heldout")}
+    return tuple(sorted(out))
+
+
+@functools.lru_cache(maxsize=64)
+def _wordlist(lang: str):
+    import numpy as np
+    import wordfreq
+    try:
+        ranked = wordfreq.top_n_list(lang, 5000)
+    except LookupError:
+        raise ValueError(f"wordfreq has no word list for language {lang!r} (its languages: "
+                         f"{', '.join(sorted(wordfreq.available_languages()))})") from None
+    keep = [k for k, w in enumerate(ranked) if w.isalpha()]
+    if not keep:
+        raise ValueError(f"wordfreq has no words for language {lang!r}")
+    # Zipf: frequency ~ 1 / rank, so sqrt(frequency) ~ 1 / sqrt(rank)
+    p = 1.0 / np.sqrt(np.array(keep, np.float64) + 1.0)
+    return [ranked[k] for k in keep], p / p.sum()
+
+
+@functools.lru_cache(maxsize=1)
+def _kakasi():
+    import pykakasi
+    return pykakasi.kakasi()
+
+
+def wordfreq_text(language: str, rng, n_words: int | None = None) -> str:
+    """A sequence of frequent words of ``language`` (PyPI wordfreq), for eSpeak to read.
+
+    Args:
+        language: an eSpeak / MBROLA language code (``"de"``, ``"pt-br"``, ``"ja"``...);
+            mapped through :data:`WORDFREQ_LANGUAGE` where wordfreq has no list of its own.
+        rng: a ``random.Random`` or ``numpy.random.Generator``.
+        n_words: words (default 6-16, drawn).
+    Returns:
+        the words joined by spaces (Japanese: hiragana, no spaces), ending in a full stop.
+    Raises:
+        ValueError: wordfreq does not know the language.
+        ImportError: wordfreq (or, for Japanese, pykakasi) is not installed
+            (``pip install wordfreq pykakasi``).
+    """
+    import numpy as np
+    lang = text_language(language)
+    lang = WORDFREQ_LANGUAGE.get(lang, lang)
+    words, p = _wordlist(lang)
+    n = int(n_words) if n_words else 6 + int(rng.random() * 11)
+    cdf = np.cumsum(p)
+    picks = [words[min(int(np.searchsorted(cdf, rng.random())), len(words) - 1)]
+             for _ in range(n)]
+    if lang == "ja":
+        return "".join(x["hira"] for x in _kakasi().convert("".join(picks))) + "。"
+    return " ".join(picks) + "."

@@ -1,0 +1,319 @@
+"""The multilingual side: the teacher on IPA phones, MBROLA voices with exact IPA timing,
+text in many languages, the v4 corpus and its held-out set, and the lip-gap measures on
+IPA phones (model_core.training.phonemes / teacher / mbrola / texts / corpus,
+model_core.evaluation.metrics)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from model_core.face import ARKIT_52, VISEME_CLASSES
+from model_core.training.phonemes import (IPA_TO_VISEMES, detect_alphabet, ipa_feature_class,
+                                          parse_phone, bilabial_frame_mask)
+from model_core.training.teacher import VISEME_TARGETS, teacher_curves
+
+IDX = {n: i for i, n in enumerate(ARKIT_52)}
+FPS = 30
+
+
+def vis(label):
+    return parse_phone(label, "ipa").visemes
+
+
+# ------------------------------------------------------------------------------------------
+# IPA -> mouth classes (known answers, one per class the issue names)
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("label, want", [
+    ("y", ("UE",)), ("ʏ", ("UE",)), ("ɥ", ("UE",)), ("ø", ("OE",)), ("œ", ("OE",)),  # front rounded
+    ("ɯ", ("UI",)), ("ɨ", ("UI",)),                                                    # close unrounded back
+    ("ɑ̃", ("AA",)), ("ɔ̃", ("AO",)), ("ɛ̃", ("EH",)), ("œ̃", ("OE",)),                     # nasal = oral
+    ("r", ("RT",)), ("ɾ", ("RT",)),                                                    # trill / tap
+    ("ʁ", ("KK",)), ("χ", ("KK",)), ("x", ("KK",)), ("ɣ", ("KK",)),                    # uvular, velar
+    ("ɲ", ("YY",)), ("ʎ", ("YY",)), ("ç", ("YY",)), ("j", ("YY",)),                    # palatal
+    ("β", ("BF",)), ("ɸ", ("BF",)),                                                    # near closure
+    ("ɕ", ("SS",)), ("ʑ", ("SS",)),                                                    # alveolo-palatal
+    ("pf", ("PP", "FF")), ("ts", ("SS",)), ("tʃ", ("SH",)),                            # affricates
+    ("mː", ("PP",)), ("ˈaː", ("AA",)), ("aɪ", ("AA", "IH")), ("e", ("EE",)),
+])
+def test_ipa_classes(label, want):
+    assert vis(label) == want
+
+
+def test_ipa_stress_and_diacritics():
+    assert parse_phone("ˈa", "ipa").stress == 1 and parse_phone("ˌa", "ipa").stress == 2
+    assert parse_phone("ə", "ipa").stress == 0            # reduced
+    assert vis("tʰ") == vis("t") and vis("kʷ") == vis("k") and vis("ɯᵝ") == vis("ɯ")
+    assert parse_phone("_", "ipa").kind == "silence" and parse_phone("", "ipa").kind == "silence"
+
+
+def test_every_ipa_symbol_gets_a_mouth():
+    """The feature fallback (panphon) classifies what the table lacks: no symbol falls to
+    the neutral mouth, and known vowels/consonants land where phonetics puts them."""
+    for sym in ("ɘ", "ɵ", "ɤ", "ʉ", "ɞ", "ɶ", "ʝ", "ʕ", "ħ", "ǀ", "ɺ", "ʙ", "ɬ", "ɭ", "ɻ"):
+        assert parse_phone(sym, "ipa").visemes[0] != "NEU", sym
+    assert ipa_feature_class("y") == "UE" and ipa_feature_class("ɯ") == "UI"
+    assert ipa_feature_class("ø") == "OE" and ipa_feature_class("i") == "IY"
+    assert ipa_feature_class("u") == "UW" and ipa_feature_class("a") == "AA"
+    assert ipa_feature_class("β") == "BF" and ipa_feature_class("p") == "PP"
+    assert ipa_feature_class("s") == "SS" and ipa_feature_class("ʃ") == "SH"
+    assert ipa_feature_class("ʎ") in ("YY", "LL") and ipa_feature_class("k") == "KK"
+    # every class the table names has teacher targets
+    assert set(c for v in IPA_TO_VISEMES.values() for c in v) <= set(VISEME_TARGETS)
+    assert tuple(VISEME_TARGETS) == VISEME_CLASSES
+
+
+def test_alphabet_detection_and_ascii_ipa():
+    assert detect_alphabet(["_", "m", "aɪ", "n"]) == "ipa"
+    assert detect_alphabet(["D", "V", "s"]) == "arpabet"          # unchanged for ASCII
+    # an ASCII-only IPA sequence must be said to be IPA: "a" is open in IPA, AE in eSpeak
+    assert parse_phone("a", "ipa").visemes == ("AA",)
+    assert parse_phone("a").visemes == ("AE",)
+
+
+def _curves(labels, durs, alphabet="ipa", tail=0.4):
+    phones, t = [("_", 0.0, 0.3)], 0.3
+    for lab, d in zip(labels, durs):
+        phones.append((lab, t, t + d))
+        t += d
+    phones.append(("_", t, t + tail))
+    y = teacher_curves(phones, t + tail, FPS, np.random.default_rng(0), alphabet=alphabet)
+    return y, phones
+
+
+def _mean(y, phone, ch):
+    _, s, e = phone
+    i0, i1 = int(np.ceil(s * FPS)), int(np.ceil(e * FPS))
+    return float(np.mean(y[i0:i1, IDX[ch]]))
+
+
+def test_teacher_front_rounded_vowels_and_unrounded_back():
+    """y: the jaw of i with the lips of u; ɯ (Turkish ı): close jaw, no pucker."""
+    y, ph = _curves(["t", "y", "t", "i", "t", "u", "t", "ɯ", "t", "ø", "t", "e"],
+                    [0.08, 0.2] * 6)
+    pucker = {lab: _mean(y, p, "mouthPucker") for p, lab in zip(ph[1:], [p[0] for p in ph[1:]])}
+    jaw = {lab: _mean(y, p, "jawOpen") for p, lab in zip(ph[1:], [p[0] for p in ph[1:]])}
+    assert pucker["y"] > 0.4 and pucker["y"] > 3 * pucker["i"]
+    assert abs(jaw["y"] - jaw["i"]) < 0.05 and jaw["y"] < jaw["ø"] < jaw["e"] + 0.05
+    assert pucker["ɯ"] < 0.1 < 0.4 < pucker["u"]
+    assert pucker["ø"] > 0.25 and pucker["e"] < 0.1
+
+
+def test_teacher_trill_is_not_rounded_and_near_closure_is_not_sealed():
+    y, ph = _curves(["a", "r", "a", "ɹ", "a", "β", "a", "b", "a"], [0.2, 0.12] * 4 + [0.2])
+    r_trill, r_engl = ph[2], ph[4]
+    assert _mean(y, r_trill, "mouthFunnel") < 0.5 * _mean(y, r_engl, "mouthFunnel")
+    beta, b = ph[6], ph[8]
+    # b seals the lips (mouthClose follows the jaw, press floor); β only nearly closes them
+    assert _mean(y, b, "mouthPressLeft") > 0.3 > _mean(y, beta, "mouthPressLeft")
+    assert _mean(y, b, "jawOpen") <= 0.13
+    mask = bilabial_frame_mask([p for p in ph], FPS, len(y), alphabet="ipa")
+    s, e = ph[6][1], ph[6][2]
+    assert not mask[int(np.ceil(s * FPS)) + 1]          # β is not a closure to weigh
+
+
+def test_teacher_long_consonant_holds_the_closure():
+    """A long (geminate) bilabial keeps the lips sealed for its whole length."""
+    y, ph = _curves(["a", "mː", "a"], [0.2, 0.3, 0.2])
+    _, s, e = ph[2]
+    frames = range(int(np.ceil(s * FPS)), int(np.ceil(e * FPS)))
+    assert all(y[i, IDX["jawOpen"]] <= 0.13 for i in frames)
+    assert all(y[i, IDX["mouthPressLeft"]] >= 0.3 for i in frames)
+
+
+def test_teacher_affricate_pf_closes_then_labiodental():
+    y, ph = _curves(["a", "pf", "a"], [0.2, 0.16, 0.2])
+    _, s, e = ph[2]
+    i0, i1 = int(np.ceil(s * FPS)), int(np.ceil(e * FPS))
+    first, last = y[i0, IDX["mouthPressLeft"]], y[i1 - 1, IDX["mouthRollLower"]]
+    assert first >= 0.3 and last > 0.3
+
+
+# ------------------------------------------------------------------------------------------
+# MBROLA (recorded diphone voices), eSpeak IPA events
+# ------------------------------------------------------------------------------------------
+
+from model_core.training import mbrola  # noqa: E402
+
+
+def test_pho_round_trip_and_xsampa():
+    text = "_\t25\n?I\t54\t 0 94 100 99\nm\t108\t100 91\n\n; comment\nm\t65\n"
+    lines = mbrola.parse_pho(text)
+    assert [ln.symbol for ln in lines] == ["_", "?I", "m", "m"]
+    assert lines[1].pitch == [(0.0, 94.0), (100.0, 99.0)]
+    assert mbrola.parse_pho(mbrola.format_pho(lines))[1].dur_ms == 54
+    with pytest.raises(ValueError, match="line 1"):
+        mbrola.parse_pho("a b c\n")
+    x = mbrola.xsampa_to_ipa
+    assert (x("y:"), x("2:"), x("9"), x("a~"), x("E2"), x("tS"), x("_")) == \
+        ("yː", "øː", "œ", "ã", "ɛ", "tʃ", "")
+    assert x("aa") == "aː"
+
+
+def test_rebalance_keeps_the_length_and_sets_the_ratio():
+    L = mbrola.PhoLine
+    lines = [L("_", 50, [], ""), L("p", 80, [], "p"), L("a", 30, [], "a"), L("t", 70, [], "t"),
+             L("i", 20, [], "i"), L("m", 60, [], "m"), L("_", 200, [], "")]
+    out = mbrola.rebalance_durations(lines, 1.6)
+    assert sum(o.dur_ms for o in out) == pytest.approx(sum(ln.dur_ms for ln in lines))
+    v = np.mean([o.dur_ms for o in out if o.ipa in ("a", "i")])
+    c = np.mean([o.dur_ms for o in out if o.ipa in ("p", "t", "m")])
+    assert v / c == pytest.approx(1.6, rel=0.02)
+    assert out[0].dur_ms == 50 and out[-1].dur_ms == 200       # pauses untouched
+    # already long vowels: nothing changes
+    same = mbrola.rebalance_durations([L("p", 50, [], "p"), L("a", 150, [], "a")], 1.6)
+    assert [o.dur_ms for o in same] == [50, 150]
+
+
+def test_pair_ipa_uses_the_events_then_the_table():
+    L = mbrola.PhoLine
+    lines = [L("b", 50, []), L("a", 100, []), L("b", 50, []), L("b", 50, []), L("o", 100, [])]
+    # events on the same time line for the first two phones (16 samples per ms), then the
+    # long b is one event: the time lines part and the table / X-SAMPA name the rest
+    events = [(1000, "β"), (1800, "a"), (3400, "b"), (4200, "o"), (6000, "")]
+    mbrola.pair_ipa(lines, events, 16000, table={"b": "b"})
+    assert [ln.ipa for ln in lines] == ["β", "a", "b", "b", "o"]
+
+
+@pytest.fixture(scope="module")
+def voices():
+    v = mbrola.mbrola_voices()
+    if "fr2" not in v or "jp1" not in v:
+        pytest.fail("the MBROLA voices fr2 and jp1 are missing: run tools/setup.sh "
+                    "(tools/apt-packages.txt lists them)")
+    return v
+
+
+def test_mbrola_synthesis_has_exact_ipa_timing(voices):
+    clip = mbrola.mbrola_synthesize("Une tortue têtue mange du beurre.", "fr2", rate=160,
+                                    vowel_ratio=1.6)
+    ph = clip.phones
+    assert clip.engine == "mbrola" and clip.settings["alphabet"] == "ipa"
+    assert ph[0][1] == 0.0 and ph[-1][2] == pytest.approx(len(clip.samples) / clip.sample_rate)
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(ph, ph[1:]))
+    labels = [p[0] for p in ph]
+    assert "y" in labels and any(lab.startswith("œ") or lab.startswith("ø") for lab in labels)
+    assert "NEU" not in {parse_phone(lab, "ipa").visemes[0] for lab in labels}
+    # the vowels were lengthened: mean vowel / consonant duration near the ratio asked for
+    d = {k: [] for k in ("v", "c")}
+    for lab, s, e in ph:
+        p = parse_phone(lab, "ipa")
+        if p.kind == "phone":
+            d["v" if p.visemes[0] in ("AA", "AE", "AH", "AO", "OH", "EH", "IH", "IY", "UH",
+                                      "UW", "ER", "AX", "EE", "UE", "OE", "UI") else "c"].append(e - s)
+    assert np.mean(d["v"]) / np.mean(d["c"]) > 1.3
+    # the audio is speech where the phones say so: louder in phones than in the end pause
+    x = clip.samples
+    sr = clip.sample_rate
+    speech = x[int(ph[1][1] * sr):int(ph[-2][2] * sr)]
+    assert np.sqrt(np.mean(speech ** 2)) > 10 * np.sqrt(np.mean(x[-int(0.1 * sr):] ** 2) + 1e-12)
+
+
+def test_mbrola_errors_name_the_fix(voices):
+    with pytest.raises(FileNotFoundError, match="setup_corpus.sh|apt-get"):
+        mbrola.mbrola_synthesize("hallo", "zz9")
+    with pytest.raises(ValueError, match="rate"):
+        mbrola.mbrola_synthesize("bonjour", "fr2", rate=5)
+    with pytest.raises(ValueError, match="text"):
+        mbrola.mbrola_synthesize("  ", "fr2")
+
+
+def test_espeak_ipa_events_any_language():
+    from model_core.training.tts import espeak_languages, espeak_synthesize
+    assert {"de", "fr-fr", "ja", "tr"} <= set(espeak_languages())
+    clip = espeak_synthesize("Über Brücken fährt Müller.", voice="de", ipa=True,
+                             stop_closure=True)
+    labels = [p[0] for p in clip.phones]
+    assert clip.settings["alphabet"] == "ipa" and "yː" in labels and "b" in labels
+    # the English mnemonics path is unchanged
+    assert "@" in [p[0] for p in espeak_synthesize("hello again", voice="en-us").phones]
+
+
+# ------------------------------------------------------------------------------------------
+# text in many languages
+# ------------------------------------------------------------------------------------------
+
+def test_word_sequences_and_kana():
+    from model_core.training.texts import fortune_files, wordfreq_text
+    a = wordfreq_text("pt-br", random.Random(3), 8)
+    assert a == wordfreq_text("pt-br", random.Random(3), 8) and len(a.split()) == 8
+    ja = wordfreq_text("ja", np.random.default_rng(1), 6)
+    assert ja.endswith("。") and all("\u3040" <= c <= "\u30ff" or c in "ー。" for c in ja)
+    with pytest.raises(ValueError):
+        wordfreq_text("xx", random.Random(0))
+    # English sentences never come from another language's fortune files
+    assert not {f.name for f in fortune_files("en")} & {"brasil", "italia", "definizioni"}
+
+
+# ------------------------------------------------------------------------------------------
+# v4 corpus, resumable; multilingual held-out set; IPA lip-gap measures
+# ------------------------------------------------------------------------------------------
+
+def test_v4_corpus_is_multilingual_and_resumes(tmp_path, voices, monkeypatch):
+    from model_core.training import corpus
+    # two voices installed here stand for the whole list; every engine but MBROLA and eSpeak
+    monkeypatch.setattr(corpus, "TRAIN_MBROLA", ("fr2", "jp1"))
+    out = tmp_path / "c"
+    kw = dict(seed=2, workers=1, augment=False, engines=("mbrola", "espeak-ng"),
+              progress=False, recipe="v4")
+    corpus.build_corpus(out, 20, **kw)
+    recs = corpus.read_manifest(out)
+    assert len(recs) == 20
+    langs = {r["language"] for r in recs}
+    assert {"fr-fr", "ja"} <= langs and len(langs) >= 4
+    mb = [r for r in recs if r["engine"] == "mbrola"]
+    assert mb and all(r["alphabet"] == "ipa" and 1.3 <= r["vowel_ratio"] <= 2.0 for r in mb)
+    u = corpus.load_utterance(out / mb[0]["file"])
+    assert u.alphabet == "ipa" and u.phones and len(u.frames) > 0
+    # a build stopped half-way goes on with the same arguments and gives the same corpus
+    manifest = (out / "manifest.jsonl").read_text()
+    (out / "manifest.jsonl").unlink()
+    (out / "corpus.json").unlink()
+    parts = sorted((out / "parts").iterdir())
+    parts[-1].unlink()
+    corpus.build_corpus(out, 20, **kw)
+    assert (out / "manifest.jsonl").read_text() == manifest
+    with pytest.raises(FileExistsError, match="same arguments|not empty"):
+        corpus.build_corpus(out, 21, **kw)
+
+
+def test_multilingual_heldout_set_and_ipa_measures(tmp_path, voices):
+    from model_core.training.corpus import build_multilingual_evalset
+    from model_core.evaluation.evaluate import build_eval_set, evaluate_teacher
+    out = build_multilingual_evalset(tmp_path / "h", per_voice=2, seed=1, voices=("fr2", "jp1"))
+    info = json.loads((out / "heldout.json").read_text())
+    assert info["languages"] == {"fr2": "fr-fr", "jp1": "ja"}
+    items = build_eval_set(out, 30.0)
+    assert len(items) == 4 and {it.alphabet for it in items} == {"ipa"}
+    assert {it.language for it in items} == {"fr-fr", "ja"}
+    res = evaluate_teacher(items, seeds=(0,))
+    assert set(res["languages"]) == {"fr-fr", "ja"}
+    lip = res["overall"]["lip"]
+    assert lip["closure"] == 1.0 and lip["open_closed_ratio"] > 5 and lip["rounding"] > 0.2
+
+
+def test_ipa_and_arpabet_measures_agree_on_the_same_speech():
+    """The same phones written in ARPAbet and IPA give the same lip-gap figures."""
+    from model_core.evaluation import metrics as M
+    arpa = ["P", "AA1", "M", "IY1", "B", "UW1", "T", "AE1", "M", "OW1"]
+    ipa = ["p", "ɑ", "m", "i", "b", "u", "t", "æ", "m", "o"]
+    t, pa, pi = 0.2, [("SIL", 0, 0.2)], [("_", 0, 0.2)]
+    for a, b in zip(arpa, ipa):
+        d = 0.18 if a[-1].isdigit() else 0.09
+        pa.append((a, t, t + d))
+        pi.append((b, t, t + d))
+        t += d
+    w = teacher_curves(pa, t + 0.3, FPS, np.random.default_rng(0))
+    gap = 10 * w[:, IDX["jawOpen"]] * (1 - w[:, IDX["mouthClose"]])
+    ma = M.lip_gap_measures(gap, w, pa, FPS, alphabet="arpabet")
+    mi = M.lip_gap_measures(gap, w, pi, FPS, alphabet="ipa")
+    for key in ("closure", "n_bilabials", "open_closed_ratio"):
+        assert ma[key] == pytest.approx(mi[key])
+    assert mi["openness_r_no_ah"] == pytest.approx(mi["openness_r"])
+    assert M.phone_measure_class("y", "ipa")["front_rounded"]
+    assert M.phone_measure_class("AH1")["is_ah"] and not M.phone_measure_class("β", "ipa")["bilabial"]

@@ -1,0 +1,107 @@
+"""Build model_core/training/mbrola_ipa.json: for every installed MBROLA voice, the IPA name
+of each of its phone symbols, learned from eSpeak NG's own IPA phoneme events.
+
+eSpeak NG drives an MBROLA voice by writing MBROLA phone data (symbol, duration, pitch) and
+reports every phoneme it speaks as an event with an IPA name and a sample position. This
+script synthesizes a few hundred words per voice (the most frequent words of its language,
+PyPI wordfreq; Japanese turned into kana with pykakasi), writes the phone data of the same
+synthesis, and pairs a phone with an event where both start and end agree within 3 ms; the
+IPA name seen most often for a symbol becomes its entry when it was seen at least 4 times
+and in at least 75 % of the symbol's pairings. (Where the two time lines part, e.g. at a
+long consonant written as two phones, nothing is paired.) Symbols left out are read as
+X-SAMPA by model_core.training.mbrola; "agreement" is the share of pairings that agree with
+their symbol's most frequent name (voices below 0.8 are not used for training).
+
+Usage: .venv/bin/python tools/mbrola_ipa_table.py [-o model_core/training/mbrola_ipa.json]
+Needs: the Debian mbrola voices (tools/setup_corpus.sh), the train extra and
+`pip install wordfreq pykakasi`.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model_core.training import mbrola, tts  # noqa: E402
+from model_core.training.texts import wordfreq_text  # noqa: E402
+
+
+def voice_rate(voice: str) -> int:
+    import soundfile as sf
+    with tempfile.TemporaryDirectory() as tmp:
+        pho, wav = os.path.join(tmp, "a.pho"), os.path.join(tmp, "a.wav")
+        Path(pho).write_text("_ 50\n_ 50\n")
+        subprocess.run(["mbrola", "-e", str(mbrola._voice_file(voice)), pho, wav],
+                       check=True, capture_output=True)
+        return sf.info(wav).samplerate
+
+
+def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
+    rate = voice_rate(voice)
+    out = collections.defaultdict(collections.Counter)
+    with tempfile.TemporaryDirectory() as tmp:
+        pho = os.path.join(tmp, "x.pho")
+        for k in range(n_texts):
+            text = wordfreq_text(lang, rng, 12)
+            job = (f"mb-{voice}", 160, 50, 50, tts._ENDPAUSE, text)
+            try:
+                (traced, rendered), _ = tts._espeak_call("synth", [job + (pho,), job], ipa=True)
+            except (ValueError, RuntimeError) as e:
+                print(f"{voice}: {e}", file=sys.stderr)
+                return rate, out
+            lines = mbrola.parse_pho(traced[2])
+            ev = tts._distinct_onsets(rendered[1])
+            if not ev:
+                continue
+            s0 = ev[0][0]
+            t_ev = [(s - s0) * 1000.0 / rate for s, _ in ev]
+            t = 0.0
+            j = 0
+            for ln in lines:
+                a, b = t, t + ln.dur_ms
+                t = b
+                while j < len(ev) and t_ev[j] < a - 3.0:
+                    j += 1
+                if j + 1 < len(ev) and abs(t_ev[j] - a) < 3.0 and abs(t_ev[j + 1] - b) < 3.0:
+                    out[ln.symbol][ev[j][1]] += 1
+    return rate, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--out", default="model_core/training/mbrola_ipa.json")
+    ap.add_argument("--texts", type=int, default=40, help="texts of 12 words per voice")
+    args = ap.parse_args()
+    table = {}
+    for voice, lang in sorted(mbrola.mbrola_voices().items()):
+        rate, counts = pairs(voice, lang, args.texts, random.Random(voice))
+        if not counts:
+            continue
+        ipa = {}
+        for sym, c in sorted(counts.items()):
+            name, n = c.most_common(1)[0]
+            if sym == "_" or n < 4 or n < 0.75 * sum(c.values()):
+                continue     # a pause, or too few / too mixed pairings to trust
+            ipa[sym] = name
+        agreement = sum(c.most_common(1)[0][1] for c in counts.values()) / \
+            sum(sum(c.values()) for c in counts.values())
+        table[voice] = {"language": lang, "sample_rate": rate, "ipa": ipa,
+                        "agreement": round(agreement, 3)}
+        print(voice, lang, rate, len(ipa), "symbols, agreement", round(agreement, 3),
+              flush=True)
+    Path(args.out).write_text(json.dumps(table, ensure_ascii=False, indent=1, sort_keys=True)
+                              + "\n", encoding="utf-8")
+    print("wrote", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
