@@ -210,3 +210,56 @@ def test_live_runs_low_latency_and_record_keeps_the_frames_shown(facecap_scene, 
         assert (st.chunk_frames, st.lookahead_ms) == (3, 60.0)
     finally:
         jobs.cancel_active("live")
+
+
+def test_live_frames_redraw_the_viewport_and_the_panels_at_most_every_tenth(bpy_mod,
+                                                                            monkeypatch):
+    """Blender's redraw on the live path: a drain that set new keys redraws the 3D views'
+    main region; the sidebar's panels and the Properties editor (Python draw code) at most
+    every UI_REDRAW_INTERVAL, and once more when the job ends."""
+    import types
+    from streamtalker_addon import jobs
+    tagged = []
+
+    class Region:
+        def __init__(self, area, kind):
+            self.area, self.type = area, kind
+
+        def tag_redraw(self):
+            tagged.append((self.area, self.type))
+
+    class Area:
+        def __init__(self, kind):
+            self.type = kind
+            self.regions = [Region(kind, r) for r in ("HEADER", "WINDOW", "UI")]
+
+        def tag_redraw(self):
+            tagged.append((self.type, "all"))
+    screen = types.SimpleNamespace(areas=[Area(a) for a in ("VIEW_3D", "PROPERTIES", "OUTLINER")])
+    wm = types.SimpleNamespace(windows=[types.SimpleNamespace(screen=screen)])
+    jobs.tag_redraw(ui=False, wm=wm)
+    assert tagged == [("VIEW_3D", "WINDOW")]
+    tagged.clear()
+    jobs.tag_redraw(wm=wm)
+    assert tagged == [("VIEW_3D", "all"), ("PROPERTIES", "all")]
+
+    class Job:                      # a live job whose every drain set new keys
+        kind, state, running, redraw, drain_interval = "live", "running", True, True, 0.005
+        started, error = 0.0, ""
+        left = 40
+
+        def drain(self):
+            self.left -= 1
+            self.running = self.left > 0
+            return self.running
+    uis = []
+    monkeypatch.setattr(jobs, "tag_redraw", lambda ui=True, wm=None: uis.append(ui))
+    monkeypatch.setattr(jobs, "_ui_redrawn", 0.0)
+    monkeypatch.setattr(jobs, "_active", Job())
+    monkeypatch.setattr(jobs, "_last", {})
+    t0 = time.monotonic()
+    while jobs.drain() is not None:
+        time.sleep(0.005)
+    took = time.monotonic() - t0
+    assert len(uis) == 40 and uis[0] and uis[-1]       # first, and when it ended
+    assert 2 <= sum(uis) <= took / jobs.UI_REDRAW_INTERVAL + 2, (sum(uis), took)
