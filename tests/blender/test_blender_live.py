@@ -263,3 +263,25 @@ def test_live_frames_redraw_the_viewport_and_the_panels_at_most_every_tenth(bpy_
     took = time.monotonic() - t0
     assert len(uis) == 40 and uis[0] and uis[-1]       # first, and when it ended
     assert 2 <= sum(uis) <= took / jobs.UI_REDRAW_INTERVAL + 2, (sum(uis), took)
+
+
+def test_live_panel_shows_the_expected_latency_of_the_setting(facecap_scene, bpy_mod,
+                                                              live_checkpoint, toy_checkpoint):
+    import types
+    from streamtalker_addon import panels
+    from test_blender_register import _Layout
+    bpy = bpy_mod
+    scene = facecap_scene[0]
+
+    def labels():
+        calls = []
+        ctx = types.SimpleNamespace(scene=scene, window_manager=bpy.context.window_manager,
+                                    preferences=bpy.context.preferences)
+        panels.STREAMTALKER_PT_live.draw(types.SimpleNamespace(layout=_Layout(calls)), ctx)
+        return [c[2].get("text", "") for c in calls if c[0] == "label"]
+    scene.streamtalker.checkpoint = str(live_checkpoint)
+    assert "Expected latency 53 ms (1-frame chunks + 20 ms look-ahead)" in labels()
+    scene.streamtalker.checkpoint = str(toy_checkpoint)      # declares no live setting
+    assert "Expected latency 193 ms (4-frame chunks + 60 ms look-ahead)" in labels()
+    scene.streamtalker.checkpoint = "/nonexistent.safetensors"
+    assert not any(t.startswith("Expected latency") for t in labels())
