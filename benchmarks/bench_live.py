@@ -77,6 +77,14 @@ def assume_live(model, spec: str | None) -> None:
     cfg.validate()
 
 
+def _latency(args):
+    """--device-latency as LiveEngine takes it (None: the engine's default)."""
+    v = args.device_latency
+    if v is None or v in ("low", "high"):
+        return v
+    return float(v)
+
+
 def machine_state() -> str:
     """Load average and the busiest processes (what else was running)."""
     la = os.getloadavg()
@@ -100,7 +108,7 @@ class LoopConsumer:
         from model_core.live.engine import LiveEngine
         from model_core.runtime.settings import SamplerSettings
         self.engine = LiveEngine(model, device=device, ring_s=4.0, blocksize=args.blocksize,
-                                 samplerate=args.samplerate,
+                                 samplerate=args.samplerate, device_latency=_latency(args),
                                  settings=SamplerSettings(preset=args.preset))
         self.engine.start()
         self.events, self.drains, self.evals = [], [], []
@@ -146,7 +154,8 @@ class BlenderConsumer:
         self.bpy, self.jobs, self.events, self.drains, self.evals = bpy, jobs, [], [], []
         self.session = live.start_live(bpy.context, device=device, use_timer=False,
                                        preset=args.preset, ring_s=4.0,
-                                       blocksize=args.blocksize, samplerate=args.samplerate)
+                                       blocksize=args.blocksize, samplerate=args.samplerate,
+                                       device_latency=_latency(args))
         self.engine = self.session.engine
         applied = self.engine.applied
         self._new = []
@@ -249,7 +258,8 @@ def measure(args) -> dict:
             "seconds": args.seconds, "checkpoint": str(args.checkpoint or "default"),
             "assume_live": args.assume_live, "backend": getattr(used, "backend", "?"),
             "device": eng.device_name, "samplerate": eng.samplerate,
-            "blocksize": args.blocksize, "consumer": consumer.name, "drain_hz": args.drain_hz,
+            "blocksize": args.blocksize, "device_latency": args.device_latency,
+            "consumer": consumer.name, "drain_hz": args.drain_hz,
             "chunks": len(parts["chunk"]), "frames": st.frames, "dropped_s": st.dropped_s,
             "status_flags": st.status_flags, "windows": windows, "parts": stats,
             "machine_before": before, "machine_after": machine_state()}
@@ -260,7 +270,8 @@ def print_run(r: dict) -> None:
           f"microphone, model {r['checkpoint']} ({r['backend']} backend"
           f"{', live setting assumed ' + r['assume_live'] if r['assume_live'] else ''}), "
           f"device {r['device']!r} at {r['samplerate']:g} Hz, blocks "
-          f"{r['blocksize'] or 'default (10 ms)'}, consumer: {r['consumer']} at "
+          f"{r['blocksize'] or 'default (10 ms)'}, PortAudio latency "
+          f"{r['device_latency'] or 'default'}, consumer: {r['consumer']} at "
           f"{r['drain_hz']:g} Hz")
     print(f"setting {r['preset']}: {r['chunk_frames']}-frame chunks, {r['lookahead_ms']:g} ms "
           f"look-ahead (algorithmic latency {r['algorithmic_ms']:.0f} ms); chunks "
@@ -310,6 +321,9 @@ def main(argv=None) -> int:
                          "that has none, in memory (e.g. 1,20 for the bundled v3.5)")
     ap.add_argument("--blocksize", type=int, default=None,
                     help="audio samples per PortAudio callback (default: the engine's, 10 ms)")
+    ap.add_argument("--device-latency", default=None,
+                    help="PortAudio's suggested input latency: low, high or seconds (default: "
+                         "the engine's)")
     ap.add_argument("--samplerate", type=float, default=None,
                     help="device rate in Hz (default: the engine's, 16000 first); 48000 "
                          "adds the resampler to the path")

@@ -335,6 +335,10 @@ class LiveEngine:
         steps, blink_temperature: the keyword API: put into ``settings`` when not None
             (``blink_temperature`` only for ARKit models).
         blocksize: samples per callback (0: PortAudio decides; default 10 ms).
+        device_latency: PortAudio's suggested input latency: ``"low"`` (default),
+            ``"high"``, seconds, or None for sounddevice's default (``"high"``). With
+            ``"high"`` PortAudio's ALSA host reads in larger periods and a 10 ms block waits
+            up to one more block (benchmarks/bench_live.py: device p95 13 ms against 0.2 ms).
         ring_s: ring capacity, seconds of audio. max_backlog_s: waiting audio above which
             the worker drops to the newest ``keep_s`` seconds.
         stall_s: seconds without a callback (after the first) that count as a device error;
@@ -357,7 +361,7 @@ class LiveEngine:
                  blocksize: int | None = None, ring_s: float = 4.0,
                  max_backlog_s: float = 0.5, keep_s: float = 0.2, stall_s: float = 2.0,
                  start_timeout_s: float = 10.0, max_events: int = 1024, *,
-                 settings: SamplerSettings | None = None):
+                 settings: SamplerSettings | None = None, device_latency="low"):
         self.model = model
         self.device = device
         self.requested_samplerate = (None if samplerate is None else
@@ -371,6 +375,7 @@ class LiveEngine:
         #: the settings the running session resolved (every field set); None before start
         self.session_settings: SamplerSettings | None = None
         self.blocksize = blocksize
+        self.device_latency = device_latency
         self.ring_s, self.max_backlog_s, self.keep_s = ring_s, max_backlog_s, keep_s
         self.stall_s, self.start_timeout_s = stall_s, start_timeout_s
         self.channel_names = list(model.channel_names)
@@ -406,6 +411,8 @@ class LiveEngine:
             try:
                 stream = sd.InputStream(device=index, samplerate=rate, channels=1,
                                         dtype="float32", blocksize=bs, callback=self._callback,
+                                        **({} if self.device_latency is None else
+                                           {"latency": self.device_latency}),
                                         finished_callback=self._finished)
             except sd.PortAudioError as e:
                 msg = str(e)
