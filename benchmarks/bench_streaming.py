@@ -1,7 +1,9 @@
 """Streaming speed benchmark: StreamTalker's session vs a naive regenerate-everything baseline.
 
 Run: ``.venv/bin/python benchmarks/bench_streaming.py [--checkpoint P] [--quick]``
-(``--backends-only``: just the backend table below.)
+(``--backends-only``: just the backend table below; ``--settings-only [--assume-live 1,20]``:
+per-chunk compute at the model's best-quality and low-latency settings, both backends, one
+thread.)
 
 Backends (issue 14): the torch and the onnx backend side by side, each in its own fresh
 process (so peak RSS is per backend, the onnx one never importing torch), on 10 s and 60 s of
@@ -142,17 +144,26 @@ def print_busy(out: dict, busy: int, seconds: float = 10.0) -> None:
           f"default was {out['busy', 'torch']['rtf'] / one['rtf']:.1f}x slower than one thread")
 
 
-def job_backend(checkpoint, seconds, backend):
+def job_backend(checkpoint, seconds, backend, preset="quality", assume_live=None):
     """One backend in this (fresh) process: whole-file RTF, per-chunk streaming compute
-    p50/p95 (ms), peak RSS (MB), whether torch got imported, and the whole-file frames."""
+    p50/p95 (ms), peak RSS (MB), whether torch got imported, and the whole-file frames, at
+    the model's ``preset`` setting (``assume_live`` "K,L": declared in memory on a model
+    that has no live setting; timing does not depend on the weights)."""
     import model_core as mc
+    from model_core.runtime.settings import SamplerSettings
     model = mc.load_model(checkpoint, backend=backend)
+    if assume_live:
+        k, la = assume_live.split(",")
+        cfg = model.config
+        cfg.min_lookahead_ms, cfg.live_chunk_frames, cfg.live_lookahead_ms = 0.0, int(k), float(la)
+        cfg.validate()
+    st = SamplerSettings(preset=preset)
     audio = speech_audio(seconds)
-    model.generate(audio[:16000], 16000)  # warm-up
+    model.generate(audio[:16000], 16000, settings=st)  # warm-up
     t = time.perf_counter()
-    frames = model.generate(audio, 16000)
+    frames = model.generate(audio, 16000, settings=st)
     rtf = (time.perf_counter() - t) / seconds
-    s = model.stream()
+    s = model.stream(settings=st)
     step = int(round(s.chunk_frames / model.fps * 16000))
     lat = []
     for pos in range(0, len(audio), step):
@@ -164,7 +175,35 @@ def job_backend(checkpoint, seconds, backend):
     lat = np.array(lat) * 1000
     return {"rtf": rtf, "p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95),
             "rss": peak_rss_mb(), "torch": "torch" in sys.modules, "frames": frames,
-            "chunk_ms": 1000 * s.chunk_frames / model.fps}
+            "chunk_ms": 1000 * s.chunk_frames / model.fps, "K": s.chunk_frames,
+            "lookahead_ms": s.lookahead_ms}
+
+
+def setting_table(checkpoint, seconds=60, assume_live=None) -> None:
+    """Per-chunk compute at the model's best-quality and low-latency settings, each backend
+    in a fresh process, one thread: the table the live setting's compute budget is read from
+    (issue 22: K = 1 p95 <= 5 ms on onnx)."""
+    rows = []
+    for backend in ("onnx", "torch"):
+        for preset in ("quality", "live"):
+            r = in_process(job_backend, checkpoint, seconds, backend, preset, assume_live)
+            rows.append((backend, preset, r))
+            print(f"  measured {backend} {preset}", flush=True)
+    print(f"\nPer-chunk compute by setting, {seconds:g} s of speech pushed one chunk at a time, "
+          f"one thread ({os.cpu_count()} cores; {machine_load()}"
+          f"{'; live setting assumed ' + assume_live if assume_live else ''}):\n")
+    print("| backend | setting | chunk | look-ahead | chunk p50 ms | chunk p95 ms | "
+          "p95 per frame ms | whole-file RTF |")
+    print("|---|---|---|---|---|---|---|---|")
+    for backend, preset, r in rows:
+        print(f"| {backend} | {preset} | {r['K']} ({r['chunk_ms']:.0f} ms) | "
+              f"{r['lookahead_ms']:g} ms | {r['p50']:.2f} | {r['p95']:.2f} | "
+              f"{r['p95'] / r['K']:.2f} | {r['rtf']:.3f} |")
+    by = {(b, p): r for b, p, r in rows}
+    for b in ("onnx", "torch"):
+        q, lv = by[b, "quality"], by[b, "live"]
+        print(f"{b}: live / quality chunk p95 = {lv['p95'] / q['p95']:.2f}, whole-file RTF "
+              f"{lv['rtf'] / q['rtf']:.2f}x")
 
 
 def backend_table(checkpoint, lengths=(10, 60)) -> None:
@@ -267,7 +306,16 @@ def main():
     ap.add_argument("--busy-only", action="store_true", help="only the quiet vs busy comparison")
     ap.add_argument("--backends-only", action="store_true",
                     help="only the torch vs onnx backend table")
+    ap.add_argument("--settings-only", action="store_true",
+                    help="only the per-chunk compute at the best-quality and the low-latency "
+                         "setting")
+    ap.add_argument("--assume-live", default=None, metavar="K,L",
+                    help="with --settings-only: declare this live setting (chunk frames, "
+                         "look-ahead ms) on a model that has none, in memory (1,20 for v3.5)")
     args = ap.parse_args()
+    if args.settings_only:
+        setting_table(args.checkpoint, assume_live=args.assume_live)
+        return
     if args.backends_only:
         backend_table(args.checkpoint)
         return

@@ -4,7 +4,7 @@ animation (after StreamingTalker, arXiv 2511.14223). Never imports ``bpy``.
 Public API::
 
     model = model_core.load_model(path=None, device="cpu", threads=None, backend=None)
-    session = model.stream(seed=0, style=None)
+    session = model.stream(seed=0, style=None)   # or settings=SamplerSettings(preset="live")
     frames = session.push(samples)   # float32 mono 16 kHz -> [n_new, D]
     frames = session.flush()
     frames = model.generate(audio, sample_rate, seed=0)   # [round(duration * fps), D]
@@ -37,7 +37,7 @@ _LAZY = {
     "ModelConfig": ".runtime.config",
     "StreamTalkerModel": ".runtime.model", "OnnxModel": ".runtime.onnx_backend",
     "InferenceModel": ".runtime.inference",
-    "StreamingSession": ".runtime.session",
+    "StreamingSession": ".runtime.session", "SamplerSettings": ".runtime.settings",
     "Session": ".runtime.driver", "run": ".runtime.driver",
     "DEFAULT_THREADS": ".runtime.device", "set_threads": ".runtime.device",
     "RiggedModel": ".runtime.rigs", "RigSession": ".runtime.rigs",

@@ -27,6 +27,12 @@ from .errors import PlanError
 _active = None
 _last: dict = {}     # kind -> the most recent job of that kind
 
+#: Seconds between redraws of the sidebar and the Properties editor (status lines, level
+#: meter, shape-key values) while a job runs; the 3D viewport itself is redrawn at every
+#: drain that changed keys (Live: every frame), without the sidebar's Python panels.
+UI_REDRAW_INTERVAL = 0.1
+_ui_redrawn = 0.0    # monotonic time of the last full redraw
+
 
 def active_job(kind: str | None = None):
     """The running job (of ``kind`` "generate" / "live" when given), or None."""
@@ -80,12 +86,17 @@ def drain() -> float | None:
     Returns the delay until the next call while a job runs, None when it ended (the timer
     unregisters itself). Tests call it in a loop: ``while jobs.drain() is not None: ...``.
     """
+    global _ui_redrawn
     job = _active
     if job is None:
         return None
     still = job.drain()
     if job.redraw or not still:
-        tag_redraw()
+        now = time.monotonic()
+        ui = not still or now - _ui_redrawn >= UI_REDRAW_INTERVAL
+        if ui:
+            _ui_redrawn = now
+        tag_redraw(ui=ui)
     if still:
         return job.drain_interval
     _retire(job)
@@ -157,14 +168,25 @@ def push_undo(message: str) -> None:
         print(f"StreamTalker: could not push an undo step ({e})")
 
 
-def tag_redraw() -> None:
-    """Redraw the 3D views and property editors (progress, live keys)."""
+def tag_redraw(ui: bool = True, wm=None) -> None:
+    """Redraw the 3D views (live keys) and, with ``ui``, their sidebars and the property
+    editors too (progress, status, shape-key values); without ``ui`` only the 3D views' main
+    region, so a Live frame does not re-run every panel's Python ``draw``.
+
+    Args:
+        wm: the window manager (default: ``bpy.context.window_manager``).
+    """
     try:
-        import bpy
-        wm = bpy.context.window_manager
+        if wm is None:
+            import bpy
+            wm = bpy.context.window_manager
         for win in wm.windows:
             for area in win.screen.areas:
-                if area.type in {"VIEW_3D", "PROPERTIES"}:
+                if ui and area.type in {"VIEW_3D", "PROPERTIES"}:
                     area.tag_redraw()
+                elif area.type == "VIEW_3D":
+                    for region in area.regions:
+                        if region.type == "WINDOW":
+                            region.tag_redraw()
     except Exception:
         pass

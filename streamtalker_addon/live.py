@@ -70,7 +70,8 @@ class LiveJob:
         """Load the model, open the input device and start the engine (main thread).
 
         Raises:
-            PlanError: model_core missing, the model not loadable, no channel mapped;
+            PlanError: model_core missing, the model not loadable, no channel mapped, a
+            setting the model does not take (named);
             model_core.live.LiveError: no input device, refused sample rate, device error.
         """
         try:
@@ -87,13 +88,20 @@ class LiveJob:
         self.cols = [(channels.index(c), k) for c, k in self.targets.items() if c in channels]
         if not self.cols:
             raise PlanError("the model's channels match none of the mapped shape keys")
-        self.engine = live_mod.LiveEngine(model, device=self.device, fps=self.fps,
-                                          **s.stream_kwargs(model), **self.engine_kw)
+        try:
+            self.engine = live_mod.LiveEngine(model, device=self.device, fps=self.fps,
+                                              **s.stream_kwargs(model, live=True),
+                                              **self.engine_kw)
+        except ValueError as e:
+            raise PlanError(f"Live cannot run with these settings: {e}") from None
         try:
             self.engine.start()
         except StreamTalkerError:
             self.engine = None
             raise
+        except ValueError as e:   # a setting the model does not take (style, fps, ...)
+            self.engine = None
+            raise PlanError(f"Live cannot run with these settings: {e}") from None
         self.state = "running"
         return self
 
@@ -260,9 +268,31 @@ def input_device(context=None) -> str:
     return props.device if props is not None else ""
 
 
+def expected_latency(context=None, preset: str | None = None) -> tuple[float, int, float]:
+    """(algorithmic latency ms, chunk frames, look-ahead ms) Live will run the scene's model
+    at: ``preset`` (default: the preference "Live Latency", :func:`.preferences.live_preset`)
+    resolved against the model's config (read from its JSON: cheap enough for a panel).
+
+    Raises:
+        ModelCoreMissing; FileNotFoundError / CheckpointError: no or an unreadable model.
+    """
+    from .core import describe
+    from .preferences import live_preset
+    context = context or bpy.context
+    s = context.scene.streamtalker
+    info = describe(s.checkpoint if s.model_source == "FILE" else None)
+    st = mc_submodule("runtime.settings").SamplerSettings(
+        preset=preset or live_preset(context)).resolve(info.config)
+    return st.latency_ms(info.config), st.chunk_frames, st.lookahead_ms
+
+
 def start_live(context, target: str = "", device: str | None = None, use_timer: bool = True,
-               **engine_kw) -> LiveJob:
+               preset: str | None = None, **engine_kw) -> LiveJob:
     """Plan (:func:`.planning.plan_live`), open the device and start Live as the active job.
+
+    Args:
+        preset: ``"live"`` or ``"quality"``: overrides the preference "Live Latency"
+            (scripts, tests); engine_kw: :class:`model_core.live.LiveEngine` options.
 
     Raises:
         StreamTalkerError: no target / mapping / model, a vertex model and a mesh of another
@@ -271,6 +301,8 @@ def start_live(context, target: str = "", device: str | None = None, use_timer: 
     """
     from .planning import plan_live
     obj, targets, settings, fps = plan_live(context, target)
+    if preset is not None:
+        settings.live_preset = preset
     dev = input_device(context) if device is None else device
     job = LiveJob(obj, targets, settings, fps, device=dev or None, **engine_kw)
     return jobs.start(job, use_timer=use_timer)

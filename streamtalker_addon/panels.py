@@ -7,7 +7,8 @@ from bpy.types import Panel, UIList
 
 from . import audio_source, compat, core, jobs, keyframes
 from . import mapping as mapping_mod
-from .live import input_device
+from .live import expected_latency, input_device
+from .preferences import get_prefs
 
 
 class STREAMTALKER_UL_mapping(UIList):
@@ -207,10 +208,15 @@ class STREAMTALKER_PT_live(_Base, Panel):
             col = layout.column(align=True)
             col.label(text=f"Latency {st.latency_ms:.0f} ms "
                            f"(+ up to {sess.engine.latency_ms:.0f} ms chunk and look-ahead)")
+            rs = sess.engine.session_settings
+            if rs is not None:
+                col.label(text=f"{rs.chunk_frames}-frame chunks, {rs.lookahead_ms:g} ms "
+                               f"look-ahead ({'low latency' if rs.preset == 'live' else 'best quality'})")
             col.label(text=f"Dropped audio {st.dropped_s:.2f} s")
             col.label(text=f"Device: {sess.engine.device_name}", icon="OUTLINER_DATA_SPEAKER")
         else:
             layout.operator("streamtalker.live_start", icon="REC")
+            _draw_expected_latency(layout, context)
             dev = input_device(context)
             layout.prop(context.window_manager.streamtalker_live, "device")
             if dev and dev != context.window_manager.streamtalker_live.device:
@@ -219,6 +225,20 @@ class STREAMTALKER_PT_live(_Base, Panel):
                 layout.label(text=sess.error, icon="ERROR")
             elif sess is not None and sess.recorded_action:
                 layout.label(text=f"Recorded '{sess.recorded_action}'", icon="CHECKMARK")
+
+
+def _draw_expected_latency(layout, context) -> None:
+    """The preference "Live Latency" (when the add-on is enabled as one) and the expected
+    latency of that setting on the chosen model: chunk length + look-ahead."""
+    prefs = get_prefs(context)
+    if prefs is not None:
+        layout.prop(prefs, "live_latency", text="")
+    try:
+        ms, k, la = expected_latency(context)
+    except Exception:    # no or an unreadable model: the Model panel says so  # noqa: BLE001
+        return
+    layout.label(text=f"Expected latency {ms:.0f} ms ({k}-frame chunks + {la:g} ms "
+                      f"look-ahead)", icon="TIME")
 
 
 classes = (STREAMTALKER_UL_mapping, STREAMTALKER_PT_main, STREAMTALKER_PT_source,

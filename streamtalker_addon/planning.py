@@ -15,7 +15,7 @@ import bpy
 from . import audio_source, keyframes
 from . import mapping as mapping_mod
 from .core import (ModelCoreMissing, arkit_names, backend_for, default_checkpoint_path,
-                   describe)
+                   describe, mc_submodule)
 from .errors import PlanError, SourceError
 from .properties import auto_fill_mapping, get_mapping, mapping_rig, object_rig, shape_key_names
 
@@ -45,6 +45,9 @@ class ModelSettings:
             the keys with the model's own weights; ``"oculus"``, ``"vrm"``, ``"mmd"`` with
             them converted (``model_core.runtime.rigs.RiggedModel``, see
             :func:`.worker.load_session_model`); set by the plan from the target mesh.
+        live_preset: the chunk / look-ahead pair Live runs at (the preference "Live
+            Latency"): ``"live"``, the model's low-latency setting, or ``"quality"``.
+            Generate and bake always use ``"quality"``.
     """
 
     checkpoint: str = ""
@@ -60,16 +63,24 @@ class ModelSettings:
     rig: dict | None = None
     threads: int = 0
     face_rig: str = "arkit"
+    live_preset: str = "live"
 
-    def stream_kwargs(self, model) -> dict:
-        """The keywords of ``model.stream`` these settings give, for Generate, Bake and Live
-        alike: seed, style, steps, and, when Blink Rate is not 1, ``blink_temperature`` =
-        Blink Rate x the model's default (``model.config.blink_temperature``), at most 2 (the
-        model's limit)."""
-        kw = dict(seed=self.seed, style=self.style, steps=self.steps)
+    def sampler(self, model, live: bool = False):
+        """The ``model_core`` :class:`SamplerSettings` these settings give: steps, the
+        preset (Live's choice for ``live``, else the best quality), and, when Blink Rate is
+        not 1, ``blink_temperature`` = Blink Rate x the model's default
+        (``model.config.blink_temperature``), at most 2 (the model's limit)."""
+        blink = None
         if self.blink_rate != 1.0 and self.kind == "arkit":
-            kw["blink_temperature"] = min(2.0, self.blink_rate * model.config.blink_temperature)
-        return kw
+            blink = min(2.0, self.blink_rate * model.config.blink_temperature)
+        return mc_submodule("runtime.settings").SamplerSettings(
+            steps=self.steps, blink_temperature=blink,
+            preset=self.live_preset if live else "quality")
+
+    def stream_kwargs(self, model, live: bool = False) -> dict:
+        """The keywords of ``model.stream`` (and of ``LiveEngine``) these settings give, for
+        Generate, Bake and Live alike: seed, style and ``settings`` (:meth:`sampler`)."""
+        return dict(seed=self.seed, style=self.style, settings=self.sampler(model, live))
 
 
 
@@ -216,7 +227,7 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
         backend_for(s.device)   # CUDA needs torch (not bundled)
     except ValueError as e:
         raise PlanError(str(e)) from None
-    from .preferences import cpu_threads
+    from .preferences import cpu_threads, live_preset
     return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
                          style=None if s.style < 0 else int(s.style),
                          steps=int(s.steps) or None,
@@ -225,7 +236,8 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
                          # the mesh's own shape keys
                          strengths={} if info.kind == "vertex" else s.strengths(),
                          kind=info.kind, channels=list(info.channel_names),
-                         n_vertices=info.n_vertices, threads=cpu_threads())
+                         n_vertices=info.n_vertices, threads=cpu_threads(),
+                         live_preset=live_preset())
 
 
 def pick_strip(scene, name: str):

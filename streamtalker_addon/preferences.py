@@ -1,5 +1,5 @@
-"""Add-on preferences: where shape-key mapping presets live, Live's input device, CPU threads,
-and what the model runs on (the bundled ONNX Runtime; PyTorch only where it is importable,
+"""Add-on preferences: where shape-key mapping presets live, Live's input device and
+latency, CPU threads, and what the model runs on (the bundled ONNX Runtime; PyTorch only where it is importable,
 for CUDA).
 
 The extension brings its Python packages as wheels that Blender installs with it
@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 
 import bpy
-from bpy.props import IntProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences
 
 ADDON_ID = __package__
@@ -63,6 +63,15 @@ def draw_runtime(layout) -> None:
         box.label(text="GPU (CUDA): needs PyTorch in Blender's Python (not installed)")
 
 
+#: Live's latency choices: (enum id, label, description) -> the model_core sampler preset.
+LIVE_LATENCY_ITEMS = [
+    ("LOW", "Low Latency", "The model's low-latency setting (short chunks and look-ahead; "
+                           "the same as Best Quality for a model that declares none)"),
+    ("QUALITY", "Best Quality", "The model's best-quality setting, as Generate uses: the "
+                                "face trails the voice by more")]
+LIVE_PRESETS = {"LOW": "live", "QUALITY": "quality"}
+
+
 class STREAMTALKER_AP_preferences(AddonPreferences):
     bl_idname = ADDON_ID
 
@@ -72,6 +81,12 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
     live_device: StringProperty(name="Live Input Device",
                                 description="Microphone for Live (PortAudio device name or "
                                             "index); empty: the default input")
+    live_latency: EnumProperty(
+        name="Live Latency", default="LOW",
+        items=LIVE_LATENCY_ITEMS,
+        description="The model setting Live runs at: the face trails the voice by the chunk "
+                    "length plus the audio look-ahead. Generate and bake always use the best "
+                    "quality")
     cpu_threads: IntProperty(name="CPU Threads", default=0, min=0, max=256,
                              description="CPU threads the model uses for Generate, Live and "
                                          "bake; 0 = automatic (half the cores, at most 4, "
@@ -81,6 +96,7 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
         col = self.layout.column()
         col.prop(self, "preset_dir")
         col.prop(self, "live_device")
+        col.prop(self, "live_latency")
         col.prop(self, "cpu_threads")
         draw_runtime(self.layout)
 
@@ -101,6 +117,17 @@ def cpu_threads(context=None) -> int:
     except AttributeError:  # no preferences in this context
         return 0
     return int(prefs.cpu_threads) if prefs is not None else 0
+
+
+def live_preset(context=None) -> str:
+    """The sampler preset Live runs with (model_core's ``SamplerSettings.preset``): ``"live"``
+    (the preference "Live Latency" at Low Latency, also when the add-on is registered by a
+    script) or ``"quality"``."""
+    try:
+        prefs = get_prefs(context)
+    except AttributeError:  # no preferences in this context
+        prefs = None
+    return LIVE_PRESETS[prefs.live_latency] if prefs is not None else "live"
 
 
 def preset_dir(context=None) -> str:

@@ -32,6 +32,19 @@ def toy_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def live_checkpoint(tmp_path_factory) -> Path:
+    """Path of an untrained test checkpoint that declares a look-ahead range and a live
+    setting (tests/toy.py ``LIVE_CONFIG``: quality 3 frames + 60 ms, live 1 frame + 20 ms)."""
+    return checkpoint_for_tests("live", tmp_path_factory.mktemp("live-ckpt"))
+
+
+@pytest.fixture(scope="session")
+def live_model(live_checkpoint):
+    import model_core as mc
+    return mc.load_model(live_checkpoint)
+
+
+@pytest.fixture(scope="session")
 def toy_model(toy_checkpoint):
     import model_core as mc
     return mc.load_model(toy_checkpoint)

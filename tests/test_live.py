@@ -136,6 +136,7 @@ class FakeStream:
 
     mode = "ok"            # ok | flags | stall | finish
     finish_after = 20      # blocks delivered before "stall" / "finish" take effect
+    clip = None            # float32 [N] 16 kHz to deliver (looped); None: a sine
     instances: list = []
 
     def __init__(self, device=None, samplerate=None, channels=1, dtype="float32",
@@ -166,7 +167,11 @@ class FakeStream:
                 self.fin()
                 return
             status = sd.CallbackFlags(sd._lib.paInputOverflow) if (self.mode == "flags" and i % 5 == 0) else sd.CallbackFlags()
-            x = (0.1 * np.sin(np.arange(self.blocksize) * 0.2)).astype(np.float32)[:, None]
+            if self.clip is None:
+                x = (0.1 * np.sin(np.arange(self.blocksize) * 0.2)).astype(np.float32)[:, None]
+            else:
+                x = np.resize(self.clip, (i - 1) * self.blocksize + self.blocksize)[
+                    -self.blocksize:, None]
             self.cb(x, self.blocksize, None, status)
             time.sleep(0.01)
 
@@ -188,6 +193,7 @@ def fake_sd(monkeypatch):
     FakeStream.instances = []
     FakeStream.mode = "ok"
     FakeStream.finish_after = 20
+    FakeStream.clip = None
     monkeypatch.setattr(sd, "InputStream", FakeStream)
     monkeypatch.setattr(sd, "query_devices", lambda device=None, kind=None: (
         {"name": "fake mic", "index": 0, "max_input_channels": 1, "default_samplerate": 48000.0}
@@ -452,6 +458,65 @@ def test_live_engine_passes_the_blink_temperature_to_its_session(toy_model):
         eng.stop()
     with pytest.raises(ValueError, match="blink_temperature"):
         LiveEngine(toy_model, blink_temperature=2.5).start_fed()
+
+
+def test_cli_live_keeps_exactly_the_frames_shown(fake_sd, live_checkpoint, live_model,
+                                                tmp_path, capsys, monkeypatch, speech):
+    """``streamtalker live --out``: the take is every frame the engine handed over (what
+    the run showed), in order, and no more -- the session over exactly the audio it was
+    given, not flushed (no frames made of padding nobody saw) -- at the model's live
+    setting, the default."""
+    from model_core.runtime.settings import SamplerSettings
+    FakeStream.clip = speech
+    shown, engines = [], []
+    poll, open_session = LiveEngine.poll, LiveEngine._open_session
+
+    def spy_poll(self):
+        evs = poll(self)
+        shown.extend(e.frames for e in evs)
+        return evs
+
+    def spy_open(self):
+        open_session(self)
+        engines.append(self)
+    monkeypatch.setattr(LiveEngine, "poll", spy_poll)
+    monkeypatch.setattr(LiveEngine, "_open_session", spy_open)
+    out = tmp_path / "take.npz"
+    rc, text, err = _live(capsys, "--device", "fake mic", "--out", out, "--checkpoint",
+                          live_checkpoint, "--seconds", 1.5)
+    assert rc == 0, err
+    assert "1-frame chunks, 20 ms look-ahead" in text
+    eng, = engines
+    take = np.load(out)["weights"]
+    shown = np.concatenate(shown)
+    assert eng.stats.dropped_samples == 0 and len(take) > 10
+    assert np.array_equal(take, shown)
+    n = eng._session.n_samples
+    assert eng.session_settings == SamplerSettings(preset="live").resolve(live_model.config)
+    expected = live_model.stream(settings=SamplerSettings(preset="live")).push(
+        np.resize(speech, n))
+    assert np.array_equal(take, expected)      # the pushed audio, not flushed
+
+
+def test_live_engine_runs_at_the_live_setting_unless_told(live_model, toy_model):
+    from model_core.runtime.settings import SamplerSettings
+    for model, k, la in ((live_model, 1, 20.0), (toy_model, 4, 60.0)):   # toy: none declared
+        eng = LiveEngine(model).start_fed()
+        try:
+            st = eng.session_settings
+            assert (st.chunk_frames, st.lookahead_ms, st.preset) == (k, la, "live")
+            assert eng.latency_ms == pytest.approx(1000 * k / 30 + la)
+        finally:
+            eng.stop()
+    eng = LiveEngine(live_model, settings=SamplerSettings(preset="quality"), steps=1).start_fed()
+    try:
+        assert (eng.session_settings.chunk_frames, eng.session_settings.steps) == (3, 1)
+    finally:
+        eng.stop()
+    with pytest.raises(ValueError, match="lookahead_ms"):
+        LiveEngine(toy_model, settings=SamplerSettings(lookahead_ms=20)).start_fed()
+    with pytest.raises(ValueError, match="chunk_frames"):
+        LiveEngine(toy_model, settings=SamplerSettings(chunk_frames=0))
 
 
 def test_list_devices_says_when_there_is_none(fake_sd, capsys, monkeypatch):

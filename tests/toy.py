@@ -127,9 +127,27 @@ def build_vertex_checkpoint(path: Path) -> Path:
     return vm.save(path)
 
 
+#: The low-latency live setting the live test checkpoint declares (v4's).
+LIVE_CONFIG = dict(chunk_frames=3, min_lookahead_ms=0.0, live_chunk_frames=1,
+                   live_lookahead_ms=20.0)
+
+
+def build_live_checkpoint(path: Path) -> Path:
+    """Save at ``path`` an *untrained* ARKit model (the default architecture, 2 DDIM steps)
+    that declares a look-ahead range and a live setting (:data:`LIVE_CONFIG`: 3-frame chunks
+    and 60 ms for quality, 1 frame and 20 ms live), for the tests of the session settings
+    (bit-identity and the plumbing need no training). Needs torch. Returns ``path``."""
+    import model_core as mc
+    cfg = mc.ModelConfig(sample_steps=2, training={
+        "name": "live-setting test checkpoint", "note": "built by tests/toy.py; untrained"},
+        **LIVE_CONFIG)
+    return mc.save_checkpoint(mc.StreamTalkerModel.from_config(cfg, "cpu", seed=0), path)
+
+
 #: What ``python tests/toy.py OUT`` writes into OUT: (file name, builder).
 PREBUILT = {"toy": ("toy-bursts-test.safetensors", build_toy_checkpoint),
-            "vertex": ("vertex-rig-test.safetensors", build_vertex_checkpoint)}
+            "vertex": ("vertex-rig-test.safetensors", build_vertex_checkpoint),
+            "live": ("live-setting-test.safetensors", build_live_checkpoint)}
 
 
 #: Where a test environment without torch finds the test checkpoints (:data:`PREBUILT`,
@@ -139,7 +157,7 @@ PREBUILT_ENV = "STREAMTALKER_TEST_CHECKPOINTS"
 
 
 def checkpoint_for_tests(kind: str, folder: Path) -> Path:
-    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``: :data:`PREBUILT`):
+    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``, ``"live"``: :data:`PREBUILT`):
     trained into ``folder`` where torch is installed; else the prebuilt one in
     $STREAMTALKER_TEST_CHECKPOINTS (the test fails, naming the command, when it is not
     there)."""

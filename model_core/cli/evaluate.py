@@ -13,6 +13,7 @@ from ..evaluation.evaluate import (FETCH_HINT, _check_seeds, build_eval_set, def
                                    evaluate_model, evaluate_teacher, evaluate_vertices,
                                    format_sets, format_table, save_results)
 from ..io.files import atomic_write, check_writable
+from .common import add_sampler_arguments, sampler_settings
 
 __all__ = ["add_evaluate_parser", "cmd_evaluate", "vertex_evaluate"]
 
@@ -55,8 +56,9 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand on an argparse subparsers object.
 
     Usage: ``streamtalker evaluate [--checkpoint P | --teacher] [--inputs DIR]
-    [--items GLOB] [--seeds 0,1,2] [--steps N] [--guidance G] [--blink-temperature T]
-    [--device cpu] [--rig oculus|vrm|mmd]
+    [--items GLOB] [--seeds 0,1,2] [--device cpu] [--beside-quality] [--rig oculus|vrm|mmd]
+    [--preset quality|live] [--chunk-frames K] [--lookahead-ms L] [--steps N] [--guidance G]
+    [--blink-temperature T] ...
     [-o results.json] [--force] [--strict]``. The handler is :func:`cmd_evaluate`
     (``args.func``); it returns the exit status and raises FileNotFoundError,
     FileExistsError, ValueError or CheckpointError with one-line messages.
@@ -84,10 +86,6 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                    help="also evaluate this synthetic held-out set (from `streamtalker "
                         "make-evalset`; repeatable: English v3 and multilingual v4 sets) and "
                         "print the sets side by side")
-    p.add_argument("--chunk-frames", type=int, default=None,
-                   help="frames per chunk (default: the model's)")
-    p.add_argument("--lookahead-ms", type=float, default=None,
-                   help="audio look-ahead in ms (default: the model's)")
     p.add_argument("--head", default=None,
                    help="ARKit head .glb the lip gap is measured on (default: the Face Cap "
                         "head in <project root>/inputs/facecap, from tools/fetch_facecap.py)")
@@ -95,12 +93,12 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
                    help="only clips whose name matches (e.g. 'cards/*'); repeatable")
     p.add_argument("--seeds", default="0,1,2", help="sampling seeds, comma-separated "
                                                     "(default 0,1,2)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--blink-temperature", type=float, default=None,
-                   help="initial-noise scale on eyeBlinkLeft/Right, [0, 2] (default: the "
-                        "model's)")
+    add_sampler_arguments(p)
+    p.add_argument("--beside-quality", action="store_true",
+                   help="also evaluate the model's best-quality setting (--preset quality, "
+                        "the other sampler options kept) and print the two side by side: "
+                        "what a low-latency setting (--preset live, --chunk-frames, "
+                        "--lookahead-ms) costs")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--rig", default=None, choices=["oculus", "vrm", "mmd"],
                    help="also score a viseme or vowel face rig (the model's frames through "
@@ -131,8 +129,7 @@ def cmd_evaluate(args) -> int:
         model_core.errors.CheckpointError: the checkpoint cannot be loaded.
     """
     seeds = _parse_seeds(args.seeds)
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    settings = sampler_settings(args)
     out = Path(args.out) if args.out else None
     if out is not None:
         check_writable(out, args.force, make_folders=False)
@@ -160,36 +157,52 @@ def cmd_evaluate(args) -> int:
         model = load_model(args.checkpoint, device=args.device)
     source = "teacher" if model is None else str(args.checkpoint or "default")
 
-    def run(folder: Path, names) -> dict:
+    beside = getattr(args, "beside_quality", False) and model is not None
+    quality = settings.replace(chunk_frames=None, lookahead_ms=None, preset="quality")
+    if model is not None:   # a setting the model does not take: refused before any work
+        for st in (settings, quality) if beside else (settings,):
+            st.resolve(model.config)
+
+    def run(folder: Path, names, st) -> dict:
         rig = getattr(args, "rig", None)
         if model is None:
             res = evaluate_teacher(build_eval_set(folder, 30.0, names=names), seeds, head=head,
                                    rig=rig)
         else:
             res = evaluate_model(model, build_eval_set(folder, model.fps, names=names), seeds,
-                                 args.steps, guidance=args.guidance, progress=progress,
-                                 head=head, rig=rig, blink_temperature=args.blink_temperature,
-                                 chunk_frames=getattr(args, "chunk_frames", None),
-                                 lookahead_ms=getattr(args, "lookahead_ms", None))
+                                 progress=progress, head=head, rig=rig, settings=st)
         res["settings"]["checkpoint"] = source
         res["settings"]["inputs"] = str(folder)
         return res
 
     from ..evaluation.rig_checks import format_rig
-    results = run(inputs, args.items)
+    results = run(inputs, args.items, settings)
     print(format_table(results))
     if "rig" in results:
         print("\n" + format_rig(results["rig"]))
     sets = {"real clips": results}
     for k, heldout in enumerate(heldouts):
-        res = run(heldout, None)
+        res = run(heldout, None, settings)
         results["heldout" if k == 0 else f"heldout_{k + 1}"] = res
         print(f"\nSynthetic held-out set {heldout}:\n")
         print(format_table(res))
         if "rig" in res:
             print("\n" + format_rig(res["rig"]))
         sets[f"held-out {heldout.name}"] = res
-    if heldouts:
+    if beside:
+        # the same sets at the best-quality setting, for the side-by-side table
+        results["beside_quality"] = {"real clips": run(inputs, args.items, quality)}
+        print("\nAt the best-quality setting:\n")
+        print(format_table(results["beside_quality"]["real clips"]))
+        for heldout in heldouts:
+            res = run(heldout, None, quality)
+            results["beside_quality"][f"held-out {heldout.name}"] = res
+            print(f"\nSynthetic held-out set {heldout}, best-quality setting:\n")
+            print(format_table(res))
+        sets = {label: r for (name, a), (_, b) in zip(sets.items(),
+                                                       results["beside_quality"].items())
+                for label, r in ((name, a), (f"{name} [best quality]", b))}
+    if heldouts or beside:
         print("\n" + format_sets(sets))
     if out is not None:
         save_results(results, out, force=args.force)

@@ -1,7 +1,9 @@
-"""``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--steps N] [--seed S]
-[--style I] [--device cpu|cuda] [--chunk-frames K] [--threads N] [--backend torch|onnx]
-[--rig arkit|oculus|vrm|mmd]`` writes .npz, .csv (Live Link Face) or .json (with ``--rig``,
-a viseme or vowel rig's channels, :mod:`model_core.runtime.rigs`: .npz / .json); with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
+"""``streamtalker generate AUDIO -o OUT [--checkpoint P] [--fps 30] [--seed S] [--style I]
+[--device cpu|cuda] [--threads N] [--backend torch|onnx] [--rig arkit|oculus|vrm|mmd]`` and
+the sampler settings (``--preset quality|live``, ``--chunk-frames K``, ``--lookahead-ms L``,
+``--steps N``, ...: :func:`~model_core.cli.common.add_sampler_arguments`) writes .npz, .csv
+(Live Link Face) or .json (with ``--rig``, a viseme or vowel rig's channels,
+:mod:`model_core.runtime.rigs`: .npz / .json); with a vertex checkpoint and ``--template``, meshes as .npy / .npz or a
 point cache (.pc2 / .mdd for Blender's Mesh Cache modifier). The output is checked for
 writability before any work; the audio is decoded and the frames written block by block
 (the one driver, :func:`model_core.runtime.driver.run`), so memory does not grow with the
@@ -14,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_backend_argument, add_threads_argument, style_arg, template_arg
+from .common import (add_backend_argument, add_sampler_arguments, add_threads_argument,
+                     sampler_settings, style_arg, template_arg)
 
 __all__ = ["add_generate_parser", "cmd_generate"]
 
@@ -32,13 +35,7 @@ def add_generate_parser(sub) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="model checkpoint (.safetensors with its .json); default: the bundled model")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the model's)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--blink-temperature", type=float, default=None,
-                   help="ARKit models: initial-noise scale on eyeBlinkLeft/Right in [0, 2]; "
-                        "higher blinks more, the lips do not change (default: the model's)")
     p.add_argument("--style", default=None,
                    help="training identity index, or for a vertex model a training subject's "
                         "name (default: the unknown style)")
@@ -51,8 +48,7 @@ def add_generate_parser(sub) -> None:
                         "model's 52 weights); oculus: the 15 visemes viseme_sil ... viseme_U; "
                         "vrm: aa ih ou ee oh; mmd: あ い う え お; each with blink and "
                         "brow channels. Columns are named as the rig names them (.npz / .json)")
-    p.add_argument("--chunk-frames", type=int, default=None,
-                   help="frames per streaming chunk, K (default: the model's)")
+    add_sampler_arguments(p)
     add_threads_argument(p)
     add_backend_argument(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -72,7 +68,7 @@ def _save_npy(path: Path, verts, fps: float | None = None) -> None:
             np.savez(f, vertices=verts, fps=fps)
 
 
-def _generate_vertices(args, out: Path, n_vertices: int) -> int:
+def _generate_vertices(args, out: Path, n_vertices: int, settings) -> int:
     """``generate`` with a vertex checkpoint: meshes [T, V, 3] to .npy/.npz/.pc2/.mdd."""
     from .. import load_audio, load_model
     from ..io.files import atomic_write
@@ -87,8 +83,7 @@ def _generate_vertices(args, out: Path, n_vertices: int) -> int:
                     backend=args.backend)
     t0 = time.perf_counter()
     verts = vm.generate(audio, vm.model.sample_rate, template, seed=args.seed,
-                        style=style_arg(args.style), chunk_frames=args.chunk_frames,
-                        steps=args.steps, eta=args.eta, guidance=args.guidance, fps=args.fps)
+                        style=style_arg(args.style), settings=settings, fps=args.fps)
     dt = time.perf_counter() - t0
     fps = args.fps or vm.fps
     if out.suffix.lower() in (".pc2", ".mdd"):
@@ -120,6 +115,7 @@ def cmd_generate(args) -> int:
     from ..runtime.driver import run
 
     out = Path(args.out)
+    settings = sampler_settings(args)
     check_run_arguments(args.seed, args.threads)   # the same check as the Blender bake's
     resolve_backend(args.backend, args.device)
     check_writable(out, args.force)     # before any work: exists, folder, permission
@@ -129,10 +125,12 @@ def cmd_generate(args) -> int:
         if rig != "arkit":
             raise ValueError(f"--rig {rig} is for ARKit models; {args.checkpoint} is a vertex "
                              f"model (it makes meshes, not blendshape weights)")
-        if args.blink_temperature is not None:
-            raise ValueError(f"--blink-temperature is for ARKit models; {args.checkpoint} is "
-                             f"a vertex model (it has no blink channels)")
-        return _generate_vertices(args, out, info.n_vertices)
+        for flag, value in (("--blink-temperature", settings.blink_temperature),
+                            ("--lip-temperature", settings.lip_temperature)):
+            if value is not None:
+                raise ValueError(f"{flag} is for ARKit models; {args.checkpoint} is a vertex "
+                                 f"model (it has no lip or blink channels)")
+        return _generate_vertices(args, out, info.n_vertices, settings)
     if args.template:
         raise ValueError(f"--template is for vertex checkpoints; "
                          f"{args.checkpoint or 'the bundled model'} makes ARKit weights")
@@ -152,16 +150,14 @@ def cmd_generate(args) -> int:
             from ..runtime.rigs import RiggedModel
             model = RiggedModel(model, rig)
         # every setting is checked here, before any audio is decoded
-        session = model.stream(seed=args.seed, style=style, chunk_frames=args.chunk_frames,
-                               steps=args.steps, eta=args.eta, guidance=args.guidance,
-                               fps=args.fps, blink_temperature=args.blink_temperature)
+        session = model.stream(seed=args.seed, style=style, fps=args.fps, settings=settings)
     except BaseException:
         reader.close()
         raise
     fps = session.fps
     meta = {"audio": str(args.audio), "checkpoint": str(args.checkpoint or "default"),
-            "seed": args.seed, "style": args.style, "steps": args.steps or model.config.sample_steps,
-            "latency_ms": session.latency_ms}
+            "seed": args.seed, "style": args.style, "steps": session.settings.steps,
+            "latency_ms": session.latency_ms, "sampler": session.settings.to_dict()}
     kind = model.config.output_kind
     if rig != "arkit":
         meta["rig"], kind = rig, "shape_keys"
@@ -183,5 +179,6 @@ def cmd_generate(args) -> int:
         n = writer.n_frames
     print(f"{out}: {n} frames at {fps:g} fps from {dur:.2f} s of audio in {dt:.2f} s "
           f"(real-time factor {dt / max(dur, 1e-9):.3f}, algorithmic latency "
-          f"{session.latency_ms:.0f} ms, {model.backend} backend)")
+          f"{session.latency_ms:.0f} ms: {session.settings.chunk_frames}-frame chunks, "
+          f"{session.settings.lookahead_ms:g} ms look-ahead; {model.backend} backend)")
     return 0

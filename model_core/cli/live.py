@@ -2,8 +2,15 @@
 
 ``streamtalker live [--device NAME] [--seconds S] [--out FILE.csv] [--checkpoint P]
 [--samplerate HZ] [--seed S] [--threads N] [--backend torch|onnx] [--force] [--list-devices]``
-prints frames per second, the measured latency (captured -> frame ready, ms), dropped audio
-and a level meter once per ~0.25 s. Same engine as the Blender add-on (:class:`model_core.live.engine.LiveEngine`).
+and the sampler settings (:func:`~model_core.cli.common.add_sampler_arguments`; ``--preset``
+defaults to ``live``: the model's low-latency chunk size and look-ahead where it declares
+them, ``--chunk-frames`` / ``--lookahead-ms`` to choose others) prints frames per second,
+the measured latency (captured -> frame ready, ms), dropped audio and a level meter once per
+~0.25 s. Same engine as the Blender add-on (:class:`model_core.live.engine.LiveEngine`).
+
+The take holds exactly the frames the run showed: every frame the engine delivered, in
+order, and no more (stopping does not flush the session: the audio after the last frame is
+dropped, not padded with silence into frames nobody saw).
 
 The take (``--out``): the destination is checked before recording starts; frames are written
 to a temporary file as they come and saved to ``--out`` when the run ends -- after
@@ -28,7 +35,7 @@ import time
 
 def add_live_parser(sub):
     """Register the ``live`` sub-command on an argparse sub-parsers object."""
-    from .common import add_backend_argument, add_threads_argument
+    from .common import add_backend_argument, add_sampler_arguments, add_threads_argument
     p = sub.add_parser("live", help="animate live microphone input (ARKit-52 weights)",
                        description="Stream the microphone through the model; print fps, "
                                    "latency and the input level; optionally record the take. "
@@ -40,6 +47,7 @@ def add_live_parser(sub):
     p.add_argument("--samplerate", type=float, default=None,
                    help="device rate in Hz, 4000..384000 (default: 16000, else the device's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    add_sampler_arguments(p, preset="live")
     add_threads_argument(p)
     add_backend_argument(p)
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -48,16 +56,19 @@ def add_live_parser(sub):
     return p
 
 
-def _check_args(args) -> None:
-    """Validate the numbers given on the command line, by name (before anything starts)."""
+def _check_args(args):
+    """Validate the numbers given on the command line, by name (before anything starts);
+    returns the sampler settings."""
     from ..io.audio import check_sample_rate
     from ..runtime.session import check_seed
+    from .common import sampler_settings
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise ValueError(f"--seconds must be a positive number of seconds (leave it out to "
                          f"record until Ctrl+C), got {args.seconds:g}")
     if args.samplerate is not None:
         check_sample_rate(args.samplerate, "--samplerate")
     check_seed(args.seed, "--seed")
+    return sampler_settings(args)
 
 
 def _say(*args, file=None, end="\n") -> None:
@@ -115,7 +126,7 @@ def cmd_live(args) -> int:
                 print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, "
                       f"{d['default_samplerate']:g} Hz)")
             return 0
-        _check_args(args)
+        settings = _check_args(args)
         check_threads(args.threads, "--threads")
         resolve_backend(args.backend)
         out = Path(args.out) if args.out else None
@@ -158,7 +169,8 @@ def cmd_live(args) -> int:
                 try:
                     _, eng = run_live(model, device=args.device, seconds=args.seconds,
                                       on_frames=show, samplerate=args.samplerate,
-                                      seed=args.seed, stop_event=stop, keep_frames=False)
+                                      seed=args.seed, stop_event=stop, keep_frames=False,
+                                      settings=settings)
                 except LiveError as e:
                     if writer is None or writer.n_frames == 0:
                         raise
@@ -182,9 +194,11 @@ def cmd_live(args) -> int:
                 stopped = ""
                 if stop.is_set() or eng.interrupted:
                     stopped = f" (stopped with {guard.label if stop.is_set() else 'Ctrl+C'})"
+                st = eng.session_settings
                 _say(f"live: {eng.stats.frames} frames from {eng.device_name!r} at "
                      f"{eng.samplerate:g} Hz{stopped}; latency p50 {p['total'][50]:.1f} ms "
-                     f"p95 {p['total'][95]:.1f} ms (+ algorithmic {eng.latency_ms:.0f} ms); "
+                     f"p95 {p['total'][95]:.1f} ms (+ algorithmic {eng.latency_ms:.0f} ms: "
+                     f"{st.chunk_frames}-frame chunks, {st.lookahead_ms:g} ms look-ahead); "
                      f"dropped {eng.stats.dropped_s:.2f} s")
                 if writer is not None:
                     if writer.committed == out:

@@ -522,7 +522,7 @@ def evaluate_predictions(items, preds, seeds: Sequence[int] | None = None, head=
 
 def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
                    guidance: float | None = None, progress: bool = False, head=None,
-                   rig: str | None = None, **stream_kwargs) -> dict:
+                   rig: str | None = None, settings=None, **stream_kwargs) -> dict:
     """Generate with ``model`` for every clip and seed, and score the result.
 
     Args:
@@ -538,12 +538,17 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         rig: ``"oculus"``, ``"vrm"`` or ``"mmd"``: also the checks on that face rig
             (:func:`model_core.evaluation.rig_checks.evaluate_rig`, in ``results["rig"]``;
             ``all_pass`` includes them); None for none.
-        stream_kwargs: other session settings (``chunk_frames``, ``lookahead_ms`` ...).
+        settings: the :class:`~model_core.runtime.settings.SamplerSettings` (None: the
+            model's defaults); ``steps``, ``guidance`` and the sampler keywords among
+            ``stream_kwargs`` (``chunk_frames``, ``lookahead_ms`` ...) are put into it.
+        stream_kwargs: other session keywords.
 
     Returns:
         dict (JSON-ready through :func:`save_results`):
 
-        * ``settings``: seeds, steps, fps, items.
+        * ``settings``: seeds, steps, fps, items; ``sampler`` (every sampler setting as
+          the model resolved it), ``setting`` (one line naming them, as the table prints
+          it) and ``latency_ms`` (the setting's algorithmic latency).
         * ``items``: one dict per clip: ``name``, ``duration_s``, ``n_frames``, ``jaw_corr``
           (Pearson of jawOpen with the reference, mean over seeds; an undefined correlation,
           i.e. a constant jaw, counts as 0), ``bilabial_closure`` (closed / eligible pooled
@@ -569,9 +574,14 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         ValueError: the model is not an ARKit-52 model, no items, bad seeds, or output
             frames that do not match the references.
     """
+    from ..runtime.settings import SamplerSettings
     items = _check_items(items)
     seeds = _check_seeds(seeds)
     cfg = model.config
+    sampler_kw = {k: stream_kwargs.pop(k) for k in list(stream_kwargs)
+                  if k in SamplerSettings.names()}
+    asked = SamplerSettings.of(settings, steps=steps, guidance=guidance, **sampler_kw)
+    resolved = asked.resolve(cfg)       # a setting the model does not take: refused here
     if (getattr(cfg, "output_kind", "arkit") != "arkit"
             or list(model.channel_names) != list(ARKIT_52)):
         raise ValueError("evaluate_model needs an ARKit-52 model (output_kind 'arkit' with the "
@@ -581,8 +591,8 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
         fps_kw = {} if abs(it.fps - model.fps) < 1e-9 else {"fps": it.fps}
         out = []
         for s in seeds:
-            y = model.generate(it.samples, SAMPLE_RATE, seed=s, steps=steps,
-                               guidance=guidance, **fps_kw, **stream_kwargs)
+            y = model.generate(it.samples, SAMPLE_RATE, seed=s, settings=asked,
+                               **fps_kw, **stream_kwargs)
             if y.shape != it.reference.shape:
                 raise ValueError(f"{it.name}: the model gave {y.shape[0]} frames, the "
                                  f"reference has {it.n_frames}")
@@ -592,9 +602,14 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
             print(f"evaluate: {k + 1}/{len(items)} {it.name}", file=sys.stderr, flush=True)
     res = evaluate_predictions(items, preds, seeds, head=head)
     _add_rig(res, items, preds, rig)
-    res["settings"]["steps"] = int(steps) if steps is not None else int(cfg.sample_steps)
-    res["settings"]["guidance"] = guidance
+    res["settings"]["steps"] = int(resolved.steps)
+    res["settings"]["guidance"] = asked.guidance
     res["settings"].update({k: v for k, v in stream_kwargs.items() if v is not None})
+    res["settings"].update({k: v for k, v in asked.to_dict().items()
+                            if k not in ("steps", "guidance", "preset")})
+    res["settings"]["sampler"] = resolved.to_dict()
+    res["settings"]["setting"] = _setting_line(resolved, cfg)
+    res["settings"]["latency_ms"] = resolved.latency_ms(cfg)
     res["settings"]["model"] = {"fps": float(model.fps),
                                 "training": getattr(cfg, "training", None)}
     return res
@@ -718,6 +733,14 @@ def _lip_cells(lip: dict, ref: dict | None) -> list[str]:
     return cells
 
 
+def _setting_line(resolved, cfg) -> str:
+    """``"live (1-frame chunks, 20 ms look-ahead: 53 ms), 4 DDIM steps"``: the setting a
+    table was measured at."""
+    return (f"{resolved.preset} ({resolved.chunk_frames}-frame chunks, "
+            f"{resolved.lookahead_ms:g} ms look-ahead: {resolved.latency_ms(cfg):.0f} ms), "
+            f"{resolved.steps} DDIM steps")
+
+
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(head[j]), *(len(r[j]) for r in rows)) for j in range(len(head))]
 
@@ -753,8 +776,11 @@ def format_table(results: dict) -> str:
                  *_lip_cells(ov.get("lip", {}), ov.get("lip_reference")),
                  _fmt(ov["jaw_corr"]), _fmt(ov["bilabial_closure"]),
                  _fmt(ov["seed_diversity_lips"], 3), _fmt(ov["seed_diversity_upper"], 3)])
-    out = ["Lip-gap figures on the head's geometry: model [teacher ceiling].", ""]
-    out += _table(head, rows)
+    out = ["Lip-gap figures on the head's geometry: model [teacher ceiling]."]
+    setting = results.get("settings", {}).get("setting")
+    if setting:
+        out.append(f"Setting: {setting}.")
+    out += [""] + _table(head, rows)
     speakers = results.get("speakers") or {}
     if speakers:
         out.append("")
@@ -847,6 +873,8 @@ def format_sets(sets: dict) -> str:
         except (KeyError, TypeError):
             raise ValueError(f"{name}: not an evaluation result") from None
         who = res.get("settings", {}).get("checkpoint", "model")
+        if res.get("settings", {}).get("setting"):
+            who = f"{who}, {res['settings']['setting']}"
         rows.append([name, str(who), str(len(res["items"])),
                      *_lip_cells(ov["lip"], None), _fmt(ov["blink_rate_per_min"], 1)])
         rows.append([name, "teacher (ceiling)", str(len(res["items"])),

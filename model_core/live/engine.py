@@ -51,6 +51,7 @@ from ..io.audio import MODEL_SAMPLE_RATE, Resampler, check_sample_rate
 from ..errors import StreamTalkerError
 from ..runtime.driver import run
 from ..runtime.session import check_seed
+from ..runtime.settings import SamplerSettings
 
 
 class LiveError(StreamTalkerError, RuntimeError):
@@ -327,17 +328,26 @@ class LiveEngine:
         samplerate: device rate in Hz (4000..384000); None tries 16000 then the device's
             default rate.
         fps: output frame rate (None: the model's).
-        seed, style, steps, blink_temperature: passed to ``model.stream`` (None: the
-            model's default; ``blink_temperature`` only for ARKit models).
+        seed, style: passed to ``model.stream``.
+        settings: the :class:`~model_core.runtime.settings.SamplerSettings` of the session
+            (None: ``SamplerSettings(preset="live")``, the model's low-latency chunk and
+            look-ahead where it declares one, else its defaults).
+        steps, blink_temperature: the keyword API: put into ``settings`` when not None
+            (``blink_temperature`` only for ARKit models).
         blocksize: samples per callback (0: PortAudio decides; default 10 ms).
+        device_latency: PortAudio's suggested input latency: ``"low"`` (default),
+            ``"high"``, seconds, or None for sounddevice's default (``"high"``). With
+            ``"high"`` PortAudio's ALSA host reads in larger periods and a 10 ms block waits
+            up to one more block (benchmarks/bench_live.py: device p95 13 ms against 0.2 ms).
         ring_s: ring capacity, seconds of audio. max_backlog_s: waiting audio above which
             the worker drops to the newest ``keep_s`` seconds.
         stall_s: seconds without a callback (after the first) that count as a device error;
             start_timeout_s: seconds to wait for the first callback.
         max_events: undelivered :class:`LiveEvent` kept at most (oldest dropped, counted).
 
-    Raises (on creation): ValueError for a bad samplerate or seed (named); a bad style,
-    steps or fps is refused by :meth:`start` before the device is opened.
+    Raises (on creation): ValueError for a bad samplerate, seed or sampler setting (named);
+    a bad style or fps, or a setting the model does not support (a chunk size or look-ahead
+    outside its range), is refused by :meth:`start` before the device is opened.
 
     Use: ``eng.start()`` (opens the device: raises :class:`LiveError` subclasses), then
     ``eng.poll()`` / ``eng.latest()`` from the consumer, ``eng.applied(events)`` after using
@@ -350,15 +360,22 @@ class LiveEngine:
                  steps: int | None = None, blink_temperature: float | None = None,
                  blocksize: int | None = None, ring_s: float = 4.0,
                  max_backlog_s: float = 0.5, keep_s: float = 0.2, stall_s: float = 2.0,
-                 start_timeout_s: float = 10.0, max_events: int = 1024):
+                 start_timeout_s: float = 10.0, max_events: int = 1024, *,
+                 settings: SamplerSettings | None = None, device_latency="low"):
         self.model = model
         self.device = device
         self.requested_samplerate = (None if samplerate is None else
                                      check_sample_rate(samplerate, "samplerate (input device rate)"))
         self.fps = float(fps) if fps is not None else float(model.fps)
-        self.seed, self.style, self.steps = check_seed(seed), style, steps
-        self.blink_temperature = blink_temperature
+        self.seed, self.style = check_seed(seed), style
+        #: the session's sampler settings, as asked (resolved: ``session_settings``)
+        self.settings = SamplerSettings.of(
+            SamplerSettings(preset="live") if settings is None else settings,
+            steps=steps, blink_temperature=blink_temperature)
+        #: the settings the running session resolved (every field set); None before start
+        self.session_settings: SamplerSettings | None = None
         self.blocksize = blocksize
+        self.device_latency = device_latency
         self.ring_s, self.max_backlog_s, self.keep_s = ring_s, max_backlog_s, keep_s
         self.stall_s, self.start_timeout_s = stall_s, start_timeout_s
         self.channel_names = list(model.channel_names)
@@ -394,6 +411,8 @@ class LiveEngine:
             try:
                 stream = sd.InputStream(device=index, samplerate=rate, channels=1,
                                         dtype="float32", blocksize=bs, callback=self._callback,
+                                        **({} if self.device_latency is None else
+                                           {"latency": self.device_latency}),
                                         finished_callback=self._finished)
             except sd.PortAudioError as e:
                 msg = str(e)
@@ -420,9 +439,7 @@ class LiveEngine:
         if self.state != "new":
             raise RuntimeError("this LiveEngine was already started; make a new one")
         # the session first: a bad setting is refused before the device is opened
-        self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps, blink_temperature=self.blink_temperature)
-        self.latency_ms = float(self._session.latency_ms)
+        self._open_session()
         sd = _sd()
         index, info = resolve_input_device(self.device)
         self.device_name = str(info.get("name", self.device))
@@ -436,6 +453,13 @@ class LiveEngine:
             raise DeviceError(f"input device {self.device_name!r} could not start: {e}") from None
         self._worker.start()
         return self
+
+    def _open_session(self) -> None:
+        """Open the model's session (refusing bad settings by name before any device)."""
+        self._session = self.model.stream(seed=self.seed, style=self.style, fps=self.fps,
+                                          settings=self.settings)
+        self.session_settings = getattr(self._session, "settings", None)
+        self.latency_ms = float(self._session.latency_ms)
 
     def _begin(self, rate: float, stream=None) -> None:
         """Set up the ring, resampler and worker for a device at ``rate`` Hz (the worker is
@@ -460,9 +484,7 @@ class LiveEngine:
         """
         if self.state != "new":
             raise RuntimeError("this LiveEngine was already started; make a new one")
-        self._session = self.model.stream(seed=self.seed, style=self.style, steps=self.steps,
-                                          fps=self.fps, blink_temperature=self.blink_temperature)
-        self.latency_ms = float(self._session.latency_ms)
+        self._open_session()
         self.device_name = "fed directly"
         self._begin(check_sample_rate(samplerate, "samplerate"))
         self._worker.start()

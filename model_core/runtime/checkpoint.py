@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -114,6 +114,8 @@ class CheckpointInfo:
         n_styles: training identities. subjects: a vertex model's training subjects, in
             style order (empty otherwise).
         n_vertices: mesh vertices of a vertex model, None for the other kinds.
+        config: the :class:`ModelConfig` (what the model declares: its chunk sizes and
+            look-aheads, its sampler defaults).
     """
 
     path: Path
@@ -124,6 +126,7 @@ class CheckpointInfo:
     n_styles: int
     n_vertices: int | None = None
     subjects: tuple[str, ...] = ()
+    config: ModelConfig | None = field(default=None, compare=False, repr=False)
 
 
 def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo:
@@ -166,7 +169,8 @@ def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo
         kind = "arkit" if cfg.output_kind == "arkit" else "latent"
     return CheckpointInfo(path=wpath, kind=kind, channel_names=tuple(cfg.channel_names),
                           fps=float(cfg.fps), sample_rate=int(cfg.sample_rate),
-                          n_styles=int(cfg.n_styles), n_vertices=n_vertices, subjects=subjects)
+                          n_styles=int(cfg.n_styles), n_vertices=n_vertices, subjects=subjects,
+                          config=cfg)
 
 
 def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:

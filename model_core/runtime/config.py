@@ -224,6 +224,11 @@ class ModelConfig:
                  "speech_encoder.type must be 'hubert' or 'wav2vec2'")
             need(bool(self.speech_encoder.get("path")), "speech_encoder.path is required")
 
+    def chunk_frames_range(self) -> tuple[int, int]:
+        """(smallest, largest) chunk size K in frames a session may ask for: 1 ..
+        min(max_chunk_frames, history_frames)."""
+        return 1, min(self.max_chunk_frames, self.history_frames)
+
     def lookahead_range(self) -> tuple[float, float]:
         """(smallest, largest) look-ahead in ms a session may ask for."""
         hi = float(self.lookahead_ms)

@@ -23,6 +23,7 @@ from .config import ChunkGeometry, ModelConfig
 from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
 from .driver import run
 from .session import ResampledSession, StreamingSession
+from .settings import SamplerSettings
 
 
 class Normalization:
@@ -139,9 +140,17 @@ class InferenceModel:
         return self.config.dim
 
     def latency_ms(self, chunk_frames: int | None = None,
-                   lookahead_ms: float | None = None) -> float:
+                   lookahead_ms: float | None = None, *,
+                   settings: SamplerSettings | None = None) -> float:
         """Algorithmic latency (chunk + look-ahead) in milliseconds of a ``chunk_frames``
-        chunk with ``lookahead_ms`` of look-ahead (None: the config's)."""
+        chunk with ``lookahead_ms`` of look-ahead (None: the config's), or of ``settings``
+        (:meth:`SamplerSettings.latency_ms`; the keywords win where given).
+
+        Raises:
+            ValueError: a setting this model does not support (named)."""
+        if settings is not None:
+            return SamplerSettings.of(settings, chunk_frames=chunk_frames,
+                                      lookahead_ms=lookahead_ms).latency_ms(self.config)
         geo = self.geometry if lookahead_ms is None else ChunkGeometry(self.config, lookahead_ms)
         return geo.latency_ms(self.config.chunk_frames if chunk_frames is None
                               else chunk_frames)
@@ -206,12 +215,14 @@ class InferenceModel:
         denoise = self.chunk_denoiser(cond_in, drop, t_cache)
         return sample_ddim(denoise, (1, K, self.dim), scheduler, rng, guidance, noise_scale)
 
-    def guidance_scale(self, guidance: float) -> float | np.ndarray:
+    def guidance_scale(self, guidance: float,
+                       channels: str | None = None) -> float | np.ndarray:
         """The classifier-free guidance scale per channel: ``guidance`` everywhere, or with
-        ``guidance_channels = "lips"`` (an ARKit model) float32 [D] with ``guidance`` on the
-        jaw*/mouth* channels and 1 (unguided) on the upper face, whose blinks and gaze do
-        not follow the audio."""
-        if guidance == 1.0 or self.config.guidance_channels == "all" \
+        ``channels = "lips"`` (default: the config's ``guidance_channels``; an ARKit model)
+        float32 [D] with ``guidance`` on the jaw*/mouth* channels and 1 (unguided) on the
+        upper face, whose blinks and gaze do not follow the audio."""
+        channels = self.config.guidance_channels if channels is None else channels
+        if guidance == 1.0 or channels == "all" \
                 or self.config.output_kind != "arkit":
             return guidance
         return lip_scale(self.channel_names, guidance)
@@ -219,7 +230,8 @@ class InferenceModel:
     def stream(self, seed: int = 0, style: int | None = None, chunk_frames: int | None = None,
                steps: int | None = None, eta: float | None = None, guidance: float | None = None,
                fps: float | None = None, lip_temperature: float | None = None,
-               blink_temperature: float | None = None, lookahead_ms: float | None = None):
+               blink_temperature: float | None = None, lookahead_ms: float | None = None, *,
+               settings: SamplerSettings | None = None, guidance_channels: str | None = None):
         """Open a streaming session: a :class:`~model_core.runtime.session.StreamingSession`,
         wrapped in a :class:`~model_core.runtime.session.ResampledSession` when ``fps``
         differs from the model's. Both are :class:`~model_core.runtime.driver.Session` s.
@@ -228,22 +240,28 @@ class InferenceModel:
             seed: sampling seed, 0..2**64-1 (same seed + same audio -> same frames, and the
                 same noise in every backend: :class:`~model_core.runtime.ddim.NoiseGenerator`).
             style: training identity 0..n_styles-1, or None for the learned unknown style.
-            chunk_frames: K, frames per step (default from the config).
-            steps: DDIM steps; eta: DDIM eta; guidance: CFG scale (defaults from the config).
             fps: output frame rate (default: the model's); other rates are interpolated.
-            lip_temperature: initial-noise scale on jaw/mouth channels (default from the config).
-            blink_temperature: initial-noise scale on eyeBlinkLeft/Right, in [0, 2] (default
-                from the config; higher blinks more).
-            lookahead_ms: audio look-ahead, ms, in ``config.lookahead_range()`` (default
-                the config's ``lookahead_ms``): shorter is less latency for live input.
+            settings: the :class:`~model_core.runtime.settings.SamplerSettings` (None: the
+                model's defaults), resolved against this model once
+                (``session.settings``); e.g. ``SamplerSettings(preset="live")`` for the
+                model's low-latency chunk and look-ahead.
+            chunk_frames, steps, eta, guidance, guidance_channels, lip_temperature,
+                blink_temperature, lookahead_ms: the same settings as keywords; those not
+                None replace ``settings``' (chunk_frames: K, frames per step, in
+                ``config.chunk_frames_range()``; lookahead_ms: audio look-ahead, ms, in
+                ``config.lookahead_range()``, shorter is less latency for live input;
+                temperatures: initial-noise scales on the jaw/mouth and blink channels,
+                [0, 2]).
         Raises:
-            ValueError: a setting out of range.
+            ValueError: a setting out of range, or one this model does not support (named).
+            TypeError: ``settings`` is not a SamplerSettings.
         """
         session = StreamingSession(self, seed=seed, style=style, chunk_frames=chunk_frames,
                                    steps=steps, eta=eta, guidance=guidance,
                                    lip_temperature=lip_temperature,
                                    blink_temperature=blink_temperature,
-                                   lookahead_ms=lookahead_ms)
+                                   lookahead_ms=lookahead_ms, settings=settings,
+                                   guidance_channels=guidance_channels)
         if fps is None or fps == self.config.fps:
             return session
         return ResampledSession(session, fps)
@@ -256,7 +274,8 @@ class InferenceModel:
             audio: samples [N] or [N, C] (float, int16 or int32), any rate; float samples
                 beyond ±4 (``audio.SAMPLE_LIMIT``) are clipped, with an AudioWarning.
             sample_rate: rate of ``audio`` in Hz, 4000..384000 (resampled to 16 kHz with soxr).
-            seed: sampling seed, 0..2**64-1; progress: show a tqdm bar; other keywords go to
+            seed: sampling seed, 0..2**64-1; progress: show a tqdm bar; other keywords
+                (``settings``, ``style``, ``fps``, each sampler setting) go to
                 :meth:`stream`.
         Returns:
             float32 [round(duration_s * fps), D], finite; ARKit weights in [0, 1].

@@ -212,6 +212,12 @@ class RigSession:
     def latency_ms(self) -> float:
         return self.session.latency_ms
 
+    @property
+    def settings(self):
+        """The wrapped session's resolved :class:`~model_core.runtime.settings.SamplerSettings`
+        (None for a session without them)."""
+        return getattr(self.session, "settings", None)
+
     def push(self, samples) -> np.ndarray:
         return self.converter(self.session.push(samples))
 

@@ -22,6 +22,7 @@ from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
 from .ddim import NoiseGenerator
 from .frontend import make_frontend
+from .settings import MAX_GUIDANCE, SamplerSettings, check_int, check_number  # noqa: F401
 
 #: Seeds are unsigned 64-bit integers (what torch's generator holds; only the low 32 bits seed
 #: its Mersenne Twister, and :class:`~model_core.runtime.ddim.NoiseGenerator`'s).
@@ -41,34 +42,6 @@ def check_seed(seed, what: str = "seed") -> int:
         raise ValueError(f"{what} must be in 0..{MAX_SEED} (2**64 - 1), got {seed}")
     return int(seed)
 
-
-def check_int(value, name: str, lo: int, hi: int) -> int:
-    """Validate a whole-number setting (not a bool, not a float) in ``lo..hi``.
-
-    Raises:
-        ValueError: naming ``name`` and the range.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
-    return int(value)
-
-
-def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> float:
-    """Validate a real-number setting: finite (a NaN is not a number the user meant), not a
-    bool, in ``[lo, hi]``. Returns it as a float.
-
-    Raises:
-        ValueError: naming ``name``, the range and ``hint``.
-    """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v) and lo <= v <= hi
-    if not ok:
-        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
-    return v
 
 class MotionResampler:
     """Linear resampling of a frame stream from ``fps_in`` to ``fps_out`` (streaming).
@@ -113,10 +86,6 @@ class MotionResampler:
         return np.asarray(out, np.float32).reshape(-1, D)
 
 
-#: Largest classifier-free guidance scale a session accepts.
-MAX_GUIDANCE = 20.0
-
-
 class StreamingSession:
     """A stream of audio in, motion frames out. Create with ``model.stream()`` (any backend:
     :class:`~model_core.runtime.inference.InferenceModel`). numpy only: the backend computes
@@ -134,7 +103,17 @@ class StreamingSession:
     Attributes:
         fps: output frames per second; chunk_frames: K; latency_ms: algorithmic latency
         (chunk length + audio look-ahead), milliseconds; dim: D channels;
+        settings: the :class:`~model_core.runtime.settings.SamplerSettings` it samples with,
+        resolved (no None);
         clipped_samples, nonfinite_chunks: counters (see above).
+
+    Args:
+        model: the :class:`~model_core.runtime.inference.InferenceModel`;
+        seed: 0..2**64-1; style: as :meth:`InferenceModel.check_style`;
+        settings: a :class:`SamplerSettings` (None: the model's defaults);
+        steps, eta, guidance, lip_temperature, blink_temperature, chunk_frames,
+            lookahead_ms, guidance_channels: the same settings as keywords (the keyword
+            API), put into ``settings`` where not None.
 
     Raises (on creation):
         ValueError: a setting out of range or of the wrong type (seed 0..2**64-1, chunk_frames
@@ -148,24 +127,23 @@ class StreamingSession:
                  eta: float | None = None, guidance: float | None = None,
                  lip_temperature: float | None = None,
                  blink_temperature: float | None = None,
-                 lookahead_ms: float | None = None):
+                 lookahead_ms: float | None = None, *,
+                 settings: SamplerSettings | None = None,
+                 guidance_channels: str | None = None):
         cfg = model.config
         self.model = model
-        k_max = min(cfg.max_chunk_frames, cfg.history_frames)
-        self.K = cfg.chunk_frames if chunk_frames is None else check_int(
-            chunk_frames, "chunk_frames (frames per chunk for this model)", 1, k_max)
+        #: the resolved sampler settings (every field set), checked against the model
+        self.settings = st = SamplerSettings.of(
+            settings, steps=steps, eta=eta, guidance=guidance,
+            guidance_channels=guidance_channels, lip_temperature=lip_temperature,
+            blink_temperature=blink_temperature, chunk_frames=chunk_frames,
+            lookahead_ms=lookahead_ms).resolve(cfg)
+        self.K = st.chunk_frames
         self.style = model.check_style(style)
-        self.guidance = check_number(cfg.guidance if guidance is None else guidance,
-                                     "guidance", 0.0, MAX_GUIDANCE, " (1 = off; 1.5-5 is usual)")
-        lo, hi = cfg.lookahead_range()
-        self.geo = ChunkGeometry(cfg, None if lookahead_ms is None else check_number(
-            lookahead_ms, "lookahead_ms (audio look-ahead of this model, ms)", lo, hi,
-            " (a model trained for one look-ahead takes only that one)"))
-        eta = check_number(cfg.eta if eta is None else eta, "eta (DDIM)", 0.0, 1.0,
-                           " (0 = deterministic DDIM, 1 = DDPM-like noise)")
+        self.guidance = st.guidance
+        self.geo = ChunkGeometry(cfg, st.lookahead_ms)
         self._norm = model.normalization
-        self.scheduler = model.ddim_scheduler(cfg.sample_steps if steps is None else check_int(
-            steps, "steps (DDIM steps)", 1, cfg.train_timesteps), eta)
+        self.scheduler = model.ddim_scheduler(st.steps, st.eta)
         self.frontend = make_frontend(cfg, model.device)
         self.rng = NoiseGenerator(check_seed(seed))
         self.history = self._norm.rest_history(cfg.history_frames)   # [1, H, D] normalized
@@ -175,12 +153,9 @@ class StreamingSession:
         self.closed = False
         self.fps = cfg.fps
         self.dim = cfg.dim
-        tau = check_number(cfg.lip_temperature if lip_temperature is None else lip_temperature,
-                           "lip_temperature", 0.0, 2.0)
-        tau_blink = check_number(cfg.blink_temperature if blink_temperature is None
-                                 else blink_temperature, "blink_temperature", 0.0, 2.0)
-        self._noise_scale = model.noise_scale(tau, tau_blink)
-        self._guidance = model.guidance_scale(self.guidance)  # per channel, once
+        self._noise_scale = model.noise_scale(st.lip_temperature, st.blink_temperature)
+        # per channel, once
+        self._guidance = model.guidance_scale(self.guidance, st.guidance_channels)
         #: samples clipped to ±SAMPLE_LIMIT so far (absurdly loud input; warned once)
         self.clipped_samples = 0
         #: chunks whose sampled motion held NaN/inf, replaced by the last good frame (warned once)

@@ -138,3 +138,151 @@ def test_live_device_errors_are_reported(facecap_scene, bpy_mod, monkeypatch):
     assert not _pump(5.0)
     assert sess.state == "failed" and "ended" in sess.error
     assert jobs.active_job("live") is None and sess.engine._stream is None
+
+
+def test_live_runs_low_latency_and_record_keeps_the_frames_shown(facecap_scene, bpy_mod, mic,
+                                                                  speech, live_checkpoint):
+    """Live runs at the model's low-latency setting (1-frame chunks, 20 ms look-ahead here),
+    the panel's expected latency says so, Generate keeps the best quality; and Record keys
+    exactly the frames Live showed: every frame that passed through the drain (strengths
+    applied), in order, the last key the value last set on the shape key -- nothing added
+    when it stops."""
+    from streamtalker_addon import jobs, live, mapping
+    from streamtalker_addon.planning import plan_generation
+    from streamtalker_addon.preferences import live_preset
+    from bl_helpers import keyed
+    bpy = bpy_mod
+    scene, head, _ = facecap_scene
+    s = scene.streamtalker
+    s.checkpoint = str(live_checkpoint)
+    s.strength_lips = 0.5                      # what is shown is what is keyed: scaled
+    assert live_preset() == "live"             # no preferences (registered by a script)
+    ms, k, la = live.expected_latency(bpy.context)
+    assert (k, la) == (1, 20.0) and ms == pytest.approx(1000 / 30 + 20)
+    assert live.expected_latency(bpy.context, "quality")[1:] == (3, 60.0)
+    plan = plan_generation(bpy.context)
+    model = live.load_session_model(plan.settings)
+    assert plan.settings.stream_kwargs(model)["settings"].preset == "quality"    # Generate
+
+    key = head.data.shape_keys
+    mic.start_writer(speech[:16000 * 2], lead_s=0.5)
+    sess = live.start_live(bpy.context, device=mic.device, use_timer=False)
+    eng = sess.engine
+    st = eng.session_settings
+    assert (st.chunk_frames, st.lookahead_ms, st.preset) == (1, 20.0, "live")
+    polled, shown = [], []
+    poll = eng.poll
+    names = {c: sess.targets[c] for c in ("jawOpen", "eyeBlinkLeft", "mouthClose")}
+
+    def spy():
+        evs = poll()
+        polled.extend(e.frames for e in evs)
+        return evs
+    eng.poll = spy
+    scene.frame_set(5)
+    sess.start_record(scene)
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        assert jobs.drain() is not None, sess.error
+        if polled:
+            shown.append((sum(len(p) for p in polled),
+                          {c: key.key_blocks[n].value for c, n in names.items()}))
+        time.sleep(0.01)
+    name = sess.stop_record()
+    n_applied = sess.frames_applied
+    jobs.cancel_active("live")
+    frames = mapping.apply_strength(np.concatenate(polled), list(model.channel_names),
+                                    s.strengths())
+    assert len(frames) == n_applied > 60
+    k = keyed(key, bpy.data.actions[name])
+    ch = list(model.channel_names)
+    for c, n in names.items():
+        assert np.array_equal(k[n][:, 0], 5 + np.arange(len(frames)))
+        assert np.array_equal(k[n][:, 1], frames[:, ch.index(c)]), c
+    for count, values in shown:           # each drain showed its newest frame
+        for c, v in values.items():
+            assert v == pytest.approx(frames[count - 1, ch.index(c)], abs=1e-7)
+    assert not np.array_equal(frames[:, ch.index("jawOpen")],
+                              np.concatenate(polled)[:, ch.index("jawOpen")])   # scaled
+
+    sess = live.start_live(bpy.context, device=mic.device, use_timer=False, preset="quality")
+    try:
+        st = sess.engine.session_settings
+        assert (st.chunk_frames, st.lookahead_ms) == (3, 60.0)
+    finally:
+        jobs.cancel_active("live")
+
+
+def test_live_frames_redraw_the_viewport_and_the_panels_at_most_every_tenth(bpy_mod,
+                                                                            monkeypatch):
+    """Blender's redraw on the live path: a drain that set new keys redraws the 3D views'
+    main region; the sidebar's panels and the Properties editor (Python draw code) at most
+    every UI_REDRAW_INTERVAL, and once more when the job ends."""
+    import types
+    from streamtalker_addon import jobs
+    tagged = []
+
+    class Region:
+        def __init__(self, area, kind):
+            self.area, self.type = area, kind
+
+        def tag_redraw(self):
+            tagged.append((self.area, self.type))
+
+    class Area:
+        def __init__(self, kind):
+            self.type = kind
+            self.regions = [Region(kind, r) for r in ("HEADER", "WINDOW", "UI")]
+
+        def tag_redraw(self):
+            tagged.append((self.type, "all"))
+    screen = types.SimpleNamespace(areas=[Area(a) for a in ("VIEW_3D", "PROPERTIES", "OUTLINER")])
+    wm = types.SimpleNamespace(windows=[types.SimpleNamespace(screen=screen)])
+    jobs.tag_redraw(ui=False, wm=wm)
+    assert tagged == [("VIEW_3D", "WINDOW")]
+    tagged.clear()
+    jobs.tag_redraw(wm=wm)
+    assert tagged == [("VIEW_3D", "all"), ("PROPERTIES", "all")]
+
+    class Job:                      # a live job whose every drain set new keys
+        kind, state, running, redraw, drain_interval = "live", "running", True, True, 0.005
+        started, error = 0.0, ""
+        left = 40
+
+        def drain(self):
+            self.left -= 1
+            self.running = self.left > 0
+            return self.running
+    uis = []
+    monkeypatch.setattr(jobs, "tag_redraw", lambda ui=True, wm=None: uis.append(ui))
+    monkeypatch.setattr(jobs, "_ui_redrawn", 0.0)
+    monkeypatch.setattr(jobs, "_active", Job())
+    monkeypatch.setattr(jobs, "_last", {})
+    t0 = time.monotonic()
+    while jobs.drain() is not None:
+        time.sleep(0.005)
+    took = time.monotonic() - t0
+    assert len(uis) == 40 and uis[0] and uis[-1]       # first, and when it ended
+    assert 2 <= sum(uis) <= took / jobs.UI_REDRAW_INTERVAL + 2, (sum(uis), took)
+
+
+def test_live_panel_shows_the_expected_latency_of_the_setting(facecap_scene, bpy_mod,
+                                                              live_checkpoint, toy_checkpoint):
+    import types
+    from streamtalker_addon import panels
+    from test_blender_register import _Layout
+    bpy = bpy_mod
+    scene = facecap_scene[0]
+
+    def labels():
+        calls = []
+        ctx = types.SimpleNamespace(scene=scene, window_manager=bpy.context.window_manager,
+                                    preferences=bpy.context.preferences)
+        panels.STREAMTALKER_PT_live.draw(types.SimpleNamespace(layout=_Layout(calls)), ctx)
+        return [c[2].get("text", "") for c in calls if c[0] == "label"]
+    scene.streamtalker.checkpoint = str(live_checkpoint)
+    assert "Expected latency 53 ms (1-frame chunks + 20 ms look-ahead)" in labels()
+    scene.streamtalker.checkpoint = str(toy_checkpoint)      # declares no live setting
+    assert "Expected latency 193 ms (4-frame chunks + 60 ms look-ahead)" in labels()
+    scene.streamtalker.checkpoint = "/nonexistent.safetensors"
+    assert not any(t.startswith("Expected latency") for t in labels())

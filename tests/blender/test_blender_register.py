@@ -69,6 +69,7 @@ INSTALL = textwrap.dedent("""
     assert bpy.ops.streamtalker.generate.poll() is False
     prefs = bpy.context.preferences.addons[mods[0]].preferences
     print("prefs", prefs.bl_rna.identifier)
+    assert prefs.live_latency == "LOW"      # Live runs the model's low-latency setting
     addon_utils.disable(mods[0])
     assert not hasattr(bpy.types.Scene, "streamtalker")
     print("OK")
