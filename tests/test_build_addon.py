@@ -17,11 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from wheelcache import build_addon, wheels_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 ba = build_addon()
+from addon_build import wheels  # noqa: E402  (importable once build_addon() put ROOT on sys.path)
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +55,11 @@ def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     with zipfile.ZipFile(built) as z:
         raw = tomllib.loads(z.read("blender_manifest.toml").decode())
     assert raw["platforms"] == ["linux-x64"] and sorted(raw["wheels"]) == sorted(info["wheels"])
-    projects = {ba.wheel_tags(n)[0] for n in inside}
-    assert projects == {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
+    projects = {ba.parse_wheel(n)[0] for n in inside}
+    assert projects == {canonicalize_name(p) for p, _ in ba.BUNDLED_WHEELS}
     assert not projects & {"numpy", "torch", "sympy", "mpmath"}
     for project, version in ba.BUNDLED_WHEELS:
-        mine = [n for n in inside if ba.wheel_tags(n)[:2] == (ba._norm(project), version)]
+        mine = [n for n in inside if ba.is_pinned(n, project, version)]
         for python in ("3.11", "3.13"):
             fits = [n for n in mine if ba.wheel_fits_python(n, python)]
             assert len(fits) == 1, (project, python, mine)  # exactly one per Python
@@ -152,7 +154,7 @@ def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeyp
     lock = tmp_path / "wheels.sha256"
     victim = next(w for w in good if w.name.startswith("packaging-"))
     ba.write_hashes({**recorded, victim.name: "0" * 64}, lock)
-    monkeypatch.setattr(ba, "WHEEL_HASHES", lock)
+    monkeypatch.setattr(wheels, "WHEEL_HASHES", lock)   # where fetch_wheels reads it
     with pytest.raises(ba.BuildError, match=f"{victim.name} has sha256 .* records 0000.*delete"):
         ba.fetch_wheels(["linux-x64"], offline=True)
     ba.write_hashes({n: h for n, h in recorded.items() if n != victim.name}, lock)
@@ -189,13 +191,19 @@ def test_wheel_names_map_to_blender_platforms_and_pythons():
     assert not f("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl", "3.13")
     assert f("flatbuffers-25.12.19-py2.py3-none-any.whl", "3.13")
     assert not f("onnxruntime-1.32.0-cp313-cp313t-manylinux_2_28_x86_64.whl", "3.13")
+    assert not f("onnxruntime-1.23.2-cp311-cp311d-manylinux_2_28_x86_64.whl", "3.11")
+    assert f("typing_extensions-4.16.0-py3-none-any.whl", "3.11")
+    assert ba.is_pinned("typing_extensions-4.16.0-py3-none-any.whl", "typing-extensions",
+                        "4.16.0")
+    assert not ba.is_pinned("typing_extensions-4.16.0-py3-none-any.whl", "typing_extensions",
+                            "4.15.0")
     with pytest.raises(ba.BuildError, match="not a wheel"):
-        ba.wheel_tags("numpy-1.26.4.tar.gz")
+        ba.parse_wheel("numpy-1.26.4.tar.gz")
 
 
 def test_pins_exclude_numpy_and_torch_and_name_every_platform():
-    pinned = {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
-    assert not pinned & {ba._norm(n) for n in ba.NEVER_BUNDLED}
+    pinned = {canonicalize_name(p) for p, _ in ba.BUNDLED_WHEELS}
+    assert not pinned & {canonicalize_name(n) for n in ba.NEVER_BUNDLED}
     assert {"onnxruntime", "soxr", "soundfile", "sounddevice"} <= pinned
     assert set(ba.PLATFORMS) == {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
     assert ba.PYTHONS == ("3.11", "3.13")
