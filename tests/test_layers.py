@@ -11,8 +11,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PKG = ROOT / "model_core"
+from importgraph import ROOT, graph, module_names
 
 #: Layers, bottom first (docs/architecture.md). ``model_core`` itself (the package's
 #: ``__init__``, key "") is the public facade on top of the Blender side: it re-exports
@@ -23,50 +22,9 @@ LAYERS = {"face": 0, "errors": 0, "interrupt": 0, "io": 1, "runtime": 2, "vertex
 BLENDER_SIDE = {"face", "errors", "interrupt", "io", "runtime", "", "vertex", "live"}
 
 
-def module_names() -> dict[str, Path]:
-    out = {}
-    for p in sorted(PKG.rglob("*.py")):
-        parts = list(p.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = p
-    return out
-
-
-def imports_of(name: str, path: Path, modules: dict) -> set[str]:
-    """The model_core modules ``name`` (file ``path``) imports, resolved to module names."""
-    is_pkg = path.name == "__init__.py"
-    here = name.split(".") if is_pkg else name.split(".")[:-1]
-    deps = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-            deps.update(t for t in targets if t.split(".")[0] == "model_core")
-            continue
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = here[:len(here) - (node.level - 1)]
-            mod = ".".join(base + ([node.module] if node.module else []))
-        else:
-            mod = node.module or ""
-        if mod.split(".")[0] != "model_core":
-            continue
-        subs = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in modules]
-        deps.update(subs)
-        if len(subs) < len(node.names):
-            deps.add(mod)
-    return {d for d in deps if d in modules and d != name}
-
-
 def layer_of(name: str) -> str:
     parts = name.split(".")
     return parts[1] if len(parts) > 1 else ""
-
-
-def graph() -> dict[str, set[str]]:
-    modules = module_names()
-    return {n: imports_of(n, p, modules) for n, p in modules.items()}
 
 
 def test_every_package_has_a_layer():
