@@ -36,6 +36,7 @@ def built(tmp_path_factory) -> Path:
 
 
 # -- the zip ------------------------------------------------------------------------------
+@pytest.mark.slow   # builds the extension zip
 def test_linux_zip_passes_blenders_validator_and_is_named_for_its_platform(built):
     info = ba.manifest_info()
     assert built.name == f"{info['id']}-{info['version']}-linux_x64.zip" \
@@ -44,6 +45,7 @@ def test_linux_zip_passes_blenders_validator_and_is_named_for_its_platform(built
     assert "Success" in out
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     names = ba.check_contents(built, "linux-x64")  # the build's own check, run again
     info = ba.zip_manifest(built)
@@ -73,6 +75,7 @@ def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     assert "wheels" not in src and "platforms" not in src
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_zip_vendors_model_core_weights_and_licence(built):
     with zipfile.ZipFile(built) as z:
         names = set(z.namelist())
@@ -108,6 +111,7 @@ def test_zip_vendors_model_core_weights_and_licence(built):
     assert "deps.py" not in names
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_build_refuses_to_overwrite_and_force_replaces_atomically(built, tmp_path):
     out = tmp_path / "d"
     first = ba.build(out, offline=True)
@@ -122,6 +126,7 @@ def test_build_refuses_to_overwrite_and_force_replaces_atomically(built, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["streamtalker-0.1.0-linux_x64.zip"]
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_path):
     with pytest.raises(ba.BuildError, match="no complete wheel set for linux-x64.*"
                                             "--download-only"):
@@ -143,6 +148,7 @@ def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeypatch):
     """Every bundled wheel's sha256 is in tools/wheels.sha256 (checked against PyPI's
     published hashes when it was written); a cached wheel that differs, or one not recorded,

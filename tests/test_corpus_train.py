@@ -35,6 +35,7 @@ def test_sentence_pool_is_varied_english():
     assert len({x.split()[0].lower() for x in s}) > 300
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_files_are_consistent(corpus):
     recs = read_manifest(corpus)
     assert len(recs) == 10
@@ -69,6 +70,7 @@ def test_augmentation_keeps_timing_and_length():
     assert rir[0] == 1.0 and np.abs(rir[1:]).max() < 1.0
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_stream_batches(corpus):
     model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
     files = [(str(corpus / r["file"]), 0) for r in read_manifest(corpus)]
@@ -88,6 +90,7 @@ def _write_cfg(path: Path, corpus: Path, out: Path, **train):
     return path
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_resume_and_finetune(corpus, tmp_path, speech):
     cfg = _write_cfg(tmp_path / "a.toml", corpus, tmp_path / "run")
     final = run_training(cfg, progress=False)
@@ -114,6 +117,7 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     assert ft.config.training["fine_tuned_from"].endswith("step-0000006.safetensors")
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
     """[train] stop_at (or --stop-at): the run stops after saving that step, its learning
     rate on the schedule of `steps` (how the bundled model's stages were stopped); run
@@ -142,6 +146,7 @@ def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
             read_train_config(_write_cfg(tmp_path / "b.toml", corpus, run, steps=6, stop_at=bad))
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in
     [model]; the result keeps them. Architecture settings that differ are refused by name."""
@@ -161,6 +166,7 @@ def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path,
         run_training(cfg, progress=False)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_config_errors(tmp_path, corpus):
     p = tmp_path / "bad.toml"
     p.write_text("[train]\nstepz = 3\n")
@@ -176,6 +182,7 @@ def test_train_config_errors(tmp_path, corpus):
         run_training(p, progress=False)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_cli_make_dataset_and_train(tmp_path, corpus):
     r = subprocess.run([str(EXE), "make-dataset", str(tmp_path / "small"), "--utterances", "3",
                         "--engines", "espeak-ng", "--workers", "1"], capture_output=True, text=True, timeout=300)
@@ -189,6 +196,7 @@ def test_cli_make_dataset_and_train(tmp_path, corpus):
     assert (tmp_path / "clirun" / "final.safetensors").exists()
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_silence_padding_redraws_teacher_curves(corpus):
     rec = read_manifest(corpus)[0]
     plain = load_utterance(corpus / rec["file"], fps=30.0)
@@ -279,6 +287,7 @@ def test_viseme_labels_follow_the_phones():
     assert (b2.batch(2, K=3)["frame_visemes"] == -1).all()
 
 
+@pytest.mark.slow   # trains a model
 def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
     from model_core.runtime.checkpoint import load_checkpoint, save_checkpoint
     from model_core.training.batches import ChunkBatcher, Utterance, train_steps
@@ -305,6 +314,7 @@ def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
     assert np.array_equal(y1, y2) and y1.shape == (90, 52)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_built_in_parts_shares_one_style(tmp_path, corpus):
     from model_core.training.trainer import _sources
     p = tmp_path / "parts.toml"
@@ -388,6 +398,7 @@ def test_closure_weight_marks_the_frames_of_bilabials_and_weighs_their_lips():
         mc.ModelConfig(closure_loss_weight=0.5)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp_path,
                                                                       toy_checkpoint):
     """[train] distill_from: the student learns x0_u + g (x0_c - x0_u) of the distillation
@@ -437,6 +448,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
         run_training(cfg, progress=False)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_checkpoint,
                                                        monkeypatch):
     """[train] distill_history: the distillation parent's guided target is computed from the
@@ -457,16 +469,17 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
         seen.append(hist.clone())
         return torch.zeros_like(x_t)
 
-    monkeypatch.setattr(objective, "guided_x0", guided_x0)
     student = mc.load_model(toy_checkpoint)
     student.config.history_noise, student.config.history_corrupt = 0.5, "all"
     utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
     b = ChunkBatcher(student, utts, seed=0).batch(4, K=3)
     true = student.normalize(b["history"])
     lips = torch.tensor([is_lip_channel(n) for n in student.channel_names])
-    for which in ("student", "true", "true_lips"):
-        training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
-                      parent=parent, parent_history=which)
+    with monkeypatch.context() as m:     # (the run below uses the real one)
+        m.setattr(objective, "guided_x0", guided_x0)
+        for which in ("student", "true", "true_lips"):
+            training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
+                          parent=parent, parent_history=which)
     h_student, h_true, h_lips = seen
     assert not torch.allclose(h_student, true)                 # corrupted on every channel
     assert torch.equal(h_true, true)

@@ -19,6 +19,8 @@ import pytest
 from model_core.training import tts
 from model_core.training.tts import espeak_binding, festival, helper
 
+pytestmark = pytest.mark.slow   # TTS engines
+
 
 def _espeak_available() -> bool:
     for name in ("libespeak-ng.so.1", "libespeak-ng.so"):
