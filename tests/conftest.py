@@ -1,6 +1,6 @@
 """Shared fixtures: the test checkpoint (a model trained for a few hundred steps on the toy
-task in tests/toy.py, built per test run, never shipped) and real speech from inputs/ (fetched by
-the README's set-up, tools/fetch_inputs.py)."""
+task in tests/toy.py, cached between runs under a hash of its sources, never shipped) and
+real speech from inputs/ (fetched by the README's set-up, tools/fetch_inputs.py)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from model_core.training.align import (
     AlignmentError, align_phones, align_words, load_transcript, missing_words,
     normalize_transcript)
 from model_core.errors import AudioError
+from tiers import first_fast
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ROOT / "inputs"
@@ -124,7 +125,7 @@ def _speech_extent(x: np.ndarray) -> tuple[float, float]:
     return loud[0] * hop / 16000, (loud[-1] * hop + win) / 16000
 
 
-@pytest.mark.parametrize("wav", TRANSCRIBED, ids=_name)
+@pytest.mark.parametrize("wav", first_fast(TRANSCRIBED, _name))
 def test_phones_tile_the_clip_in_order(wav):
     x, text, phones, words = _aligned(wav)
     duration = len(x) / 16000
@@ -145,7 +146,7 @@ def test_phones_tile_the_clip_in_order(wav):
         assert e0 <= s1 + 1e-9
 
 
-@pytest.mark.parametrize("wav", TRANSCRIBED, ids=_name)
+@pytest.mark.parametrize("wav", first_fast(TRANSCRIBED, _name))
 def test_speech_phones_cover_the_speech(wav):
     x, _text, phones, words = _aligned(wav)
     onset, offset = _speech_extent(x)
@@ -223,7 +224,7 @@ def test_forever_matches_pocketsphinx_own_test():
 
 # --- content: LibriVox ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("wav", LIBRIVOX, ids=_name)
+@pytest.mark.parametrize("wav", first_fast(LIBRIVOX, _name))
 def test_librivox_bilabials(wav):
     """Every word spelled with b, m or p gets its lip closure, inside that word's span.
 
@@ -242,7 +243,7 @@ def test_librivox_bilabials(wav):
         assert e - s >= 0.03
 
 
-@pytest.mark.parametrize("wav", LIBRIVOX, ids=_name)
+@pytest.mark.parametrize("wav", first_fast(LIBRIVOX, _name))
 def test_librivox_matches_pocketsphinx_reference(wav):
     """Same phones as pocketsphinx's own regression reference (`pocketsphinx align
     -phone_align yes`): exactly with adapt=False, within one frame by default."""

@@ -17,11 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from wheelcache import build_addon, wheels_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 ba = build_addon()
+from addon_build import wheels  # noqa: E402  (importable once build_addon() put ROOT on sys.path)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def built(tmp_path_factory) -> Path:
 
 
 # -- the zip ------------------------------------------------------------------------------
+@pytest.mark.slow   # builds the extension zip
 def test_linux_zip_passes_blenders_validator_and_is_named_for_its_platform(built):
     info = ba.manifest_info()
     assert built.name == f"{info['id']}-{info['version']}-linux_x64.zip" \
@@ -42,6 +45,7 @@ def test_linux_zip_passes_blenders_validator_and_is_named_for_its_platform(built
     assert "Success" in out
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     names = ba.check_contents(built, "linux-x64")  # the build's own check, run again
     info = ba.zip_manifest(built)
@@ -53,11 +57,11 @@ def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     with zipfile.ZipFile(built) as z:
         raw = tomllib.loads(z.read("blender_manifest.toml").decode())
     assert raw["platforms"] == ["linux-x64"] and sorted(raw["wheels"]) == sorted(info["wheels"])
-    projects = {ba.wheel_tags(n)[0] for n in inside}
-    assert projects == {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
+    projects = {ba.parse_wheel(n)[0] for n in inside}
+    assert projects == {canonicalize_name(p) for p, _ in ba.BUNDLED_WHEELS}
     assert not projects & {"numpy", "torch", "sympy", "mpmath"}
     for project, version in ba.BUNDLED_WHEELS:
-        mine = [n for n in inside if ba.wheel_tags(n)[:2] == (ba._norm(project), version)]
+        mine = [n for n in inside if ba.is_pinned(n, project, version)]
         for python in ("3.11", "3.13"):
             fits = [n for n in mine if ba.wheel_fits_python(n, python)]
             assert len(fits) == 1, (project, python, mine)  # exactly one per Python
@@ -71,6 +75,7 @@ def test_zip_bundles_the_pinned_wheels_of_both_pythons_and_lists_them(built):
     assert "wheels" not in src and "platforms" not in src
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_zip_vendors_model_core_weights_and_licence(built):
     with zipfile.ZipFile(built) as z:
         names = set(z.namelist())
@@ -106,6 +111,7 @@ def test_zip_vendors_model_core_weights_and_licence(built):
     assert "deps.py" not in names
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_build_refuses_to_overwrite_and_force_replaces_atomically(built, tmp_path):
     out = tmp_path / "d"
     first = ba.build(out, offline=True)
@@ -120,6 +126,7 @@ def test_build_refuses_to_overwrite_and_force_replaces_atomically(built, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["streamtalker-0.1.0-linux_x64.zip"]
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_path):
     with pytest.raises(ba.BuildError, match="no complete wheel set for linux-x64.*"
                                             "--download-only"):
@@ -141,6 +148,7 @@ def test_an_empty_cache_offline_and_a_damaged_wheel_are_clear_errors(built, tmp_
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow   # builds the extension zip
 def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeypatch):
     """Every bundled wheel's sha256 is in tools/wheels.sha256 (checked against PyPI's
     published hashes when it was written); a cached wheel that differs, or one not recorded,
@@ -152,7 +160,7 @@ def test_wheels_are_checked_against_the_recorded_sha256(built, tmp_path, monkeyp
     lock = tmp_path / "wheels.sha256"
     victim = next(w for w in good if w.name.startswith("packaging-"))
     ba.write_hashes({**recorded, victim.name: "0" * 64}, lock)
-    monkeypatch.setattr(ba, "WHEEL_HASHES", lock)
+    monkeypatch.setattr(wheels, "WHEEL_HASHES", lock)   # where fetch_wheels reads it
     with pytest.raises(ba.BuildError, match=f"{victim.name} has sha256 .* records 0000.*delete"):
         ba.fetch_wheels(["linux-x64"], offline=True)
     ba.write_hashes({n: h for n, h in recorded.items() if n != victim.name}, lock)
@@ -189,13 +197,19 @@ def test_wheel_names_map_to_blender_platforms_and_pythons():
     assert not f("onnxruntime-1.32.0-cp311-cp311-win_amd64.whl", "3.13")
     assert f("flatbuffers-25.12.19-py2.py3-none-any.whl", "3.13")
     assert not f("onnxruntime-1.32.0-cp313-cp313t-manylinux_2_28_x86_64.whl", "3.13")
+    assert not f("onnxruntime-1.23.2-cp311-cp311d-manylinux_2_28_x86_64.whl", "3.11")
+    assert f("typing_extensions-4.16.0-py3-none-any.whl", "3.11")
+    assert ba.is_pinned("typing_extensions-4.16.0-py3-none-any.whl", "typing-extensions",
+                        "4.16.0")
+    assert not ba.is_pinned("typing_extensions-4.16.0-py3-none-any.whl", "typing_extensions",
+                            "4.15.0")
     with pytest.raises(ba.BuildError, match="not a wheel"):
-        ba.wheel_tags("numpy-1.26.4.tar.gz")
+        ba.parse_wheel("numpy-1.26.4.tar.gz")
 
 
 def test_pins_exclude_numpy_and_torch_and_name_every_platform():
-    pinned = {ba._norm(p) for p, _ in ba.BUNDLED_WHEELS}
-    assert not pinned & {ba._norm(n) for n in ba.NEVER_BUNDLED}
+    pinned = {canonicalize_name(p) for p, _ in ba.BUNDLED_WHEELS}
+    assert not pinned & {canonicalize_name(n) for n in ba.NEVER_BUNDLED}
     assert {"onnxruntime", "soxr", "soundfile", "sounddevice"} <= pinned
     assert set(ba.PLATFORMS) == {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
     assert ba.PYTHONS == ("3.11", "3.13")

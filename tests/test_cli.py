@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import model_core as mc
 from realdata import real_speech_path
+
+pytestmark = pytest.mark.slow   # the console script in subprocesses
 
 EXE = Path(sys.executable).with_name("streamtalker")
 

@@ -35,6 +35,7 @@ def test_sentence_pool_is_varied_english():
     assert len({x.split()[0].lower() for x in s}) > 300
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_files_are_consistent(corpus):
     recs = read_manifest(corpus)
     assert len(recs) == 10
@@ -69,6 +70,7 @@ def test_augmentation_keeps_timing_and_length():
     assert rir[0] == 1.0 and np.abs(rir[1:]).max() < 1.0
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_stream_batches(corpus):
     model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
     files = [(str(corpus / r["file"]), 0) for r in read_manifest(corpus)]
@@ -88,6 +90,7 @@ def _write_cfg(path: Path, corpus: Path, out: Path, **train):
     return path
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_resume_and_finetune(corpus, tmp_path, speech):
     cfg = _write_cfg(tmp_path / "a.toml", corpus, tmp_path / "run")
     final = run_training(cfg, progress=False)
@@ -114,6 +117,7 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     assert ft.config.training["fine_tuned_from"].endswith("step-0000006.safetensors")
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
     """[train] stop_at (or --stop-at): the run stops after saving that step, its learning
     rate on the schedule of `steps` (how the bundled model's stages were stopped); run
@@ -142,6 +146,7 @@ def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
             read_train_config(_write_cfg(tmp_path / "b.toml", corpus, run, steps=6, stop_at=bad))
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in
     [model]; the result keeps them. Architecture settings that differ are refused by name."""
@@ -161,6 +166,7 @@ def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path,
         run_training(cfg, progress=False)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_config_errors(tmp_path, corpus):
     p = tmp_path / "bad.toml"
     p.write_text("[train]\nstepz = 3\n")
@@ -176,6 +182,7 @@ def test_train_config_errors(tmp_path, corpus):
         run_training(p, progress=False)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_cli_make_dataset_and_train(tmp_path, corpus):
     r = subprocess.run([str(EXE), "make-dataset", str(tmp_path / "small"), "--utterances", "3",
                         "--engines", "espeak-ng", "--workers", "1"], capture_output=True, text=True, timeout=300)
@@ -189,6 +196,7 @@ def test_cli_make_dataset_and_train(tmp_path, corpus):
     assert (tmp_path / "clirun" / "final.safetensors").exists()
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_silence_padding_redraws_teacher_curves(corpus):
     rec = read_manifest(corpus)[0]
     plain = load_utterance(corpus / rec["file"], fps=30.0)
@@ -279,6 +287,7 @@ def test_viseme_labels_follow_the_phones():
     assert (b2.batch(2, K=3)["frame_visemes"] == -1).all()
 
 
+@pytest.mark.slow   # trains a model
 def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
     from model_core.runtime.checkpoint import load_checkpoint, save_checkpoint
     from model_core.training.batches import ChunkBatcher, Utterance, train_steps
@@ -305,6 +314,7 @@ def test_auxiliary_viseme_loss_learns_and_leaves_sampling_alone(tmp_path):
     assert np.array_equal(y1, y2) and y1.shape == (90, 52)
 
 
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_corpus_built_in_parts_shares_one_style(tmp_path, corpus):
     from model_core.training.trainer import _sources
     p = tmp_path / "parts.toml"
@@ -327,16 +337,17 @@ def test_history_corruption_can_spare_the_upper_face(toy_checkpoint):
 
     import model_core as mc
     from model_core.face import is_lip_channel
+    from model_core.training.objective import corrupt_history
 
     model = mc.load_model(toy_checkpoint)
     lips = np.array([is_lip_channel(n) for n in model.channel_names])
     hist = torch.randn(16, model.config.history_frames, len(lips))
     model.config.history_noise, model.config.history_drop = 0.5, 1.0
     model.config.history_corrupt = "all"
-    every = model.corrupt_history(hist, torch.Generator().manual_seed(0))
+    every = corrupt_history(model, hist, torch.Generator().manual_seed(0))
     assert torch.allclose(every, model.rest_history(16))
     model.config.history_corrupt = "lips"
-    some = model.corrupt_history(hist, torch.Generator().manual_seed(0))
+    some = corrupt_history(model, hist, torch.Generator().manual_seed(0))
     assert torch.equal(some[..., ~lips], hist[..., ~lips])
     assert torch.allclose(some[..., lips], model.rest_history(16)[..., lips])
     with pytest.raises(ValueError, match="history_corrupt"):
@@ -349,8 +360,8 @@ def test_closure_weight_marks_the_frames_of_bilabials_and_weighs_their_lips():
     the lip channels' error there that many times more; 1 leaves the loss as it was."""
     import torch
     from model_core.face import is_lip_channel
-    from model_core.runtime.diffusion import DDPMNoiser
     from model_core.training.batches import ChunkBatcher, Utterance
+    from model_core.training.objective import DDPMNoiser, closure_weights
     from model_core.training.phonemes import bilabial_frame_mask
 
     phones = [("SIL", 0.0, 0.5), ("m", 0.5, 0.53), ("AA", 0.53, 1.0), ("B", 1.0, 1.1),
@@ -372,7 +383,7 @@ def test_closure_weight_marks_the_frames_of_bilabials_and_weighs_their_lips():
     assert seen == {0.0, 1.0}
     # the weight lands on the lip channels of the marked frames only
     batch = {"frame_closure": torch.tensor([[0.0, 1.0, 0.0]])}
-    w = model._closure_weights(batch, 2)
+    w = closure_weights(model, batch, 2)
     lips = torch.tensor([is_lip_channel(n) for n in model.channel_names])
     assert w.shape == (2, 3, 52)
     assert torch.all(w[:, 1, lips] == 8.0) and torch.all(w[:, 1, ~lips] == 1.0)
@@ -387,42 +398,43 @@ def test_closure_weight_marks_the_frames_of_bilabials_and_weighs_their_lips():
         mc.ModelConfig(closure_loss_weight=0.5)
 
 
-def test_guidance_distillation_targets_the_teachers_guided_prediction(corpus, tmp_path,
-                                                                       toy_checkpoint):
-    """[train] distill_from: the student learns x0_u + g (x0_c - x0_u) of the teacher
-    (per channel with guidance_channels = "lips") and then samples without guidance."""
+@pytest.mark.slow   # a TTS corpus (and training runs)
+def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp_path,
+                                                                      toy_checkpoint):
+    """[train] distill_from: the student learns x0_u + g (x0_c - x0_u) of the distillation
+    parent (per channel with guidance_channels = "lips") and then samples without guidance."""
     import torch
-    from model_core.runtime.diffusion import DDPMNoiser
     from model_core.training.batches import ChunkBatcher
+    from model_core.training.objective import DDPMNoiser, guided_x0, training_loss
 
-    teacher = mc.load_model(toy_checkpoint)
-    teacher.config.guidance, teacher.config.guidance_channels = 4.0, "lips"
+    parent = mc.load_model(toy_checkpoint)
+    parent.config.guidance, parent.config.guidance_channels = 4.0, "lips"
     utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
-    b = ChunkBatcher(teacher, utts, seed=0).batch(4, K=3)
-    R = teacher.config.diffusion_repeats
-    hist = teacher.normalize(b["history"])
+    b = ChunkBatcher(parent, utts, seed=0).batch(4, K=3)
+    R = parent.config.diffusion_repeats
+    hist = parent.normalize(b["history"])
     x_t = torch.randn(R * 4, 3, 52, generator=torch.Generator().manual_seed(0))
     t = torch.full((R * 4,), 500)
-    g = teacher.guided_x0(b, hist, b["style"], x_t, t)
+    g = guided_x0(parent, b, hist, b["style"], x_t, t)
     args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, b["style"])
     with torch.no_grad():
-        c = teacher.net(*args, torch.zeros(4, dtype=torch.bool), x_t, t)
-        u = teacher.net(*args, torch.ones(4, dtype=torch.bool), x_t, t)
+        c = parent.net(*args, torch.zeros(4, dtype=torch.bool), x_t, t)
+        u = parent.net(*args, torch.ones(4, dtype=torch.bool), x_t, t)
     c, u = (v[0] if isinstance(v, tuple) else v for v in (c, u))
-    scale = torch.from_numpy(np.asarray(teacher.guidance_scale(4.0), np.float32))
+    scale = torch.from_numpy(np.asarray(parent.guidance_scale(4.0), np.float32))
     assert torch.allclose(g, u + scale * (c - u), atol=1e-6)
     lips = scale > 1
     assert torch.allclose(g[..., ~lips], c[..., ~lips], atol=1e-6)
-    # the loss with a teacher is the x0 loss against that target (no audio dropped)
+    # the loss with a parent is the x0 loss against that target (no audio dropped)
     student = mc.load_model(toy_checkpoint)
     student.config.cond_drop = 1.0   # ignored when distilling: the student always hears
-    loss = student.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1),
-                                 teacher=teacher)
+    loss = training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
+                         parent=parent)
     assert torch.isfinite(loss["loss"]) and float(loss["x0"].detach()) > 0
-    # a run: the student samples without guidance and records its teacher
+    # a run: the student samples without guidance and records its parent
     cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=2,
                      init_from=str(toy_checkpoint))
-    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {teacher.config.n_styles}\n")
+    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {parent.config.n_styles}\n")
     body = body.replace("[train]\n", f"[train]\ndistill_from = {json.dumps(str(toy_checkpoint))}\n"
                         f"distill_guidance = 4.0\ndistill_guidance_channels = \"lips\"\n")
     cfg.write_text(body)
@@ -436,50 +448,55 @@ def test_guidance_distillation_targets_the_teachers_guided_prediction(corpus, tm
         run_training(cfg, progress=False)
 
 
-def test_distillation_teacher_may_see_the_true_history(corpus, tmp_path, toy_checkpoint):
-    """[train] distill_history: the teacher's guided target is computed from the student's
-    (corrupted) history, from the true one ("true"), or from the true one on the jaw/mouth
-    channels and the student's on the upper face ("true_lips": a privileged expert for the
-    lips that still continues the blinks the student starts)."""
+@pytest.mark.slow   # a TTS corpus (and training runs)
+def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_checkpoint,
+                                                       monkeypatch):
+    """[train] distill_history: the distillation parent's guided target is computed from the
+    student's (corrupted) history, from the true one ("true"), or from the true one on the
+    jaw/mouth channels and the student's on the upper face ("true_lips": a privileged expert
+    for the lips that still continues the blinks the student starts)."""
     import torch
     from model_core.face import is_lip_channel
-    from model_core.runtime.diffusion import DDPMNoiser
+    from model_core.training import objective
     from model_core.training.batches import ChunkBatcher
+    from model_core.training.objective import DDPMNoiser, training_loss
 
-    teacher = mc.load_model(toy_checkpoint)
+    parent = mc.load_model(toy_checkpoint)
     seen = []
 
-    def guided_x0(b, hist, style, x_t, t):
+    def guided_x0(model, b, hist, style, x_t, t):
+        assert model is parent
         seen.append(hist.clone())
         return torch.zeros_like(x_t)
 
-    teacher.guided_x0 = guided_x0
     student = mc.load_model(toy_checkpoint)
     student.config.history_noise, student.config.history_corrupt = 0.5, "all"
     utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
     b = ChunkBatcher(student, utts, seed=0).batch(4, K=3)
     true = student.normalize(b["history"])
     lips = torch.tensor([is_lip_channel(n) for n in student.channel_names])
-    for which in ("student", "true", "true_lips"):
-        student.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1),
-                              teacher=teacher, teacher_history=which)
+    with monkeypatch.context() as m:     # (the run below uses the real one)
+        m.setattr(objective, "guided_x0", guided_x0)
+        for which in ("student", "true", "true_lips"):
+            training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
+                          parent=parent, parent_history=which)
     h_student, h_true, h_lips = seen
     assert not torch.allclose(h_student, true)                 # corrupted on every channel
     assert torch.equal(h_true, true)
     assert torch.equal(h_lips[..., lips], true[..., lips])
     assert torch.equal(h_lips[..., ~lips], h_student[..., ~lips])   # same generator draws
-    with pytest.raises(ValueError, match="teacher_history"):
-        student.training_loss(b, DDPMNoiser(), teacher=teacher, teacher_history="clean")
-    # a run records it; without a teacher, or misspelt, it is refused by name
+    with pytest.raises(ValueError, match="parent_history"):
+        training_loss(student, b, DDPMNoiser(), parent=parent, parent_history="clean")
+    # a run records it; without a parent, or misspelt, it is refused by name
     cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=1,
                      init_from=str(toy_checkpoint), distill_from=str(toy_checkpoint),
                      distill_guidance=4.0, distill_history="true_lips")
-    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {teacher.config.n_styles}\n")
+    body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {parent.config.n_styles}\n")
     cfg.write_text(body)
     st = mc.load_model(run_training(cfg, progress=False))
     assert st.config.training["guidance_distilled_from"]["history"] == "true_lips"
     for bad, match in (('distill_history = "true_lips"', "distill_history must be one of"),
-                       ('distill_from = ', "needs a teacher")):
+                       ('distill_from = ', "needs a distillation parent")):
         text = body.replace(str(tmp_path / "dist"), str(tmp_path / f"x{len(bad)}"))
         if bad.startswith("distill_history"):
             text = text.replace(bad, 'distill_history = "clean"')
@@ -496,8 +513,8 @@ def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
     the true history up to them, then J*K frames it sampled itself -- not the data and not
     a corrupted copy -- with the network back in training mode afterwards."""
     import torch
-    from model_core.runtime.diffusion import DDPMNoiser
     from model_core.training.batches import ChunkBatcher, Utterance
+    from model_core.training.objective import DDPMNoiser, rollout_history, training_loss
 
     model = mc.load_model(toy_checkpoint)
     cfg = model.config
@@ -519,15 +536,15 @@ def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
     assert torch.equal(b["rollout_feats"][:, -1, 10:], b["feats"][:, :-10])
     assert torch.equal(b["rollout_feats"][:, 0, 10:], b["rollout_feats"][:, 1, :-10])
     model.net.train()
-    hist = model.rollout_history({k: v for k, v in b.items()}, b["style"],
-                                 torch.Generator().manual_seed(0))
+    hist = rollout_history(model, {k: v for k, v in b.items()}, b["style"],
+                           torch.Generator().manual_seed(0))
     assert model.net.training
     data = model.normalize(b["history"])
     assert torch.allclose(hist[:, :H - J * K], data[:, :H - J * K], atol=1e-6)
     assert not torch.allclose(hist[:, H - J * K:], data[:, H - J * K:], atol=1e-3)
     lo, hi = (torch.from_numpy(v) for v in model.normalization.x0_bounds())
     assert torch.all(hist[:, H - J * K:] >= lo - 1e-6) and torch.all(hist[:, H - J * K:] <= hi + 1e-6)
-    loss = model.training_loss(b, DDPMNoiser(), torch.Generator().manual_seed(1))
+    loss = training_loss(model, b, DDPMNoiser(), torch.Generator().manual_seed(1))
     assert torch.isfinite(loss["loss"])
     # off: no rollout tensors, and the batch draws are those of a model without the setting
     cfg.rollout_fraction = 0.0

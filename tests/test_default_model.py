@@ -12,6 +12,8 @@ from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
 from model_core.evaluation.evaluate import build_eval_set, evaluate_model
 from model_core.evaluation.metrics import LIP_CHANNELS
 
+pytestmark = pytest.mark.slow   # the bundled model on real speech, both backends
+
 JAW = ARKIT_52.index("jawOpen")
 
 

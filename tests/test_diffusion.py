@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_core.runtime.ddim import NoiseGenerator
-from model_core.runtime.diffusion import DDIMScheduler, DDPMNoiser, make_alphas_cumprod
+from model_core.runtime.ddim import DDIMScheduler, NoiseGenerator, make_alphas_cumprod
+from model_core.training.objective import DDPMNoiser
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])

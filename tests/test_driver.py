@@ -25,6 +25,7 @@ def test_sessions_implement_the_protocol(toy_model):
         toy_model.stream(fps=0.5)
 
 
+@pytest.mark.slow   # the clip five times
 def test_run_is_generate_in_any_block_size_and_from_blocks(toy_model, speech):
     whole = toy_model.generate(speech, 16000, seed=2, fps=25)
     for block in (1234, 16000, len(speech)):

@@ -55,6 +55,7 @@ def _loud_float_wav(tmp_path, value=1e25):
 
 # -- 1. no NaN or inf ever leaves the model -------------------------------------------------
 
+@pytest.mark.slow   # long audio
 def test_one_loud_sample_in_a_float_wav_gives_finite_frames_and_a_warning(tmp_path, capsys, model):
     wav = _loud_float_wav(tmp_path)
     rc, out, err = _cli(capsys, "generate", wav, "-o", tmp_path / "a.npz")
@@ -74,6 +75,7 @@ def test_one_loud_sample_in_a_float_wav_gives_finite_frames_and_a_warning(tmp_pa
     assert np.isfinite(g).all()
 
 
+@pytest.mark.slow   # long audio
 def test_pushing_absurdly_loud_audio_never_puts_nan_in_the_history(model, speech):
     s = model.stream()
     with pytest.warns(AudioWarning, match="pushed samples"):
@@ -243,6 +245,7 @@ def _need_ffmpeg():
                     pytrace=False)
 
 
+@pytest.mark.slow   # ffmpeg and a whole clip
 def test_m4a_is_decoded_through_ffmpeg(tmp_path, capsys, model, monkeypatch):
     _need_ffmpeg()
     m4a = tmp_path / "speech.m4a"
@@ -279,6 +282,7 @@ def test_a_truncated_wav_is_used_with_a_warning_naming_it(tmp_path, capsys):
         mc.load_audio(real_speech_path())            # a whole file: no warning
 
 
+@pytest.mark.slow   # a whole clip twice
 def test_cli_streams_a_44k_stereo_file_to_the_same_frames_as_the_api(tmp_path, capsys, model):
     x = mc.load_audio(real_speech_path(), 44100)
     wav = tmp_path / "st.wav"

@@ -1,8 +1,9 @@
 """The layer rule of docs/architecture.md, checked on the source (ast; nothing is imported):
 every module of model_core imports only from its own layer or the layers below, and no
 imports form a cycle. Function-level (lazy) imports count too: they are dependencies all the
-same. Also: the add-on tells model kinds apart through describe_checkpoint, never with
-``hasattr(model, ...)``."""
+same. Also: the Blender side defines no training code (the objective lives in
+model_core.training.objective), and the add-on tells model kinds apart through
+describe_checkpoint, never with ``hasattr(model, ...)``."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PKG = ROOT / "model_core"
+from importgraph import ROOT, graph, module_names
 
 #: Layers, bottom first (docs/architecture.md). ``model_core`` itself (the package's
 #: ``__init__``, key "") is the public facade on top of the Blender side: it re-exports
@@ -22,50 +22,9 @@ LAYERS = {"face": 0, "errors": 0, "interrupt": 0, "io": 1, "runtime": 2, "vertex
 BLENDER_SIDE = {"face", "errors", "interrupt", "io", "runtime", "", "vertex", "live"}
 
 
-def module_names() -> dict[str, Path]:
-    out = {}
-    for p in sorted(PKG.rglob("*.py")):
-        parts = list(p.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = p
-    return out
-
-
-def imports_of(name: str, path: Path, modules: dict) -> set[str]:
-    """The model_core modules ``name`` (file ``path``) imports, resolved to module names."""
-    is_pkg = path.name == "__init__.py"
-    here = name.split(".") if is_pkg else name.split(".")[:-1]
-    deps = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-            deps.update(t for t in targets if t.split(".")[0] == "model_core")
-            continue
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = here[:len(here) - (node.level - 1)]
-            mod = ".".join(base + ([node.module] if node.module else []))
-        else:
-            mod = node.module or ""
-        if mod.split(".")[0] != "model_core":
-            continue
-        subs = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in modules]
-        deps.update(subs)
-        if len(subs) < len(node.names):
-            deps.add(mod)
-    return {d for d in deps if d in modules and d != name}
-
-
 def layer_of(name: str) -> str:
     parts = name.split(".")
     return parts[1] if len(parts) > 1 else ""
-
-
-def graph() -> dict[str, set[str]]:
-    modules = module_names()
-    return {n: imports_of(n, p, modules) for n, p in modules.items()}
 
 
 def test_every_package_has_a_layer():
@@ -115,6 +74,35 @@ def test_blender_side_never_imports_training_evaluation_or_cli():
     bad = [f"{a} imports {b}" for a, deps in graph().items() if layer_of(a) in BLENDER_SIDE
            for b in sorted(deps) if layer_of(b) not in BLENDER_SIDE]
     assert not bad, "\n".join(bad)
+
+
+#: Names that belong to training, not inference: the DDPM loss and forward process, history
+#: corruption and rollouts, guidance distillation, optimisers.
+TRAINING_NAMES = re.compile(r"(?i)loss|ddpm|rollout|corrupt|distill|optimi[sz]er|guided|"
+                            r"teacher|parent_history")
+
+
+def training_definitions(path: Path) -> list[str]:
+    """The functions, methods and classes in ``path`` whose names are training's
+    (:data:`TRAINING_NAMES`), as ``"LINE: NAME"``. (Settings such as
+    ``ModelConfig.lip_loss_weight`` are data a checkpoint carries, not code: not counted.)"""
+    return [f"{node.lineno}: {node.name}"
+            for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and TRAINING_NAMES.search(node.name)]
+
+
+def test_blender_side_defines_no_training_code():
+    """The inference runtime is vendored into Blender: the training objective (loss, noiser,
+    history corruption, rollouts, distillation) stays in model_core.training -- and the check
+    finds it there, so it is not vacuous."""
+    modules = module_names()
+    bad = [f"{name}:{d}" for name, p in modules.items() if layer_of(name) in BLENDER_SIDE
+           for d in training_definitions(p)]
+    assert not bad, "training code on the Blender side:\n" + "\n".join(bad)
+    found = {d.split(": ")[1] for d in training_definitions(modules["model_core.training.objective"])}
+    assert {"training_loss", "DDPMNoiser", "rollout_history", "corrupt_history",
+            "guided_x0"} <= found
 
 
 def test_the_walker_sees_imports():

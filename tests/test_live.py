@@ -48,6 +48,7 @@ def test_ring_buffer_blocks_overwrite_and_drop_to_newest():
 
 # -- the real capture path -------------------------------------------------------------------
 
+@pytest.mark.slow   # a virtual microphone in real time
 def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     """Silence, then a LibriVox clip at real-time pace through the virtual microphone: the
     live jawOpen follows offline generation (aligned at the clip's start)."""
@@ -89,6 +90,7 @@ def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     assert np.std(live[lag:lag + n, ji]) > 0.02
 
 
+@pytest.mark.slow   # a virtual microphone in real time
 def test_start_stop_20_times_leaves_nothing(mic, toy_model):
     import sounddevice as sd
     before = _threads()
@@ -109,6 +111,7 @@ def test_start_stop_20_times_leaves_nothing(mic, toy_model):
     s.close()
 
 
+@pytest.mark.slow   # a virtual microphone in real time
 def test_cli_live_writes_csv(mic, toy_checkpoint, tmp_path, capsys):
     from model_core.cli import build_parser
     import argparse
@@ -267,6 +270,7 @@ def test_open_errors(fake_sd, toy_model, monkeypatch):
         LiveEngine(toy_model, device="studio mic").start()
 
 
+@pytest.mark.slow   # waits on a slowed model
 def test_slow_model_drops_to_newest(fake_sd, toy_model):
     """A model slower than real time: audio is dropped (counted), the backlog stays bounded."""
     class Slow:
@@ -310,6 +314,7 @@ def _rows(path):
     return path.read_text().splitlines()
 
 
+@pytest.mark.slow   # a virtual microphone in real time
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_cli_live_ctrl_c_saves_the_take(mic, tmp_path, speech, signame):
     """The documented way to stop (Ctrl+C = SIGINT) ends the take and writes it, exit 0; so
@@ -370,6 +375,7 @@ def test_run_live_returns_the_frames_on_keyboard_interrupt(fake_sd, toy_model):
     assert len(frames) == sum(len(e.frames) for e in seen) > 20
 
 
+@pytest.mark.slow   # a whole take through the CLI
 def test_cli_live_device_lost_saves_the_take(fake_sd, toy_checkpoint, tmp_path, capsys):
     FakeStream.mode = "finish"
     FakeStream.finish_after = 150          # 1.5 s of audio, then the device is gone
@@ -398,6 +404,7 @@ def test_cli_live_refuses_an_unwritable_out_before_recording(fake_sd, toy_checkp
     assert (tmp_path / "old.csv").read_text() == "keep"
 
 
+@pytest.mark.slow   # a whole take through the CLI
 def test_cli_live_saves_to_a_recovery_file_when_out_cannot_be_written(fake_sd, toy_checkpoint,
                                                                       tmp_path, capsys, monkeypatch):
     """The folder of --out disappears during the take (and a file takes its name): the take

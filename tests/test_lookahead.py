@@ -13,6 +13,7 @@ from model_core.runtime.config import ChunkGeometry, ModelConfig
 from model_core.runtime.model import StreamTalkerModel
 from test_streaming import run_chunked
 from toy import toy_corpus
+from tiers import first_fast
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_lookahead_range_is_declared_and_checked(ranged_model, toy_model):
         ModelConfig(min_lookahead_ms=90.0)
 
 
-@pytest.mark.parametrize("lookahead, k", [(0.0, 1), (20.0, 1), (40.0, 3), (60.0, 2)])
+@pytest.mark.parametrize("lookahead, k", first_fast([(40.0, 3), (0.0, 1), (20.0, 1), (60.0, 2)]))
 def test_any_chunking_gives_identical_frames_at_each_setting(ranged_model, speech, lookahead, k):
     audio = speech[: 16000 * 3]
     kw = dict(seed=4, lookahead_ms=lookahead, chunk_frames=k)

@@ -189,6 +189,7 @@ def voices():
     return v
 
 
+@pytest.mark.slow   # TTS
 def test_mbrola_synthesis_has_exact_ipa_timing(voices):
     clip = mbrola.mbrola_synthesize("Une tortue têtue mange du beurre.", "fr2", rate=160,
                                     vowel_ratio=1.6)
@@ -214,6 +215,7 @@ def test_mbrola_synthesis_has_exact_ipa_timing(voices):
     assert np.sqrt(np.mean(speech ** 2)) > 10 * np.sqrt(np.mean(x[-int(0.1 * sr):] ** 2) + 1e-12)
 
 
+@pytest.mark.slow   # TTS
 def test_mbrola_errors_name_the_fix(voices):
     with pytest.raises(FileNotFoundError, match="setup_corpus.sh|apt-get"):
         mbrola.mbrola_synthesize("hallo", "zz9")
@@ -223,6 +225,7 @@ def test_mbrola_errors_name_the_fix(voices):
         mbrola.mbrola_synthesize("  ", "fr2")
 
 
+@pytest.mark.slow   # TTS
 def test_espeak_ipa_events_any_language():
     from model_core.training.tts import espeak_languages, espeak_synthesize
     assert {"de", "fr-fr", "ja", "tr"} <= set(espeak_languages())
@@ -254,6 +257,7 @@ def test_word_sequences_and_kana():
 # v4 corpus, resumable; multilingual held-out set; IPA lip-gap measures
 # ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow   # TTS
 def test_v4_corpus_is_multilingual_and_resumes(tmp_path, voices, monkeypatch):
     from model_core.training import corpus
     # two voices installed here stand for the whole list; every engine but MBROLA and eSpeak
@@ -282,6 +286,7 @@ def test_v4_corpus_is_multilingual_and_resumes(tmp_path, voices, monkeypatch):
         corpus.build_corpus(out, 21, **kw)
 
 
+@pytest.mark.slow   # TTS
 def test_multilingual_heldout_set_and_ipa_measures(tmp_path, voices):
     from model_core.training.corpus import build_multilingual_evalset
     from model_core.evaluation.evaluate import build_eval_set, evaluate_teacher

@@ -24,6 +24,7 @@ from model_core.runtime.driver import Session, run
 from model_core.runtime.onnx_files import (EXPORT_FILES, checkpoint_digest, export_dir_for,
                                            read_export_meta)
 from realdata import INPUTS, real_speech_path
+from tiers import first_fast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +175,7 @@ def test_bundled_export_is_current():
         "-o model_core/weights/default.onnx --force`")
 
 
-@pytest.mark.parametrize("clip", PARITY_CLIPS)
+@pytest.mark.parametrize("clip", first_fast(PARITY_CLIPS))
 def test_onnx_frames_equal_torch_frames(onnx_model, torch_model, clip):
     """The two backends animate a real clip alike: float rounding only. The jaw and mouth
     agree to 1e-3 (weights); the upper face to 5e-3, because the autoregressive history
@@ -202,7 +203,7 @@ def test_parity_with_guidance_eta_and_chunk_frames(onnx_model, torch_model, spee
     assert np.abs(fo - ft).max() <= 1e-3
 
 
-@pytest.mark.parametrize("sizes", [[1, 7, 160, 333], [16000], [4801, 1]])
+@pytest.mark.parametrize("sizes", first_fast([[1, 7, 160, 333], [16000], [4801, 1]]))
 def test_any_chunking_is_bit_identical_on_onnx(onnx_model, speech, sizes):
     x = speech[:16000 * 4]
     whole = onnx_model.generate(x, 16000, seed=5, eta=0.3, guidance=1.5)
@@ -233,6 +234,7 @@ def test_same_api_and_settings_checked(onnx_model, torch_model):
     assert len(run(s, np.zeros(8000, np.float32))) == 15
 
 
+@pytest.mark.slow   # exports twice
 def test_export_cli_writes_refuses_and_replaces(tmp_path, capsys):
     w = copy_checkpoint(tmp_path)
     out = tmp_path / "mine.onnx"

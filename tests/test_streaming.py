@@ -7,6 +7,7 @@ import pytest
 
 import model_core as mc
 from toy import JAW, toy_utterance
+from tiers import first_fast
 
 
 def run_chunked(model, audio, sizes, **kw):
@@ -21,7 +22,7 @@ def run_chunked(model, audio, sizes, **kw):
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("sizes", [[1], [7], [160], [4000], "random"])
+@pytest.mark.parametrize("sizes", first_fast(["random", [1], [7], [160], [4000]]))
 def test_any_chunking_gives_identical_frames(toy_model, speech, sizes):
     audio = speech[: 16000 * 2 + 1234] if sizes == [1] else speech
     whole = toy_model.generate(audio, 16000, seed=3)
@@ -32,6 +33,7 @@ def test_any_chunking_gives_identical_frames(toy_model, speech, sizes):
     assert np.array_equal(chunked, whole)
 
 
+@pytest.mark.slow   # the clip three times, 6 steps, guided
 def test_identical_with_eta_and_guidance(toy_model, speech):
     kw = dict(seed=5, eta=1.0, guidance=2.0, steps=6)
     a = toy_model.generate(speech, 16000, **kw)
@@ -49,7 +51,7 @@ def test_frame_count_is_round_duration_times_fps(fps):
         assert out.shape == (round(n / 16000 * fps), 52), (fps, n)
 
 
-@pytest.mark.parametrize("out_fps", [24.0, 25.0, 29.97, 60.0])
+@pytest.mark.parametrize("out_fps", first_fast([29.97, 24.0, 25.0, 60.0]))
 def test_output_fps_resampling(toy_model, speech, out_fps):
     a = toy_model.generate(speech, 16000, fps=out_fps)
     assert a.shape[0] == round(len(speech) / 16000 * out_fps)
@@ -103,6 +105,7 @@ def test_toy_checkpoint_lip_behaviour(toy_model):
     assert y[env == 1, JAW].mean() > 0.45
 
 
+@pytest.mark.slow   # long audio
 def test_state_is_bounded_and_silence_rests(toy_model):
     """10 minutes of silence: every buffer keeps its size, the face rests, nothing drifts."""
     s = toy_model.stream()

@@ -7,6 +7,7 @@ with the apt-get command in the reason, when its engine is not installed.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,9 @@ import numpy as np
 import pytest
 
 from model_core.training import tts
+from model_core.training.tts import espeak_binding, festival, helper
+
+pytestmark = pytest.mark.slow   # TTS engines
 
 
 def _espeak_available() -> bool:
@@ -264,16 +268,16 @@ def test_espeak_errors():
 def test_espeak_missing_library_names_package(monkeypatch):
     def no_lib(*args, **kwargs):
         raise OSError("cannot open shared object file")
-    monkeypatch.setattr(tts.ctypes, "CDLL", no_lib)
-    monkeypatch.setattr(tts.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(ctypes, "CDLL", no_lib)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"libespeak-ng1.*apt-get install"):
-        tts._Espeak()
+        espeak_binding._Espeak()
 
 
 @needs_espeak
 def test_espeak_in_process_backend_matches():
     # the fallback without os.fork: same audio for a first call from a fresh instance
-    backend = tts._EspeakInProcess()
+    backend = helper._EspeakInProcess()
     (pcm, events), = backend.call("synth", [("en-us", 175, 50, 50, tts._ENDPAUSE, "mama papa")])
     utt = tts.espeak_synthesize("mama papa", lead_silence_s=0.0)
     assert backend.sample_rate == 22050
@@ -300,7 +304,7 @@ def festival_voice_list():
 def test_festival_voices_listed(festival_voice_list):
     assert set(festival_voice_list) <= set(tts.FESTIVAL_VOICES)
     for name in tts.FESTIVAL_VOICES:
-        installed = any((Path(d) / lang / name).is_dir() for d in tts._FESTIVAL_VOICE_DIRS
+        installed = any((Path(d) / lang / name).is_dir() for d in festival._FESTIVAL_VOICE_DIRS
                         if Path(d).is_dir() for lang in Path(d).iterdir())
         assert (name in festival_voice_list) == installed, name
 
@@ -351,10 +355,10 @@ def test_festival_errors(monkeypatch):
         tts.festival_synthesize(" ", "kal_diphone")
     with pytest.raises((FileNotFoundError, ValueError)):
         tts.festival_synthesize("hello", "no_such_voice")
-    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"apt-get install -y festival"):
         tts.festival_synthesize("hello", "kal_diphone")
-    assert tts._festival_voices_cached.__wrapped__() == ()
+    assert festival._festival_voices_cached.__wrapped__() == ()
 
 
 def test_piper_neural_voice_with_aligned_phones():

@@ -385,6 +385,7 @@ sample_steps = 2
     return path
 
 
+@pytest.mark.slow   # training runs
 def test_train_on_vertex_data_resumes_and_never_overwrites(voca, tmp_path):
     """`streamtalker train` with [data] vertices: the PCA codec is fitted, checkpoints carry
     their codec, the validation loss is computed on held-out speakers (unknown style), a

@@ -7,13 +7,24 @@ Run as a script it builds that checkpoint and the vertex tests' one, each with i
 export beside it, for test environments without torch (tools/test.sh: Blender 5.2's)::
 
     .venv/bin/python tests/toy.py OUT_FOLDER
+
+Trained test checkpoints are cached between runs (:func:`cached_checkpoint`), under
+$STREAMTALKER_TEST_CACHE or ~/.cache/streamtalker/test-checkpoints, in a folder named by a
+hash of their sources (this file, the model_core modules its builders import and what those
+import, the torch and numpy versions): a repeated run skips the training, a change to any of
+those sources trains afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
+import time
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,16 +167,113 @@ PREBUILT = {"toy": ("toy-bursts-test.safetensors", build_toy_checkpoint),
 PREBUILT_ENV = "STREAMTALKER_TEST_CHECKPOINTS"
 
 
+#: Where trained test checkpoints are kept between runs (default
+#: ~/.cache/streamtalker/test-checkpoints): :func:`cached_checkpoint`.
+CACHE_ENV = "STREAMTALKER_TEST_CACHE"
+#: The model_core modules the builders of :data:`PREBUILT` and :func:`main` import; the
+#: cache key hashes their sources and those of every module they reach.
+CACHE_ROOTS = ("model_core", "model_core.training.batches", "model_core.vertex",
+               "model_core.runtime.onnx_export", "model_core.runtime.onnx_files")
+#: Cache entries kept per kind (the most recently used); older ones are removed.
+CACHE_KEEP = 4
+#: A build folder older than this (s) belongs to a build that was killed: removed.
+CACHE_STALE_S = 6 * 3600
+
+
+def cache_root() -> Path:
+    """The folder of the test-checkpoint cache: $STREAMTALKER_TEST_CACHE, else
+    ~/.cache/streamtalker/test-checkpoints."""
+    return Path(os.environ.get(CACHE_ENV) or
+                Path.home() / ".cache" / "streamtalker" / "test-checkpoints")
+
+
+def cache_sources() -> list[Path]:
+    """The files the test checkpoints are built from: this file and the sources of the
+    model_core modules :data:`CACHE_ROOTS` reach through imports (tests/importgraph.py:
+    module-level and function-level imports, and the packages above each)."""
+    from importgraph import closure, module_names
+
+    modules = module_names()
+    return [Path(__file__).resolve()] + sorted(modules[m] for m in closure(CACHE_ROOTS))
+
+
+def sources_key(files: list[Path] | None = None) -> str:
+    """16 hex digits: SHA-256 over ``files`` (default :func:`cache_sources`), each by its
+    path (below the project root: relative) and its bytes, and the versions of torch and numpy the
+    checkpoints are trained with. Any change to those sources changes the key."""
+    from importgraph import ROOT
+
+    h = hashlib.sha256()
+    for p in cache_sources() if files is None else files:
+        p = p.resolve()
+        name = p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else str(p)
+        h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
+    for dist in ("torch", "numpy"):
+        h.update(f"{dist} {metadata.version(dist)}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def cached_checkpoint(kind: str) -> Path:
+    """The test checkpoint ``kind`` (:data:`PREBUILT`) from the cache (:func:`cache_root`),
+    built there first when the cache has none for the current :func:`sources_key`: into a
+    temporary folder beside, renamed into place once complete (so an interrupted or
+    concurrent build never leaves half a checkpoint). Keeps the :data:`CACHE_KEEP` most
+    recently used entries of ``kind`` and removes build folders older than
+    :data:`CACHE_STALE_S`. Needs torch. Callers copy the files out
+    (:func:`checkpoint_for_tests`): the cache is never written by a test.
+
+    Returns:
+        the checkpoint's path inside the cache (``NAME.safetensors`` with its ``NAME.json``,
+        and a vertex checkpoint's ``NAME.codec.safetensors``).
+    Raises:
+        AssertionError: the build did (see :func:`build_toy_checkpoint`).
+    """
+    name, build = PREBUILT[kind]
+    root = cache_root()
+    entry = root / f"{kind}-{sources_key()}"
+    if not (entry / name).is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=root))
+        try:
+            build(tmp / name)
+            try:
+                tmp.rename(entry)
+            except OSError:      # built meanwhile by another run: keep that one
+                if not (entry / name).is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    os.utime(entry)
+    for old in sorted(root.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)[:-CACHE_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in root.glob(f".{kind}-*"):     # left by builds that were killed
+        if time.time() - tmp.stat().st_mtime > CACHE_STALE_S:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return entry / name
+
+
+def copy_checkpoint(path: Path, folder: Path) -> Path:
+    """Copy the checkpoint ``path`` and the files beside it that share its stem
+    (``NAME.json``, ``NAME.codec.safetensors``) into ``folder``; returns the copy's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = path.name.removesuffix(".safetensors")
+    for f in path.parent.iterdir():
+        if f.is_file() and (f.name == path.name or f.name.startswith(stem + ".")):
+            shutil.copy2(f, folder / f.name)
+    return folder / path.name
+
+
 def checkpoint_for_tests(kind: str, folder: Path) -> Path:
-    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``, ``"live"``: :data:`PREBUILT`):
-    trained into ``folder`` where torch is installed; else the prebuilt one in
+    """The test checkpoint ``kind`` (``"toy"``, ``"vertex"``, ``"live"``: :data:`PREBUILT`),
+    copied into ``folder`` from the cache (:func:`cached_checkpoint`, trained there first
+    when its sources changed) where torch is installed; else the prebuilt one in
     $STREAMTALKER_TEST_CHECKPOINTS (the test fails, naming the command, when it is not
     there)."""
     from model_core.runtime.backends import torch_available
 
-    name, build = PREBUILT[kind]
+    name = PREBUILT[kind][0]
     if torch_available():
-        return build(folder / name)
+        return copy_checkpoint(cached_checkpoint(kind), folder)
     prebuilt = Path(os.environ.get(PREBUILT_ENV, "")) / name
     if not os.environ.get(PREBUILT_ENV) or not prebuilt.is_file():
         pytest.fail(f"torch is not installed here, so the test checkpoint {name} cannot be "
@@ -177,9 +285,10 @@ def checkpoint_for_tests(kind: str, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python tests/toy.py OUT``: build the test checkpoints (:data:`PREBUILT`) in the new
-    folder OUT, each with its ONNX export beside it (``NAME.onnx/``): what a test environment
-    without torch loads. Refuses an existing OUT."""
+    """``python tests/toy.py OUT``: put the test checkpoints (:data:`PREBUILT`, from the
+    cache: :func:`cached_checkpoint`) in the new folder OUT, each with its ONNX export beside
+    it (``NAME.onnx/``): what a test environment without torch loads. Refuses an existing
+    OUT."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("out", type=Path, help="a new folder")
     args = ap.parse_args(argv)
@@ -188,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         ap.error(f"{args.out} exists; choose a new folder")
     args.out.mkdir(parents=True)
-    for name, build in PREBUILT.values():
-        path = build(args.out / name)
+    for kind in PREBUILT:
+        path = copy_checkpoint(cached_checkpoint(kind), args.out)
         export_checkpoint(path, export_dir_for(path))
         print(f"test checkpoint: {path} (ONNX export {export_dir_for(path).name}/ beside it)")
     return 0

@@ -10,6 +10,8 @@
 #      folder named by $STREAMTALKER_TEST_CHECKPOINTS.
 # STREAMTALKER_BLENDERS="4.5" (or "") picks the extra Blenders. Exits non-zero when any run
 # failed, after running them all.
+# Every test runs here, the slow tier included (`pytest -m "not slow"` is the quick one for
+# working); the test checkpoints come from the cache tests/toy.py keeps (keyed by sources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..runtime.config import ChunkGeometry
-from ..runtime.diffusion import DDPMNoiser
 from ..runtime.frontend import make_frontend
+from .objective import DDPMNoiser, training_loss
 from .phonemes import bilabial_frame_mask
 
 
@@ -52,7 +52,7 @@ class ChunkBatcher:
         vtlp: largest vocal-tract-length perturbation of the features (0 = off; see
             :func:`vtlp_logmel`).
     ``batch(batch_size, K=None)`` returns a dict of tensors for
-    :meth:`StreamTalkerModel.training_loss`; K is drawn from 1..max_chunk_frames when None
+    :func:`~.objective.training_loss`; K is drawn from 1..max_chunk_frames when None
     (half of the batches use the default K, or, for a model with ``live_chunk_frames``, a
     quarter the default and a quarter the live K); the batch's look-ahead is the config's
     ``lookahead_ms``, or for a model with ``min_lookahead_ms`` set, in half of the batches
@@ -319,19 +319,19 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
                    generator: torch.Generator, lr: float, net=None, amp: bool = False,
-                   teacher=None, teacher_history: str = "student") -> dict:
+                   parent=None, parent_history: str = "student") -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
-    :meth:`StreamTalkerModel.training_loss` on ``batch`` (through ``net``, e.g. a
+    :func:`~model_core.training.objective.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
     back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
     (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
-    ``streamtalker train`` take. ``teacher``, ``teacher_history``: guidance distillation
-    (see :meth:`StreamTalkerModel.training_loss`)."""
+    ``streamtalker train`` take. ``parent``, ``parent_history``: guidance distillation from a
+    distillation parent (see :func:`~model_core.training.objective.training_loss`)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        losses = model.training_loss(batch, noiser, generator, net=net, teacher=teacher,
-                                     teacher_history=teacher_history)
+        losses = training_loss(model, batch, noiser, generator, net=net, parent=parent,
+                               parent_history=parent_history)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)

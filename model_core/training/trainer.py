@@ -30,10 +30,10 @@ Config (TOML), ARKit blendshapes::
     resume = true           # continue from the newest checkpoint in `out`
     stop_at = 0             # stop after saving this step (0 = run to `steps`); the learning
                             # rate still follows the schedule of `steps`
-    distill_from = ""       # guidance distillation: the frozen teacher checkpoint
+    distill_from = ""       # guidance distillation: the frozen parent checkpoint
     distill_guidance = 0.0  # its guidance (0 = its own setting), on
     distill_guidance_channels = ""   # "all" | "lips" ("" = its own setting)
-    distill_history = "student"      # the history the teacher sees: the student's, or the
+    distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
@@ -74,9 +74,9 @@ import torch
 
 from ..runtime.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
-from ..runtime.diffusion import DDPMNoiser
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
+from .objective import DDPMNoiser, check_parent_history, training_loss
 
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
@@ -440,50 +440,50 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                 vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
 
 
-def _distillation_teacher(model, tr: dict, dev: str):
-    """``[train] distill_from``: the frozen teacher of guidance distillation, or None. Its
-    guidance is ``[train] distill_guidance`` on ``distill_guidance_channels`` ("all" or
-    "lips"), each defaulting (0, "") to the teacher checkpoint's own sampler settings. The
-    student (``model``) is set to sample without guidance (``guidance = 1``: its single pass
-    learns the teacher's guided prediction) and records where its guidance came from.
+def _distillation_parent(model, tr: dict, dev: str):
+    """``[train] distill_from``: the frozen distillation parent of guidance distillation (a
+    guided model; not the phone-rule teacher of :mod:`.teacher`), or None. Its guidance is
+    ``[train] distill_guidance`` on ``distill_guidance_channels`` ("all" or "lips"), each
+    defaulting (0, "") to the parent checkpoint's own sampler settings. The student
+    (``model``) is set to sample without guidance (``guidance = 1``: its single pass learns
+    the parent's guided prediction) and records where its guidance came from.
 
-    ``[train] distill_history`` says which history the teacher sees (see
-    :meth:`StreamTalkerModel.training_loss`).
+    ``[train] distill_history`` says which history the parent sees (see
+    :func:`~.objective.training_loss`).
 
     Raises:
-        ValueError: no guidance to distil (1), a bad or teacher-less ``distill_history``,
-        or the teacher's channels differ from the
-        student's.
+        ValueError: no guidance to distil (1), a bad or parent-less ``distill_history``, or
+        the parent's channels differ from the student's.
     """
     if not tr["distill_from"]:
         if tr["distill_history"] != "student":
             raise ValueError(f"[train] distill_history = {tr['distill_history']!r} needs a "
-                             f"teacher: set distill_from")
+                             f"distillation parent: set distill_from")
         return None
-    teacher = load_checkpoint(tr["distill_from"], dev)
-    tc = teacher.config
+    parent = load_checkpoint(tr["distill_from"], dev)
+    pc = parent.config
     if tr["distill_guidance"]:
-        tc.guidance = float(tr["distill_guidance"])
+        pc.guidance = float(tr["distill_guidance"])
     if tr["distill_guidance_channels"]:
-        tc.guidance_channels = tr["distill_guidance_channels"]
+        pc.guidance_channels = tr["distill_guidance_channels"]
     try:
-        tc.validate()
+        pc.validate()
     except ValueError as e:
         raise ValueError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
-    if tc.guidance == 1.0:
+    if pc.guidance == 1.0:
         raise ValueError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise): nothing "
                          f"to distil; set distill_guidance, e.g. 5")
-    if list(tc.channel_names) != list(model.config.channel_names):
+    if list(pc.channel_names) != list(model.config.channel_names):
         raise ValueError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
-    model.check_teacher_history(tr["distill_history"], "[train] distill_history")
-    teacher.net.eval().requires_grad_(False)
+    check_parent_history(model, tr["distill_history"], "[train] distill_history")
+    parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": {
-        "checkpoint": str(tr["distill_from"]), "guidance": tc.guidance,
-        "guidance_channels": tc.guidance_channels, "history": tr["distill_history"]}}
-    return teacher
+        "checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
+        "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}}
+    return parent
 
 
 def run_training(config_path: str | os.PathLike, progress: bool = True,
@@ -546,7 +546,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
                                                                    world, data_seed)
     model, val_batches = job.model, job.val_batches
     mcfg = model.config
-    teacher = _distillation_teacher(model, tr, dev)
+    parent = _distillation_parent(model, tr, dev)
 
     net = model.net.train()
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
@@ -588,8 +588,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         net.eval()
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            vals = [float(model.training_loss(b, noiser, g, teacher=teacher,
-                                              teacher_history=tr["distill_history"])["loss"])
+            vals = [float(training_loss(model, b, noiser, g, parent=parent,
+                                        parent_history=tr["distill_history"])["loss"])
                     for b in val_batches]
         net.train()
         return float(np.mean(vals)) if vals else float("nan")
@@ -597,8 +597,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
-                                amp=use_amp, teacher=teacher,
-                                teacher_history=tr["distill_history"])
+                                amp=use_amp, parent=parent,
+                                parent_history=tr["distill_history"])
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1

@@ -4,10 +4,13 @@ Missing prerequisites fail the tests with the command that fixes them (never a s
 ``bpy`` (tools/setup.sh installs it), the decoded Face Cap head
 (``tools/fetch_facecap.py``) and the LibriVox clips (``tools/fetch_inputs.py``).
 Timers never fire in the ``bpy`` module: tests pump ``streamtalker_addon.jobs.drain``.
-The root conftest's ``toy_checkpoint`` is the model.
+The root conftest's ``toy_checkpoint`` is the model. All of them are ``slow`` (the tier
+``pytest -m "not slow"`` leaves out).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,15 @@ from bl_helpers import add_strip, import_bpy, import_facecap, speech_path
 
 
 _exit_status = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test of tests/blender is in the slow tier (``pytest -m "not slow"`` leaves the
+    Blender tests out; tools/test.sh runs them)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):

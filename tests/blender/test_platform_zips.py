@@ -16,6 +16,8 @@ import sys
 import textwrap
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from wheelcache import build_addon, wheels_or_skip
 
@@ -65,14 +67,14 @@ def test_blenders_installer_picks_one_wheel_per_project_for_each_platform_and_py
     assert r.returncode == 0 and line, r.stdout[-3000:] + r.stderr[-3000:]
     chosen = json.loads(line[0][len("RESULT "):])
     assert len(chosen) == 2 * len(zips)
-    pinned = {ba._norm(p): v for p, v in ba.BUNDLED_WHEELS}
+    pinned = {canonicalize_name(p): Version(v) for p, v in ba.BUNDLED_WHEELS}
     for platform, z in zips.items():
         for python in ("3.11", "3.13"):
             picked = [w.rsplit("/", 1)[-1] for w in chosen[f"{z}|{python}"]]
-            projects = [ba.wheel_tags(w)[0] for w in picked]
+            projects = [ba.parse_wheel(w)[0] for w in picked]
             assert sorted(projects) == sorted(pinned), (platform, python, picked)
             for w in picked:
-                name, version = ba.wheel_tags(w)[:2]
+                name, version, _ = ba.parse_wheel(w)
                 assert version == pinned[name]
                 assert ba.wheel_fits_python(w, python), (platform, python, w)
                 assert ba.wheel_platforms(w) & {"any", platform}, (platform, w)

@@ -1,0 +1,368 @@
+"""The training objective of the torch backend (:class:`~model_core.runtime.model.StreamTalkerModel`):
+the DDPM forward process and loss, the history a training example is shown (corrupted, or
+the model's own rollout), the per-channel and per-frame loss weights, the auxiliary viseme
+loss and guidance distillation from a frozen *distillation parent* (a guided model whose
+classifier-free-guided prediction the trained model, its student, learns to give in one
+pass). Not to be confused with the phone-rule curves of :mod:`model_core.training.teacher`,
+which make the corpus's targets.
+
+Everything here is training-only: the runtime (vendored into Blender) samples with the numpy
+DDIM loop of :mod:`model_core.runtime.ddim` and never imports this module.
+
+References: DDPM (Ho et al., NeurIPS 2020) with the x0 parameterisation and the cosine
+schedule (:mod:`model_core.runtime.ddim`); guidance distillation after Meng et al., "On
+Distillation of Guided Diffusion Models", CVPR 2023, stage 1; a privileged parent that sees
+the true history as in DAgger (Ross et al., AISTATS 2011).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..face import is_lip_channel
+from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
+from ..runtime.inference import lip_scale
+
+__all__ = ["DDPMNoiser", "PARENT_HISTORIES", "check_parent_history", "closure_weights",
+           "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
+           "training_loss", "viseme_loss"]
+
+
+class DDPMNoiser:
+    """The forward process and the training loss of an x0-predicting denoiser.
+
+    Args:
+        schedule: ``"cosine"`` or ``"linear"``; timesteps: T (1000).
+    """
+
+    def __init__(self, schedule: str = "cosine", timesteps: int = 1000):
+        self.T = timesteps
+        self.alphas_cumprod = torch.from_numpy(make_alphas_cumprod(schedule, timesteps))
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """q(x_t | x_0): x0, noise [B, ...], t int64 [B] -> x_t [B, ...]."""
+        ab = self.alphas_cumprod.to(x0.device)[t].float().view(-1, *([1] * (x0.dim() - 1)))
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    @staticmethod
+    def loss(x0_pred: torch.Tensor, x0: torch.Tensor, prev: torch.Tensor,
+             velocity_weight: float = 1.0, mask: torch.Tensor | None = None,
+             channel_weight: torch.Tensor | None = None,
+             element_weight: torch.Tensor | None = None) -> dict:
+        """x0 MSE plus a velocity term on consecutive frames.
+
+        Args:
+            x0_pred, x0: [B, K, D] predicted and true clean chunks (normalized units).
+            prev: [B, 1, D] the frame before the chunk (last history frame), so the velocity
+                across the chunk boundary is also matched.
+            velocity_weight: weight of the velocity MSE.
+            mask: optional [B, K] float, 1 for frames that count.
+            channel_weight: optional [D] float weight per channel (all 1 when None); the
+                losses are divided by the sum of the weights, so they stay means.
+            element_weight: optional [B, K, D] further factor per frame and channel (e.g. the
+                closure weight on P/B/M frames); not in the divisor, so it adds weight.
+        Returns:
+            dict with scalar tensors ``loss``, ``x0``, ``velocity``.
+        """
+        m = torch.ones(x0.shape[:2], device=x0.device) if mask is None else mask
+        cw = torch.ones(x0.shape[-1], device=x0.device) if channel_weight is None \
+            else channel_weight.to(x0.device)
+        denom = m.sum().clamp(min=1) * cw.sum()
+        if element_weight is not None:
+            cw = cw * element_weight.to(x0.device)
+        l_x0 = ((((x0_pred - x0) ** 2) * cw).sum(-1) * m).sum() / denom
+        vp = torch.diff(torch.cat([prev, x0_pred], 1), dim=1)
+        vt = torch.diff(torch.cat([prev, x0], 1), dim=1)
+        l_v = ((((vp - vt) ** 2) * cw).sum(-1) * m).sum() / denom
+        return {"loss": l_x0 + velocity_weight * l_v, "x0": l_x0, "velocity": l_v}
+
+
+def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
+                  parent=None, parent_history: str = "student") -> dict:
+    """DDPM loss (x0 + velocity) of ``model`` on a batch of chunk examples.
+
+    With a distillation ``parent`` (guidance distillation, Meng et al. 2023, stage 1) the
+    target is not the data but the parent's classifier-free-guided x0 prediction at the same
+    noisy input, history and style, ``x0_u + g * (x0_c - x0_u)`` with the per-channel ``g``
+    of :meth:`~model_core.runtime.inference.InferenceModel.guidance_scale`
+    (:func:`guided_x0`); the student always hears the audio, so one unguided pass of it
+    samples what two guided passes of the parent did. The parent sees the history the
+    student trains on (``parent_history = "student"``), or the true one: ``"true"`` on every
+    channel, ``"true_lips"`` on the jaw*/mouth* channels only (ARKit models; the upper face
+    keeps the student's history, so the blinks the student starts are continued). A parent
+    that sees the true history is a privileged expert, as in DAgger: from its own drifted or
+    corrupted past the student learns what the guided parent does from the right one.
+
+    Args:
+        model: the :class:`~model_core.runtime.model.StreamTalkerModel` being trained.
+        batch: ``feats`` [B, M, F], ``mel_offset`` [B], ``align_idx`` [B, K],
+            ``align_w`` [B, K], ``history`` [B, H, D] and ``target`` [B, K, D] in data
+            space, ``style`` [B] int64 (n_styles = unknown), optional ``mask`` [B, K],
+            optional ``frame_closure`` [B, K] (1 on P/B/M frames: their lip channels'
+            losses weigh ``closure_loss_weight`` times more), optional ``mel_visemes``
+            [B, M] / ``frame_visemes`` [B, K] (:func:`viseme_loss`), optional
+            ``rollout_*`` tensors (:func:`rollout_history`); as
+            :class:`~model_core.training.batches.ChunkBatcher` makes it.
+        noiser: the forward process; generator: CPU generator for noise, timesteps and
+            condition dropout (its draws, in order: history corruption or rollout, style
+            dropout, condition dropout, timesteps, noise); net: the module to call (e.g. a
+            DistributedDataParallel wrapper of ``model.net``), default ``model.net``.
+        parent: None, or a frozen ``StreamTalkerModel`` whose ``config.guidance`` (and
+            ``guidance_channels``) the student learns to include.
+        parent_history: ``"student"``, ``"true"`` or ``"true_lips"`` (above;
+            :data:`PARENT_HISTORIES`).
+    Returns:
+        dict of scalar tensors: ``loss``, ``x0``, ``velocity``; with the auxiliary viseme
+        heads also ``viseme`` and ``viseme_acc``.
+    Raises:
+        ValueError: an unknown ``parent_history``, or ``"true_lips"`` for a model without
+            ARKit channels (with a parent).
+    """
+    cfg, dev = model.config, model.device
+    net = net or model.net
+    b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+    B = b["target"].shape[0]
+    x0 = model.normalize(b["target"])
+    clean = model.normalize(b["history"])
+    style = b["style"].clone()
+    if "rollout_feats" in b:
+        hist = rollout_history(model, b, style, generator)
+    else:
+        hist = corrupt_history(model, clean, generator)
+    style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
+    drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
+    if parent is not None:
+        drop = torch.zeros_like(drop)
+    R = max(1, cfg.diffusion_repeats)
+    x0r = x0.repeat(R, 1, 1)
+    t = torch.randint(0, noiser.T, (R * B,), generator=generator).to(dev)
+    noise = torch.randn(x0r.shape, generator=generator).to(dev)
+    x_t = noiser.add_noise(x0r, noise, t)
+    out = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
+              x_t, t)
+    x0_pred = out[0] if isinstance(out, tuple) else out
+    target = x0r if parent is None else guided_x0(
+        parent, b, _parent_history(model, parent_history, hist, clean), style, x_t, t)
+    mask = b.get("mask")
+    # the velocity loss anchors on the true last frame: the target continues the real
+    # motion, not the corrupted history the network was shown
+    losses = DDPMNoiser.loss(x0_pred.float(), target, clean[:, -1:].repeat(R, 1, 1),
+                             cfg.velocity_weight, None if mask is None else mask.repeat(R, 1),
+                             loss_channel_weights(model), closure_weights(model, b, R))
+    if isinstance(out, tuple):
+        losses.update(viseme_loss(out[1], out[2], b, drop))
+        losses["loss"] = losses["loss"] + cfg.aux_viseme_weight * losses["viseme"]
+    return losses
+
+
+@torch.no_grad()
+def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: torch.Tensor,
+              t: torch.Tensor) -> torch.Tensor:
+    """The distillation parent's classifier-free-guided x0 prediction: the target of
+    guidance distillation (:func:`training_loss` with ``parent``).
+
+    Args:
+        parent: a ``StreamTalkerModel``; its ``config.guidance`` applies on the channels
+            ``config.guidance_channels`` names.
+        b: a training batch (on the parent's device): ``feats``, ``mel_offset``,
+            ``align_idx``, ``align_w`` as in :func:`training_loss`.
+        hist: float32 [B, H, D] normalized history; style: int64 [B];
+        x_t: float32 [R*B, K, D] noisy chunks at timesteps ``t`` int64 [R*B].
+    Returns:
+        float32 [R*B, K, D], normalized: ``x0_u + g * (x0_c - x0_u)``.
+    """
+    g = parent.guidance_scale(parent.config.guidance)
+    g = torch.as_tensor(np.asarray(g, np.float32), device=x_t.device)
+    B = hist.shape[0]
+    args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style)
+    x0 = []
+    for dropped in (False, True):
+        out = parent.net(*args, torch.full((B,), dropped, device=x_t.device), x_t, t)
+        x0.append((out[0] if isinstance(out, tuple) else out).float())
+    return x0[1] + g * (x0[0] - x0[1])
+
+
+@torch.no_grad()
+def rollout_history(model, b: dict, style: torch.Tensor, generator=None) -> torch.Tensor:
+    """The history window a rollout batch trains on (``ModelConfig.rollout_chunks``): the
+    true history before the J chunks that precede each example, continued by J chunks the
+    model samples itself, with no gradient, in eval mode, by the sessions' own path
+    (:meth:`~model_core.runtime.model.StreamTalkerModel.chunk_denoiser` and
+    :func:`~model_core.runtime.ddim.sample_ddim`, the config's DDIM steps, eta,
+    lip_temperature and blink_temperature, no guidance: what a guidance-distilled model
+    samples), so the example's chunk is learnt from the history the model will really give
+    itself. The network's training mode is restored afterwards.
+
+    Args:
+        model: a ``StreamTalkerModel``.
+        b: the batch (on the model's device) with the ``rollout_*`` tensors of
+            :class:`~model_core.training.batches.ChunkBatcher`: ``rollout_history``
+            [B, H, D] (data space), ``rollout_feats`` [B, J, M, F], ``rollout_mel_offset``
+            [B, J], ``rollout_align_idx`` [B, J, K], ``rollout_align_w`` [B, J, K];
+        style: int64 [B]; generator: CPU generator (seeds the sampling noise).
+    Returns:
+        float32 [B, H, D], normalized.
+    """
+    cfg = model.config
+    hist = model.normalize(b["rollout_history"])
+    B, J, K = b["rollout_align_idx"].shape
+    scheduler = model.ddim_scheduler(cfg.sample_steps, cfg.eta)
+    t_cache = model.timestep_cache(scheduler.timesteps)
+    noise_scale = model.noise_scale(cfg.lip_temperature, cfg.blink_temperature)
+    rng = NoiseGenerator(int(torch.randint(2 ** 62, (1,), generator=generator)))
+    roll = {k: b[f"rollout_{k}"].cpu().numpy()
+            for k in ("feats", "mel_offset", "align_idx", "align_w")}
+    style_np, keep_audio = style.cpu().numpy(), np.zeros(B, bool)
+    was_training = model.net.training
+    model.net.eval()
+    try:
+        h = hist.float().cpu().numpy()
+        for c in range(J):
+            cond_in = {k: v[:, c] for k, v in roll.items()}
+            denoise = model.chunk_denoiser({**cond_in, "history": h, "style": style_np},
+                                           keep_audio, t_cache)
+            x = sample_ddim(denoise, (B, K, cfg.dim), scheduler, rng, 1.0, noise_scale)
+            h = np.concatenate([h[:, K:], x], axis=1)
+    finally:
+        model.net.train(was_training)
+    return torch.from_numpy(h).to(hist.device)
+
+
+def corrupt_history(model, hist: torch.Tensor, generator=None) -> torch.Tensor:
+    """The training history window, made less trustworthy so that the model learns to follow
+    the audio rather than continue the history (exposure bias: at inference the history is
+    the model's own output). Per example: with probability ``history_drop`` the history
+    becomes the rest pose (as at a stream start); otherwise it is shrunk towards the data
+    mean by a factor drawn from U(0, ``history_shrink``) and given Gaussian noise of a std
+    drawn from U(0, ``history_noise``) (normalized units). With ``history_corrupt = "lips"``
+    only the jaw*/mouth* channels are corrupted (the upper face keeps its true history,
+    which its blinks and gaze continue). The settings are ``model.config``'s.
+
+    Args:
+        model: a ``StreamTalkerModel``;
+        hist: float32 [B, H, D] normalized history; generator: CPU generator.
+    Returns:
+        float32 [B, H, D].
+    """
+    cfg, dev = model.config, hist.device
+    B = hist.shape[0]
+    clean = hist
+
+    def u(scale):
+        return (scale * torch.rand(B, 1, 1, generator=generator)).to(dev)
+
+    if cfg.history_shrink > 0:
+        hist = hist * (1.0 - u(cfg.history_shrink))
+    if cfg.history_noise > 0:
+        sd = u(cfg.history_noise) if (cfg.history_shrink > 0 or cfg.history_drop > 0) \
+            else cfg.history_noise
+        hist = hist + sd * torch.randn(hist.shape, generator=generator).to(dev)
+    if cfg.history_drop > 0:
+        rest = model.rest_history(B).to(dev)
+        drop = (torch.rand(B, 1, 1, generator=generator) < cfg.history_drop).to(dev)
+        hist = torch.where(drop, rest, hist)
+    if cfg.history_corrupt == "lips" and cfg.output_kind == "arkit":
+        hist = torch.where(_lip_channels(model.channel_names, dev), hist, clean)
+    return hist
+
+
+#: which history the distillation parent may see (:func:`training_loss`; the trainer's
+#: ``[train] distill_history``)
+PARENT_HISTORIES = ("student", "true", "true_lips")
+
+
+def check_parent_history(model, which: str, name: str = "parent_history") -> str:
+    """``which`` if the distillation parent of ``model`` (the student) may see that history
+    (:data:`PARENT_HISTORIES`; ``"true_lips"`` for ARKit models only).
+
+    Raises:
+        ValueError: anything else, naming the setting ``name``.
+    """
+    if which not in PARENT_HISTORIES or (
+            which == "true_lips" and model.config.output_kind != "arkit"):
+        raise ValueError(f"{name} must be one of {PARENT_HISTORIES} "
+                         f"('true_lips' for ARKit models only), got {which!r}")
+    return which
+
+
+def _parent_history(model, which: str, student: torch.Tensor, true: torch.Tensor):
+    """The history [B, H, D] the distillation parent sees (:func:`training_loss`): the
+    student's ``student``, the true ``true`` (both float32 [B, H, D], normalized), or the
+    true one on the lip channels and the student's elsewhere.
+
+    Raises:
+        ValueError: see :func:`check_parent_history`."""
+    which = check_parent_history(model, which)
+    if which == "student":
+        return student
+    if which == "true":
+        return true
+    return torch.where(_lip_channels(model.channel_names, true.device), true, student)
+
+
+def _lip_channels(channel_names, device) -> torch.Tensor:
+    """bool [D]: the jaw*/mouth* channels among ``channel_names``
+    (:func:`model_core.face.is_lip_channel`), on ``device``; built once per (names,
+    device): the loss asks for it every batch."""
+    return _lip_mask(tuple(channel_names), str(device))
+
+
+@lru_cache(maxsize=16)
+def _lip_mask(channel_names: tuple, device: str) -> torch.Tensor:
+    return torch.tensor([is_lip_channel(n) for n in channel_names], device=device)
+
+
+def closure_weights(model, b: dict, R: int) -> torch.Tensor | None:
+    """The factor [R*B, K, D] on the loss: ``closure_loss_weight`` on the lip channels of the
+    frames ``b["frame_closure"]`` [B, K] marks (P/B/M), 1 elsewhere, repeated for the
+    ``R`` diffusion repeats; None when the weight is 1, the batch has no marks, or the model
+    is not ARKit."""
+    w, fc = model.config.closure_loss_weight, b.get("frame_closure")
+    if w == 1.0 or fc is None or model.config.output_kind != "arkit":
+        return None
+    extra = torch.from_numpy(lip_scale(model.channel_names, w) - 1.0).to(fc.device)
+    return (1.0 + fc.float()[..., None] * extra).repeat(R, 1, 1)
+
+
+def loss_channel_weights(model) -> torch.Tensor | None:
+    """Per-channel weights float32 [D] of the x0/velocity loss: ``lip_loss_weight`` on the
+    jaw*/mouth* channels of an ARKit model, 1 elsewhere; None when all are 1."""
+    w = model.config.lip_loss_weight
+    if w == 1.0 or model.config.output_kind != "arkit":
+        return None
+    return torch.from_numpy(lip_scale(model.channel_names, w))
+
+
+def viseme_loss(audio_logits: torch.Tensor, cond_logits: torch.Tensor, b: dict,
+                drop: torch.Tensor) -> dict:
+    """Cross-entropy of the auxiliary viseme heads.
+
+    Args:
+        audio_logits: [B, M, V] the audio encoder's head, against ``b["mel_visemes"]``
+            int64 [B, M]; cond_logits: [B, K, V] the condition's head, against
+            ``b["frame_visemes"]`` int64 [B, K] (-1 = unknown, ignored);
+        drop: bool [B], True where the audio was dropped (those rows' frame labels are
+            ignored).
+    Returns:
+        ``viseme`` (the mean of both cross-entropies; 0 without labels) and ``viseme_acc``
+        (accuracy at the known chunk frames), scalar tensors.
+    """
+    import torch.nn.functional as F
+    mel_lab = b.get("mel_visemes")
+    frame_lab = b.get("frame_visemes")
+    if mel_lab is None or frame_lab is None:
+        zero = audio_logits.sum() * 0.0
+        return {"viseme": zero, "viseme_acc": zero.detach()}
+    frame_lab = torch.where(drop.view(-1, 1), torch.full_like(frame_lab, -1), frame_lab)
+    ce_a = F.cross_entropy(audio_logits.float().flatten(0, 1), mel_lab.flatten(),
+                           ignore_index=-1)
+    ce_c = F.cross_entropy(cond_logits.float().flatten(0, 1), frame_lab.flatten(),
+                           ignore_index=-1)
+    ce_a = torch.nan_to_num(ce_a)   # a batch without labels gives NaN
+    ce_c = torch.nan_to_num(ce_c)
+    known = frame_lab >= 0
+    acc = ((cond_logits.argmax(-1) == frame_lab) & known).sum() / known.sum().clamp(min=1)
+    return {"viseme": 0.5 * (ce_a + ce_c), "viseme_acc": acc.detach().float()}
