@@ -302,6 +302,24 @@ def test_multilingual_heldout_set_and_ipa_measures(tmp_path, voices):
     assert lip["closure"] == 1.0 and lip["open_closed_ratio"] > 5 and lip["rounding"] > 0.2
 
 
+@pytest.mark.slow   # TTS
+def test_heldout_split_writes_one_half_with_the_whole_sets_clips(tmp_path, voices):
+    """make-evalset --split dev: only the dev voices, and each of their clips is the very
+    clip the whole set holds (choose on dev, report on test, from one recipe)."""
+    from model_core.training.corpus import build_multilingual_evalset
+    whole = build_multilingual_evalset(tmp_path / "all", per_voice=1, seed=2,
+                                       voices=("fr2", "fr3"))
+    dev = build_multilingual_evalset(tmp_path / "dev", per_voice=1, seed=2,
+                                     voices=("fr2", "fr3"), split="dev")
+    assert sorted(p.name for p in (dev / "speech").iterdir()) == ["fr3"]   # fr2 trains
+    assert json.loads((dev / "heldout.json").read_text())["split"] == "dev"
+    for f in ("00.wav", "00.phones.json"):
+        assert (dev / "speech" / "fr3" / f).read_bytes() == \
+            (whole / "speech" / "fr3" / f).read_bytes()
+    with pytest.raises(ValueError, match="split"):
+        build_multilingual_evalset(tmp_path / "x", split="train")
+
+
 def test_ipa_and_arpabet_measures_agree_on_the_same_speech():
     """The same phones written in ARPAbet and IPA give the same lip-gap figures."""
     from model_core.evaluation import metrics as M

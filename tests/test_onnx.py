@@ -119,7 +119,7 @@ def test_cli_commands_that_need_torch_say_how_to_install_it(tmp_path):
     r = without_torch(f"""
         from model_core.cli import main
         print(main(["export-onnx", {str(w)!r}, "-o", {str(tmp_path / "x.onnx")!r}]))
-        print(main(["train", "configs/default.toml"]))
+        print(main(["train", "configs/v4/stage1-multilingual.toml"]))
     """, tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["2", "2"]

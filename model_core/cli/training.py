@@ -66,6 +66,10 @@ def add_make_evalset_parser(sub) -> None:
                         "+ txt); v4: recorded MBROLA voices no v4 corpus trains on, 14 of "
                         "them in 13 languages, with exact IPA phone timing (wav + "
                         "phones.json)")
+    p.add_argument("--split", default=None, choices=("dev", "test"),
+                   help="v4: write only the dev voices (to choose checkpoints and settings on) "
+                        "or only the test voices (to report on), with the same clips the "
+                        "whole set holds (default: all 14 voices)")
     p.set_defaults(func=cmd_make_evalset)
 
 
@@ -75,7 +79,9 @@ def cmd_make_evalset(args) -> int:
     if n < 1:
         raise ValueError("--per-speaker must be at least 1")
     if args.recipe == "v4":
-        out = build_multilingual_evalset(args.out, n, args.seed)
+        out = build_multilingual_evalset(args.out, n, args.seed, split=args.split)
+    elif args.split is not None:
+        raise ValueError("--split is for --recipe v4 (the v3 set has no dev/test halves)")
     else:
         out = build_heldout_set(args.out, n, args.seed)
     n = len(list((out / "speech").rglob("*.wav")))
@@ -91,7 +97,7 @@ def add_train_parser(sub) -> None:
                                    "([data] vertices: VOCASET/BIWI, docs/vertex_training.md); "
                                    "resumes from the newest checkpoint in the run folder.")
     p.add_argument("config", help="TOML file with [model], [data], [train] (and [codec] for "
-                                  "vertex data); see configs/default.toml, configs/vocaset.toml")
+                                  "vertex data); see configs/v4/ (the bundled model's recipe), configs/vocaset.toml")
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                    help="stop after saving this step, the learning rate following the "
                         "schedule of [train] steps (overrides [train] stop_at; 0 = run to "

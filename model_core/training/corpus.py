@@ -703,14 +703,16 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
 
 
 def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, seed: int = 0,
-                               voices=HELDOUT_MBROLA) -> Path:
+                               voices=HELDOUT_MBROLA, split: str | None = None) -> Path:
     """Write the multilingual held-out set: recorded (MBROLA) voices no v4 corpus trains on,
     each reading its own language, as ``out_dir/speech/<voice>/<NN>.wav`` (16 kHz mono,
     clean) with ``<NN>.phones.json`` beside it (``{"alphabet": "ipa", "language",
     "voice", "text", "phones"}``: the exact phone timing the voice was rendered with), the
     layout ``streamtalker evaluate --heldout`` reads. Voices :data:`HELDOUT_MBROLA_DEV`
     choose checkpoints and settings, :data:`HELDOUT_MBROLA_TEST` report
-    (``heldout.json`` records which is which).
+    (``heldout.json`` records which is which). ``split`` ``"dev"`` or ``"test"`` writes only
+    that half's voices, with the very clips the whole set holds (the same draws are made
+    for every voice), so a dev folder and a test folder can be built apart.
 
     Text: held-out fortune sentences of the language (the tenth no corpus uses) where it
     has some, else word sequences (PyPI wordfreq) drawn with this set's own seed. Rate
@@ -724,11 +726,15 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     from .mbrola import mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
+    halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
+    if split is not None and split not in halves:
+        raise ValueError(f"split must be 'dev', 'test' or None, not {split!r}")
+    keep = [v for v in voices if split is None or v in halves[split]]
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose a new folder")
     installed = mbrola_voices()
-    missing = [v for v in voices if v not in installed]
+    missing = [v for v in voices if v not in installed]   # the draws need every language
     if missing:
         raise FileNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
                                 f"tools/setup_corpus.sh (Debian non-free mbrola-XX)")
@@ -736,14 +742,16 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     for voice in voices:
         lang = installed[voice]
         folder = out / "speech" / voice
-        folder.mkdir(parents=True, exist_ok=True)
         pool = fortune_sentences(lang, min_words=5, max_words=16, split="heldout") \
             if not lang.startswith("en") else ()
         for i in range(per_voice):
             text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
                     else wordfreq_text(lang, rng, int(rng.integers(7, 13))))
-            u = mbrola_synthesize(text, voice, rate=int(rng.integers(150, 191)),
-                                  vowel_ratio=1.6)
+            rate = int(rng.integers(150, 191))
+            if voice not in keep:    # the other half: the same draws, nothing written
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            u = mbrola_synthesize(text, voice, rate=rate, vowel_ratio=1.6)
             x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
             x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
             sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
@@ -752,8 +760,9 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
                 "engine": "mbrola", "phones": [list(p) for p in u.phones]},
                 ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     (out / "heldout.json").write_text(json.dumps({
-        "recipe": "v4", "voices": list(voices), "per_voice": per_voice, "seed": seed,
-        "dev": [v for v in voices if v in HELDOUT_MBROLA_DEV],
-        "test": [v for v in voices if v in HELDOUT_MBROLA_TEST],
-        "languages": {v: installed[v] for v in voices}}, indent=2) + "\n")
+        "recipe": "v4", "voices": keep, "per_voice": per_voice, "seed": seed,
+        "split": split or "all",
+        "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV],
+        "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],
+        "languages": {v: installed[v] for v in keep}}, indent=2) + "\n")
     return out
