@@ -245,11 +245,15 @@ def test_17_pipes_link_loops_and_text_files_say_what_they_are(tmp_path, capsys):
     sf.write(flac, mc.load_audio(real_speech_path()), 16000)
     out = tmp_path / "piped.npz"
     env = dict(os.environ)
-    with open(flac, "rb") as f:
-        r = subprocess.run([sys.executable, "-m", "model_core.cli", "generate", "/dev/stdin",
-                            "-o", str(out), "--checkpoint", str(DEFAULT_ONNX)], stdin=f,
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    # through a real pipe (`cat speech.flac | streamtalker generate /dev/stdin`): a file
+    # handed as stdin is seekable and libsndfile reads it fine; a pipe is what lost sync
+    r = subprocess.run([sys.executable, "-c", "import os, stat, sys; "
+                        "assert stat.S_ISFIFO(os.fstat(0).st_mode); "
+                        "from model_core.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "generate", "/dev/stdin", "-o", str(out), "--checkpoint",
+                        str(DEFAULT_ONNX)], input=flac.read_bytes(), capture_output=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
     direct = mc.load_model(DEFAULT_ONNX).generate(mc.load_audio(flac), 16000)
     assert np.array_equal(np.load(out)["weights"], direct)
 

@@ -56,6 +56,16 @@ def test_off_the_main_thread_nothing_is_changed():
 # -- issue 21: every stop signal is Ctrl+C ------------------------------------------------
 
 def test_sigterm_and_sighup_set_the_event_like_ctrl_c_and_are_put_back():
+    # Python's own Ctrl+C handler, as in a terminal (a test run started in the background
+    # by a non-interactive shell inherits SIGINT ignored, and Python leaves it so)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _sigterm_and_sighup_are_ctrl_c()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _sigterm_and_sighup_are_ctrl_c():
     import pytest
     from model_core.interrupt import STOP_SIGNALS, exit_status, signal_label
     assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= set(STOP_SIGNALS)

@@ -342,7 +342,13 @@ def test_three_heads_nine_lines_one_in_a_meta_one_retimed_baked_headless(
     for i, st in enumerate(strips):
         p = audio_source.playback(scene, st)
         want.setdefault("ABC"[i % 3], {})[f"Scene/{st.name}"] = (p.first, p.end - 1)
+    # the frames Blender itself plays each line at (its strips' final frames; line 5's
+    # start clipped by its meta strip), not only what the add-on computes
+    for i, st in enumerate(strips):
+        _, first, end = strip_frames(st)
+        assert want["ABC"[i % 3]][f"Scene/{st.name}"] == (first + 4 * (i == 4), end - 1), i
     assert want["B"]["Scene/line5"][0] == 1 + 45 * 4 + 4
+    assert want["C"]["Scene/line9"][1] - want["C"]["Scene/line9"][0] < 100   # 7.1 s at 2x
     src, out = tmp_path / "dialogue.blend", tmp_path / "baked.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(src))
 
