@@ -246,11 +246,13 @@ def generate(bpy, scene):
 
 
 def read_curves(head, job) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(frames, {ARKit channel: values}) read back from the new action's f-curves."""
+    """(frames, {ARKit channel: values}) read back from the new action's f-curves (the
+    job's action: a generated line sits on the NLA, docs/blender.md section 8)."""
     from streamtalker_addon.keyframes import action_fcurves
     key = head.data.shape_keys
+    action = job.action or key.animation_data.action
     by_key = {}
-    for fc in action_fcurves(key.animation_data.action, key.animation_data):
+    for fc in action_fcurves(action, key.animation_data):
         co = np.zeros(2 * len(fc.keyframe_points), np.float32)
         fc.keyframe_points.foreach_get("co", co)
         by_key[fc.data_path.split('"')[1]] = co.reshape(-1, 2)
@@ -571,7 +573,7 @@ def run(args) -> dict:
 
     job, t_model, t_gen = generate(bpy, scene)
     frames, curves = read_curves(head, job)
-    n_keys = sum(len(fc.keyframe_points) for fc in _fcurves(head))
+    n_keys = sum(len(fc.keyframe_points) for fc in _fcurves(head, job.action))
     duration = job.source.n_frames / fps
     phones = load_phones(clip)
     first = strip.frame_final_start
@@ -633,10 +635,10 @@ def run(args) -> dict:
                 figures=figures, rig_figures=rfig, rig=rig)
 
 
-def _fcurves(head):
+def _fcurves(head, action=None):
     from streamtalker_addon.keyframes import action_fcurves
     ad = head.data.shape_keys.animation_data
-    return action_fcurves(ad.action, ad)
+    return action_fcurves(action or ad.action, ad)
 
 
 def main(argv=None) -> int:
