@@ -15,7 +15,8 @@ docs/architecture.md; pure Python, imports nothing of model_core).
 * the face rigs the model can drive (:data:`RIG_KINDS`: ARKit, the 15 Oculus/Meta visemes,
   VRM and MMD vowels), told apart by their shape-key names (:func:`detect_rig`,
   :func:`match_rig`, the same matcher);
-* the frame-count rule (:func:`frame_count`).
+* the frame-count rule (:func:`frame_count`, :func:`sample_frames` and its inverse
+  :func:`frame_samples`) and the frame-rate rule (:func:`check_fps`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Mapping
+
+from .errors import SettingError
 
 ARKIT_52: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
@@ -453,3 +456,38 @@ def sample_frames(n_samples: int, sample_rate, fps) -> int:
     """Frames of ``n_samples`` samples at ``sample_rate`` Hz: :func:`frame_count` of the
     exact duration."""
     return frame_count(Fraction(int(n_samples)) / Fraction(sample_rate), fps)
+
+
+def frame_samples(n_frames: int, sample_rate, fps) -> int:
+    """Samples at ``sample_rate`` Hz that last ``n_frames`` frames at ``fps``:
+    ``round(n_frames * sample_rate / fps)``, halves rounded up, computed exactly -- the
+    inverse of :func:`sample_frames` (``sample_frames(frame_samples(n, sr, fps), sr, fps) ==
+    n`` whenever a frame is at least one sample long). The one rule for how much audio N
+    frames get."""
+    return int(math.floor(Fraction(int(n_frames)) * Fraction(sample_rate) / fps_fraction(fps)
+                          + Fraction(1, 2)))
+
+
+#: Frame rates StreamTalker accepts anywhere (frames per second): output, scene, captures,
+#: metrics (:func:`check_fps`).
+MIN_FPS, MAX_FPS = 1.0, 240.0
+
+
+def check_fps(fps, what: str = "fps") -> float:
+    """Validate a frame rate: a finite real number (not a bool) in [:data:`MIN_FPS`,
+    :data:`MAX_FPS`]. The one frame-rate rule. Returns it as a float.
+
+    Raises:
+        SettingError (a ValueError): naming ``what`` and the range.
+    """
+    try:
+        ok = not isinstance(fps, bool) and math.isfinite(float(fps))
+    except (TypeError, ValueError):
+        ok = False
+    if ok:
+        f = float(fps)
+        ok = MIN_FPS <= f <= MAX_FPS
+    if not ok:
+        raise SettingError(f"{what} must be a number of frames per second in "
+                         f"[{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")
+    return f

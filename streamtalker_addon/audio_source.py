@@ -20,7 +20,7 @@ the handles of the meta strips it is nested in (:func:`playback`). A strip with 
 (which do not expose the source position they hold) is rendered by Blender's own mixdown
 instead (:func:`render_strip`): what it plays is what the model hears. The
 samples handed to the model start at the source time of ``frame_final_start`` and last exactly
-``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples, zero-padded where the strip runs
+``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples (``model_core.face.frame_samples``), zero-padded where the strip runs
 outside the file, so a session at the scene's fps yields exactly one frame per audible scene
 frame and output frame ``i`` is scene frame ``frame_final_start + i``.
 """
@@ -80,7 +80,7 @@ class AudioSource:
 
     def n_samples(self, n_frames: int) -> int:
         """Model-rate (16 kHz) samples that give exactly ``n_frames`` frames at ``fps``."""
-        return int(round(n_frames * _model_rate() / self.fps))
+        return _face().frame_samples(n_frames, _model_rate(), self.fps)
 
     def read(self) -> np.ndarray:
         """Decode and slice the audio: float32 [N] mono 16 kHz (worker thread).
@@ -309,7 +309,7 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
                 s.mute = muted[s.name]
         for c, m in chans:
             c.mute = m
-    n = int(round((end - first) * rate / scene_fps(scene)))
+    n = _face().frame_samples(end - first, rate, scene_fps(scene))
     data = data[:n]
     if len(data) < n:
         data = np.concatenate([data, np.zeros((n - len(data), data.shape[1]), np.float32)])
