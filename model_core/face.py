@@ -22,6 +22,7 @@ docs/architecture.md; pure Python, imports nothing of model_core).
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -480,13 +481,10 @@ def check_fps(fps, what: str = "fps") -> float:
     Raises:
         SettingError (a ValueError): naming ``what`` and the range.
     """
-    try:
-        ok = not isinstance(fps, bool) and math.isfinite(float(fps))
-    except (TypeError, ValueError):
-        ok = False
+    ok = not isinstance(fps, bool) and isinstance(fps, numbers.Real)
     if ok:
         f = float(fps)
-        ok = MIN_FPS <= f <= MAX_FPS
+        ok = math.isfinite(f) and MIN_FPS <= f <= MAX_FPS
     if not ok:
         raise SettingError(f"{what} must be a number of frames per second in "
                          f"[{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")

@@ -27,7 +27,6 @@ frame and output frame ``i`` is scene frame ``frame_final_start + i``.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -42,8 +41,6 @@ __all__ = ["AudioSource", "Playback", "SourceError", "check_fps", "decode", "fil
            "find_strip", "playback", "render_strip", "scene_fps", "sound_strips",
            "strip_source"]
 
-#: Scene frame rates the add-on accepts (frames per second, after fps_base).
-MIN_FPS, MAX_FPS = 10.0, 240.0
 #: Frame rates animators use; others work but are reported as unusual.
 COMMON_FPS = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
 
@@ -189,11 +186,16 @@ def check_fps(fps: float) -> str | None:
     unusual.
 
     Raises:
-        SourceError: outside MIN_FPS..MAX_FPS.
+        SourceError: outside the one frame-rate range (``model_core.face.check_fps``,
+            ``MIN_FPS``..``MAX_FPS``: what a session accepts).
     """
-    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+    face = _face()
+    try:
+        face.check_fps(fps)
+    except ValueError:
         raise SourceError(f"the scene's frame rate is {fps:.3f} fps; StreamTalker needs "
-                          f"{MIN_FPS:g}-{MAX_FPS:g} fps (Output Properties > Frame Rate)")
+                          f"{face.MIN_FPS:g}-{face.MAX_FPS:g} fps (Output Properties > "
+                          f"Frame Rate)") from None
     if not any(abs(fps - c) < 0.01 for c in COMMON_FPS):
         return (f"the scene runs at an unusual {fps:.3f} fps; keys are placed on its frames "
                 f"all the same")

@@ -69,3 +69,29 @@ def test_frame_samples_is_the_inverse_of_sample_frames():
             for n in range(0, 2000, 13):
                 assert sample_frames(frame_samples(n, sr, fps), sr, fps) == n
     assert frame_samples(3, 16000, 30) == 1600 and frame_samples(1, 16000, 30) == 533
+
+
+# -- 2. frame rate ------------------------------------------------------------------------------
+
+def test_one_frame_rate_range():
+    """Every frame-rate check is face.check_fps: no other comparison of an fps with a bound."""
+    hits = grep(r"\bfps\w*\s*(<=?|>=?)\s*[\d\w]|[\d)]\s*(<=?|>=?)\s*[\w.]*fps\b(?!_)",
+                skip=("model_core/face.py",))
+    hits += grep(r"check_number\s*\(\s*[\w.]*fps")
+    assert hits == [], "a second frame-rate rule (use model_core.face.check_fps):\n" + "\n".join(hits)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.5, 241, float("nan"), float("inf"), "30", True, None])
+def test_every_frame_rate_check_refuses_the_same_values(bad):
+    from model_core.evaluation.metrics import check_fps as metrics_fps
+    from model_core.face import check_fps
+    from model_core.training.captures.tables import _check_fps
+    for check in (check_fps, metrics_fps, _check_fps):
+        with pytest.raises(ValueError, match=r"\[1, 240\]"):
+            check(bad)
+
+
+def test_the_frame_rate_range_ends_are_accepted():
+    from model_core.face import MAX_FPS, MIN_FPS, check_fps
+    assert (MIN_FPS, MAX_FPS) == (1.0, 240.0)
+    assert check_fps(1) == 1.0 and check_fps(240) == 240.0 and check_fps(30000 / 1001) > 29.9

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..face import ARKIT_52, fps_fraction, sample_frames
+from ..face import ARKIT_52, check_fps, fps_fraction, sample_frames
 
 #: Checkpoint/config format version this code reads and writes.
 FORMAT_VERSION = 1
@@ -161,7 +161,10 @@ class ModelConfig:
         def need(cond, msg):
             if not cond:
                 raise ValueError(f"model config: {msg}")
-        need(self.fps > 0 and math.isfinite(self.fps), f"fps must be positive, got {self.fps}")
+        try:
+            check_fps(self.fps)
+        except ValueError as e:
+            need(False, str(e))
         need(self.sample_rate == 16000, f"sample_rate must be 16000, got {self.sample_rate}")
         need(len(self.channel_names) > 0, "channel_names is empty")
         need(len(set(self.channel_names)) == len(self.channel_names), "channel_names repeat")
