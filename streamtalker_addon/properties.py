@@ -88,7 +88,7 @@ class STREAMTALKER_PG_scene(PropertyGroup):
     style: IntProperty(name="Style", default=-1, min=-1,
                        description="Speaking-style index of the model; -1: neutral (unknown)")
     strength_lips: FloatProperty(name="Lips", default=1.0, min=0.0, soft_max=2.0,
-                                 description="Scale of jaw, mouth, cheek, nose and tongue")
+                                 description="Scale of jaw, mouth, cheek puff and tongue")
     strength_brows: FloatProperty(name="Brows", default=1.0, min=0.0, soft_max=2.0)
     strength_eyes: FloatProperty(name="Eyes", default=1.0, min=0.0, soft_max=2.0,
                                  description="Scale of eye look, squint and wide")

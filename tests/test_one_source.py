@@ -95,3 +95,40 @@ def test_the_frame_rate_range_ends_are_accepted():
     from model_core.face import MAX_FPS, MIN_FPS, check_fps
     assert (MIN_FPS, MAX_FPS) == (1.0, 240.0)
     assert check_fps(1) == 1.0 and check_fps(240) == 240.0 and check_fps(30000 / 1001) > 29.9
+
+
+# -- 5. face regions ------------------------------------------------------------------------------
+
+def test_face_regions_come_from_one_table():
+    """Every channel set and region is derived from face.FACE_PARTS: no name prefix of a face
+    part is tested anywhere else."""
+    hits = grep(r"startswith\s*\(.*[\"'](jaw|mouth|brow|eye|eyeBlink|cheek\w*|nose\w*|tongue\w*)[\"']",
+                skip=("model_core/face.py",))
+    assert hits == [], "a second face-region rule (use model_core.face):\n" + "\n".join(hits)
+    from model_core import face
+    part = {n: face.face_part(n) for n in face.ARKIT_52}
+    assert face.LIP_CHANNELS == tuple(n for n in face.ARKIT_52 if part[n] == "lips")
+    assert face.MOUTH_CHANNELS == tuple(n for n in face.ARKIT_52 if face.region_of(n) == "lips")
+    assert set(face.UPPER_FACE_CHANNELS) == set(face.ARKIT_52) - set(face.MOUTH_CHANNELS)
+    assert set(face.UPPER_CHANNELS) == {n for n in face.ARKIT_52
+                                        if face.region_of(n) in ("brows", "eyes", "blinks")}
+
+
+def test_the_models_lip_set_is_unchanged():
+    """guidance_channels="lips", the lip temperature and the lip loss act on jaw* and mouth*
+    (27 channels), exactly as before the regions were one table (the bundled model's frames)."""
+    from model_core import face
+    assert face.LIP_CHANNELS == tuple(n for n in face.ARKIT_52 if n.startswith(("jaw", "mouth")))
+    assert len(face.MOUTH_CHANNELS) == 29 and len(face.UPPER_FACE_CHANNELS) == 23
+
+
+def test_lips_strength_scales_only_jaw_mouth_cheek_puff_and_tongue():
+    import numpy as np
+
+    from model_core.face import ARKIT_52, MOUTH_CHANNELS
+    from streamtalker_addon import mapping
+    values = np.full((2, 52), 0.5, np.float32)
+    out = mapping.apply_strength(values, list(ARKIT_52), {"lips": 0.5})
+    scaled = {n for n, v in zip(ARKIT_52, out[0]) if v != 0.5}
+    assert scaled == set(MOUTH_CHANNELS)
+    assert "noseSneerLeft" not in scaled and "cheekSquintLeft" not in scaled
