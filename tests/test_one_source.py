@@ -132,3 +132,24 @@ def test_lips_strength_scales_only_jaw_mouth_cheek_puff_and_tongue():
     scaled = {n for n, v in zip(ARKIT_52, out[0]) if v != 0.5}
     assert scaled == set(MOUTH_CHANNELS)
     assert "noseSneerLeft" not in scaled and "cheekSquintLeft" not in scaled
+
+
+# -- 6. temperature range -----------------------------------------------------------------------
+
+def test_one_temperature_bound():
+    """MAX_TEMPERATURE (runtime/settings.py) is the only bound on a temperature: no number
+    compared with a temperature or a Blink Rate elsewhere, no literal slider end."""
+    hits = grep(r"temperature\w*\s*<=?\s*\d|min\s*\(\s*\d[\d.]*\s*,.*(temperature|blink_rate)"
+                r"|blink_rate\b.*\bmax\s*=\s*\d", skip=("model_core/runtime/settings.py",))
+    assert hits == [], "a second temperature bound (use MAX_TEMPERATURE):\n" + "\n".join(hits)
+
+
+def test_blink_rate_end_follows_max_temperature():
+    import model_core
+    from model_core.runtime.settings import (MAX_TEMPERATURE, max_temperature_factor,
+                                             scale_temperature)
+    default = model_core.describe_checkpoint(None).config.blink_temperature
+    end = max_temperature_factor(default)
+    assert end * default <= MAX_TEMPERATURE < (end + 0.1) * default
+    assert scale_temperature(end + 0.1, default) == MAX_TEMPERATURE
+    assert max_temperature_factor(1.0) == MAX_TEMPERATURE

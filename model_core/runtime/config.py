@@ -158,6 +158,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the setting when a value is out of range."""
+        from .settings import MAX_GUIDANCE, MAX_TEMPERATURE   # settings imports this module
         def need(cond, msg):
             if not cond:
                 raise ValueError(f"model config: {msg}")
@@ -196,12 +197,13 @@ class ModelConfig:
              f"sample_steps must be in 1..{self.train_timesteps}")
         need(math.isfinite(self.eta) and 0 <= self.eta <= 1,
              f"eta must be a number in [0, 1], got {self.eta}")
-        need(math.isfinite(self.guidance) and 0 <= self.guidance <= 20,
-             f"guidance must be a number in [0, 20], got {self.guidance}")
+        need(math.isfinite(self.guidance) and 0 <= self.guidance <= MAX_GUIDANCE,
+             f"guidance must be a number in [0, {MAX_GUIDANCE:g}], got {self.guidance}")
         need(self.guidance_channels in ("all", "lips"),
              f"guidance_channels must be 'all' or 'lips', got {self.guidance_channels!r}")
-        need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
-        need(0 <= self.blink_temperature <= 2, "blink_temperature must be in [0, 2]")
+        for name in ("lip_temperature", "blink_temperature"):
+            need(0 <= getattr(self, name) <= MAX_TEMPERATURE,
+                 f"{name} must be in [0, {MAX_TEMPERATURE:g}]")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "

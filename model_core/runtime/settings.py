@@ -31,11 +31,13 @@ from dataclasses import dataclass
 from .config import ModelConfig
 
 __all__ = ["GUIDANCE_CHANNELS", "MAX_GUIDANCE", "MAX_TEMPERATURE", "PRESETS",
-           "SamplerSettings", "check_int", "check_number"]
+           "SamplerSettings", "check_int", "check_number", "max_temperature_factor",
+           "scale_temperature"]
 
 #: Largest classifier-free guidance scale a session accepts.
 MAX_GUIDANCE = 20.0
-#: Largest initial-noise temperature (lips, blinks).
+#: Largest initial-noise temperature (lips, blinks): the one bound, for settings, model
+#: configs and the add-on's Blink Rate (:func:`scale_temperature`, :func:`max_temperature_factor`).
 MAX_TEMPERATURE = 2.0
 #: What ``guidance_channels`` may be: every channel, or only the jaw*/mouth* ones.
 GUIDANCE_CHANNELS = ("all", "lips")
@@ -73,6 +75,21 @@ def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> floa
     if not ok:
         raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
     return v
+
+
+def scale_temperature(factor: float, default: float) -> float:
+    """A factor on a model's default temperature (the add-on's Blink Rate), at most
+    :data:`MAX_TEMPERATURE`."""
+    return min(MAX_TEMPERATURE, float(factor) * float(default))
+
+
+def max_temperature_factor(default: float) -> float:
+    """The largest factor on a default temperature ``default`` that stays within
+    :data:`MAX_TEMPERATURE`, rounded down to 0.1 (the Blink Rate slider's end: 1.8 for the
+    bundled model's 1.1); :data:`MAX_TEMPERATURE` for a default of 0 or less."""
+    if not default > 0:
+        return MAX_TEMPERATURE
+    return math.floor(MAX_TEMPERATURE / float(default) * 10 + 1e-9) / 10
 
 
 _ETA_HINT = " (0 = deterministic DDIM, 1 = DDPM-like noise)"
