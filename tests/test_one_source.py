@@ -153,3 +153,33 @@ def test_blink_rate_end_follows_max_temperature():
     assert end * default <= MAX_TEMPERATURE < (end + 0.1) * default
     assert scale_temperature(end + 0.1, default) == MAX_TEMPERATURE
     assert max_temperature_factor(1.0) == MAX_TEMPERATURE
+
+
+# -- 7. version ---------------------------------------------------------------------------------
+
+def test_one_version():
+    """model_core.__version__ is the version: pyproject.toml reads it (dynamic), the add-on's
+    manifest (a literal Blender reads) equals it, and build_addon refuses a manifest that
+    differs."""
+    import tomllib
+
+    import model_core
+    from addon_build.zips import library_version, manifest_info
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "model_core.__version__"}
+    assert manifest_info()["version"] == model_core.__version__ == library_version()
+    hits = grep(r"__version__\s*=", skip=("model_core/__init__.py",))
+    assert hits == [], "\n".join(hits)
+
+
+def test_build_refuses_a_manifest_of_another_version(tmp_path, monkeypatch):
+    from addon_build import zips
+    from addon_build.common import MANIFEST, BuildError
+    other = tmp_path / "blender_manifest.toml"
+    other.write_text(MANIFEST.read_text(encoding="utf-8").replace(
+        f'version = "{zips.library_version()}"', 'version = "9.9.9"'), encoding="utf-8")
+    monkeypatch.setattr(zips, "MANIFEST", other)
+    with pytest.raises(BuildError, match="9.9.9"):
+        zips.manifest_info(other)
