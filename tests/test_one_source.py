@@ -137,10 +137,10 @@ def test_lips_strength_scales_only_jaw_mouth_cheek_puff_and_tongue():
 # -- 6. temperature range -----------------------------------------------------------------------
 
 def test_one_temperature_bound():
-    """MAX_TEMPERATURE (runtime/settings.py) is the only bound on a temperature: no number
+    """MAX_TEMPERATURE (runtime/config.py, re-exported by runtime/settings.py) is the only bound on a temperature: no number
     compared with a temperature or a Blink Rate elsewhere, no literal slider end."""
     hits = grep(r"temperature\w*\s*<=?\s*\d|min\s*\(\s*\d[\d.]*\s*,.*(temperature|blink_rate)"
-                r"|blink_rate\b.*\bmax\s*=\s*\d", skip=("model_core/runtime/settings.py",))
+                r"|blink_rate\b.*\bmax\s*=\s*\d", skip=("model_core/runtime/config.py",))
     assert hits == [], "a second temperature bound (use MAX_TEMPERATURE):\n" + "\n".join(hits)
 
 
@@ -183,3 +183,37 @@ def test_build_refuses_a_manifest_of_another_version(tmp_path, monkeypatch):
     monkeypatch.setattr(zips, "MANIFEST", other)
     with pytest.raises(BuildError, match="9.9.9"):
         zips.manifest_info(other)
+
+
+# -- 3. CPU threads -----------------------------------------------------------------------------
+
+def test_one_thread_rule():
+    """Only runtime/device.py reads OMP_NUM_THREADS or counts the cores for the model (the
+    TTS helper's OMP_NUM_THREADS="1" for its own child processes is not a model rule)."""
+    hits = grep(r"OMP_NUM_THREADS|cpu_count\s*\(|sched_getaffinity",
+                skip=("model_core/runtime/device.py", "model_core/training/tts/helper.py"))
+    assert hits == [], "a second CPU-thread rule (use model_core.runtime.device):\n" + \
+        "\n".join(hits)
+
+
+def test_automatic_threads_are_device_default_threads(monkeypatch):
+    from model_core.runtime import device
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert device.default_threads() == device.DEFAULT_THREADS == 1
+    assert device.check_threads(None) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1000")
+    assert device.default_threads() == device.available_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "nonsense")
+    assert device.default_threads() == 1
+
+
+def test_the_addons_automatic_threads_are_the_librarys(monkeypatch):
+    """The preference "CPU Threads" at 0 is device.default_threads (bpy-free core.py)."""
+    from model_core.runtime import device
+    from streamtalker_addon import core
+    monkeypatch.setattr(device, "default_threads", lambda: 1)
+    assert core.set_threads(0) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert core.set_threads(0) == device.check_threads(None) == 1
+    with pytest.raises(ValueError, match="CPU Threads"):
+        core.set_threads(-1)

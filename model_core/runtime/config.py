@@ -17,6 +17,13 @@ from ..face import ARKIT_52, check_fps, fps_fraction, sample_frames
 #: Checkpoint/config format version this code reads and writes.
 FORMAT_VERSION = 1
 
+#: Largest classifier-free guidance scale a model or a session accepts.
+MAX_GUIDANCE = 20.0
+#: Largest initial-noise temperature (lips, blinks): the one bound, for model configs, the
+#: sampler settings (:mod:`.settings` re-exports it) and the add-on's Blink Rate
+#: (:func:`.settings.scale_temperature`, :func:`.settings.max_temperature_factor`).
+MAX_TEMPERATURE = 2.0
+
 
 @dataclass
 class ModelConfig:
@@ -158,7 +165,6 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the setting when a value is out of range."""
-        from .settings import MAX_GUIDANCE, MAX_TEMPERATURE   # settings imports this module
         def need(cond, msg):
             if not cond:
                 raise ValueError(f"model config: {msg}")

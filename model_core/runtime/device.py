@@ -8,9 +8,11 @@ several intra-op threads costs more in synchronisation than it gains, and on a b
 sibling stalls the whole step. Measured on this project's 2-core machine (generate, 7.1 s
 clip; benchmarks/bench_streaming.py has the full table): torch's default of 2 threads took
 11.7 s against 0.59 s with one thread while other jobs ran, and 39.6 s against 2.4 s with four
-CPU-bound processes beside it. So the default is one thread (``DEFAULT_THREADS``); a caller may
-ask for more (``threads=`` in :func:`model_core.load_model`, ``--threads`` on the command line,
-the add-on's preference).
+CPU-bound processes beside it. So the default is one thread (``DEFAULT_THREADS``), or
+``OMP_NUM_THREADS`` where the environment sets it (at most the cores): :func:`default_threads`,
+the ONE automatic rule -- ``threads=None`` in :func:`model_core.load_model`, no ``--threads`` on
+the command line, the add-on's preference "CPU Threads" at 0. A caller may ask for more
+(``threads=``, ``--threads N``, the preference at N).
 
 torch's thread count is process-wide: :func:`set_threads` applies to every model in the
 process, and to threads started afterwards (the live worker included).
@@ -35,8 +37,11 @@ def available_cores() -> int:
 
 
 def default_threads() -> int:
-    """The default intra-op thread count: ``DEFAULT_THREADS`` (1), never more than the cores."""
-    return min(DEFAULT_THREADS, available_cores())
+    """The automatic intra-op thread count: ``OMP_NUM_THREADS`` when the environment sets it
+    to a whole number >= 1, else ``DEFAULT_THREADS`` (1); never more than the cores."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    want = int(env) if env.isdigit() and int(env) > 0 else DEFAULT_THREADS
+    return min(want, available_cores())
 
 
 def check_threads(threads, what: str = "threads") -> int:
@@ -60,7 +65,7 @@ def check_threads(threads, what: str = "threads") -> int:
 
 def set_threads(threads: int | None = None) -> int:
     """Set torch's intra-op CPU threads for this process: ``threads``, or the default
-    (:func:`default_threads`, 1) when None. Cheap; call it again to change.
+    (:func:`default_threads`: 1, or ``OMP_NUM_THREADS``) when None. Cheap; call it again to change.
 
     Args:
         threads: None or an integer in 1..available_cores().

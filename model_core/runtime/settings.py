@@ -28,17 +28,12 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .config import ModelConfig
+from .config import MAX_GUIDANCE, MAX_TEMPERATURE, ModelConfig
 
 __all__ = ["GUIDANCE_CHANNELS", "MAX_GUIDANCE", "MAX_TEMPERATURE", "PRESETS",
            "SamplerSettings", "check_int", "check_number", "max_temperature_factor",
            "scale_temperature"]
 
-#: Largest classifier-free guidance scale a session accepts.
-MAX_GUIDANCE = 20.0
-#: Largest initial-noise temperature (lips, blinks): the one bound, for settings, model
-#: configs and the add-on's Blink Rate (:func:`scale_temperature`, :func:`max_temperature_factor`).
-MAX_TEMPERATURE = 2.0
 #: What ``guidance_channels`` may be: every channel, or only the jaw*/mouth* ones.
 GUIDANCE_CHANNELS = ("all", "lips")
 #: The chunk / look-ahead pairs a model declares (see the module docstring).
