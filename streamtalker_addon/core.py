@@ -15,7 +15,6 @@ used only where it happens to be importable and the user picks a CUDA device
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import threading
@@ -163,12 +162,10 @@ def set_threads(threads: int = 0) -> int:
 
 
 def torch_available() -> bool:
-    """Whether torch can be imported here (found on ``sys.path``; not imported: that takes
-    seconds). The extension never bundles torch."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
+    """Whether torch can be imported here: ``model_core.runtime.backends.torch_available``
+    (found on ``sys.path``, not imported). The extension never bundles torch."""
+    return bool(importlib.import_module(
+        f"{model_core_package().__name__}.runtime.backends").torch_available())
 
 
 def backend_for(device: str) -> str:

@@ -217,3 +217,23 @@ def test_the_addons_automatic_threads_are_the_librarys(monkeypatch):
     assert core.set_threads(0) == device.check_threads(None) == 1
     with pytest.raises(ValueError, match="CPU Threads"):
         core.set_threads(-1)
+
+
+# -- 4. backend ---------------------------------------------------------------------------------
+
+def test_one_torch_available():
+    """Only runtime/backends.py asks whether torch is there; the add-on calls it."""
+    hits = grep(r"find_spec\s*\(\s*\"torch\"|def torch_available",
+                skip=("model_core/runtime/backends.py", "streamtalker_addon/core.py"))
+    assert hits == [], "\n".join(hits)
+    assert grep(r"find_spec", skip=("model_core/runtime/backends.py",)) == [] or all(
+        "torch" not in h for h in grep(r"find_spec"))
+
+
+def test_the_addons_torch_available_is_the_librarys(monkeypatch):
+    from model_core.runtime import backends
+    from streamtalker_addon import core
+    monkeypatch.setattr(backends, "torch_available", lambda: False)
+    assert core.torch_available() is False
+    monkeypatch.setattr(backends, "torch_available", lambda: True)
+    assert core.torch_available() is True
