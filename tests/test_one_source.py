@@ -237,3 +237,59 @@ def test_the_addons_torch_available_is_the_librarys(monkeypatch):
     assert core.torch_available() is False
     monkeypatch.setattr(backends, "torch_available", lambda: True)
     assert core.torch_available() is True
+
+
+# -- 8. errors ----------------------------------------------------------------------------------
+
+def test_user_errors_are_streamtalker_errors_and_their_builtin(tmp_path):
+    """Setting, file-exists and file-write errors are StreamTalkerError (one line at the
+    boundaries) and still the builtin type callers catch."""
+    from model_core.errors import OutputExistsError, SettingError, StreamTalkerError
+    from model_core.io.files import check_writable
+    from model_core.runtime.device import check_threads
+    from model_core.runtime.settings import SamplerSettings
+    f = tmp_path / "a.npz"
+    f.write_bytes(b"x")
+    with pytest.raises(OutputExistsError) as e:
+        check_writable(f)
+    assert isinstance(e.value, FileExistsError) and isinstance(e.value, StreamTalkerError)
+    with pytest.raises(IsADirectoryError) as e:
+        check_writable(tmp_path)
+    assert isinstance(e.value, StreamTalkerError)
+    for bad in (lambda: SamplerSettings(steps=0), lambda: check_threads(0),
+                lambda: SamplerSettings(preset="x")):
+        with pytest.raises(SettingError) as e:
+            bad()
+        assert isinstance(e.value, ValueError)
+
+
+def test_cli_shows_a_traceback_for_a_bug_and_one_line_for_a_bad_argument(monkeypatch, capsys,
+                                                                          tmp_path):
+    """A programming bug (ZeroDivisionError in a command) propagates with its traceback (the
+    interpreter exits 1); a bad argument is one line `streamtalker X: error: ...`, exit 2."""
+    from model_core import cli
+
+    def bug(args):
+        return 1 / 0
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), bug))
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["generate", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o.npz")])
+    monkeypatch.setattr(cli, "build_parser", parser)
+    assert cli.main(["generate", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o.npz"),
+                     "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("streamtalker generate: error: ")
+    assert "threads" in err[0]
+
+
+def _with_func(parser, func):
+    """``parser`` whose parsed arguments run ``func``."""
+    parse = parser.parse_args
+
+    def parse_args(argv=None):
+        args = parse(argv)
+        args.func = func
+        return args
+    parser.parse_args = parse_args
+    return parser

@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from ..errors import SettingError
+
 #: The backends this build can run.
 BACKENDS = ("torch", "onnx")
 
@@ -51,11 +53,11 @@ def resolve_backend(backend: str | None = None, device="cpu") -> str:
             other than the CPU.
     """
     if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; this StreamTalker runs "
+        raise SettingError(f"unknown backend {backend!r}; this StreamTalker runs "
                          f"{', '.join(BACKENDS)}")
     if backend is None:
         backend = "torch" if torch_available() else "onnx"
     if backend == "onnx" and str(device) != "cpu":
-        raise ValueError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
+        raise SettingError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
                          f"backend='torch' (--backend torch) for CUDA")
     return backend

@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from ..errors import SettingError
+
 #: Intra-op threads the model uses unless told otherwise.
 DEFAULT_THREADS = 1
 
@@ -58,7 +60,7 @@ def check_threads(threads, what: str = "threads") -> int:
     cores = available_cores()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
             or not 1 <= int(threads) <= cores:
-        raise ValueError(f"{what} must be an integer in 1..{cores} (CPU cores here); 1 is the "
+        raise SettingError(f"{what} must be an integer in 1..{cores} (CPU cores here); 1 is the "
                          f"default and the fastest on a busy machine; got {threads!r}")
     return int(threads)
 
@@ -93,10 +95,10 @@ def resolve_device(device):
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
+        raise SettingError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU "
+        raise SettingError("device 'cuda' asked for but torch sees no CUDA GPU "
                          f"(torch {torch.__version__}); use device='cpu'")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+        raise SettingError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev

@@ -28,6 +28,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from ..errors import SettingError
 from .config import MAX_GUIDANCE, MAX_TEMPERATURE, ModelConfig
 
 __all__ = ["GUIDANCE_CHANNELS", "MAX_GUIDANCE", "MAX_TEMPERATURE", "PRESETS",
@@ -45,14 +46,14 @@ def check_int(value, name: str, lo: int, hi: int | None = None) -> int:
     None: no upper bound). Returns it as an int.
 
     Raises:
-        ValueError: naming ``name`` and the range.
+        SettingError (a ValueError): naming ``name`` and the range.
     """
     rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer {'in ' if hi is not None else ''}{rng}, "
+        raise SettingError(f"{name} must be an integer {'in ' if hi is not None else ''}{rng}, "
                          f"got {value!r}")
     if not (lo <= int(value) and (hi is None or int(value) <= hi)):
-        raise ValueError(f"{name} must be {'in ' if hi is not None else ''}{rng}, got {value}")
+        raise SettingError(f"{name} must be {'in ' if hi is not None else ''}{rng}, got {value}")
     return int(value)
 
 
@@ -61,14 +62,14 @@ def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> floa
     bool, in ``[lo, hi]``. Returns it as a float.
 
     Raises:
-        ValueError: naming ``name``, the range and ``hint``.
+        SettingError (a ValueError): naming ``name``, the range and ``hint``.
     """
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
     if ok:
         v = float(value)
         ok = math.isfinite(v) and lo <= v <= hi
     if not ok:
-        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
+        raise SettingError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
     return v
 
 
@@ -138,7 +139,7 @@ class SamplerSettings:
             put("guidance", check_number(self.guidance, "guidance", 0.0, MAX_GUIDANCE,
                                          _GUIDANCE_HINT))
         if self.guidance_channels is not None and self.guidance_channels not in GUIDANCE_CHANNELS:
-            raise ValueError(f"guidance_channels must be one of {', '.join(GUIDANCE_CHANNELS)}, "
+            raise SettingError(f"guidance_channels must be one of {', '.join(GUIDANCE_CHANNELS)}, "
                              f"got {self.guidance_channels!r}")
         for name in ("lip_temperature", "blink_temperature"):
             v = getattr(self, name)
@@ -150,7 +151,7 @@ class SamplerSettings:
             put("lookahead_ms", check_number(self.lookahead_ms, "lookahead_ms (audio "
                                              "look-ahead, ms)", 0.0, 10_000.0))
         if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)} (the model's "
+            raise SettingError(f"preset must be one of {', '.join(PRESETS)} (the model's "
                              f"best-quality or low-latency chunk and look-ahead), got "
                              f"{self.preset!r}")
 
