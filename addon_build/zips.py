@@ -30,11 +30,22 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.egg-info", 
                                  "*.tmp", ".*.swp")
 
 
+def library_version() -> str:
+    """``model_core.__version__`` (read from ``model_core/__init__.py``, not imported): the one
+    version of StreamTalker."""
+    text = (MODEL_CORE_DIR / "__init__.py").read_text(encoding="utf-8")
+    m = re.search(r'^__version__ = "([^"]+)"$', text, re.M)
+    if m is None:
+        raise BuildError(f"{MODEL_CORE_DIR / '__init__.py'} has no __version__ = \"...\" line")
+    return m.group(1)
+
+
 def manifest_info(manifest: Path = MANIFEST) -> dict:
     """The parsed ``blender_manifest.toml``.
 
     Raises:
-        BuildError: missing or not valid TOML, or no ``id``/``version``.
+        BuildError: missing or not valid TOML, no ``id``/``version``, or (the add-on's own
+            manifest) a version other than ``model_core.__version__``.
     """
     if not manifest.exists():
         raise BuildError(f"{manifest} does not exist: the add-on is missing; nothing to package")
@@ -45,6 +56,9 @@ def manifest_info(manifest: Path = MANIFEST) -> dict:
     for k in ("id", "version"):
         if not info.get(k):
             raise BuildError(f"{manifest} has no '{k}'")
+    if Path(manifest) == MANIFEST and info["version"] != library_version():
+        raise BuildError(f"{manifest} says version {info['version']!r}, model_core.__version__ "
+                         f"{library_version()!r}: set the manifest's version to model_core's")
     for k in ("wheels", "platforms"):
         if k in info:
             raise BuildError(f"{manifest} sets '{k}': remove it (build_addon.py writes "

@@ -26,6 +26,9 @@ import importlib
 from .errors import AudioError, CheckpointError, StreamTalkerError
 from .face import ARKIT_52
 
+#: The one version of StreamTalker: pyproject.toml reads it, and
+#: streamtalker_addon/blender_manifest.toml (a literal, as Blender reads it) is checked against
+#: it (tests/test_one_source.py, build_addon.py).
 __version__ = "0.1.0"
 
 #: Public names and the module each comes from (imported on first use).

@@ -18,3 +18,21 @@ class AudioError(StreamTalkerError, ValueError):
 
 class CheckpointError(StreamTalkerError, ValueError):
     """A checkpoint that cannot be loaded: truncated, wrong format version, mismatched shapes."""
+
+
+class SettingError(StreamTalkerError, ValueError):
+    """A setting or argument out of its range or of the wrong type (fps, threads, seed,
+    sampler settings, backend, device); the message names it and the range."""
+
+
+class InputNotFoundError(StreamTalkerError, FileNotFoundError):
+    """A file or folder the user named does not exist."""
+
+
+class OutputExistsError(StreamTalkerError, FileExistsError):
+    """An output file exists and overwriting was not asked for (``--force``)."""
+
+
+class FileWriteError(StreamTalkerError, OSError):
+    """A file could not be written (no space, no permission, a missing folder); the message
+    names the path."""

@@ -9,23 +9,28 @@ docs/architecture.md; pure Python, imports nothing of model_core).
   and capture files spell the names ``jawOpen``, ``JawOpen``, ``jaw_open``, ``eyeBlink_L``,
   ``eyeBlink.L``, ``L_eyeBlink``, ``EYEBLINKLEFT``, with prefixes such as
   ``blendShape1.``, ``Face:`` or ``BS_``;
-* the face regions (:func:`region_of`, :data:`LIP_CHANNELS`, :data:`UPPER_CHANNELS`,
-  :data:`UPPER_FACE_CHANNELS`, :data:`MOUTH_CHANNELS`, :func:`is_lip_channel`);
+* the face regions, from one table (:data:`FACE_PARTS`, :func:`face_part`): the strength
+  regions (:func:`region_of`), :data:`LIP_CHANNELS`, :data:`UPPER_CHANNELS`,
+  :data:`UPPER_FACE_CHANNELS`, :data:`MOUTH_CHANNELS`, :func:`is_lip_channel`;
 * the viseme classes of the training-only auxiliary heads (:data:`VISEME_CLASSES`);
 * the face rigs the model can drive (:data:`RIG_KINDS`: ARKit, the 15 Oculus/Meta visemes,
   VRM and MMD vowels), told apart by their shape-key names (:func:`detect_rig`,
   :func:`match_rig`, the same matcher);
-* the frame-count rule (:func:`frame_count`).
+* the frame-count rule (:func:`frame_count`, :func:`sample_frames` and its inverse
+  :func:`frame_samples`) and the frame-rate rule (:func:`check_fps`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Mapping
+
+from .errors import SettingError
 
 ARKIT_52: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
@@ -207,39 +212,74 @@ def _flat(name: str) -> str:
     return arkit_name(name) or "".join(name_tokens(name))
 
 
+#: THE face-region table: the start of a channel's name (lowercase, any spelling flattened)
+#: -> its part of the face; the first match wins. Every region and channel set below is
+#: derived from it:
+#:
+#: * ``"lips"``: jaw* and mouth*, the model's lip channels (:func:`is_lip_channel`,
+#:   :data:`LIP_CHANNELS`: guidance_channels="lips", the lip temperature, the lip loss and
+#:   the lip-sync metrics);
+#: * ``"mouth"``: the rest that speech drives (cheekPuff, tongueOut): with the lips, the
+#:   :data:`MOUTH_CHANNELS` and the *Lips* strength;
+#: * ``"upper"``: cheekSquint*, noseSneer*: the upper face outside the brows and eyes (no
+#:   strength scales them);
+#: * ``"brows"``, ``"eyes"``, ``"blinks"``: as named (:data:`UPPER_CHANNELS`).
+FACE_PARTS: tuple[tuple[str, str], ...] = (
+    ("eyeblink", "blinks"), ("eye", "eyes"), ("brow", "brows"), ("jaw", "lips"),
+    ("mouth", "lips"), ("cheekpuff", "mouth"), ("tongue", "mouth"), ("cheeksquint", "upper"),
+    ("nose", "upper"),
+)
+#: Each part's strength region (:data:`STRENGTH_REGIONS`; None: no strength scales it).
+_PART_STRENGTH = {"blinks": "blinks", "eyes": "eyes", "brows": "brows", "lips": "lips",
+                  "mouth": "lips", "upper": None}
+
+
+def face_part(name: str) -> str | None:
+    """The part of the face a channel is (any spelling; :data:`FACE_PARTS`), or None for a
+    name outside the table (a rig kind's visemes and vowels)."""
+    f = _flat(name).lower()
+    for prefix, part in FACE_PARTS:
+        if f.startswith(prefix):
+            return part
+    return None
+
+
 def is_lip_channel(name: str) -> bool:
-    """True for the lips: the jaw* and mouth* channels (any spelling of them)."""
-    return _flat(name).lower().startswith(("jaw", "mouth"))
+    """True for the model's lip channels: jaw* and mouth* (any spelling; part ``"lips"``
+    of :data:`FACE_PARTS`)."""
+    return face_part(name) == "lips"
 
 
-def region_of(name: str) -> str:
-    """The strength region of a channel (any spelling): ``blinks`` (eyeBlink*), ``eyes``
-    (other eye*), ``brows`` (brow*), else ``lips`` (jaw, mouth, cheek, nose, tongue). A rig
-    kind's own channels (:data:`RIG_KINDS`) count as the ARKit channels they come from:
-    ``blink`` / ``まばたき`` are blinks, MMD's ``上`` / ``下`` brows, visemes and vowels lips."""
+def region_of(name: str) -> str | None:
+    """The strength region of a channel (any spelling; :data:`FACE_PARTS`): ``blinks``
+    (eyeBlink*), ``eyes`` (other eye*), ``brows`` (brow*), ``lips`` (jaw, mouth, cheekPuff,
+    tongueOut: what speech drives), or None for cheekSquint* and noseSneer* (no strength
+    scales them). A rig kind's own channels (:data:`RIG_KINDS`) count as the ARKit channels
+    they come from: ``blink`` / ``まばたき`` are blinks, MMD's ``上`` / ``下`` brows; visemes,
+    vowels and other names outside the table are lips."""
     if name in _RIG_REGIONS:
         return _RIG_REGIONS[name]
-    f = _flat(name).lower()
-    if f.startswith("eyeblink"):
-        return "blinks"
-    if f.startswith("eye"):
-        return "eyes"
-    if f.startswith("brow"):
-        return "brows"
-    return "lips"
+    part = face_part(name)
+    return "lips" if part is None else _PART_STRENGTH[part]
 
 
-#: The lips: jaw* and mouth* (27 channels), what lip-sync metrics and the lip
-#: temperature / lip loss weight act on.
-LIP_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if is_lip_channel(n))
+def _channels(*parts: str) -> tuple[str, ...]:
+    return tuple(n for n in ARKIT_52 if face_part(n) in parts)
+
+
+#: The model's lips: jaw* and mouth* (27 channels), what guidance_channels="lips", the lip
+#: temperature, the lip loss weight and the lip-sync metrics act on.
+LIP_CHANNELS: tuple[str, ...] = _channels("lips")
 #: Brows and eyes (19 channels), the upper face of the metrics.
-UPPER_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if region_of(n) != "lips")
+UPPER_CHANNELS: tuple[str, ...] = _channels("brows", "eyes", "blinks")
 #: Everything above the mouth: brows, eyes, cheek squint, nose sneer (23 channels); the
 #: teacher draws them at random, independent of the phones.
-UPPER_FACE_CHANNELS: tuple[str, ...] = tuple(
-    n for n in ARKIT_52 if n in UPPER_CHANNELS or n.startswith(("cheekSquint", "noseSneer")))
-#: The rest: lips, cheek puff and tongue (29 channels), which speech drives.
-MOUTH_CHANNELS: tuple[str, ...] = tuple(n for n in ARKIT_52 if n not in UPPER_FACE_CHANNELS)
+UPPER_FACE_CHANNELS: tuple[str, ...] = _channels("brows", "eyes", "blinks", "upper")
+#: The rest: lips, cheek puff and tongue (29 channels), which speech drives; the channels the
+#: *Lips* strength scales.
+MOUTH_CHANNELS: tuple[str, ...] = _channels("lips", "mouth")
+
+assert {face_part(n) for n in ARKIT_52} == set(_PART_STRENGTH)
 
 # --------------------------------------------------------------------------------------
 # Visemes
@@ -453,3 +493,35 @@ def sample_frames(n_samples: int, sample_rate, fps) -> int:
     """Frames of ``n_samples`` samples at ``sample_rate`` Hz: :func:`frame_count` of the
     exact duration."""
     return frame_count(Fraction(int(n_samples)) / Fraction(sample_rate), fps)
+
+
+def frame_samples(n_frames: int, sample_rate, fps) -> int:
+    """Samples at ``sample_rate`` Hz that last ``n_frames`` frames at ``fps``:
+    ``round(n_frames * sample_rate / fps)``, halves rounded up, computed exactly -- the
+    inverse of :func:`sample_frames` (``sample_frames(frame_samples(n, sr, fps), sr, fps) ==
+    n`` whenever a frame is at least one sample long). The one rule for how much audio N
+    frames get."""
+    return int(math.floor(Fraction(int(n_frames)) * Fraction(sample_rate) / fps_fraction(fps)
+                          + Fraction(1, 2)))
+
+
+#: Frame rates StreamTalker accepts anywhere (frames per second): output, scene, captures,
+#: metrics (:func:`check_fps`).
+MIN_FPS, MAX_FPS = 1.0, 240.0
+
+
+def check_fps(fps, what: str = "fps") -> float:
+    """Validate a frame rate: a finite real number (not a bool) in [:data:`MIN_FPS`,
+    :data:`MAX_FPS`]. The one frame-rate rule. Returns it as a float.
+
+    Raises:
+        SettingError (a ValueError): naming ``what`` and the range.
+    """
+    ok = not isinstance(fps, bool) and isinstance(fps, numbers.Real)
+    if ok:
+        f = float(fps)
+        ok = math.isfinite(f) and MIN_FPS <= f <= MAX_FPS
+    if not ok:
+        raise SettingError(f"{what} must be a number of frames per second in "
+                         f"[{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")
+    return f

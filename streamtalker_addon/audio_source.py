@@ -20,14 +20,13 @@ the handles of the meta strips it is nested in (:func:`playback`). A strip with 
 (which do not expose the source position they hold) is rendered by Blender's own mixdown
 instead (:func:`render_strip`): what it plays is what the model hears. The
 samples handed to the model start at the source time of ``frame_final_start`` and last exactly
-``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples, zero-padded where the strip runs
+``round(n_frames * MODEL_SAMPLE_RATE / fps)`` samples (``model_core.face.frame_samples``), zero-padded where the strip runs
 outside the file, so a session at the scene's fps yields exactly one frame per audible scene
 frame and output frame ``i`` is scene frame ``frame_final_start + i``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -42,8 +41,6 @@ __all__ = ["AudioSource", "Playback", "SourceError", "check_fps", "decode", "fil
            "find_strip", "playback", "render_strip", "scene_fps", "sound_strips",
            "strip_source"]
 
-#: Scene frame rates the add-on accepts (frames per second, after fps_base).
-MIN_FPS, MAX_FPS = 10.0, 240.0
 #: Frame rates animators use; others work but are reported as unusual.
 COMMON_FPS = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
 
@@ -80,7 +77,7 @@ class AudioSource:
 
     def n_samples(self, n_frames: int) -> int:
         """Model-rate (16 kHz) samples that give exactly ``n_frames`` frames at ``fps``."""
-        return int(round(n_frames * _model_rate() / self.fps))
+        return _face().frame_samples(n_frames, _model_rate(), self.fps)
 
     def read(self) -> np.ndarray:
         """Decode and slice the audio: float32 [N] mono 16 kHz (worker thread).
@@ -189,11 +186,16 @@ def check_fps(fps: float) -> str | None:
     unusual.
 
     Raises:
-        SourceError: outside MIN_FPS..MAX_FPS.
+        SourceError: outside the one frame-rate range (``model_core.face.check_fps``,
+            ``MIN_FPS``..``MAX_FPS``: what a session accepts).
     """
-    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+    face = _face()
+    try:
+        face.check_fps(fps)
+    except ValueError:
         raise SourceError(f"the scene's frame rate is {fps:.3f} fps; StreamTalker needs "
-                          f"{MIN_FPS:g}-{MAX_FPS:g} fps (Output Properties > Frame Rate)")
+                          f"{face.MIN_FPS:g}-{face.MAX_FPS:g} fps (Output Properties > "
+                          f"Frame Rate)") from None
     if not any(abs(fps - c) < 0.01 for c in COMMON_FPS):
         return (f"the scene runs at an unusual {fps:.3f} fps; keys are placed on its frames "
                 f"all the same")
@@ -309,7 +311,7 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
                 s.mute = muted[s.name]
         for c, m in chans:
             c.mute = m
-    n = int(round((end - first) * rate / scene_fps(scene)))
+    n = _face().frame_samples(end - first, rate, scene_fps(scene))
     data = data[:n]
     if len(data) < n:
         data = np.concatenate([data, np.zeros((n - len(data), data.shape[1]), np.float32)])

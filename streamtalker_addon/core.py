@@ -15,7 +15,6 @@ used only where it happens to be importable and the user picks a CUDA device
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import threading
@@ -143,9 +142,10 @@ def set_threads(threads: int = 0) -> int:
     loaded later gets the count from ``load_model``.
 
     Args:
-        threads: 0 = automatic (model_core's default: one intra-op thread, the fastest on a
-            busy machine, or ``OMP_NUM_THREADS`` when it is set); >= 1 exactly that many (at
-            most the CPU cores).
+        threads: 0 = automatic (``runtime.device.default_threads``, the library's and the
+            command line's rule: one intra-op thread, the fastest on a busy machine, or
+            ``OMP_NUM_THREADS`` when it is set); >= 1 exactly that many (at most the CPU
+            cores).
     Raises:
         ValueError: ``threads`` is negative or more than the cores, naming the preference.
     """
@@ -153,14 +153,8 @@ def set_threads(threads: int = 0) -> int:
     mc = model_core_module()
     device = mc_submodule("runtime.device")
     apply = mc.set_threads if "torch" in sys.modules else device.check_threads
-    if threads == 0:
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        want = int(env) if env.isdigit() and int(env) > 0 else None
-        if want is not None:
-            want = min(want, device.available_cores())
-        return apply(want)
     try:
-        return apply(threads)
+        return apply(None if threads == 0 else threads)
     except ValueError:
         raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{device.available_cores()}"
                          f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
@@ -168,12 +162,10 @@ def set_threads(threads: int = 0) -> int:
 
 
 def torch_available() -> bool:
-    """Whether torch can be imported here (found on ``sys.path``; not imported: that takes
-    seconds). The extension never bundles torch."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
+    """Whether torch can be imported here: ``model_core.runtime.backends.torch_available``
+    (found on ``sys.path``, not imported). The extension never bundles torch."""
+    return bool(importlib.import_module(
+        f"{model_core_package().__name__}.runtime.backends").torch_available())
 
 
 def backend_for(device: str) -> str:

@@ -69,11 +69,13 @@ class ModelSettings:
         """The ``model_core`` :class:`SamplerSettings` these settings give: steps, the
         preset (Live's choice for ``live``, else the best quality), and, when Blink Rate is
         not 1, ``blink_temperature`` = Blink Rate x the model's default
-        (``model.config.blink_temperature``), at most 2 (the model's limit)."""
+        (``model.config.blink_temperature``), at most ``runtime.settings.MAX_TEMPERATURE``
+        (:func:`~model_core.runtime.settings.scale_temperature`)."""
+        settings = mc_submodule("runtime.settings")
         blink = None
         if self.blink_rate != 1.0 and self.kind == "arkit":
-            blink = min(2.0, self.blink_rate * model.config.blink_temperature)
-        return mc_submodule("runtime.settings").SamplerSettings(
+            blink = settings.scale_temperature(self.blink_rate, model.config.blink_temperature)
+        return settings.SamplerSettings(
             steps=self.steps, blink_temperature=blink,
             preset=self.live_preset if live else "quality")
 

@@ -89,8 +89,9 @@ class STREAMTALKER_AP_preferences(AddonPreferences):
                     "quality")
     cpu_threads: IntProperty(name="CPU Threads", default=0, min=0, max=256,
                              description="CPU threads the model uses for Generate, Live and "
-                                         "bake; 0 = automatic (half the cores, at most 4, "
-                                         "leaving the rest to Blender)")
+                                         "bake; 0 = automatic: one thread (the fastest beside "
+                                         "Blender's own work), or OMP_NUM_THREADS when it is "
+                                         "set")
 
     def draw(self, context):
         col = self.layout.column()

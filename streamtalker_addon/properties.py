@@ -11,16 +11,32 @@
 
 from __future__ import annotations
 
+import importlib
+
 import bpy
 from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import compat
+from . import compat, core
 from . import mapping as mapping_mod
 
 
 _strip_type = compat.strip_type
+
+
+def _blink_rate_max() -> float:
+    """The Blink Rate slider's end: the largest factor on the bundled model's blink
+    temperature within ``runtime.settings.MAX_TEMPERATURE`` (1.8 for its 1.1:
+    ``max_temperature_factor``); a larger factor would be clipped. Without a readable bundled
+    model, as for a default of 1."""
+    settings = importlib.import_module(
+        f"{core.model_core_package().__name__}.runtime.settings")
+    try:
+        default = core.describe(None).config.blink_temperature
+    except (OSError, ValueError):
+        default = 1.0
+    return settings.max_temperature_factor(default)
 
 
 def _is_mesh(self, obj) -> bool:
@@ -88,13 +104,13 @@ class STREAMTALKER_PG_scene(PropertyGroup):
     style: IntProperty(name="Style", default=-1, min=-1,
                        description="Speaking-style index of the model; -1: neutral (unknown)")
     strength_lips: FloatProperty(name="Lips", default=1.0, min=0.0, soft_max=2.0,
-                                 description="Scale of jaw, mouth, cheek, nose and tongue")
+                                 description="Scale of jaw, mouth, cheek puff and tongue")
     strength_brows: FloatProperty(name="Brows", default=1.0, min=0.0, soft_max=2.0)
     strength_eyes: FloatProperty(name="Eyes", default=1.0, min=0.0, soft_max=2.0,
                                  description="Scale of eye look, squint and wide")
     strength_blinks: FloatProperty(name="Blinks", default=1.0, min=0.0, soft_max=2.0)
     blink_rate: FloatProperty(
-        name="Blink Rate", default=1.0, min=0.0, max=1.8,
+        name="Blink Rate", default=1.0, min=0.0, max=_blink_rate_max(),
         description="How often the face blinks: scales the random noise that starts a blink "
                     "(the model's blink temperature); 1 = the model's default, higher blinks "
                     "more often, 0 hardly ever. The lips do not change (ARKit models only)")

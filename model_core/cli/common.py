@@ -9,10 +9,11 @@ __all__ = ["add_backend_argument", "add_sampler_arguments", "add_threads_argumen
 
 
 def add_threads_argument(p) -> None:
-    """``--threads N`` (CPU threads torch computes with; default 1, model_core.runtime.device)."""
+    """``--threads N`` (CPU threads the model computes with; default:
+    model_core.runtime.device.default_threads)."""
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the model (default 1: fastest here, and graceful on a "
-                        "busy machine)")
+                   help="CPU threads for the model (default 1, or OMP_NUM_THREADS when it is "
+                        "set: fastest here, and graceful on a busy machine)")
 
 
 def add_backend_argument(p) -> None:

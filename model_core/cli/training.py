@@ -4,8 +4,9 @@ commands (the work is in :mod:`model_core.training`)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
+
+from ..runtime.device import available_cores
 
 __all__ = ["add_make_dataset_parser", "add_make_evalset_parser", "add_train_parser"]
 
@@ -27,7 +28,8 @@ def add_make_dataset_parser(sub) -> None:
         "manifest.jsonl.")
     p.add_argument("--utterances", type=int, default=2400, help="number of utterances (default 2400)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the curves (the model's fps)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="processes")
+    p.add_argument("--workers", type=int, default=available_cores(),
+                   help="processes (default: the CPU cores this process may use)")
     p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
     p.add_argument("--engines", default="espeak-ng,festival,piper,mbrola",
                    help="comma-separated TTS engines (espeak-ng, festival, piper, mbrola)")

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..face import ARKIT_52, LIP_CHANNELS, UPPER_CHANNELS
+from ..face import check_fps as face_check_fps
 from ..training.phonemes import BILABIALS_ARPABET, OPEN_VOWELS_ARPABET, parse_phone, phone_frames
 
 __all__ = [
@@ -155,14 +156,12 @@ def _curves(x, what: str, allow_empty: bool = False) -> np.ndarray:
 
 
 def check_fps(fps) -> float:
-    """``fps`` as a float. Raises ValueError unless it is a finite number > 0."""
-    try:
-        f = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"fps must be finite and > 0, got {fps!r}")
-    return f
+    """``fps`` as a float (:func:`model_core.face.check_fps`: a finite number in [1, 240]).
+
+    Raises:
+        ValueError (SettingError): anything else.
+    """
+    return face_check_fps(fps)
 
 
 def _phones(phones) -> list[tuple[str, float, float]]:

@@ -15,12 +15,30 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
+from ..errors import FileWriteError, OutputExistsError
+
+
+_WRITE_ERRORS: dict[type, type] = {FileExistsError: OutputExistsError}
+
+
+def write_error(kind: type[OSError]) -> type[OSError]:
+    """The user-facing form of an OSError type: a subclass of both
+    :class:`~model_core.errors.FileWriteError` (a StreamTalkerError: the CLI and the add-on
+    show its one line) and ``kind`` (so ``except PermissionError`` still catches it);
+    :class:`~model_core.errors.OutputExistsError` for FileExistsError."""
+    cls = _WRITE_ERRORS.get(kind)
+    if cls is None:
+        cls = _WRITE_ERRORS[kind] = type(f"FileWrite{kind.__name__}", (FileWriteError, kind),
+                                         {"__module__": __name__})
+    return cls
+
 
 def _naming(e: OSError, p: Path, what: str = "cannot write") -> OSError:
-    """The same kind of OSError, naming ``p`` (never a hidden temporary file)."""
+    """The same kind of OSError, naming ``p`` (never a hidden temporary file), as a
+    StreamTalkerError (:func:`write_error`)."""
     reason = e.strerror or str(e) or type(e).__name__
-    err = type(e)(e.errno, f"{what} {p}: {reason}") if e.errno else type(e)(f"{what} {p}: {reason}")
-    return err
+    kind = write_error(type(e))
+    return kind(e.errno, f"{what} {p}: {reason}") if e.errno else kind(f"{what} {p}: {reason}")
 
 
 def _claim(tmp: Path, p: Path) -> None:
@@ -34,7 +52,7 @@ def _claim(tmp: Path, p: Path) -> None:
     try:
         os.link(tmp, p)
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, f"{p} already exists (it was written while this "
+        raise OutputExistsError(errno.EEXIST, f"{p} already exists (it was written while this "
                                             f"one was being made); choose another name or pass "
                                             f"--force") from None
     except OSError as e:
@@ -43,7 +61,7 @@ def _claim(tmp: Path, p: Path) -> None:
         try:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
-            raise FileExistsError(errno.EEXIST, f"{p} already exists (it was written while "
+            raise OutputExistsError(errno.EEXIST, f"{p} already exists (it was written while "
                                                 f"this one was being made); choose another "
                                                 f"name or pass --force") from None
         os.close(fd)
@@ -139,7 +157,7 @@ def write_new_file(path: str | os.PathLike, write: Callable[[Path], None], tag: 
                 tried.append(f"{e.strerror or e}" if str(folder) in str(e) else
                              f"{folder}: {e.strerror or e}")
                 break
-    raise OSError(errno.EIO, f"nothing could be saved for {p}: no folder took a "
+    raise FileWriteError(errno.EIO, f"nothing could be saved for {p}: no folder took a "
                              f"{tag} file ({'; '.join(tried)})")
 
 
@@ -162,18 +180,19 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False,
     """
     p = Path(path)
     if p.is_dir():
-        raise IsADirectoryError(f"{p} is a folder; give a file name")
+        raise write_error(IsADirectoryError)(f"{p} is a folder; give a file name")
     if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} already exists; choose another name or pass --force")
+        raise OutputExistsError(f"{p} already exists; choose another name or pass --force")
     folder = p.parent if str(p.parent) else Path(".")
     if not make_folders and not folder.is_dir():
-        raise FileNotFoundError(f"folder {folder} of the output file does not exist")
+        raise write_error(FileNotFoundError)(f"folder {folder} of the output file does not "
+                                             f"exist")
     while not folder.exists():
         if folder.parent == folder:
             break
         folder = folder.parent
     if not folder.is_dir():
-        raise NotADirectoryError(f"cannot write {p}: {folder} is a file, not a folder")
+        raise write_error(NotADirectoryError)(f"cannot write {p}: {folder} is a file, not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=folder)
     except OSError as e:

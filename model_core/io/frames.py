@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES
+from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES, check_fps
 from .files import atomic_write, check_writable, write_new_file
 
 FORMATS = (".npz", ".csv", ".json")
@@ -147,7 +146,7 @@ class FrameWriter:
     Attributes:
         path (Path), n_frames (frames written so far), committed (the path written, or None).
     Raises (on creation, before any frame is made):
-        ValueError: unknown extension, non-finite fps, CSV for non-ARKit channels.
+        ValueError: unknown extension, fps outside [1, 240], CSV for non-ARKit channels.
         FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, OSError:
             ``path`` cannot be written (see :func:`model_core.io.files.check_writable`).
     """
@@ -158,11 +157,8 @@ class FrameWriter:
         ext = p.suffix.lower()
         if ext not in FORMATS:
             raise ValueError(f"{p}: unknown output format {ext!r}; use one of {', '.join(FORMATS)}")
-        if isinstance(fps, bool) or not (isinstance(fps, (int, float, np.integer, np.floating))
-                                         and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.path, self.ext = p, ext
-        self.names, self.fps, self.kind = list(names), float(fps), kind
+        self.names, self.fps, self.kind = list(names), check_fps(fps), kind
         self.meta = meta or {}
         self.overwrite = overwrite
         self._order = _live_link_columns(self.names) if ext == ".csv" else None

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..face import check_fps
 from .files import atomic_write
 
 __all__ = ["write_pc2", "write_mdd", "read_pc2", "read_mdd", "write_point_cache"]
@@ -81,8 +82,7 @@ def write_mdd(path, vertices, fps: float, overwrite: bool = False) -> Path:
     Raises: ValueError (bad array or fps), FileExistsError.
     """
     a = _frames(vertices)
-    if not (fps > 0 and np.isfinite(fps)):
-        raise ValueError(f"fps must be > 0, got {fps}")
+    fps = check_fps(fps)
     T, V = a.shape[:2]
     times = (np.arange(T) / float(fps)).astype(">f4")
     return _write(path, [struct.pack(">ii", T, V), times.tobytes(), a.astype(">f4").tobytes()],

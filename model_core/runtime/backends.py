@@ -17,17 +17,25 @@ code keeps its backend), else ``"onnx"``.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
+from ..errors import SettingError
+
 #: The backends this build can run.
 BACKENDS = ("torch", "onnx")
 
 
 def torch_available() -> bool:
-    """True when ``import torch`` works in this process (it is imported to find out)."""
+    """True when torch is imported or importable here: the ONE check, for the library, the
+    CLI and the add-on. Cheap: torch is found on ``sys.path``, not imported (that takes
+    seconds); a broken install fails later, when a torch model loads, with its ImportError."""
+    if "torch" in sys.modules:
+        return True
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def resolve_backend(backend: str | None = None, device="cpu") -> str:
@@ -45,11 +53,11 @@ def resolve_backend(backend: str | None = None, device="cpu") -> str:
             other than the CPU.
     """
     if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; this StreamTalker runs "
+        raise SettingError(f"unknown backend {backend!r}; this StreamTalker runs "
                          f"{', '.join(BACKENDS)}")
     if backend is None:
         backend = "torch" if torch_available() else "onnx"
     if backend == "onnx" and str(device) != "cpu":
-        raise ValueError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
+        raise SettingError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
                          f"backend='torch' (--backend torch) for CUDA")
     return backend

@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..face import ARKIT_52, fps_fraction, sample_frames
+from ..face import ARKIT_52, check_fps, fps_fraction, sample_frames
 
 #: Checkpoint/config format version this code reads and writes.
 FORMAT_VERSION = 1
+
+#: Largest classifier-free guidance scale a model or a session accepts.
+MAX_GUIDANCE = 20.0
+#: Largest initial-noise temperature (lips, blinks): the one bound, for model configs, the
+#: sampler settings (:mod:`.settings` re-exports it) and the add-on's Blink Rate
+#: (:func:`.settings.scale_temperature`, :func:`.settings.max_temperature_factor`).
+MAX_TEMPERATURE = 2.0
 
 
 @dataclass
@@ -161,7 +168,10 @@ class ModelConfig:
         def need(cond, msg):
             if not cond:
                 raise ValueError(f"model config: {msg}")
-        need(self.fps > 0 and math.isfinite(self.fps), f"fps must be positive, got {self.fps}")
+        try:
+            check_fps(self.fps)
+        except ValueError as e:
+            need(False, str(e))
         need(self.sample_rate == 16000, f"sample_rate must be 16000, got {self.sample_rate}")
         need(len(self.channel_names) > 0, "channel_names is empty")
         need(len(set(self.channel_names)) == len(self.channel_names), "channel_names repeat")
@@ -193,12 +203,13 @@ class ModelConfig:
              f"sample_steps must be in 1..{self.train_timesteps}")
         need(math.isfinite(self.eta) and 0 <= self.eta <= 1,
              f"eta must be a number in [0, 1], got {self.eta}")
-        need(math.isfinite(self.guidance) and 0 <= self.guidance <= 20,
-             f"guidance must be a number in [0, 20], got {self.guidance}")
+        need(math.isfinite(self.guidance) and 0 <= self.guidance <= MAX_GUIDANCE,
+             f"guidance must be a number in [0, {MAX_GUIDANCE:g}], got {self.guidance}")
         need(self.guidance_channels in ("all", "lips"),
              f"guidance_channels must be 'all' or 'lips', got {self.guidance_channels!r}")
-        need(0 <= self.lip_temperature <= 2, "lip_temperature must be in [0, 2]")
-        need(0 <= self.blink_temperature <= 2, "blink_temperature must be in [0, 2]")
+        for name in ("lip_temperature", "blink_temperature"):
+            need(0 <= getattr(self, name) <= MAX_TEMPERATURE,
+                 f"{name} must be in [0, {MAX_TEMPERATURE:g}]")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "

@@ -8,9 +8,11 @@ several intra-op threads costs more in synchronisation than it gains, and on a b
 sibling stalls the whole step. Measured on this project's 2-core machine (generate, 7.1 s
 clip; benchmarks/bench_streaming.py has the full table): torch's default of 2 threads took
 11.7 s against 0.59 s with one thread while other jobs ran, and 39.6 s against 2.4 s with four
-CPU-bound processes beside it. So the default is one thread (``DEFAULT_THREADS``); a caller may
-ask for more (``threads=`` in :func:`model_core.load_model`, ``--threads`` on the command line,
-the add-on's preference).
+CPU-bound processes beside it. So the default is one thread (``DEFAULT_THREADS``), or
+``OMP_NUM_THREADS`` where the environment sets it (at most the cores): :func:`default_threads`,
+the ONE automatic rule -- ``threads=None`` in :func:`model_core.load_model`, no ``--threads`` on
+the command line, the add-on's preference "CPU Threads" at 0. A caller may ask for more
+(``threads=``, ``--threads N``, the preference at N).
 
 torch's thread count is process-wide: :func:`set_threads` applies to every model in the
 process, and to threads started afterwards (the live worker included).
@@ -21,6 +23,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+from ..errors import SettingError
 
 #: Intra-op threads the model uses unless told otherwise.
 DEFAULT_THREADS = 1
@@ -35,8 +39,11 @@ def available_cores() -> int:
 
 
 def default_threads() -> int:
-    """The default intra-op thread count: ``DEFAULT_THREADS`` (1), never more than the cores."""
-    return min(DEFAULT_THREADS, available_cores())
+    """The automatic intra-op thread count: ``OMP_NUM_THREADS`` when the environment sets it
+    to a whole number >= 1, else ``DEFAULT_THREADS`` (1); never more than the cores."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    want = int(env) if env.isdigit() and int(env) > 0 else DEFAULT_THREADS
+    return min(want, available_cores())
 
 
 def check_threads(threads, what: str = "threads") -> int:
@@ -53,14 +60,14 @@ def check_threads(threads, what: str = "threads") -> int:
     cores = available_cores()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
             or not 1 <= int(threads) <= cores:
-        raise ValueError(f"{what} must be an integer in 1..{cores} (CPU cores here); 1 is the "
+        raise SettingError(f"{what} must be an integer in 1..{cores} (CPU cores here); 1 is the "
                          f"default and the fastest on a busy machine; got {threads!r}")
     return int(threads)
 
 
 def set_threads(threads: int | None = None) -> int:
     """Set torch's intra-op CPU threads for this process: ``threads``, or the default
-    (:func:`default_threads`, 1) when None. Cheap; call it again to change.
+    (:func:`default_threads`: 1, or ``OMP_NUM_THREADS``) when None. Cheap; call it again to change.
 
     Args:
         threads: None or an integer in 1..available_cores().
@@ -88,10 +95,10 @@ def resolve_device(device):
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
+        raise SettingError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU "
+        raise SettingError("device 'cuda' asked for but torch sees no CUDA GPU "
                          f"(torch {torch.__version__}); use device='cpu'")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+        raise SettingError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev

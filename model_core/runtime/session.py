@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from ..errors import AudioError
-from ..face import fps_fraction, sample_frames
+from ..face import check_fps, fps_fraction, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
 from .ddim import NoiseGenerator
@@ -286,13 +286,13 @@ class ResampledSession:
     Args:
         session: a session with ``n_samples`` (16 kHz samples received) and ``fps``, e.g.
             a :class:`StreamingSession`.
-        fps: output frames per second, in [1, 240].
+        fps: output frames per second, in [1, 240] (:func:`model_core.face.check_fps`).
     Raises:
         ValueError: ``fps`` out of range or not a number.
     """
 
     def __init__(self, session, fps: float):
-        self.fps = check_number(fps, "fps (output frame rate)", 1, 240)
+        self.fps = check_fps(fps, "fps (output frame rate)")
         self.session = session
         self.resampler = MotionResampler(session.fps, self.fps, MODEL_SAMPLE_RATE)
 

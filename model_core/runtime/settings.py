@@ -28,15 +28,13 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .config import ModelConfig
+from ..errors import SettingError
+from .config import MAX_GUIDANCE, MAX_TEMPERATURE, ModelConfig
 
 __all__ = ["GUIDANCE_CHANNELS", "MAX_GUIDANCE", "MAX_TEMPERATURE", "PRESETS",
-           "SamplerSettings", "check_int", "check_number"]
+           "SamplerSettings", "check_int", "check_number", "max_temperature_factor",
+           "scale_temperature"]
 
-#: Largest classifier-free guidance scale a session accepts.
-MAX_GUIDANCE = 20.0
-#: Largest initial-noise temperature (lips, blinks).
-MAX_TEMPERATURE = 2.0
 #: What ``guidance_channels`` may be: every channel, or only the jaw*/mouth* ones.
 GUIDANCE_CHANNELS = ("all", "lips")
 #: The chunk / look-ahead pairs a model declares (see the module docstring).
@@ -48,14 +46,14 @@ def check_int(value, name: str, lo: int, hi: int | None = None) -> int:
     None: no upper bound). Returns it as an int.
 
     Raises:
-        ValueError: naming ``name`` and the range.
+        SettingError (a ValueError): naming ``name`` and the range.
     """
     rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer {'in ' if hi is not None else ''}{rng}, "
+        raise SettingError(f"{name} must be an integer {'in ' if hi is not None else ''}{rng}, "
                          f"got {value!r}")
     if not (lo <= int(value) and (hi is None or int(value) <= hi)):
-        raise ValueError(f"{name} must be {'in ' if hi is not None else ''}{rng}, got {value}")
+        raise SettingError(f"{name} must be {'in ' if hi is not None else ''}{rng}, got {value}")
     return int(value)
 
 
@@ -64,15 +62,30 @@ def check_number(value, name: str, lo: float, hi: float, hint: str = "") -> floa
     bool, in ``[lo, hi]``. Returns it as a float.
 
     Raises:
-        ValueError: naming ``name``, the range and ``hint``.
+        SettingError (a ValueError): naming ``name``, the range and ``hint``.
     """
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
     if ok:
         v = float(value)
         ok = math.isfinite(v) and lo <= v <= hi
     if not ok:
-        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
+        raise SettingError(f"{name} must be a number in [{lo:g}, {hi:g}]{hint}, got {value!r}")
     return v
+
+
+def scale_temperature(factor: float, default: float) -> float:
+    """A factor on a model's default temperature (the add-on's Blink Rate), at most
+    :data:`MAX_TEMPERATURE`."""
+    return min(MAX_TEMPERATURE, float(factor) * float(default))
+
+
+def max_temperature_factor(default: float) -> float:
+    """The largest factor on a default temperature ``default`` that stays within
+    :data:`MAX_TEMPERATURE`, rounded down to 0.1 (the Blink Rate slider's end: 1.8 for the
+    bundled model's 1.1); :data:`MAX_TEMPERATURE` for a default of 0 or less."""
+    if not default > 0:
+        return MAX_TEMPERATURE
+    return math.floor(MAX_TEMPERATURE / float(default) * 10 + 1e-9) / 10
 
 
 _ETA_HINT = " (0 = deterministic DDIM, 1 = DDPM-like noise)"
@@ -126,7 +139,7 @@ class SamplerSettings:
             put("guidance", check_number(self.guidance, "guidance", 0.0, MAX_GUIDANCE,
                                          _GUIDANCE_HINT))
         if self.guidance_channels is not None and self.guidance_channels not in GUIDANCE_CHANNELS:
-            raise ValueError(f"guidance_channels must be one of {', '.join(GUIDANCE_CHANNELS)}, "
+            raise SettingError(f"guidance_channels must be one of {', '.join(GUIDANCE_CHANNELS)}, "
                              f"got {self.guidance_channels!r}")
         for name in ("lip_temperature", "blink_temperature"):
             v = getattr(self, name)
@@ -138,7 +151,7 @@ class SamplerSettings:
             put("lookahead_ms", check_number(self.lookahead_ms, "lookahead_ms (audio "
                                              "look-ahead, ms)", 0.0, 10_000.0))
         if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)} (the model's "
+            raise SettingError(f"preset must be one of {', '.join(PRESETS)} (the model's "
                              f"best-quality or low-latency chunk and look-ahead), got "
                              f"{self.preset!r}")
 

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..face import frame_samples, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, load_audio
 
 
@@ -216,15 +217,14 @@ def list_sequences(root: str | os.PathLike, dataset, split: str | None = None,
 
 
 def _align(vertices: np.ndarray, samples: np.ndarray, fps: float):
-    """Make T == round(N / 16000 * fps): trim the longer of the two (datasets differ by a
-    few frames between audio and capture)."""
-    sr = MODEL_SAMPLE_RATE
+    """Make T == round(N / 16000 * fps) (:func:`model_core.face.sample_frames`): trim the
+    longer of the two (datasets differ by a few frames between audio and capture)."""
     T = vertices.shape[0]
-    T_audio = int(np.floor(len(samples) / sr * fps + 0.5))
+    T_audio = sample_frames(len(samples), MODEL_SAMPLE_RATE, fps)
     if T > T_audio:
         vertices = vertices[:T_audio]
     elif T < T_audio:
-        samples = samples[:int(round(T * sr / fps))]
+        samples = samples[:frame_samples(T, MODEL_SAMPLE_RATE, fps)]
     return vertices, samples
 
 

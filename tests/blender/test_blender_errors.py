@@ -179,8 +179,8 @@ def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypat
 def test_unusual_and_unsupported_frame_rates(ready, bpy_mod, capsys):
     bpy = bpy_mod
     scene, head, strip, before = ready
-    scene.render.fps, scene.render.fps_base = 5, 1.0
-    _fails(bpy, r"frame rate is 5\.000 fps; StreamTalker needs 10-240 fps")
+    scene.render.fps, scene.render.fps_base = 1, 2.0
+    _fails(bpy, r"frame rate is 0\.500 fps; StreamTalker needs 1-240 fps")
     scene.render.fps, scene.render.fps_base = 240, 0.5
     _fails(bpy, r"frame rate is 480\.000 fps")
     assert _state(bpy, head) == before

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...face import check_fps
 from .channels import _LLF_NON_SHAPES, _norm, _shape_columns
 from .csvrows import _numeric, _read_csv, _to_arkit
 
@@ -49,9 +50,7 @@ def _parse_timecodes(path: Path, cells: list[str], line_nos: list[int],
             # Shorter than a second: the frame numbers cannot tell 30 from 60 fps.
             rate = float(max(fitting[0], _LLF_DEFAULT_RATE))
     else:
-        rate = float(fps)
-        if not (math.isfinite(rate) and rate > 0):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        rate = check_fps(fps)
         if max_ff >= math.ceil(rate):
             i = int(np.argmax(ff))
             raise ValueError(f"{path}, line {line_nos[i]}: timecode frame {max_ff} does not "

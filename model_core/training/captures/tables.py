@@ -5,13 +5,12 @@ CSV, a generic CSV with a time or frame column or none, or the ``.npz`` / ``.jso
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ...face import ARKIT_52
+from ...face import ARKIT_52, check_fps
 from .channels import _LLF_NON_SHAPES, _column_map, _norm, _report_columns, _shape_columns
 from .csvrows import _numeric, _read_csv, _to_arkit
 from .livelink import _live_link_rows
@@ -29,13 +28,8 @@ _FRAME = {"frame", "frames", "frameindex", "framenumber", "frameno", "framenum",
 
 
 def _check_fps(fps, what="fps") -> float:
-    try:
-        f = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a positive number, got {fps!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{what} must be a positive number, got {fps!r}")
-    return f
+    """A capture's frame rate: :func:`model_core.face.check_fps`."""
+    return check_fps(fps, what)
 
 
 def _frames_from_named(path: Path, weights, names) -> np.ndarray:
