@@ -75,8 +75,9 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
             None applies the default, 1 (:mod:`model_core.runtime.device` says why). torch:
             process-wide, as in :func:`set_threads`; onnx: this model's sessions.
         backend: where the network runs (:mod:`model_core.runtime.backends`): ``"torch"``,
-            ``"onnx"`` (onnxruntime on the CPU, no torch needed), or None: torch when it is
-            importable, else onnx. The onnx backend runs the export folder ``NAME.onnx/``
+            ``"onnx"`` (onnxruntime on the CPU, no torch needed), or None: onnx on the CPU
+            where the model has an ONNX export (the bundled one does) or torch is missing,
+            else torch (:func:`model_core.runtime.backends.resolve_backend`). The onnx backend runs the export folder ``NAME.onnx/``
             beside ``NAME.safetensors`` (the bundled default ships one); see
             :func:`model_core.runtime.onnx_backend.resolve_export` for a missing one.
     Returns:
@@ -102,7 +103,7 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
                                  f"(leave out backend, or give the .safetensors checkpoint "
                                  f"to run on torch)")
             backend = "onnx"
-    if resolve_backend(backend, device) == "onnx":
+    if resolve_backend(backend, device, path) == "onnx":
         from .runtime.onnx_backend import OnnxModel, resolve_export
         from .runtime.onnx_files import CODEC_FILE
         folder = resolve_export(path)

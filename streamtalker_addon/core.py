@@ -168,10 +168,13 @@ def torch_available() -> bool:
         f"{model_core_package().__name__}.runtime.backends").torch_available())
 
 
-def backend_for(device: str) -> str:
-    """The inference backend for a device setting: ``"torch"`` for CUDA (torch must be
-    importable), ``"onnx"`` (onnxruntime, bundled) on the CPU, for every model kind: ARKit,
-    latent and vertex (a vertex model's export carries its PCA codec).
+def backend_for(device: str, path=None) -> str:
+    """The inference backend for a device setting and a model (``path``: a checkpoint, None
+    for the bundled default): the library's one rule
+    (``model_core.runtime.backends.resolve_backend``): ``"torch"`` for CUDA (torch must be
+    importable); on the CPU ``"onnx"`` (onnxruntime, bundled) wherever the model has an ONNX
+    export or torch is missing, which in an installed extension is always, for every model
+    kind: ARKit, latent and vertex (a vertex model's export carries its PCA codec).
 
     Raises:
         ValueError: CUDA where torch is not importable (the message names the setting).
@@ -182,8 +185,7 @@ def backend_for(device: str) -> str:
                              "Blender's Python, and PyTorch is not installed: set Device to "
                              "CPU (StreamTalker's Model panel); the CPU runs the bundled "
                              "ONNX Runtime")
-        return "torch"
-    return "onnx"
+    return mc_submodule("runtime.backends").resolve_backend(None, device, path)
 
 
 def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
@@ -203,7 +205,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         ValueError: unknown or unavailable device (CUDA without torch).
     """
     mc = model_core_module()
-    backend = backend_for(device)  # CUDA without torch: say so before loading anything
+    backend_for(device)  # CUDA without torch: say so before loading anything
     n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
@@ -214,6 +216,7 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         if not p.exists():
             raise FileNotFoundError(f"the bundled default model is not installed ({p}); "
                                     f"choose a checkpoint file under Model")
+    backend = backend_for(device, p if path else None)
     key = (str(p), p.stat().st_mtime_ns, str(device), n_threads)  # onnx: threads per model
     with _lock:
         model = _models.get(key)

@@ -41,13 +41,13 @@ def live_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def live_model(live_checkpoint):
     import model_core as mc
-    return mc.load_model(live_checkpoint)
+    return mc.load_model(live_checkpoint, backend="torch")
 
 
 @pytest.fixture(scope="session")
 def toy_model(toy_checkpoint):
     import model_core as mc
-    return mc.load_model(toy_checkpoint)
+    return mc.load_model(toy_checkpoint, backend="torch")
 
 
 @pytest.fixture

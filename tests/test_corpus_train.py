@@ -100,7 +100,7 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     rows = list(csv.DictReader(open(run / "losses.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[2]["val_loss"] and all(np.isfinite(float(r["loss"])) for r in rows)
-    m = mc.load_model(final)
+    m = mc.load_model(final, backend="torch")
     assert m.config.training["steps"] == 6 and m.generate(speech[:16000], 16000).shape == (30, 52)
     with pytest.raises(FileExistsError, match="finished"):
         run_training(cfg, progress=False)
@@ -113,7 +113,7 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     assert [int(r["step"]) for r in rows][-5:] == [4, 5, 6, 7, 8]
     # fine-tune: a new run initialised from a checkpoint
     cfg3 = _write_cfg(tmp_path / "c.toml", corpus, tmp_path / "ft", steps=2, init_from=str(final.with_name("step-0000006.safetensors")))
-    ft = mc.load_model(run_training(cfg3, progress=False))
+    ft = mc.load_model(run_training(cfg3, progress=False), backend="torch")
     assert ft.config.training["fine_tuned_from"].endswith("step-0000006.safetensors")
 
 
@@ -133,7 +133,7 @@ def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and rows[-1]["val_loss"]
     assert float(rows[-1]["lr"]) == pytest.approx(lr_at(3, 6, 1e-3, 2), rel=1e-5)
     assert float(rows[-1]["lr"]) > 2 * lr_at(3, 4, 1e-3, 2)    # not a 4-step schedule
-    assert mc.load_model(ck).config.training["steps"] == 4
+    assert mc.load_model(ck, backend="torch").config.training["steps"] == 4
     assert run_training(cfg, progress=False) == ck
     assert len(list(csv.DictReader(open(run / "losses.csv")))) == 4
     with pytest.raises(FileExistsError, match="past stop_at"):
@@ -152,12 +152,12 @@ def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path,
     [model]; the result keeps them. Architecture settings that differ are refused by name."""
     cfg = _write_cfg(tmp_path / "k.toml", corpus, tmp_path / "k3", steps=1,
                      init_from=str(toy_checkpoint))
-    base = mc.load_model(toy_checkpoint).config
+    base = mc.load_model(toy_checkpoint, backend="torch").config
     new_k = 3 if base.chunk_frames != 3 else 2
     body = cfg.read_text().replace("n_styles = 2", f"n_styles = {base.n_styles}\n"
                                    f"chunk_frames = {new_k}\nsample_steps = 3")
     cfg.write_text(body)
-    ft = mc.load_model(run_training(cfg, progress=False))
+    ft = mc.load_model(run_training(cfg, progress=False), backend="torch")
     assert (ft.config.chunk_frames, ft.config.sample_steps) == (new_k, 3)
     assert ft.config.d_model == base.d_model
     cfg.write_text(body.replace("sample_steps = 3", f"d_model = {base.d_model * 2}")
@@ -339,7 +339,7 @@ def test_history_corruption_can_spare_the_upper_face(toy_checkpoint):
     from model_core.face import is_lip_channel
     from model_core.training.objective import corrupt_history
 
-    model = mc.load_model(toy_checkpoint)
+    model = mc.load_model(toy_checkpoint, backend="torch")
     lips = np.array([is_lip_channel(n) for n in model.channel_names])
     hist = torch.randn(16, model.config.history_frames, len(lips))
     model.config.history_noise, model.config.history_drop = 0.5, 1.0
@@ -407,7 +407,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     from model_core.training.batches import ChunkBatcher
     from model_core.training.objective import DDPMNoiser, guided_x0, training_loss
 
-    parent = mc.load_model(toy_checkpoint)
+    parent = mc.load_model(toy_checkpoint, backend="torch")
     parent.config.guidance, parent.config.guidance_channels = 4.0, "lips"
     utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
     b = ChunkBatcher(parent, utts, seed=0).batch(4, K=3)
@@ -426,7 +426,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     lips = scale > 1
     assert torch.allclose(g[..., ~lips], c[..., ~lips], atol=1e-6)
     # the loss with a parent is the x0 loss against that target (no audio dropped)
-    student = mc.load_model(toy_checkpoint)
+    student = mc.load_model(toy_checkpoint, backend="torch")
     student.config.cond_drop = 1.0   # ignored when distilling: the student always hears
     loss = training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
                          parent=parent)
@@ -438,7 +438,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     body = body.replace("[train]\n", f"[train]\ndistill_from = {json.dumps(str(toy_checkpoint))}\n"
                         f"distill_guidance = 4.0\ndistill_guidance_channels = \"lips\"\n")
     cfg.write_text(body)
-    st = mc.load_model(run_training(cfg, progress=False))
+    st = mc.load_model(run_training(cfg, progress=False), backend="torch")
     assert st.config.guidance == 1.0
     rec = st.config.training["guidance_distilled_from"]
     assert rec["guidance"] == 4.0 and rec["guidance_channels"] == "lips"
@@ -461,7 +461,7 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
     from model_core.training.batches import ChunkBatcher
     from model_core.training.objective import DDPMNoiser, training_loss
 
-    parent = mc.load_model(toy_checkpoint)
+    parent = mc.load_model(toy_checkpoint, backend="torch")
     seen = []
 
     def guided_x0(model, b, hist, style, x_t, t):
@@ -469,7 +469,7 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
         seen.append(hist.clone())
         return torch.zeros_like(x_t)
 
-    student = mc.load_model(toy_checkpoint)
+    student = mc.load_model(toy_checkpoint, backend="torch")
     student.config.history_noise, student.config.history_corrupt = 0.5, "all"
     utts = [load_utterance(corpus / r["file"], 0, 30.0) for r in read_manifest(corpus)[:2]]
     b = ChunkBatcher(student, utts, seed=0).batch(4, K=3)
@@ -493,7 +493,7 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
                      distill_guidance=4.0, distill_history="true_lips")
     body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {parent.config.n_styles}\n")
     cfg.write_text(body)
-    st = mc.load_model(run_training(cfg, progress=False))
+    st = mc.load_model(run_training(cfg, progress=False), backend="torch")
     assert st.config.training["guidance_distilled_from"]["history"] == "true_lips"
     for bad, match in (('distill_history = "true_lips"', "distill_history must be one of"),
                        ('distill_from = ', "needs a distillation parent")):
@@ -516,7 +516,7 @@ def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
     from model_core.training.batches import ChunkBatcher, Utterance
     from model_core.training.objective import DDPMNoiser, rollout_history, training_loss
 
-    model = mc.load_model(toy_checkpoint)
+    model = mc.load_model(toy_checkpoint, backend="torch")
     cfg = model.config
     cfg.rollout_chunks, cfg.rollout_fraction, cfg.sample_steps = 2, 1.0, 2
     cfg.history_drop = 1.0     # a corrupted history would be the rest pose

@@ -219,10 +219,10 @@ def test_a_failed_write_names_the_output_not_a_temporary_file(tmp_path, capsys, 
 def test_the_model_uses_one_thread_by_default_and_threads_overrides_it(capsys, tmp_path):
     from model_core.runtime.device import available_cores
     torch.set_num_threads(available_cores())
-    m = mc.load_model()
+    m = mc.load_model(backend="torch")   # torch's threads are process-wide
     assert torch.get_num_threads() == 1 == mc.DEFAULT_THREADS
     if available_cores() >= 2:
-        mc.load_model(threads=2)
+        mc.load_model(threads=2, backend="torch")
         assert torch.get_num_threads() == 2
     assert mc.set_threads() == 1 and torch.get_num_threads() == 1
     for bad in (0, -1, True, 1.5, "2", available_cores() + 1):

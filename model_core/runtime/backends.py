@@ -11,8 +11,12 @@ network's two calls per chunk -- the condition predictor once (``condition`` +
 * ``"onnx"``: :class:`~model_core.runtime.onnx_backend.OnnxModel` (onnxruntime on the CPU,
   numpy; never imports torch), running the graphs of ``streamtalker export-onnx``.
 
-The default (:func:`resolve_backend`): ``"torch"`` when torch is importable (so existing
-code keeps its backend), else ``"onnx"``.
+The default (:func:`resolve_backend`), the ONE rule for the library, the CLI and the add-on:
+``"torch"`` for CUDA; on the CPU ``"onnx"`` (2.2x faster than torch there, a third of its
+memory: docs/benchmarks.md) wherever the model has a current ONNX export (the bundled one
+ships one; ``streamtalker export-onnx`` makes one) or torch is not installed, and ``"torch"``
+for a checkpoint with no export yet where torch is installed (a freshly trained one, a
+pretrained speech encoder's, which cannot be exported).
 """
 
 from __future__ import annotations
@@ -38,14 +42,17 @@ def torch_available() -> bool:
         return False
 
 
-def resolve_backend(backend: str | None = None, device="cpu") -> str:
+def resolve_backend(backend: str | None = None, device="cpu", path=None) -> str:
     """The backend to run a model with.
 
     Args:
-        backend: a name from :data:`BACKENDS`, or None for the default: ``"torch"`` when
-            torch is importable, else ``"onnx"``.
+        backend: a name from :data:`BACKENDS`, or None for the default (the module's rule):
+            ``"torch"`` for a CUDA device; on the CPU ``"onnx"`` when ``path`` has a current
+            export (:func:`~model_core.runtime.onnx_files.current_export`) or torch is not
+            importable, else ``"torch"``.
         device: the device the model will run on (``"cpu"``, ``"cuda"``, ``"cuda:N"``): the
             onnx backend runs on the CPU only.
+        path: the model: a checkpoint, an export folder, or None for the bundled default.
     Returns:
         the backend's name.
     Raises:
@@ -56,7 +63,13 @@ def resolve_backend(backend: str | None = None, device="cpu") -> str:
         raise SettingError(f"unknown backend {backend!r}; this StreamTalker runs "
                          f"{', '.join(BACKENDS)}")
     if backend is None:
-        backend = "torch" if torch_available() else "onnx"
+        if str(device).startswith("cuda"):
+            backend = "torch"
+        elif not torch_available():
+            backend = "onnx"
+        else:
+            from .onnx_files import current_export
+            backend = "onnx" if current_export(path) is not None else "torch"
     if backend == "onnx" and str(device) != "cpu":
         raise SettingError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
                          f"backend='torch' (--backend torch) for CUDA")

@@ -53,3 +53,35 @@ def cache_root() -> Path:
         return Path(os.environ["STREAMTALKER_CACHE"]) / "onnx"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "streamtalker" / "onnx"
+
+
+def current_export(path: str | os.PathLike | None = None) -> Path | None:
+    """The export folder that runs ``path`` on the onnx backend without exporting anything,
+    or None when there is none yet.
+
+    Args:
+        path: an export folder (``model.json`` inside), a checkpoint (``NAME.safetensors``
+            with ``NAME.json``), or None for the bundled default.
+    Returns:
+        ``path`` itself when it is an export folder; ``NAME.onnx`` beside the checkpoint or
+        the cache's folder for it when exported from this very checkpoint (same SHA-256);
+        else None (no export, a stale one, or no checkpoint there).
+    """
+    if path is not None and is_export_dir(path):
+        return Path(path)
+    try:
+        from .checkpoint import describe_checkpoint
+        wpath = describe_checkpoint(path).path
+        digest = checkpoint_digest(wpath)
+    except (OSError, ValueError):       # missing or unreadable: the loader says why
+        return None
+    for folder in (export_dir_for(wpath), cache_root() / digest[:24]):
+        if is_export_dir(folder):
+            try:
+                meta = read_export_meta(folder)
+            except (OSError, ValueError):
+                continue
+            if meta.get("source", {}).get("sha256") == digest:
+                return folder
+    return None
+
