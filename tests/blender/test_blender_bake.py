@@ -144,6 +144,23 @@ def _one_scene(bpy, path: Path, strips, whole=()):
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
 
 
+def _start_two_strip_bake(bpy, tmp_path: Path, checkpoint):
+    """A scene of two strips (one short line, then the whole 7.1 s clip) saved as
+    ``tmp_path/in.blend``, and ``python -m streamtalker_addon.bake`` started on it into
+    ``tmp_path/out.blend``, its output piped; SIGINT back to its default in the child (a test
+    run started in the background by a non-interactive shell ignores it, and the child would
+    inherit that). Returns (src, out, the Popen)."""
+    src, out = tmp_path / "in.blend", tmp_path / "out.blend"
+    _one_scene(bpy, src, [("one", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav")),
+                          ("two", speech_path())], whole=("two",))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
+                          str(out), "--checkpoint", str(checkpoint)], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return src, out, p
+
+
 def _one_line_error(r, code, match):
     assert r.returncode == code, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
@@ -263,19 +280,9 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
     and SIGHUP (the terminal closed: here the output is gone too) save the strips baked so
     far exactly as Ctrl+C does."""
     bpy = bpy_mod
-    src = tmp_path / "in.blend"
     # strip two is the whole 7.1 s clip, so Ctrl+C, sent when strip one is reported, lands
     # while it bakes
-    _one_scene(bpy, src, [("one", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav")),
-                          ("two", speech_path())], whole=("two",))
-    out = tmp_path / "out.blend"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    # SIGINT back to its default in the child (a test run started in the background by a
-    # non-interactive shell ignores it, and the child would inherit that)
-    p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
-                          str(out), "--checkpoint", str(toy_checkpoint)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    src, out, p = _start_two_strip_bake(bpy, tmp_path, toy_checkpoint)
     lines = []
     for line in p.stdout:
         lines.append(line)
@@ -307,14 +314,7 @@ def test_4_a_bake_never_replaces_an_out_written_meanwhile(empty_scene, bpy_mod, 
     """Another bake (here: any program) writes OUT while this one runs: OUT is claimed when
     it is written, so the other file stays and this bake goes to a named recovery file."""
     bpy = bpy_mod
-    src = tmp_path / "in.blend"
-    _one_scene(bpy, src, [("one", speech_path("sense_and_sensibility_01_austen_64kb-0880.wav")),
-                          ("two", speech_path())], whole=("two",))
-    out = tmp_path / "out.blend"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-u", "-m", "streamtalker_addon.bake", str(src), "-o",
-                          str(out), "--checkpoint", str(toy_checkpoint)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    src, out, p = _start_two_strip_bake(bpy, tmp_path, toy_checkpoint)
     lines = []
     for line in p.stdout:
         lines.append(line)
