@@ -59,8 +59,8 @@ def add_make_evalset_parser(sub) -> None:
     """Register ``make-evalset`` (sets ``func``)."""
     p = _synthesis_parser(
         sub, "make-evalset", "write the synthetic held-out evaluation set",
-        "Synthesize the held-out evaluation set (speakers and sentences a v3 corpus never "
-        "trains on) as wav + txt for `streamtalker evaluate --inputs DIR`.")
+        "Synthesize a held-out evaluation set (voices and sentences the corpus of the same "
+        "recipe never trains on) for `streamtalker evaluate --inputs DIR` or --heldout DIR.")
     p.add_argument("--per-speaker", type=int, default=None,
                    help="clips per speaker (default 6 for v3, 4 for v4)")
     p.add_argument("--recipe", default="v3", choices=("v3", "v4"),

@@ -2,7 +2,7 @@
 torch device) and how many CPU threads the model computes with (the one place that chooses
 and applies it).
 
-The bundled network is small (about 34 MFLOP per frame): splitting one chunk's work over
+The bundled network is small (about 51 MFLOP per frame): splitting one chunk's work over
 several intra-op threads costs more in synchronisation than it gains, and on a busy machine
 (Blender's viewport, renders, other programs) every thread that waits for a descheduled
 sibling stalls the whole step. Measured on this project's 2-core machine (generate, 7.1 s
