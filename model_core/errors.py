@@ -58,3 +58,7 @@ class ConfigError(StreamTalkerError, ValueError):
 class SceneError(StreamTalkerError, ValueError):
     """The Blender scene is not as the operation needs (a mesh without shape keys, a line or
     action that no longer exists); the message says what to change."""
+
+
+class InputIsADirectoryError(FileReadError, IsADirectoryError):
+    """A folder was named where a file was expected."""

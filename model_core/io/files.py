@@ -15,8 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
-from ..errors import (ConfigError, FileReadError, FileWriteError, InputNotFoundError,
-                      OutputExistsError)
+from ..errors import (ConfigError, FileReadError, FileWriteError, InputIsADirectoryError,
+                      InputNotFoundError, OutputExistsError)
 
 
 _WRITE_ERRORS: dict[type, type] = {FileExistsError: OutputExistsError}
@@ -34,7 +34,8 @@ def write_error(kind: type[OSError]) -> type[OSError]:
     return cls
 
 
-_READ_ERRORS: dict[type, type] = {FileNotFoundError: InputNotFoundError}
+_READ_ERRORS: dict[type, type] = {FileNotFoundError: InputNotFoundError,
+                                  IsADirectoryError: InputIsADirectoryError}
 
 
 def read_error(e: OSError, path: str | os.PathLike, what: str = "cannot read") -> OSError:
