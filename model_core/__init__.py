@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import AudioError, CheckpointError, StreamTalkerError
+from .errors import AudioError, CheckpointError, SettingError, StreamTalkerError
 from .face import ARKIT_52
 
 #: The one version of StreamTalker: pyproject.toml reads it, and
@@ -99,7 +99,7 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
         from .runtime.onnx_files import is_export_dir
         if is_export_dir(path):
             if backend not in (None, "onnx"):
-                raise ValueError(f"{path} is an ONNX export: it runs on the onnx backend "
+                raise SettingError(f"{path} is an ONNX export: it runs on the onnx backend "
                                  f"(leave out backend, or give the .safetensors checkpoint "
                                  f"to run on torch)")
             backend = "onnx"

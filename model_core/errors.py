@@ -36,3 +36,29 @@ class OutputExistsError(StreamTalkerError, FileExistsError):
 class FileWriteError(StreamTalkerError, OSError):
     """A file could not be written (no space, no permission, a missing folder); the message
     names the path."""
+
+
+class FileReadError(StreamTalkerError, OSError):
+    """A file the user named could not be read (no permission, a folder where a file was
+    expected, an I/O error); the message names the path. ``io.files.read_error`` makes the
+    subclass that is also the OS's own type (PermissionError, IsADirectoryError, ...)."""
+
+
+class DataError(StreamTalkerError, ValueError):
+    """A file's contents cannot be used: malformed, of another format, the wrong shape or
+    version (a point cache, a rig-maps or mapping file, a capture table); the message names
+    the file and what it expected."""
+
+
+class ConfigError(StreamTalkerError, ValueError):
+    """A configuration (a training TOML, a model config) with an unknown or invalid setting;
+    the message names the file or setting."""
+
+
+class SceneError(StreamTalkerError, ValueError):
+    """The Blender scene is not as the operation needs (a mesh without shape keys, a line or
+    action that no longer exists); the message says what to change."""
+
+
+class InputIsADirectoryError(FileReadError, IsADirectoryError):
+    """A folder was named where a file was expected."""

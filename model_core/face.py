@@ -399,7 +399,7 @@ def rig_kind(name: str) -> RigKind:
     """
     kind = RIG_KINDS.get(str(name).strip().lower())
     if kind is None:
-        raise ValueError(f"unknown face rig {name!r}: choose one of {', '.join(RIG_KINDS)}")
+        raise SettingError(f"unknown face rig {name!r}: choose one of {', '.join(RIG_KINDS)}")
     return kind
 
 

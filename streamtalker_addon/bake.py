@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 import threading
 from dataclasses import dataclass
 
@@ -294,7 +295,7 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
 
     try:
         mc_submodule("runtime.arguments").check_run_arguments(seed, threads)
-    except ValueError as e:
+    except StreamTalkerError as e:
         raise BakeError(str(e)) from None
     src = check_input(in_path)
     dst = check_output(out_path, src, force)
@@ -342,8 +343,12 @@ def bake_file(in_path: str, out_path: str, scene_name: str | None = None,
                 r.error = str(e)
                 log(r.line())
                 continue
-            except (RuntimeError, ValueError, OSError, ReferenceError) as e:
-                r.error = worker.friendly_error(e)
+            except ReferenceError as e:   # the strip or its target went away
+                r.error = f"the target changed while baking ({e})"
+                log(r.line())
+                continue
+            except Exception as e:  # noqa: BLE001  (a bug: its traceback, the bake goes on)
+                r.error = worker.bug_report(e)
                 log(r.line())
                 continue
             for n in job.notes:
@@ -410,7 +415,7 @@ def main(argv=None) -> int:
     from .core import mc_submodule
     try:   # before any work: the same check as `streamtalker generate`
         mc_submodule("runtime.arguments").check_run_arguments(args.seed, args.threads)
-    except ValueError as e:
+    except StreamTalkerError as e:
         _say(f"bake: error: {e}", file=sys.stderr)
         return 2
     _say(f"StreamTalker bake: {args.input} -> {args.output}")
@@ -423,8 +428,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _say(f"bake: stopped (Ctrl+C); {args.output} not written", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001  (one line, never a traceback)
-        _say(f"bake: error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001  (a bug: its traceback)
+        _say(f"bake: error: unexpected {type(e).__name__}: {e}\n{traceback.format_exc()}",
+             file=sys.stderr)
         return 1
     results = out.results
     failed = [r for r in results if not r.ok]

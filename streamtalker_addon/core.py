@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from .errors import InputNotFoundError, SettingError
 
 
 class ModelCoreMissing(ImportError):
@@ -155,8 +156,8 @@ def set_threads(threads: int = 0) -> int:
     apply = mc.set_threads if "torch" in sys.modules else device.check_threads
     try:
         return apply(None if threads == 0 else threads)
-    except ValueError:
-        raise ValueError(f"CPU Threads must be 0 (automatic) or 1..{device.available_cores()}"
+    except SettingError:
+        raise SettingError(f"CPU Threads must be 0 (automatic) or 1..{device.available_cores()}"
                          f" (the CPU cores here), got {threads} (Preferences > Add-ons > "
                          f"StreamTalker > CPU Threads)") from None
 
@@ -181,7 +182,7 @@ def backend_for(device: str, path=None) -> str:
     """
     if str(device).startswith("cuda"):
         if not torch_available():
-            raise ValueError("Device is set to GPU (CUDA), which needs PyTorch with CUDA in "
+            raise SettingError("Device is set to GPU (CUDA), which needs PyTorch with CUDA in "
                              "Blender's Python, and PyTorch is not installed: set Device to "
                              "CPU (StreamTalker's Model panel); the CPU runs the bundled "
                              "ONNX Runtime")
@@ -210,11 +211,11 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
         if not p.exists():
-            raise FileNotFoundError(f"checkpoint file not found: {p}")
+            raise InputNotFoundError(f"checkpoint file not found: {p}")
     else:
         p = Path(mc_submodule("runtime.checkpoint").DEFAULT_CHECKPOINT)
         if not p.exists():
-            raise FileNotFoundError(f"the bundled default model is not installed ({p}); "
+            raise InputNotFoundError(f"the bundled default model is not installed ({p}); "
                                     f"choose a checkpoint file under Model")
     backend = backend_for(device, p if path else None)
     key = (str(p), p.stat().st_mtime_ns, str(device), n_threads)  # onnx: threads per model

@@ -7,13 +7,16 @@ the one sentence the user sees. No ``bpy`` here.
 from __future__ import annotations
 
 try:    # the installed extension: model_core vendored inside the add-on (see core.py)
-    from .model_core.errors import AudioError, CheckpointError, StreamTalkerError
+    from .model_core.errors import (AudioError, CheckpointError, DataError, InputNotFoundError,
+                                    SceneError, SettingError, StreamTalkerError)
 except ModuleNotFoundError as _e:   # a development checkout: the project's top-level model_core
     if _e.name != f"{__package__}.model_core":
         raise
-    from model_core.errors import AudioError, CheckpointError, StreamTalkerError
+    from model_core.errors import (AudioError, CheckpointError, DataError, InputNotFoundError,
+                                   SceneError, SettingError, StreamTalkerError)
 
-__all__ = ["AudioError", "CheckpointError", "PlanError", "SourceError", "StreamTalkerError"]
+__all__ = ["AudioError", "CheckpointError", "DataError", "InputNotFoundError", "PlanError",
+           "SceneError", "SettingError", "SourceError", "StreamTalkerError"]
 
 
 class SourceError(StreamTalkerError, ValueError):

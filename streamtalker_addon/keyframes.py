@@ -29,7 +29,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .errors import StreamTalkerError
+from .errors import SceneError, StreamTalkerError
 
 #: Custom properties stored on a generated action: the action it replaced (for a line: the
 #: line's previous version, '' for none) and its slot, what it was made from, the line it is
@@ -90,7 +90,7 @@ def read_rig(obj) -> dict:
 
     blocks = [kb for kb in key.key_blocks if kb != ref and not kb.mute] if key else []
     if not blocks:
-        raise ValueError(f"mesh '{obj.name}' has no shape keys besides its basis to fit")
+        raise SceneError(f"mesh '{obj.name}' has no shape keys besides its basis to fit")
     deltas = np.stack([co(kb) - co(kb.relative_key) for kb in blocks])
     return {"basis": co(ref), "deltas": deltas, "names": [kb.name for kb in blocks]}
 
@@ -520,14 +520,14 @@ def restore_previous(key, line: str | None = None) -> tuple[str, str]:
     if line is not None:
         found = line_strips(key, line)
         if not found:
-            raise ValueError(f"no line '{line}' on the NLA of the shape keys '{key.name}'; "
+            raise SceneError(f"no line '{line}' on the NLA of the shape keys '{key.name}'; "
                              f"nothing to restore")
         tr, st = found[0]
         cur = st.action
         prev_name = str(cur.get(PROP_PREVIOUS, ""))
         prev = bpy.data.actions.get(prev_name) if prev_name else None
         if prev_name and prev is None:
-            raise ValueError(f"the previous version '{prev_name}' of line '{line}' no longer "
+            raise SceneError(f"the previous version '{prev_name}' of line '{line}' no longer "
                              f"exists")
         cur.use_fake_user = True
         if prev is not None:     # one step back along the versions: its own previous stays
@@ -554,12 +554,12 @@ def restore_previous(key, line: str | None = None) -> tuple[str, str]:
         return cur.name, restored
     cur = ad.action if ad is not None else None
     if cur is None or PROP_PREVIOUS not in cur:
-        raise ValueError("the shape keys' current action was not made by StreamTalker; "
+        raise SceneError("the shape keys' current action was not made by StreamTalker; "
                          "nothing to restore")
     prev_name = cur[PROP_PREVIOUS]
     prev = bpy.data.actions.get(prev_name) if prev_name else None
     if prev_name and prev is None:
-        raise ValueError(f"the previous action '{prev_name}' no longer exists")
+        raise SceneError(f"the previous action '{prev_name}' no longer exists")
     cur.use_fake_user = True
     _assign(ad, prev, str(cur.get(PROP_PREVIOUS_SLOT, "")))
     key.update_tag()

@@ -26,7 +26,7 @@ import bpy
 from . import jobs
 from . import mapping as mapping_mod
 from .core import ModelCoreMissing, mc_submodule
-from .errors import CheckpointError, PlanError, StreamTalkerError
+from .errors import CheckpointError, PlanError, SettingError, StreamTalkerError
 from .worker import friendly_error, load_session_model
 
 #: Seconds between timer calls while Live runs: 5 ms, Blender's event-loop granularity, so a
@@ -81,7 +81,7 @@ class LiveJob:
         s = self.settings
         try:
             model = load_session_model(s)
-        except (CheckpointError, ValueError) as e:   # CheckpointError is a ValueError
+        except StreamTalkerError as e:   # a CheckpointError, a missing file, a bad setting
             raise PlanError(f"the model could not be loaded: {e}") from None
         channels = list(model.channel_names)
         self.channels = channels
@@ -92,16 +92,16 @@ class LiveJob:
             self.engine = live_mod.LiveEngine(model, device=self.device, fps=self.fps,
                                               **s.stream_kwargs(model, live=True),
                                               **self.engine_kw)
-        except ValueError as e:
+        except SettingError as e:
             raise PlanError(f"Live cannot run with these settings: {e}") from None
         try:
             self.engine.start()
-        except StreamTalkerError:
-            self.engine = None
-            raise
-        except ValueError as e:   # a setting the model does not take (style, fps, ...)
+        except SettingError as e:   # a setting the model does not take (style, fps, ...)
             self.engine = None
             raise PlanError(f"Live cannot run with these settings: {e}") from None
+        except BaseException:
+            self.engine = None
+            raise
         self.state = "running"
         return self
 

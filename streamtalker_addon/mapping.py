@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from .core import face as _face
+from .errors import DataError, InputNotFoundError
 
 PRESET_FORMAT = "streamtalker-mapping"
 PRESET_VERSION = 1
@@ -148,24 +149,26 @@ def read_preset(path: str | os.PathLike) -> tuple[dict[str, str], str]:
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"mapping preset not found: {p}")
+        raise InputNotFoundError(f"mapping preset not found: {p}")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p.name} is not a JSON mapping preset: {e}") from None
+        raise DataError(f"{p.name} is not a JSON mapping preset: {e}") from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot read the mapping preset ({e.strerror or e})") from None
     if not isinstance(data, dict) or data.get("format") != PRESET_FORMAT:
-        raise ValueError(f"{p.name} is not a StreamTalker mapping preset "
+        raise DataError(f"{p.name} is not a StreamTalker mapping preset "
                          f"(expected \"format\": \"{PRESET_FORMAT}\")")
     if int(data.get("version", 0)) > PRESET_VERSION:
-        raise ValueError(f"{p.name} was written by a newer StreamTalker "
+        raise DataError(f"{p.name} was written by a newer StreamTalker "
                          f"(preset version {data.get('version')})")
     m = data.get("mapping")
     if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                           for k, v in m.items()):
-        raise ValueError(f"{p.name}: \"mapping\" must be an object of channel -> shape key names")
+        raise DataError(f"{p.name}: \"mapping\" must be an object of channel -> shape key names")
     rig = str(data.get("rig", "arkit"))
     try:
         _face().rig_kind(rig)
     except ValueError as e:
-        raise ValueError(f"{p.name}: {e}") from None
+        raise DataError(f"{p.name}: {e}") from None
     return dict(m), rig

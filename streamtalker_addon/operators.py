@@ -274,7 +274,7 @@ class STREAMTALKER_OT_restore_previous(Operator):
             return {"CANCELLED"}
         try:
             gen, prev = keyframes.restore_previous(key, line)
-        except (ValueError, AttributeError) as e:
+        except StreamTalkerError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         if line is not None and not prev:
@@ -396,7 +396,7 @@ class STREAMTALKER_OT_mapping_load(Operator):
             if object_rig(obj)[0] != rig:     # the preset says what rig its channels are of
                 obj.streamtalker.rig = rig.upper()
             rig, channels = mapping_channels(context.scene, obj)
-        except (FileNotFoundError, ValueError, ImportError, StreamTalkerError) as e:
+        except (ImportError, StreamTalkerError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         keys = set(shape_key_names(obj))
@@ -489,7 +489,7 @@ class STREAMTALKER_OT_live_record(_WhileLive, Operator):
         except (ReferenceError, StreamTalkerError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        except Exception as e:  # noqa: BLE001  (one sentence, never a traceback)
+        except Exception as e:  # noqa: BLE001  (a bug: a report with its traceback)
             self.report({"ERROR"}, f"Record failed: {worker.friendly_error(e)}")
             return {"CANCELLED"}
         return {"FINISHED"}

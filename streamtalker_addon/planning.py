@@ -16,7 +16,7 @@ from . import audio_source, keyframes
 from . import mapping as mapping_mod
 from .core import (ModelCoreMissing, arkit_names, backend_for, default_checkpoint_path,
                    describe, mc_submodule)
-from .errors import PlanError, SourceError
+from .errors import PlanError, SourceError, StreamTalkerError
 from .properties import auto_fill_mapping, get_mapping, mapping_rig, object_rig, shape_key_names
 
 
@@ -223,11 +223,11 @@ def model_settings(scene_settings, checkpoint: str | None = None) -> ModelSettin
         info = describe(path)
     except ModelCoreMissing as e:
         raise PlanError(str(e)) from None
-    except (OSError, ValueError) as e:   # CheckpointError is a ValueError
+    except StreamTalkerError as e:   # a CheckpointError, a missing or unreadable file
         raise PlanError(f"the model could not be loaded: {e}") from None
     try:
         backend_for(s.device)   # CUDA needs torch (not bundled)
-    except ValueError as e:
+    except StreamTalkerError as e:
         raise PlanError(str(e)) from None
     from .preferences import cpu_threads, live_preset
     return ModelSettings(checkpoint=path, device=s.device, seed=int(s.seed),
@@ -280,7 +280,7 @@ def read_vertex_rig(obj, settings) -> dict:
                         f"VOCASET) or an ARKit checkpoint")
     try:
         settings.rig = keyframes.read_rig(obj)
-    except ValueError as e:
+    except StreamTalkerError as e:
         raise PlanError(str(e)) from None
     settings.channels = list(settings.rig["names"])
     return {name: name for name in settings.rig["names"]}

@@ -36,19 +36,25 @@ PUSH_BLOCK = 8000
 
 
 def friendly_error(e: BaseException) -> str:
-    """One sentence for the user; the traceback goes to the console only."""
+    """What the user sees for ``e``: one sentence for a :class:`StreamTalkerError` (a problem
+    the user can fix); for anything else (a bug) a report that holds the traceback, which is
+    also printed to the system console."""
     if isinstance(e, CheckpointError):
         return f"the model could not be loaded: {e}"
     if isinstance(e, AudioError):
         return f"unsupported audio: {e}"
     if isinstance(e, (StreamTalkerError, ModelCoreMissing)):
         return str(e)
-    if isinstance(e, FileNotFoundError):
-        return str(e)
-    if isinstance(e, (ValueError, OSError)):
-        return str(e)
-    traceback.print_exception(type(e), e, e.__traceback__)
-    return f"unexpected error ({type(e).__name__}: {e}); details in the system console"
+    return bug_report(e)
+
+
+def bug_report(e: BaseException) -> str:
+    """The report for an unexpected exception (a bug): its type, message and traceback
+    (printed to the system console too)."""
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
+    print(tb)
+    return (f"unexpected error ({type(e).__name__}: {e}), a bug in StreamTalker; please "
+            f"report it with this traceback:\n{tb}")
 
 
 def load_session_model(settings):

@@ -318,3 +318,36 @@ def _with_func(parser, func):
         return args
     parser.parse_args = parse_args
     return parser
+
+
+@pytest.mark.parametrize("bug", [KeyError("weights"), TypeError("unsupported operand"),
+                                 ValueError("an internal shape check"), OSError("internal")])
+def test_cli_shows_the_traceback_of_a_builtin_error(monkeypatch, bug, tmp_path):
+    """Issue 24: a built-in exception from a command (ValueError and OSError included) is a
+    bug, never a one-line message: it propagates (the interpreter prints its traceback)."""
+    from model_core import cli
+
+    def command(args):
+        raise bug
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), command))
+    with pytest.raises(type(bug)):
+        cli.main(["generate", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o.npz")])
+
+
+def test_cli_bad_inputs_are_one_line(capsys, tmp_path):
+    """A missing audio file, an existing output, a bad setting: one line, exit status 2."""
+    from model_core import cli
+    out = tmp_path / "o.npz"
+    out.write_bytes(b"x")
+    for argv, words in (
+            (["generate", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "n.npz")],
+             "not found"),
+            (["generate", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "n.xyz")],
+             "unknown output format"),
+            (["generate", str(tmp_path / "missing.wav"), "-o", str(out), "--seed", "-1"],
+             "seed")):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("streamtalker generate: error: "), err
+        assert words in err[0], err

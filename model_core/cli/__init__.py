@@ -2,8 +2,9 @@
 group of subcommands -- :mod:`.generate`, :mod:`.export` (export-onnx), :mod:`.training` (make-dataset, make-evalset,
 train), :mod:`.evaluate`, :mod:`.live`, :mod:`.vertex` (retarget, export-cache).
 
-Errors are printed as one line naming the file or setting, exit status 2; warnings (clipped
-or truncated audio) as one line each.
+Errors a user can fix (StreamTalkerError) are printed as one line naming the file or setting,
+exit status 2; any other exception is a bug and shows its traceback (exit status 1); warnings
+(clipped or truncated audio) as one line each.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``streamtalker`` console script; returns the exit status.
 
-    Errors (bad files, settings, unwritable outputs: ValueError, OSError and their kin; a
-    command that needs an optional package, torch say, where it is not installed) are one
-    line on stderr with exit status 2; warnings one line each; Ctrl+C exits 130 (``live``
-    saves its take first).
+    Errors a user can fix (:class:`~model_core.errors.StreamTalkerError`: bad files, settings,
+    unwritable outputs; a command that needs an optional package, torch say, where it is not
+    installed) are one line on stderr with exit status 2; anything else is a bug and
+    propagates with its traceback (exit status 1); warnings one line each; Ctrl+C exits 130
+    (``live`` saves its take first).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                  "of CUDA libraries), then pip install 'streamtalker[train,export]'")
         print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
-    except (StreamTalkerError, ValueError, OSError) as e:
+    except StreamTalkerError as e:   # anything else is a bug: its traceback is shown
         print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

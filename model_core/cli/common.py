@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError, InputNotFoundError, SettingError
+
 __all__ = ["add_backend_argument", "add_sampler_arguments", "add_threads_argument",
            "sampler_settings", "style_arg", "template_arg"]
 
@@ -76,9 +78,9 @@ def sampler_settings(args):
     kw["preset"] = kw["preset"] or "quality"
     try:
         return SamplerSettings(**kw)
-    except ValueError as e:
+    except SettingError as e:
         flag = SAMPLER_FLAGS.get(str(e).split(" ", 1)[0])
-        raise ValueError(f"{flag}: {e}" if flag else str(e)) from None
+        raise SettingError(f"{flag}: {e}" if flag else str(e)) from None
 
 
 def style_arg(style: str | None):
@@ -100,20 +102,20 @@ def template_arg(spec: str | None, checkpoint, n_vertices: int):
     """
     import numpy as np
     if not spec:
-        raise ValueError(f"{checkpoint} is a vertex checkpoint: pass --template, the speaker's "
+        raise SettingError(f"{checkpoint} is a vertex checkpoint: pass --template, the speaker's "
                          f"neutral mesh (a .npy [V, 3] or templates.pkl:SUBJECT)")
     path, _, subject = spec.rpartition(":") if ".pkl:" in spec else (spec, "", "")
     if path.endswith(".pkl"):
         from ..vertex import load_templates
         tpls = load_templates(path)
         if subject not in tpls:
-            raise ValueError(f"{path}: no subject {subject!r} (it has {', '.join(sorted(tpls))})")
+            raise DataError(f"{path}: no subject {subject!r} (it has {', '.join(sorted(tpls))})")
         t = tpls[subject]
     else:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"template file not found: {path}")
+            raise InputNotFoundError(f"template file not found: {path}")
         t = np.asarray(np.load(path), np.float32)
     if t.size != 3 * n_vertices:
-        raise ValueError(f"{spec}: the template must be [{n_vertices}, 3] for {checkpoint}, got "
+        raise DataError(f"{spec}: the template must be [{n_vertices}, 3] for {checkpoint}, got "
                          f"shape {t.shape}")
     return t.reshape(-1, 3)

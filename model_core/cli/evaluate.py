@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import InputNotFoundError, SettingError
 from ..evaluation.evaluate import (FETCH_HINT, _check_seeds, build_eval_set, default_inputs_dir,
                                    evaluate_model, evaluate_teacher, evaluate_vertices,
                                    format_sets, format_table, save_results)
@@ -47,7 +48,7 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers such as 0,1,2, got "
+        raise SettingError(f"--seeds must be comma-separated integers such as 0,1,2, got "
                          f"{text!r}") from None
     return _check_seeds(seeds)
 
@@ -138,15 +139,15 @@ def cmd_evaluate(args) -> int:
         return vertex_evaluate(args, seeds[0], out)
     given = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if getattr(args, k, None)]
     if given:
-        raise ValueError(f"{' '.join(given)} are for vertex checkpoints; "
+        raise SettingError(f"{' '.join(given)} are for vertex checkpoints; "
                          f"{args.checkpoint or 'the bundled model'} is an ARKit model")
     inputs = Path(args.inputs) if args.inputs else default_inputs_dir()
     if not inputs.is_dir():
-        raise FileNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")
+        raise InputNotFoundError(f"evaluation inputs folder {inputs} is missing: {FETCH_HINT}")
     heldouts = [Path(h) for h in (getattr(args, "heldout", None) or [])]
     for heldout in heldouts:
         if not heldout.is_dir():
-            raise FileNotFoundError(f"held-out set {heldout} is missing: make it with "
+            raise InputNotFoundError(f"held-out set {heldout} is missing: make it with "
                                     f"`streamtalker make-evalset {heldout}`")
     from ..evaluation.arkit_head import load_head
     head = load_head(getattr(args, "head", None))
@@ -229,13 +230,13 @@ def vertex_evaluate(args, seed: int, out: Path | None) -> int:
 
     missing = [f"--{k.replace('_', '-')}" for k in VERTEX_EVAL_REQUIRED if not getattr(args, k)]
     if missing:
-        raise ValueError(f"{args.checkpoint} is a vertex checkpoint: evaluating it needs "
+        raise SettingError(f"{args.checkpoint} is a vertex checkpoint: evaluating it needs "
                          f"{' '.join(missing)} (a VOCASET/BIWI folder and its lip and "
                          f"upper-face regions; docs/vertex_training.md)")
 
     vm = load_model(args.checkpoint, device=args.device)
     if vm.dataset and vm.dataset != args.dataset:
-        raise ValueError(f"{args.checkpoint} was trained on {vm.dataset}, not {args.dataset}: "
+        raise SettingError(f"{args.checkpoint} was trained on {vm.dataset}, not {args.dataset}: "
                          f"pass --dataset {vm.dataset} and its data")
     seqs = load_split(args.data, args.dataset, args.split, max_sequences=args.max_sequences)
     V = seqs[0].vertices.shape[1]

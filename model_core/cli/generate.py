@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import SettingError
 from .common import (add_backend_argument, add_sampler_arguments, add_threads_argument,
                      sampler_settings, style_arg, template_arg)
 
@@ -75,7 +76,7 @@ def _generate_vertices(args, out: Path, n_vertices: int, settings) -> int:
     from ..io.pointcache import write_point_cache
 
     if out.suffix.lower() not in VERTEX_FORMATS:
-        raise ValueError(f"{out}: a vertex model writes meshes: use one of "
+        raise SettingError(f"{out}: a vertex model writes meshes: use one of "
                          f"{', '.join(VERTEX_FORMATS)}")
     template = template_arg(args.template, args.checkpoint, n_vertices)
     audio = load_audio(args.audio)
@@ -123,24 +124,24 @@ def cmd_generate(args) -> int:
     rig = getattr(args, "rig", "arkit") or "arkit"
     if info.kind == "vertex":
         if rig != "arkit":
-            raise ValueError(f"--rig {rig} is for ARKit models; {args.checkpoint} is a vertex "
+            raise SettingError(f"--rig {rig} is for ARKit models; {args.checkpoint} is a vertex "
                              f"model (it makes meshes, not blendshape weights)")
         for flag, value in (("--blink-temperature", settings.blink_temperature),
                             ("--lip-temperature", settings.lip_temperature)):
             if value is not None:
-                raise ValueError(f"{flag} is for ARKit models; {args.checkpoint} is a vertex "
+                raise SettingError(f"{flag} is for ARKit models; {args.checkpoint} is a vertex "
                                  f"model (it has no lip or blink channels)")
         return _generate_vertices(args, out, info.n_vertices, settings)
     if args.template:
-        raise ValueError(f"--template is for vertex checkpoints; "
+        raise SettingError(f"--template is for vertex checkpoints; "
                          f"{args.checkpoint or 'the bundled model'} makes ARKit weights")
     style = style_arg(args.style)
     if isinstance(style, str):
-        raise ValueError(f"--style {style!r}: this model takes an identity index (an integer)")
+        raise SettingError(f"--style {style!r}: this model takes an identity index (an integer)")
     if out.suffix.lower() not in FORMATS:
-        raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+        raise SettingError(f"{out}: unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     if rig != "arkit" and out.suffix.lower() == ".csv":
-        raise ValueError(f"{out}: the Live Link Face CSV layout holds ARKit blendshapes; with "
+        raise SettingError(f"{out}: the Live Link Face CSV layout holds ARKit blendshapes; with "
                          f"--rig {rig} write .npz or .json")
     reader = AudioFileReader(args.audio)        # opened (and checked) before the model loads
     try:

@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from ..errors import FileWriteError, SettingError
+
 
 def add_live_parser(sub):
     """Register the ``live`` sub-command on an argparse sub-parsers object."""
@@ -63,7 +65,7 @@ def _check_args(args):
     from ..runtime.session import check_seed
     from .common import sampler_settings
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
-        raise ValueError(f"--seconds must be a positive number of seconds (leave it out to "
+        raise SettingError(f"--seconds must be a positive number of seconds (leave it out to "
                          f"record until Ctrl+C), got {args.seconds:g}")
     if args.samplerate is not None:
         check_sample_rate(args.samplerate, "--samplerate")
@@ -95,7 +97,7 @@ def _save_take(writer, why: str) -> str:
             rec = writer.save_recovery()
         except OSError as e2:
             writer.close()
-            raise OSError(f"{what} could not be saved: {e}; recovery file: {e2}") from None
+            raise FileWriteError(f"{what} could not be saved: {e}; recovery file: {e2}") from None
         return f"{why}{what} could not be written to {writer.path} ({e}), so it was saved to {rec}"
 
 
@@ -131,11 +133,11 @@ def cmd_live(args) -> int:
         resolve_backend(args.backend)
         out = Path(args.out) if args.out else None
         if out is not None and out.suffix.lower() not in FORMATS:
-            raise ValueError(f"{out}: unknown output format {out.suffix!r}; use one of "
+            raise SettingError(f"{out}: unknown output format {out.suffix!r}; use one of "
                              f"{', '.join(FORMATS)}")
         from ..runtime.checkpoint import describe_checkpoint
         if describe_checkpoint(args.checkpoint).kind == "vertex":
-            raise ValueError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
+            raise SettingError(f"{args.checkpoint} is a vertex model: live input needs an ARKit "
                              f"checkpoint (or the bundled model); use `streamtalker generate` "
                              f"for vertex models")
         model = load_model(args.checkpoint, threads=args.threads, backend=args.backend)

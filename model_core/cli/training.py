@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import SettingError
 from ..runtime.device import available_cores
 
 __all__ = ["add_make_dataset_parser", "add_make_evalset_parser", "add_train_parser"]
@@ -45,7 +46,7 @@ def add_make_dataset_parser(sub) -> None:
 def cmd_make_dataset(args) -> int:
     from ..training.corpus import build_corpus
     if args.utterances < 1:
-        raise ValueError("--utterances must be at least 1")
+        raise SettingError("--utterances must be at least 1")
     out = build_corpus(args.out, args.utterances, seed=args.seed, fps=args.fps, workers=args.workers,
                        augment=not args.no_augment, engines=tuple(args.engines.split(",")),
                        progress=sys.stderr.isatty(), recipe=args.recipe)
@@ -79,11 +80,11 @@ def cmd_make_evalset(args) -> int:
     from ..training.corpus import build_heldout_set, build_multilingual_evalset
     n = args.per_speaker if args.per_speaker is not None else (4 if args.recipe == "v4" else 6)
     if n < 1:
-        raise ValueError("--per-speaker must be at least 1")
+        raise SettingError("--per-speaker must be at least 1")
     if args.recipe == "v4":
         out = build_multilingual_evalset(args.out, n, args.seed, split=args.split)
     elif args.split is not None:
-        raise ValueError("--split is for --recipe v4 (the v3 set has no dev/test halves)")
+        raise SettingError("--split is for --recipe v4 (the v3 set has no dev/test halves)")
     else:
         out = build_heldout_set(args.out, n, args.seed)
     n = len(list((out / "speech").rglob("*.wav")))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, InputNotFoundError, SettingError
 from ..io.files import atomic_write
 
 __all__ = ["add_vertex_parsers"]
@@ -52,17 +53,17 @@ def add_vertex_parsers(sub) -> None:
 def _load_vertices(path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"vertices file not found: {p}")
+        raise InputNotFoundError(f"vertices file not found: {p}")
     a = np.load(p)
     if isinstance(a, np.lib.npyio.NpzFile):
         if "vertices" not in a:
-            raise ValueError(f"{p}: an .npz needs a 'vertices' array")
+            raise DataError(f"{p}: an .npz needs a 'vertices' array")
         a = a["vertices"]
     a = np.asarray(a, np.float32)
     if a.ndim == 2 and a.shape[1] % 3 == 0:
         a = a.reshape(a.shape[0], -1, 3)
     if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"{p}: expected vertices [T, V, 3] or [T, 3V], got {a.shape}")
+        raise DataError(f"{p}: expected vertices [T, V, 3] or [T, 3V], got {a.shape}")
     return a
 
 
@@ -75,30 +76,30 @@ def cmd_retarget(args) -> int:
 
     out = Path(args.output)
     if out.suffix.lower() != ".npz":
-        raise ValueError(f"{out}: retarget writes the weights as an .npz file (weights [T, K], "
+        raise SettingError(f"{out}: retarget writes the weights as an .npz file (weights [T, K], "
                          f"names [K]); give -o a name ending in .npz")
     check_writable(out, args.force)      # before any work: exists, folder, permission
     verts = _load_vertices(args.vertices)
     names = None
     bp = Path(args.basis)
     if not bp.is_file():
-        raise FileNotFoundError(f"basis file not found: {bp}")
+        raise InputNotFoundError(f"basis file not found: {bp}")
     if bp.suffix == ".npz":
         z = np.load(bp)
         if "basis" not in z or "deltas" not in z:
-            raise ValueError(f"{bp}: an .npz needs 'basis' and 'deltas'")
+            raise DataError(f"{bp}: an .npz needs 'basis' and 'deltas'")
         basis, deltas = z["basis"], z["deltas"]
         names = [str(n) for n in z["names"]] if "names" in z else None
     else:
         if args.deltas is None:
-            raise ValueError("--deltas is required when --basis is a .npy")
+            raise SettingError("--deltas is required when --basis is a .npy")
         basis, deltas = np.load(bp), np.load(args.deltas)
     if args.names:
         names = [ln.strip() for ln in Path(args.names).read_text().splitlines() if ln.strip()]
     K = np.asarray(deltas).shape[0]
     names = names or [f"key{i:03d}" for i in range(K)]
     if len(names) != K:
-        raise ValueError(f"{len(names)} names for {K} shape keys")
+        raise SettingError(f"{len(names)} names for {K} shape keys")
     w, info = fit_shape_key_weights(verts, basis, deltas, return_info=True)
     def write(tmp):
         with open(tmp, "wb") as f:       # a file handle: numpy adds no suffix to its name

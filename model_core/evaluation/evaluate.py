@@ -46,6 +46,7 @@ import numpy as np
 from . import metrics as M
 from ..face import ARKIT_52
 from ..io.files import atomic_write, check_writable
+from ..errors import DataError, InputNotFoundError, SettingError
 
 __all__ = ["CHECKS", "EvalItem", "add_evaluate_parser", "build_eval_set", "cmd_evaluate",
            "default_inputs_dir", "evaluate_model", "evaluate_predictions", "evaluate_teacher",
@@ -218,12 +219,12 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
     f = M.check_fps(fps)
     root = Path(inputs_dir) if inputs_dir is not None else default_inputs_dir()
     if not root.is_dir():
-        raise FileNotFoundError(f"evaluation inputs folder {root} is missing: {FETCH_HINT}")
+        raise InputNotFoundError(f"evaluation inputs folder {root} is missing: {FETCH_HINT}")
     speech = root / "speech" if (root / "speech").is_dir() else root
     wavs = sorted(p for p in speech.rglob("*") if p.suffix.lower() == ".wav" and p.is_file()
                   and (p.with_suffix(".txt").is_file() or _phones_file(p).is_file()))
     if not wavs:
-        raise FileNotFoundError(f"no speech clips with transcripts (*.wav + *.txt) under "
+        raise InputNotFoundError(f"no speech clips with transcripts (*.wav + *.txt) under "
                                 f"{speech}: {FETCH_HINT}")
     found = [(_clip_name(w, speech), w) for w in wavs]
     if names is not None:
@@ -232,7 +233,7 @@ def build_eval_set(inputs_dir=None, fps: float = 30.0, *,
         pats = list(names)
         kept = [(n, w) for n, w in found if any(fnmatch.fnmatchcase(n, p) for p in pats)]
         if not kept:
-            raise ValueError(f"no evaluation clip matches {', '.join(pats)}; clips: "
+            raise SettingError(f"no evaluation clip matches {', '.join(pats)}; clips: "
                              + ", ".join(n for n, _ in found))
         found = kept
     items = []
@@ -286,11 +287,11 @@ def _check_seeds(seeds) -> list[int]:
     try:
         out = [int(s) for s in seeds]
     except (TypeError, ValueError):
-        raise ValueError(f"seeds must be integers, got {seeds!r}") from None
+        raise SettingError(f"seeds must be integers, got {seeds!r}") from None
     if not out:
-        raise ValueError("at least one seed is needed")
+        raise SettingError("at least one seed is needed")
     if len(set(out)) != len(out):
-        raise ValueError(f"seeds repeat: {out}")
+        raise SettingError(f"seeds repeat: {out}")
     return out
 
 
@@ -584,7 +585,7 @@ def evaluate_model(model, items, seeds=(0, 1, 2), steps: int | None = None, *,
     resolved = asked.resolve(cfg)       # a setting the model does not take: refused here
     if (getattr(cfg, "output_kind", "arkit") != "arkit"
             or list(model.channel_names) != list(ARKIT_52)):
-        raise ValueError("evaluate_model needs an ARKit-52 model (output_kind 'arkit' with the "
+        raise SettingError("evaluate_model needs an ARKit-52 model (output_kind 'arkit' with the "
                          "52 channels in ARKit order); use evaluate_vertices for vertex models")
     preds = []
     for k, it in enumerate(items):
@@ -871,7 +872,7 @@ def format_sets(sets: dict) -> str:
         try:
             ov = res["overall"]
         except (KeyError, TypeError):
-            raise ValueError(f"{name}: not an evaluation result") from None
+            raise DataError(f"{name}: not an evaluation result") from None
         who = res.get("settings", {}).get("checkpoint", "model")
         if res.get("settings", {}).get("setting"):
             who = f"{who}, {res['settings']['setting']}"

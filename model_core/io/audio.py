@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..errors import AudioError
+from ..errors import AudioError, InputIsADirectoryError, InputNotFoundError, SettingError
 
 #: Sample rate every model in this project consumes, Hz.
 MODEL_SAMPLE_RATE = 16000
@@ -64,10 +64,10 @@ def check_sample_rate(rate, what: str = "sample_rate") -> float:
             MIN_SAMPLE_RATE..MAX_SAMPLE_RATE (4000..384000 Hz), naming ``what``.
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a number of Hz (e.g. 16000 or 44100), got {rate!r}")
+        raise SettingError(f"{what} must be a number of Hz (e.g. 16000 or 44100), got {rate!r}")
     r = float(rate)
     if not (math.isfinite(r) and MIN_SAMPLE_RATE <= r <= MAX_SAMPLE_RATE):
-        raise ValueError(f"{what} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz "
+        raise SettingError(f"{what} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz "
                          f"(audio is recorded at 8000 to 384000 Hz; 16000, 44100 and 48000 "
                          f"are usual), got {rate!r}")
     return r
@@ -91,7 +91,7 @@ class Resampler:
     def __init__(self, in_rate: float, out_rate: float = MODEL_SAMPLE_RATE):
         for name, rate in (("input sample rate", in_rate), ("output sample rate", out_rate)):
             if not (np.isfinite(rate) and rate > 0):
-                raise ValueError(f"{name} must be a positive number of Hz, got {rate!r}")
+                raise SettingError(f"{name} must be a positive number of Hz, got {rate!r}")
         self.in_rate = float(in_rate)
         self.out_rate = float(out_rate)
         self._stream = None
@@ -315,16 +315,16 @@ def _open_source(p: Path):
         st = os.stat(p)
     except FileNotFoundError:
         if os.path.islink(p):
-            raise FileNotFoundError(f"audio file not found: {p} is a broken link (to "
+            raise InputNotFoundError(f"audio file not found: {p} is a broken link (to "
                                     f"{os.readlink(p)})") from None
-        raise FileNotFoundError(f"audio file not found: {p}") from None
+        raise InputNotFoundError(f"audio file not found: {p}") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise AudioError(f"{p}: a symbolic link loop (it leads back to itself); point it "
                              f"at the audio file") from None
         raise AudioError(f"{p}: cannot open it ({e.strerror or e})") from None
     if stat_mod.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(f"{p} is a directory; give an audio file "
+        raise InputIsADirectoryError(f"{p} is a directory; give an audio file "
                                 f"({', '.join(SUPPORTED_EXTENSIONS)})")
     try:
         if stat_mod.S_ISREG(st.st_mode):
@@ -404,7 +404,7 @@ class AudioFileReader:
         p = Path(path)
         self.path = p
         if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s > 0):
-            raise ValueError(f"block_s must be a positive number of seconds, got {block_s!r}")
+            raise SettingError(f"block_s must be a positive number of seconds, got {block_s!r}")
         self.sample_rate = sample_rate
         self.block_s = float(block_s)
         self.clipped = 0

@@ -15,7 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
-from ..errors import FileWriteError, OutputExistsError
+from ..errors import (ConfigError, FileReadError, FileWriteError, InputIsADirectoryError,
+                      InputNotFoundError, OutputExistsError)
 
 
 _WRITE_ERRORS: dict[type, type] = {FileExistsError: OutputExistsError}
@@ -31,6 +32,24 @@ def write_error(kind: type[OSError]) -> type[OSError]:
         cls = _WRITE_ERRORS[kind] = type(f"FileWrite{kind.__name__}", (FileWriteError, kind),
                                          {"__module__": __name__})
     return cls
+
+
+_READ_ERRORS: dict[type, type] = {FileNotFoundError: InputNotFoundError,
+                                  IsADirectoryError: InputIsADirectoryError}
+
+
+def read_error(e: OSError, path: str | os.PathLike, what: str = "cannot read") -> OSError:
+    """``e`` (an OSError from opening or reading the user's file ``path``) as a
+    StreamTalkerError of the same kind naming ``path``: :class:`~model_core.errors.FileReadError`
+    and ``type(e)`` (InputNotFoundError for FileNotFoundError), so the CLI and the add-on show
+    its one line and ``except PermissionError`` still catches it."""
+    kind = type(e) if type(e).__module__ == "builtins" else OSError
+    cls = _READ_ERRORS.get(kind)
+    if cls is None:
+        cls = _READ_ERRORS[kind] = (FileReadError if kind is OSError else
+                                    type(f"FileRead{kind.__name__}", (FileReadError, kind), {}))
+    reason = e.strerror or str(e) or type(e).__name__
+    return cls(e.errno, f"{what} {path}: {reason}") if e.errno else cls(f"{what} {path}: {reason}")
 
 
 def _naming(e: OSError, p: Path, what: str = "cannot write") -> OSError:
@@ -206,12 +225,17 @@ def read_toml(path: str | os.PathLike, what: str = "config") -> dict:
     """Parse a TOML file.
 
     Raises:
-        FileNotFoundError: no such file; ValueError: invalid TOML (naming the file).
+        InputNotFoundError (a FileNotFoundError): no such file; ConfigError (a ValueError):
+        invalid TOML (naming the file); FileReadError: unreadable.
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{what} not found: {p}")
+        raise InputNotFoundError(f"{what} not found: {p}")
     try:
         return tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p}: invalid TOML ({e})") from None
+        raise ConfigError(f"{p}: invalid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a text file ({e.reason})") from None
+    except OSError as e:
+        raise read_error(e, p, f"cannot read the {what}") from None

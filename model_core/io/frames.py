@@ -21,6 +21,7 @@ import numpy as np
 
 from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES, check_fps
 from .files import atomic_write, check_writable, write_new_file
+from ..errors import FileWriteError, OutputExistsError, SettingError
 
 FORMATS = (".npz", ".csv", ".json")
 
@@ -44,7 +45,7 @@ def _live_link_columns(names: list[str]) -> list[int | None]:
     index = {n: i for i, n in enumerate(names)}
     cols = [index.get(n) for n in ARKIT_52]
     if all(c is None for c in cols):
-        raise ValueError("the Live Link Face CSV layout needs ARKit blendshape channels; "
+        raise SettingError("the Live Link Face CSV layout needs ARKit blendshape channels; "
                          "this model outputs other channels: write .npz or .json instead")
     by_arkit = {n: c for n, c in zip(ARKIT_52, cols)}
     return [by_arkit[s[0].lower() + s[1:]] for s in LIVE_LINK_FACE_SHAPES]
@@ -125,7 +126,7 @@ def recovery_path(path: str | os.PathLike) -> Path:
             except OSError as e:
                 last = e
                 break
-    raise OSError(f"no folder accepts a recovery file for {p} ({last})")
+    raise FileWriteError(f"no folder accepts a recovery file for {p} ({last})")
 
 
 class FrameWriter:
@@ -156,7 +157,7 @@ class FrameWriter:
         p = Path(path)
         ext = p.suffix.lower()
         if ext not in FORMATS:
-            raise ValueError(f"{p}: unknown output format {ext!r}; use one of {', '.join(FORMATS)}")
+            raise SettingError(f"{p}: unknown output format {ext!r}; use one of {', '.join(FORMATS)}")
         self.path, self.ext = p, ext
         self.names, self.fps, self.kind = list(names), check_fps(fps), kind
         self.meta = meta or {}
@@ -262,7 +263,7 @@ class FrameWriter:
         if self.committed is not None:
             return self.committed
         if self.path.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.path} already exists; choose another name or pass --force")
+            raise OutputExistsError(f"{self.path} already exists; choose another name or pass --force")
         atomic_write(self.path, self._finish_into, overwrite=self.overwrite)
         self.committed = self.path
         self.close()
@@ -317,15 +318,16 @@ def write_frames(path: str | os.PathLike, frames: np.ndarray, names: list[str], 
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in FORMATS:
-        raise ValueError(f"{p}: unknown output format {ext!r}; use one of {', '.join(FORMATS)}")
+        raise SettingError(f"{p}: unknown output format {ext!r}; use one of {', '.join(FORMATS)}")
     frames = np.asarray(frames, np.float32)
     if frames.ndim != 2 or frames.shape[1] != len(names):
         raise ValueError(f"frames must be [T, {len(names)}], got {frames.shape}")
     if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} already exists; choose another name or pass --force")
+        raise OutputExistsError(f"{p} already exists; choose another name or pass --force")
     if p.is_dir():
-        raise IsADirectoryError(f"{p} is a directory; give a file name ending in "
-                                f"{', '.join(FORMATS)}")
+        from .files import write_error
+        raise write_error(IsADirectoryError)(f"{p} is a directory; give a file name ending "
+                                             f"in {', '.join(FORMATS)}")
     with FrameWriter(p, names, fps, kind, meta, overwrite) as w:
         w.write(frames)
     return p

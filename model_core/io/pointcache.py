@@ -36,6 +36,7 @@ import numpy as np
 
 from ..face import check_fps
 from .files import atomic_write
+from ..errors import DataError, OutputExistsError, SettingError
 
 __all__ = ["write_pc2", "write_mdd", "read_pc2", "read_mdd", "write_point_cache"]
 
@@ -45,16 +46,16 @@ PC2_SIGNATURE = b"POINTCACHE2\0"
 def _frames(vertices) -> np.ndarray:
     a = np.asarray(vertices, np.float32)
     if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"vertices must be [T, V, 3] with T, V >= 1, got {a.shape}")
+        raise DataError(f"vertices must be [T, V, 3] with T, V >= 1, got {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ValueError("vertices contain NaN or infinite values")
+        raise DataError("vertices contain NaN or infinite values")
     return a
 
 
 def _write(path, chunks, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} already exists (pass overwrite=True / --force)")
+        raise OutputExistsError(f"{p} already exists (pass overwrite=True / --force)")
     def write(tmp):
         with open(tmp, "wb") as f:
             for c in chunks:
@@ -96,7 +97,7 @@ def write_point_cache(path, vertices, fps: float, overwrite: bool = False) -> Pa
         return write_pc2(path, vertices, overwrite=overwrite)
     if suf == ".mdd":
         return write_mdd(path, vertices, fps, overwrite=overwrite)
-    raise ValueError(f"{path}: point cache must end in .pc2 or .mdd")
+    raise SettingError(f"{path}: point cache must end in .pc2 or .mdd")
 
 
 def read_pc2(path) -> tuple[np.ndarray, float, float]:
@@ -106,10 +107,10 @@ def read_pc2(path) -> tuple[np.ndarray, float, float]:
     """
     data = Path(path).read_bytes()
     if len(data) < 32 or data[:12] != PC2_SIGNATURE:
-        raise ValueError(f"{path}: not a PC2 file")
+        raise DataError(f"{path}: not a PC2 file")
     _, V, start, rate, T = struct.unpack("<iiffi", data[12:32])
     if len(data) != 32 + T * V * 12:
-        raise ValueError(f"{path}: truncated PC2 ({len(data)} bytes for {T} x {V})")
+        raise DataError(f"{path}: truncated PC2 ({len(data)} bytes for {T} x {V})")
     return np.frombuffer(data[32:], "<f4").reshape(T, V, 3).astype(np.float32), start, rate
 
 
@@ -120,9 +121,9 @@ def read_mdd(path) -> tuple[np.ndarray, np.ndarray]:
     """
     data = Path(path).read_bytes()
     if len(data) < 8:
-        raise ValueError(f"{path}: not an MDD file")
+        raise DataError(f"{path}: not an MDD file")
     T, V = struct.unpack(">ii", data[:8])
     if T < 0 or V < 0 or len(data) != 8 + 4 * T + T * V * 12:
-        raise ValueError(f"{path}: truncated or malformed MDD")
+        raise DataError(f"{path}: truncated or malformed MDD")
     times = np.frombuffer(data[8:8 + 4 * T], ">f4").astype(np.float32)
     return np.frombuffer(data[8 + 4 * T:], ">f4").reshape(T, V, 3).astype(np.float32), times

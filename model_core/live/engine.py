@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.audio import MODEL_SAMPLE_RATE, Resampler, check_sample_rate
-from ..errors import StreamTalkerError
+from ..errors import SettingError, StreamTalkerError
 from ..runtime.driver import run
 from ..runtime.session import check_seed
 from ..runtime.settings import SamplerSettings
@@ -693,7 +693,7 @@ def run_live(model, device=None, seconds: float | None = None, on_frames=None,
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(
             seconds, (int, float, np.integer, np.floating)) or not (
             math.isfinite(seconds) and seconds > 0)):
-        raise ValueError(f"seconds must be a positive number of seconds (or None: until "
+        raise SettingError(f"seconds must be a positive number of seconds (or None: until "
                          f"stopped), got {seconds!r}")
     eng = LiveEngine(model, device=device, samplerate=samplerate, fps=fps, seed=seed, **engine_kw)
     eng.interrupted = False

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputNotFoundError, OutputExistsError
 from ..io.files import atomic_write
 from .config import FORMAT_VERSION, ModelConfig
 
@@ -79,7 +79,7 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     if p.is_dir():
         found = sorted(p.glob("*.safetensors"))
         if len(found) != 1:
-            raise FileNotFoundError(f"{p}: expected one *.safetensors checkpoint in the folder, "
+            raise InputNotFoundError(f"{p}: expected one *.safetensors checkpoint in the folder, "
                                     f"found {len(found)}")
         p = found[0]
     if p.suffix in (".safetensors", ".json"):
@@ -153,7 +153,7 @@ def describe_checkpoint(path: str | os.PathLike | None = None) -> CheckpointInfo
     else:
         wpath, cpath = checkpoint_paths(DEFAULT_CHECKPOINT if path is None else path)
         if not wpath.exists():
-            raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
+            raise InputNotFoundError(f"checkpoint weights not found: {wpath}")
         cfg = read_config(wpath)
         codec = codec_path(wpath)
     vertex = cfg.training.get("vertex", {}) if isinstance(cfg.training, dict) else {}
@@ -189,7 +189,7 @@ def save_checkpoint(model, path: str | os.PathLike, half: bool = False) -> Path:
     wpath, cpath = checkpoint_paths(path)
     for p in (wpath, cpath):
         if p.exists():
-            raise FileExistsError(f"{p} already exists; choose a new name (checkpoints are "
+            raise OutputExistsError(f"{p} already exists; choose a new name (checkpoints are "
                                   f"never overwritten)")
     state = {}
     for k, v in model.net.state_dict().items():
@@ -213,12 +213,14 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
     """
     _, cpath = checkpoint_paths(path)
     if not cpath.exists():
-        raise FileNotFoundError(f"checkpoint config not found: {cpath} (it must sit beside "
+        raise InputNotFoundError(f"checkpoint config not found: {cpath} (it must sit beside "
                                 f"the .safetensors file)")
     try:
         d = json.loads(cpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{cpath}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise CheckpointError(f"{cpath}: cannot read it ({e.strerror or e})") from None
     if not isinstance(d, dict):
         raise CheckpointError(f"{cpath}: expected a JSON object")
     ver = d.get("format_version")
@@ -266,13 +268,13 @@ def load_checkpoint(path: str | os.PathLike | None = None, device="cpu"):
 
     if path is None:
         if not DEFAULT_CHECKPOINT.exists():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"no bundled default model at {DEFAULT_CHECKPOINT}; pass a checkpoint path "
                 f"(e.g. --checkpoint my_model.safetensors)")
         path = DEFAULT_CHECKPOINT
     wpath, cpath = checkpoint_paths(path)
     if not wpath.exists():
-        raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
+        raise InputNotFoundError(f"checkpoint weights not found: {wpath}")
     if wpath.is_dir():
         raise CheckpointError(f"{wpath} is a directory, not a .safetensors file")
     cfg = read_config(wpath)

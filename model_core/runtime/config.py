@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..face import ARKIT_52, check_fps, fps_fraction, sample_frames
+from ..errors import ConfigError
 
 #: Checkpoint/config format version this code reads and writes.
 FORMAT_VERSION = 1
@@ -167,7 +168,7 @@ class ModelConfig:
         """Raise ValueError naming the setting when a value is out of range."""
         def need(cond, msg):
             if not cond:
-                raise ValueError(f"model config: {msg}")
+                raise ConfigError(f"model config: {msg}")
         try:
             check_fps(self.fps)
         except ValueError as e:
@@ -255,7 +256,7 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"model config: unknown setting(s) {unknown}")
+            raise ConfigError(f"model config: unknown setting(s) {unknown}")
         return cls(**d)
 
 

@@ -24,6 +24,7 @@ import numbers
 from typing import Callable
 
 import numpy as np
+from ..errors import SettingError
 
 
 class NoiseGenerator:
@@ -115,7 +116,7 @@ class DDIMScheduler:
                  clip_min: np.ndarray | None = None, clip_max: np.ndarray | None = None):
         if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not (
                 math.isfinite(eta) and 0 <= eta <= 1):
-            raise ValueError(f"DDIM eta must be a number in [0, 1] (0 = deterministic DDIM, "
+            raise SettingError(f"DDIM eta must be a number in [0, 1] (0 = deterministic DDIM, "
                              f"1 = DDPM-like noise), got {eta!r}")
         self.T = train_timesteps
         self.eta = float(eta)
@@ -133,7 +134,7 @@ class DDIMScheduler:
         """
         n = num_inference_steps
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= self.T:
-            raise ValueError(f"DDIM steps must be an integer in 1..{self.T}, got "
+            raise SettingError(f"DDIM steps must be an integer in 1..{self.T}, got "
                              f"{num_inference_steps!r}")
         n = int(n)
         ts = [int(round(self.T - i * self.T / n)) - 1 for i in range(n)]

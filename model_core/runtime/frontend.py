@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .features import LogMel
+from ..errors import InputNotFoundError
 
 
 class MelFrontend:
@@ -154,7 +155,7 @@ def load_pretrained_encoder(kind: str, path: str, device="cpu"):
     """
     p = Path(path)
     if not p.is_dir():
-        raise FileNotFoundError(f"speech encoder directory not found: {p} (give a local folder "
+        raise InputNotFoundError(f"speech encoder directory not found: {p} (give a local folder "
                                 f"saved with save_pretrained; models are never downloaded)")
     key = (kind, str(p.resolve()), str(device))
     if key in PretrainedFrontend._cache:
@@ -184,5 +185,5 @@ def frontend_feat_dim(cfg: ModelConfig) -> int:
     import json
     p = Path(cfg.speech_encoder["path"]) / "config.json"
     if not p.exists():
-        raise FileNotFoundError(f"speech encoder config not found: {p}")
+        raise InputNotFoundError(f"speech encoder config not found: {p}")
     return int(json.loads(p.read_text())["hidden_size"])

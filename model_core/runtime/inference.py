@@ -24,6 +24,7 @@ from .ddim import DDIMScheduler, NoiseGenerator, sample_ddim
 from .driver import run
 from .session import ResampledSession, StreamingSession
 from .settings import SamplerSettings
+from ..errors import SettingError
 
 
 class Normalization:
@@ -165,7 +166,7 @@ class InferenceModel:
         if style is None:
             return n
         if isinstance(style, bool) or not isinstance(style, (int, np.integer)) or not 0 <= style < n:
-            raise ValueError(f"style must be None or an integer in 0..{n - 1} "
+            raise SettingError(f"style must be None or an integer in 0..{n - 1} "
                              f"(this model was trained on {n} identities), got {style!r}")
         return int(style)
 

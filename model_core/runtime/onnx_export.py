@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .onnx_files import CODEC_FILE, EXPORT_FILES, EXPORT_FORMAT, checkpoint_digest
+from ..errors import OutputExistsError, SettingError
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -102,7 +103,7 @@ def export_onnx(model, out_dir: str | os.PathLike, *, overwrite: bool = False,
     """
     cfg = model.config
     if cfg.speech_encoder is not None:
-        raise ValueError("models with a pretrained speech encoder (speech_encoder = ...) cannot "
+        raise SettingError("models with a pretrained speech encoder (speech_encoder = ...) cannot "
                          "be exported to ONNX; use the torch backend")
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
@@ -110,9 +111,9 @@ def export_onnx(model, out_dir: str | os.PathLike, *, overwrite: bool = False,
         raise ImportError("exporting needs the onnx package: pip install onnx") from e
     final = Path(out_dir)
     if final.exists() and not final.is_dir():
-        raise FileExistsError(f"{final} is a file, not a folder; choose a new folder")
+        raise OutputExistsError(f"{final} is a file, not a folder; choose a new folder")
     if final.exists() and any(final.iterdir()) and not overwrite:
-        raise FileExistsError(f"{final} is not empty; choose a new folder (or --force to "
+        raise OutputExistsError(f"{final} is not empty; choose a new folder (or --force to "
                               f"replace the export's files in it)")
     final.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=".export-", dir=final))

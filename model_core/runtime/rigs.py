@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import ARKIT_52, RigKind, rig_kind
+from ..errors import DataError, InputNotFoundError, SettingError
 
 __all__ = ["RIG_MAPS_PATH", "RigMap", "RigConverter", "RigSession", "RiggedModel",
            "load_rig_maps"]
@@ -67,13 +68,13 @@ class RigMap:
         self.b = np.asarray(bias, np.float64).reshape(-1)
         C = len(self.shapes) + self.rest
         if not self.shapes or len(set(self.shapes)) != len(self.shapes):
-            raise ValueError(f"a rig map needs distinct shape ids, got {self.shapes}")
+            raise DataError(f"a rig map needs distinct shape ids, got {self.shapes}")
         if self.W.shape != (C, len(ARKIT_52)) or self.b.shape != (C,):
-            raise ValueError(f"a rig map of {len(self.shapes)} shapes{' + rest' * self.rest} "
+            raise DataError(f"a rig map of {len(self.shapes)} shapes{' + rest' * self.rest} "
                              f"needs weights [{C}, 52] and bias [{C}], got "
                              f"{self.W.shape} and {self.b.shape}")
         if not (np.all(np.isfinite(self.W)) and np.all(np.isfinite(self.b))):
-            raise ValueError("rig map weights and bias must be finite")
+            raise DataError("rig map weights and bias must be finite")
 
     @classmethod
     def from_dict(cls, d: dict) -> "RigMap":
@@ -109,7 +110,7 @@ def load_rig_maps(path=None) -> dict[str, RigMap]:
     """
     p = Path(path) if path is not None else RIG_MAPS_PATH
     if not p.is_file():
-        raise FileNotFoundError(f"the face-rig maps {p} are missing; {_REFIT}")
+        raise InputNotFoundError(f"the face-rig maps {p} are missing; {_REFIT}")
     key = (str(p), p.stat().st_mtime_ns)
     with _LOCK:
         hit = _CACHE.get(key)
@@ -118,17 +119,17 @@ def load_rig_maps(path=None) -> dict[str, RigMap]:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p} is not a rig-maps JSON file ({e}); {_REFIT}") from None
+        raise DataError(f"{p} is not a rig-maps JSON file ({e}); {_REFIT}") from None
     if not isinstance(data, dict) or data.get("format") != RIG_MAPS_FORMAT:
-        raise ValueError(f"{p} is not a StreamTalker rig-maps file (expected \"format\": "
+        raise DataError(f"{p} is not a StreamTalker rig-maps file (expected \"format\": "
                          f"\"{RIG_MAPS_FORMAT}\"); {_REFIT}")
     if int(data.get("version", 0)) > RIG_MAPS_VERSION:
-        raise ValueError(f"{p} was written by a newer StreamTalker (rig-maps version "
+        raise DataError(f"{p} was written by a newer StreamTalker (rig-maps version "
                          f"{data.get('version')})")
     try:
         maps = {name: RigMap.from_dict(d) for name, d in data["sets"].items()}
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{p}: a malformed rig map ({e}); {_REFIT}") from None
+        raise DataError(f"{p}: a malformed rig map ({e}); {_REFIT}") from None
     with _LOCK:
         _CACHE[key] = maps
     return maps
@@ -154,10 +155,10 @@ class RigConverter:
             maps = load_rig_maps() if maps is None else maps
             m = maps.get(self.kind.shape_set)
             if m is None:
-                raise ValueError(f"the face-rig maps have no {self.kind.shape_set!r} set for "
+                raise DataError(f"the face-rig maps have no {self.kind.shape_set!r} set for "
                                  f"{self.kind.label}; {_REFIT}")
             if m.shapes != self.kind.shape_ids:
-                raise ValueError(f"the {self.kind.shape_set!r} map has shapes {m.shapes}, "
+                raise DataError(f"the {self.kind.shape_set!r} map has shapes {m.shapes}, "
                                  f"{self.kind.label} needs {self.kind.shape_ids}; {_REFIT}")
             self.map = m
         idx = {n: i for i, n in enumerate(ARKIT_52)}
@@ -200,7 +201,7 @@ class RigSession:
 
     def __init__(self, session, kind):
         if list(getattr(session, "channel_names", None) or []) != list(ARKIT_52):
-            raise ValueError("a face rig other than ARKit needs a model that makes the 52 "
+            raise SettingError("a face rig other than ARKit needs a model that makes the 52 "
                              "ARKit weights (an ARKit checkpoint); this one makes other "
                              "channels")
         self.session = session
@@ -240,7 +241,7 @@ class RiggedModel:
 
     def __init__(self, model, kind):
         if list(model.channel_names) != list(ARKIT_52):
-            raise ValueError(f"a viseme or vowel rig is driven from the 52 ARKit weights; this "
+            raise SettingError(f"a viseme or vowel rig is driven from the 52 ARKit weights; this "
                              f"model makes {len(model.channel_names)} other channels: use an "
                              f"ARKit checkpoint")
         self.model = model

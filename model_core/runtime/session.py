@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import AudioError
+from ..errors import AudioError, SettingError
 from ..face import check_fps, fps_fraction, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
@@ -37,9 +37,9 @@ def check_seed(seed, what: str = "seed") -> int:
             ``what`` and the valid range.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"{what} must be an integer in 0..{MAX_SEED} (2**64 - 1), got {seed!r}")
+        raise SettingError(f"{what} must be an integer in 0..{MAX_SEED} (2**64 - 1), got {seed!r}")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"{what} must be in 0..{MAX_SEED} (2**64 - 1), got {seed}")
+        raise SettingError(f"{what} must be in 0..{MAX_SEED} (2**64 - 1), got {seed}")
     return int(seed)
 
 

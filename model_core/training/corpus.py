@@ -28,6 +28,7 @@ from ..io.audio import Resampler
 from ..io.files import atomic_write
 from .batches import Utterance
 from .texts import FORTUNE_DIRS, fortune_files, is_heldout_sentence
+from ..errors import DataError, InputNotFoundError, OutputExistsError, SettingError
 
 SR = 16000
 
@@ -46,10 +47,10 @@ def sentence_pool(min_words: int = 4, max_words: int = 28, split: str = "all") -
         ValueError: unknown split.
     """
     if split not in ("all", "train", "heldout"):
-        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+        raise SettingError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
     files = fortune_files("en")
     if not files:
-        raise FileNotFoundError("no sentence source: install Debian's fortune files "
+        raise InputNotFoundError("no sentence source: install Debian's fortune files "
                                 "(apt-get install -y fortunes-min fortunes)")
     out = set()
     for f in files:
@@ -213,7 +214,7 @@ def plan_jobs(n: int, seed: int, espeak_voices: list[str], festival_voices: list
     pools = {"espeak-ng": espeak_voices, "festival": festival_voices, "piper": list(piper_voices)}
     engines = [e for e in shares if pools.get(e) and shares[e] > 0]
     if not engines:
-        raise ValueError("no voices for the requested engines")
+        raise SettingError("no voices for the requested engines")
     p = np.array([shares[e] for e in engines], np.float64)
     p /= p.sum()
     jobs = []
@@ -370,7 +371,7 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
              "espeak-ng": espeak_voices}
     engines = [e for e in V4_SHARES if pools.get(e)]
     if not engines:
-        raise ValueError("no voices for the v4 recipe: install the MBROLA voices "
+        raise SettingError("no voices for the v4 recipe: install the MBROLA voices "
                          "(tools/setup_corpus.sh) and eSpeak NG")
     p = np.array([V4_SHARES[e] for e in engines])
     p /= p.sum()
@@ -456,7 +457,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     from . import tts
 
     if recipe not in RECIPES:
-        raise ValueError(f"unknown corpus recipe {recipe!r}; use one of {sorted(RECIPES)}")
+        raise SettingError(f"unknown corpus recipe {recipe!r}; use one of {sorted(RECIPES)}")
     rec = RECIPES[recipe]
     out = Path(out_dir)
     request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
@@ -465,7 +466,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if out.exists() and any(out.iterdir()):
         old = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if old != request or (out / "manifest.jsonl").exists():
-            raise FileExistsError(f"{out} is not empty; choose a new folder (corpora are never "
+            raise OutputExistsError(f"{out} is not empty; choose a new folder (corpora are never "
                                   f"overwritten; an unfinished build goes on only with the "
                                   f"same arguments)")
     (out / "utts").mkdir(parents=True, exist_ok=True)
@@ -483,7 +484,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         ev = [v for v in ev if v not in HELDOUT_ESPEAK]
         fv = [v for v in fv if v not in HELDOUT_FESTIVAL]
     if not ev and not fv and not pv and not mv:
-        raise FileNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
+        raise InputNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
                                 "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
     if recipe == "v4":
         variants = [v.split("+", 1)[1] for v in ev if "+" in v]
@@ -545,7 +546,7 @@ def read_manifest(corpus_dir: str | os.PathLike) -> list[dict]:
     """
     p = Path(corpus_dir) / "manifest.jsonl"
     if not p.exists():
-        raise FileNotFoundError(f"{p} not found: build a corpus with `streamtalker make-dataset`")
+        raise InputNotFoundError(f"{p} not found: build a corpus with `streamtalker make-dataset`")
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
@@ -564,7 +565,7 @@ def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = 
     with np.load(path) as z:
         file_fps = float(z["fps"])
         if fps is not None and abs(file_fps - fps) > 1e-6:
-            raise ValueError(f"{path}: made at {file_fps} fps, the model runs at {fps} fps")
+            raise DataError(f"{path}: made at {file_fps} fps, the model runs at {fps} fps")
         audio = z["audio"].astype(np.float32) / 32767.0
         phones = [tuple(p) for p in json.loads(str(z["phones"]))] if "phones" in z else None
         alphabet = str(z["alphabet"]) if "alphabet" in z else "auto"
@@ -612,7 +613,7 @@ class CorpusStream:
                  refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0):
         from .batches import ChunkBatcher
         if not files:
-            raise ValueError("no training files")
+            raise DataError("no training files")
         self.files = list(files)
         self.rng = np.random.default_rng(seed)
         self.order = list(self.rng.permutation(len(self.files)))
@@ -661,7 +662,7 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; choose a new folder")
+        raise OutputExistsError(f"{out} is not empty; choose a new folder")
     from .align import AlignmentError, align_phones, normalize_transcript
     rng = np.random.default_rng(seed)
     pool = _aligned_pool(sentence_pool(min_words=5, max_words=16, split="heldout"))
@@ -728,15 +729,15 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
     if split is not None and split not in halves:
-        raise ValueError(f"split must be 'dev', 'test' or None, not {split!r}")
+        raise SettingError(f"split must be 'dev', 'test' or None, not {split!r}")
     keep = [v for v in voices if split is None or v in halves[split]]
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; choose a new folder")
+        raise OutputExistsError(f"{out} is not empty; choose a new folder")
     installed = mbrola_voices()
     missing = [v for v in voices if v not in installed]   # the draws need every language
     if missing:
-        raise FileNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
+        raise InputNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
                                 f"tools/setup_corpus.sh (Debian non-free mbrola-XX)")
     rng = np.random.default_rng(seed)
     for voice in voices:

@@ -54,6 +54,7 @@ import numpy as np
 
 from ..face import ARKIT_52, MOUTH_CHANNELS, RIG_KINDS, VISEME_CLASSES, frame_count
 from ..runtime.rigs import RIG_MAPS_FORMAT, RIG_MAPS_VERSION, RigMap
+from ..errors import DataError, SettingError
 
 __all__ = ["CLASS_TO_SHAPE", "LAMBDAS", "SHAPE_SETS", "SHAPE_PHONES", "features",
            "feature_channels", "fit_linear", "fit_rig_maps", "fit_softmax",
@@ -100,11 +101,11 @@ def _class_table(shape_set: str, used=()) -> tuple[list, dict]:
     """(shape ids, class -> shape table) of a set; every class in ``used`` must have a shape
     (classes the teacher may gain later only matter once a fitting utterance uses them)."""
     if shape_set not in SHAPE_SETS:
-        raise ValueError(f"unknown shape set {shape_set!r}: choose one of {', '.join(SHAPE_SETS)}")
+        raise SettingError(f"unknown shape set {shape_set!r}: choose one of {', '.join(SHAPE_SETS)}")
     table = CLASS_TO_SHAPE[shape_set]
     missing = sorted({c for c in used if c not in table})
     if missing:
-        raise ValueError(f"viseme class(es) {', '.join(missing)} have no {shape_set} shape: "
+        raise DataError(f"viseme class(es) {', '.join(missing)} have no {shape_set} shape: "
                          f"add them to model_core.training.rigmaps.CLASS_TO_SHAPE and refit "
                          f"(tools/fit_rig_maps.py)")
     return list(SHAPE_SETS[shape_set]["shapes"]), table

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import re
 from pathlib import Path
+from ..errors import SettingError
 
 __all__ = ["FORTUNE_DIRS", "FORTUNE_FILES", "WORDFREQ_LANGUAGE", "fortune_files",
            "fortune_sentences", "is_heldout_sentence", "text_language", "wordfreq_text"]
@@ -97,7 +98,7 @@ def fortune_sentences(language: str, min_words: int = 4, max_words: int = 24,
         ValueError: unknown split.
     """
     if split not in ("all", "train", "heldout"):
-        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+        raise SettingError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
     out = set()
     for f in fortune_files(language):
         text = f.read_bytes().decode("utf-8", "ignore")
@@ -130,11 +131,11 @@ def _wordlist(lang: str):
     try:
         ranked = wordfreq.top_n_list(lang, 5000)
     except LookupError:
-        raise ValueError(f"wordfreq has no word list for language {lang!r} (its languages: "
+        raise SettingError(f"wordfreq has no word list for language {lang!r} (its languages: "
                          f"{', '.join(sorted(wordfreq.available_languages()))})") from None
     keep = [k for k, w in enumerate(ranked) if w.isalpha()]
     if not keep:
-        raise ValueError(f"wordfreq has no words for language {lang!r}")
+        raise SettingError(f"wordfreq has no words for language {lang!r}")
     # Zipf: frequency ~ 1 / rank, so sqrt(frequency) ~ 1 / sqrt(rank)
     p = 1.0 / np.sqrt(np.array(keep, np.float64) + 1.0)
     return [ranked[k] for k in keep], p / p.sum()

@@ -77,6 +77,7 @@ from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
 from .objective import DDPMNoiser, check_parent_history, training_loss
+from ..errors import ConfigError, OutputExistsError
 
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
@@ -119,12 +120,12 @@ def apply_model_settings(model, settings: dict, source) -> dict:
         if key == "training":
             continue
         if not hasattr(cfg, key):
-            raise ValueError(f"unknown [model] setting {key!r}")
+            raise ConfigError(f"unknown [model] setting {key!r}")
         old = getattr(cfg, key)
         if old == value:
             continue
         if key not in TUNABLE_MODEL_SETTINGS:
-            raise ValueError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
+            raise ConfigError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
                              f"changes the network, so it cannot change when fine-tuning or "
                              f"resuming: remove it from [model], or train from scratch "
                              f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)})")
@@ -133,7 +134,7 @@ def apply_model_settings(model, settings: dict, source) -> dict:
     try:
         cfg.validate()
     except ValueError as e:
-        raise ValueError(f"[model]: {e}") from None
+        raise ConfigError(f"[model]: {e}") from None
     return changed
 
 
@@ -149,7 +150,7 @@ def read_train_config(path: str | os.PathLike) -> dict:
     cfg = read_toml(p, "training config")
     unknown = set(cfg) - {"model", "data", "train", "codec"}
     if unknown:
-        raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
+        raise ConfigError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
                          f"[train] (and [codec] for vertex data)")
     sections = {}
     for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS),
@@ -157,7 +158,7 @@ def read_train_config(path: str | os.PathLike) -> dict:
         sec = {**defaults, **cfg.get(name, {})}
         bad = set(sec) - set(defaults)
         if bad:
-            raise ValueError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
+            raise ConfigError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
                              f"{sorted(defaults)}")
         sections[name] = sec
     train, data = sections["train"], sections["data"]
@@ -167,7 +168,7 @@ def read_train_config(path: str | os.PathLike) -> dict:
         return c if Path(c).is_absolute() else str((base / c).resolve())
 
     if data["corpus_style"] not in ("per_folder", "shared"):
-        raise ValueError(f"{p}: [data] corpus_style must be 'per_folder' (one style per corpus "
+        raise ConfigError(f"{p}: [data] corpus_style must be 'per_folder' (one style per corpus "
                          f"folder) or 'shared' (the folders are parts of one corpus), got "
                          f"{data['corpus_style']!r}")
     for key in ("corpus", "captures"):
@@ -176,11 +177,11 @@ def read_train_config(path: str | os.PathLike) -> dict:
         data[key] = [resolve(c) for c in data[key]]
     if data["vertices"]:
         if data["corpus"] or data["captures"]:
-            raise ValueError(f"{p}: [data] vertices cannot be mixed with corpus/captures (a "
+            raise ConfigError(f"{p}: [data] vertices cannot be mixed with corpus/captures (a "
                              f"vertex model and an ARKit model have different channels)")
         data["vertices"] = resolve(data["vertices"])
     elif "codec" in cfg:
-        raise ValueError(f"{p}: [codec] is for vertex data; set [data] vertices")
+        raise ConfigError(f"{p}: [codec] is for vertex data; set [data] vertices")
     _check_stop_at(train["stop_at"], train["steps"], f"{p}: [train] stop_at")
     train["out"] = resolve(train["out"])
     for key in ("init_from", "distill_from"):
@@ -209,7 +210,7 @@ def _sources(data: dict, fps: float) -> tuple[list, list]:
         captures += utts
         style += 1
     if not files and not captures:
-        raise ValueError("no training data: set [data] corpus (from `streamtalker make-dataset`) "
+        raise ConfigError("no training data: set [data] corpus (from `streamtalker make-dataset`) "
                          "and/or captures")
     return files, captures
 
@@ -225,7 +226,7 @@ def _check_stop_at(value, steps: int, where: str) -> int:
     Raises:
         ValueError: anything else, naming ``where`` the value came from."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= steps:
-        raise ValueError(f"{where} must be a whole step from 0 (run to `steps`) to steps = "
+        raise ConfigError(f"{where} must be a whole step from 0 (run to `steps`) to steps = "
                          f"{steps}, got {value!r}")
     return value
 
@@ -346,7 +347,7 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         how = ("raise [model] n_styles" if state_path is None and not tr["init_from"] else
                "a fine-tune or a resumed run cannot add identities: use at most "
                f"{mcfg.n_styles} data source(s), or train from scratch")
-        raise ValueError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
+        raise ConfigError(f"{n_sources} data sources but the model has n_styles={mcfg.n_styles}; "
                          f"{how}")
     rng = np.random.default_rng(tr["seed"])
     idx = rng.permutation(len(files))
@@ -396,7 +397,7 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
     tr, data, cc = cfg["train"], cfg["data"], cfg["codec"]
     fixed = sorted(set(cfg["model"]) & set(VERTEX_SET_SETTINGS))
     if fixed:
-        raise ValueError(f"[model] {', '.join(fixed)}: set from the data set and the codec for "
+        raise ConfigError(f"[model] {', '.join(fixed)}: set from the data set and the codec for "
                          f"vertex data (VOCASET 30 fps, BIWI 25 fps; one style per training "
                          f"speaker); remove them from [model]")
     spec = get_spec(data["dataset"])
@@ -457,7 +458,7 @@ def _distillation_parent(model, tr: dict, dev: str):
     """
     if not tr["distill_from"]:
         if tr["distill_history"] != "student":
-            raise ValueError(f"[train] distill_history = {tr['distill_history']!r} needs a "
+            raise ConfigError(f"[train] distill_history = {tr['distill_history']!r} needs a "
                              f"distillation parent: set distill_from")
         return None
     parent = load_checkpoint(tr["distill_from"], dev)
@@ -469,13 +470,13 @@ def _distillation_parent(model, tr: dict, dev: str):
     try:
         pc.validate()
     except ValueError as e:
-        raise ValueError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
+        raise ConfigError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
     if pc.guidance == 1.0:
-        raise ValueError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
+        raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise): nothing "
                          f"to distil; set distill_guidance, e.g. 5")
     if list(pc.channel_names) != list(model.config.channel_names):
-        raise ValueError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
+        raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
     check_parent_history(model, tr["distill_history"], "[train] distill_history")
     parent.net.eval().requires_grad_(False)
@@ -523,13 +524,13 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     out = Path(tr["out"])
     final = out / "final.safetensors"
     if final.exists():
-        raise FileExistsError(f"{final} exists: this run is finished; choose a new [train] out")
+        raise OutputExistsError(f"{final} exists: this run is finished; choose a new [train] out")
     out.mkdir(parents=True, exist_ok=True)
 
     state_path = _latest_state(out) if tr["resume"] else None
     step0 = _state_step(state_path) if state_path is not None else 0
     if step0 > stop:
-        raise FileExistsError(f"{out} already holds step {step0}, past stop_at = {stop}; "
+        raise OutputExistsError(f"{out} already holds step {step0}, past stop_at = {stop}; "
                               f"choose a new [train] out")
     if stop < tr["steps"]:
         stopped = out / f"{_step_stem(stop)}.safetensors"

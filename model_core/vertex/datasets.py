@@ -50,6 +50,7 @@ import numpy as np
 
 from ..face import frame_samples, sample_frames
 from ..io.audio import MODEL_SAMPLE_RATE, load_audio
+from ..errors import DataError, InputNotFoundError, SettingError
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def get_spec(dataset) -> DatasetSpec:
         return dataset
     spec = DATASETS.get(str(dataset).lower())
     if spec is None:
-        raise ValueError(f"unknown dataset {dataset!r}; use one of {sorted(DATASETS)}")
+        raise SettingError(f"unknown dataset {dataset!r}; use one of {sorted(DATASETS)}")
     return spec
 
 
@@ -142,10 +143,10 @@ def parse_name(stem: str) -> tuple[str, int]:
         ValueError: no ``_`` in the stem or no two trailing digits.
     """
     if "_" not in stem:
-        raise ValueError(f"{stem!r}: expected <Subject>_<sentenceNN>")
+        raise DataError(f"{stem!r}: expected <Subject>_<sentenceNN>")
     m = _SENT.search(stem)
     if not m:
-        raise ValueError(f"{stem!r}: expected a two-digit sentence number at the end")
+        raise DataError(f"{stem!r}: expected a two-digit sentence number at the end")
     return "_".join(stem.split("_")[:-1]), int(m.group(1))
 
 
@@ -160,19 +161,19 @@ def load_templates(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"templates file not found: {p}")
+        raise InputNotFoundError(f"templates file not found: {p}")
     with open(p, "rb") as f:
         try:
             d = pickle.load(f, encoding="latin1")
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise ValueError(f"{p}: not a readable pickle ({e})") from None
+            raise DataError(f"{p}: not a readable pickle ({e})") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{p}: expected a dict subject -> template, got {type(d).__name__}")
+        raise DataError(f"{p}: expected a dict subject -> template, got {type(d).__name__}")
     out = {}
     for k, v in d.items():
         a = np.asarray(v, dtype=np.float32)
         if a.size % 3 or a.size == 0:
-            raise ValueError(f"{p}: template of {k!r} has {a.size} numbers, not 3 x V")
+            raise DataError(f"{p}: template of {k!r} has {a.size} numbers, not 3 x V")
         out[str(k)] = a.reshape(-1, 3)
     return out
 
@@ -194,11 +195,11 @@ def list_sequences(root: str | os.PathLike, dataset, split: str | None = None,
     root = Path(root)
     vdir = root / "vertices_npy"
     if not vdir.is_dir():
-        raise FileNotFoundError(f"{vdir}: no vertices_npy folder (expected the FaceFormer "
+        raise InputNotFoundError(f"{vdir}: no vertices_npy folder (expected the FaceFormer "
                                 f"layout DATA/vertices_npy, DATA/wav, DATA/templates.pkl)")
     if split is not None:
         if split not in spec.splits:
-            raise ValueError(f"unknown split {split!r} for {spec.name}; use one of "
+            raise SettingError(f"unknown split {split!r} for {spec.name}; use one of "
                              f"{sorted(spec.splits)}")
         subj, sent = spec.splits[split]
     else:
@@ -257,25 +258,25 @@ def load_split(root: str | os.PathLike, dataset, split: str | None = "train", *,
     if max_sequences is not None:
         items = items[:max_sequences]
     if not items:
-        raise ValueError(f"{root}: no {spec.name} sequences for split {split!r}")
+        raise DataError(f"{root}: no {spec.name} sequences for split {split!r}")
     tpls = templates if templates is not None else load_templates(root / "templates.pkl")
     style_of = {s: i for i, s in enumerate(spec.train_subjects)}
     out = []
     for stem, subj, sent in items:
         if subj not in tpls:
-            raise ValueError(f"{root / 'templates.pkl'}: no template for subject {subj!r}")
+            raise DataError(f"{root / 'templates.pkl'}: no template for subject {subj!r}")
         tpl = np.asarray(tpls[subj], np.float32).reshape(-1, 3)
         v = np.load(root / "vertices_npy" / f"{stem}.npy", allow_pickle=True)
         v = np.asarray(v, np.float32)
         if v.ndim < 2 or v[0].size != tpl.size:
-            raise ValueError(f"{stem}.npy: shape {v.shape} does not match the template of "
+            raise DataError(f"{stem}.npy: shape {v.shape} does not match the template of "
                              f"{subj} ({tpl.shape[0]} vertices x 3 per frame)")
         v = v.reshape(v.shape[0], -1, 3)[::spec.stride]
         samples = None
         if with_audio:
             wav = root / "wav" / f"{stem}.wav"
             if not wav.is_file():
-                raise FileNotFoundError(f"{wav}: missing audio for {stem}")
+                raise InputNotFoundError(f"{wav}: missing audio for {stem}")
             samples = load_audio(wav)
             v, samples = _align(v, samples, spec.fps)
         out.append(VertexSequence(stem, subj, sent, np.ascontiguousarray(v), tpl, samples,
@@ -302,19 +303,19 @@ def load_region(path: str | os.PathLike, keys=None, n_vertices: int | None = Non
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"region file not found: {p}")
+        raise InputNotFoundError(f"region file not found: {p}")
     if p.suffix == ".pkl":
         with open(p, "rb") as f:
             d = pickle.load(f, encoding="latin1")
         if not isinstance(d, dict):
-            raise ValueError(f"{p}: expected a dict of index arrays")
+            raise DataError(f"{p}: expected a dict of index arrays")
         if keys is None:
-            raise ValueError(f"{p}: name the region(s) to use, one of {sorted(map(str, d))}")
+            raise DataError(f"{p}: name the region(s) to use, one of {sorted(map(str, d))}")
         if isinstance(keys, str):
             keys = [k for k in re.split(r"[+,]", keys) if k]
         missing = [k for k in keys if k not in d]
         if missing:
-            raise ValueError(f"{p}: no region(s) {missing}; has {sorted(map(str, d))}")
+            raise DataError(f"{p}: no region(s) {missing}; has {sorted(map(str, d))}")
         a = np.concatenate([np.asarray(d[k]).ravel() for k in keys])
     elif p.suffix == ".npy":
         a = np.load(p)
@@ -325,13 +326,13 @@ def load_region(path: str | os.PathLike, keys=None, n_vertices: int | None = Non
         try:
             a = np.array([float(t) for t in text])
         except ValueError:
-            raise ValueError(f"{p}: expected whitespace-separated integer indices") from None
+            raise DataError(f"{p}: expected whitespace-separated integer indices") from None
     a = np.asarray(a)
     if a.size == 0:
-        raise ValueError(f"{p}: no indices")
+        raise DataError(f"{p}: no indices")
     if not np.all(a == np.round(a)):
-        raise ValueError(f"{p}: indices must be integers")
+        raise DataError(f"{p}: indices must be integers")
     a = np.unique(a.astype(np.int64))
     if a.min() < 0 or (n_vertices is not None and a.max() >= n_vertices):
-        raise ValueError(f"{p}: indices outside 0..{(n_vertices or 0) - 1}")
+        raise DataError(f"{p}: indices outside 0..{(n_vertices or 0) - 1}")
     return a

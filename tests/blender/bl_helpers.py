@@ -119,10 +119,13 @@ def keyed(key, action=None) -> dict[str, np.ndarray]:
     return out
 
 
-def generate_that_fails(monkeypatch, toy_model, at_push: int) -> None:
-    """Make the next Generate's model (the toy model) raise ``OSError("disk on fire")`` at
-    push number ``at_push`` (4000-sample pushes), after some keys are written."""
+def generate_that_fails(monkeypatch, toy_model, at_push: int, error=None) -> None:
+    """Make the next Generate's model (the toy model) raise ``error`` (default a user-facing
+    ``FileWriteError("disk on fire")``; a built-in exception stands for a bug) at push number
+    ``at_push`` (4000-sample pushes), after some keys are written."""
+    from model_core.errors import FileWriteError
     from streamtalker_addon import worker
+    error = FileWriteError("disk on fire") if error is None else error
 
     class Failing:
         def __init__(self, session):
@@ -134,7 +137,7 @@ def generate_that_fails(monkeypatch, toy_model, at_push: int) -> None:
         def push(self, x):
             self.n += 1
             if self.n == at_push:
-                raise OSError("disk on fire")
+                raise error
             return self.session.push(x)
 
     class Model:

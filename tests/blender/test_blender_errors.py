@@ -176,6 +176,31 @@ def test_failure_mid_stream_removes_the_partial_action(ready, bpy_mod, monkeypat
     assert len(keyed(head.data.shape_keys)) == 52  # the previous capture, intact
 
 
+def test_a_bug_in_the_worker_is_a_report_with_its_traceback(ready, bpy_mod, monkeypatch,
+                                                           toy_model, capsys, tmp_path):
+    """Issue 24: only a StreamTalkerError is a one-line message; a bug in the background
+    (here a KeyError from the model) fails the job with a report that holds the traceback
+    (also printed to the console), and the scene is left as it was -- while a bad setting
+    stays one line."""
+    bpy = bpy_mod
+    scene, head, strip, before = ready
+    generate_that_fails(monkeypatch, toy_model, at_push=2, error=KeyError("no_such_layer"))
+    assert bpy.ops.streamtalker.generate() == {"FINISHED"}
+    job = pump()
+    assert job.state == "failed"
+    assert job.error.startswith("unexpected error (KeyError: 'no_such_layer'), a bug")
+    assert "Traceback (most recent call last)" in job.error and "in push" in job.error
+    assert "Traceback (most recent call last)" in capsys.readouterr().out
+    assert _state(bpy, head) == before
+    assert len(keyed(head.data.shape_keys)) == 52  # the previous capture, intact
+    monkeypatch.undo()
+    scene.streamtalker.model_source = "FILE"
+    scene.streamtalker.checkpoint = str(tmp_path / "nope.safetensors")   # a bad setting
+    msg = _fails(bpy, "the model could not be loaded: checkpoint file not found")
+    assert "\n" not in msg.strip()
+    assert _state(bpy, head) == before
+
+
 def test_unusual_and_unsupported_frame_rates(ready, bpy_mod, capsys):
     bpy = bpy_mod
     scene, head, strip, before = ready

@@ -9,6 +9,7 @@ from pathlib import Path
 from ...io.audio import SUPPORTED_EXTENSIONS
 from .pairs import VIDEO_EXTENSIONS, load_capture_pair
 from .tables import ANIMATION_EXTENSIONS
+from ...errors import DataError, InputNotFoundError
 
 
 #: Audio files paired by :func:`load_capture_folder` (what :func:`model_core.load_audio` decodes).
@@ -64,7 +65,7 @@ def load_capture_folder(folder: str | os.PathLike, fps: float, style: int = 0,
     """
     root = Path(folder)
     if not root.exists():
-        raise FileNotFoundError(f"capture folder not found: {root}")
+        raise InputNotFoundError(f"capture folder not found: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is a file; give the folder that holds the takes")
     anims, audios, videos = defaultdict(list), defaultdict(list), defaultdict(list)
@@ -85,7 +86,7 @@ def load_capture_folder(folder: str | os.PathLike, fps: float, style: int = 0,
     for group, what in ((anims, "animation"), (audios, "audio")):
         for key, ps in group.items():
             if len(ps) > 1:
-                raise ValueError(f"{key[0]}: {len(ps)} {what} files named {ps[0].stem!r} "
+                raise DataError(f"{key[0]}: {len(ps)} {what} files named {ps[0].stem!r} "
                                  f"({', '.join(q.name for q in ps)}); keep one, or rename so "
                                  f"each take has one audio and one animation file")
     pairs: dict[tuple, Path] = {}
@@ -109,7 +110,7 @@ def load_capture_folder(folder: str | os.PathLike, fps: float, style: int = 0,
 
     video_only = [videos[k][0] for k in anims if k not in pairs and k in videos]
     if video_only:
-        raise ValueError("no decodable audio for "
+        raise DataError("no decodable audio for "
                          + "; ".join(f"{anims[(v.parent, v.stem.lower())][0]} (only {v.name}): "
                                      f"run ffmpeg -i \"{v}\" -vn -ac 1 \"{v.with_suffix('.wav')}\""
                                      for v in video_only)
@@ -130,7 +131,7 @@ def load_capture_folder(folder: str | os.PathLike, fps: float, style: int = 0,
     if not pairs:
         found = [str(p.relative_to(root)) for g in (anims, audios, videos)
                  for ps in g.values() for p in ps]
-        raise ValueError(
+        raise DataError(
             f"{root}: found no (audio, animation) pairs. Put each take's audio and animation "
             f"side by side with the same name (take01.wav + take01.csv, or a Live Link Face "
             f"take folder with <name>.csv and <name>.wav extracted from <name>.mov). Found: "
