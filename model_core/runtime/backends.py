@@ -13,8 +13,9 @@ network's two calls per chunk -- the condition predictor once (``condition`` +
 
 The default (:func:`resolve_backend`), the ONE rule for the library, the CLI and the add-on:
 ``"torch"`` for CUDA; on the CPU ``"onnx"`` (2.2x faster than torch there, a third of its
-memory: docs/benchmarks.md) wherever the model has a current ONNX export (the bundled one
-ships one; ``streamtalker export-onnx`` makes one) or torch is not installed, and ``"torch"``
+memory: docs/benchmarks.md) wherever the model has a current ONNX export beside it or is
+one (the bundled one ships one; ``streamtalker export-onnx`` makes one) or torch is not
+installed, and ``"torch"``
 for a checkpoint with no export yet where torch is installed (a freshly trained one, a
 pretrained speech encoder's, which cannot be exported).
 """
@@ -47,9 +48,9 @@ def resolve_backend(backend: str | None = None, device="cpu", path=None) -> str:
 
     Args:
         backend: a name from :data:`BACKENDS`, or None for the default (the module's rule):
-            ``"torch"`` for a CUDA device; on the CPU ``"onnx"`` when ``path`` has a current
-            export (:func:`~model_core.runtime.onnx_files.current_export`) or torch is not
-            importable, else ``"torch"``.
+            ``"torch"`` for a CUDA device; on the CPU ``"onnx"`` when ``path`` is an export or
+            has a current one beside it (:func:`~model_core.runtime.onnx_files.current_export`,
+            the cache not consulted) or torch is not importable, else ``"torch"``.
         device: the device the model will run on (``"cpu"``, ``"cuda"``, ``"cuda:N"``): the
             onnx backend runs on the CPU only.
         path: the model: a checkpoint, an export folder, or None for the bundled default.
@@ -69,7 +70,8 @@ def resolve_backend(backend: str | None = None, device="cpu", path=None) -> str:
             backend = "onnx"
         else:
             from .onnx_files import current_export
-            backend = "onnx" if current_export(path) is not None else "torch"
+            # beside the checkpoint only: the choice never depends on what a cache holds
+            backend = "onnx" if current_export(path, cached=False) is not None else "torch"
     if backend == "onnx" and str(device) != "cpu":
         raise SettingError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
                          f"backend='torch' (--backend torch) for CUDA")

@@ -55,17 +55,18 @@ def cache_root() -> Path:
     return Path(base) / "streamtalker" / "onnx"
 
 
-def current_export(path: str | os.PathLike | None = None) -> Path | None:
+def current_export(path: str | os.PathLike | None = None, cached: bool = True) -> Path | None:
     """The export folder that runs ``path`` on the onnx backend without exporting anything,
     or None when there is none yet.
 
     Args:
         path: an export folder (``model.json`` inside), a checkpoint (``NAME.safetensors``
             with ``NAME.json``), or None for the bundled default.
+        cached: also look in the cache of exports made on the fly (:func:`cache_root`).
     Returns:
-        ``path`` itself when it is an export folder; ``NAME.onnx`` beside the checkpoint or
-        the cache's folder for it when exported from this very checkpoint (same SHA-256);
-        else None (no export, a stale one, or no checkpoint there).
+        ``path`` itself when it is an export folder; ``NAME.onnx`` beside the checkpoint, or
+        (``cached``) the cache's folder for it, when exported from this very checkpoint (same
+        SHA-256); else None (no export, a stale one, or no checkpoint there).
     """
     if path is not None and is_export_dir(path):
         return Path(path)
@@ -75,7 +76,7 @@ def current_export(path: str | os.PathLike | None = None) -> Path | None:
         digest = checkpoint_digest(wpath)
     except (OSError, ValueError):       # missing or unreadable: the loader says why
         return None
-    for folder in (export_dir_for(wpath), cache_root() / digest[:24]):
+    for folder in (export_dir_for(wpath),) + ((cache_root() / digest[:24],) if cached else ()):
         if is_export_dir(folder):
             try:
                 meta = read_export_meta(folder)
