@@ -250,10 +250,10 @@ def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_ch
     keys = keyed(head.data.shape_keys)
 
     out = tmp_path / "cli.npz"
-    # the add-on runs the CPU on onnxruntime (core.backend_for); the CLI's default is torch
-    # where it is importable, so name the backend
-    from model_core.runtime.backends import BACKENDS
-    backend = ["--backend", "onnx"] if "onnx" in BACKENDS else []
+    # the CLI on the backend the add-on chose for this checkpoint (core.backend_for: the one
+    # rule; torch here for a checkpoint with no ONNX export where torch is installed)
+    from streamtalker_addon import core
+    backend = ["--backend", core.backend_for("cpu", toy_checkpoint)]
     assert main(["generate", str(wav), "-o", str(out), "--checkpoint", str(toy_checkpoint),
                  "--seed", "3", "--fps", "30", *backend]) == 0
     z = np.load(out)

@@ -22,7 +22,9 @@ def _actions(bpy):
 
 def test_a_failed_start_of_the_keys_leaves_no_new_action(facecap_scene, bpy_mod, monkeypatch):
     """4.4/4.5 raised TypeError from fcurve_ensure_for_datablock; whatever fails there, the
-    head stays on its previous action and no empty action is left."""
+    head stays on its previous action and no empty action is left. A TypeError is a bug, so
+    the message is a report with its traceback (issue 24: only StreamTalkerError is one
+    line)."""
     from streamtalker_addon import keyframes
     bpy = bpy_mod
     scene, head, strip = facecap_scene
@@ -35,7 +37,7 @@ def test_a_failed_start_of_the_keys_leaves_no_new_action(facecap_scene, bpy_mod,
     monkeypatch.setattr(keyframes, "fcurve_ensure", broken)
     with pytest.raises(RuntimeError, match="takes at most 3 arguments") as e:
         bpy.ops.streamtalker.generate(wait=True)
-    assert "Traceback" not in str(e.value)
+    assert "a bug in StreamTalker" in str(e.value) and "Traceback" in str(e.value)
     assert key.animation_data.action.name == prev
     assert _actions(bpy) == before
     assert not bpy.data.actions[prev].use_fake_user or prev == "Key|Take 001|BaseLayer"
@@ -86,8 +88,10 @@ def live_registered(bpy_mod):
     jobs.cancel_active("live")
 
 
-def test_live_record_failure_is_one_sentence(facecap_scene, bpy_mod, live_registered,
+def test_live_record_failure_leaves_the_scene(facecap_scene, bpy_mod, live_registered,
                                              monkeypatch):
+    """Record fails to start its keys: the head keeps its action, Live goes on, and the
+    report of the bug (a TypeError) carries its traceback."""
     from streamtalker_addon import jobs, keyframes
     bpy = bpy_mod
     scene, head, _ = facecap_scene
@@ -100,7 +104,7 @@ def test_live_record_failure_is_one_sentence(facecap_scene, bpy_mod, live_regist
     monkeypatch.setattr(keyframes, "fcurve_ensure", broken)
     with pytest.raises(RuntimeError, match="Record failed: .*takes at most 3 arguments") as e:
         bpy.ops.streamtalker.live_record()
-    assert "Traceback" not in str(e.value)
+    assert "a bug in StreamTalker" in str(e.value) and "Traceback" in str(e.value)
     assert key.animation_data.action.name == prev and _actions(bpy) == before
     assert jobs.active_job("live") is not None and not jobs.active_job("live").recording
 
@@ -292,7 +296,9 @@ def test_cpu_threads_preference_reaches_the_model(facecap_scene, bpy_mod, monkey
 
     def spy(*a, **k):
         model = real(*a, **k)
-        seen.append(model.threads)
+        # onnxruntime's count is per model; torch's (a checkpoint with no ONNX export where
+        # torch is installed runs on torch: backends.resolve_backend) is process-wide
+        seen.append(getattr(model, "threads", None) or sys.modules["torch"].get_num_threads())
         if "torch" in sys.modules:
             seen_torch.append(sys.modules["torch"].get_num_threads())
         return model
