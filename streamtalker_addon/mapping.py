@@ -27,7 +27,8 @@ import os
 from pathlib import Path
 
 from .core import face as _face
-from .errors import DataError, InputNotFoundError
+from .core import model_core_package
+from .errors import DataError
 
 PRESET_FORMAT = "streamtalker-mapping"
 PRESET_VERSION = 1
@@ -139,6 +140,13 @@ def load_preset(path: str | os.PathLike) -> dict[str, str]:
     return read_preset(path)[0]
 
 
+def _files():
+    """``model_core.io.files`` (pure Python: it imports where model_core's dependencies are
+    missing): the reader of StreamTalker's versioned JSON files."""
+    import importlib
+    return importlib.import_module(f"{model_core_package().__name__}.io.files")
+
+
 def read_preset(path: str | os.PathLike) -> tuple[dict[str, str], str]:
     """Read a JSON preset: ({channel: shape key}, rig kind); a preset without ``"rig"``
     (written before face rigs) is ARKit.
@@ -148,20 +156,7 @@ def read_preset(path: str | os.PathLike) -> tuple[dict[str, str], str]:
         ValueError: not a StreamTalker mapping preset, or an unknown rig kind.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(f"mapping preset not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{p.name} is not a JSON mapping preset: {e}") from None
-    except OSError as e:
-        raise DataError(f"{p}: cannot read the mapping preset ({e.strerror or e})") from None
-    if not isinstance(data, dict) or data.get("format") != PRESET_FORMAT:
-        raise DataError(f"{p.name} is not a StreamTalker mapping preset "
-                         f"(expected \"format\": \"{PRESET_FORMAT}\")")
-    if int(data.get("version", 0)) > PRESET_VERSION:
-        raise DataError(f"{p.name} was written by a newer StreamTalker "
-                         f"(preset version {data.get('version')})")
+    data = _files().read_versioned_json(p, PRESET_FORMAT, PRESET_VERSION, "mapping preset")
     m = data.get("mapping")
     if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                           for k, v in m.items()):

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import errno
 import glob
+import json
 import os
 import tempfile
 import tomllib
 from pathlib import Path
 from typing import Callable
 
-from ..errors import (ConfigError, FileReadError, FileWriteError, InputIsADirectoryError,
-                      InputNotFoundError, OutputExistsError)
+from ..errors import (ConfigError, DataError, FileReadError, FileWriteError,
+                      InputIsADirectoryError, InputNotFoundError, OutputExistsError)
 
 
 _WRITE_ERRORS: dict[type, type] = {FileExistsError: OutputExistsError}
@@ -239,3 +240,38 @@ def read_toml(path: str | os.PathLike, what: str = "config") -> dict:
         raise ConfigError(f"{p}: not a text file ({e.reason})") from None
     except OSError as e:
         raise read_error(e, p, f"cannot read the {what}") from None
+
+
+def read_versioned_json(path: str | os.PathLike, fmt: str, version: int, what: str,
+                        fix: str = "") -> dict:
+    """Read one of StreamTalker's own JSON files (a mapping preset, the face-rig maps): a
+    JSON object whose ``"format"`` is ``fmt`` and whose ``"version"`` is at most ``version``.
+
+    Args:
+        path: the file; fmt: its expected ``"format"``; version: the newest version this
+            code reads; what: the file's kind for messages ("mapping preset"); fix: a
+            sentence appended to the messages of a broken file (how to make a new one).
+    Returns:
+        the parsed object (a dict).
+    Raises:
+        InputNotFoundError: no such file; DataError: not JSON, not text, another format or
+        a newer version (naming the file); FileReadError: unreadable.
+    """
+    p = Path(path)
+    tail = f"; {fix}" if fix else ""
+    if not p.is_file():
+        raise InputNotFoundError(f"{what} not found: {p}{tail}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{p} is not a JSON {what} ({e}){tail}") from None
+    except OSError as e:
+        raise read_error(e, p, f"cannot read the {what}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise DataError(f"{p} is not a StreamTalker {what} (expected \"format\": \"{fmt}\")"
+                        f"{tail}")
+    if int(data.get("version", 0)) > version:
+        raise DataError(f"{p} was written by a newer StreamTalker ({what} version "
+                        f"{data.get('version')})")
+    return data
+

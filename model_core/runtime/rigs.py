@@ -27,7 +27,6 @@ Python API drive a viseme or vowel rig through the same session and driver as an
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from ..face import ARKIT_52, RigKind, rig_kind
 from ..errors import DataError, InputNotFoundError, SettingError
+from ..io.files import read_versioned_json
 
 __all__ = ["RIG_MAPS_PATH", "RigMap", "RigConverter", "RigSession", "RiggedModel",
            "load_rig_maps"]
@@ -116,16 +116,7 @@ def load_rig_maps(path=None) -> dict[str, RigMap]:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{p} is not a rig-maps JSON file ({e}); {_REFIT}") from None
-    if not isinstance(data, dict) or data.get("format") != RIG_MAPS_FORMAT:
-        raise DataError(f"{p} is not a StreamTalker rig-maps file (expected \"format\": "
-                         f"\"{RIG_MAPS_FORMAT}\"); {_REFIT}")
-    if int(data.get("version", 0)) > RIG_MAPS_VERSION:
-        raise DataError(f"{p} was written by a newer StreamTalker (rig-maps version "
-                         f"{data.get('version')})")
+    data = read_versioned_json(p, RIG_MAPS_FORMAT, RIG_MAPS_VERSION, "rig-maps file", _REFIT)
     try:
         maps = {name: RigMap.from_dict(d) for name, d in data["sets"].items()}
     except (KeyError, TypeError, ValueError) as e:
