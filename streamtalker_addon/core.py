@@ -173,9 +173,8 @@ def backend_for(device: str, path=None) -> str:
     """The inference backend for a device setting and a model (``path``: a checkpoint, None
     for the bundled default): the library's one rule
     (``model_core.runtime.backends.resolve_backend``): ``"torch"`` for CUDA (torch must be
-    importable); on the CPU ``"onnx"`` (onnxruntime, bundled) wherever the model has an ONNX
-    export or torch is missing, which in an installed extension is always, for every model
-    kind: ARKit, latent and vertex (a vertex model's export carries its PCA codec).
+    importable); on the CPU ``"onnx"`` (onnxruntime, bundled) for every model kind: ARKit,
+    latent and vertex (a vertex model's export carries its PCA codec).
 
     Raises:
         ValueError: CUDA where torch is not importable (the message names the setting).

@@ -39,9 +39,9 @@ def live_checkpoint(tmp_path_factory) -> Path:
 
 
 def _model_backend() -> str | None:
-    """torch where it is installed (the test checkpoints carry no ONNX export, so the
-    library's rule picks torch for them there too), else the rule's onnx (Blender 5.2's
-    environment, like an installed extension)."""
+    """torch where it is installed (the tests compare the torch network's frames; the
+    library's default on the CPU is onnx), else onnx (Blender 5.2's environment, like an
+    installed extension)."""
     from model_core.runtime.backends import torch_available
     return "torch" if torch_available() else None
 

@@ -242,26 +242,24 @@ def test_the_addons_torch_available_is_the_librarys(monkeypatch):
 # -- 8. errors ----------------------------------------------------------------------------------
 
 def test_one_backend_default(monkeypatch, tmp_path):
-    """One default backend rule (onnx on the CPU where the model has an export or torch is
-    missing, torch for CUDA and for a checkpoint with no export yet), and the add-on's choice
-    is the library's: no second rule that prefers torch wherever it is installed."""
-    from model_core.runtime import backends
-    from streamtalker_addon import core
-    assert backends.resolve_backend(None, "cpu") == "onnx"      # the bundled model's export
-    assert backends.resolve_backend(None, "cuda") == "torch"
-    monkeypatch.setattr(backends, "torch_available", lambda: True)
-    for device in ("cpu", "cuda", "cuda:1"):
-        assert core.backend_for(device) == backends.resolve_backend(None, device)
+    """One default backend rule (torch for CUDA, onnx on the CPU, whatever is installed), and
+    the add-on's choice is the library's: no second rule that prefers torch wherever it is
+    installed."""
     import shutil
+    from model_core.runtime import backends
     from model_core.runtime.checkpoint import DEFAULT_CHECKPOINT
+    from streamtalker_addon import core
     fresh = tmp_path / "fresh.safetensors"          # a checkpoint with no export beside it
     shutil.copy(DEFAULT_CHECKPOINT, fresh)
     shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), fresh.with_suffix(".json"))
-    monkeypatch.setenv("STREAMTALKER_CACHE", str(tmp_path / "cache"))
-    assert backends.resolve_backend(None, "cpu", fresh) == "torch"
-    assert core.backend_for("cpu", fresh) == "torch"
-    monkeypatch.setattr(backends, "torch_available", lambda: False)
-    assert backends.resolve_backend(None, "cpu", fresh) == "onnx"   # the loader says why
+    for available in (True, False):
+        monkeypatch.setattr(backends, "torch_available", lambda: available)
+        for path in (None, fresh):
+            assert backends.resolve_backend(None, "cpu", path) == "onnx"
+            assert core.backend_for("cpu", path) == "onnx"
+    monkeypatch.setattr(backends, "torch_available", lambda: True)
+    for device in ("cuda", "cuda:1"):
+        assert backends.resolve_backend(None, device) == core.backend_for(device) == "torch"
     hits = grep(r"\"torch\"\s+if\s+torch_available\(\)")
     assert hits == [], "\n".join(hits)
 

@@ -144,13 +144,13 @@ def test_cli_generate_takes_the_chunk_size_and_lookahead(live_checkpoint, live_m
     wav = real_speech_path()
     audio = mc.load_audio(wav)
     r = _run("generate", wav, "-o", tmp_path / "live.npz", "--checkpoint", live_checkpoint,
-             "--seed", 2, "--preset", "live")
+             "--seed", 2, "--preset", "live", "--backend", "torch")   # live_model's backend
     assert r.returncode == 0, r.stderr
     assert "1-frame chunks, 20 ms look-ahead" in r.stdout
     api = live_model.generate(audio, 16000, seed=2, settings=SamplerSettings(preset="live"))
     assert np.array_equal(np.load(tmp_path / "live.npz")["weights"], api)
     r = _run("generate", wav, "-o", tmp_path / "k2.npz", "--checkpoint", live_checkpoint,
-             "--seed", 2, "--chunk-frames", 2, "--lookahead-ms", 40)
+             "--seed", 2, "--chunk-frames", 2, "--lookahead-ms", 40, "--backend", "torch")
     assert r.returncode == 0, r.stderr
     api = live_model.generate(audio, 16000, seed=2, chunk_frames=2, lookahead_ms=40)
     assert np.array_equal(np.load(tmp_path / "k2.npz")["weights"], api)

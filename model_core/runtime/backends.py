@@ -12,12 +12,10 @@ network's two calls per chunk -- the condition predictor once (``condition`` +
   numpy; never imports torch), running the graphs of ``streamtalker export-onnx``.
 
 The default (:func:`resolve_backend`), the ONE rule for the library, the CLI and the add-on:
-``"torch"`` for CUDA; on the CPU ``"onnx"`` (2.2x faster than torch there, a third of its
-memory: docs/benchmarks.md) wherever the model has a current ONNX export beside it or is
-one (the bundled one ships one; ``streamtalker export-onnx`` makes one) or torch is not
-installed, and ``"torch"``
-for a checkpoint with no export yet where torch is installed (a freshly trained one, a
-pretrained speech encoder's, which cannot be exported).
+``"torch"`` for CUDA, and for a model that cannot be exported (a pretrained speech encoder);
+``"onnx"`` on the CPU otherwise (2.2x faster than torch there, a third of its memory:
+docs/benchmarks.md), the export beside the model used, or one made once into the cache
+(:func:`~model_core.runtime.onnx_backend.resolve_export`; torch and onnx needed for that).
 """
 
 from __future__ import annotations
@@ -48,9 +46,8 @@ def resolve_backend(backend: str | None = None, device="cpu", path=None) -> str:
 
     Args:
         backend: a name from :data:`BACKENDS`, or None for the default (the module's rule):
-            ``"torch"`` for a CUDA device; on the CPU ``"onnx"`` when ``path`` is an export or
-            has a current one beside it (:func:`~model_core.runtime.onnx_files.current_export`,
-            the cache not consulted) or torch is not importable, else ``"torch"``.
+            ``"torch"`` for a CUDA device or a model with a pretrained speech encoder, else
+            ``"onnx"``.
         device: the device the model will run on (``"cpu"``, ``"cuda"``, ``"cuda:N"``): the
             onnx backend runs on the CPU only.
         path: the model: a checkpoint, an export folder, or None for the bundled default.
@@ -64,15 +61,26 @@ def resolve_backend(backend: str | None = None, device="cpu", path=None) -> str:
         raise SettingError(f"unknown backend {backend!r}; this StreamTalker runs "
                          f"{', '.join(BACKENDS)}")
     if backend is None:
-        if str(device).startswith("cuda"):
-            backend = "torch"
-        elif not torch_available():
-            backend = "onnx"
-        else:
-            from .onnx_files import current_export
-            # beside the checkpoint only: the choice never depends on what a cache holds
-            backend = "onnx" if current_export(path, cached=False) is not None else "torch"
+        backend = "torch" if str(device).startswith("cuda") or _needs_torch(path) else "onnx"
     if backend == "onnx" and str(device) != "cpu":
         raise SettingError(f"the onnx backend runs on the CPU only, not device {device!r}; use "
                          f"backend='torch' (--backend torch) for CUDA")
     return backend
+
+
+def _needs_torch(path) -> bool:
+    """True for a checkpoint whose network cannot be exported to ONNX (a pretrained speech
+    encoder: ``speech_encoder`` in its config); False otherwise, and for an export folder,
+    the bundled model or a path that is not a readable checkpoint (the loader says why)."""
+    if path is None:
+        return False
+    from .onnx_files import is_export_dir
+    if is_export_dir(path):
+        return False
+    try:
+        from .checkpoint import describe_checkpoint
+        config = describe_checkpoint(path).config
+    except (OSError, ValueError):
+        return False
+    return bool(getattr(config, "speech_encoder", None))
+

@@ -250,8 +250,8 @@ def test_a_44k_strip_gives_the_command_lines_frames(empty_scene, bpy_mod, toy_ch
     keys = keyed(head.data.shape_keys)
 
     out = tmp_path / "cli.npz"
-    # the CLI on the backend the add-on chose for this checkpoint (core.backend_for: the one
-    # rule; torch here for a checkpoint with no ONNX export where torch is installed)
+    # the CLI on the backend the add-on chose for this checkpoint (core.backend_for: the
+    # library's one rule, onnx on the CPU)
     from streamtalker_addon import core
     backend = ["--backend", core.backend_for("cpu", toy_checkpoint)]
     assert main(["generate", str(wav), "-o", str(out), "--checkpoint", str(toy_checkpoint),

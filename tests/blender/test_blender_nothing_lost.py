@@ -296,9 +296,7 @@ def test_cpu_threads_preference_reaches_the_model(facecap_scene, bpy_mod, monkey
 
     def spy(*a, **k):
         model = real(*a, **k)
-        # onnxruntime's count is per model; torch's (a checkpoint with no ONNX export where
-        # torch is installed runs on torch: backends.resolve_backend) is process-wide
-        seen.append(getattr(model, "threads", None) or sys.modules["torch"].get_num_threads())
+        seen.append(model.threads)      # onnxruntime's count, per model (the CPU's backend)
         if "torch" in sys.modules:
             seen_torch.append(sys.modules["torch"].get_num_threads())
         return model
