@@ -23,9 +23,13 @@ def run(*args):
     return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-def test_generate_npz_csv_json_match_the_api(tmp_path, toy_checkpoint, toy_model):
+def test_generate_npz_csv_json_match_the_api(tmp_path, toy_checkpoint):
+    """The command line and the API give the same frames with the same defaults (the
+    backend included: onnxruntime on the CPU, the checkpoint exported once into the cache)."""
     wav = real_speech_path()
     audio = mc.load_audio(wav)
+    toy_model = mc.load_model(toy_checkpoint)
+    assert type(toy_model).__name__ == "OnnxModel"
     expected = toy_model.generate(audio, 16000, seed=4)
     r = run("generate", wav, "-o", tmp_path / "a.npz", "--checkpoint", toy_checkpoint, "--seed", 4)
     assert r.returncode == 0, r.stderr
