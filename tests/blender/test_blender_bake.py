@@ -161,6 +161,18 @@ def _start_two_strip_bake(bpy, tmp_path: Path, checkpoint):
     return src, out, p
 
 
+def _when_strip_one_baked(p, act) -> list[str]:
+    """Read the bake's output until it reports strip one baked, then call ``act()``;
+    returns the lines read."""
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("  ok      Scene / one"):
+            act()
+            break
+    return lines
+
+
 def _one_line_error(r, code, match):
     assert r.returncode == code, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
@@ -283,14 +295,12 @@ def test_ctrl_c_saves_the_strips_baked_so_far(empty_scene, bpy_mod, tmp_path, to
     # strip two is the whole 7.1 s clip, so Ctrl+C, sent when strip one is reported, lands
     # while it bakes
     src, out, p = _start_two_strip_bake(bpy, tmp_path, toy_checkpoint)
-    lines = []
-    for line in p.stdout:
-        lines.append(line)
-        if line.startswith("  ok      Scene / one"):
-            if signame == "SIGHUP":         # the terminal is gone: printing fails from now
-                p.stdout.close()
-            p.send_signal(getattr(signal, signame))
-            break
+
+    def stop():
+        if signame == "SIGHUP":         # the terminal is gone: printing fails from now
+            p.stdout.close()
+        p.send_signal(getattr(signal, signame))
+    lines = _when_strip_one_baked(p, stop)
     if signame == "SIGHUP":
         rest, err = "", p.stderr.read()
         p.wait(300)
@@ -315,12 +325,8 @@ def test_4_a_bake_never_replaces_an_out_written_meanwhile(empty_scene, bpy_mod, 
     it is written, so the other file stays and this bake goes to a named recovery file."""
     bpy = bpy_mod
     src, out, p = _start_two_strip_bake(bpy, tmp_path, toy_checkpoint)
-    lines = []
-    for line in p.stdout:
-        lines.append(line)
-        if line.startswith("  ok      Scene / one"):
-            out.write_bytes(src.read_bytes())          # the other bake saved first
-            break
+    # the other bake saved first
+    lines = _when_strip_one_baked(p, lambda: out.write_bytes(src.read_bytes()))
     rest, err = p.communicate(timeout=300)
     text = "".join(lines) + rest
     assert p.returncode == 1, text + err
