@@ -41,6 +41,9 @@ fi
 #    (onnxruntime, onnx) can upgrade numpy past what bpy 5.0.1 accepts. onnxruntime is the
 #    version the extension zips bundle, read from its one pin (build_addon.BUNDLED_WHEELS), so
 #    the CLI and an installed add-on compute the same frames; a new pin re-runs this step.
+#    Reading the pin imports build_addon, which reads wheel tags with packaging: a fresh
+#    .venv gets packaging first.
+.venv/bin/python -c 'import packaging' 2>/dev/null || .venv/bin/python -m pip install -q packaging
 ORT_VERSION=$(.venv/bin/python -c \
   'import build_addon; print(dict(build_addon.BUNDLED_WHEELS)["onnxruntime"])')
 stamp=.venv/.streamtalker-installed
