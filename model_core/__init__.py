@@ -75,9 +75,9 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
             None applies the default, 1 (:mod:`model_core.runtime.device` says why). torch:
             process-wide, as in :func:`set_threads`; onnx: this model's sessions.
         backend: where the network runs (:mod:`model_core.runtime.backends`): ``"torch"``,
-            ``"onnx"`` (onnxruntime on the CPU, no torch needed), or None: onnx on the CPU
-            where the model has an ONNX export (the bundled one does) or torch is missing,
-            else torch (:func:`model_core.runtime.backends.resolve_backend`). The onnx backend runs the export folder ``NAME.onnx/``
+            ``"onnx"`` (onnxruntime on the CPU, no torch needed), or None: torch for CUDA and
+            for a pretrained speech encoder, else onnx
+            (:func:`model_core.runtime.backends.resolve_backend`). The onnx backend runs the export folder ``NAME.onnx/``
             beside ``NAME.safetensors`` (the bundled default ships one); see
             :func:`model_core.runtime.onnx_backend.resolve_export` for a missing one.
     Returns:

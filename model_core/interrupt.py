@@ -154,7 +154,3 @@ class StopOnCtrlC:
         except Exception:   # noqa: BLE001
             pass
         self._console = None
-
-
-#: The same context manager under a name that says what it does now.
-StopOnSignal = StopOnCtrlC

@@ -279,10 +279,11 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
 
     from . import compat
     ed = scene.sequence_editor
-    keep = {strip.name, *(m.name for m in compat.parent_metas(strip))}
+    metas = compat.parent_metas(strip)
+    keep = {strip.name, *(m.name for m in metas)}
     muted = {s.name: s.mute for s in compat.all_strips(scene)}
     chans = []
-    for owner in (ed, *compat.parent_metas(strip)):
+    for owner in (ed, *metas):
         chs = getattr(owner, "channels", None)
         if chs is not None:
             chans += [(c, c.mute) for c in chs if c.mute]

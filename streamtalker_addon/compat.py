@@ -22,8 +22,8 @@ What differs (docs/architecture.md, "Blender facts"):
   decoded with soundfile. Import it after ``bpy``.
 * NLA: where no strip of a track plays, the NLA sets every channel it animates to the RNA
   default of the property -- and ``ShapeKey.value`` defaults to 1.0 on 5.0 (0.0 on 4.5 and
-  5.2), so a head between two lines would show every shape key at full
-  (:data:`NLA_NEEDS_REST`). Lines get a rest track under them (on every version, so they
+  5.2), so a head between two lines would show every shape key at full. Lines get a rest
+  track under them (on every version, so they
   behave the same everywhere).
 * Sequencer operators (retiming keys, meta strips, used by the tests): 5.0+ look for the
   sequencer's scene in the context (``temp_override(sequencer_scene=scene)``,
@@ -91,7 +91,8 @@ def action_fcurves(action, anim_data=None) -> list:
 
 
 def slot_identifier(anim_data) -> str:
-    """Identifier of the action slot assigned in ``anim_data`` ('' when none)."""
+    """Identifier of the action slot assigned in ``anim_data`` or played by an NLA strip
+    ('' when none)."""
     slot = anim_data.action_slot if anim_data is not None else None
     return slot.identifier if slot is not None else ""
 
@@ -102,13 +103,17 @@ def assign_action(anim_data, action, slot_identifier_: str = "") -> None:
     anim_data.action = action
     if action is None or not slot_identifier_:
         return
-    for slot in action.slots:
-        if slot.identifier == slot_identifier_:
-            try:
-                anim_data.action_slot = slot
-            except (TypeError, RuntimeError, AttributeError):
-                pass
-            return
+    slot = find_slot(action, slot_identifier_)
+    if slot is not None:
+        try:
+            anim_data.action_slot = slot
+        except (TypeError, RuntimeError, AttributeError):
+            pass
+
+
+def find_slot(action, identifier: str):
+    """The slot of ``action`` named ``identifier``, or None."""
+    return next((s for s in action.slots if s.identifier == identifier), None)
 
 
 # -- Sequencer ------------------------------------------------------------------------------
@@ -216,21 +221,12 @@ def audio_decoder(path: str) -> str:
 
 # -- NLA ------------------------------------------------------------------------------------
 
-#: The value the NLA gives a shape key that no strip plays at a frame: the RNA default of
-#: ``ShapeKey.value`` (1.0 on 5.0, 0.0 on 4.5 and 5.2).
-SHAPE_KEY_DEFAULT: float = float(bpy.types.ShapeKey.bl_rna.properties["value"].default)
-#: Lines on the NLA need a rest track under them (the rest pose, 0, everywhere), or the
-#: head shows every keyed shape key at :data:`SHAPE_KEY_DEFAULT` between lines.
-NLA_NEEDS_REST: bool = SHAPE_KEY_DEFAULT != 0.0
-
-
 def set_strip_slot(nla_strip, slot_identifier: str) -> None:
     """Make an NLA strip play its action's slot ``slot_identifier`` (slotted actions: 4.4+;
     ``strips.new`` picks the first suitable slot, this makes the choice explicit)."""
-    for slot in nla_strip.action.slots:
-        if slot.identifier == slot_identifier:
-            nla_strip.action_slot = slot
-            return
+    slot = find_slot(nla_strip.action, slot_identifier)
+    if slot is not None:
+        nla_strip.action_slot = slot
 
 
 # -- Sequencer: how Blender plays a strip -----------------------------------------------------

@@ -83,6 +83,17 @@ def mc_submodule(name: str):
     return importlib.import_module(f"{model_core_module().__name__}.{name}")
 
 
+def mc_light(name: str):
+    """``model_core.<name>`` for a module that imports without model_core's runtime
+    dependencies (pure Python or numpy: ``face``, ``io.files``, ``runtime.backends``,
+    ``runtime.settings``), unlike :func:`mc_submodule`.
+
+    Raises:
+        ModelCoreMissing: no model_core at all.
+    """
+    return importlib.import_module(f"{model_core_package().__name__}.{name}")
+
+
 def face():
     """``model_core.face`` (names, the name matcher, regions, the frame-count rule): pure
     Python, so it imports even where model_core's dependencies are missing.
@@ -90,7 +101,7 @@ def face():
     Raises:
         ModelCoreMissing: no model_core at all.
     """
-    return importlib.import_module(f"{model_core_package().__name__}.face")
+    return mc_light("face")
 
 
 def arkit_names() -> tuple[str, ...]:
@@ -165,8 +176,7 @@ def set_threads(threads: int = 0) -> int:
 def torch_available() -> bool:
     """Whether torch can be imported here: ``model_core.runtime.backends.torch_available``
     (found on ``sys.path``, not imported). The extension never bundles torch."""
-    return bool(importlib.import_module(
-        f"{model_core_package().__name__}.runtime.backends").torch_available())
+    return bool(mc_light("runtime.backends").torch_available())
 
 
 def backend_for(device: str, path=None) -> str:
@@ -206,7 +216,6 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
     """
     mc = model_core_module()
     backend_for(device)  # CUDA without torch: say so before loading anything
-    n_threads = set_threads(threads)
     if path:
         p = Path(os.path.expanduser(str(path))).resolve()
         if not p.exists():
@@ -216,13 +225,13 @@ def load_model_cached(path: str | None, device: str = "cpu", threads: int = 0):
         if not p.exists():
             raise InputNotFoundError(f"the bundled default model is not installed ({p}); "
                                     f"choose a checkpoint file under Model")
-    backend = backend_for(device, p if path else None)
+    n_threads = set_threads(threads)
     key = (str(p), p.stat().st_mtime_ns, str(device), n_threads)  # onnx: threads per model
     with _lock:
         model = _models.get(key)
         if model is None:   # model_core's one loader: an ARKit or a vertex model
-            model = mc.load_model(p if path else None, device=device, threads=n_threads,
-                                  backend=backend)
+            # backend None: load_model applies the one rule (backend_for's) with the model
+            model = mc.load_model(p if path else None, device=device, threads=n_threads)
             _models.clear()  # keep one model in memory
             _models[key] = model
         return model

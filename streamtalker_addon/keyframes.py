@@ -383,7 +383,7 @@ def _ensure_rest(key, ad, paths: list[str]):
     """The rest track: one action holding every shape key a line animates at 0 (the basis)
     everywhere (one key, held), on :data:`REST_TRACK` right under the line tracks, so
     between lines the head rests, on every Blender (where no strip plays, the NLA would give
-    a keyed shape key its RNA default: 1.0 on 5.0, :data:`.compat.NLA_NEEDS_REST`; elsewhere
+    a keyed shape key its RNA default: 1.0 on 5.0; elsewhere
     whatever tracks lie underneath). Mute it to let those show through. Returns the
     track."""
     track = ad.nla_tracks.get(REST_TRACK)
@@ -421,7 +421,7 @@ def _recreate_on_top(ad, track) -> None:
     reorder tracks: a copy is made on top, with the same strips, and the old one removed)."""
     new = ad.nla_tracks.new()
     name = track.name
-    keep = [(st.name, st.action, _strip_slot(st), st.frame_start, st.mute, st.influence)
+    keep = [(st.name, st.action, compat.slot_identifier(st), st.frame_start, st.mute, st.influence)
             for st in track.strips]
     ad.nla_tracks.remove(track)
     new.name = name
@@ -465,7 +465,7 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     old_version, old_slot = None, ""
     for tr, st in line_strips(key, line):
         if st.action != action:
-            old_version, old_slot = st.action, _strip_slot(st)
+            old_version, old_slot = st.action, compat.slot_identifier(st)
             old_version.use_fake_user = True
             tr.strips.remove(st)
     action[PROP_PREVIOUS] = old_version.name if old_version is not None else ""
@@ -494,11 +494,6 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     key.update_tag()
     return Placement(tr.name, strip.name, int(first), last, action.name,
                      old_version.name if old_version is not None else "")
-
-
-def _strip_slot(nla_strip) -> str:
-    slot = getattr(nla_strip, "action_slot", None)
-    return slot.identifier if slot is not None else ""
 
 
 def restore_previous(key, line: str | None = None) -> tuple[str, str]:

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 
 from .core import face as _face
-from .core import model_core_package
+from .core import mc_light
 from .errors import DataError
 
 PRESET_FORMAT = "streamtalker-mapping"
@@ -120,13 +120,10 @@ def save_preset(path: str | os.PathLike, mapping: dict[str, str], name: str = ""
     p = Path(path)
     if p.suffix.lower() != ".json":
         p = p.with_suffix(".json")
-    p.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": PRESET_FORMAT, "version": PRESET_VERSION, "name": name or p.stem,
             "rig": str(rig), "mapping": {str(c): str(k) for c, k in mapping.items() if k}}
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(p)
-    return p
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return _files().atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_preset(path: str | os.PathLike) -> dict[str, str]:
@@ -143,8 +140,7 @@ def load_preset(path: str | os.PathLike) -> dict[str, str]:
 def _files():
     """``model_core.io.files`` (pure Python: it imports where model_core's dependencies are
     missing): the reader of StreamTalker's versioned JSON files."""
-    import importlib
-    return importlib.import_module(f"{model_core_package().__name__}.io.files")
+    return mc_light("io.files")
 
 
 def read_preset(path: str | os.PathLike) -> tuple[dict[str, str], str]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 
 import bpy
 from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntProperty,
@@ -29,9 +28,12 @@ def _blink_rate_max() -> float:
     """The Blink Rate slider's end: the largest factor on the bundled model's blink
     temperature within ``runtime.settings.MAX_TEMPERATURE`` (1.8 for its 1.1:
     ``max_temperature_factor``); a larger factor would be clipped. Without a readable bundled
-    model, as for a default of 1."""
-    settings = importlib.import_module(
-        f"{core.model_core_package().__name__}.runtime.settings")
+    model, as for a default of 1; without model_core (nothing can run then, and the add-on
+    must still register to say so), 1."""
+    try:
+        settings = core.mc_light("runtime.settings")
+    except ImportError:     # ModelCoreMissing included
+        return 1.0
     try:
         default = core.describe(None).config.blink_temperature
     except (OSError, ValueError):

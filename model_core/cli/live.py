@@ -62,14 +62,14 @@ def _check_args(args):
     """Validate the numbers given on the command line, by name (before anything starts);
     returns the sampler settings."""
     from ..io.audio import check_sample_rate
-    from ..runtime.session import check_seed
+    from ..runtime.arguments import check_run_arguments
     from .common import sampler_settings
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise SettingError(f"--seconds must be a positive number of seconds (leave it out to "
                          f"record until Ctrl+C), got {args.seconds:g}")
     if args.samplerate is not None:
         check_sample_rate(args.samplerate, "--samplerate")
-    check_seed(args.seed, "--seed")
+    check_run_arguments(args.seed, args.threads)    # the check generate and the bake use
     return sampler_settings(args)
 
 
@@ -114,7 +114,6 @@ def cmd_live(args) -> int:
     from ..interrupt import StopOnCtrlC
     from ..live.engine import LiveError, level_meter, list_input_devices, run_live
     from ..runtime.backends import resolve_backend
-    from ..runtime.device import check_threads
 
     writer = None
     try:
@@ -129,7 +128,6 @@ def cmd_live(args) -> int:
                       f"{d['default_samplerate']:g} Hz)")
             return 0
         settings = _check_args(args)
-        check_threads(args.threads, "--threads")
         resolve_backend(args.backend)
         out = Path(args.out) if args.out else None
         if out is not None and out.suffix.lower() not in FORMATS:

@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..face import ARKIT_52, LIP_CHANNELS, UPPER_CHANNELS
-from ..face import check_fps as face_check_fps
+from ..face import check_fps  # noqa: F401  (metrics.check_fps: the one frame-rate check)
 from ..training.phonemes import BILABIALS_ARPABET, OPEN_VOWELS_ARPABET, parse_phone, phone_frames
 
 __all__ = [
@@ -153,15 +153,6 @@ def _curves(x, what: str, allow_empty: bool = False) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{what} contains NaN or infinite values")
     return a
-
-
-def check_fps(fps) -> float:
-    """``fps`` as a float (:func:`model_core.face.check_fps`: a finite number in [1, 240]).
-
-    Raises:
-        ValueError (SettingError): anything else.
-    """
-    return face_check_fps(fps)
 
 
 def _phones(phones) -> list[tuple[str, float, float]]:

@@ -173,7 +173,7 @@ def _mono_float32(samples, what: str = "audio", warn: bool = True,
             a = a.T                                   # [C, N] -> [N, C]
         chans = a
         a = a.mean(axis=1, dtype=np.float32)
-        if chans.shape[1] > 1:
+        if chans.shape[1] > 1 and (energy is not None or warn):
             e = [float(np.mean(np.square(chans, dtype=np.float64), axis=0).mean()) * len(a),
                  float(np.square(a, dtype=np.float64).sum()), len(a)]
             if energy is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import ARKIT_52, LIVE_LINK_FACE_ROTATIONS, LIVE_LINK_FACE_SHAPES, check_fps
-from .files import atomic_write, check_writable, write_new_file
+from .files import atomic_write, check_writable, write_error, write_new_file
 from ..errors import FileWriteError, OutputExistsError, SettingError
 
 FORMATS = (".npz", ".csv", ".json")
@@ -95,38 +95,13 @@ def _copy(src, dst, n: int) -> None:
 
 
 def _buffer_error(e: OSError) -> OSError:
-    """The OSError of the temporary file frames are kept in, naming its folder."""
+    """The OSError of the temporary file frames are kept in, naming its folder: a
+    :class:`~model_core.errors.FileWriteError` of ``e``'s type (:func:`.files.write_error`),
+    so the CLI and the add-on show its one line."""
     folder = tempfile.gettempdir()
-    return type(e)(e.errno, f"cannot keep the frames in a temporary file in {folder} "
-                            f"({e.strerror or e}); free space there or set TMPDIR to another "
-                            f"folder") if e.errno else OSError(
-        f"cannot keep the frames in a temporary file in {folder} ({e})")
-
-
-def recovery_path(path: str | os.PathLike) -> Path:
-    """A new file name for a take that could not be written to ``path``:
-    ``STEM.recovered-YYYYmmdd-HHMMSS.EXT`` beside ``path`` if that folder accepts files, else
-    in the current folder, else in the system's temporary folder.
-
-    Raises:
-        OSError: none of those folders accepts a new file.
-    """
-    p = Path(path)
-    stem = f"{p.stem}.recovered-{time.strftime('%Y%m%d-%H%M%S')}"
-    last = None
-    for folder in (p.parent, Path.cwd(), Path(tempfile.gettempdir())):
-        for i in range(1, 100):
-            cand = folder / f"{stem}{'' if i == 1 else f'-{i}'}{p.suffix}"
-            try:
-                if folder.is_dir():
-                    return check_writable(cand)
-                break
-            except FileExistsError:
-                continue
-            except OSError as e:
-                last = e
-                break
-    raise FileWriteError(f"no folder accepts a recovery file for {p} ({last})")
+    msg = (f"cannot keep the frames in a temporary file in {folder} ({e.strerror or e}); "
+           f"free space there or set TMPDIR to another folder")
+    return write_error(type(e))(e.errno, msg) if e.errno else FileWriteError(msg)
 
 
 class FrameWriter:

@@ -31,8 +31,8 @@ from .backends import torch_available
 from .config import ModelConfig
 from .device import check_threads
 from .inference import InferenceModel, Normalization
-from .onnx_files import (REEXPORT_HINT, cache_root, checkpoint_digest, current_export,
-                         export_dir_for, is_export_dir, read_export_meta)
+from .onnx_files import (REEXPORT_HINT, cache_root, checkpoint_digest, export_dir_for,
+                         is_export_dir, matching_export, read_export_meta)
 
 def resolve_export(path: str | os.PathLike | None = None) -> Path:
     """The export folder to run ``path`` with on the onnx backend.
@@ -55,10 +55,10 @@ def resolve_export(path: str | os.PathLike | None = None) -> Path:
         return Path(path)
     from .checkpoint import describe_checkpoint
     wpath = describe_checkpoint(path).path
-    found = current_export(wpath)
+    digest = checkpoint_digest(wpath)
+    found = matching_export(wpath, digest)
     if found is not None:
         return found
-    digest = checkpoint_digest(wpath)
     beside = export_dir_for(wpath)
     stale = is_export_dir(beside)           # there, but exported from another version
     cached = cache_root() / digest[:24]

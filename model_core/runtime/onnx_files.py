@@ -55,28 +55,10 @@ def cache_root() -> Path:
     return Path(base) / "streamtalker" / "onnx"
 
 
-def current_export(path: str | os.PathLike | None = None, cached: bool = True) -> Path | None:
-    """The export folder that runs ``path`` on the onnx backend without exporting anything,
-    or None when there is none yet.
-
-    Args:
-        path: an export folder (``model.json`` inside), a checkpoint (``NAME.safetensors``
-            with ``NAME.json``), or None for the bundled default.
-        cached: also look in the cache of exports made on the fly (:func:`cache_root`).
-    Returns:
-        ``path`` itself when it is an export folder; ``NAME.onnx`` beside the checkpoint, or
-        (``cached``) the cache's folder for it, when exported from this very checkpoint (same
-        SHA-256); else None (no export, a stale one, or no checkpoint there).
-    """
-    if path is not None and is_export_dir(path):
-        return Path(path)
-    try:
-        from .checkpoint import describe_checkpoint
-        wpath = describe_checkpoint(path).path
-        digest = checkpoint_digest(wpath)
-    except (OSError, ValueError):       # missing or unreadable: the loader says why
-        return None
-    for folder in (export_dir_for(wpath),) + ((cache_root() / digest[:24],) if cached else ()):
+def matching_export(wpath: Path, digest: str) -> Path | None:
+    """``NAME.onnx`` beside the checkpoint ``wpath``, else its folder in the cache, when
+    exported from a checkpoint of SHA-256 ``digest`` (:func:`checkpoint_digest`); else None."""
+    for folder in (export_dir_for(wpath), cache_root() / digest[:24]):
         if is_export_dir(folder):
             try:
                 meta = read_export_meta(folder)
@@ -85,4 +67,3 @@ def current_export(path: str | os.PathLike | None = None, cached: bool = True) -
             if meta.get("source", {}).get("sha256") == digest:
                 return folder
     return None
-

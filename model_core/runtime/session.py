@@ -22,7 +22,7 @@ from ..io.audio import MODEL_SAMPLE_RATE, _mono_float32, warn_clipped
 from .config import ChunkGeometry
 from .ddim import NoiseGenerator
 from .frontend import make_frontend
-from .settings import MAX_GUIDANCE, SamplerSettings, check_int, check_number  # noqa: F401
+from .settings import MAX_GUIDANCE, SamplerSettings, check_int  # noqa: F401
 
 #: Seeds are unsigned 64-bit integers (what torch's generator holds; only the low 32 bits seed
 #: its Mersenne Twister, and :class:`~model_core.runtime.ddim.NoiseGenerator`'s).

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..errors import SettingError
 from ..face import is_lip_channel
 from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
 from ..runtime.inference import lip_scale
@@ -283,7 +284,7 @@ def check_parent_history(model, which: str, name: str = "parent_history") -> str
     """
     if which not in PARENT_HISTORIES or (
             which == "true_lips" and model.config.output_kind != "arkit"):
-        raise ValueError(f"{name} must be one of {PARENT_HISTORIES} "
+        raise SettingError(f"{name} must be one of {PARENT_HISTORIES} "
                          f"('true_lips' for ARKit models only), got {which!r}")
     return which
 
