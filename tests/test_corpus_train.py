@@ -551,3 +551,39 @@ def test_rollout_batches_train_on_the_models_own_history(toy_checkpoint):
     assert not any(k.startswith("rollout_") for k in ChunkBatcher(model, [long]).batch(2))
     with pytest.raises(ValueError, match="rollout_chunks"):
         mc.ModelConfig(rollout_chunks=-1)
+
+
+def test_a_corpus_view_lists_a_selection_again_for_training(tmp_path, corpus):
+    """tools/corpus_view.py (the bundled model's stage 2 hears the natural English voices
+    twice through such a view): the view lists only the chosen engine's utterances, the
+    trainer reads them through the view's link beside the whole corpus as one style, the
+    source is untouched, and a folder that is not a view of the source is refused."""
+    from model_core.training.trainer import _sources
+    before = (corpus / "manifest.jsonl").read_bytes()
+    recs = read_manifest(corpus)
+    want = [r["file"] for r in recs if r["engine"] == "festival"]
+    assert 0 < len(want) < len(recs)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "corpus_view.py"
+    view = tmp_path / "view"
+    for _ in range(2):   # a second run rewrites its own view
+        r = subprocess.run([sys.executable, str(tool), str(corpus), str(view), "--language", "en",
+                            "--engines", "festival"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert [x["file"] for x in read_manifest(view)] == want
+    assert json.loads((view / "corpus.json").read_text())["utterances"] == len(want)
+    p = tmp_path / "view.toml"
+    p.write_text(f"[data]\ncorpus = [{json.dumps(str(corpus))}, {json.dumps(str(view))}]\n"
+                 f"corpus_style = \"shared\"\n")
+    files, _ = _sources(read_train_config(p)["data"], 30.0)
+    assert len(files) == len(recs) + len(want) and {s for _, s in files} == {0}
+    for path, _ in files[len(recs):]:
+        assert load_utterance(path, fps=30.0).frames.shape[1] == 52
+    assert (corpus / "manifest.jsonl").read_bytes() == before
+    other = tmp_path / "other"
+    other.mkdir()
+    r = subprocess.run([sys.executable, str(tool), str(corpus), str(other), "--engines", "festival"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "is not a view of" in r.stderr
+    r = subprocess.run([sys.executable, str(tool), str(corpus), str(tmp_path / "none"),
+                        "--engines", "piper"], capture_output=True, text=True)
+    assert r.returncode == 1 and "no utterance" in r.stderr and not (tmp_path / "none").exists()
