@@ -42,40 +42,41 @@ def results(default_model):
 def test_lips_close_open_and_round_on_real_speech(results):
     """Measured where the viewer sees it: the lip gap on the Face Cap head, on 12 real
     English recordings, with the teacher's ceiling beside it. The figures stay above floors
-    a little under v4's measured ones (closure 0.87, open/closed 7.2, openness r 0.68,
-    rounding 0.56; MODEL_CARD.md). v3.5 scored 0.91, 9.2, 0.66 and 0.57 on the same clips:
-    v4 closes the LibriVox reader's bilabials a little less often and opens less wide."""
+    a little under v4.1's measured ones (closure 0.95, open/closed 8.7, openness r 0.61,
+    rounding 0.68; MODEL_CARD.md). v3.5 scored 0.91, 9.2, 0.66 and 0.57 on the same clips,
+    v4.0 0.87, 7.2, 0.68 and 0.56: v4.1 closes and rounds more, and follows the vowel's
+    openness less closely."""
     lip, ceiling = results["overall"]["lip"], results["overall"]["lip_reference"]
-    assert lip["closure"] >= 0.84, (lip, ceiling)
-    assert lip["open_closed_ratio"] >= 6.5, (lip, ceiling)
-    assert lip["openness_r"] >= 0.65, (lip, ceiling)
-    assert lip["rounding"] >= 0.5, (lip, ceiling)
-    # evaluate's must-hold checks other than closure (0.87 < 0.9: v4 misses it here)
+    assert lip["closure"] >= 0.92, (lip, ceiling)
+    assert lip["open_closed_ratio"] >= 8.0, (lip, ceiling)
+    assert lip["openness_r"] >= 0.57, (lip, ceiling)
+    assert lip["rounding"] >= 0.6, (lip, ceiling)
+    # evaluate's must-hold checks other than openness r (0.61 < 0.65: v4.1 misses it here)
     failed = {k: c for k, c in results["checks"].items() if not c["pass"]}
-    assert set(failed) <= {"lip_closure"}, failed
+    assert set(failed) <= {"openness_r"}, failed
 
 
 def test_live_setting_keeps_the_lips_on_real_speech(default_model):
     """Live's default setting (1-frame chunks, 40 ms look-ahead: 73 ms) on the 12 real
-    clips: issue 22's floor (closure >= 0.9, open/closed >= 6, openness r >= 0.6; measured
-    0.90, 6.1, 0.61), a little under it here, as evaluate prints it for seeds 0-2."""
+    clips, as evaluate prints it for seeds 0-2: v4.1 measured closure 0.91, open/closed 6.9,
+    openness r 0.56 (issue 22 asks 0.9, 6 and 0.6); the floors sit a little under."""
     st = mc.SamplerSettings(preset="live")
     assert st.resolve(default_model.config).latency_ms(default_model.config) < 100
     res = evaluate_model(default_model, build_eval_set(fps=default_model.fps), seeds=(0, 1, 2),
                          settings=st)
     lip = res["overall"]["lip"]
     assert res["settings"]["sampler"]["chunk_frames"] == 1
-    assert lip["closure"] >= 0.87, lip
-    assert lip["open_closed_ratio"] >= 5.5, lip
-    assert lip["openness_r"] >= 0.58, lip
+    assert lip["closure"] >= 0.88, lip
+    assert lip["open_closed_ratio"] >= 6.0, lip
+    assert lip["openness_r"] >= 0.53, lip
 
 
 def test_lips_follow_a_voice_in_another_language(default_model, tmp_path):
     """French from a recorded MBROLA voice no corpus trains on (fr3, one of the dev voices
     the checkpoint was chosen on; tools/apt-packages.txt installs it), scored on its exact
-    IPA phones. These three clips (word sequences) measured closure 0.79, open/closed 3.8,
-    openness r 0.47, rounding 0.43 (teacher 1.00, 11.8, 0.71, 0.43; seeds 0-1); the floors
-    sit a little under them."""
+    IPA phones. These three clips (word sequences) measured closure 0.82, open/closed 6.2,
+    openness r 0.53, rounding 0.62 with v4.1 (teacher 1.00, 11.8, 0.71, 0.43; seeds 0-1;
+    v4.0: 0.79, 3.8, 0.47, 0.43); the floors sit a little under them."""
     from model_core.training.corpus import build_multilingual_evalset
     from model_core.training.mbrola import mbrola_voices
     if "fr3" not in mbrola_voices():
@@ -83,10 +84,10 @@ def test_lips_follow_a_voice_in_another_language(default_model, tmp_path):
     out = build_multilingual_evalset(tmp_path / "fr3", per_voice=3, seed=0, voices=("fr3",))
     res = evaluate_model(default_model, build_eval_set(out, default_model.fps), seeds=(0, 1))
     lip = res["overall"]["lip"]
-    assert lip["closure"] >= 0.72, lip
-    assert lip["open_closed_ratio"] >= 3.2, lip
-    assert lip["openness_r"] >= 0.4, lip
-    assert lip["rounding"] >= 0.35, lip
+    assert lip["closure"] >= 0.75, lip
+    assert lip["open_closed_ratio"] >= 5.0, lip
+    assert lip["openness_r"] >= 0.45, lip
+    assert lip["rounding"] >= 0.5, lip
 
 
 def test_jaw_follows_the_reference(results):
@@ -103,11 +104,11 @@ def test_upper_face_is_alive(results):
 
 def test_blink_temperature_only_raises_the_blink_rate(default_model, speech):
     """More initial noise on eyeBlinkLeft/Right blinks more (the bundled model's default,
-    0.9, was chosen so that the dev sets blink 8-25 times a minute; MODEL_CARD.md) and the
+    1.0, was chosen so that the dev sets blink 8-25 times a minute; MODEL_CARD.md) and the
     lips barely move."""
     from model_core.evaluation.metrics import count_blinks
     lips = [ARKIT_52.index(c) for c in LIP_CHANNELS]
-    assert default_model.config.blink_temperature == 0.9
+    assert default_model.config.blink_temperature == 1.0
     cold = [default_model.generate(speech, 16000, seed=s, blink_temperature=1.0) for s in range(4)]
     hot = [default_model.generate(speech, 16000, seed=s, blink_temperature=2.0) for s in range(4)]
     assert sum(map(count_blinks, hot)) >= sum(map(count_blinks, cold)) + 4, \
