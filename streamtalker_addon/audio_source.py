@@ -263,19 +263,84 @@ def playback(scene, strip) -> Playback:
                     retimed=len(compat.retiming_frames(strip)) > 0)
 
 
+#: Blender's mixdown of a retimed sound strip now and then dies of SIGFPE inside audaspace's
+#: resampler (an integer division by zero in ``aud::JOSResampleReader::resample_mono``,
+#: about one process in eight on Blender 4.5 and 5.0 alike, whatever the rate and format):
+#: it would take Blender and the user's unsaved work with it. So the mixdown runs in a
+#: child process, on a copy of the scene, and is tried again when the child crashes.
+MIXDOWN_TRIES = 4
+
+#: The child: Blender's own binary (``blender -b FILE --python-expr``) inside Blender, the
+#: Python running the ``bpy`` module outside it. Arguments: blend, scene, out wav, rate.
+_MIXDOWN_CHILD = """
+import sys, bpy
+blend, scene_name, out, rate = sys.argv[-4:]
+if not bpy.data.filepath:
+    bpy.ops.wm.open_mainfile(filepath=blend)
+scene = bpy.data.scenes[scene_name]
+kw = {"scene": scene}
+if bpy.app.version >= (5, 0, 0):
+    kw["sequencer_scene"] = scene
+with bpy.context.temp_override(**kw):
+    bpy.ops.sound.mixdown(filepath=out, check_existing=False, container="WAV", codec="PCM",
+                          format="F32", mixrate=int(rate), channels="MONO")
+"""
+
+
+def _mixdown_command(blend: str, scene_name: str, out: str, rate: int) -> list[str]:
+    import sys
+
+    import bpy
+    args = [blend, scene_name, out, str(rate)]
+    if bpy.app.binary_path:     # inside Blender: its own binary, headless, no user add-ons
+        return [bpy.app.binary_path, "-b", "--factory-startup", blend, "--python-exit-code",
+                "1", "--python-expr", _MIXDOWN_CHILD, "--", *args]
+    return [sys.executable, "-c", _MIXDOWN_CHILD, *args]
+
+
+def isolated_mixdown(scene, out: str, rate: int = 48000) -> None:
+    """Blender's mixdown of ``scene`` (its frame range, its strips as muted now) to ``out``:
+    WAV, float32 mono at ``rate`` Hz, made in a child process from a copy of the scene
+    written with ``bpy.data.libraries.write`` (absolute paths, packed sounds kept), tried
+    up to :data:`MIXDOWN_TRIES` times when the child crashes. Main thread.
+
+    Raises:
+        RuntimeError: the child failed every time (the last error in the message);
+        OSError: the copy could not be written.
+    """
+    import subprocess
+    import tempfile
+
+    import bpy
+    with tempfile.TemporaryDirectory(prefix="streamtalker-mix-") as tmp:
+        blend = os.path.join(tmp, "scene.blend")
+        bpy.data.libraries.write(blend, {scene}, path_remap="ABSOLUTE", compress=False)
+        cmd = _mixdown_command(blend, scene.name, out, rate)
+        why = ""
+        for _ in range(MIXDOWN_TRIES):
+            r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if r.returncode == 0 and os.path.isfile(out):
+                return
+            lines = [s for s in (r.stderr + r.stdout).strip().splitlines() if s.strip()]
+            why = (f"the mixdown process died of signal {-r.returncode}" if r.returncode < 0
+                   else lines[-1] if lines else f"exit status {r.returncode}")
+            if r.returncode > 0 and "Error" in why:
+                break           # an error, not a crash: trying again would not help
+    raise RuntimeError(f"{why} ({MIXDOWN_TRIES} tries at most)")
+
+
 def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
     """What Blender plays of ``strip`` alone over scene frames ``first <= f < end``, as mono
-    float32 at the model rate: Blender's own mixdown (``bpy.ops.sound.mixdown``, 48 kHz mono
-    float, then model_core's one resampling path) with every other strip muted and the
-    strip and its meta strips unmuted for the render; every setting is put back after it.
-    For strips whose timing Blender does not expose (retiming keys). Main thread.
+    float32 at the model rate: Blender's own mixdown (``bpy.ops.sound.mixdown`` in a child
+    process, :func:`isolated_mixdown`; 48 kHz mono float, then model_core's one resampling
+    path) with every other strip muted and the strip and its meta strips unmuted for the
+    render; every setting is put back after it. For strips whose timing Blender does not
+    expose (retiming keys). Main thread.
 
     Raises:
         SourceError: Blender could not render it.
     """
     import tempfile
-
-    import bpy
 
     from . import compat
     ed = scene.sequence_editor
@@ -297,9 +362,7 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
         scene.frame_start, scene.frame_end = first, end - 1
         with tempfile.TemporaryDirectory(prefix="streamtalker-") as tmp:
             path = os.path.join(tmp, "strip.wav")
-            with compat.sequencer_context(scene):
-                bpy.ops.sound.mixdown(filepath=path, check_existing=False, container="WAV",
-                                      codec="PCM", format="F32", mixrate=rate, channels="MONO")
+            isolated_mixdown(scene, path, rate)
             import soundfile
             data, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, OSError) as e:

@@ -246,22 +246,21 @@ def speed_up(scene, strip, percent: float = 200.0) -> None:
 
 def mixdown(scene, first: int, end: int) -> np.ndarray:
     """Blender's own mixdown of ``scene`` over frames ``first <= f < end``: float32 mono at
-    16 kHz (rendered at 48 kHz, brought to 16 kHz by model_core's one resampler)."""
+    16 kHz (rendered at 48 kHz, brought to 16 kHz by model_core's one resampler), made in a
+    child process as the add-on makes it (Blender's mixdown of retimed strips crashes now
+    and then: ``audio_source.isolated_mixdown``)."""
     import tempfile
 
-    import bpy
     import soundfile as sf
 
     from model_core.io.audio import to_model_rate
-    from streamtalker_addon import compat
+    from streamtalker_addon.audio_source import isolated_mixdown
     old = scene.frame_start, scene.frame_end
     scene.frame_start, scene.frame_end = first, end - 1
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = f"{tmp}/mix.wav"
-            with compat.sequencer_context(scene):
-                bpy.ops.sound.mixdown(filepath=path, check_existing=False, container="WAV",
-                                      codec="PCM", format="F32", mixrate=48000, channels="MONO")
+            isolated_mixdown(scene, path, 48000)
             x, rate = sf.read(path, dtype="float32")
     finally:
         scene.frame_start, scene.frame_end = old

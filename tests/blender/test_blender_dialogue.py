@@ -317,6 +317,46 @@ def test_6_a_retimed_strip_is_keyed_over_all_it_plays(empty_scene, bpy_mod, toy_
     assert _correlate(e1[-120:], e2[len(e2) - 120:len(e2)], 10) > 0.8   # the last second too
 
 
+def test_a_crash_of_blenders_mixdown_is_survived(empty_scene, bpy_mod, toy_checkpoint,
+                                                 tmp_path, monkeypatch):
+    """Blender's mixdown of a retimed strip dies of SIGFPE now and then (audaspace's
+    resampler); it runs in a child process: a child that crashes is tried again and the
+    line gets the same audio; one that always crashes gives a clear error, and the scene
+    (mutes, frame range) is as it was."""
+    import signal
+    from streamtalker_addon import audio_source
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    _heads(bpy, 1)
+    st = add_strip(scene, "fast", speech_path(), 10)
+    other = add_strip(scene, "other", speech_path(CLIPS[1]), 1, channel=2)
+    speed_up(scene, st, 200)
+    want = audio_source.strip_source(scene, st).read()
+    real = audio_source._mixdown_command
+    runs = tmp_path / "runs"
+    crash = (f"import os, signal, sys; open({str(runs)!r}, 'a').write('x'); "
+             f"n = len(open({str(runs)!r}).read()); "
+             f"os.kill(os.getpid(), signal.SIGFPE) if n <= int(sys.argv[1]) else None; "
+             f"os.execv(sys.argv[2], sys.argv[2:])")
+
+    def crashing(times):
+        def cmd(*args):
+            return [sys.executable, "-c", crash, str(times), *real(*args)]
+        return cmd
+    monkeypatch.setattr(audio_source, "_mixdown_command", crashing(2))
+    got = audio_source.strip_source(scene, st).read()
+    assert runs.read_text() == "xxx"                    # two crashes, then the mixdown
+    np.testing.assert_array_equal(got, want)
+    runs.unlink()
+    monkeypatch.setattr(audio_source, "_mixdown_command", crashing(99))
+    before = (scene.frame_start, scene.frame_end, st.mute, other.mute)
+    with pytest.raises(audio_source.SourceError,
+                       match=f"fast.*retimed audio.*signal {int(signal.SIGFPE)}"):
+        audio_source.strip_source(scene, st)
+    assert len(runs.read_text()) == audio_source.MIXDOWN_TRIES
+    assert (scene.frame_start, scene.frame_end, st.mute, other.mute) == before
+
+
 # -- the must-hold scene ---------------------------------------------------------------------
 
 def test_three_heads_nine_lines_one_in_a_meta_one_retimed_baked_headless(
