@@ -217,12 +217,17 @@ def test_pins_exclude_numpy_and_torch_and_name_every_platform():
 
 # -- nothing installs or downloads at run time --------------------------------------------
 def test_the_addon_has_no_installer_and_no_network_code():
-    """No dependency installer, no pip, no subprocess, no sockets or URL fetching in the
-    add-on (Blender's rules for extensions: self-contained, nothing downloaded)."""
+    """No dependency installer, no pip, no sockets or URL fetching in the add-on (Blender's
+    rules for extensions: self-contained, nothing downloaded), and no process started but
+    Blender itself."""
     addon = ROOT / "streamtalker_addon"
     assert not (addon / "deps.py").exists()
     banned = {"subprocess", "urllib", "urllib.request", "http", "http.client", "socket",
               "requests", "pip", "ensurepip"}
+    # The one process the add-on starts: Blender itself (its own binary, or the Python
+    # running the bpy module), for the mixdown of a retimed strip, which crashes Blender
+    # now and then (audio_source.isolated_mixdown); nothing else may import subprocess.
+    allowed = {("audio_source.py", "subprocess")}
     for p in addon.rglob("*.py"):
         tree = ast.parse(p.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -233,9 +238,15 @@ def test_the_addon_has_no_installer_and_no_network_code():
             else:
                 continue
             for m in mods:
+                if (p.name, m) in allowed:
+                    continue
                 assert m not in banned and m.split(".")[0] not in banned, (p, m)
         text = p.read_text(encoding="utf-8")
         assert "install_deps" not in text and "Install Dependencies" not in text, p
+    # the child it starts runs Blender's binary or the bpy module's Python, and no pip
+    child = (addon / "audio_source.py").read_text(encoding="utf-8")
+    assert "bpy.app.binary_path" in child and "sys.executable" in child
+    assert "pip" not in child and "install" not in child
 
 
 def test_cuda_needs_torch_and_the_cpu_runs_onnx(monkeypatch):
