@@ -298,11 +298,11 @@ def _mixdown_command(blend: str, scene_name: str, out: str, rate: int) -> list[s
     return [sys.executable, "-c", _MIXDOWN_CHILD, *args]
 
 
-def isolated_mixdown(scene, out: str, rate: int = 48000) -> None:
-    """Blender's mixdown of ``scene`` (its frame range, its strips as muted now) to ``out``:
-    WAV, float32 mono at ``rate`` Hz, made in a child process from a copy of the scene
-    written with ``bpy.data.libraries.write`` (absolute paths, packed sounds kept), tried
-    up to :data:`MIXDOWN_TRIES` times when the child crashes. Main thread.
+def isolated_mixdown(scene, rate: int = 48000) -> tuple[np.ndarray, int]:
+    """Blender's mixdown of ``scene`` (its frame range, its strips as muted now): float32
+    ``[n, 1]`` mono samples and their rate (Hz), made in a child process from a copy of the
+    scene written with ``bpy.data.libraries.write`` (absolute paths, packed sounds kept),
+    tried up to :data:`MIXDOWN_TRIES` times when the child fails. Main thread.
 
     Raises:
         RuntimeError: the child failed every time (the last error in the message);
@@ -312,21 +312,21 @@ def isolated_mixdown(scene, out: str, rate: int = 48000) -> None:
     import tempfile
 
     import bpy
+    import soundfile
     with tempfile.TemporaryDirectory(prefix="streamtalker-mix-") as tmp:
-        blend = os.path.join(tmp, "scene.blend")
+        blend, out = os.path.join(tmp, "scene.blend"), os.path.join(tmp, "mix.wav")
         bpy.data.libraries.write(blend, {scene}, path_remap="ABSOLUTE", compress=False)
         cmd = _mixdown_command(blend, scene.name, out, rate)
         why = ""
         for _ in range(MIXDOWN_TRIES):
             r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if r.returncode == 0 and os.path.isfile(out):
-                return
+                data, got = soundfile.read(out, dtype="float32", always_2d=True)
+                return data, int(got)
             lines = [s for s in (r.stderr + r.stdout).strip().splitlines() if s.strip()]
             why = (f"the mixdown process died of signal {-r.returncode}" if r.returncode < 0
                    else lines[-1] if lines else f"exit status {r.returncode}")
-            if r.returncode > 0 and "Error" in why:
-                break           # an error, not a crash: trying again would not help
-    raise RuntimeError(f"{why} ({MIXDOWN_TRIES} tries at most)")
+    raise RuntimeError(f"{why} ({MIXDOWN_TRIES} tries)")
 
 
 def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
@@ -340,8 +340,6 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
     Raises:
         SourceError: Blender could not render it.
     """
-    import tempfile
-
     from . import compat
     ed = scene.sequence_editor
     metas = compat.parent_metas(strip)
@@ -353,18 +351,13 @@ def render_strip(scene, strip, first: int, end: int) -> np.ndarray:
         if chs is not None:
             chans += [(c, c.mute) for c in chs if c.mute]
     frame_range = (scene.frame_start, scene.frame_end)
-    rate = 48000
     try:
         for s in compat.all_strips(scene):
             s.mute = s.name not in keep
         for c, _ in chans:
             c.mute = False
         scene.frame_start, scene.frame_end = first, end - 1
-        with tempfile.TemporaryDirectory(prefix="streamtalker-") as tmp:
-            path = os.path.join(tmp, "strip.wav")
-            isolated_mixdown(scene, path, rate)
-            import soundfile
-            data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        data, rate = isolated_mixdown(scene, 48000)
     except (RuntimeError, OSError) as e:
         raise SourceError(f"strip '{strip.name}': Blender could not render its retimed audio "
                           f"({str(e).strip().splitlines()[-1] if str(e).strip() else e})") from None

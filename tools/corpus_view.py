@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model_core.errors import InputNotFoundError  # noqa: E402
 from model_core.training.corpus import read_manifest  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def make_view(src: Path, dst: Path, language: str, engines: set[str]) -> int:
     """
     try:
         records = read_manifest(src)
-    except Exception as e:  # InputNotFoundError: one line, as the CLI says it
+    except InputNotFoundError as e:     # one line, as the CLI says it
         raise SystemExit(f"corpus_view: {e}")
     chosen = select(records, language, engines)
     if not chosen:

@@ -249,19 +249,13 @@ def mixdown(scene, first: int, end: int) -> np.ndarray:
     16 kHz (rendered at 48 kHz, brought to 16 kHz by model_core's one resampler), made in a
     child process as the add-on makes it (Blender's mixdown of retimed strips crashes now
     and then: ``audio_source.isolated_mixdown``)."""
-    import tempfile
-
-    import soundfile as sf
-
     from model_core.io.audio import to_model_rate
     from streamtalker_addon.audio_source import isolated_mixdown
     old = scene.frame_start, scene.frame_end
     scene.frame_start, scene.frame_end = first, end - 1
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = f"{tmp}/mix.wav"
-            isolated_mixdown(scene, path, 48000)
-            x, rate = sf.read(path, dtype="float32")
+        x, rate = isolated_mixdown(scene, 48000)
+        x = x[:, 0]
     finally:
         scene.frame_start, scene.frame_end = old
     fps = scene.render.fps / scene.render.fps_base
