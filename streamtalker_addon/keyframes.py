@@ -17,13 +17,16 @@ Nothing is lost: :class:`ShapeKeyActionWriter` creates a *new* action and restor
 what was there on :meth:`~ShapeKeyActionWriter.abort` (it finds its action by a marker, so a
 rename meanwhile changes nothing; a file saved meanwhile marks the action as incomplete).
 The version of a line it replaces, and the action the shape keys had before their first
-line, are kept (fake user) and named in custom properties; :func:`restore_previous` puts a
-line's previous version back.
+line, are kept (fake user) and named in custom properties; the latter keeps playing on a
+track under the lines (:func:`_ensure_earlier`); :func:`restore_previous` puts a line's
+previous version back.
 
 Main thread only.
 """
 
 from __future__ import annotations
+
+import math
 
 import bpy
 import numpy as np
@@ -46,9 +49,12 @@ PROP_PARTIAL = "streamtalker_incomplete"
 PROP_REPLACED = "streamtalker_replaced_action"
 PROP_REPLACED_SLOT = "streamtalker_replaced_slot"
 GROUP = "StreamTalker"
-#: NLA track names: the lines, and the rest pose under them (:func:`_ensure_rest`).
+#: NLA track names: the lines; the rest pose at the bottom (:func:`_ensure_rest`); between
+#: them the action the shape keys had before their first line, still playing
+#: (:func:`_ensure_earlier`).
 TRACK = "StreamTalker"
 REST_TRACK = "StreamTalker Rest"
+EARLIER_TRACK = "StreamTalker Earlier"
 
 
 def shape_key_data_path(key_name: str) -> str:
@@ -359,7 +365,7 @@ class Placement:
 
 def _is_line_track(track) -> bool:
     return track.name == TRACK or (track.name.startswith(TRACK + " ") and
-                                   track.name != REST_TRACK)
+                                   track.name not in (REST_TRACK, EARLIER_TRACK))
 
 
 def line_strips(key, line: str | None = None) -> list:
@@ -404,8 +410,10 @@ def _ensure_rest(key, ad, paths: list[str]):
                      np.zeros(1, np.float32))
     _assign(ad, saved[0], saved[1])
     if track is None:
-        track = ad.nla_tracks.new()          # on top: the line tracks go back above it
+        track = ad.nla_tracks.new()          # on top: the earlier and line tracks go back above
         track.name = REST_TRACK
+        for tr in [t for t in ad.nla_tracks if t.name == EARLIER_TRACK]:
+            _recreate_on_top(ad, tr)
         for tr in [t for t in ad.nla_tracks if _is_line_track(t)]:
             _recreate_on_top(ad, tr)
     if st is None:
@@ -417,20 +425,48 @@ def _ensure_rest(key, ad, paths: list[str]):
 
 
 def _recreate_on_top(ad, track) -> None:
-    """Move a track of StreamTalker lines to the top of the NLA stack (the API cannot
-    reorder tracks: a copy is made on top, with the same strips, and the old one removed)."""
+    """Move a StreamTalker track (lines, or the earlier action) to the top of the NLA stack
+    (the API cannot reorder tracks: a copy is made on top, with the same strips and the
+    track's mute, and the old one removed)."""
     new = ad.nla_tracks.new()
-    name = track.name
-    keep = [(st.name, st.action, compat.slot_identifier(st), st.frame_start, st.mute, st.influence)
-            for st in track.strips]
+    name, muted = track.name, track.mute
+    keep = [(st.name, st.action, compat.slot_identifier(st), st.frame_start, st.mute,
+             st.influence, st.extrapolation) for st in track.strips]
     ad.nla_tracks.remove(track)
-    new.name = name
-    for sname, action, slot, start, mute, influence in keep:
+    new.name, new.mute = name, muted
+    for sname, action, slot, start, mute, influence, extrapolation in keep:
         st = new.strips.new(sname, int(start), action)
         if slot:
             compat.set_strip_slot(st, slot)
-        st.blend_type, st.extrapolation, st.mute = "REPLACE", "NOTHING", mute
+        st.blend_type, st.extrapolation, st.mute = "REPLACE", extrapolation, mute
         st.influence = influence
+
+
+def _ensure_earlier(key, ad, rest):
+    """The earlier track: the action the shape keys had before their first line
+    (``key[PROP_REPLACED]``), as one strip held before and after (extrapolation Hold, blend
+    Replace) on :data:`EARLIER_TRACK`, right above the rest track and under the lines. What
+    the animator had keyed keeps playing: between lines on every channel it animates, and
+    during a line on the channels the line does not key. Mute the track to see the rest
+    pose between lines instead. Returns the track, or None when there was no earlier action
+    (or it no longer exists)."""
+    track = ad.nla_tracks.get(EARLIER_TRACK)
+    if track is not None:
+        return track
+    earlier = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))
+    if earlier is None:
+        return None
+    track = ad.nla_tracks.new(prev=rest)
+    track.name = EARLIER_TRACK
+    lo = float(earlier.frame_range[0])
+    st = track.strips.new(EARLIER_TRACK, math.floor(lo), earlier)
+    st.frame_start_ui = lo      # its keys at the frames they played at (moves the whole strip)
+    slot = str(key.get(PROP_REPLACED_SLOT, ""))
+    if slot:
+        compat.set_strip_slot(st, slot)
+    st.blend_type = "REPLACE"
+    st.extrapolation = "HOLD"
+    return track
 
 
 def place_line(key, action, name: str, line: str, first: int, last: int,
@@ -438,9 +474,10 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     """Put ``action`` (keys on scene frames ``first``..``last``) on ``key``'s NLA as the line
     ``line``: an NLA strip named ``name`` on the first "StreamTalker" track where it fits
     (another above when lines overlap), blend Replace, extrapolation Nothing -- it plays at
-    those frames and nowhere else (a rest track under the lines holds the rest pose between
-    them: :func:`_ensure_rest`). On 4.4+ the strip's ``action_slot`` is
-    ``slot_identifier``.
+    those frames and nowhere else (under the lines, the action the shape keys had before
+    their first line keeps playing, :func:`_ensure_earlier`, and a rest track holds the rest
+    pose wherever nothing else plays, :func:`_ensure_rest`). On 4.4+ the strip's
+    ``action_slot`` is ``slot_identifier``.
 
     The line's previous strip (an action with the same :data:`PROP_LINE`) is removed and
     its action kept (fake user), named in ``action[PROP_PREVIOUS]``. The active action is
@@ -471,6 +508,7 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     action[PROP_PREVIOUS] = old_version.name if old_version is not None else ""
     action[PROP_PREVIOUS_SLOT] = old_slot
     below = _ensure_rest(key, ad, paths)
+    below = _ensure_earlier(key, ad, below) or below
     tracks = [t for t in ad.nla_tracks if _is_line_track(t)]
     end = last + 1 if last == first else last     # a one-frame action spans [f, f+1]
     strip = None
@@ -535,7 +573,8 @@ def restore_previous(key, line: str | None = None) -> tuple[str, str]:
         tr.strips.remove(st)
         restored = ""
         if not line_strips(key):
-            for t in [t for t in ad.nla_tracks if _is_line_track(t) or t.name == REST_TRACK]:
+            for t in [t for t in ad.nla_tracks
+                      if _is_line_track(t) or t.name in (REST_TRACK, EARLIER_TRACK)]:
                 if not any(s.action is not None and PROP_LINE in s.action for s in t.strips):
                     ad.nla_tracks.remove(t)
             replaced = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))

@@ -22,6 +22,7 @@ Presets are JSON files (``rig``: the rig kind the channels are of; absent = ARKi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -53,16 +54,27 @@ def match_channels(channels, shape_keys, rig: str = "arkit") -> dict[str, str]:
         {channel: shape_key} for the matched channels only, in channel order. Unmatched
         channels are absent (see :func:`unmatched`).
     """
+    return dict(_match_channels(tuple(channels), tuple(shape_keys), rig))
+
+
+@functools.lru_cache(maxsize=32)
+def _match_channels(channels: tuple, shape_keys: tuple, rig: str) -> dict[str, str]:
+    # the panel asks on every redraw; the answer depends on the names only
     if rig == "arkit":
         return _face().match_names(channels, shape_keys)
-    chans = list(channels)
     found = _face().match_rig(rig, shape_keys)
-    return {c: found[c] for c in chans if c in found}
+    return {c: found[c] for c in channels if c in found}
 
 
 def detect_rig(shape_keys):
     """The rig kind of a mesh's shape-key names (:func:`model_core.face.detect_rig`):
-    a ``RigMatch`` with ``kind``, ``mapping``, ``n_shapes``, ``n_matched``."""
+    a ``RigMatch`` with ``kind``, ``mapping``, ``n_shapes``, ``n_matched`` (remembered per
+    set of names: the panel asks on every redraw; do not change it)."""
+    return _detect_rig(tuple(shape_keys))
+
+
+@functools.lru_cache(maxsize=32)
+def _detect_rig(shape_keys: tuple):
     return _face().detect_rig(shape_keys)
 
 

@@ -190,6 +190,27 @@ def line_action(key, line: str):
     return found[0][1].action if found else None
 
 
+def earlier_values(key, frames, names) -> np.ndarray:
+    """float32 [len(frames), len(names)]: what the head shows outside its lines -- the
+    action it had before its first line (``key[PROP_REPLACED]``, held before and after its
+    keys) on the shape keys it animates, the rest pose (0) on the others; all 0 when it had
+    none or the "StreamTalker Earlier" track is muted."""
+    import bpy
+    from streamtalker_addon import keyframes
+    out = np.zeros((len(frames), len(names)), np.float32)
+    act = bpy.data.actions.get(str(key.get(keyframes.PROP_REPLACED, "")))
+    track = key.animation_data.nla_tracks.get(keyframes.EARLIER_TRACK)
+    if act is None or track is None or track.mute:
+        return out
+    lo, hi = act.frame_range
+    curves = {fc.data_path: fc for fc in keyframes.action_fcurves(act, key.animation_data)}
+    for j, n in enumerate(names):
+        fc = curves.get(keyframes.shape_key_data_path(n))
+        if fc is not None:
+            out[:, j] = [fc.evaluate(min(max(float(f), lo), hi)) for f in frames]
+    return out
+
+
 def lines(key) -> dict:
     """{line: (track name, strip name, first frame, last frame, action name)} of a Key."""
     from streamtalker_addon import keyframes

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bl_helpers import (ROOT, add_strip, frame_values, import_facecap, keyed, line_action,
-                        lines, make_meta, mixdown, pump, set_trims, speech_path, speed_up,
-                        strip_frames)
+from bl_helpers import (ROOT, add_strip, earlier_values, frame_values, import_facecap, keyed,
+                        line_action, lines, make_meta, mixdown, pump, set_trims, speech_path,
+                        speed_up, strip_frames)
 
 CLIPS = ("sense_and_sensibility_01_austen_64kb-0870.wav",
          "sense_and_sensibility_01_austen_64kb-0880.wav",
@@ -59,8 +59,9 @@ def _heads(bpy, n):
 
 def _check_plays(scene, heads: dict, expect: dict, frames) -> dict:
     """Evaluate ``scene`` frame by frame: each head's shape keys equal its lines' keys on
-    the lines' frames and rest (0) on every other frame. ``expect``: {head: {line: (first,
-    last)}}. Returns {head: values [frames, 52]}."""
+    the lines' frames and, on every other frame, what it showed before its first line (its
+    earlier action, still playing under the lines; the rest pose 0 where it had none).
+    ``expect``: {head: {line: (first, last)}}. Returns {head: values [frames, 52]}."""
     frames = np.asarray(list(frames))
     keys = {h: heads[h].data.shape_keys for h in heads}
     names = {h: [kb.name for kb in keys[h].key_blocks][1:] for h in heads}
@@ -78,7 +79,9 @@ def _check_plays(scene, heads: dict, expect: dict, frames) -> dict:
             np.testing.assert_allclose(got[h][inside], want, atol=1e-5, err_msg=f"{h} {line}")
             jaw = got[h][inside, names[h].index("jawOpen")]
             assert jaw.max() > 0.05, f"{h} does not open its mouth in {line}"
-        assert np.abs(got[h][~speaking]).max() == 0.0, f"{h} moves outside its lines"
+        np.testing.assert_allclose(
+            got[h][~speaking], earlier_values(keys[h], frames[~speaking], names[h]),
+            atol=1e-5, err_msg=f"{h}: outside its lines, not what it had before them")
     return got
 
 
@@ -114,6 +117,16 @@ def test_1_two_lines_for_one_head_both_play_after_a_bake(empty_scene, bpy_mod, t
         assert st.action_slot is not None and st.action_slot == st.action.slots[0]
     assert key["streamtalker_replaced_action"] == "Key|Take 001|BaseLayer"
     assert bpy.data.actions["Key|Take 001|BaseLayer"].use_fake_user   # kept
+    # and still playing: on its own track between the rest pose and the lines
+    tracks = key.animation_data.nla_tracks
+    assert [t.name for t in tracks][-3:] == ["StreamTalker Rest", "StreamTalker Earlier",
+                                             "StreamTalker"]
+    (earlier,) = tracks["StreamTalker Earlier"].strips
+    assert earlier.action.name == "Key|Take 001|BaseLayer" and earlier.extrapolation == "HOLD"
+    names = [kb.name for kb in key.key_blocks][1:]
+    assert np.abs(earlier_values(key, range(60, 190), names)).max() > 0.05   # it moves there
+    _check_plays(scene, {"Head": head}, {"Head": spans}, range(1, 260))
+    tracks["StreamTalker Earlier"].mute = True      # muted: the head rests between lines
     _check_plays(scene, {"Head": head}, {"Head": spans}, range(1, 260))
 
 
@@ -210,7 +223,8 @@ def test_lines_of_one_head_that_overlap_go_on_a_second_track(empty_scene, bpy_mo
     assert got["Scene/one"][:4] == ("StreamTalker", "one", 1, 40)
     assert got["Scene/two"][:4] == ("StreamTalker 2", "two", 21, 60)
     names = [t.name for t in head.data.shape_keys.animation_data.nla_tracks]
-    assert names[-3:] == ["StreamTalker Rest", "StreamTalker", "StreamTalker 2"]
+    assert names[-4:] == ["StreamTalker Rest", "StreamTalker Earlier", "StreamTalker",
+                          "StreamTalker 2"]
     _check_plays(scene, {"Head": head}, {"Head": {"Scene/one": (1, 20), "Scene/two": (21, 60)}},
                  range(1, 80))
 
