@@ -92,6 +92,19 @@ def rig_shapes(rig: str) -> list[str]:
     return list(_face().rig_kind(rig).shapes)
 
 
+def mouth_shapes_missing(rig: str, mapped) -> tuple[list[str], int]:
+    """The mouth shapes of rig kind ``rig`` that have no shape key in ``mapped`` (a
+    {channel: shape key} dict or the mapped channels), in the kind's order, and how many
+    mouth shapes the kind has: what the panel, Auto-Match and the plan report. ARKit: its
+    52 channels are not mouth shapes (``([], 0)``).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    shapes = rig_shapes(rig)
+    return [c for c in shapes if c not in mapped], len(shapes)
+
+
 def rig_label(rig: str) -> str:
     """What the panel calls a rig kind (``"Oculus / Meta visemes (15)"``)."""
     return _face().rig_kind(rig).label

@@ -315,10 +315,10 @@ class STREAMTALKER_OT_mapping_auto(Operator):
             self.report({"WARNING"}, f"no shape key of '{obj.name}' matches a model channel "
                                      f"by name: pick the shape keys in the list")
         elif rig != "arkit":
-            shapes = mapping_mod.rig_shapes(rig)
-            n = sum(1 for c in shapes if c in found)
-            self.report({"INFO"} if n == len(shapes) else {"WARNING"},
-                        f"{mapping_mod.rig_label(rig)}: {n} of {len(shapes)} mouth shapes "
+            lacking, n_shapes = mapping_mod.mouth_shapes_missing(rig, found)
+            n = n_shapes - len(lacking)
+            self.report({"INFO"} if not lacking else {"WARNING"},
+                        f"{mapping_mod.rig_label(rig)}: {n} of {n_shapes} mouth shapes "
                         f"matched, and {len(found) - n} blink, brow or eye channels")
         elif missing:
             self.report({"WARNING"}, f"matched {len(found)} of {len(channels)} channels; "

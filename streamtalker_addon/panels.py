@@ -133,11 +133,11 @@ def _rig_lines(obj) -> list[tuple[str, str]]:
     try:
         rig, detected = object_rig(obj)
         keys = shape_key_names(obj)
-        shapes = mapping_mod.rig_shapes(rig)
         found = mapping_mod.match_channels(mapping_mod.rig_channels(rig), keys, rig)
-        n = sum(1 for c in shapes if c in found)
+        lacking, n_shapes = mapping_mod.mouth_shapes_missing(rig, found)
         lines = [(f"{'Detected: ' if detected else ''}{mapping_mod.rig_label(rig)}, "
-                  f"{n} of {len(shapes)} mouth shapes match", "SHAPEKEY_DATA")]
+                  f"{n_shapes - len(lacking)} of {n_shapes} mouth shapes match",
+                  "SHAPEKEY_DATA")]
         if len(obj.streamtalker.mapping) and mapping_rig(obj) != rig:
             lines.append((f"The list maps {mapping_mod.rig_label(mapping_rig(obj))}: "
                           f"press Auto-Match", "ERROR"))

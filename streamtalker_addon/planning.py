@@ -352,12 +352,11 @@ def _face_rig_mapping(obj, settings) -> tuple[dict[str, str], list[str]]:
 
 def _rig_warning(obj, settings, targets) -> str:
     """A sentence when a viseme or vowel rig lacks some of its mouth shapes, else ''."""
-    shapes = mapping_mod.rig_shapes(settings.face_rig)
-    missing = [c for c in shapes if c not in targets]
+    missing, n_shapes = mapping_mod.mouth_shapes_missing(settings.face_rig, targets)
     if not missing:
         return ""
     return (f"'{obj.name}' is driven as {mapping_mod.rig_label(settings.face_rig)}; "
-            f"{len(missing)} of its {len(shapes)} mouth shapes have no shape key and are not "
+            f"{len(missing)} of its {n_shapes} mouth shapes have no shape key and are not "
             f"keyed: {', '.join(missing)}")
 
 

@@ -254,10 +254,10 @@ def test_the_headless_bake_drives_a_rig_head(empty_scene, bpy_mod, tmp_path, kin
         assert np.array_equal(got[k][:, 0], frames) and got[k][:, 1].max() > 0.5, k
 
 
-def test_the_target_panel_says_what_rig_it_found(empty_scene, bpy_mod):
+def test_the_target_panel_says_what_rig_it_found(empty_scene, bpy_mod, capsys):
     import types
 
-    from streamtalker_addon import panels
+    from streamtalker_addon import panels, planning
     bpy = bpy_mod
     head, _ = _scene(bpy, empty_scene, "oculus", frames=30)
     calls = []
@@ -283,3 +283,11 @@ def test_the_target_panel_says_what_rig_it_found(empty_scene, bpy_mod):
     # い う え お answer to the romanised i u e o, which viseme_I, _U, _E, _O end in
     assert "MMD vowels (あ い う え お), 4 of 5 mouth shapes match" in got
     assert "The list maps Oculus / Meta visemes (15): press Auto-Match" in got
+    # Auto-Match and the plan of a generation count the same four (no あ on this head)
+    capsys.readouterr()
+    assert bpy.ops.streamtalker.mapping_auto() == {"FINISHED"}
+    out = capsys.readouterr()
+    assert "MMD vowels (あ い う え お): 4 of 5 mouth shapes matched" in out.out + out.err
+    plan = planning.plan_generation(bpy.context)
+    assert any("1 of its 5 mouth shapes have no shape key and are not keyed: あ" in w
+               for w in plan.warnings), plan.warnings
