@@ -66,10 +66,8 @@ def load_model(path=None, device="cpu", threads: int | None = None, backend: str
 
     Args:
         path: checkpoint (``X.safetensors`` with ``X.json`` beside it), or None for the
-            bundled default.
-        device: ``"cpu"`` or ``"cuda"``.
-            For the onnx backend also an export folder (``model.json`` inside, from
-            ``streamtalker export-onnx``).
+            bundled default; for the onnx backend also an export folder (``model.json``
+            inside, from ``streamtalker export-onnx``).
         device: ``"cpu"`` or ``"cuda"`` (torch only).
         threads: CPU threads the network computes with (intra-op), an integer in 1..cores;
             None applies the default, 1 (:mod:`model_core.runtime.device` says why). torch:
