@@ -97,6 +97,8 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     run = tmp_path / "run"
     assert final == run / "final.safetensors" and (run / "losses.png").stat().st_size > 1000
     assert (run / "step-0000003.safetensors").exists() and (run / "step-0000003.state.pt").exists()
+    used = json.loads((run / "config.resolved.json").read_text())   # what the run used
+    assert used["train"]["steps"] == 6 and used["data"]["corpus"] == [str(corpus)]
     rows = list(csv.DictReader(open(run / "losses.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[2]["val_loss"] and all(np.isfinite(float(r["loss"])) for r in rows)
@@ -164,6 +166,45 @@ def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path,
                    .replace(str(tmp_path / "k3"), str(tmp_path / "k4")))
     with pytest.raises(ValueError, match=r"\[model\] d_model = .* differs from .*train from scratch"):
         run_training(cfg, progress=False)
+
+
+def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
+    """``base = "..."``: the base's settings, this file's replacing them key by key; the
+    base's relative paths stay relative to its own folder; no own [train] out, a cycle or a
+    missing base are refused by name."""
+    main = tmp_path / "configs" / "stage2.toml"
+    main.parent.mkdir()
+    main.write_text('[model]\nchunk_frames = 3\nguidance = 1.0\n[data]\ncorpus = ["../data/a", '
+                    '"../data/b"]\n[train]\nout = "../runs/main"\nsteps = 1200\nlr = 2e-4\n'
+                    'distill_from = "../runs/s1/final.safetensors"\ndistill_guidance = 7.0\n')
+    abl = tmp_path / "ablations" / "g3.toml"
+    abl.parent.mkdir()
+    abl.write_text('# guidance 3, corpus a alone\nbase = "../configs/stage2.toml"\n\n[data]\n'
+                   'corpus = ["../data/a"]\n[train]\nout = "../runs/g3"\n'
+                   'distill_guidance = 3.0\n')
+    got, ref = read_train_config(abl), read_train_config(main)
+    assert got["model"] == ref["model"] == {"chunk_frames": 3, "guidance": 1.0}
+    assert got["data"]["corpus"] == [str(tmp_path / "data" / "a")]          # replaced whole
+    assert got["train"]["out"] == str(tmp_path / "runs" / "g3")
+    assert got["train"]["distill_guidance"] == 3.0
+    assert {k: got["train"][k] for k in ("steps", "lr", "distill_from")} == {
+        "steps": 1200, "lr": 2e-4, "distill_from": str(tmp_path / "runs/s1/final.safetensors")}
+    assert {k: v for k, v in got["train"].items() if k not in ("out", "distill_guidance")} == {
+        k: v for k, v in ref["train"].items() if k not in ("out", "distill_guidance")}
+
+    abl.write_text('base = "../configs/stage2.toml"\n[train]\ndistill_guidance = 3.0\n')
+    with pytest.raises(ValueError, match=r"set \[train\] out.*base's run folder"):
+        read_train_config(abl)
+    abl.write_text('base = "../configs/none.toml"\n[train]\nout = "x"\n')
+    with pytest.raises(FileNotFoundError, match="none.toml"):
+        read_train_config(abl)
+    main.write_text('base = "../ablations/g3.toml"\n[train]\nout = "y"\n')
+    abl.write_text('base = "../configs/stage2.toml"\n[train]\nout = "x"\n')
+    with pytest.raises(ValueError, match="each other's base"):
+        read_train_config(abl)
+    abl.write_text('[train]\nout = "x"\nbase = "../configs/stage2.toml"\n')   # in a section
+    with pytest.raises(ValueError, match=r"unknown \[train\] setting.*base"):
+        read_train_config(abl)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

@@ -40,6 +40,13 @@ Config (TOML), ARKit blendshapes::
     vtlp = 0.0              # vocal-tract-length perturbation of the features: each corpus
                             # utterance heard with a warp in [1/(1+vtlp), 1+vtlp] (0 = off)
 
+A config may start from another: ``base = "stage2-distill.toml"`` (a top-level key, before
+the first section; relative to this file's folder) reads that config first, then this one's
+settings replace its settings key by key, section by section (a list such as ``corpus`` is
+replaced whole). The base's relative paths stay relative to its own folder. A config with a
+base must set its own ``[train] out`` (it would otherwise resume the base's run). An
+ablation then says only what it changes.
+
 Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md``)::
 
     [data]
@@ -77,7 +84,7 @@ from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
 from .objective import DDPMNoiser, check_parent_history, training_loss
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError, InputNotFoundError, OutputExistsError
 
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
                       weight_decay=0.01, seed=0, device="auto", amp=True, save_every=1000,
@@ -138,16 +145,68 @@ def apply_model_settings(model, settings: dict, source) -> dict:
     return changed
 
 
-def read_train_config(path: str | os.PathLike) -> dict:
-    """Parse a training TOML file into {"model", "data", "train", "codec"} dicts, defaults
-    filled in and relative paths resolved against the file's folder.
+#: [section] keys holding paths, relative to the folder of the config that sets them
+_PATH_KEYS = {"data": ("corpus", "captures", "vertices"),
+              "train": ("out", "init_from", "distill_from")}
+
+
+def _read_with_base(p: Path, seen: tuple = ()) -> dict:
+    """The TOML of training config ``p`` with its ``base`` chain merged in (module
+    docstring): {section: {key: value}}; the base's relative paths made absolute against
+    its own folder.
 
     Raises:
-        FileNotFoundError: no such file; ValueError: bad TOML, unknown sections or keys, or
-        vertex data mixed with ARKit data.
+        FileNotFoundError: ``p`` or a base missing; ConfigError: ``base`` not a path, a
+        cycle of bases, or a config with a base and no ``[train] out`` of its own.
+    """
+    cfg = read_toml(p, "training config")
+    base = cfg.pop("base", None)
+    if base is None:
+        return cfg
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{p}: base must be the path of another training config "
+                          f"(base = \"stage2-distill.toml\"), got {base!r}; a top-level key "
+                          f"goes before the first [section]")
+    bp = Path(base) if Path(base).is_absolute() else p.parent / base
+    chain = seen + (p.resolve(),)
+    if bp.resolve() in chain:
+        raise ConfigError(f"{p}: base = {base!r} leads back to "
+                          f"{bp.resolve()}: configs cannot be each other's base")
+    if not bp.is_file():
+        raise InputNotFoundError(f"{p}: base = {base!r}: no such training config {bp}")
+    if "out" not in cfg.get("train", {}):
+        raise ConfigError(f"{p}: set [train] out: with base = {base!r} it would otherwise "
+                          f"write into (and resume) the base's run folder")
+    parent = _read_with_base(bp, chain)
+    for sec, keys in _PATH_KEYS.items():
+        for k in keys:
+            v = parent.get(sec, {}).get(k)
+            if isinstance(v, str) and v and not Path(v).is_absolute():
+                parent[sec][k] = str((bp.parent / v).resolve())
+            elif isinstance(v, list):
+                parent[sec][k] = [c if Path(c).is_absolute() else str((bp.parent / c).resolve())
+                                  for c in v]
+    merged = {sec: dict(v) if isinstance(v, dict) else v for sec, v in parent.items()}
+    for sec, v in cfg.items():
+        if isinstance(v, dict) and isinstance(merged.get(sec), dict):
+            merged[sec].update(v)
+        else:
+            merged[sec] = v
+    return merged
+
+
+def read_train_config(path: str | os.PathLike) -> dict:
+    """Parse a training TOML file into {"model", "data", "train", "codec"} dicts, defaults
+    filled in and relative paths resolved against the folder of the file that sets them
+    (a ``base`` config's against its own: module docstring).
+
+    Raises:
+        FileNotFoundError: no such file or base; ValueError: bad TOML, unknown sections or
+        keys, vertex data mixed with ARKit data, a bad ``base`` (a cycle, no ``[train] out``
+        of its own).
     """
     p = Path(path)
-    cfg = read_toml(p, "training config")
+    cfg = _read_with_base(p)
     unknown = set(cfg) - {"model", "data", "train", "codec"}
     if unknown:
         raise ConfigError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
@@ -569,6 +628,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
                          "val_loss", "seconds"])
     if rank == 0 and not (out / "config.toml").exists():
         (out / "config.toml").write_text(Path(config_path).read_text())
+        # what was used, its base configs merged and paths resolved
+        (out / "config.resolved.json").write_text(json.dumps(cfg, indent=1, default=str))
     t_start = time.time()
     steps = tr["steps"]
     acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}
