@@ -446,7 +446,8 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     parent (per channel with guidance_channels = "lips") and then samples without guidance."""
     import torch
     from model_core.training.batches import ChunkBatcher
-    from model_core.training.objective import DDPMNoiser, guided_x0, training_loss
+    from model_core.training.objective import (CLOSURE_CHANNELS, DDPMNoiser, distill_scale,
+                                               guided_x0, training_loss)
 
     parent = mc.load_model(toy_checkpoint, backend="torch")
     parent.config.guidance, parent.config.guidance_channels = 4.0, "lips"
@@ -466,6 +467,17 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     assert torch.allclose(g, u + scale * (c - u), atol=1e-6)
     lips = scale > 1
     assert torch.allclose(g[..., ~lips], c[..., ~lips], atol=1e-6)
+    # [train] distill_closure_guidance: its own scale on the channels that seal the lips
+    parent.distill_scale = distill_scale(parent, 9.0)
+    names = list(parent.channel_names)
+    want = scale.clone()
+    want[[names.index(n) for n in CLOSURE_CHANNELS]] = 9.0
+    assert set(want.tolist()) == {1.0, 4.0, 9.0}
+    g9 = guided_x0(parent, b, hist, b["style"], x_t, t)
+    assert torch.allclose(g9, u + want * (c - u), atol=1e-6)
+    with pytest.raises(ValueError, match=">= 1"):
+        distill_scale(parent, 0.5)
+    del parent.distill_scale
     # the loss with a parent is the x0 loss against that target (no audio dropped)
     student = mc.load_model(toy_checkpoint, backend="torch")
     student.config.cond_drop = 1.0   # ignored when distilling: the student always hears
@@ -477,12 +489,14 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
                      init_from=str(toy_checkpoint))
     body = cfg.read_text().replace("n_styles = 2\n", f"n_styles = {parent.config.n_styles}\n")
     body = body.replace("[train]\n", f"[train]\ndistill_from = {json.dumps(str(toy_checkpoint))}\n"
-                        f"distill_guidance = 4.0\ndistill_guidance_channels = \"lips\"\n")
+                        f"distill_guidance = 4.0\ndistill_guidance_channels = \"lips\"\n"
+                        f"distill_closure_guidance = 9.0\n")
     cfg.write_text(body)
     st = mc.load_model(run_training(cfg, progress=False), backend="torch")
     assert st.config.guidance == 1.0
     rec = st.config.training["guidance_distilled_from"]
     assert rec["guidance"] == 4.0 and rec["guidance_channels"] == "lips"
+    assert rec["closure_guidance"] == 9.0 and rec["closure_channels"] == list(CLOSURE_CHANNELS)
     cfg.write_text(body.replace("distill_guidance = 4.0", "distill_guidance = 1.0")
                    .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
     with pytest.raises(ValueError, match="nothing to distil"):

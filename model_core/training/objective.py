@@ -27,7 +27,8 @@ from ..face import is_lip_channel
 from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
 from ..runtime.inference import lip_scale
 
-__all__ = ["DDPMNoiser", "PARENT_HISTORIES", "check_parent_history", "closure_weights",
+__all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "PARENT_HISTORIES", "check_parent_history",
+           "closure_weights", "distill_scale",
            "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
            "training_loss", "viseme_loss"]
 
@@ -159,6 +160,35 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     return losses
 
 
+#: The channels that seal the lips (the teacher's bilabial contact: ``mouthClose`` = contact x
+#: jawOpen, with the lips pressed and rolled in); ``[train] distill_closure_guidance``.
+CLOSURE_CHANNELS = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower",
+                    "mouthRollUpper")
+
+
+def distill_scale(parent, closure_guidance: float) -> np.ndarray:
+    """float32 [D]: the parent's own per-channel guidance scale
+    (:meth:`~model_core.runtime.inference.InferenceModel.guidance_scale`) with
+    ``closure_guidance`` on :data:`CLOSURE_CHANNELS`: a strong guidance that seals the lips
+    on P/B/M beside a milder one on the jaw and the vowels' shapes.
+
+    Raises:
+        ValueError: ``closure_guidance`` < 1, or a parent without the ARKit closure channels.
+    """
+    if not closure_guidance >= 1.0:
+        raise ValueError(f"the closure channels' guidance must be >= 1, got {closure_guidance}")
+    names = list(parent.channel_names)
+    missing = [c for c in CLOSURE_CHANNELS if c not in names]
+    if missing:
+        raise ValueError(f"the parent has no {', '.join(missing)} channel(s): closure guidance "
+                         f"is for ARKit models")
+    g = np.broadcast_to(np.asarray(parent.guidance_scale(parent.config.guidance), np.float32),
+                        (len(names),)).copy()
+    for c in CLOSURE_CHANNELS:
+        g[names.index(c)] = closure_guidance
+    return g
+
+
 @torch.no_grad()
 def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: torch.Tensor,
               t: torch.Tensor) -> torch.Tensor:
@@ -167,7 +197,8 @@ def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: tor
 
     Args:
         parent: a ``StreamTalkerModel``; its ``config.guidance`` applies on the channels
-            ``config.guidance_channels`` names.
+            ``config.guidance_channels`` names, unless it carries ``distill_scale`` (float32
+            [D], one scale per channel: :func:`distill_scale`).
         b: a training batch (on the parent's device): ``feats``, ``mel_offset``,
             ``align_idx``, ``align_w`` as in :func:`training_loss`.
         hist: float32 [B, H, D] normalized history; style: int64 [B];
@@ -175,7 +206,9 @@ def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: tor
     Returns:
         float32 [R*B, K, D], normalized: ``x0_u + g * (x0_c - x0_u)``.
     """
-    g = parent.guidance_scale(parent.config.guidance)
+    g = getattr(parent, "distill_scale", None)
+    if g is None:
+        g = parent.guidance_scale(parent.config.guidance)
     g = torch.as_tensor(np.asarray(g, np.float32), device=x_t.device)
     B = hist.shape[0]
     args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style)

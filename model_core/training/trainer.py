@@ -33,6 +33,8 @@ Config (TOML), ARKit blendshapes::
     distill_from = ""       # guidance distillation: the frozen parent checkpoint
     distill_guidance = 0.0  # its guidance (0 = its own setting), on
     distill_guidance_channels = ""   # "all" | "lips" ("" = its own setting)
+    distill_closure_guidance = 0.0   # guidance on the lip-sealing channels (mouthClose,
+                                     # mouthPress*, mouthRoll*; 0 = as the others)
     distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
@@ -83,7 +85,8 @@ from ..runtime.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
-from .objective import DDPMNoiser, check_parent_history, training_loss
+from .objective import (CLOSURE_CHANNELS, DDPMNoiser, check_parent_history, distill_scale,
+                        training_loss)
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError
 
 TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, warmup=500,
@@ -91,6 +94,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
+                      distill_closure_guidance=0.0,
                       vtlp=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
@@ -504,7 +508,9 @@ def _distillation_parent(model, tr: dict, dev: str):
     """``[train] distill_from``: the frozen distillation parent of guidance distillation (a
     guided model; not the phone-rule teacher of :mod:`.teacher`), or None. Its guidance is
     ``[train] distill_guidance`` on ``distill_guidance_channels`` ("all" or "lips"), each
-    defaulting (0, "") to the parent checkpoint's own sampler settings. The student
+    defaulting (0, "") to the parent checkpoint's own sampler settings;
+    ``distill_closure_guidance`` (> 0) puts its own guidance on the lip-sealing channels
+    (:data:`~.objective.CLOSURE_CHANNELS`, :func:`~.objective.distill_scale`). The student
     (``model``) is set to sample without guidance (``guidance = 1``: its single pass learns
     the parent's guided prediction) and records where its guidance came from.
 
@@ -538,11 +544,18 @@ def _distillation_parent(model, tr: dict, dev: str):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
     check_parent_history(model, tr["distill_history"], "[train] distill_history")
+    source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
+              "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}
+    if tr["distill_closure_guidance"]:
+        try:
+            parent.distill_scale = distill_scale(parent, float(tr["distill_closure_guidance"]))
+        except ValueError as e:
+            raise ConfigError(f"[train] distill_closure_guidance: {e}") from None
+        source["closure_guidance"] = float(tr["distill_closure_guidance"])
+        source["closure_channels"] = list(CLOSURE_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
-    model.config.training = {**model.config.training, "guidance_distilled_from": {
-        "checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
-        "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}}
+    model.config.training = {**model.config.training, "guidance_distilled_from": source}
     return parent
 
 
