@@ -1,6 +1,8 @@
 """Print the headline lip-gap figures of `streamtalker evaluate -o` JSON files side by side:
 per set (the main inputs and every --heldout set) the model and the teacher on the same
-phones, then the languages that hold issue 20's per-language rule.
+phones, then the languages that hold issue 20's per-language rule; per file, the P/B/M
+closed over all its sets (the model card's rule compares candidates by it after the
+must-hold checks).
 
 Usage: .venv/bin/python tools/eval_summary.py results.json [more.json ...]
 """
@@ -43,6 +45,9 @@ def main() -> int:
             label = Path(r["settings"].get("inputs", name)).name
             for row in rows(r, label):
                 print("| " + Path(f).stem + " | " + " | ".join(row) + " |")
+        lips = [r["overall"]["lip"] for r in sets.values()]
+        print(f"| {Path(f).stem} | P/B/M closed, all sets: "
+              f"{sum(x['n_closed'] for x in lips)}/{sum(x['n_bilabials'] for x in lips)} |")
     return 0
 
 
