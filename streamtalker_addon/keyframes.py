@@ -48,6 +48,9 @@ PROP_PARTIAL = "streamtalker_incomplete"
 #: line went onto the NLA (kept, fake user), and its slot.
 PROP_REPLACED = "streamtalker_replaced_action"
 PROP_REPLACED_SLOT = "streamtalker_replaced_slot"
+#: Set on the Key once that earlier action went onto :data:`EARLIER_TRACK`: a track the user
+#: then deletes or renames is not put back.
+PROP_EARLIER_PLACED = "streamtalker_earlier_placed"
 GROUP = "StreamTalker"
 #: NLA track names: the lines; the rest pose at the bottom (:func:`_ensure_rest`); between
 #: them the action the shape keys had before their first line, still playing
@@ -387,7 +390,8 @@ def _fcurve_paths(action, anim_data=None) -> list[str]:
 
 def _ensure_rest(key, ad, paths: list[str]):
     """The rest track: one action holding every shape key a line animates at 0 (the basis)
-    everywhere (one key, held), on :data:`REST_TRACK` right under the line tracks, so
+    everywhere (one key, held), on :data:`REST_TRACK` under the line tracks (and under the
+    earlier action's track, :func:`_ensure_earlier`), so
     between lines the head rests, on every Blender (where no strip plays, the NLA would give
     a keyed shape key its RNA default: 1.0 on 5.0; elsewhere
     whatever tracks lie underneath). Mute it to let those show through. Returns the
@@ -431,36 +435,50 @@ def _recreate_on_top(ad, track) -> None:
     new = ad.nla_tracks.new()
     name, muted = track.name, track.mute
     keep = [(st.name, st.action, compat.slot_identifier(st), st.frame_start, st.mute,
-             st.influence, st.extrapolation) for st in track.strips]
+             st.influence, st.extrapolation, st.action_frame_start, st.action_frame_end)
+            for st in track.strips if st.action is not None]
     ad.nla_tracks.remove(track)
     new.name, new.mute = name, muted
-    for sname, action, slot, start, mute, influence, extrapolation in keep:
-        st = new.strips.new(sname, int(start), action)
+    for sname, action, slot, start, mute, influence, extrapolation, a0, a1 in keep:
+        st = new.strips.new(sname, math.floor(start), action)
         if slot:
             compat.set_strip_slot(st, slot)
+        st.action_frame_start, st.action_frame_end = a0, a1
+        st.frame_start_ui = start
         st.blend_type, st.extrapolation, st.mute = "REPLACE", extrapolation, mute
         st.influence = influence
 
 
 def _ensure_earlier(key, ad, rest):
     """The earlier track: the action the shape keys had before their first line
-    (``key[PROP_REPLACED]``), as one strip held before and after (extrapolation Hold, blend
-    Replace) on :data:`EARLIER_TRACK`, right above the rest track and under the lines. What
-    the animator had keyed keeps playing: between lines on every channel it animates, and
-    during a line on the channels the line does not key. Mute the track to see the rest
-    pose between lines instead. Returns the track, or None when there was no earlier action
-    (or it no longer exists)."""
+    (``key[PROP_REPLACED]``), as one strip on :data:`EARLIER_TRACK`, right above the rest
+    track and under the lines, blend Replace, playing the action at the very frames it
+    played at as the active action: the strip spans the action's frames and the scene's
+    (so F-curve extrapolation and Cycles modifiers go on as before), held beyond. What the
+    animator had keyed keeps playing: between lines on every channel it animates, and during
+    a line on the channels the line does not key. Mute the track to see the rest pose
+    between lines instead (a shape key only it animates then keeps its slider value).
+
+    Not placed for an action StreamTalker made (an old lip-sync take from before lines were
+    on the NLA: it stays kept and named only), nor again once placed
+    (:data:`PROP_EARLIER_PLACED`: a track the user deleted or renamed stays so). Returns the
+    track, or None."""
     track = ad.nla_tracks.get(EARLIER_TRACK)
     if track is not None:
         return track
     earlier = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))
-    if earlier is None:
+    if earlier is None or PROP_SOURCE in earlier or key.get(PROP_EARLIER_PLACED):
         return None
+    scene = bpy.context.scene
+    lo, hi = (float(f) for f in earlier.frame_range)
+    if scene is not None:
+        lo, hi = min(lo, float(scene.frame_start)), max(hi, float(scene.frame_end))
     track = ad.nla_tracks.new(prev=rest)
     track.name = EARLIER_TRACK
-    lo = float(earlier.frame_range[0])
     st = track.strips.new(EARLIER_TRACK, math.floor(lo), earlier)
-    st.frame_start_ui = lo      # its keys at the frames they played at (moves the whole strip)
+    st.action_frame_start, st.action_frame_end = lo, max(hi, lo + 1.0)
+    st.frame_start_ui = lo      # action frame f plays at scene frame f (moves the whole strip)
+    key[PROP_EARLIER_PLACED] = True
     slot = str(key.get(PROP_REPLACED_SLOT, ""))
     if slot:
         compat.set_strip_slot(st, slot)
@@ -541,7 +559,8 @@ def restore_previous(key, line: str | None = None) -> tuple[str, str]:
     With ``line``: that line's previous version goes back onto the NLA in its place (a
     second call goes one more version back); a line that has none is taken off the NLA, and
     when it was the last line, the action the shape keys had before their first line is
-    assigned again. Every version stays in the file.
+    assigned again and its track removed (when another action was assigned meanwhile, it
+    stays on its track instead). Every version stays in the file.
     Without: the shape keys' active action, when StreamTalker made it (a file from before
     lines were on the NLA), is swapped for the action it replaced.
 
@@ -573,17 +592,22 @@ def restore_previous(key, line: str | None = None) -> tuple[str, str]:
         tr.strips.remove(st)
         restored = ""
         if not line_strips(key):
-            for t in [t for t in ad.nla_tracks
-                      if _is_line_track(t) or t.name in (REST_TRACK, EARLIER_TRACK)]:
+            for t in [t for t in ad.nla_tracks if _is_line_track(t) or t.name == REST_TRACK]:
                 if not any(s.action is not None and PROP_LINE in s.action for s in t.strips):
                     ad.nla_tracks.remove(t)
             replaced = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))
-            if replaced is not None and ad.action is None:
-                _assign(ad, replaced, str(key.get(PROP_REPLACED_SLOT, "")))
-                restored = replaced.name
-            for p in (PROP_REPLACED, PROP_REPLACED_SLOT):
-                if p in key:
-                    del key[p]
+            # the earlier action becomes the active one again -- unless the user assigned
+            # another meanwhile: then it keeps playing on its track, still named on the Key
+            if replaced is None or ad.action is None:
+                earlier = ad.nla_tracks.get(EARLIER_TRACK)
+                if earlier is not None and all(s.action == replaced for s in earlier.strips):
+                    ad.nla_tracks.remove(earlier)
+                if replaced is not None:
+                    _assign(ad, replaced, str(key.get(PROP_REPLACED_SLOT, "")))
+                    restored = replaced.name
+                for p in (PROP_REPLACED, PROP_REPLACED_SLOT, PROP_EARLIER_PLACED):
+                    if p in key:
+                        del key[p]
         key.update_tag()
         return cur.name, restored
     cur = ad.action if ad is not None else None

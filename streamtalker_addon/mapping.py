@@ -22,6 +22,7 @@ Presets are JSON files (``rig``: the rig kind the channels are of; absent = ARKi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -69,8 +70,9 @@ def _match_channels(channels: tuple, shape_keys: tuple, rig: str) -> dict[str, s
 def detect_rig(shape_keys):
     """The rig kind of a mesh's shape-key names (:func:`model_core.face.detect_rig`):
     a ``RigMatch`` with ``kind``, ``mapping``, ``n_shapes``, ``n_matched`` (remembered per
-    set of names: the panel asks on every redraw; do not change it)."""
-    return _detect_rig(tuple(shape_keys))
+    set of names, since the panel asks on every redraw; each call gets its own copy)."""
+    found = _detect_rig(tuple(shape_keys))
+    return dataclasses.replace(found, mapping=dict(found.mapping))
 
 
 @functools.lru_cache(maxsize=32)
@@ -95,8 +97,9 @@ def rig_shapes(rig: str) -> list[str]:
 def mouth_shapes_missing(rig: str, mapped) -> tuple[list[str], int]:
     """The mouth shapes of rig kind ``rig`` that have no shape key in ``mapped`` (a
     {channel: shape key} dict or the mapped channels), in the kind's order, and how many
-    mouth shapes the kind has: what the panel, Auto-Match and the plan report. ARKit: its
-    52 channels are not mouth shapes (``([], 0)``).
+    mouth shapes the kind has: what the panel, Auto-Match and the plan report for viseme
+    and vowel rigs (for ``"arkit"`` the count is over its mouth channels, which no caller
+    reports).
 
     Raises:
         ValueError: unknown kind.

@@ -97,7 +97,7 @@ def test_train_resume_and_finetune(corpus, tmp_path, speech):
     run = tmp_path / "run"
     assert final == run / "final.safetensors" and (run / "losses.png").stat().st_size > 1000
     assert (run / "step-0000003.safetensors").exists() and (run / "step-0000003.state.pt").exists()
-    used = json.loads((run / "config.resolved.json").read_text())   # what the run used
+    used = json.loads((run / "config.resolved-step-0000000.json").read_text())  # what it used
     assert used["train"]["steps"] == 6 and used["data"]["corpus"] == [str(corpus)]
     rows = list(csv.DictReader(open(run / "losses.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -205,6 +205,19 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
     abl.write_text('[train]\nout = "x"\nbase = "../configs/stage2.toml"\n')   # in a section
     with pytest.raises(ValueError, match=r"unknown \[train\] setting.*base"):
         read_train_config(abl)
+    # a bad key in the base is named with the base's file
+    main.write_text('[train]\nout = "m"\nstepz = 3\n')
+    abl.write_text('base = "../configs/stage2.toml"\n[train]\nout = "x"\n')
+    with pytest.raises(ValueError, match=r"stage2\.toml: unknown \[train\] setting.*stepz"):
+        read_train_config(abl)
+
+
+def test_closure_guidance_needs_a_distillation_parent():
+    from model_core.training.trainer import _distillation_parent
+    tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 9.0}
+    with pytest.raises(ValueError, match="distill_closure_guidance = 9.0 needs a distillation "
+                                         "parent: set distill_from"):
+        _distillation_parent(None, tr, "cpu")
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)
@@ -498,6 +511,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     assert rec["guidance"] == 4.0 and rec["guidance_channels"] == "lips"
     assert rec["closure_guidance"] == 9.0 and rec["closure_channels"] == list(CLOSURE_CHANNELS)
     cfg.write_text(body.replace("distill_guidance = 4.0", "distill_guidance = 1.0")
+                   .replace("distill_closure_guidance = 9.0\n", "")
                    .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
     with pytest.raises(ValueError, match="nothing to distil"):
         run_training(cfg, progress=False)

@@ -44,8 +44,8 @@ Config (TOML), ARKit blendshapes::
 
 A config may start from another: ``base = "stage2-distill.toml"`` (a top-level key, before
 the first section; relative to this file's folder) reads that config first, then this one's
-settings replace its settings key by key, section by section (a list such as ``corpus`` is
-replaced whole). The base's relative paths stay relative to its own folder. A config with a
+settings replace its settings key by key, section by section (a list such as ``corpus``, or
+a table inside a section, is replaced whole). The base's relative paths stay relative to its own folder. A config with a
 base must set its own ``[train] out`` (it would otherwise resume the base's run). An
 ablation then says only what it changes.
 
@@ -154,6 +154,26 @@ _PATH_KEYS = {"data": ("corpus", "captures", "vertices"),
               "train": ("out", "init_from", "distill_from")}
 
 
+def _check_keys(cfg: dict, p: Path) -> None:
+    """Refuse unknown sections and [train] / [data] / [codec] keys of the file ``p``
+    (ConfigError naming the file and the known ones)."""
+    unknown = set(cfg) - {"model", "data", "train", "codec"}
+    if unknown:
+        raise ConfigError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
+                         f"[train] (and [codec] for vertex data)")
+    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS),
+                           ("codec", CODEC_DEFAULTS)):
+        bad = set(cfg.get(name, {})) - set(defaults)
+        if bad:
+            raise ConfigError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
+                             f"{sorted(defaults)}")
+    for key in ("corpus", "captures"):
+        v = cfg.get("data", {}).get(key)
+        if isinstance(v, list) and not all(isinstance(c, str) for c in v):
+            raise ConfigError(f"{p}: [data] {key} must be a folder or a list of folders "
+                             f"(strings), got {v!r}")
+
+
 def _read_with_base(p: Path, seen: tuple = ()) -> dict:
     """The TOML of training config ``p`` with its ``base`` chain merged in (module
     docstring): {section: {key: value}}; the base's relative paths made absolute against
@@ -165,6 +185,7 @@ def _read_with_base(p: Path, seen: tuple = ()) -> dict:
     """
     cfg = read_toml(p, "training config")
     base = cfg.pop("base", None)
+    _check_keys(cfg, p)
     if base is None:
         return cfg
     if not isinstance(base, str) or not base:
@@ -188,7 +209,8 @@ def _read_with_base(p: Path, seen: tuple = ()) -> dict:
             if isinstance(v, str) and v and not Path(v).is_absolute():
                 parent[sec][k] = str((bp.parent / v).resolve())
             elif isinstance(v, list):
-                parent[sec][k] = [c if Path(c).is_absolute() else str((bp.parent / c).resolve())
+                parent[sec][k] = [str((bp.parent / c).resolve())
+                                  if isinstance(c, str) and not Path(c).is_absolute() else c
                                   for c in v]
     merged = {sec: dict(v) if isinstance(v, dict) else v for sec, v in parent.items()}
     for sec, v in cfg.items():
@@ -211,19 +233,8 @@ def read_train_config(path: str | os.PathLike) -> dict:
     """
     p = Path(path)
     cfg = _read_with_base(p)
-    unknown = set(cfg) - {"model", "data", "train", "codec"}
-    if unknown:
-        raise ConfigError(f"{p}: unknown section(s) {sorted(unknown)}; use [model], [data], "
-                         f"[train] (and [codec] for vertex data)")
-    sections = {}
-    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS),
-                           ("codec", CODEC_DEFAULTS)):
-        sec = {**defaults, **cfg.get(name, {})}
-        bad = set(sec) - set(defaults)
-        if bad:
-            raise ConfigError(f"{p}: unknown [{name}] setting(s) {sorted(bad)}; known: "
-                             f"{sorted(defaults)}")
-        sections[name] = sec
+    sections = {name: {**defaults, **cfg.get(name, {})} for name, defaults in
+                (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS), ("codec", CODEC_DEFAULTS))}
     train, data = sections["train"], sections["data"]
     base = p.parent
 
@@ -525,6 +536,10 @@ def _distillation_parent(model, tr: dict, dev: str):
         if tr["distill_history"] != "student":
             raise ConfigError(f"[train] distill_history = {tr['distill_history']!r} needs a "
                              f"distillation parent: set distill_from")
+        if tr["distill_closure_guidance"]:
+            raise ConfigError(f"[train] distill_closure_guidance = "
+                             f"{tr['distill_closure_guidance']!r} needs a distillation "
+                             f"parent: set distill_from")
         return None
     parent = load_checkpoint(tr["distill_from"], dev)
     pc = parent.config
@@ -536,7 +551,7 @@ def _distillation_parent(model, tr: dict, dev: str):
         pc.validate()
     except ValueError as e:
         raise ConfigError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
-    if pc.guidance == 1.0:
+    if pc.guidance == 1.0 and tr["distill_closure_guidance"] in (0.0, 1.0):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise): nothing "
                          f"to distil; set distill_guidance, e.g. 5")
@@ -641,8 +656,12 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
                          "val_loss", "seconds"])
     if rank == 0 and not (out / "config.toml").exists():
         (out / "config.toml").write_text(Path(config_path).read_text())
-        # what was used, its base configs merged and paths resolved
-        (out / "config.resolved.json").write_text(json.dumps(cfg, indent=1, default=str))
+    if rank == 0:
+        # what this start used (base configs merged, paths resolved); a resumed run adds one
+        used = out / f"config.resolved-step-{step0:07d}.json"
+        if not used.exists():
+            text = json.dumps(cfg, indent=1, default=str)
+            atomic_write(used, lambda tmp: Path(tmp).write_text(text))
     t_start = time.time()
     steps = tr["steps"]
     acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}

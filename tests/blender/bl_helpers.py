@@ -192,9 +192,10 @@ def line_action(key, line: str):
 
 def earlier_values(key, frames, names) -> np.ndarray:
     """float32 [len(frames), len(names)]: what the head shows outside its lines -- the
-    action it had before its first line (``key[PROP_REPLACED]``, held before and after its
-    keys) on the shape keys it animates, the rest pose (0) on the others; all 0 when it had
-    none or the "StreamTalker Earlier" track is muted."""
+    action it had before its first line (``key[PROP_REPLACED]``, evaluated at each frame as
+    the active action would be, within the strip's frames) on the shape keys it animates,
+    the rest pose (0) on the others; all 0 when it had none or the "StreamTalker Earlier"
+    track is muted."""
     import bpy
     from streamtalker_addon import keyframes
     out = np.zeros((len(frames), len(names)), np.float32)
@@ -202,7 +203,8 @@ def earlier_values(key, frames, names) -> np.ndarray:
     track = key.animation_data.nla_tracks.get(keyframes.EARLIER_TRACK)
     if act is None or track is None or track.mute:
         return out
-    lo, hi = act.frame_range
+    (strip,) = track.strips
+    lo, hi = strip.action_frame_start, strip.action_frame_end
     curves = {fc.data_path: fc for fc in keyframes.action_fcurves(act, key.animation_data)}
     for j, n in enumerate(names):
         fc = curves.get(keyframes.shape_key_data_path(n))

@@ -229,6 +229,68 @@ def test_lines_of_one_head_that_overlap_go_on_a_second_track(empty_scene, bpy_mo
                  range(1, 80))
 
 
+def test_the_earlier_animation_plays_on_as_it_did_and_is_given_back(empty_scene, bpy_mod,
+                                                                     toy_checkpoint):
+    """What the head had keyed before its first line plays under the lines at the frames it
+    played at, F-curve modifiers included (a cycling blink goes on cycling); a track the
+    user deletes stays deleted; the last line's Restore Previous gives the action back."""
+    from streamtalker_addon import keyframes
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    scene.frame_start, scene.frame_end = 1, 200
+    (head,) = _heads(bpy, 1)
+    key = head.data.shape_keys
+    blink = bpy.data.actions.new("hand blink")          # keys 1-9, then cycling
+    key.animation_data.action = blink
+    for f, v in ((1, 0.0), (5, 0.8), (9, 0.0)):
+        key.key_blocks["eyeBlink_L"].value = v
+        key.key_blocks["eyeBlink_L"].keyframe_insert("value", frame=f)
+    fc = keyframes.action_fcurves(blink, key.animation_data)[0]
+    fc.modifiers.new("CYCLES")
+    _line(scene, ("one", 60), head, 30)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    assert key.animation_data.action is None
+    (st,) = key.animation_data.nla_tracks[keyframes.EARLIER_TRACK].strips
+    assert st.action == blink and st.frame_start <= 1 and st.frame_end >= 200
+    frames = np.array([3, 5, 13, 45, 150, 197])        # outside the line (60-89)
+    got = frame_values(scene, {"h": key}, frames, {"h": ["eyeBlink_L"]})["h"][:, 0]
+    np.testing.assert_allclose(got, [fc.evaluate(f) for f in frames], atol=1e-5)
+    assert got[frames == 45][0] == pytest.approx(0.8, abs=1e-5)   # frame 45 = 5 + 5 cycles
+
+    # deleted by the user: not put back by the next line
+    key.animation_data.nla_tracks.remove(key.animation_data.nla_tracks[keyframes.EARLIER_TRACK])
+    _line(scene, ("two", 120), head, 30, clip=1, channel=2)
+    scene.streamtalker.strip = "two"
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    assert keyframes.EARLIER_TRACK not in key.animation_data.nla_tracks
+
+    # the last line off: the earlier action is the active one again, the track gone
+    bpy.ops.streamtalker.restore_previous(line="Scene/two")
+    bpy.ops.streamtalker.restore_previous(line="Scene/one")
+    assert lines(key) == {} and key.animation_data.action == blink
+    assert keyframes.PROP_REPLACED not in key and keyframes.PROP_EARLIER_PLACED not in key
+
+
+def test_an_old_lip_sync_take_is_kept_but_not_played_between_lines(empty_scene, bpy_mod,
+                                                                   toy_checkpoint):
+    """A StreamTalker action from before lines were on the NLA (active, no line) is kept
+    and named, not put on the earlier track: it would talk between the lines."""
+    from streamtalker_addon import keyframes
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    key = head.data.shape_keys
+    old = bpy.data.actions.new("old take")
+    old[keyframes.PROP_SOURCE] = "speech.wav"
+    old[keyframes.PROP_PREVIOUS] = ""
+    key.animation_data.action = old
+    key.key_blocks["jawOpen"].keyframe_insert("value", frame=1)
+    _line(scene, ("one", 5), head, 30)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    assert key[keyframes.PROP_REPLACED] == "old take" and old.use_fake_user
+    assert keyframes.EARLIER_TRACK not in key.animation_data.nla_tracks
+
+
 def test_a_live_take_is_a_line_too(empty_scene, bpy_mod, toy_checkpoint):
     """Record places the take like Generate: an NLA strip at the frames it was recorded."""
     from test_blender_nothing_lost import _fake_live
