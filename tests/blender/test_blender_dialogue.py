@@ -271,6 +271,23 @@ def test_the_earlier_animation_plays_on_as_it_did_and_is_given_back(empty_scene,
     assert keyframes.PROP_REPLACED not in key and keyframes.PROP_EARLIER_PLACED not in key
 
 
+def test_the_last_line_off_keeps_the_earlier_track_when_another_action_was_assigned(
+        empty_scene, bpy_mod, toy_checkpoint):
+    from streamtalker_addon import keyframes
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    (head,) = _heads(bpy, 1)
+    key = head.data.shape_keys
+    _line(scene, ("one", 5), head, 30)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    mine = bpy.data.actions.new("keyed since")
+    key.animation_data.action = mine
+    bpy.ops.streamtalker.restore_previous(line="Scene/one")
+    assert lines(key) == {} and key.animation_data.action == mine       # left as assigned
+    (st,) = key.animation_data.nla_tracks[keyframes.EARLIER_TRACK].strips
+    assert st.action.name == key[keyframes.PROP_REPLACED] == "Key|Take 001|BaseLayer"
+
+
 def test_an_old_lip_sync_take_is_kept_but_not_played_between_lines(empty_scene, bpy_mod,
                                                                    toy_checkpoint):
     """A StreamTalker action from before lines were on the NLA (active, no line) is kept
