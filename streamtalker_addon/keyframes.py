@@ -368,7 +368,12 @@ class Placement:
 
 def _is_line_track(track) -> bool:
     return track.name == TRACK or (track.name.startswith(TRACK + " ") and
-                                   track.name not in (REST_TRACK, EARLIER_TRACK))
+                                   track.name != REST_TRACK and not _is_earlier_track(track))
+
+
+def _is_earlier_track(track) -> bool:
+    """:data:`EARLIER_TRACK`, or "StreamTalker Earlier 2" ... (actions put aside later)."""
+    return track.name == EARLIER_TRACK or track.name.startswith(EARLIER_TRACK + " ")
 
 
 def line_strips(key, line: str | None = None) -> list:
@@ -416,7 +421,7 @@ def _ensure_rest(key, ad, paths: list[str]):
     if track is None:
         track = ad.nla_tracks.new()          # on top: the earlier and line tracks go back above
         track.name = REST_TRACK
-        for tr in [t for t in ad.nla_tracks if t.name == EARLIER_TRACK]:
+        for tr in [t for t in ad.nla_tracks if _is_earlier_track(t)]:
             _recreate_on_top(ad, tr)
         for tr in [t for t in ad.nla_tracks if _is_line_track(t)]:
             _recreate_on_top(ad, tr)
@@ -469,21 +474,40 @@ def _ensure_earlier(key, ad, rest):
     earlier = bpy.data.actions.get(str(key.get(PROP_REPLACED, "")))
     if earlier is None or PROP_SOURCE in earlier or key.get(PROP_EARLIER_PLACED):
         return None
-    scene = bpy.context.scene
-    lo, hi = (float(f) for f in earlier.frame_range)
-    if scene is not None:
-        lo, hi = min(lo, float(scene.frame_start)), max(hi, float(scene.frame_end))
     track = ad.nla_tracks.new(prev=rest)
     track.name = EARLIER_TRACK
-    st = track.strips.new(EARLIER_TRACK, math.floor(lo), earlier)
-    st.action_frame_start, st.action_frame_end = lo, max(hi, lo + 1.0)
-    st.frame_start_ui = lo      # action frame f plays at scene frame f (moves the whole strip)
+    _playing_strip(track, EARLIER_TRACK, earlier, str(key.get(PROP_REPLACED_SLOT, "")))
     key[PROP_EARLIER_PLACED] = True
-    slot = str(key.get(PROP_REPLACED_SLOT, ""))
+    return track
+
+
+def _playing_strip(track, name: str, action, slot: str):
+    """A strip on ``track`` that plays ``action`` as the active action did: action frame f
+    at scene frame f, over the action's frames and the scene's (F-curve modifiers and
+    extrapolation included), held beyond; blend Replace."""
+    scene = bpy.context.scene
+    lo, hi = (float(f) for f in action.frame_range)
+    if scene is not None:
+        lo, hi = min(lo, float(scene.frame_start)), max(hi, float(scene.frame_end))
+    st = track.strips.new(name, math.floor(lo), action)
+    st.action_frame_start, st.action_frame_end = lo, max(hi, lo + 1.0)
+    st.frame_start_ui = lo      # moves the whole strip
     if slot:
         compat.set_strip_slot(st, slot)
     st.blend_type = "REPLACE"
     st.extrapolation = "HOLD"
+    return st
+
+
+def _push_down(ad, action, slot: str, below):
+    """An action put aside after the first (keys added once lines existed make a new active
+    action, which would play over every line): onto a track of its own,
+    "StreamTalker Earlier 2" ..., above the other earlier tracks and under the lines, as
+    Blender's Push Down would, so it keeps playing too. Returns the track."""
+    earlier = [t for t in ad.nla_tracks if _is_earlier_track(t)]
+    track = ad.nla_tracks.new(prev=earlier[-1] if earlier else below)
+    track.name = f"{EARLIER_TRACK} {len(earlier) + 1}"
+    _playing_strip(track, action.name, action, slot)
     return track
 
 
@@ -501,7 +525,9 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     its action kept (fake user), named in ``action[PROP_PREVIOUS]``. The active action is
     cleared (it would play over every line); ``replaced`` (name, slot) is the action the
     shape keys had before this one was assigned: when it is not a line, it is kept (fake
-    user) and named in ``key[PROP_REPLACED]`` unless an earlier one is named there.
+    user) and named in ``key[PROP_REPLACED]`` (it then plays on :data:`EARLIER_TRACK`,
+    :func:`_ensure_earlier`) unless an earlier one is named there; then it is pushed onto a
+    track of its own under the lines (:func:`_push_down`).
 
     Returns:
         the :class:`Placement`.
@@ -510,11 +536,14 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
     last = max(int(last), int(first))
     prev_name, prev_slot = replaced
     prev = bpy.data.actions.get(prev_name) if prev_name else None
+    pushed = None
     if prev is not None and prev != action and PROP_LINE not in prev:
         prev.use_fake_user = True
         if not key.get(PROP_REPLACED):
             key[PROP_REPLACED] = prev.name
             key[PROP_REPLACED_SLOT] = prev_slot
+        elif key[PROP_REPLACED] != prev.name and PROP_SOURCE not in prev:
+            pushed = prev
     paths = _fcurve_paths(action, ad if ad.action == action else None)
     _assign(ad, None)
     old_version, old_slot = None, ""
@@ -525,8 +554,11 @@ def place_line(key, action, name: str, line: str, first: int, last: int,
             tr.strips.remove(st)
     action[PROP_PREVIOUS] = old_version.name if old_version is not None else ""
     action[PROP_PREVIOUS_SLOT] = old_slot
-    below = _ensure_rest(key, ad, paths)
-    below = _ensure_earlier(key, ad, below) or below
+    rest = _ensure_rest(key, ad, paths)
+    _ensure_earlier(key, ad, rest)
+    if pushed is not None:
+        _push_down(ad, pushed, prev_slot, rest)
+    below = ([t for t in ad.nla_tracks if _is_earlier_track(t)] or [rest])[-1]
     tracks = [t for t in ad.nla_tracks if _is_line_track(t)]
     end = last + 1 if last == first else last     # a one-frame action spans [f, f+1]
     strip = None

@@ -288,6 +288,40 @@ def test_the_last_line_off_keeps_the_earlier_track_when_another_action_was_assig
     assert st.action.name == key[keyframes.PROP_REPLACED] == "Key|Take 001|BaseLayer"
 
 
+def test_keys_added_after_the_lines_are_pushed_down_and_keep_playing(empty_scene, bpy_mod,
+                                                                     toy_checkpoint):
+    """Keying a shape key once lines exist makes a new active action (it would play over
+    every line); the next line pushes it onto a track of its own under the lines, above
+    the first earlier action's, where it keeps playing."""
+    from streamtalker_addon import keyframes
+    bpy = bpy_mod
+    scene = _scene(bpy, toy_checkpoint)
+    scene.frame_start, scene.frame_end = 1, 150
+    (head,) = _heads(bpy, 1)
+    key = head.data.shape_keys
+    _line(scene, ("one", 5), head, 30)
+    assert bpy.ops.streamtalker.generate_all(wait=True) == {"FINISHED"}
+    kb = key.key_blocks["browInnerUp"]
+    for f, v in ((40, 0.2), (60, 0.9)):
+        kb.value = v
+        kb.keyframe_insert("value", frame=f)
+    added = key.animation_data.action
+    assert added is not None and keyframes.PROP_SOURCE not in added
+    fc = keyframes.action_fcurves(added, key.animation_data)[0]
+    _line(scene, ("two", 100), head, 30, clip=1, channel=2)
+    scene.streamtalker.strip = "two"
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    assert key.animation_data.action is None and added.use_fake_user
+    names = [t.name for t in key.animation_data.nla_tracks]
+    assert names[-4:] == ["StreamTalker Rest", "StreamTalker Earlier", "StreamTalker Earlier 2",
+                          "StreamTalker"]
+    assert key.animation_data.nla_tracks["StreamTalker Earlier 2"].strips[0].action == added
+    assert key[keyframes.PROP_REPLACED] == "Key|Take 001|BaseLayer"
+    got = frame_values(scene, {"h": key}, [50, 60, 95], {"h": ["browInnerUp"]})["h"][:, 0]
+    np.testing.assert_allclose(got, [fc.evaluate(f) for f in (50, 60, 95)], atol=1e-5)
+    assert got[1] == pytest.approx(0.9, abs=1e-5)
+
+
 def test_an_old_lip_sync_take_is_kept_but_not_played_between_lines(empty_scene, bpy_mod,
                                                                    toy_checkpoint):
     """A StreamTalker action from before lines were on the NLA (active, no line) is kept
