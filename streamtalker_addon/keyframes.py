@@ -503,8 +503,12 @@ def _push_down(ad, action, slot: str, below):
     """An action put aside after the first (keys added once lines existed make a new active
     action, which would play over every line): onto a track of its own,
     "StreamTalker Earlier 2" ..., above the other earlier tracks and under the lines, as
-    Blender's Push Down would, so it keeps playing too. Returns the track."""
+    Blender's Push Down would, so it keeps playing too (once: an action already on such a
+    track is not pushed again). Returns the track."""
     earlier = [t for t in ad.nla_tracks if _is_earlier_track(t)]
+    for t in earlier:
+        if any(st.action == action for st in t.strips):
+            return t
     track = ad.nla_tracks.new(prev=earlier[-1] if earlier else below)
     track.name = f"{EARLIER_TRACK} {len(earlier) + 1}"
     _playing_strip(track, action.name, action, slot)

@@ -320,6 +320,13 @@ def test_keys_added_after_the_lines_are_pushed_down_and_keep_playing(empty_scene
     got = frame_values(scene, {"h": key}, [50, 60, 95], {"h": ["browInnerUp"]})["h"][:, 0]
     np.testing.assert_allclose(got, [fc.evaluate(f) for f in (50, 60, 95)], atol=1e-5)
     assert got[1] == pytest.approx(0.9, abs=1e-5)
+    # assigned again and another line made: not pushed a second time
+    key.animation_data.action = added
+    scene.streamtalker.seed = 5
+    assert bpy.ops.streamtalker.generate(wait=True) == {"FINISHED"}
+    earlier = [t for t in key.animation_data.nla_tracks
+               if t.name.startswith("StreamTalker Earlier")]
+    assert len(earlier) == 2
 
 
 def test_an_old_lip_sync_take_is_kept_but_not_played_between_lines(empty_scene, bpy_mod,
