@@ -45,9 +45,9 @@ Config (TOML), ARKit blendshapes::
 A config may start from another: ``base = "stage2-distill.toml"`` (a top-level key, before
 the first section; relative to this file's folder) reads that config first, then this one's
 settings replace its settings key by key, section by section (a list such as ``corpus``, or
-a table inside a section, is replaced whole). The base's relative paths stay relative to its own folder. A config with a
-base must set its own ``[train] out`` (it would otherwise resume the base's run). An
-ablation then says only what it changes.
+a table inside a section, is replaced whole). The base's relative paths stay relative to
+its own folder. A config with a base must set its own ``[train] out`` (it would otherwise
+resume the base's run). An ablation then says only what it changes.
 
 Vertex data (VOCASET / BIWI in the FaceFormer layout, ``docs/vertex_training.md``)::
 
@@ -154,6 +154,11 @@ _PATH_KEYS = {"data": ("corpus", "captures", "vertices"),
               "train": ("out", "init_from", "distill_from")}
 
 
+def _absolute(path: str, folder: Path) -> str:
+    """``path`` as it stands if absolute, else resolved against ``folder`` (a config's)."""
+    return path if Path(path).is_absolute() else str((folder / path).resolve())
+
+
 def _check_keys(cfg: dict, p: Path) -> None:
     """Refuse unknown sections and [train] / [data] / [codec] keys of the file ``p``
     (ConfigError naming the file and the known ones)."""
@@ -206,12 +211,10 @@ def _read_with_base(p: Path, seen: tuple = ()) -> dict:
     for sec, keys in _PATH_KEYS.items():
         for k in keys:
             v = parent.get(sec, {}).get(k)
-            if isinstance(v, str) and v and not Path(v).is_absolute():
-                parent[sec][k] = str((bp.parent / v).resolve())
-            elif isinstance(v, list):
-                parent[sec][k] = [str((bp.parent / c).resolve())
-                                  if isinstance(c, str) and not Path(c).is_absolute() else c
-                                  for c in v]
+            if isinstance(v, str) and v:
+                parent[sec][k] = _absolute(v, bp.parent)
+            elif isinstance(v, list):       # entries checked to be strings (_check_keys)
+                parent[sec][k] = [_absolute(c, bp.parent) for c in v]
     merged = {sec: dict(v) if isinstance(v, dict) else v for sec, v in parent.items()}
     for sec, v in cfg.items():
         if isinstance(v, dict) and isinstance(merged.get(sec), dict):
@@ -236,10 +239,6 @@ def read_train_config(path: str | os.PathLike) -> dict:
     sections = {name: {**defaults, **cfg.get(name, {})} for name, defaults in
                 (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS), ("codec", CODEC_DEFAULTS))}
     train, data = sections["train"], sections["data"]
-    base = p.parent
-
-    def resolve(c: str) -> str:
-        return c if Path(c).is_absolute() else str((base / c).resolve())
 
     if data["corpus_style"] not in ("per_folder", "shared"):
         raise ConfigError(f"{p}: [data] corpus_style must be 'per_folder' (one style per corpus "
@@ -248,19 +247,19 @@ def read_train_config(path: str | os.PathLike) -> dict:
     for key in ("corpus", "captures"):
         if isinstance(data[key], str):
             data[key] = [data[key]]
-        data[key] = [resolve(c) for c in data[key]]
+        data[key] = [_absolute(c, p.parent) for c in data[key]]
     if data["vertices"]:
         if data["corpus"] or data["captures"]:
             raise ConfigError(f"{p}: [data] vertices cannot be mixed with corpus/captures (a "
                              f"vertex model and an ARKit model have different channels)")
-        data["vertices"] = resolve(data["vertices"])
+        data["vertices"] = _absolute(data["vertices"], p.parent)
     elif "codec" in cfg:
         raise ConfigError(f"{p}: [codec] is for vertex data; set [data] vertices")
     _check_stop_at(train["stop_at"], train["steps"], f"{p}: [train] stop_at")
-    train["out"] = resolve(train["out"])
+    train["out"] = _absolute(train["out"], p.parent)
     for key in ("init_from", "distill_from"):
         if train[key]:
-            train[key] = resolve(train[key])
+            train[key] = _absolute(train[key], p.parent)
     return {"model": cfg.get("model", {}), "data": data, "train": train,
             "codec": sections["codec"]}
 
