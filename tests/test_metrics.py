@@ -413,6 +413,33 @@ def test_lip_gap_measures_say_no():
     assert rs["closure"] == 0.0 and math.isnan(rs["openness_r"])
 
 
+def test_false_seals_count_lips_shut_on_phones_that_do_not_seal():
+    """Lips pressed shut on an L (jaw at 0.3, mouthClose 0.3: the 0.2 mm of rest) count
+    as a false seal; the P/B/M and its neighbours (IY, the second AA), F and W do not
+    count either way, so 1 of the 4 eligible phones (AA, L, AH0, T); in IPA the same."""
+    head = _toy_head()
+    phones = [("SIL", 0, 1), ("AA", 1, 2), ("L", 2, 3), ("AH0", 3, 4), ("T", 4, 5),
+              ("F", 5, 6), ("W", 6, 7), ("IY", 7, 8), ("M", 8, 9), ("AA", 9, 10),
+              ("SIL", 10, 11)]
+    spec = [{}, {"jawOpen": 0.8}, {"jawOpen": 0.3}, {"jawOpen": 0.2}, {"jawOpen": 0.3},
+            {}, {}, {"jawOpen": 0.3}, {"jawOpen": 0.5, "mouthClose": 0.5},
+            {"jawOpen": 0.8}, {}]
+    good = _frames([(10, w) for w in spec])
+    spec[2] = {"jawOpen": 0.3, "mouthClose": 0.3}
+    bad = _frames([(10, w) for w in spec])
+    rg = M.lip_gap_measures(head.lip_gap(good), good, phones, 10.0)
+    rb = M.lip_gap_measures(head.lip_gap(bad), bad, phones, 10.0)
+    assert (rg["n_seal_free"], rg["n_false_seals"], rg["false_seals"]) == (4, 0, 0.0)
+    assert (rb["n_seal_free"], rb["n_false_seals"], rb["false_seals"]) == (4, 1, 0.25)
+    assert rb["closure"] == rg["closure"] == 1.0
+    ipa = [(lab, s, e) for lab, (_, s, e) in
+           zip(["_", "a", "l", "ə", "t", "f", "w", "i", "m", "a", "_"], phones)]
+    ri = M.lip_gap_measures(head.lip_gap(bad), bad, ipa, 10.0, alphabet="ipa")
+    assert (ri["n_seal_free"], ri["n_false_seals"]) == (4, 1)
+    p = M.pool_lip_gap_measures([rg, rb])
+    assert (p["n_false_seals"], p["n_seal_free"], p["false_seals"]) == (1, 8, 0.125)
+
+
 def test_pool_lip_gap_measures_pools_counts_and_frames():
     head = _toy_head()
     good, bad = _performance(), _performance(close_m=False, close_b=False, round_uw=False)

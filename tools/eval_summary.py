@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_core.evaluation.evaluate import language_pass  # noqa: E402
 
 KEYS = ("closure", "open_closed_ratio", "openness_r", "openness_r_no_ah", "rounding",
-        "front_rounding")
+        "front_rounding", "false_seals")
 
 
 def fmt(v):

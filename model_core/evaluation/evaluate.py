@@ -822,6 +822,10 @@ def format_table(results: dict) -> str:
     out.append(f"- openness r without AH {_fmt(ovl.get('openness_r_no_ah'))} (teacher "
                f"{_fmt(ovr.get('openness_r_no_ah'))}); front-rounded rounding "
                f"{_fmt(ovl.get('front_rounding'))} (teacher {_fmt(ovr.get('front_rounding'))})")
+    if ovl.get("n_seal_free"):
+        out.append(f"- false seals (lips shut on a vowel or lingual consonant not next to "
+                   f"P/B/M): {_fmt(ovl.get('false_seals'), 3)} ({ovl['n_false_seals']} of "
+                   f"{ovl['n_seal_free']}; teacher {_fmt(ovr.get('false_seals'), 3)})")
     classes = _openness_class_cells(ov.get("lip", {}), ov.get("lip_reference"))
     if classes:
         out.append("- openness by class, lip gap / open level, mean ± sd [teacher] (r is "

@@ -604,8 +604,10 @@ def phone_measure_class(label: str, alphabet: str = "arpabet") -> dict:
             label's upper-case base symbol, stress digit dropped, in the ARPAbet sets) or
             ``"ipa"`` (by viseme class, :data:`OPENNESS_TARGETS_IPA` and friends).
     Returns:
-        ``{"bilabial", "open", "rounded", "spread", "front_rounded", "is_ah"}`` booleans and
-        ``"target"``: the openness target, or None.
+        ``{"bilabial", "open", "rounded", "spread", "front_rounded", "is_ah", "seal_free"}``
+        booleans and ``"target"``: the openness target, or None. ``seal_free``: a phone the
+        lips do not seal on (a vowel or a lingual consonant; not P/B/M, F/V, β/ɸ, W,
+        silence or an unknown symbol): :data:`SEAL_FREE_EXCLUDED`.
     Raises:
         ValueError: unknown alphabet.
     """
@@ -613,7 +615,8 @@ def phone_measure_class(label: str, alphabet: str = "arpabet") -> dict:
         b = _base(label)
         return {"bilabial": b in BILABIALS_ARPABET, "open": b in OPEN_VOWELS_ARPABET,
                 "rounded": b in ROUNDED_ARPABET, "spread": b in SPREAD_ARPABET,
-                "front_rounded": False, "is_ah": b == "AH", "target": OPENNESS_TARGETS.get(b)}
+                "front_rounded": False, "is_ah": b == "AH", "target": OPENNESS_TARGETS.get(b),
+                "seal_free": _seal_free(parse_phone(label, "arpabet"))}
     if alphabet != "ipa":
         raise ValueError(f"alphabet must be 'arpabet' or 'ipa', got {alphabet!r}")
     p = parse_phone(label, "ipa")
@@ -621,7 +624,17 @@ def phone_measure_class(label: str, alphabet: str = "arpabet") -> dict:
     return {"bilabial": v == "PP", "open": v in ("AA", "AE", "AH", "AO"),
             "rounded": v in ROUNDED_IPA, "spread": v in SPREAD_IPA,
             "front_rounded": v in FRONT_ROUNDED_IPA, "is_ah": False,
-            "target": OPENNESS_TARGETS_IPA.get(v)}
+            "target": OPENNESS_TARGETS_IPA.get(v), "seal_free": _seal_free(p)}
+
+
+#: Viseme classes whose lips may close or nearly close, left out of the false-seal count
+#: (:func:`lip_gap_measures`): bilabials, labiodentals, bilabial fricatives, W, and
+#: unknown symbols (NEU).
+SEAL_FREE_EXCLUDED: frozenset[str] = frozenset({"PP", "FF", "BF", "WW", "NEU"})
+
+
+def _seal_free(p) -> bool:
+    return p.kind == "phone" and bool(p.visemes) and p.visemes[0] not in SEAL_FREE_EXCLUDED
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -654,6 +667,11 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
     5. **Openness r without AH**: openness r leaving out ARPAbet AH (both /ʌ/ and schwa
        in pocketsphinx's alignments); for IPA phones the same as openness r (schwa has no
        target).
+    6. **False seals**: of the phones the lips do not seal on (vowels and lingual
+       consonants, ``seal_free`` in :func:`phone_measure_class`) whose neighbours are not
+       P/B/M, the fraction whose minimum gap over their own frames (not widened) is
+       ``<= 0.15 x open level``, as a closure: lips pressed shut on an L or a schwa. Lower
+       is better; the teacher's own rate beside it is the floor.
 
     IPA phones (``alphabet="ipa"``, any language) are counted by their viseme class:
     :func:`phone_measure_class`.
@@ -668,7 +686,8 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
 
     Returns:
         dict: ``closure`` (rate, NaN without bilabials), ``n_closed``, ``n_bilabials``,
-        ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is missing, inf when the
+        ``false_seals`` (rate, NaN without eligible phones), ``n_false_seals``,
+        ``n_seal_free``, ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is missing, inf when the
         P/B/M mean is 0), ``openness_r`` and ``openness_r_no_ah`` (NaN when undefined),
         ``rounding`` and ``front_rounding`` (NaN when a group is missing), and the sums
         behind them for pooling over clips and seeds (``open_sum``, ``open_n``,
@@ -705,6 +724,16 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
         details.append({"label": label, "start_s": s, "end_s": e, "min_gap": m,
                         "closed": bool(level > 0 and m <= LIP_CLOSURE_FRACTION * level)})
     n_closed = sum(d["closed"] for d in details)
+    n_free = n_false = 0
+    for i, (label, s, e) in enumerate(ph):
+        near = [ph[j][0] for j in (i - 1, i + 1) if 0 <= j < len(ph)]
+        if not cls[label]["seal_free"] or any(cls[lab]["bilabial"] for lab in near):
+            continue
+        fr = phone_frames(s, e, f, n)
+        if fr.size == 0:
+            continue
+        n_free += 1
+        n_false += bool(level > 0 and g[fr].min() <= LIP_CLOSURE_FRACTION * level)
     open_m = _frame_mask(ph, lambda lab: cls[lab]["open"], f, n)
     closed_m = _frame_mask(ph, lambda lab: cls[lab]["bilabial"], f, n)
     target = np.full(n, np.nan)
@@ -723,6 +752,7 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
     front_m = _frame_mask(ph, lambda lab: cls[lab]["front_rounded"], f, n)
     out = {
         "n_bilabials": len(details), "n_closed": int(n_closed), "open_level": level,
+        "n_seal_free": n_free, "n_false_seals": n_false,
         "open_sum": float(g[open_m].sum()), "open_n": int(open_m.sum()),
         "closed_sum": float(g[closed_m].sum()), "closed_n": int(closed_m.sum()),
         "round_sum": float(rnd[round_m].sum()), "round_n": int(round_m.sum()),
@@ -743,6 +773,8 @@ def _lip_gap_rates(t: dict) -> dict:
     o, c = mean("open_sum", "open_n"), mean("closed_sum", "closed_n")
     ratio = ratio_of(o, c)
     return {"closure": t["n_closed"] / t["n_bilabials"] if t["n_bilabials"] else float("nan"),
+            "false_seals": (t["n_false_seals"] / t["n_seal_free"] if t.get("n_seal_free")
+                            else float("nan")),
             "open_gap": o, "closed_gap": c, "open_closed_ratio": ratio,
             "rounding": mean("round_sum", "round_n") - mean("spread_sum", "spread_n"),
             "front_rounding": (mean("front_round_sum", "front_round_n")
@@ -762,7 +794,8 @@ def pool_lip_gap_measures(parts) -> dict:
         parts: non-empty sequence of dicts from :func:`lip_gap_measures`.
 
     Returns:
-        dict with ``closure``, ``n_closed``, ``n_bilabials``, ``open_gap``, ``closed_gap``
+        dict with ``closure``, ``n_closed``, ``n_bilabials``, ``false_seals``,
+        ``n_false_seals``, ``n_seal_free``, ``open_gap``, ``closed_gap``
         (mm), ``open_closed_ratio``, ``openness_r``, ``openness_r_no_ah``, ``rounding``,
         ``front_rounding`` (NaN where undefined), and
         ``openness_classes``: for each value of :data:`OPENNESS_TARGETS` present, ``{"n":
@@ -778,9 +811,10 @@ def pool_lip_gap_measures(parts) -> dict:
         raise ValueError("nothing to pool: no lip-gap measures")
     keys = ("n_bilabials", "n_closed", "open_sum", "open_n", "closed_sum", "closed_n",
             "round_sum", "round_n", "spread_sum", "spread_n", "front_round_sum",
-            "front_round_n")
+            "front_round_n", "n_seal_free", "n_false_seals")
     tot = {k: sum(p.get(k, 0) for p in parts) for k in keys}
-    out = {"n_bilabials": int(tot["n_bilabials"]), "n_closed": int(tot["n_closed"])}
+    out = {"n_bilabials": int(tot["n_bilabials"]), "n_closed": int(tot["n_closed"]),
+           "n_seal_free": int(tot["n_seal_free"]), "n_false_seals": int(tot["n_false_seals"])}
     out.update(_lip_gap_rates(tot))
     for key in ("openness_r", "openness_r_no_ah"):
         rs = [p[key] for p in parts if math.isfinite(p.get(key, float("nan")))]
