@@ -94,7 +94,7 @@ def test_torch_unimportable_picks_onnx_and_generates(tmp_path):
     """, tmp_path)
     assert r.returncode == 0, r.stderr
     first, mods = r.stdout.strip().splitlines()
-    assert first == "OnnxModel onnx (213, 52) (426, 52) float32 160.0 52", first
+    assert first == "OnnxModel onnx (213, 52) (426, 52) float32 300.0 52", first
     assert mods == "torch modules: []"
     f = np.load(tmp_path / "f.npy")
     assert np.isfinite(f).all() and f.min() >= 0 and f.max() <= 1
