@@ -186,6 +186,12 @@ def test_evaluate_model_end_to_end(toy_model, eval_set, tmp_path):
     ref = ov["lip_reference"]["openness_classes"][1.0]
     assert f"AA AE AH AO AW AY {classes[1.0]['mean']:.2f} ± {classes[1.0]['sd']:.2f} " \
         f"[{ref['mean']:.2f} ± {ref['sd']:.2f}]" in line
+    # false seals, the teacher's beside them (its floor: a few on the pocketsphinx timing)
+    fs, fs_ref = ov["lip"], ov["lip_reference"]
+    assert fs["n_seal_free"] > 0 and fs_ref["false_seals"] < 0.05
+    assert (f"- false seals (lips shut on a vowel or lingual consonant not next to P/B/M): "
+            f"{fs['false_seals']:.3f} ({fs['n_false_seals']} of {fs['n_seal_free']}; teacher "
+            f"{fs_ref['false_seals']:.3f})") in table
     # the blink rate is sampled: each seed's rate is shown beside the mean
     assert len(ov["blink_rate_per_seed"]) == 2
     assert ov["blink_rate_per_min"] == pytest.approx(np.mean(ov["blink_rate_per_seed"]))
