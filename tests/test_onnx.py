@@ -142,7 +142,7 @@ def test_clear_error_without_export_and_without_torch(tmp_path):
                 print(e)
             else:
                 raise SystemExit("no error")
-    """, tmp_path)
+    """, tmp_path, STREAMTALKER_CACHE=str(tmp_path / "cache"))   # no export made earlier
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2
