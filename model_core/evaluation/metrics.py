@@ -687,8 +687,8 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
     Returns:
         dict: ``closure`` (rate, NaN without bilabials), ``n_closed``, ``n_bilabials``,
         ``false_seals`` (rate, NaN without eligible phones), ``n_false_seals``,
-        ``n_seal_free``, ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is missing, inf when the
-        P/B/M mean is 0), ``openness_r`` and ``openness_r_no_ah`` (NaN when undefined),
+        ``n_seal_free``, ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is
+        missing, inf when the P/B/M mean is 0), ``openness_r`` and ``openness_r_no_ah`` (NaN when undefined),
         ``rounding`` and ``front_rounding`` (NaN when a group is missing), and the sums
         behind them for pooling over clips and seeds (``open_sum``, ``open_n``,
         ``closed_sum``, ``closed_n``, ``round_sum``, ``round_n``, ``spread_sum``,
@@ -713,6 +713,10 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
     cls = {lab: phone_measure_class(lab, alphabet) for lab in {p[0] for p in ph}}
     speech = _frame_mask(ph, _is_speech, f, n)
     level = float(np.percentile(g[speech], LIP_GAP_PERCENTILE)) if speech.any() else 0.0
+
+    def shut(frames) -> bool:   # the closure rule (1.), for P/B/M and for false seals (6.)
+        return bool(level > 0 and g[frames].min() <= LIP_CLOSURE_FRACTION * level)
+
     details = []
     for label, s, e in ph:
         if not cls[label]["bilabial"]:
@@ -720,9 +724,8 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
         fr = phone_frames(s, e, f, n, widen=1)
         if fr.size == 0:
             continue
-        m = float(g[fr].min())
-        details.append({"label": label, "start_s": s, "end_s": e, "min_gap": m,
-                        "closed": bool(level > 0 and m <= LIP_CLOSURE_FRACTION * level)})
+        details.append({"label": label, "start_s": s, "end_s": e,
+                        "min_gap": float(g[fr].min()), "closed": shut(fr)})
     n_closed = sum(d["closed"] for d in details)
     n_free = n_false = 0
     for i, (label, s, e) in enumerate(ph):
@@ -733,7 +736,7 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
         if fr.size == 0:
             continue
         n_free += 1
-        n_false += bool(level > 0 and g[fr].min() <= LIP_CLOSURE_FRACTION * level)
+        n_false += shut(fr)
     open_m = _frame_mask(ph, lambda lab: cls[lab]["open"], f, n)
     closed_m = _frame_mask(ph, lambda lab: cls[lab]["bilabial"], f, n)
     target = np.full(n, np.nan)
