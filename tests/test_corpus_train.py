@@ -212,12 +212,48 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
         read_train_config(abl)
 
 
-def test_closure_guidance_needs_a_distillation_parent():
+@pytest.mark.parametrize("key,value", [("distill_closure_guidance", 9.0),
+                                       ("distill_open_floor", True)])
+def test_distillation_settings_need_a_distillation_parent(key, value):
     from model_core.training.trainer import _distillation_parent
-    tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 9.0}
-    with pytest.raises(ValueError, match="distill_closure_guidance = 9.0 needs a distillation "
+    tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 0.0,
+          "distill_open_floor": False, key: value}
+    with pytest.raises(ValueError, match=f"{key} = {value!r} needs a distillation "
                                          "parent: set distill_from"):
         _distillation_parent(None, tr, "cpu")
+
+
+def test_open_floor_keeps_the_lips_apart_where_the_teacher_does():
+    """[train] distill_open_floor: away from P/B/M (frame_closure 0) the guided target's
+    opening channels are raised to the data's and its sealing channels lowered to the data's;
+    on P/B/M frames and on every other channel the guided target stays as it is."""
+    import torch
+    from model_core.face import ARKIT_52
+    from model_core.training.objective import CLOSURE_CHANNELS, OPENING_CHANNELS, open_floor
+
+    gen = torch.Generator().manual_seed(0)
+    guided = torch.randn(2, 4, 52, generator=gen)
+    data = torch.randn(2, 4, 52, generator=gen)
+    fc = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.float32)
+    out = open_floor(ARKIT_52, guided, data, fc)
+    up = [ARKIT_52.index(c) for c in OPENING_CHANNELS]
+    down = [ARKIT_52.index(c) for c in CLOSURE_CHANNELS]
+    rest = [i for i in range(52) if i not in up + down]
+    free = fc < 0.5
+    assert torch.equal(out[free][:, up], torch.maximum(guided, data)[free][:, up])
+    assert torch.equal(out[free][:, down], torch.minimum(guided, data)[free][:, down])
+    assert torch.equal(out[free][:, rest], guided[free][:, rest])
+    assert torch.equal(out[~free], guided[~free])                  # P/B/M frames: guided
+    # where the guidance shuts the jaw on a consonant the teacher keeps open, the floor wins
+    g, d = torch.zeros(1, 1, 52), torch.zeros(1, 1, 52)
+    g[..., ARKIT_52.index("jawOpen")], d[..., ARKIT_52.index("jawOpen")] = -2.0, 0.5
+    g[..., ARKIT_52.index("mouthClose")] = 1.5
+    o = open_floor(ARKIT_52, g, d, torch.zeros(1, 1))
+    assert float(o[..., ARKIT_52.index("jawOpen")]) == 0.5
+    assert float(o[..., ARKIT_52.index("mouthClose")]) == 0.0
+    with pytest.raises(ValueError, match="ARKit models: no jawOpen"):
+        open_floor([c for c in ARKIT_52 if c != "jawOpen"], guided[..., :51], data[..., :51],
+                   fc)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)
@@ -515,6 +551,22 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
                    .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
     with pytest.raises(ValueError, match="nothing to distil"):
         run_training(cfg, progress=False)
+    # [train] distill_open_floor: refused without the P/B/M marks, recorded when it runs
+    floor = body.replace("distill_closure_guidance = 9.0\n", "distill_open_floor = true\n")
+    cfg.write_text(floor.replace(str(tmp_path / "dist"), str(tmp_path / "dist3"))
+                   .replace("[model]\n", "[model]\nclosure_loss_weight = 1.0\n"))
+    with pytest.raises(ValueError, match="distill_open_floor needs the P/B/M frames"):
+        run_training(cfg, progress=False)
+    cfg.write_text(floor.replace(str(tmp_path / "dist"), str(tmp_path / "dist4"))
+                   .replace("[model]\n", "[model]\nclosure_loss_weight = 8.0\n"))
+    rec = mc.load_model(run_training(cfg, progress=False), backend="torch").config.training
+    assert rec["guidance_distilled_from"]["open_floor"] == ["jawOpen", "mouthLowerDownLeft",
+                                                            "mouthLowerDownRight",
+                                                            "mouthUpperUpLeft",
+                                                            "mouthUpperUpRight"]
+    student.config.closure_loss_weight = 1.0    # its batches carry no P/B/M marks
+    with pytest.raises(ValueError, match="frame_closure"):
+        training_loss(student, b, DDPMNoiser(), parent=parent, distill_open_floor=True)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

@@ -27,8 +27,8 @@ from ..face import is_lip_channel
 from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
 from ..runtime.inference import lip_scale
 
-__all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "PARENT_HISTORIES", "check_parent_history",
-           "closure_weights", "distill_scale",
+__all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "OPENING_CHANNELS", "PARENT_HISTORIES",
+           "check_parent_history", "closure_weights", "distill_scale", "open_floor",
            "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
            "training_loss", "viseme_loss"]
 
@@ -83,7 +83,8 @@ class DDPMNoiser:
 
 
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
-                  parent=None, parent_history: str = "student") -> dict:
+                  parent=None, parent_history: str = "student",
+                  distill_open_floor: bool = False) -> dict:
     """DDPM loss (x0 + velocity) of ``model`` on a batch of chunk examples.
 
     With a distillation ``parent`` (guidance distillation, Meng et al. 2023, stage 1) the
@@ -116,12 +117,16 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
             ``guidance_channels``) the student learns to include.
         parent_history: ``"student"``, ``"true"`` or ``"true_lips"`` (above;
             :data:`PARENT_HISTORIES`).
+        distill_open_floor: with a parent, the guided target away from P/B/M opens the lips
+            at least as far as the data does (:func:`open_floor`; needs the batch's
+            ``frame_closure``).
     Returns:
         dict of scalar tensors: ``loss``, ``x0``, ``velocity``; with the auxiliary viseme
         heads also ``viseme`` and ``viseme_acc``.
     Raises:
         ValueError: an unknown ``parent_history``, or ``"true_lips"`` for a model without
-            ARKit channels (with a parent).
+            ARKit channels (with a parent); ``distill_open_floor`` without a parent, without
+            ``frame_closure`` in the batch, or for a model without the ARKit lip channels.
     """
     cfg, dev = model.config, model.device
     net = net or model.net
@@ -148,6 +153,11 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     x0_pred = out[0] if isinstance(out, tuple) else out
     target = x0r if parent is None else guided_x0(
         parent, b, _parent_history(model, parent_history, hist, clean), style, x_t, t)
+    if distill_open_floor:
+        if parent is None or "frame_closure" not in b:
+            raise ValueError("distill_open_floor needs a distillation parent and the batch's "
+                             "frame_closure (closure_loss_weight != 1)")
+        target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1))
     mask = b.get("mask")
     # the velocity loss anchors on the true last frame: the target continues the real
     # motion, not the corrupted history the network was shown
@@ -164,6 +174,54 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
 #: jawOpen, with the lips pressed and rolled in); ``[train] distill_closure_guidance``.
 CLOSURE_CHANNELS = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower",
                     "mouthRollUpper")
+
+
+#: The channels that part the lips (the jaw, and the lips raised and lowered off the teeth);
+#: :func:`open_floor` keeps them at least as high as the data away from P/B/M.
+OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+                    "mouthUpperUpRight")
+
+
+def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
+               frame_closure: torch.Tensor) -> torch.Tensor:
+    """Guidance that exaggerates the opening but never seals the lips where the data keeps
+    them apart (``[train] distill_open_floor``).
+
+    A strong classifier-free guidance on the jaw (``x0_u + 7 (x0_c - x0_u)``) pushes the jaw
+    of a consonant next to a vowel down to nearly shut (jawOpen 0.01-0.1 where the teacher
+    holds 0.13-0.26): the guided parent, and a student distilled from it, seal the lips on a
+    third of the vowels and lingual consonants (the false seals of
+    :func:`model_core.evaluation.metrics.lip_gap_measures`). On the frames that are not
+    P/B/M (nor one frame either side), this target takes the larger of the guided and the
+    data value on :data:`OPENING_CHANNELS` and the smaller on :data:`CLOSURE_CHANNELS`;
+    P/B/M frames and every other channel keep the guided target, so the guidance still
+    seals the bilabials and widens the vowels.
+
+    Args:
+        channel_names: the model's D output channels (ARKit names).
+        guided: float32 [N, K, D] the parent's guided x0 (normalized units);
+        data: float32 [N, K, D] the true x0 (the teacher's curves, normalized the same way:
+            a per-channel affine map with a positive scale, so max and min commute with it);
+        frame_closure: [N, K], 1 on P/B/M frames (widened by one frame), else 0.
+    Returns:
+        float32 [N, K, D], the target.
+    Raises:
+        ValueError: a channel of :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS`
+            missing from ``channel_names``.
+    """
+    names = list(channel_names)
+    missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in names]
+    if missing:
+        raise ValueError(f"distill_open_floor is for ARKit models: no {', '.join(missing)} "
+                         f"channel(s)")
+    free = (frame_closure.to(guided.device).float() < 0.5)[..., None]   # [N, K, 1]
+    up = torch.zeros(len(names), dtype=torch.bool, device=guided.device)
+    down = torch.zeros_like(up)
+    up[[names.index(c) for c in OPENING_CHANNELS]] = True
+    down[[names.index(c) for c in CLOSURE_CHANNELS]] = True
+    floored = torch.where(up, torch.maximum(guided, data),
+                          torch.where(down, torch.minimum(guided, data), guided))
+    return torch.where(free, floored, guided)
 
 
 def distill_scale(parent, closure_guidance: float) -> np.ndarray:

@@ -35,6 +35,10 @@ Config (TOML), ARKit blendshapes::
     distill_guidance_channels = ""   # "all" | "lips" ("" = its own setting)
     distill_closure_guidance = 0.0   # guidance on the lip-sealing channels (mouthClose,
                                      # mouthPress*, mouthRoll*; 0 = as the others)
+    distill_open_floor = false       # away from P/B/M, the guided target opens the lips at
+                                     # least as far as the teacher (jawOpen, mouthLowerDown*,
+                                     # mouthUpperUp* no lower, the sealing channels no
+                                     # higher); needs closure_loss_weight != 1
     distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
@@ -85,7 +89,8 @@ from ..runtime.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
-from .objective import (CLOSURE_CHANNELS, DDPMNoiser, check_parent_history, distill_scale,
+from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, check_parent_history,
+                        distill_scale, open_floor,
                         training_loss)
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError
 
@@ -94,7 +99,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
-                      distill_closure_guidance=0.0,
+                      distill_closure_guidance=0.0, distill_open_floor=False,
                       vtlp=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
@@ -535,10 +540,10 @@ def _distillation_parent(model, tr: dict, dev: str):
         if tr["distill_history"] != "student":
             raise ConfigError(f"[train] distill_history = {tr['distill_history']!r} needs a "
                              f"distillation parent: set distill_from")
-        if tr["distill_closure_guidance"]:
-            raise ConfigError(f"[train] distill_closure_guidance = "
-                             f"{tr['distill_closure_guidance']!r} needs a distillation "
-                             f"parent: set distill_from")
+        for key in ("distill_closure_guidance", "distill_open_floor"):
+            if tr[key]:
+                raise ConfigError(f"[train] {key} = {tr[key]!r} needs a distillation parent: "
+                                  f"set distill_from")
         return None
     parent = load_checkpoint(tr["distill_from"], dev)
     pc = parent.config
@@ -558,6 +563,15 @@ def _distillation_parent(model, tr: dict, dev: str):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
     check_parent_history(model, tr["distill_history"], "[train] distill_history")
+    if tr["distill_open_floor"]:
+        if model.config.closure_loss_weight == 1.0:
+            raise ConfigError("[train] distill_open_floor needs the P/B/M frames the batches "
+                              "mark when [model] closure_loss_weight != 1 (e.g. 8)")
+        try:
+            open_floor(model.channel_names, torch.zeros(1, 1, len(model.channel_names)),
+                       torch.zeros(1, 1, len(model.channel_names)), torch.zeros(1, 1))
+        except ValueError as e:
+            raise ConfigError(f"[train] distill_open_floor: {e}") from None
     source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
               "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}
     if tr["distill_closure_guidance"]:
@@ -567,6 +581,8 @@ def _distillation_parent(model, tr: dict, dev: str):
             raise ConfigError(f"[train] distill_closure_guidance: {e}") from None
         source["closure_guidance"] = float(tr["distill_closure_guidance"])
         source["closure_channels"] = list(CLOSURE_CHANNELS)
+    if tr["distill_open_floor"]:
+        source["open_floor"] = list(OPENING_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}
@@ -682,7 +698,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
             vals = [float(training_loss(model, b, noiser, g, parent=parent,
-                                        parent_history=tr["distill_history"])["loss"])
+                                        parent_history=tr["distill_history"],
+                                        distill_open_floor=tr["distill_open_floor"])["loss"])
                     for b in val_batches]
         net.train()
         return float(np.mean(vals)) if vals else float("nan")
@@ -691,7 +708,8 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
                                 amp=use_amp, parent=parent,
-                                parent_history=tr["distill_history"])
+                                parent_history=tr["distill_history"],
+                                distill_open_floor=tr["distill_open_floor"])
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
