@@ -213,11 +213,11 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("distill_closure_guidance", 9.0),
-                                       ("distill_open_floor", True)])
+                                       ("distill_open_floor", 1.0)])
 def test_distillation_settings_need_a_distillation_parent(key, value):
     from model_core.training.trainer import _distillation_parent
     tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 0.0,
-          "distill_open_floor": False, key: value}
+          "distill_open_floor": 0.0, key: value}
     with pytest.raises(ValueError, match=f"{key} = {value!r} needs a distillation "
                                          "parent: set distill_from"):
         _distillation_parent(None, tr, "cpu")
@@ -251,6 +251,16 @@ def test_open_floor_keeps_the_lips_apart_where_the_teacher_does():
     o = open_floor(ARKIT_52, g, d, torch.zeros(1, 1))
     assert float(o[..., ARKIT_52.index("jawOpen")]) == 0.5
     assert float(o[..., ARKIT_52.index("mouthClose")]) == 0.0
+    # strength 0.5: half way to the data, only where the data parts the lips more
+    h = open_floor(ARKIT_52, g, d, torch.zeros(1, 1), 0.5)
+    assert float(h[..., ARKIT_52.index("jawOpen")]) == -0.75
+    assert float(h[..., ARKIT_52.index("mouthClose")]) == 0.75
+    g[..., ARKIT_52.index("jawOpen")] = 1.0                       # guidance opens wider: kept
+    assert float(open_floor(ARKIT_52, g, d, torch.zeros(1, 1), 0.5)[...,
+                            ARKIT_52.index("jawOpen")]) == 1.0
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(ValueError, match=r"distill_open_floor must be a number in \[0, 1\]"):
+            open_floor(ARKIT_52, g, d, torch.zeros(1, 1), bad)
     with pytest.raises(ValueError, match="ARKit models: no jawOpen"):
         open_floor([c for c in ARKIT_52 if c != "jawOpen"], guided[..., :51], data[..., :51],
                    fc)
@@ -552,7 +562,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     with pytest.raises(ValueError, match="nothing to distil"):
         run_training(cfg, progress=False)
     # [train] distill_open_floor: refused without the P/B/M marks, recorded when it runs
-    floor = body.replace("distill_closure_guidance = 9.0\n", "distill_open_floor = true\n")
+    floor = body.replace("distill_closure_guidance = 9.0\n", "distill_open_floor = 1.0\n")
     cfg.write_text(floor.replace(str(tmp_path / "dist"), str(tmp_path / "dist3"))
                    .replace("[model]\n", "[model]\nclosure_loss_weight = 1.0\n"))
     with pytest.raises(ValueError, match="distill_open_floor needs the P/B/M frames"):
@@ -560,13 +570,13 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     cfg.write_text(floor.replace(str(tmp_path / "dist"), str(tmp_path / "dist4"))
                    .replace("[model]\n", "[model]\nclosure_loss_weight = 8.0\n"))
     rec = mc.load_model(run_training(cfg, progress=False), backend="torch").config.training
-    assert rec["guidance_distilled_from"]["open_floor"] == ["jawOpen", "mouthLowerDownLeft",
-                                                            "mouthLowerDownRight",
-                                                            "mouthUpperUpLeft",
-                                                            "mouthUpperUpRight"]
+    assert rec["guidance_distilled_from"]["open_floor"] == 1.0
+    assert rec["guidance_distilled_from"]["open_floor_channels"] == [
+        "jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+        "mouthUpperUpRight"]
     student.config.closure_loss_weight = 1.0    # its batches carry no P/B/M marks
     with pytest.raises(ValueError, match="frame_closure"):
-        training_loss(student, b, DDPMNoiser(), parent=parent, distill_open_floor=True)
+        training_loss(student, b, DDPMNoiser(), parent=parent, distill_open_floor=1.0)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

@@ -320,7 +320,7 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
                    generator: torch.Generator, lr: float, net=None, amp: bool = False,
                    parent=None, parent_history: str = "student",
-                   distill_open_floor: bool = False) -> dict:
+                   distill_open_floor: float = 0.0) -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
     :func:`~model_core.training.objective.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),

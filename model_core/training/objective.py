@@ -84,7 +84,7 @@ class DDPMNoiser:
 
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
                   parent=None, parent_history: str = "student",
-                  distill_open_floor: bool = False) -> dict:
+                  distill_open_floor: float = 0.0) -> dict:
     """DDPM loss (x0 + velocity) of ``model`` on a batch of chunk examples.
 
     With a distillation ``parent`` (guidance distillation, Meng et al. 2023, stage 1) the
@@ -117,9 +117,9 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
             ``guidance_channels``) the student learns to include.
         parent_history: ``"student"``, ``"true"`` or ``"true_lips"`` (above;
             :data:`PARENT_HISTORIES`).
-        distill_open_floor: with a parent, the guided target away from P/B/M opens the lips
-            at least as far as the data does (:func:`open_floor`; needs the batch's
-            ``frame_closure``).
+        distill_open_floor: in [0, 1]; > 0, with a parent: the guided target away from P/B/M
+            is moved that share of the way to the data where it would part the lips less
+            (:func:`open_floor`; needs the batch's ``frame_closure``).
     Returns:
         dict of scalar tensors: ``loss``, ``x0``, ``velocity``; with the auxiliary viseme
         heads also ``viseme`` and ``viseme_acc``.
@@ -157,7 +157,8 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
         if parent is None or "frame_closure" not in b:
             raise ValueError("distill_open_floor needs a distillation parent and the batch's "
                              "frame_closure (closure_loss_weight != 1)")
-        target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1))
+        target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1),
+                            distill_open_floor)
     mask = b.get("mask")
     # the velocity loss anchors on the true last frame: the target continues the real
     # motion, not the corrupted history the network was shown
@@ -183,7 +184,7 @@ OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mou
 
 
 def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
-               frame_closure: torch.Tensor) -> torch.Tensor:
+               frame_closure: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """Guidance that exaggerates the opening but never seals the lips where the data keeps
     them apart (``[train] distill_open_floor``).
 
@@ -192,10 +193,12 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     holds 0.13-0.26): the guided parent, and a student distilled from it, seal the lips on a
     third of the vowels and lingual consonants (the false seals of
     :func:`model_core.evaluation.metrics.lip_gap_measures`). On the frames that are not
-    P/B/M (nor one frame either side), this target takes the larger of the guided and the
-    data value on :data:`OPENING_CHANNELS` and the smaller on :data:`CLOSURE_CHANNELS`;
-    P/B/M frames and every other channel keep the guided target, so the guidance still
-    seals the bilabials and widens the vowels.
+    P/B/M (nor one frame either side), this target moves the guided value ``strength`` of
+    the way to the data value where the data parts the lips more: on
+    :data:`OPENING_CHANNELS` where the data is higher, on :data:`CLOSURE_CHANNELS` where it
+    is lower (``strength`` 1: the larger, resp. smaller, of the two). P/B/M frames, every
+    other channel and frames where the guidance parts the lips at least as far as the data
+    keep the guided target, so the guidance still seals the bilabials and widens the vowels.
 
     Args:
         channel_names: the model's D output channels (ARKit names).
@@ -203,12 +206,16 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
         data: float32 [N, K, D] the true x0 (the teacher's curves, normalized the same way:
             a per-channel affine map with a positive scale, so max and min commute with it);
         frame_closure: [N, K], 1 on P/B/M frames (widened by one frame), else 0.
+        strength: in [0, 1] (0: the guided target unchanged).
     Returns:
         float32 [N, K, D], the target.
     Raises:
         ValueError: a channel of :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS`
-            missing from ``channel_names``.
+            missing from ``channel_names``; ``strength`` outside [0, 1].
     """
+    if isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"distill_open_floor must be a number in [0, 1] (1: the teacher's "
+                         f"opening as a floor), got {strength!r}")
     names = list(channel_names)
     missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in names]
     if missing:
@@ -219,8 +226,9 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     down = torch.zeros_like(up)
     up[[names.index(c) for c in OPENING_CHANNELS]] = True
     down[[names.index(c) for c in CLOSURE_CHANNELS]] = True
-    floored = torch.where(up, torch.maximum(guided, data),
-                          torch.where(down, torch.minimum(guided, data), guided))
+    toward = torch.lerp(guided, data, float(strength))   # exact at 0 and 1
+    floored = torch.where(up, torch.maximum(guided, toward),
+                          torch.where(down, torch.minimum(guided, toward), guided))
     return torch.where(free, floored, guided)
 
 

@@ -35,10 +35,11 @@ Config (TOML), ARKit blendshapes::
     distill_guidance_channels = ""   # "all" | "lips" ("" = its own setting)
     distill_closure_guidance = 0.0   # guidance on the lip-sealing channels (mouthClose,
                                      # mouthPress*, mouthRoll*; 0 = as the others)
-    distill_open_floor = false       # away from P/B/M, the guided target opens the lips at
-                                     # least as far as the teacher (jawOpen, mouthLowerDown*,
-                                     # mouthUpperUp* no lower, the sealing channels no
-                                     # higher); needs closure_loss_weight != 1
+    distill_open_floor = 0.0         # in [0, 1]: away from P/B/M, the guided target moves this
+                                     # share of the way to the teacher where the teacher parts
+                                     # the lips more (jawOpen, mouthLowerDown*, mouthUpperUp*
+                                     # higher, the sealing channels lower; 1: the teacher's
+                                     # opening as a floor); needs closure_loss_weight != 1
     distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
@@ -99,7 +100,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       init_from="", resume=True, reservoir=128, val_batches=8, log_every=50,
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
-                      distill_closure_guidance=0.0, distill_open_floor=False,
+                      distill_closure_guidance=0.0, distill_open_floor=0.0,
                       vtlp=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
@@ -569,7 +570,8 @@ def _distillation_parent(model, tr: dict, dev: str):
                               "mark when [model] closure_loss_weight != 1 (e.g. 8)")
         try:
             open_floor(model.channel_names, torch.zeros(1, 1, len(model.channel_names)),
-                       torch.zeros(1, 1, len(model.channel_names)), torch.zeros(1, 1))
+                       torch.zeros(1, 1, len(model.channel_names)), torch.zeros(1, 1),
+                       tr["distill_open_floor"])
         except ValueError as e:
             raise ConfigError(f"[train] distill_open_floor: {e}") from None
     source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
@@ -582,7 +584,8 @@ def _distillation_parent(model, tr: dict, dev: str):
         source["closure_guidance"] = float(tr["distill_closure_guidance"])
         source["closure_channels"] = list(CLOSURE_CHANNELS)
     if tr["distill_open_floor"]:
-        source["open_floor"] = list(OPENING_CHANNELS)
+        source["open_floor"] = float(tr["distill_open_floor"])
+        source["open_floor_channels"] = list(OPENING_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}
