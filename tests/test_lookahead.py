@@ -87,6 +87,26 @@ def test_training_batches_draw_the_lookahead(ranged_model):
     assert torch.equal(b1.batch(4)["feats"], b2.batch(4, lookahead_ms=60.0)["feats"])
 
 
+def test_live_pairing_trains_the_live_setting_itself(ranged_model):
+    """[train] live_pairing p: a batch of the live chunk size takes the live look-ahead with
+    probability p (the live setting drawn as a pair); other chunk sizes draw as before."""
+    from model_core.training.batches import ChunkBatcher
+    live = ranged_model.config.live_lookahead_ms
+    paired = ChunkBatcher(ranged_model, toy_corpus(2, seed=1), seed=0, live_pairing=1.0)
+    assert {paired.draw_lookahead(1) for _ in range(50)} == {live}
+    assert len({paired.draw_lookahead(3) for _ in range(50)}) > 2
+    half = ChunkBatcher(ranged_model, toy_corpus(2, seed=1), seed=0, live_pairing=0.5)
+    n_live = sum(half.draw_lookahead(1) == live for _ in range(400))
+    assert 200 < n_live < 300           # 0.5 paired + 0.5 * P(drawn == live), about 0.52
+    off = ChunkBatcher(ranged_model, toy_corpus(2, seed=1), seed=0)
+    assert sum(off.draw_lookahead(1) == live for _ in range(400)) < 60
+    with pytest.raises(ValueError, match=r"live_pairing must be in \[0, 1\]"):
+        ChunkBatcher(ranged_model, toy_corpus(1), live_pairing=1.5)
+    one = StreamTalkerModel.from_config(ModelConfig(chunk_frames=3), "cpu", seed=0)
+    with pytest.raises(ValueError, match="live_pairing needs the model's live setting"):
+        ChunkBatcher(one, toy_corpus(1), live_pairing=0.5)
+
+
 def test_vtlp_warps_the_training_features(ranged_model):
     from model_core.training.batches import ChunkBatcher, vtlp_logmel
     lm = ChunkBatcher(ranged_model, toy_corpus(1), seed=0).frontend.logmel

@@ -56,7 +56,9 @@ class ChunkBatcher:
     (half of the batches use the default K, or, for a model with ``live_chunk_frames``, a
     quarter the default and a quarter the live K); the batch's look-ahead is the config's
     ``lookahead_ms``, or for a model with ``min_lookahead_ms`` set, in half of the batches
-    a multiple of 10 ms drawn from that range (or ``batch(..., lookahead_ms=L)``); with ``closure_loss_weight != 1`` it also
+    a multiple of 10 ms drawn from that range (or ``batch(..., lookahead_ms=L)``); with
+    ``live_pairing`` p > 0, a batch of the live K takes the live look-ahead
+    (``live_lookahead_ms``) with probability p, so the live setting itself is trained on; with ``closure_loss_weight != 1`` it also
     holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames). A rollout batch
     (``ModelConfig.rollout_chunks``, J, in a fraction ``rollout_fraction`` of the batches)
     draws chunks with at least J*K frames before them and also holds, for the J chunks
@@ -65,8 +67,18 @@ class ChunkBatcher:
     ``rollout_history`` [B, H, D], the true history before the first of them (data space).
     """
 
-    def __init__(self, model, utterances: list[Utterance], seed: int = 0, vtlp: float = 0.0):
+    def __init__(self, model, utterances: list[Utterance], seed: int = 0, vtlp: float = 0.0,
+                 live_pairing: float = 0.0):
+        if not 0.0 <= live_pairing <= 1.0:
+            raise ValueError(f"[train] live_pairing must be in [0, 1], got {live_pairing!r}")
+        if live_pairing and (model.config.live_chunk_frames is None
+                             or model.config.live_lookahead_ms is None):
+            raise ValueError("[train] live_pairing needs the model's live setting ([model] "
+                             "live_chunk_frames and live_lookahead_ms)")
         self.model = model
+        #: share of the live-K batches (K = ``live_chunk_frames``) whose look-ahead is the
+        #: live one (``live_lookahead_ms``) rather than drawn (0 = drawn as for any K)
+        self.live_pairing = float(live_pairing)
         #: largest VTLP warp: each utterance's features are computed with a warp factor
         #: drawn log-uniformly from [1 / (1 + vtlp), 1 + vtlp] (:func:`vtlp_logmel`; 0 = off)
         self.vtlp = float(vtlp)
@@ -148,6 +160,21 @@ class ChunkBatcher:
                 self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
         return self._feat_cache[i]
 
+    def draw_lookahead(self, K: int) -> float:
+        """The look-ahead (ms) of a batch of chunk size ``K``: with ``live_pairing`` p, the
+        live look-ahead for the live K with probability p; otherwise the model's
+        ``lookahead_ms``, or for a model with a range, in half of the draws a multiple of
+        10 ms from ``min_lookahead_ms`` .. ``lookahead_ms``."""
+        cfg = self.cfg
+        if self.live_pairing and K == cfg.live_chunk_frames \
+                and self.rng.random() < self.live_pairing:
+            return float(cfg.live_lookahead_ms)
+        lo, hi = cfg.lookahead_range()
+        if lo < hi and self.rng.random() < 0.5:
+            choices = np.arange(lo, hi + 1e-6, 10.0)
+            return float(choices[int(self.rng.integers(len(choices)))])
+        return hi
+
     def batch(self, batch_size: int, K: int | None = None,
               lookahead_ms: float | None = None) -> dict[str, torch.Tensor]:
         cfg, M, H = self.cfg, self.cfg.audio_context_frames, self.cfg.history_frames
@@ -159,12 +186,8 @@ class ChunkBatcher:
                 K = cfg.chunk_frames
             else:
                 K = int(self.rng.integers(1, cfg.max_chunk_frames + 1))
-        lo, hi = cfg.lookahead_range()
         if lookahead_ms is None:
-            lookahead_ms = hi
-            if lo < hi and self.rng.random() < 0.5:
-                choices = np.arange(lo, hi + 1e-6, 10.0)
-                lookahead_ms = float(choices[int(self.rng.integers(len(choices)))])
+            lookahead_ms = self.draw_lookahead(K)
         geo = self.geo if lookahead_ms == self.geo.lookahead_ms else \
             ChunkGeometry(cfg, lookahead_ms)
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []

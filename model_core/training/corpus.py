@@ -610,7 +610,8 @@ class CorpusStream:
     """
 
     def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
-                 refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0):
+                 refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0,
+                 live_pairing: float = 0.0):
         from .batches import ChunkBatcher
         if not files:
             raise DataError("no training files")
@@ -621,7 +622,7 @@ class CorpusStream:
         self.pad = pad
         self.fps = model.config.fps
         first = [self._next() for _ in range(min(reservoir, len(self.files)))]
-        self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp)
+        self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp, live_pairing=live_pairing)
 
     def _next(self) -> Utterance:
         if not self.order:

@@ -46,6 +46,8 @@ Config (TOML), ARKit blendshapes::
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
     vtlp = 0.0              # vocal-tract-length perturbation of the features: each corpus
                             # utterance heard with a warp in [1/(1+vtlp), 1+vtlp] (0 = off)
+    live_pairing = 0.0      # share of the live-K batches that take the live look-ahead
+                            # ([model] live_lookahead_ms) instead of a drawn one (0-1)
 
 A config may start from another: ``base = "stage2-distill.toml"`` (a top-level key, before
 the first section; relative to this file's folder) reads that config first, then this one's
@@ -101,7 +103,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
                       distill_closure_guidance=0.0, distill_open_floor=0.0,
-                      vtlp=0.0)
+                      vtlp=0.0, live_pairing=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
@@ -439,9 +441,11 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     stream = cap_batcher = None
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
-                              pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]))
+                              pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]),
+                              live_pairing=float(tr["live_pairing"]))
     if captures:
-        cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7)
+        cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7,
+                                   live_pairing=float(tr["live_pairing"]))
     mix = np.random.default_rng([data_seed, 1])   # not the stream's own draws
 
     def next_batch():
@@ -503,7 +507,8 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                                 device=dev, seed=int(tr["seed"]), **mcfg)
         utts = prepare_vertex_training(vm, seqs)
     model = vm.model
-    batcher = ChunkBatcher(model, utts[rank::world], seed=data_seed)
+    batcher = ChunkBatcher(model, utts[rank::world], seed=data_seed,
+                           live_pairing=float(tr["live_pairing"]))
     val_batches = []
     if data["val_split"]:
         vseqs = []
