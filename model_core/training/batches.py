@@ -58,8 +58,9 @@ class ChunkBatcher:
     ``lookahead_ms``, or for a model with ``min_lookahead_ms`` set, in half of the batches
     a multiple of 10 ms drawn from that range (or ``batch(..., lookahead_ms=L)``); with
     ``live_pairing`` p > 0, a batch of the live K takes the live look-ahead
-    (``live_lookahead_ms``) with probability p, so the live setting itself is trained on; with ``closure_loss_weight != 1`` it also
-    holds ``frame_closure`` float32 [B, K] (1 on P/B/M frames). A rollout batch
+    (``live_lookahead_ms``) with probability p, so the live setting itself is trained on
+    (:meth:`draw_lookahead`); with ``closure_loss_weight != 1`` it also holds
+    ``frame_closure`` float32 [B, K] (1 on P/B/M frames). A rollout batch
     (``ModelConfig.rollout_chunks``, J, in a fraction ``rollout_fraction`` of the batches)
     draws chunks with at least J*K frames before them and also holds, for the J chunks
     before each one (oldest first), ``rollout_feats`` [B, J, M, F], ``rollout_mel_offset``
