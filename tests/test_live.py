@@ -51,7 +51,9 @@ def test_ring_buffer_blocks_overwrite_and_drop_to_newest():
 @pytest.mark.slow   # a virtual microphone in real time
 def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     """Silence, then a LibriVox clip at real-time pace through the virtual microphone: the
-    live jawOpen follows offline generation (aligned at the clip's start)."""
+    live jawOpen follows offline generation at the same setting (Live's default, 1-frame
+    chunks), aligned at the clip's start. (The best-quality setting opens the mouth wider
+    and looks further ahead: v4.3's jawOpen at the two settings correlates only about 0.84.)"""
     model = default_model
     ji = list(model.channel_names).index("jawOpen")
     eng = LiveEngine(model, device=mic.device, seed=0)
@@ -71,8 +73,10 @@ def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     # what the microphone delivered: LEAD_S of silence then the clip; offline generation of
     # the same signal, and of the clip alone, aligned by the lead (90 frames at 30 fps)
     lead = np.zeros(int(LEAD_S * 16000), np.float32)
-    offline_same = model.generate(np.concatenate([lead, speech]), 16000, seed=0)
-    offline_clip = model.generate(speech, 16000, seed=0)
+    st = eng.session_settings
+    assert st.chunk_frames == model.config.live_chunk_frames
+    offline_same = model.generate(np.concatenate([lead, speech]), 16000, seed=0, settings=st)
+    offline_clip = model.generate(speech, 16000, seed=0, settings=st)
     lag = int(round(LEAD_S * model.fps))
     n = len(offline_clip)
     assert len(live) >= lag + n, (len(live), lag + n)
@@ -84,8 +88,8 @@ def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     print(f"jawOpen correlation: live vs offline(lead+clip) {r_same:.3f}; vs offline(clip) "
           f"{r_clip:.3f} at offset {best} (lead {lag}); dropped {eng.stats.dropped_samples}")
     assert best == lag
-    assert r_same >= 0.9
-    assert r_clip >= 0.7
+    assert r_same >= 0.98      # the same frames but for the microphone's own start
+    assert r_clip >= 0.9
     assert eng.stats.dropped_samples == 0
     assert np.std(live[lag:lag + n, ji]) > 0.02
 
