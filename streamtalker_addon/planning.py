@@ -68,16 +68,17 @@ class ModelSettings:
     def sampler(self, model, live: bool = False):
         """The ``model_core`` :class:`SamplerSettings` these settings give: steps, the
         preset (Live's choice for ``live``, else the best quality), and, when Blink Rate is
-        not 1, ``blink_temperature`` = Blink Rate x the model's default
-        (``model.config.blink_temperature``), at most ``runtime.settings.MAX_TEMPERATURE``
+        not 1, ``blink_temperature`` = Blink Rate x the model's default for that preset
+        (``model.config.preset_blink_temperature``), at most
+        ``runtime.settings.MAX_TEMPERATURE``
         (:func:`~model_core.runtime.settings.scale_temperature`)."""
         settings = mc_submodule("runtime.settings")
+        preset = self.live_preset if live else "quality"
         blink = None
         if self.blink_rate != 1.0 and self.kind == "arkit":
-            blink = settings.scale_temperature(self.blink_rate, model.config.blink_temperature)
-        return settings.SamplerSettings(
-            steps=self.steps, blink_temperature=blink,
-            preset=self.live_preset if live else "quality")
+            blink = settings.scale_temperature(self.blink_rate,
+                                               model.config.preset_blink_temperature(preset))
+        return settings.SamplerSettings(steps=self.steps, blink_temperature=blink, preset=preset)
 
     def stream_kwargs(self, model, live: bool = False) -> dict:
         """The keywords of ``model.stream`` (and of ``LiveEngine``) these settings give, for

@@ -26,7 +26,8 @@ _strip_type = compat.strip_type
 
 def _blink_rate_max() -> float:
     """The Blink Rate slider's end: the largest factor on the bundled model's blink
-    temperature within ``runtime.settings.MAX_TEMPERATURE`` (1.8 for its 1.1:
+    temperature (the larger of its two presets' defaults) within
+    ``runtime.settings.MAX_TEMPERATURE`` (2.0 for a default of 1.0:
     ``max_temperature_factor``); a larger factor would be clipped. Without a readable bundled
     model, as for a default of 1; without model_core (nothing can run then, and the add-on
     must still register to say so), 1."""
@@ -35,7 +36,8 @@ def _blink_rate_max() -> float:
     except ImportError:     # ModelCoreMissing included
         return 1.0
     try:
-        default = core.describe(None).config.blink_temperature
+        cfg = core.describe(None).config
+        default = max(cfg.blink_temperature, cfg.preset_blink_temperature("live"))
     except (OSError, ValueError):
         default = 1.0
     return settings.max_temperature_factor(default)

@@ -69,6 +69,15 @@ def test_resolved_against_what_each_model_declares():
     # a model that declares no live setting runs live at its best quality
     assert SamplerSettings(preset="live").resolve(one) == SamplerSettings().resolve(one) \
         .replace(preset="live")
+    # the live preset's own blink temperature, where the model declares one
+    assert live.blink_temperature == ranged.blink_temperature == r.blink_temperature
+    calm = ModelConfig(sample_steps=3, **LIVE_CONFIG, live_blink_temperature=0.8)
+    assert SamplerSettings(preset="live").resolve(calm).blink_temperature == 0.8
+    assert SamplerSettings().resolve(calm).blink_temperature == calm.blink_temperature == 1.0
+    assert SamplerSettings(preset="live", blink_temperature=1.3).resolve(calm) \
+        .blink_temperature == 1.3                       # an explicit one wins
+    with pytest.raises(ValueError, match="live_blink_temperature must be None or in"):
+        ModelConfig(live_blink_temperature=2.5)
     with pytest.raises(ValueError, match=r"lookahead_ms.*\[0, 60\]"):
         SamplerSettings(lookahead_ms=80).resolve(ranged)
     with pytest.raises(ValueError, match="lookahead_ms.*trained for one look-ahead"):

@@ -67,6 +67,9 @@ class ModelConfig:
         seed less, while the upper face keeps its full randomness), blink_temperature (scale of
         the initial DDIM noise on eyeBlinkLeft/Right of ARKit models: the blink rate rises
         with it; the other channels change only through the network, the lips barely),
+        live_blink_temperature (the same at the ``"live"`` preset, None: blink_temperature;
+        1-frame chunks start the blink channels from fresh noise three times as often as
+        3-frame ones, so they blink more at the same temperature),
         cond_drop (probability of dropping the audio
         condition in training), style_drop, velocity_weight (weight of the velocity loss), diffusion_repeats
         (noise levels drawn per training example: the condition is computed once and the
@@ -139,6 +142,7 @@ class ModelConfig:
     guidance_channels: str = "all"             # channels guided: "all" | "lips"
     lip_temperature: float = 1.0               # initial-noise scale on the lips
     blink_temperature: float = 1.0             # initial-noise scale on eyeBlinkLeft/Right
+    live_blink_temperature: float | None = None  # the same at the live preset (None: above)
     cond_drop: float = 0.1                     # audio dropped in training (for CFG)
     style_drop: float = 0.1                    # style dropped in training
     velocity_weight: float = 1.0               # velocity loss weight
@@ -211,6 +215,10 @@ class ModelConfig:
         for name in ("lip_temperature", "blink_temperature"):
             need(0 <= getattr(self, name) <= MAX_TEMPERATURE,
                  f"{name} must be in [0, {MAX_TEMPERATURE:g}]")
+        need(self.live_blink_temperature is None
+             or 0 <= self.live_blink_temperature <= MAX_TEMPERATURE,
+             f"live_blink_temperature must be None or in [0, {MAX_TEMPERATURE:g}], got "
+             f"{self.live_blink_temperature}")
         need(len(self.encoder_dilations) >= 1 and all(
             isinstance(d, int) and 1 <= d <= 16 for d in self.encoder_dilations),
             f"encoder_dilations must be a non-empty list of integers in 1..16, got "
@@ -240,6 +248,14 @@ class ModelConfig:
         """(smallest, largest) chunk size K in frames a session may ask for: 1 ..
         min(max_chunk_frames, history_frames)."""
         return 1, min(self.max_chunk_frames, self.history_frames)
+
+    def preset_blink_temperature(self, preset: str) -> float:
+        """The default blink temperature of a preset: ``live_blink_temperature`` for
+        ``"live"`` when the model declares one, else ``blink_temperature`` (a unitless
+        initial-noise scale in [0, 2])."""
+        if preset == "live" and self.live_blink_temperature is not None:
+            return float(self.live_blink_temperature)
+        return float(self.blink_temperature)
 
     def lookahead_range(self) -> tuple[float, float]:
         """(smallest, largest) look-ahead in ms a session may ask for."""

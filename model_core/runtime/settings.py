@@ -111,7 +111,8 @@ class SamplerSettings:
         lookahead_ms: audio look-ahead in ms, >= 0 (within the model's
             :meth:`~model_core.runtime.config.ModelConfig.lookahead_range`).
         preset: ``"quality"`` or ``"live"``: the model's declared chunk / look-ahead pair
-            that fills ``chunk_frames`` and ``lookahead_ms`` when they are None.
+            that fills ``chunk_frames`` and ``lookahead_ms`` when they are None (and, for
+            ``"live"``, its ``live_blink_temperature`` that fills ``blink_temperature``).
 
     Raises (on creation):
         ValueError: a value of the wrong type or out of the ranges above, naming it.
@@ -222,7 +223,8 @@ class SamplerSettings:
             guidance=pick(self.guidance, cfg.guidance),
             guidance_channels=pick(self.guidance_channels, cfg.guidance_channels),
             lip_temperature=pick(self.lip_temperature, cfg.lip_temperature),
-            blink_temperature=pick(self.blink_temperature, cfg.blink_temperature),
+            blink_temperature=pick(self.blink_temperature,
+                                   cfg.preset_blink_temperature(self.preset)),
             chunk_frames=k, lookahead_ms=la, preset=self.preset)
 
     def latency_ms(self, config: ModelConfig) -> float:

@@ -286,3 +286,25 @@ def test_live_panel_shows_the_expected_latency_of_the_setting(facecap_scene, bpy
     assert "Expected latency 193 ms (4-frame chunks + 60 ms look-ahead)" in labels()
     scene.streamtalker.checkpoint = "/nonexistent.safetensors"
     assert not any(t.startswith("Expected latency") for t in labels())
+
+
+def test_blink_rate_scales_each_presets_own_blink_temperature(bpy_mod):
+    """The panel's Blink Rate is a factor on the model's default for the preset that runs:
+    Live (1-frame chunks) starts from the model's ``live_blink_temperature`` when it declares
+    one (1-frame chunks blink more at the same temperature), Generate from
+    ``blink_temperature``; at rate 1 the preset's default applies (the session resolves it)."""
+    import types
+    from model_core.runtime.config import ModelConfig
+    from streamtalker_addon.planning import ModelSettings
+    cfg = ModelConfig(chunk_frames=3, min_lookahead_ms=0.0, live_chunk_frames=1,
+                      live_lookahead_ms=20.0, blink_temperature=1.0, live_blink_temperature=0.8)
+    model = types.SimpleNamespace(config=cfg)
+    hot = ModelSettings(blink_rate=1.5)
+    assert hot.sampler(model, live=True).blink_temperature == pytest.approx(1.2)
+    assert hot.sampler(model).blink_temperature == pytest.approx(1.5)
+    plain = ModelSettings()
+    assert plain.sampler(model, live=True).resolve(cfg).blink_temperature == 0.8
+    assert plain.sampler(model).resolve(cfg).blink_temperature == 1.0
+    # Live at the best-quality setting (the preference) blinks as Generate does
+    q = ModelSettings(live_preset="quality")
+    assert q.sampler(model, live=True).resolve(cfg).blink_temperature == 1.0
