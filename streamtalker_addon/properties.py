@@ -37,7 +37,7 @@ def _blink_rate_max() -> float:
         return 1.0
     try:
         cfg = core.describe(None).config
-        default = max(cfg.blink_temperature, cfg.preset_blink_temperature("live"))
+        default = max(cfg.preset_blink_temperature(p) for p in settings.PRESETS)
     except (OSError, ValueError):
         default = 1.0
     return settings.max_temperature_factor(default)

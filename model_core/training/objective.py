@@ -28,7 +28,8 @@ from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
 from ..runtime.inference import lip_scale
 
 __all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "OPENING_CHANNELS", "PARENT_HISTORIES",
-           "check_parent_history", "closure_weights", "distill_scale", "open_floor",
+           "check_open_floor", "check_parent_history", "closure_weights", "distill_scale",
+           "open_floor",
            "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
            "training_loss", "viseme_loss"]
 
@@ -213,23 +214,39 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
         ValueError: a channel of :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS`
             missing from ``channel_names``; ``strength`` outside [0, 1].
     """
-    if isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"distill_open_floor must be a number in [0, 1] (1: the teacher's "
-                         f"opening as a floor), got {strength!r}")
-    names = list(channel_names)
-    missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in names]
-    if missing:
-        raise ValueError(f"distill_open_floor is for ARKit models: no {', '.join(missing)} "
-                         f"channel(s)")
+    check_open_floor(channel_names, strength)
+    up, down = _floor_masks(tuple(channel_names), str(guided.device))
     free = (frame_closure.to(guided.device).float() < 0.5)[..., None]   # [N, K, 1]
-    up = torch.zeros(len(names), dtype=torch.bool, device=guided.device)
-    down = torch.zeros_like(up)
-    up[[names.index(c) for c in OPENING_CHANNELS]] = True
-    down[[names.index(c) for c in CLOSURE_CHANNELS]] = True
     toward = torch.lerp(guided, data, float(strength))   # exact at 0 and 1
     floored = torch.where(up, torch.maximum(guided, toward),
                           torch.where(down, torch.minimum(guided, toward), guided))
     return torch.where(free, floored, guided)
+
+
+def check_open_floor(channel_names, strength: float) -> None:
+    """Refuse an open floor (:func:`open_floor`) that cannot run.
+
+    Raises:
+        ValueError: ``strength`` not a number in [0, 1], or a channel of
+            :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS` missing from
+            ``channel_names``.
+    """
+    if isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"distill_open_floor must be a number in [0, 1] (1: the teacher's "
+                         f"opening as a floor), got {strength!r}")
+    missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in channel_names]
+    if missing:
+        raise ValueError(f"distill_open_floor is for ARKit models: no {', '.join(missing)} "
+                         f"channel(s)")
+
+
+@lru_cache(maxsize=16)
+def _floor_masks(channel_names: tuple, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """bool [D] masks of :data:`OPENING_CHANNELS` and :data:`CLOSURE_CHANNELS`, built once
+    per (names, device): the loss asks for them every batch."""
+    up = torch.tensor([n in OPENING_CHANNELS for n in channel_names], device=device)
+    down = torch.tensor([n in CLOSURE_CHANNELS for n in channel_names], device=device)
+    return up, down
 
 
 def distill_scale(parent, closure_guidance: float) -> np.ndarray:

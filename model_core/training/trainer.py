@@ -93,7 +93,7 @@ from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
 from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, check_parent_history,
-                        distill_scale, open_floor,
+                        check_open_floor, distill_scale,
                         training_loss)
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError
 
@@ -574,9 +574,7 @@ def _distillation_parent(model, tr: dict, dev: str):
             raise ConfigError("[train] distill_open_floor needs the P/B/M frames the batches "
                               "mark when [model] closure_loss_weight != 1 (e.g. 8)")
         try:
-            open_floor(model.channel_names, torch.zeros(1, 1, len(model.channel_names)),
-                       torch.zeros(1, 1, len(model.channel_names)), torch.zeros(1, 1),
-                       tr["distill_open_floor"])
+            check_open_floor(model.channel_names, tr["distill_open_floor"])
         except ValueError as e:
             raise ConfigError(f"[train] distill_open_floor: {e}") from None
     source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
