@@ -215,12 +215,12 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
 @pytest.mark.parametrize("key,value", [("distill_closure_guidance", 9.0),
                                        ("distill_open_floor", 1.0)])
 def test_distillation_settings_need_a_distillation_parent(key, value):
-    from model_core.training.trainer import _distillation_parent
+    from model_core.training.trainer import _distillation
     tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 0.0,
           "distill_open_floor": 0.0, key: value}
     with pytest.raises(ValueError, match=f"{key} = {value!r} needs a distillation "
                                          "parent: set distill_from"):
-        _distillation_parent(None, tr, "cpu")
+        _distillation(None, tr, "cpu")
 
 
 def test_open_floor_keeps_the_lips_apart_where_the_teacher_does():
@@ -505,8 +505,8 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     parent (per channel with guidance_channels = "lips") and then samples without guidance."""
     import torch
     from model_core.training.batches import ChunkBatcher
-    from model_core.training.objective import (CLOSURE_CHANNELS, DDPMNoiser, distill_scale,
-                                               guided_x0, training_loss)
+    from model_core.training.objective import (CLOSURE_CHANNELS, DDPMNoiser, Distillation,
+                                               distill_scale, guided_x0, training_loss)
 
     parent = mc.load_model(toy_checkpoint, backend="torch")
     parent.config.guidance, parent.config.guidance_channels = 4.0, "lips"
@@ -527,21 +527,20 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
     lips = scale > 1
     assert torch.allclose(g[..., ~lips], c[..., ~lips], atol=1e-6)
     # [train] distill_closure_guidance: its own scale on the channels that seal the lips
-    parent.distill_scale = distill_scale(parent, 9.0)
+    s9 = distill_scale(parent, 9.0)
     names = list(parent.channel_names)
     want = scale.clone()
     want[[names.index(n) for n in CLOSURE_CHANNELS]] = 9.0
     assert set(want.tolist()) == {1.0, 4.0, 9.0}
-    g9 = guided_x0(parent, b, hist, b["style"], x_t, t)
+    g9 = guided_x0(parent, b, hist, b["style"], x_t, t, s9)
     assert torch.allclose(g9, u + want * (c - u), atol=1e-6)
     with pytest.raises(ValueError, match=">= 1"):
         distill_scale(parent, 0.5)
-    del parent.distill_scale
     # the loss with a parent is the x0 loss against that target (no audio dropped)
     student = mc.load_model(toy_checkpoint, backend="torch")
     student.config.cond_drop = 1.0   # ignored when distilling: the student always hears
     loss = training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
-                         parent=parent)
+                         distill=Distillation(parent))
     assert torch.isfinite(loss["loss"]) and float(loss["x0"].detach()) > 0
     # a run: the student samples without guidance and records its parent
     cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=2,
@@ -576,7 +575,7 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
         "mouthUpperUpRight"]
     student.config.closure_loss_weight = 1.0    # its batches carry no P/B/M marks
     with pytest.raises(ValueError, match="frame_closure"):
-        training_loss(student, b, DDPMNoiser(), parent=parent, distill_open_floor=1.0)
+        training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, open_floor=1.0))
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)
@@ -590,12 +589,12 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
     from model_core.face import is_lip_channel
     from model_core.training import objective
     from model_core.training.batches import ChunkBatcher
-    from model_core.training.objective import DDPMNoiser, training_loss
+    from model_core.training.objective import DDPMNoiser, Distillation, training_loss
 
     parent = mc.load_model(toy_checkpoint, backend="torch")
     seen = []
 
-    def guided_x0(model, b, hist, style, x_t, t):
+    def guided_x0(model, b, hist, style, x_t, t, scale=None):
         assert model is parent
         seen.append(hist.clone())
         return torch.zeros_like(x_t)
@@ -610,14 +609,14 @@ def test_distillation_parent_may_see_the_true_history(corpus, tmp_path, toy_chec
         m.setattr(objective, "guided_x0", guided_x0)
         for which in ("student", "true", "true_lips"):
             training_loss(student, b, DDPMNoiser(), torch.Generator().manual_seed(1),
-                          parent=parent, parent_history=which)
+                          distill=Distillation(parent, which))
     h_student, h_true, h_lips = seen
     assert not torch.allclose(h_student, true)                 # corrupted on every channel
     assert torch.equal(h_true, true)
     assert torch.equal(h_lips[..., lips], true[..., lips])
     assert torch.equal(h_lips[..., ~lips], h_student[..., ~lips])   # same generator draws
-    with pytest.raises(ValueError, match="parent_history"):
-        training_loss(student, b, DDPMNoiser(), parent=parent, parent_history="clean")
+    with pytest.raises(ValueError, match="Distillation.history"):
+        training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, "clean"))
     # a run records it; without a parent, or misspelt, it is refused by name
     cfg = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "dist", steps=1,
                      init_from=str(toy_checkpoint), distill_from=str(toy_checkpoint),

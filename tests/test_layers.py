@@ -102,7 +102,7 @@ def test_blender_side_defines_no_training_code():
     assert not bad, "training code on the Blender side:\n" + "\n".join(bad)
     found = {d.split(": ")[1] for d in training_definitions(modules["model_core.training.objective"])}
     assert {"training_loss", "DDPMNoiser", "rollout_history", "corrupt_history",
-            "guided_x0"} <= found
+            "guided_x0", "Distillation"} <= found
 
 
 def test_the_walker_sees_imports():

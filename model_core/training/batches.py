@@ -343,22 +343,18 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
                    generator: torch.Generator, lr: float, net=None, amp: bool = False,
-                   parent=None, parent_history: str = "student",
-                   distill_open_floor: float = 0.0) -> dict:
+                   distill=None) -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
     :func:`~model_core.training.objective.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
     back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
     (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
-    ``streamtalker train`` take. ``parent``, ``parent_history``, ``distill_open_floor``:
-    guidance distillation from a distillation parent (see
-    :func:`~model_core.training.objective.training_loss`)."""
+    ``streamtalker train`` take. ``distill``: None, or guidance distillation's parent and
+    options (:class:`~model_core.training.objective.Distillation`)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        losses = training_loss(model, batch, noiser, generator, net=net, parent=parent,
-                               parent_history=parent_history,
-                               distill_open_floor=distill_open_floor)
+        losses = training_loss(model, batch, noiser, generator, net=net, distill=distill)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)

@@ -17,6 +17,7 @@ the true history as in DAgger (Ross et al., AISTATS 2011).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..face import is_lip_channel
 from ..runtime.ddim import NoiseGenerator, make_alphas_cumprod, sample_ddim
 from ..runtime.inference import lip_scale
 
-__all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "OPENING_CHANNELS", "PARENT_HISTORIES",
+__all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "Distillation", "OPENING_CHANNELS", "PARENT_HISTORIES",
            "check_open_floor", "check_parent_history", "closure_weights", "distill_scale",
            "open_floor",
            "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
@@ -83,18 +84,42 @@ class DDPMNoiser:
         return {"loss": l_x0 + velocity_weight * l_v, "x0": l_x0, "velocity": l_v}
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """Guidance distillation's frozen parent and how its target is made: the one options
+    object :func:`training_loss`, :func:`~model_core.training.batches.optimizer_step` and
+    the trainer pass (the trainer builds it from ``[train] distill_*``).
+
+    Attributes:
+        parent: a frozen :class:`~model_core.runtime.model.StreamTalkerModel` whose
+            ``config.guidance`` (on ``config.guidance_channels``) the student learns to
+            include.
+        history: the history the parent sees: ``"student"``, ``"true"`` or ``"true_lips"``
+            (:data:`PARENT_HISTORIES`, :func:`training_loss`).
+        scale: None (the parent's own guidance on its guidance channels), or float32 [D]:
+            one guidance scale per channel (:func:`distill_scale`: a guidance of its own on
+            the lip-sealing channels).
+        open_floor: in [0, 1]; > 0: the guided target away from P/B/M is moved that share of
+            the way to the data where it would part the lips less (:func:`open_floor`;
+            needs the batch's ``frame_closure``).
+    """
+    parent: object
+    history: str = "student"
+    scale: np.ndarray | None = None
+    open_floor: float = 0.0
+
+
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
-                  parent=None, parent_history: str = "student",
-                  distill_open_floor: float = 0.0) -> dict:
+                  distill: Distillation | None = None) -> dict:
     """DDPM loss (x0 + velocity) of ``model`` on a batch of chunk examples.
 
-    With a distillation ``parent`` (guidance distillation, Meng et al. 2023, stage 1) the
+    With guidance distillation (``distill``: its ``parent``, guidance distillation, Meng et al. 2023, stage 1) the
     target is not the data but the parent's classifier-free-guided x0 prediction at the same
     noisy input, history and style, ``x0_u + g * (x0_c - x0_u)`` with the per-channel ``g``
     of :meth:`~model_core.runtime.inference.InferenceModel.guidance_scale`
     (:func:`guided_x0`); the student always hears the audio, so one unguided pass of it
     samples what two guided passes of the parent did. The parent sees the history the
-    student trains on (``parent_history = "student"``), or the true one: ``"true"`` on every
+    student trains on (``distill.history = "student"``), or the true one: ``"true"`` on every
     channel, ``"true_lips"`` on the jaw*/mouth* channels only (ARKit models; the upper face
     keeps the student's history, so the blinks the student starts are continued). A parent
     that sees the true history is a privileged expert, as in DAgger: from its own drifted or
@@ -114,20 +139,15 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
             condition dropout (its draws, in order: history corruption or rollout, style
             dropout, condition dropout, timesteps, noise); net: the module to call (e.g. a
             DistributedDataParallel wrapper of ``model.net``), default ``model.net``.
-        parent: None, or a frozen ``StreamTalkerModel`` whose ``config.guidance`` (and
-            ``guidance_channels``) the student learns to include.
-        parent_history: ``"student"``, ``"true"`` or ``"true_lips"`` (above;
-            :data:`PARENT_HISTORIES`).
-        distill_open_floor: in [0, 1]; > 0, with a parent: the guided target away from P/B/M
-            is moved that share of the way to the data where it would part the lips less
-            (:func:`open_floor`; needs the batch's ``frame_closure``).
+        distill: None (the data is the target), or the :class:`Distillation` parent and
+            options (its history: above; its open floor: :func:`open_floor`).
     Returns:
         dict of scalar tensors: ``loss``, ``x0``, ``velocity``; with the auxiliary viseme
         heads also ``viseme`` and ``viseme_acc``.
     Raises:
-        ValueError: an unknown ``parent_history``, or ``"true_lips"`` for a model without
-            ARKit channels (with a parent); ``distill_open_floor`` without a parent, without
-            ``frame_closure`` in the batch, or for a model without the ARKit lip channels.
+        ValueError: an unknown ``distill.history``, or ``"true_lips"`` for a model without
+            ARKit channels; ``distill.open_floor`` without ``frame_closure`` in the batch, or
+            for a model without the ARKit lip channels.
     """
     cfg, dev = model.config, model.device
     net = net or model.net
@@ -142,7 +162,7 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
         hist = corrupt_history(model, clean, generator)
     style[torch.rand(B, generator=generator).to(dev) < cfg.style_drop] = cfg.n_styles
     drop = torch.rand(B, generator=generator).to(dev) < cfg.cond_drop
-    if parent is not None:
+    if distill is not None:
         drop = torch.zeros_like(drop)
     R = max(1, cfg.diffusion_repeats)
     x0r = x0.repeat(R, 1, 1)
@@ -152,14 +172,15 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     out = net(b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style, drop,
               x_t, t)
     x0_pred = out[0] if isinstance(out, tuple) else out
-    target = x0r if parent is None else guided_x0(
-        parent, b, _parent_history(model, parent_history, hist, clean), style, x_t, t)
-    if distill_open_floor:
-        if parent is None or "frame_closure" not in b:
-            raise ValueError("distill_open_floor needs a distillation parent and the batch's "
-                             "frame_closure (closure_loss_weight != 1)")
+    target = x0r if distill is None else guided_x0(
+        distill.parent, b, _parent_history(model, distill.history, hist, clean), style, x_t, t,
+        distill.scale)
+    if distill is not None and distill.open_floor:
+        if "frame_closure" not in b:
+            raise ValueError("distill_open_floor needs the batch's frame_closure "
+                             "(closure_loss_weight != 1)")
         target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1),
-                            distill_open_floor)
+                            distill.open_floor)
     mask = b.get("mask")
     # the velocity loss anchors on the true last frame: the target continues the real
     # motion, not the corrupted history the network was shown
@@ -274,24 +295,22 @@ def distill_scale(parent, closure_guidance: float) -> np.ndarray:
 
 @torch.no_grad()
 def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: torch.Tensor,
-              t: torch.Tensor) -> torch.Tensor:
+              t: torch.Tensor, scale: np.ndarray | None = None) -> torch.Tensor:
     """The distillation parent's classifier-free-guided x0 prediction: the target of
     guidance distillation (:func:`training_loss` with ``parent``).
 
     Args:
         parent: a ``StreamTalkerModel``; its ``config.guidance`` applies on the channels
-            ``config.guidance_channels`` names, unless it carries ``distill_scale`` (float32
-            [D], one scale per channel: :func:`distill_scale`).
+            ``config.guidance_channels`` names, unless ``scale`` is given.
         b: a training batch (on the parent's device): ``feats``, ``mel_offset``,
             ``align_idx``, ``align_w`` as in :func:`training_loss`.
         hist: float32 [B, H, D] normalized history; style: int64 [B];
         x_t: float32 [R*B, K, D] noisy chunks at timesteps ``t`` int64 [R*B].
+        scale: None, or float32 [D]: one guidance scale per channel (:func:`distill_scale`).
     Returns:
         float32 [R*B, K, D], normalized: ``x0_u + g * (x0_c - x0_u)``.
     """
-    g = getattr(parent, "distill_scale", None)
-    if g is None:
-        g = parent.guidance_scale(parent.config.guidance)
+    g = scale if scale is not None else parent.guidance_scale(parent.config.guidance)
     g = torch.as_tensor(np.asarray(g, np.float32), device=x_t.device)
     B = hist.shape[0]
     args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style)
@@ -391,7 +410,7 @@ def corrupt_history(model, hist: torch.Tensor, generator=None) -> torch.Tensor:
 PARENT_HISTORIES = ("student", "true", "true_lips")
 
 
-def check_parent_history(model, which: str, name: str = "parent_history") -> str:
+def check_parent_history(model, which: str, name: str = "Distillation.history") -> str:
     """``which`` if the distillation parent of ``model`` (the student) may see that history
     (:data:`PARENT_HISTORIES`; ``"true_lips"`` for ARKit models only).
 

@@ -92,7 +92,8 @@ from ..runtime.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
-from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, check_parent_history,
+from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, Distillation,
+                        check_parent_history,
                         check_open_floor, distill_scale,
                         training_loss)
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError
@@ -525,9 +526,10 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                 vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
 
 
-def _distillation_parent(model, tr: dict, dev: str):
-    """``[train] distill_from``: the frozen distillation parent of guidance distillation (a
-    guided model; not the phone-rule teacher of :mod:`.teacher`), or None. Its guidance is
+def _distillation(model, tr: dict, dev: str) -> Distillation | None:
+    """``[train] distill_from``: guidance distillation (:class:`~.objective.Distillation`:
+    the frozen distillation parent, a guided model, not the phone-rule teacher of
+    :mod:`.teacher`, and the options below), or None. Its guidance is
     ``[train] distill_guidance`` on ``distill_guidance_channels`` ("all" or "lips"), each
     defaulting (0, "") to the parent checkpoint's own sampler settings;
     ``distill_closure_guidance`` (> 0) puts its own guidance on the lip-sealing channels
@@ -579,9 +581,10 @@ def _distillation_parent(model, tr: dict, dev: str):
             raise ConfigError(f"[train] distill_open_floor: {e}") from None
     source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
               "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}
+    scale = None
     if tr["distill_closure_guidance"]:
         try:
-            parent.distill_scale = distill_scale(parent, float(tr["distill_closure_guidance"]))
+            scale = distill_scale(parent, float(tr["distill_closure_guidance"]))
         except ValueError as e:
             raise ConfigError(f"[train] distill_closure_guidance: {e}") from None
         source["closure_guidance"] = float(tr["distill_closure_guidance"])
@@ -592,7 +595,7 @@ def _distillation_parent(model, tr: dict, dev: str):
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}
-    return parent
+    return Distillation(parent, tr["distill_history"], scale, float(tr["distill_open_floor"]))
 
 
 def run_training(config_path: str | os.PathLike, progress: bool = True,
@@ -655,7 +658,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
                                                                    world, data_seed)
     model, val_batches = job.model, job.val_batches
     mcfg = model.config
-    parent = _distillation_parent(model, tr, dev)
+    distill = _distillation(model, tr, dev)
 
     net = model.net.train()
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
@@ -703,9 +706,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         net.eval()
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            vals = [float(training_loss(model, b, noiser, g, parent=parent,
-                                        parent_history=tr["distill_history"],
-                                        distill_open_floor=tr["distill_open_floor"])["loss"])
+            vals = [float(training_loss(model, b, noiser, g, distill=distill)["loss"])
                     for b in val_batches]
         net.train()
         return float(np.mean(vals)) if vals else float("nan")
@@ -713,9 +714,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
-                                amp=use_amp, parent=parent,
-                                parent_history=tr["distill_history"],
-                                distill_open_floor=tr["distill_open_floor"])
+                                amp=use_amp, distill=distill)
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
