@@ -148,6 +148,23 @@ def test_train_stop_at_keeps_the_schedule_and_goes_on_later(corpus, tmp_path):
             read_train_config(_write_cfg(tmp_path / "b.toml", corpus, run, steps=6, stop_at=bad))
 
 
+def test_finetune_may_reweigh_the_viseme_loss_but_not_remove_its_heads():
+    """A fine-tune may weigh the auxiliary viseme loss differently (the heads stay), but not
+    set it to 0 or from 0 (the heads would go or come): refused by name."""
+    from model_core.training.trainer import apply_model_settings
+    model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1, aux_viseme_weight=0.5))
+    n_params = sum(p.numel() for p in model.net.parameters())
+    assert apply_model_settings(model, {"aux_viseme_weight": 2.0}, "ck") == {
+        "aux_viseme_weight": (0.5, 2.0)}
+    assert model.config.aux_viseme_weight == 2.0
+    assert sum(p.numel() for p in model.net.parameters()) == n_params
+    with pytest.raises(ValueError, match=r"aux_viseme_weight = 0.0 differs from ck .*while above 0"):
+        apply_model_settings(model, {"aux_viseme_weight": 0.0}, "ck")
+    bare = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
+    with pytest.raises(ValueError, match=r"aux_viseme_weight = 1.0 differs"):
+        apply_model_settings(bare, {"aux_viseme_weight": 1.0}, "ck")
+
+
 @pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in

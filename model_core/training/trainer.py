@@ -119,6 +119,9 @@ TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "min_lookahead_ms",
                           "history_noise", "history_drop", "history_shrink", "history_corrupt",
                           "lip_loss_weight", "closure_loss_weight", "rollout_chunks",
                           "rollout_fraction")
+#: [model] settings a fine-tune may change as long as they stay above 0 (at 0 the network
+#: has no auxiliary viseme heads; any positive weight keeps them and only scales their loss).
+POSITIVE_TUNABLE_MODEL_SETTINGS = ("aux_viseme_weight",)
 
 
 def apply_model_settings(model, settings: dict, source) -> dict:
@@ -127,7 +130,8 @@ def apply_model_settings(model, settings: dict, source) -> dict:
 
     Settings in :data:`TUNABLE_MODEL_SETTINGS` replace the checkpoint's (e.g. a fine-tune
     that makes 3-frame chunks the session default, which also makes the training batches
-    use K = 3 half of the time); any other setting must equal the checkpoint's. Returns
+    use K = 3 half of the time), and those in :data:`POSITIVE_TUNABLE_MODEL_SETTINGS` may
+    move between positive values; any other setting must equal the checkpoint's. Returns
     {setting: (old, new)} for the ones that changed.
 
     Raises:
@@ -144,11 +148,13 @@ def apply_model_settings(model, settings: dict, source) -> dict:
         old = getattr(cfg, key)
         if old == value:
             continue
-        if key not in TUNABLE_MODEL_SETTINGS:
+        keeps_network = key in POSITIVE_TUNABLE_MODEL_SETTINGS and old > 0 and value > 0
+        if key not in TUNABLE_MODEL_SETTINGS and not keeps_network:
             raise ConfigError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
                              f"changes the network, so it cannot change when fine-tuning or "
                              f"resuming: remove it from [model], or train from scratch "
-                             f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)})")
+                             f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)}; "
+                             f"{', '.join(POSITIVE_TUNABLE_MODEL_SETTINGS)} while above 0)")
         setattr(cfg, key, value)
         changed[key] = (old, value)
     try:
