@@ -53,7 +53,7 @@ def test_virtual_mic_follows_offline_generation(mic, default_model, speech):
     """Silence, then a LibriVox clip at real-time pace through the virtual microphone: the
     live jawOpen follows offline generation at the same setting (Live's default, 1-frame
     chunks), aligned at the clip's start. (The best-quality setting opens the mouth wider
-    and looks further ahead: v4.3's jawOpen at the two settings correlates only about 0.84.)"""
+    and looks further ahead: v4.3's jawOpen at the two settings correlated only about 0.84.)"""
     model = default_model
     ji = list(model.channel_names).index("jawOpen")
     eng = LiveEngine(model, device=mic.device, seed=0)
