@@ -42,13 +42,14 @@ def results(default_model):
 def test_lips_close_open_and_round_on_real_speech(results):
     """Measured where the viewer sees it: the lip gap on the Face Cap head, on 12 real
     English recordings, with the teacher's ceiling beside it. The figures stay above floors
-    a little under v4.4's measured ones (closure 0.97, open/closed 10.6, openness r 0.68,
-    rounding 0.74; MODEL_CARD.md). v4.3 scored 0.95, 12.9, 0.655 and 0.72 on the same clips,
+    a little under v4.5's measured ones (closure 1.00, open/closed 13.5, openness r 0.68,
+    rounding 0.74; MODEL_CARD.md). v4.4 scored 0.97, 10.6, 0.68 and 0.74 on the same clips,
+    v4.3 0.95, 12.9, 0.655 and 0.72,
     v4.2 0.97, 11.7, 0.648 and 0.73, v4.1 0.95, 8.7, 0.61 and 0.68, v4.0 0.87, 7.2, 0.68 and
     0.56, v3.5 0.91, 9.2, 0.66 and 0.57."""
     lip, ceiling = results["overall"]["lip"], results["overall"]["lip_reference"]
-    assert lip["closure"] >= 0.94, (lip, ceiling)
-    assert lip["open_closed_ratio"] >= 9.5, (lip, ceiling)
+    assert lip["closure"] >= 0.95, (lip, ceiling)
+    assert lip["open_closed_ratio"] >= 11.0, (lip, ceiling)
     assert lip["openness_r"] >= 0.66, (lip, ceiling)
     assert lip["rounding"] >= 0.65, (lip, ceiling)
     # every one of evaluate's must-hold checks (openness r 0.68 >= 0.65; v4.2 missed it)
@@ -58,9 +59,9 @@ def test_lips_close_open_and_round_on_real_speech(results):
 
 def test_live_setting_keeps_the_lips_on_real_speech(default_model):
     """Live's default setting (1-frame chunks, 40 ms look-ahead: 73 ms) on the 12 real
-    clips, as evaluate prints it for seeds 0-2: v4.4 measured closure 0.94, open/closed 9.2,
-    openness r 0.61 (issue 22 asks 0.9, 6 and 0.6; v4.3 0.97, 10.0, 0.58; v4.2 0.94, 7.9,
-    0.57); the floors sit a little under."""
+    clips, as evaluate prints it for seeds 0-2: v4.5 measured closure 0.95, open/closed 11.0,
+    openness r 0.61 (issue 22 asks 0.9, 6 and 0.6; v4.4 0.94, 9.2, 0.61; v4.3 0.97, 10.0,
+    0.58; v4.2 0.94, 7.9, 0.57); the floors sit a little under."""
     st = mc.SamplerSettings(preset="live")
     assert st.resolve(default_model.config).latency_ms(default_model.config) < 100
     res = evaluate_model(default_model, build_eval_set(fps=default_model.fps), seeds=(0, 1, 2),
@@ -68,16 +69,16 @@ def test_live_setting_keeps_the_lips_on_real_speech(default_model):
     lip = res["overall"]["lip"]
     assert res["settings"]["sampler"]["chunk_frames"] == 1
     assert lip["closure"] >= 0.9, lip
-    assert lip["open_closed_ratio"] >= 8.0, lip
+    assert lip["open_closed_ratio"] >= 9.0, lip
     assert lip["openness_r"] >= 0.58, lip
 
 
 def test_lips_follow_a_voice_in_another_language(default_model, tmp_path):
     """French from a recorded MBROLA voice no corpus trains on (fr3, one of the dev voices
     the checkpoint was chosen on; tools/apt-packages.txt installs it), scored on its exact
-    IPA phones. These three clips (word sequences) measured closure 0.82, open/closed 5.8,
-    openness r 0.54, rounding 0.60 with v4.4 (teacher 1.00, 11.8, 0.71, 0.43; seeds 0-1;
-    v4.3: 0.82, 5.8, 0.54, 0.54; v4.2: 0.82, 6.1, 0.54, 0.56; v4.1: 0.82, 6.2, 0.53, 0.62; v4.0: 0.79, 3.8, 0.47, 0.43);
+    IPA phones. These three clips (word sequences) measured closure 0.82, open/closed 5.6,
+    openness r 0.55, rounding 0.63 with v4.5 (teacher 1.00, 11.8, 0.71, 0.43; seeds 0-1;
+    v4.4: 0.82, 5.8, 0.54, 0.60; v4.3: 0.82, 5.8, 0.54, 0.54; v4.2: 0.82, 6.1, 0.54, 0.56; v4.1: 0.82, 6.2, 0.53, 0.62; v4.0: 0.79, 3.8, 0.47, 0.43);
     the floors sit a little under them."""
     from model_core.training.corpus import build_multilingual_evalset
     from model_core.training.mbrola import mbrola_voices
