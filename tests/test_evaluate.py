@@ -16,6 +16,7 @@ import pytest
 from model_core.cli.evaluate import add_evaluate_parser
 from model_core.evaluation import evaluate as E
 from model_core.evaluation import metrics as M
+from model_core.errors import StreamTalkerError
 from model_core.face import ARKIT_52
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +233,13 @@ def test_cli_writes_json_and_refuses_to_overwrite(toy_checkpoint, tmp_path, caps
         run_cli("--teacher", "--seeds", "1,1")
     with pytest.raises(FileNotFoundError):
         run_cli("--teacher", "-o", tmp_path / "no" / "dir.json")
+    # a missing or wrong head is the user's to fix: a one-line error naming the file
+    with pytest.raises(StreamTalkerError, match="fetch_facecap"):
+        run_cli("--teacher", "--items", "cards/001", "--head", tmp_path / "none.glb")
+    not_glb = tmp_path / "not.glb"
+    not_glb.write_bytes(b"not a glTF file at all")
+    with pytest.raises(StreamTalkerError, match="not.glb"):
+        run_cli("--teacher", "--items", "cards/001", "--head", not_glb)
 
 
 # ------------------------------------------------------------------------------------------

@@ -24,11 +24,13 @@ vertex (moved < 3 mm by ``jawOpen``) and a lower-lip vertex (moved > 10 mm), and
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, InputNotFoundError
 from ..face import ARKIT_52
 
 __all__ = ["ArkitHead", "FACECAP_LIP_PAIRS", "default_head_path", "load_facecap_head",
@@ -139,17 +141,18 @@ def load_facecap_head(path: str | os.PathLike | None = None) -> ArkitHead:
         :class:`ArkitHead` with :data:`FACECAP_LIP_PAIRS`.
 
     Raises:
-        FileNotFoundError: the file is missing (run ``tools/fetch_facecap.py``).
+        InputNotFoundError (a FileNotFoundError): the file is missing (run
+            ``tools/fetch_facecap.py``).
         ImportError: ``pygltflib`` is not installed.
-        ValueError: the file is not the Face Cap head (no ``head`` mesh with 52 ARKit morph
-            targets, or the lip pairs do not meet in its neutral mesh).
+        DataError (a ValueError): the file is not the Face Cap head (no ``head`` mesh with
+            52 ARKit morph targets, or the lip pairs do not meet in its neutral mesh).
     """
     p = Path(path) if path is not None else default_head_path()
     key = str(p.resolve())
     if key in _CACHE:
         return _CACHE[key]
     if not p.is_file():
-        raise FileNotFoundError(f"ARKit head {p} is missing: run `.venv/bin/python "
+        raise InputNotFoundError(f"ARKit head {p} is missing: run `.venv/bin/python "
                                 f"tools/fetch_facecap.py` from the project root")
     try:
         import pygltflib
@@ -157,17 +160,24 @@ def load_facecap_head(path: str | os.PathLike | None = None) -> ArkitHead:
         raise ImportError("reading the head needs pygltflib: pip install pygltflib") from e
     from ..training.captures import arkit_name
 
-    g = pygltflib.GLTF2.load(str(p))
+    try:
+        g = pygltflib.GLTF2.load(str(p))
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
+        raise DataError(f"{p}: not a readable glTF file ({e}); is this the Face Cap head "
+                        f"from tools/fetch_facecap.py?") from None
+    if g is None:
+        raise DataError(f"{p}: not a glTF file (.glb or .gltf); is this the Face Cap head "
+                        f"from tools/fetch_facecap.py?")
     blob = g.binary_blob()
     meshes = [i for i, m in enumerate(g.meshes or []) if m.name == "head"]
     if not meshes or blob is None:
-        raise ValueError(f"{p}: no mesh named 'head' in a binary glTF; is this the Face Cap "
-                         f"head from tools/fetch_facecap.py?")
+        raise DataError(f"{p}: no mesh named 'head' in a binary glTF; is this the Face Cap "
+                        f"head from tools/fetch_facecap.py?")
     mesh = g.meshes[meshes[0]]
     prim = mesh.primitives[0]
     names = (mesh.extras or {}).get("targetNames") or []
     if len(names) != len(ARKIT_52) or len(prim.targets or []) != len(ARKIT_52):
-        raise ValueError(f"{p}: the head mesh has {len(prim.targets or [])} morph targets "
+        raise DataError(f"{p}: the head mesh has {len(prim.targets or [])} morph targets "
                          f"({len(names)} named); expected the 52 ARKit shapes")
     node = next((n for n in g.nodes if n.mesh == meshes[0]), None)
     scale = np.asarray(node.scale if node is not None and node.scale else [1.0, 1.0, 1.0])
@@ -179,16 +189,16 @@ def load_facecap_head(path: str | os.PathLike | None = None) -> ArkitHead:
     for name, target in zip(names, prim.targets):
         canon = arkit_name(name)
         if canon is None:
-            raise ValueError(f"{p}: morph target {name!r} is not an ARKit-52 shape")
+            raise DataError(f"{p}: morph target {name!r} is not an ARKit-52 shape")
         t = target["POSITION"] if isinstance(target, dict) else target.POSITION
         deltas[ARKIT_52.index(canon)] = _accessor(g, blob, t) * scale * mm
     pairs = np.asarray(FACECAP_LIP_PAIRS, dtype=np.int64)
     if pairs.max() >= len(neutral):
-        raise ValueError(f"{p}: {len(neutral)} vertices; not the 2694-vertex Face Cap head")
+        raise DataError(f"{p}: {len(neutral)} vertices; not the 2694-vertex Face Cap head")
     rest = np.linalg.norm(neutral[pairs[:, 0]] - neutral[pairs[:, 1]], axis=1)
     jaw = np.linalg.norm(deltas[ARKIT_52.index("jawOpen")], axis=1)
     if rest.max() > 1.0 or jaw[pairs[:, 0]].max() > 3.0 or jaw[pairs[:, 1]].min() < 10.0:
-        raise ValueError(f"{p}: vertices {FACECAP_LIP_PAIRS} are not the Face Cap head's lip "
+        raise DataError(f"{p}: vertices {FACECAP_LIP_PAIRS} are not the Face Cap head's lip "
                          f"contact pairs (rest distance {rest.round(2)} mm)")
     head = ArkitHead(neutral, deltas, pairs, name=str(p))
     _CACHE[key] = head
