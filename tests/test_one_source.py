@@ -1,6 +1,7 @@
 """One source for each rule (issue 24): the frame count and its inverse, the frame-rate
 range, the CPU-thread rule, the backend choice, the face regions, the blink-temperature range,
-the version string and the user-facing error type. Each test fails if a second source of its
+the version string, the user-facing error type and the bundled model's hand-written
+training record (each value it repeats equals its config). Each test fails if a second source of its
 rule appears (a grep over the code, strings and comments left out) or if a caller stops using
 the one function."""
 
@@ -349,3 +350,48 @@ def test_cli_bad_inputs_are_one_line(capsys, tmp_path):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("streamtalker generate: error: "), err
         assert words in err[0], err
+
+
+def test_the_default_models_training_record_repeats_its_configs_exactly():
+    """default.json's training record is written by hand at a release and repeats values
+    its configs and its own settings hold (v4.5's record once said 24x and 0.8 where the
+    network was trained at 32x and released at 0.7): each repeated value must equal its
+    source, the stage's config as `streamtalker train` resolves it, or the json's own
+    setting."""
+    import json
+
+    from model_core.training.trainer import read_train_config
+
+    cfg = json.loads((ROOT / "model_core/weights/default.json").read_text(encoding="utf-8"))
+    rec = cfg["training"]
+    stages = rec["stages"]
+    assert stages and rec["steps"] == stages[-1]["steps"]
+    for st in stages:
+        c = read_train_config(ROOT / st["config"])
+        train, model, where = c["train"], c["model"], st["config"]
+        assert (st["lr"], st["batch_size"], st["of_schedule"]) == \
+            (train["lr"], train["batch_size"], train["steps"]), where
+        assert 0 < st["steps"] <= train["steps"], where
+        if train["stop_at"]:
+            assert st["steps"] == train["stop_at"], where
+        dist = st.get("guidance_distilled")
+        if dist is not None:
+            assert dist == {"guidance": train["distill_guidance"],
+                            "guidance_channels": train["distill_guidance_channels"],
+                            "history": train["distill_history"],
+                            "closure_guidance": train["distill_closure_guidance"],
+                            "open_floor": train["distill_open_floor"]}, where
+        if "rollout" in st:
+            assert st["rollout"] == {k: model[k] for k in ("rollout_chunks",
+                                                           "rollout_fraction")}, where
+        if "closure_loss_weight" in st:
+            assert st["closure_loss_weight"] == model["closure_loss_weight"], where
+    last = read_train_config(ROOT / stages[-1]["config"])["model"]
+    for key in ("closure_loss_weight", "rollout_chunks", "rollout_fraction", "sample_steps"):
+        assert cfg[key] == last[key], key          # the network is the last stage's
+    sampler = rec["sampler"]
+    assert sampler["ddim_steps"] == cfg["sample_steps"]
+    for key in ("eta", "guidance", "lip_temperature", "chunk_frames", "lookahead_ms",
+                "live_chunk_frames", "live_lookahead_ms", "blink_temperature",
+                "live_blink_temperature"):
+        assert sampler[key] == cfg[key], key
