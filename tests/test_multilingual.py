@@ -180,6 +180,56 @@ def test_pair_ipa_uses_the_events_then_the_table():
     assert [ln.ipa for ln in lines] == ["β", "a", "b", "b", "o"]
 
 
+@pytest.mark.parametrize("shift_ms", [36.4, -65.3])
+def test_pair_ipa_finds_the_events_again_after_they_moved(shift_ms):
+    """eSpeak's events for an MBROLA voice may land tens of ms off the phone data after a
+    language switch or a pause, by a different amount in every run: the names after that
+    point must still be eSpeak's allophones, not the table's, whatever the amount."""
+    L = mbrola.PhoLine
+    syms = [("b", 50), ("a", 100), ("_", 80), ("b", 60), ("a", 90), ("d", 40), ("o", 110)]
+    names = ["β", "a", "", "β", "ɐ", "ð", "o"]              # what eSpeak said (allophones)
+    rate = 22050
+
+    def events(shift):
+        out, t = [], 0.0
+        for k, ((sym, dur), name) in enumerate(zip(syms, names)):
+            moved = shift if k >= 2 else 0.0            # everything after the pause moves
+            out.append((1000 + round((t + moved) * rate / 1000), name))
+            t += dur
+        out.append((1000 + round((t + shift) * rate / 1000), ""))
+        return out
+
+    table = {"b": "b", "a": "a", "d": "d", "o": "o"}
+    steady = mbrola.pair_ipa([L(s, d, []) for s, d in syms], events(0.0), rate, table)
+    moved = mbrola.pair_ipa([L(s, d, []) for s, d in syms], events(shift_ms), rate, table)
+    assert [ln.ipa for ln in steady] == names
+    assert [ln.ipa for ln in moved] == names
+    # beyond resync_ms the events are not trusted: the table names the rest
+    far = mbrola.pair_ipa([L(s, d, []) for s, d in syms], events(shift_ms), rate, table,
+                          resync_ms=abs(shift_ms) / 2)
+    assert [ln.ipa for ln in far] == ["β", "a", "", "b", "a", "d", "o"]
+
+
+def test_steady_events_renders_until_one_event_list_comes_twice(monkeypatch):
+    clean = [(1000, "j"), (2080, "a"), (3160, "k"), (5400, "")]
+    dropped = [(1000, "a"), (2080, "k"), (4320, "")]          # a piece of audio went missing
+    moved = [(1000, "j"), (2080, "a"), (2500, "k"), (4740, "")]
+    renders = iter([moved, clean, clean])
+    calls = []
+
+    def fake_call(op, payload, ipa=False):
+        calls.append(payload)
+        return [(b"", next(renders))], 22050
+
+    monkeypatch.setattr(mbrola, "_espeak_call", fake_call)
+    job = ("mb-jp2", 160, 50, 50, 0, "text")
+    assert mbrola.steady_events(job, dropped) == clean       # dropped, moved, clean, clean
+    assert len(calls) == 3 and all(p == [job] for p in calls)
+    # no list twice within the tries: the longest
+    renders = iter([moved, clean])
+    assert mbrola.steady_events(job, dropped, tries=3) == clean
+
+
 @pytest.fixture(scope="module")
 def voices():
     v = mbrola.mbrola_voices()

@@ -44,8 +44,8 @@ from .phonemes import VOWEL_VISEMES, parse_phone
 from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
-           "parse_pho", "format_pho", "pair_ipa", "rebalance_durations", "voice_agreement",
-           "voice_ipa_table", "xsampa_to_ipa"]
+           "parse_pho", "format_pho", "pair_ipa", "rebalance_durations", "steady_events",
+           "voice_agreement", "voice_ipa_table", "xsampa_to_ipa"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
@@ -182,41 +182,84 @@ def voice_agreement(voice: str) -> float:
 
 
 def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
-             table: dict | None = None, tolerance_ms: float = 3.0) -> list[PhoLine]:
+             table: dict | None = None, tolerance_ms: float = 3.0,
+             resync_ms: float = 500.0) -> list[PhoLine]:
     """Give every MBROLA phone its IPA name.
 
     The phone data and the eSpeak events describe the same phones on one time line (the
-    first event is time 0 of the phone data) until a place where they part (eSpeak writes
-    a long consonant as two MBROLA phones, or a pause a few ms differently); after that
-    the events are found again at the next phone whose start and end both match one.
-    A phone takes, in this order: the name of the event that starts and ends within
-    ``tolerance_ms`` of it (the exact allophone eSpeak spoke, e.g. Spanish [β] or [b] for
-    the same symbol); else the voice's learned table entry; else its X-SAMPA reading
-    (:func:`xsampa_to_ipa`). Pauses (``_``) are always ``""``.
+    first event is time 0 of the phone data), up to an offset: eSpeak reads the audio of
+    an MBROLA voice back from the mbrola process through a pipe, and at a voice or language
+    switch, a number or a pause the events after some point may land tens of ms earlier or
+    later than the phone data (a different amount from run to run). The phones are walked
+    in order with the current offset (0 at the start); a phone takes the name of the event
+    that starts and ends within ``tolerance_ms`` of it. Where none does, the offset is
+    found again: the nearest event after the last match, with a new offset within
+    ``resync_ms`` of the old, under which this phone and the next two (or what is left of
+    them, at least one) all start and end within ``tolerance_ms`` of an event; of several
+    such offsets the one nearest the old (durations repeat in a language of regular
+    syllables, Japanese "dZ o u" and "h o u" last 70, 39 and 25 ms alike, but a syllable
+    later; a missing piece is shorter); otherwise the events part only there (eSpeak writes a long consonant as two
+    MBROLA phones, or a pause a few ms differently) and the walk goes on. A phone without
+    an event takes the voice's learned table entry, else its X-SAMPA reading
+    (:func:`xsampa_to_ipa`). The result does not depend on where the events moved: the
+    same text and voice always get the same names. Pauses (``_``) are always ``""``.
 
     Args:
         lines: the parsed phone data; events: ``[(sample, ipa_name)]`` from eSpeak;
-        sample_rate: the events' rate (the voice's, Hz); table: ``{symbol: IPA}``.
+        sample_rate: the events' rate (the voice's, Hz); table: ``{symbol: IPA}``;
+        tolerance_ms, resync_ms: milliseconds.
     Returns:
         ``lines`` with ``ipa`` set (the same objects).
     """
     table = table or {}
     ev = _distinct_onsets(events)
     t_ev = [(s - ev[0][0]) * 1000.0 / sample_rate for s, _ in ev] if ev else []
-    t, j = 0.0, 0
+    spans, t = [], 0.0
     for ln in lines:
-        a, b = t, t + ln.dur_ms
-        t = b
-        if ln.symbol.strip("_") == "":
-            ln.ipa = ""
-            continue
+        spans.append((t, t + ln.dur_ms))
+        t += ln.dur_ms
+    speech = [i for i, ln in enumerate(lines) if ln.symbol.strip("_") != ""]
+
+    def event_at(i: int, offset: float, j: int) -> int | None:
+        """The named event from index ``j`` on that starts and ends with phone ``i``."""
+        a, b = spans[i][0] + offset, spans[i][1] + offset
         while j < len(ev) and t_ev[j] < a - tolerance_ms:
             j += 1
         if j + 1 < len(ev) and abs(t_ev[j] - a) < tolerance_ms and \
                 abs(t_ev[j + 1] - b) < tolerance_ms and ev[j][1]:
-            ln.ipa = ev[j][1]
+            return j
+        return None
+
+    offset, j = 0.0, 0
+    for n, i in enumerate(speech):
+        k = event_at(i, offset, j)
+        if k is None and n + 1 < len(speech):
+            best = None
+            for cand in range(j, len(ev) - 1):
+                shift = t_ev[cand] - spans[i][0]
+                if shift > offset + resync_ms:
+                    break
+                if abs(shift - offset) > resync_ms or event_at(i, shift, cand) != cand or \
+                        (best is not None and abs(shift - offset) >= abs(best[0] - offset)):
+                    continue
+                nxt, found = cand, 1
+                for later in speech[n + 1:n + 3]:
+                    nxt = event_at(later, shift, nxt + 1)
+                    if nxt is None:
+                        break
+                    found += 1
+                if found == min(3, len(speech) - n):
+                    best = (shift, cand)
+            if best is not None:
+                offset, k = best
+        if k is not None:
+            lines[i].ipa = ev[k][1]
+            j = k + 1
         else:
-            ln.ipa = table.get(ln.symbol) or xsampa_to_ipa(ln.symbol)
+            lines[i].ipa = table.get(lines[i].symbol) or xsampa_to_ipa(lines[i].symbol)
+    for ln in lines:
+        if ln.symbol.strip("_") == "":
+            ln.ipa = ""
     return lines
 
 
@@ -292,6 +335,35 @@ def mbrola_voices() -> dict:
     return out
 
 
+#: How many times eSpeak renders an MBROLA job at most to get one event list twice.
+RENDER_TRIES = 4
+
+
+def steady_events(job: tuple, first: list, tries: int = RENDER_TRIES) -> list:
+    """eSpeak's phoneme events for an MBROLA job, the same from run to run.
+
+    eSpeak renders an MBROLA voice by reading the mbrola program's audio back through a
+    pipe, and now and then (more often on a busy machine) a piece of it goes missing from
+    the rendering: an event is dropped or the events after it move by the missing length.
+    The job is rendered again (each time from eSpeak's pristine state) until one event
+    list comes twice, and that one is used; if none does within ``tries`` renders, the
+    longest (most events, then the latest last event): a dropped piece only shortens.
+
+    Args:
+        job: the eSpeak job tuple (voice, rate, pitch, pitch_range, flags, text);
+        first: the events of the first render, ``[(sample, name)]``.
+    Returns:
+        the chosen event list.
+    """
+    seen = [first]
+    for _ in range(tries - 1):
+        ((_pcm, events),), _sr = _espeak_call("synth", [job], ipa=True)
+        if events in seen:
+            return events
+        seen.append(events)
+    return max(seen, key=lambda ev: (len(ev), ev[-1][0] - ev[0][0] if ev else 0))
+
+
 def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
                       pitch_range: int = 50, vowel_ratio: float | None = 1.6) -> SpeechClip:
     """Synthesize ``text`` with an MBROLA voice; phones with IPA names and exact timing.
@@ -334,7 +406,7 @@ def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
         # eSpeak does not render while it writes phone data (its events then carry no
         # positions): the same synthesis again gives the events on the time line
         (traced, rendered), _sr = _espeak_call("synth", [job + (pho_in,), job], ipa=True)
-        pho_text, events = traced[2], rendered[1]
+        pho_text, events = traced[2], steady_events(job, rendered[1])
         lines = parse_pho(pho_text)
         if not lines:
             raise RuntimeError(f"eSpeak NG wrote no MBROLA phone data for {text!r} "
