@@ -346,6 +346,20 @@ def test_heldout_sentences_never_reach_a_v3_corpus():
         sentence_pool(split="test")
 
 
+@pytest.mark.slow   # TTS and alignment
+def test_english_heldout_set_is_the_same_in_every_build(tmp_path):
+    """make-evalset (the English held-out set, chosen on): two builds are the same files,
+    byte for byte; Piper's voice once drew new VITS noise every build."""
+    from model_core.training.corpus import build_heldout_set
+    a = build_heldout_set(tmp_path / "a", per_speaker=1, seed=3)
+    b = build_heldout_set(tmp_path / "b", per_speaker=1, seed=3)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert len(files) == 9 and files == sorted(p.relative_to(b) for p in b.rglob("*")
+                                               if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
 def test_v3_plan_mixes_engines_and_new_speakers():
     from model_core.training.corpus import TRAIN_WORLD, plan_jobs
     jobs = plan_jobs(400, 1, ["en-us", "en-gb"], ["slt", "ked"], ["a b c d."] * 5,

@@ -651,7 +651,9 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
     F0 x0.6 and formants x0.85; ``ked-high``: Festival ked with F0 x1.6 and formants
     x1.18). The held-out eSpeak variants (:data:`HELDOUT_ESPEAK`) are kept out of training
     too, but pocketsphinx cannot align most eSpeak voices, so they are not in this set. Sentences come from
-    ``sentence_pool(split="heldout")`` restricted to words pocketsphinx knows.
+    ``sentence_pool(split="heldout")`` restricted to words pocketsphinx knows. The same
+    arguments give the same files, byte for byte, in every build (Piper's noise is seeded
+    per clip).
 
     Raises:
         FileExistsError: ``out_dir`` is not empty.
@@ -668,12 +670,15 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
     rng = np.random.default_rng(seed)
     pool = _aligned_pool(sentence_pool(min_words=5, max_words=16, split="heldout"))
     order = iter(rng.permutation(len(pool)))
+    # Festival is deterministic; Piper's VITS noise is drawn with a seed of its own per clip
+    # (so the set is the same clip for clip in every build)
     synth = {
-        "kal": lambda t, i: tts.festival_synthesize(t, HELDOUT_FESTIVAL[0]),
-        "joe-high": lambda t, i: tts.piper_synthesize(t, HELDOUT_WORLD[0][1]),
-        "slt-low": lambda t, i: tts.festival_synthesize(t, HELDOUT_WORLD[1][1]),
-        "ked-high": lambda t, i: tts.festival_synthesize(t, HELDOUT_WORLD[2][1]),
+        "kal": lambda t, s: tts.festival_synthesize(t, HELDOUT_FESTIVAL[0]),
+        "joe-high": lambda t, s: tts.piper_synthesize(t, HELDOUT_WORLD[0][1], seed=s),
+        "slt-low": lambda t, s: tts.festival_synthesize(t, HELDOUT_WORLD[1][1]),
+        "ked-high": lambda t, s: tts.festival_synthesize(t, HELDOUT_WORLD[2][1]),
     }
+    attempt = 0
     world = {"joe-high": HELDOUT_WORLD[0][2:], "slt-low": HELDOUT_WORLD[1][2:],
              "ked-high": HELDOUT_WORLD[2][2:]}
     skipped = 0
@@ -683,7 +688,8 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
         i = 0
         while i < per_speaker:
             text = pool[next(order)]
-            u = make(text, i)
+            u = make(text, seed * 100003 + attempt)
+            attempt += 1
             x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
             if speaker in world:
                 x = world_transform(x, SR, *world[speaker])

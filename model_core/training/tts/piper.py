@@ -42,7 +42,8 @@ def _piper_voice(name: str):
 
 
 def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: float = 1.0,
-                     noise_scale: float = 0.667, noise_w_scale: float = 0.8) -> SpeechClip:
+                     noise_scale: float = 0.667, noise_w_scale: float = 0.8,
+                     seed: int | None = None) -> SpeechClip:
     """Synthesize ``text`` with a Piper neural voice; phones from a pocketsphinx alignment.
 
     Piper's ONNX voices give no phone timing, so the 16 kHz audio is force-aligned to the
@@ -55,6 +56,12 @@ def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: f
         voice: a name of :data:`PIPER_VOICES`.
         length_scale: phone duration factor (> 0; 1 = the voice's own rate, 1.3 slower).
         noise_scale, noise_w_scale: VITS sampling noise (prosody and duration variation).
+        seed: None draws the VITS noise from the voice's cached ONNX session, whose random
+            generators were seeded when it was made and advance with every call (the output
+            depends on what was synthesized before, in this process); an int makes a fresh
+            session after ``onnxruntime.set_seed(seed)``, so the same text, settings and
+            seed give the same samples in any process and order (about 2 s more per call:
+            the voice is loaded again).
 
     Returns:
         :class:`SpeechClip` (``engine "piper"``) at 16 kHz with ARPAbet phones.
@@ -74,6 +81,13 @@ def piper_synthesize(text: str, voice: str = "en_US-joe-medium", length_scale: f
     cfg = SynthesisConfig(length_scale=float(length_scale), noise_scale=float(noise_scale),
                           noise_w_scale=float(noise_w_scale))
     with _PIPER_LOCK:
+        if seed is not None:
+            import importlib
+
+            import onnxruntime
+            from piper import PiperVoice
+            onnxruntime.set_seed(int(seed))
+            pv = PiperVoice.load(str(importlib.import_module(PIPER_VOICES[voice]).model_path()))
         chunks = list(pv.synthesize(text, cfg))
     x = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     x = Resampler(int(pv.config.sample_rate), 16000).process(x, last=True)
