@@ -353,6 +353,23 @@ def test_multilingual_heldout_set_and_ipa_measures(tmp_path, voices):
 
 
 @pytest.mark.slow   # TTS
+def test_heldout_clips_are_read_in_their_own_language_and_never_twice(tmp_path, voices):
+    """A Japanese held-out clip is Japanese: no text eSpeak reads partly in English (Latin
+    words in the word list, kanji it spells out as "Japanese letter"), and no text twice
+    for one voice (the dev set once had 6 of 6 Hindi clips half English, 2 of 6 Japanese)."""
+    from model_core.training.corpus import build_multilingual_evalset
+    out = build_multilingual_evalset(tmp_path / "ja", per_voice=8, seed=0, voices=("jp1",))
+    texts = [json.loads(f.read_text(encoding="utf-8"))["text"]
+             for f in sorted((out / "speech" / "jp1").glob("*.phones.json"))]
+    assert len(texts) == 8 and len(set(texts)) == 8
+    assert all(mbrola.language_switches(t, "jp1") == [] for t in texts)
+    assert mbrola.language_switches("ありがとうございます。", "jp1") == []
+    assert mbrola.language_switches("漢字です。", "jp1") == ["(en)", "(ja)"]
+    assert mbrola.language_switches("le week-end, the people say hello", "fr2") == \
+        ["(en)", "(fr)"]
+
+
+@pytest.mark.slow   # TTS
 def test_heldout_split_writes_one_half_with_the_whole_sets_clips(tmp_path, voices):
     """make-evalset --split dev: only the dev voices, and each of their clips is the very
     clip the whole set holds (choose on dev, report on test, from one recipe)."""

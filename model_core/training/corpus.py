@@ -719,19 +719,25 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     layout ``streamtalker evaluate --heldout`` reads. Voices :data:`HELDOUT_MBROLA_DEV`
     choose checkpoints and settings, :data:`HELDOUT_MBROLA_TEST` report
     (``heldout.json`` records which is which). ``split`` ``"dev"`` or ``"test"`` writes only
-    that half's voices, with the very clips the whole set holds (the same draws are made
-    for every voice), so a dev folder and a test folder can be built apart.
+    that half's voices, with the very clips the whole set holds (each voice draws from a random
+    stream of its own), so a dev folder and a test folder can be built apart.
 
     Text: held-out fortune sentences of the language (the tenth no corpus uses) where it
-    has some, else word sequences (PyPI wordfreq) drawn with this set's own seed. Rate
-    150-190 words/min, the vowel/consonant duration ratio 1.6.
+    has some, else word sequences (PyPI wordfreq) drawn with this set's own seed; a text
+    eSpeak would read partly in another language (:func:`model_core.training.mbrola.
+    language_switches`: English words in a Hindi word list, Japanese characters spelled out
+    in English) or that the voice already reads is drawn again, so each voice's figures are
+    its own language's. Each voice draws from a random stream of its own (the seed and
+    its place in ``voices``). Rate 150-190 words/min, the vowel/consonant duration ratio
+    1.6.
 
     Raises:
         FileExistsError: ``out_dir`` is not empty.
         FileNotFoundError: mbrola or a voice is missing (names the fix).
+        DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
     import soundfile as sf
-    from .mbrola import mbrola_synthesize, mbrola_voices
+    from .mbrola import language_switches, mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
@@ -746,18 +752,27 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     if missing:
         raise InputNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
                                 f"tools/setup_corpus.sh (Debian non-free mbrola-XX)")
-    rng = np.random.default_rng(seed)
-    for voice in voices:
+    for place, voice in enumerate(voices):
+        if voice not in keep:    # the other half: its own stream, nothing drawn or written
+            continue
+        rng = np.random.default_rng([seed, place])
         lang = installed[voice]
         folder = out / "speech" / voice
         pool = fortune_sentences(lang, min_words=5, max_words=16, split="heldout") \
             if not lang.startswith("en") else ()
+        used: set[str] = set()
         for i in range(per_voice):
-            text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
-                    else wordfreq_text(lang, rng, int(rng.integers(7, 13))))
-            rate = int(rng.integers(150, 191))
-            if voice not in keep:    # the other half: the same draws, nothing written
-                continue
+            for _ in range(200):
+                text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
+                        else wordfreq_text(lang, rng, int(rng.integers(7, 13))))
+                rate = int(rng.integers(150, 191))
+                if text not in used and not language_switches(text, voice):
+                    break
+            else:
+                raise DataError(f"MBROLA voice {voice} ({lang}): 200 draws found no new "
+                                f"text eSpeak reads in {lang} alone; check its text sources "
+                                f"(fortunes, wordfreq)")
+            used.add(text)
             folder.mkdir(parents=True, exist_ok=True)
             u = mbrola_synthesize(text, voice, rate=rate, vowel_ratio=1.6)
             x = Resampler(u.sample_rate, SR).process(u.samples, last=True)

@@ -44,8 +44,8 @@ from .phonemes import VOWEL_VISEMES, parse_phone
 from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
-           "parse_pho", "format_pho", "pair_ipa", "rebalance_durations", "steady_events",
-           "voice_agreement", "voice_ipa_table", "xsampa_to_ipa"]
+           "parse_pho", "format_pho", "language_switches", "pair_ipa", "rebalance_durations",
+           "steady_events", "voice_agreement", "voice_ipa_table", "xsampa_to_ipa"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
@@ -333,6 +333,27 @@ def mbrola_voices() -> dict:
                     break
         break
     return out
+
+
+def language_switches(text: str, voice: str) -> list[str]:
+    """The language switches eSpeak makes reading ``text`` with MBROLA voice ``voice``.
+
+    eSpeak reads a word it takes for another language in that language (English words in
+    Hindi text, a Japanese character its dictionary lacks, spelled out in English as
+    "Japanese letter"), and marks the switch with an event named ``"(en)"``, then back
+    with ``"(hi)"``. Only the phone data is made, nothing is rendered, so the answer is the
+    same in every run (about 25 ms).
+
+    Args:
+        text: the text; voice: an installed voice of :func:`mbrola_voices` (``"in2"``).
+    Returns:
+        the switch events' names, sorted (``["(en)", "(hi)"]``); ``[]`` when eSpeak reads
+        the whole text in the voice's language.
+    """
+    with tempfile.TemporaryDirectory(prefix="streamtalker-mbrola-") as tmp:
+        job = (f"mb-{voice}", 160, 50, 50, _ENDPAUSE, text, os.path.join(tmp, "trace.pho"))
+        ((_pcm, events, _pho),), _sr = _espeak_call("synth", [job], ipa=True)
+    return sorted({name for _, name in events if name.startswith("(") and name.endswith(")")})
 
 
 #: How many times eSpeak renders an MBROLA job at most to get one event list twice.
