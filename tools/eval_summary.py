@@ -5,6 +5,8 @@ closed over all its sets (the model card's rule compares candidates by it after 
 must-hold checks).
 
 Usage: .venv/bin/python tools/eval_summary.py results.json [more.json ...]
+       .venv/bin/python tools/eval_summary.py --released Q.json,LIVE.json \
+           --candidate Q.json,LIVE.json     # the release rule (model_core.evaluation.choose)
 """
 from __future__ import annotations
 
@@ -35,7 +37,31 @@ def rows(res: dict, name: str):
         yield [name, f"languages holding: {len(ok)}/{len(langs)} ({' '.join(ok)})"]
 
 
+def compare(released: list[str], candidate: list[str]) -> int:
+    """Print the release rule's verdict (model_core.evaluation.choose) for two networks."""
+    from model_core.evaluation.choose import compare_to_released
+    load = [[json.loads(Path(f).read_text()) for f in files] for files in (released, candidate)]
+    v = compare_to_released(*load)
+    ra, ca, n = v["checks"]
+    c = v["closures"]
+    print(f"checks passed: released {ra}/{n}, candidate {ca}/{n}")
+    print(f"P/B/M closed: released {c['released']}, candidate {c['candidate']} of "
+          f"{c['eligible']}; clips where the candidate closes more {c['candidate_more']}, "
+          f"fewer {c['released_more']}; sign test p = {c['p']:.3f}")
+    print("openness r: released " + " ".join(fmt(x) for x in v["openness_r"][0]) +
+          "; candidate " + " ".join(fmt(x) for x in v["openness_r"][1]))
+    print(f"winner: {v['winner']} (by {v['by']})")
+    return 0
+
+
 def main() -> int:
+    if "--released" in sys.argv or "--candidate" in sys.argv:
+        import argparse
+        ap = argparse.ArgumentParser(description="the release rule for two networks")
+        ap.add_argument("--released", required=True, help="Q.json,LIVE.json of the released")
+        ap.add_argument("--candidate", required=True, help="Q.json,LIVE.json of the candidate")
+        a = ap.parse_args()
+        return compare(a.released.split(","), a.candidate.split(","))
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
     for f in sys.argv[1:]:
         res = json.loads(Path(f).read_text())

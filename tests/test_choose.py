@@ -1,0 +1,68 @@
+"""The release rule (model_core.evaluation.choose): checks first, then P/B/M closures only
+where a paired sign test over the clips finds a difference, then openness r everywhere;
+a tie keeps the released network."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_core.errors import DataError
+from model_core.evaluation.choose import compare_to_released, paired_closures
+
+
+def result(closed: list[int], r: float = 0.6, failing: int = 0, inputs: str = "dev",
+           eligible: int = 9) -> dict:
+    """A minimal `streamtalker evaluate` result: one clip per entry of ``closed`` (P/B/M
+    closed of ``eligible`` over the seeds), a held-out set copying it, 6 checks per set of
+    which ``failing`` fail on the main set."""
+    def one(label, fail):
+        items = [{"name": f"v/{k:02d}", "lip": {"n_bilabials": eligible, "n_closed": c}}
+                 for k, c in enumerate(closed)]
+        checks = {f"c{k}": {"pass": k >= fail, "value": 0.0, "rule": ""} for k in range(6)}
+        return {"settings": {"inputs": label}, "items": items, "checks": checks,
+                "overall": {"lip": {"openness_r": r}}}
+    res = one(inputs, failing)
+    res["heldout"] = one("heldout-v3", 0)
+    return res
+
+
+def test_more_checks_win_whatever_the_closures():
+    v = compare_to_released([result([9] * 20)], [result([5] * 20, failing=1)])
+    assert (v["winner"], v["by"]) == ("released", "checks")
+    assert v["checks"] == (12, 11, 12)
+
+
+def test_closures_decide_only_beyond_noise():
+    base = [result([8] * 20), result([8] * 20)]
+    # one clip closes one more P/B/M: noise, and the vowel is not followed better: a tie
+    one_more = [result([9] + [8] * 19), result([8] * 20)]
+    v = compare_to_released(base, one_more)
+    assert (v["winner"], v["by"]) == ("released", "tie")
+    assert v["closures"]["candidate"] - v["closures"]["released"] == 2   # main + held-out
+    assert v["closures"]["p"] == 0.5
+    # closing more on 16 clips of 80 pairs, fewer on none: a difference (p = 2 * 0.5**16)
+    many = [result([9] * 8 + [8] * 12), result([8] * 20)]
+    v = compare_to_released(base, many)
+    assert (v["winner"], v["by"]) == ("candidate", "closures")
+    assert v["closures"]["candidate_more"] == 16 and v["closures"]["p"] < 1e-4
+    assert compare_to_released(many, base)["winner"] == "released"
+
+
+def test_openness_r_must_be_higher_everywhere():
+    base = [result([8] * 20, r=0.60), result([8] * 20, r=0.55)]
+    higher = [result([8] * 20, r=0.61), result([8] * 20, r=0.56)]
+    mixed = [result([8] * 20, r=0.62), result([8] * 20, r=0.54)]
+    assert compare_to_released(base, higher)["by"] == "openness r"
+    assert compare_to_released(base, higher)["winner"] == "candidate"
+    assert compare_to_released(base, mixed)["winner"] == "released"
+
+
+def test_results_on_other_sets_are_refused():
+    with pytest.raises(DataError, match="not the same clips"):
+        paired_closures([result([8] * 3)], [result([8] * 4)])
+    with pytest.raises(DataError, match="one per setting"):
+        paired_closures([result([8])], [result([8]), result([8])])
+    with pytest.raises(DataError, match="P/B/M"):
+        paired_closures([result([8])], [result([8], eligible=6)])
+    with pytest.raises(DataError, match="set main"):
+        paired_closures([result([8])], [result([8], inputs="test")])
