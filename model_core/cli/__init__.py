@@ -1,6 +1,6 @@
 """The ``streamtalker`` command line (also ``python -m model_core.cli``): one thin module per
 group of subcommands -- :mod:`.generate`, :mod:`.export` (export-onnx), :mod:`.training` (make-dataset, make-evalset,
-train), :mod:`.evaluate`, :mod:`.live`, :mod:`.vertex` (retarget, export-cache).
+train, average), :mod:`.evaluate`, :mod:`.live`, :mod:`.vertex` (retarget, export-cache).
 
 Errors a user can fix (StreamTalkerError) are printed as one line naming the file or setting,
 exit status 2; any other exception is a bug and shows its traceback (exit status 1); warnings
@@ -18,7 +18,8 @@ from .evaluate import add_evaluate_parser
 from .export import add_export_parser
 from .generate import add_generate_parser
 from .live import add_live_parser
-from .training import add_make_dataset_parser, add_make_evalset_parser, add_train_parser
+from .training import (add_average_parser, add_make_dataset_parser, add_make_evalset_parser,
+                       add_train_parser)
 from .vertex import add_vertex_parsers
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_make_dataset_parser(sub)
     add_make_evalset_parser(sub)
     add_train_parser(sub)
+    add_average_parser(sub)
     add_evaluate_parser(sub)
     add_live_parser(sub)
     add_vertex_parsers(sub)

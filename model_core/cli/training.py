@@ -1,5 +1,5 @@
-"""``streamtalker make-dataset``, ``make-evalset`` and ``train``: the training side's
-commands (the work is in :mod:`model_core.training`)."""
+"""``streamtalker make-dataset``, ``make-evalset``, ``train`` and ``average``: the training
+side's commands (the work is in :mod:`model_core.training`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 from ..errors import SettingError
 from ..runtime.device import available_cores
 
-__all__ = ["add_make_dataset_parser", "add_make_evalset_parser", "add_train_parser"]
+__all__ = ["add_average_parser", "add_make_dataset_parser", "add_make_evalset_parser",
+           "add_train_parser"]
 
 
 def _synthesis_parser(sub, name: str, what: str, description: str):
@@ -113,4 +114,42 @@ def cmd_train(args) -> int:
     final = run_training(args.config, progress=sys.stderr.isatty(), stop_at=args.stop_at)
     if final is not None:
         print(f"trained model: {final}")
+    return 0
+
+
+def add_average_parser(sub) -> None:
+    """Register ``average`` (sets ``func``)."""
+    p = sub.add_parser("average", help="average the weights of fine-tuned checkpoints (a model soup)",
+                       description="Write a new checkpoint whose learned weights are the "
+                                   "(weighted) mean of the given fine-tunes of one network "
+                                   "(Wortsman et al. 2022, 'Model soups'); settings and "
+                                   "training record from the first, the ingredients listed in "
+                                   "it. Choose it on the dev sets like any checkpoint.")
+    p.add_argument("checkpoints", nargs="+", help="two or more checkpoints (.safetensors with "
+                                                  "their .json) of one architecture")
+    p.add_argument("-o", "--out", required=True, help="new .safetensors path (never overwritten)")
+    p.add_argument("--weights", default=None,
+                   help="comma-separated weights, one per checkpoint, > 0, summing to 1 "
+                        "(default: uniform)")
+    p.add_argument("--name", default=None, help="the result's training-record name")
+    p.set_defaults(func=cmd_average)
+
+
+def cmd_average(args) -> int:
+    """Handler of ``streamtalker average``; returns 0.
+
+    Raises:
+        SettingError: bad ``--weights``; CheckpointError: checkpoints that cannot be averaged;
+        OutputExistsError: ``--out`` exists.
+    """
+    from ..training.soup import average_checkpoints
+    weights = None
+    if args.weights is not None:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise SettingError(f"--weights {args.weights!r}: expected comma-separated numbers, "
+                               f"e.g. 0.5,0.5") from None
+    out = average_checkpoints(args.checkpoints, args.out, weights=weights, name=args.name)
+    print(f"averaged {len(args.checkpoints)} checkpoints: {out}")
     return 0
