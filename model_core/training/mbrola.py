@@ -188,21 +188,20 @@ def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
 
     The phone data and the eSpeak events describe the same phones on one time line (the
     first event is time 0 of the phone data), up to an offset: eSpeak reads the audio of
-    an MBROLA voice back from the mbrola process through a pipe, and at a voice or language
-    switch, a number or a pause the events after some point may land tens of ms earlier or
-    later than the phone data (a different amount from run to run). The phones are walked
-    in order with the current offset (0 at the start); a phone takes the name of the event
-    that starts and ends within ``tolerance_ms`` of it. Where none does, the offset is
-    found again: the nearest event after the last match, with a new offset within
-    ``resync_ms`` of the old, under which this phone and the next two (or what is left of
-    them, at least one) all start and end within ``tolerance_ms`` of an event; of several
-    such offsets the one nearest the old (durations repeat in a language of regular
-    syllables, Japanese "dZ o u" and "h o u" last 70, 39 and 25 ms alike, but a syllable
-    later; a missing piece is shorter); otherwise the events part only there (eSpeak writes a long consonant as two
-    MBROLA phones, or a pause a few ms differently) and the walk goes on. A phone without
-    an event takes the voice's learned table entry, else its X-SAMPA reading
-    (:func:`xsampa_to_ipa`). The result does not depend on where the events moved: the
-    same text and voice always get the same names. Pauses (``_``) are always ``""``.
+    an MBROLA voice back from the mbrola process through a pipe, and where a piece of it
+    goes missing (:func:`steady_events`) the events after that point land tens of ms
+    earlier; the first phone's event may also be shorter than the phone. The phones are
+    walked in order with the current offset (0 at the start); a phone takes the name of
+    the event that starts and ends within ``tolerance_ms`` of it. Where none does, the
+    offset is found again: among the events after the last match, a new offset within
+    ``resync_ms`` of the old under which this phone and the next two (or what is left of
+    them, at least one) all start and end within ``tolerance_ms`` of an event, the one
+    nearest the old (durations repeat in a language of regular syllables: Japanese "dZ o
+    u" and "h o u" last 70, 39 and 25 ms alike, a syllable apart). Where there is none the
+    events part only there (eSpeak writes a long consonant as two MBROLA phones, or a pause
+    a few ms differently) and the walk goes on. A phone without an event takes the voice's
+    learned table entry, else its X-SAMPA reading (:func:`xsampa_to_ipa`). Pauses (``_``)
+    are always ``""``.
 
     Args:
         lines: the parsed phone data; events: ``[(sample, ipa_name)]`` from eSpeak;
@@ -349,6 +348,8 @@ def language_switches(text: str, voice: str) -> list[str]:
     Returns:
         the switch events' names, sorted (``["(en)", "(hi)"]``); ``[]`` when eSpeak reads
         the whole text in the voice's language.
+    Raises:
+        ValueError: eSpeak has no voice ``mb-{voice}``; RuntimeError: eSpeak failed.
     """
     with tempfile.TemporaryDirectory(prefix="streamtalker-mbrola-") as tmp:
         job = (f"mb-{voice}", 160, 50, 50, _ENDPAUSE, text, os.path.join(tmp, "trace.pho"))
