@@ -5,10 +5,11 @@ eSpeak NG drives an MBROLA voice by writing MBROLA phone data (symbol, duration,
 reports every phoneme it speaks as an event with an IPA name and a sample position. This
 script synthesizes a few hundred words per voice (the most frequent words of its language,
 PyPI wordfreq; Japanese turned into kana with pykakasi), writes the phone data of the same
-synthesis, and pairs a phone with an event where both start and end agree within 3 ms; the
-IPA name seen most often for a symbol becomes its entry when it was seen at least 4 times
-and in at least 75 % of the symbol's pairings. (Where the two time lines part, e.g. at a
-long consonant written as two phones, nothing is paired.) Symbols left out are read as
+synthesis, and pairs a phone with an event as model_core.training.mbrola.event_names does
+(start and end within 3 ms, the offset found again where the events moved); the IPA name
+seen most often for a symbol becomes its entry when it was seen at least 4 times and in at
+least 75 % of the symbol's pairings. (Where the two time lines part, e.g. at a long
+consonant written as two phones, nothing is paired.) Symbols left out are read as
 X-SAMPA by model_core.training.mbrola; "agreement" is the share of pairings that agree with
 their symbol's most frequent name (voices below 0.8 are not used for training).
 
@@ -58,20 +59,10 @@ def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
                 print(f"{voice}: {e}", file=sys.stderr)
                 return rate, out
             lines = mbrola.parse_pho(traced[2])
-            ev = tts._distinct_onsets(rendered[1])
-            if not ev:
-                continue
-            s0 = ev[0][0]
-            t_ev = [(s - s0) * 1000.0 / rate for s, _ in ev]
-            t = 0.0
-            j = 0
-            for ln in lines:
-                a, b = t, t + ln.dur_ms
-                t = b
-                while j < len(ev) and t_ev[j] < a - 3.0:
-                    j += 1
-                if j + 1 < len(ev) and abs(t_ev[j] - a) < 3.0 and abs(t_ev[j + 1] - b) < 3.0:
-                    out[ln.symbol][ev[j][1]] += 1
+            names = mbrola.event_names(lines, mbrola.steady_events(job, rendered[1]), rate)
+            for ln, name in zip(lines, names):
+                if name is not None:
+                    out[ln.symbol][name] += 1
     return rate, out
 
 

@@ -44,8 +44,9 @@ from .phonemes import VOWEL_VISEMES, parse_phone
 from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
-           "parse_pho", "format_pho", "language_switches", "pair_ipa", "rebalance_durations",
-           "steady_events", "voice_agreement", "voice_ipa_table", "xsampa_to_ipa"]
+           "parse_pho", "format_pho", "event_names", "language_switches", "pair_ipa",
+           "rebalance_durations", "steady_events", "voice_agreement", "voice_ipa_table",
+           "xsampa_to_ipa"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
@@ -181,10 +182,9 @@ def voice_agreement(voice: str) -> float:
     return float(_ipa_table().get(voice, {}).get("agreement", float("nan")))
 
 
-def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
-             table: dict | None = None, tolerance_ms: float = 3.0,
-             resync_ms: float = 500.0) -> list[PhoLine]:
-    """Give every MBROLA phone its IPA name.
+def event_names(lines: list[PhoLine], events: list, sample_rate: int,
+                tolerance_ms: float = 3.0, resync_ms: float = 500.0) -> list[str | None]:
+    """The name of the eSpeak event that spoke each MBROLA phone, where one did.
 
     The phone data and the eSpeak events describe the same phones on one time line (the
     first event is time 0 of the phone data), up to an offset: eSpeak reads the audio of
@@ -199,18 +199,15 @@ def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
     nearest the old (durations repeat in a language of regular syllables: Japanese "dZ o
     u" and "h o u" last 70, 39 and 25 ms alike, a syllable apart). Where there is none the
     events part only there (eSpeak writes a long consonant as two MBROLA phones, or a pause
-    a few ms differently) and the walk goes on. A phone without an event takes the voice's
-    learned table entry, else its X-SAMPA reading (:func:`xsampa_to_ipa`). Pauses (``_``)
-    are always ``""``.
+    a few ms differently) and the walk goes on.
 
     Args:
         lines: the parsed phone data; events: ``[(sample, ipa_name)]`` from eSpeak;
-        sample_rate: the events' rate (the voice's, Hz); table: ``{symbol: IPA}``;
-        tolerance_ms, resync_ms: milliseconds.
+        sample_rate: the events' rate (the voice's, Hz); tolerance_ms, resync_ms:
+        milliseconds.
     Returns:
-        ``lines`` with ``ipa`` set (the same objects).
+        one entry per line: the event's IPA name, or None (a pause, or no event spoke it).
     """
-    table = table or {}
     ev = _distinct_onsets(events)
     t_ev = [(s - ev[0][0]) * 1000.0 / sample_rate for s, _ in ev] if ev else []
     spans, t = [], 0.0
@@ -218,6 +215,7 @@ def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
         spans.append((t, t + ln.dur_ms))
         t += ln.dur_ms
     speech = [i for i, ln in enumerate(lines) if ln.symbol.strip("_") != ""]
+    names: list[str | None] = [None] * len(lines)
 
     def event_at(i: int, offset: float, j: int) -> int | None:
         """The named event from index ``j`` on that starts and ends with phone ``i``."""
@@ -252,13 +250,33 @@ def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
             if best is not None:
                 offset, k = best
         if k is not None:
-            lines[i].ipa = ev[k][1]
+            names[i] = ev[k][1]
             j = k + 1
-        else:
-            lines[i].ipa = table.get(lines[i].symbol) or xsampa_to_ipa(lines[i].symbol)
-    for ln in lines:
+    return names
+
+
+def pair_ipa(lines: list[PhoLine], events: list, sample_rate: int,
+             table: dict | None = None, tolerance_ms: float = 3.0,
+             resync_ms: float = 500.0) -> list[PhoLine]:
+    """Give every MBROLA phone its IPA name: the name of the eSpeak event that spoke it
+    (:func:`event_names`: the exact allophone, e.g. Spanish [β] or [b] for one symbol);
+    without one, the voice's learned table entry; else its X-SAMPA reading
+    (:func:`xsampa_to_ipa`). Pauses (``_``) are always ``""``.
+
+    Args:
+        lines: the parsed phone data; events: ``[(sample, ipa_name)]`` from eSpeak;
+        sample_rate: the events' rate (the voice's, Hz); table: ``{symbol: IPA}``;
+        tolerance_ms, resync_ms: as :func:`event_names`.
+    Returns:
+        ``lines`` with ``ipa`` set (the same objects).
+    """
+    table = table or {}
+    for ln, name in zip(lines, event_names(lines, events, sample_rate, tolerance_ms,
+                                           resync_ms)):
         if ln.symbol.strip("_") == "":
             ln.ipa = ""
+        else:
+            ln.ipa = name or table.get(ln.symbol) or xsampa_to_ipa(ln.symbol)
     return lines
 
 
