@@ -165,6 +165,15 @@ def test_finetune_may_reweigh_the_viseme_loss_but_not_remove_its_heads():
         apply_model_settings(bare, {"aux_viseme_weight": 1.0}, "ck")
 
 
+def test_finetune_may_set_the_live_blink_temperature():
+    """The live preset's blink temperature is a sampler setting like blink_temperature (a
+    release sets it after training): a fine-tune config may give one, not refused."""
+    from model_core.training.trainer import apply_model_settings
+    model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
+    assert apply_model_settings(model, {"live_blink_temperature": 0.7}, "ck") == {
+        "live_blink_temperature": (None, 0.7)}
+
+
 @pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in
