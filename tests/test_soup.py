@@ -17,8 +17,7 @@ import model_core as mc  # noqa: E402
 from model_core.cli import main  # noqa: E402
 from model_core.errors import CheckpointError, OutputExistsError, SettingError  # noqa: E402
 from model_core.runtime.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from model_core.runtime.config import ModelConfig  # noqa: E402
-from model_core.training.soup import SHARED_SETTINGS, average_checkpoints  # noqa: E402
+from model_core.training.soup import average_checkpoints  # noqa: E402
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -108,10 +107,21 @@ def test_checkpoints_that_cannot_be_averaged_are_refused(toy_checkpoint, fine_tu
     assert not out.exists()
 
 
-def test_shared_settings_are_model_settings():
-    names = set(ModelConfig.__dataclass_fields__)
-    assert set(SHARED_SETTINGS) <= names
-    # every setting that shapes a tensor is among them (the others are sampler or training
-    # settings, taken from the first checkpoint)
-    for key in ("d_model", "encoder_channels", "n_mels", "head_dim", "channel_names"):
-        assert key in SHARED_SETTINGS
+def test_ingredients_may_differ_where_fine_tunes_may(toy_checkpoint, tmp_path):
+    """The fine-tuning rule decides (model_core.training.trainer.changes_network): a sampler
+    setting may differ (the first checkpoint's is kept), a setting of the network may not."""
+    def variant(name, **settings):
+        other = _copy(toy_checkpoint, tmp_path / f"{name}.safetensors")
+        cfg = json.loads(other.with_suffix(".json").read_text())
+        cfg.update(settings)
+        other.with_suffix(".json").write_text(json.dumps(cfg))
+        return other
+    out = average_checkpoints([toy_checkpoint, variant("calm", lip_temperature=0.2,
+                                                       live_blink_temperature=0.7)],
+                              tmp_path / "ok.safetensors")
+    first = json.loads(toy_checkpoint.with_suffix(".json").read_text())
+    assert json.loads(out.with_suffix(".json").read_text())["lip_temperature"] == \
+        first["lip_temperature"]
+    with pytest.raises(CheckpointError, match="n_heads"):
+        average_checkpoints([toy_checkpoint, variant("heads", n_heads=first["n_heads"] * 2)],
+                            tmp_path / "no.safetensors")

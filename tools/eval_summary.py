@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model_core.evaluation.choose import result_sets  # noqa: E402
 from model_core.evaluation.evaluate import language_pass  # noqa: E402
 
 KEYS = ("closure", "open_closed_ratio", "openness_r", "openness_r_no_ah", "rounding",
@@ -65,8 +66,7 @@ def main() -> int:
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
     for f in sys.argv[1:]:
         res = json.loads(Path(f).read_text())
-        sets = {"main": res}
-        sets.update({k: v for k, v in res.items() if k.startswith("heldout")})
+        sets = result_sets(res)
         for name, r in sets.items():
             label = Path(r["settings"].get("inputs", name)).name
             for row in rows(r, label):

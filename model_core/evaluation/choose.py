@@ -21,11 +21,12 @@ import math
 
 from ..errors import DataError
 
-__all__ = ["compare_to_released", "paired_closures"]
+__all__ = ["compare_to_released", "paired_closures", "result_sets"]
 
 
-def _sets(result: dict) -> dict:
-    """``{set name: result}`` of one evaluate result: its main set and its held-out sets."""
+def result_sets(result: dict) -> dict:
+    """``{set name: result}`` of one ``streamtalker evaluate -o`` result (parsed JSON): its
+    main set (``"main"``) and its held-out sets (``"heldout"``...)."""
     out = {"main": result}
     out.update({k: v for k, v in result.items() if k.startswith("heldout")})
     return out
@@ -57,7 +58,7 @@ def paired_closures(released: list[dict], candidate: list[dict]) -> dict:
     tot = {"released": 0, "candidate": 0, "eligible": 0, "candidate_more": 0,
            "released_more": 0}
     for k, (a, b) in enumerate(zip(released, candidate)):
-        sa, sb = _sets(a), _sets(b)
+        sa, sb = result_sets(a), result_sets(b)
         if set(sa) != set(sb):
             raise DataError(f"result {k}: sets {sorted(sa)} against {sorted(sb)}")
         for name in sa:
@@ -86,7 +87,7 @@ def paired_closures(released: list[dict], candidate: list[dict]) -> dict:
 def _checks_passed(results: list[dict]) -> tuple[int, int]:
     passed = total = 0
     for r in results:
-        for s in _sets(r).values():
+        for s in result_sets(r).values():
             for c in s["checks"].values():
                 total += 1
                 passed += bool(c["pass"])
@@ -94,7 +95,7 @@ def _checks_passed(results: list[dict]) -> tuple[int, int]:
 
 
 def _openness(results: list[dict]) -> list[float]:
-    return [s["overall"]["lip"]["openness_r"] for r in results for s in _sets(r).values()]
+    return [s["overall"]["lip"]["openness_r"] for r in results for s in result_sets(r).values()]
 
 
 def compare_to_released(released: list[dict], candidate: list[dict],

@@ -7,8 +7,9 @@ same size. The uniform soup is the method of Wortsman et al. 2022, "Model soups:
 weights of multiple fine-tuned models improves accuracy without increasing inference time"
 (ICML 2022, arXiv 2203.05482), eq. 1: ``theta = sum_i w_i theta_i`` with ``sum_i w_i = 1``.
 
-Only checkpoints that share an architecture and everything the network's inputs and outputs
-depend on can be averaged; their normalization buffers (output mean/std, rest pose, log-mel
+Only fine-tunes of one network can be averaged: checkpoints whose settings differ only where
+a fine-tune's may (:func:`model_core.training.trainer.changes_network`: sampler and
+training-loss settings), and whose normalization buffers (output mean/std, rest pose, log-mel
 mean/std) must be equal, since they are fixed statistics, not learned weights. Whether a
 soup is better is for the dev sets to say (``streamtalker evaluate``), as for any
 checkpoint.
@@ -17,24 +18,12 @@ checkpoint.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 
 from ..errors import CheckpointError, SettingError
 
-__all__ = ["SHARED_SETTINGS", "average_checkpoints"]
-
-#: Model settings every ingredient of a soup must share: the architecture, the front end,
-#: the output channels and the streaming geometry. The others (training weights, sampler
-#: settings, the training record) are taken from the first checkpoint.
-SHARED_SETTINGS = (
-    "fps", "sample_rate", "channel_names", "output_kind", "max_chunk_frames",
-    "history_frames", "audio_context_frames", "n_fft", "win_length", "hop_length", "n_mels",
-    "fmin", "fmax", "d_model", "n_heads", "predictor_layers", "predictor_ff", "history_pool",
-    "head_dim", "head_layers", "head_ff", "encoder_channels", "encoder_dilations",
-    "audio_pool", "history_prefix", "n_styles", "train_timesteps", "schedule",
-    "speech_encoder", "aux_viseme_weight",
-)
-
+__all__ = ["average_checkpoints"]
 
 def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
                         weights: list[float] | None = None, name: str | None = None) -> Path:
@@ -42,7 +31,8 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
 
     Wortsman et al. 2022 (arXiv 2203.05482), eq. 1: every learned tensor of the result is
     ``sum_i weights[i] * tensor_i`` (float32); buffers (normalization statistics, rest pose)
-    must be equal in every checkpoint and are copied. The result's settings and training
+    must be equal in every checkpoint and are copied. The settings may differ only where a
+    fine-tune's may (:func:`model_core.training.trainer.changes_network`). The result's settings and training
     record are the first checkpoint's, with ``training["averaged_from"]`` listing each
     ingredient (its file, its training record's name, its weight) and ``training["name"]``
     set to ``name`` when given.
@@ -58,13 +48,15 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
     Raises:
         SettingError: fewer than two checkpoints, or weights of the wrong count, not
             positive or not summing to 1.
-        CheckpointError: checkpoints that differ in a setting of :data:`SHARED_SETTINGS`
-            (named with both values), in their tensors' names or shapes, or in a buffer.
+        CheckpointError: checkpoints that differ in a setting that changes the network
+            (named with both values) or in a buffer.
         FileNotFoundError / OutputExistsError: a missing checkpoint; ``out`` exists.
     """
     import torch
 
     from ..runtime.checkpoint import load_checkpoint, save_checkpoint
+    from ..runtime.config import ModelConfig
+    from .trainer import changes_network
 
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
@@ -82,29 +74,27 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
     models = [load_checkpoint(p) for p in paths]
     first = models[0]
     base_cfg = first.config
+    keys = [f.name for f in fields(ModelConfig) if f.name != "training"]
     for p, m in zip(paths[1:], models[1:]):
-        for key in SHARED_SETTINGS:
+        for key in keys:
             a, b = getattr(base_cfg, key), getattr(m.config, key)
-            if a != b:
+            if changes_network(key, a, b):
                 raise CheckpointError(f"{p}: {key} = {b!r} but {paths[0]} has {a!r}; only "
-                                      f"checkpoints of one architecture and front end can "
-                                      f"be averaged")
+                                      f"fine-tunes of one network can be averaged")
+    # equal settings that shape the network give equal tensor names and shapes
     learned = {k for k, _ in first.net.named_parameters()}
     states = [m.net.state_dict() for m in models]
     merged = {}
     for key, ref in states[0].items():
+        if key in learned and ref.is_floating_point():
+            merged[key] = sum(w * st[key].float() for w, st in zip(weights, states))
+            continue
         for p, st in zip(paths[1:], states[1:]):
-            if key not in st or st[key].shape != ref.shape:
-                raise CheckpointError(f"{p}: tensor {key} missing or shaped differently "
-                                      f"from {paths[0]}'s {tuple(ref.shape)}")
-            if key not in learned and not torch.equal(st[key], ref):
+            if not torch.equal(st[key], ref):
                 raise CheckpointError(f"{p}: buffer {key} differs from {paths[0]}'s (the "
                                       f"networks were normalised on different data); only "
                                       f"fine-tunes of one network can be averaged")
-        if key in learned and ref.is_floating_point():
-            merged[key] = sum(w * st[key].float() for w, st in zip(weights, states))
-        else:
-            merged[key] = ref
+        merged[key] = ref
     first.net.load_state_dict(merged)
 
     training = dict(base_cfg.training)

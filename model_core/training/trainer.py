@@ -125,6 +125,17 @@ TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "min_lookahead_ms",
 POSITIVE_TUNABLE_MODEL_SETTINGS = ("aux_viseme_weight",)
 
 
+def changes_network(key: str, old, new) -> bool:
+    """Whether model setting ``key`` going from ``old`` to ``new`` makes another network
+    (weights or shapes): not for :data:`TUNABLE_MODEL_SETTINGS`, nor for
+    :data:`POSITIVE_TUNABLE_MODEL_SETTINGS` between positive values, nor when equal. The one
+    rule for what fine-tunes of one network may differ in (fine-tuning, resuming,
+    averaging)."""
+    if old == new or key in TUNABLE_MODEL_SETTINGS:
+        return False
+    return not (key in POSITIVE_TUNABLE_MODEL_SETTINGS and old > 0 and new > 0)
+
+
 def apply_model_settings(model, settings: dict, source) -> dict:
     """Apply a config's ``[model]`` settings to a model loaded from ``source`` (the
     ``init_from`` checkpoint or the run's newest checkpoint when resuming).
@@ -149,8 +160,7 @@ def apply_model_settings(model, settings: dict, source) -> dict:
         old = getattr(cfg, key)
         if old == value:
             continue
-        keeps_network = key in POSITIVE_TUNABLE_MODEL_SETTINGS and old > 0 and value > 0
-        if key not in TUNABLE_MODEL_SETTINGS and not keeps_network:
+        if changes_network(key, old, value):
             raise ConfigError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
                              f"changes the network, so it cannot change when fine-tuning or "
                              f"resuming: remove it from [model], or train from scratch "
