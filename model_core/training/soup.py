@@ -32,10 +32,10 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
     Wortsman et al. 2022 (arXiv 2203.05482), eq. 1: every learned tensor of the result is
     ``sum_i weights[i] * tensor_i`` (float32); buffers (normalization statistics, rest pose)
     must be equal in every checkpoint and are copied. The settings may differ only where a
-    fine-tune's may (:func:`model_core.training.trainer.changes_network`). The result's settings and training
-    record are the first checkpoint's, with ``training["averaged_from"]`` listing each
-    ingredient (its file, its training record's name, its weight) and ``training["name"]``
-    set to ``name`` when given.
+    fine-tune's may (:func:`model_core.training.trainer.changes_network`). The result's
+    settings and training record are the first checkpoint's, with
+    ``training["averaged_from"]`` listing each ingredient (its file, its training record's
+    name, its weight) and ``training["name"]`` set to ``name`` when given.
 
     Args:
         paths: two or more checkpoints (``.safetensors`` with their ``.json`` beside them).
