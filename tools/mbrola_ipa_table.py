@@ -11,7 +11,11 @@ seen most often for a symbol becomes its entry when it was seen at least 4 times
 least 75 % of the symbol's pairings. (Where the two time lines part, e.g. at a long
 consonant written as two phones, nothing is paired.) Symbols left out are read as
 X-SAMPA by model_core.training.mbrola; "agreement" is the share of pairings that agree with
-their symbol's most frequent name (voices below 0.8 are not used for training).
+their symbol's most frequent name (voices below 0.8 are not used for training). A text eSpeak
+reads partly in another language (its "(en)" switch events: English words in a Hindi word
+list, kanji spelled out in English) is left out and another drawn, so English phones do not
+become a Japanese voice's entries. Voices the output file lists but this machine has not
+installed keep their entries (printed).
 
 Usage: .venv/bin/python tools/mbrola_ipa_table.py [-o model_core/training/mbrola_ipa.json]
 Needs: the Debian mbrola voices (tools/setup_corpus.sh), the train extra and
@@ -50,7 +54,8 @@ def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
     out = collections.defaultdict(collections.Counter)
     with tempfile.TemporaryDirectory() as tmp:
         pho = os.path.join(tmp, "x.pho")
-        for k in range(n_texts):
+        done = switched = 0
+        while done < n_texts and switched < 10 * n_texts:
             text = wordfreq_text(lang, rng, 12)
             job = (f"mb-{voice}", 160, 50, 50, tts._ENDPAUSE, text)
             try:
@@ -58,6 +63,10 @@ def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
             except (ValueError, RuntimeError) as e:
                 print(f"{voice}: {e}", file=sys.stderr)
                 return rate, out
+            if any(name.startswith("(") for _, name in traced[1]):
+                switched += 1            # read partly in another language: draw again
+                continue
+            done += 1
             lines = mbrola.parse_pho(traced[2])
             names = mbrola.event_names(lines, mbrola.steady_events(job, rendered[1]), rate)
             for ln, name in zip(lines, names):
@@ -71,7 +80,14 @@ def main() -> int:
     ap.add_argument("-o", "--out", default="model_core/training/mbrola_ipa.json")
     ap.add_argument("--texts", type=int, default=40, help="texts of 12 words per voice")
     args = ap.parse_args()
+    old = Path(args.out)
     table = {}
+    if old.exists():
+        installed = mbrola.mbrola_voices()
+        for voice, entry in json.loads(old.read_text(encoding="utf-8")).items():
+            if voice not in installed:
+                table[voice] = entry
+                print(voice, "not installed here: its entry kept from", old, flush=True)
     for voice, lang in sorted(mbrola.mbrola_voices().items()):
         rate, counts = pairs(voice, lang, args.texts, random.Random(voice))
         if not counts:
