@@ -340,21 +340,25 @@ ESPEAK_LANGUAGES = ("de", "fr-fr", "es", "it", "pt-br", "pt", "pl", "cs", "ru", 
 #: English voices (Piper joe, Festival slt / ked, eSpeak English).
 V4_SHARES = {"mbrola": 0.50, "espeak-ml": 0.15, "piper": 0.12, "festival": 0.12,
              "espeak-ng": 0.11}
+#: How many texts the v5 recipe draws at most for one utterance before giving up on a voice.
+TEXT_DRAWS = 50
 
 
-def _text(lang: str, rng, sentence_share: float = 0.6) -> str:
-    """One or two sentences of ``lang`` (fortunes, train split) or else a word sequence."""
+def _text(lang: str, rng, sentence_share: float = 0.6, own_script: bool = False) -> str:
+    """One or two sentences of ``lang`` (fortunes, train split) or else a word sequence
+    (``own_script``: :func:`model_core.training.texts.wordfreq_text`'s)."""
     from .texts import fortune_sentences, wordfreq_text
     pool = fortune_sentences(lang, split="train") if not lang.startswith("en") else ()
     if pool and rng.random() < sentence_share:
         k = int(rng.integers(1, 3))
         return " ".join(pool[j] for j in rng.choice(len(pool), k, replace=False))
-    return wordfreq_text(lang, rng)
+    return wordfreq_text(lang, rng, own_script=own_script)
 
 
 def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: list[str],
                  sentences: list[str], piper_voices=(), piper_sentences=None,
-                 mbrola_voices: dict | None = None, espeak_variants=()) -> list[Job]:
+                 mbrola_voices: dict | None = None, espeak_variants=(),
+                 own_language: bool = False) -> list[Job]:
     """The v4 corpus plan: :data:`V4_SHARES` of engines (engines without voices dropped).
 
     MBROLA utterances: a voice of :data:`TRAIN_MBROLA` (installed), text in its language,
@@ -363,7 +367,30 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
     variant (``espeak_variants``), IPA phones; English engines as :func:`plan_jobs`. Half
     of the MBROLA, Festival and Piper utterances become a new speaker by WORLD
     (:data:`TRAIN_WORLD` ranges).
+
+    ``own_language`` (the v5 recipe): word sequences of a language not written in Latin
+    letters leave out the words that are (``own_script``), and an MBROLA or ``espeak-ml``
+    text that eSpeak would still read partly in another language (:func:`model_core.training.tts.language_switches`:
+    English words in a Hindi word list, kanji spelled out in English) is drawn again, up
+    to :data:`TEXT_DRAWS` times, so every utterance is in its voice's language (about
+    25 ms a text). False (v4) draws exactly as the v4 corpora were drawn.
+
+    Raises:
+        SettingError: no voices at all.
+        DataError: ``own_language`` and :data:`TEXT_DRAWS` draws in a row gave no text a
+            voice reads in its own language (names the voice and its language).
     """
+    from .tts import language_switches
+
+    def own_text(lang: str, reader: str) -> str:
+        for _ in range(TEXT_DRAWS if own_language else 1):
+            text = _text(lang, rng, own_script=own_language)
+            if not own_language or not language_switches(text, reader):
+                return text
+        raise DataError(f"eSpeak voice {reader} ({lang}): {TEXT_DRAWS} draws found no text "
+                        f"it reads in {lang} alone; check its text sources (fortunes-xx, "
+                        f"wordfreq)")
+
     rng = np.random.default_rng(seed)
     mb = sorted(v for v in (mbrola_voices or {}) if v in TRAIN_MBROLA)
     pools = {"mbrola": mb, "espeak-ml": list(ESPEAK_LANGUAGES) if espeak_voices else [],
@@ -383,13 +410,13 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
         jseed = seed * 1_000_003 + i
         if engine == "mbrola":
             lang = mbrola_voices[voice]
-            job = Job(i, _text(lang, rng), "mbrola", voice, rate=int(rng.integers(120, 221)),
+            job = Job(i, own_text(lang, f"mb-{voice}"), "mbrola", voice, rate=int(rng.integers(120, 221)),
                       pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(30, 81)),
                       seed=jseed, language=lang,
                       vowel_ratio=round(float(rng.uniform(1.3, 2.0)), 3))
         elif engine == "espeak-ml":
             var = f"+{rng.choice(variants)}" if variants and rng.random() < 0.7 else ""
-            job = Job(i, _text(voice, rng), "espeak-ng", voice + var,
+            job = Job(i, own_text(voice, voice), "espeak-ng", voice + var,
                       rate=int(rng.integers(120, 230)), pitch=int(rng.integers(20, 80)),
                       pitch_range=int(rng.integers(20, 90)), seed=jseed, language=voice)
         else:
@@ -416,13 +443,19 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
 #: Festival and Piper voices and measured rooms, and keeps the held-out sentences and voices
 #: (:data:`HELDOUT_FESTIVAL`, :data:`HELDOUT_ESPEAK`) out for the held-out evaluation set;
 #: ``v4`` (:func:`plan_jobs_v4`) adds MBROLA voices of people in 30 languages and eSpeak NG
-#: in 40, keeping :data:`HELDOUT_MBROLA` out.
+#: in 40, keeping :data:`HELDOUT_MBROLA` out; ``v5`` is v4 with every MBROLA and eSpeak NG
+#: text in its voice's language (``own_language``; the v4 corpus had all sampled clips of
+#: the Hindi voice in1 partly in English). Both name MBROLA phones with the pairing of
+#: :func:`model_core.training.mbrola.event_names` that is current when they are built.
 RECIPES = {
     "v2": {"shares": {"espeak-ng": 0.5, "festival": 0.5}, "world_share": 0.0,
            "real_rooms": False, "holdout": False},
     "v3": {"shares": {"espeak-ng": 0.3, "festival": 0.3, "piper": 0.4}, "world_share": 0.6,
            "real_rooms": True, "holdout": True},
-    "v4": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True},
+    "v4": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True,
+           "multilingual": True, "own_language": False},
+    "v5": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True,
+           "multilingual": True, "own_language": True},
 }
 
 
@@ -477,7 +510,8 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     fv = tts.festival_voices() if "festival" in engines else []
     pv = tts.piper_voices() if "piper" in engines and "piper" in rec["shares"] else []
     mv = {}
-    if recipe == "v4" and "mbrola" in engines:
+    multilingual = rec.get("multilingual", False)
+    if multilingual and "mbrola" in engines:
         from .mbrola import mbrola_voices
         mv = {v: lang for v, lang in mbrola_voices().items() if v in TRAIN_MBROLA}
     if rec["holdout"]:
@@ -486,12 +520,13 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if not ev and not fv and not pv and not mv:
         raise InputNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
                                 "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
-    if recipe == "v4":
+    if multilingual:
         variants = [v.split("+", 1)[1] for v in ev if "+" in v]
         jobs = plan_jobs_v4(n, seed, ev, fv,
                             sentences, piper_voices=pv,
                             piper_sentences=_aligned_pool(sentences) if pv else None,
-                            mbrola_voices=mv, espeak_variants=variants)
+                            mbrola_voices=mv, espeak_variants=variants,
+                            own_language=rec["own_language"])
     else:
         shares = rec["shares"] if (ev or pv) else {"festival": 1.0}
         jobs = plan_jobs(n, seed, ev or [], fv, sentences, piper_voices=pv, shares=shares,
@@ -508,7 +543,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     # on where it was (run the same command again)
     parts = [out / "parts" / f"{k:05d}.jsonl" for k in range(len(groups))]
     todo = [k for k, f in enumerate(parts) if not f.exists()]
-    run = _run_jobs_safe if recipe == "v4" else _run_jobs
+    run = _run_jobs_safe if multilingual else _run_jobs
     done_n = sum(len(groups[k]) for k in range(len(groups)) if k not in set(todo))
     with ProcessPoolExecutor(max_workers=workers) as ex, \
             tqdm(total=n, initial=done_n, desc="make-dataset", unit="utt",
@@ -531,7 +566,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         "piper_voices": pv, "mbrola_voices": sorted(mv),
         "languages": sorted({r.get("language", "en") for r in records}),
         "sentence_source": "Debian fortunes / fortunes-min"
-        + (" and fortunes-xx, PyPI wordfreq word sequences" if recipe == "v4" else ""),
+        + (" and fortunes-xx, PyPI wordfreq word sequences" if multilingual else ""),
         "sentences_available": len(sentences)},
         indent=2))
     return out

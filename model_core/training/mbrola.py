@@ -42,6 +42,7 @@ import numpy as np
 
 from .phonemes import VOWEL_VISEMES, parse_phone
 from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
+from .tts import language_switches as _language_switches
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
            "parse_pho", "format_pho", "event_names", "language_switches", "pair_ipa",
@@ -353,26 +354,14 @@ def mbrola_voices() -> dict:
 
 
 def language_switches(text: str, voice: str) -> list[str]:
-    """The language switches eSpeak makes reading ``text`` with MBROLA voice ``voice``.
+    """The language switches eSpeak makes reading ``text`` with MBROLA voice ``voice``
+    (``"in2"``): :func:`model_core.training.tts.language_switches` of ``mb-{voice}``
+    (``["(en)", "(hi)"]``, ``[]`` for none; only the phone data is made, about 25 ms).
 
-    eSpeak reads a word it takes for another language in that language (English words in
-    Hindi text, a Japanese character its dictionary lacks, spelled out in English as
-    "Japanese letter"), and marks the switch with an event named ``"(en)"``, then back
-    with ``"(hi)"``. Only the phone data is made, nothing is rendered, so the answer is the
-    same in every run (about 25 ms).
-
-    Args:
-        text: the text; voice: an installed voice of :func:`mbrola_voices` (``"in2"``).
-    Returns:
-        the switch events' names, sorted (``["(en)", "(hi)"]``); ``[]`` when eSpeak reads
-        the whole text in the voice's language.
     Raises:
         ValueError: eSpeak has no voice ``mb-{voice}``; RuntimeError: eSpeak failed.
     """
-    with tempfile.TemporaryDirectory(prefix="streamtalker-mbrola-") as tmp:
-        job = (f"mb-{voice}", 160, 50, 50, _ENDPAUSE, text, os.path.join(tmp, "trace.pho"))
-        ((_pcm, events, _pho),), _sr = _espeak_call("synth", [job], ipa=True)
-    return sorted({name for _, name in events if name.startswith("(") and name.endswith(")")})
+    return _language_switches(text, f"mb-{voice}")
 
 
 #: How many times eSpeak renders an MBROLA job at most to get one event list twice.

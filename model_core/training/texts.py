@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import unicodedata
 from pathlib import Path
 from ..errors import SettingError
 
@@ -124,8 +125,20 @@ def fortune_sentences(language: str, min_words: int = 4, max_words: int = 24,
     return tuple(sorted(out))
 
 
+def _latin(word: str) -> bool:
+    """Whether ``word`` has a Latin letter (``"the"``, ``"café"``; not ``"घर"``)."""
+    return any(unicodedata.name(c, "").startswith("LATIN") for c in word)
+
+
+def _word(word: str) -> bool:
+    """Whether ``word`` is letters and combining marks only (``"नहीं"``, whose vowel signs
+    ``str.isalpha`` refuses)."""
+    return bool(word) and all(unicodedata.category(c)[0] in "LM" for c in word) \
+        and unicodedata.category(word[0])[0] == "L"
+
+
 @functools.lru_cache(maxsize=64)
-def _wordlist(lang: str):
+def _wordlist(lang: str, own_script: bool = False):
     import numpy as np
     import wordfreq
     try:
@@ -133,7 +146,9 @@ def _wordlist(lang: str):
     except LookupError:
         raise SettingError(f"wordfreq has no word list for language {lang!r} (its languages: "
                          f"{', '.join(sorted(wordfreq.available_languages()))})") from None
-    keep = [k for k, w in enumerate(ranked) if w.isalpha()]
+    keep = [k for k, w in enumerate(ranked) if (_word(w) if own_script else w.isalpha())]
+    if own_script and sum(map(_latin, (ranked[k] for k in keep))) < len(keep) / 2:
+        keep = [k for k in keep if not _latin(ranked[k])]   # English words in a Hindi list
     if not keep:
         raise SettingError(f"wordfreq has no words for language {lang!r}")
     # Zipf: frequency ~ 1 / rank, so sqrt(frequency) ~ 1 / sqrt(rank)
@@ -147,7 +162,8 @@ def _kakasi():
     return pykakasi.kakasi()
 
 
-def wordfreq_text(language: str, rng, n_words: int | None = None) -> str:
+def wordfreq_text(language: str, rng, n_words: int | None = None,
+                  own_script: bool = False) -> str:
     """A sequence of frequent words of ``language`` (PyPI wordfreq), for eSpeak to read.
 
     Args:
@@ -155,6 +171,12 @@ def wordfreq_text(language: str, rng, n_words: int | None = None) -> str:
             mapped through :data:`WORDFREQ_LANGUAGE` where wordfreq has no list of its own.
         rng: a ``random.Random`` or ``numpy.random.Generator``.
         n_words: words (default 6-16, drawn).
+        own_script: words whole (letters and combining marks: Hindi "नहीं", which
+            ``str.isalpha`` refuses, so that only the words without vowel signs were
+            drawn, 479 of Hindi's 5000 and 180 of Tamil's), and for a language most of whose
+            words are not in Latin letters (Hindi, Tamil, Russian, ...) none in Latin
+            letters (wordfreq's lists hold English words: "the", "if"; eSpeak reads them in
+            English). False draws as the v4 corpus and the held-out sets were drawn.
     Returns:
         the words joined by spaces (Japanese: hiragana, no spaces), ending in a full stop.
     Raises:
@@ -165,7 +187,7 @@ def wordfreq_text(language: str, rng, n_words: int | None = None) -> str:
     import numpy as np
     lang = text_language(language)
     lang = WORDFREQ_LANGUAGE.get(lang, lang)
-    words, p = _wordlist(lang)
+    words, p = _wordlist(lang, own_script)
     n = int(n_words) if n_words else 6 + int(rng.random() * 11)
     cdf = np.cumsum(p)
     picks = [words[min(int(np.searchsorted(cdf, rng.random())), len(words) - 1)]

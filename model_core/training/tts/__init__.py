@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from .clip import SpeechClip
 from .espeak import (ESPEAK_PAUSE, ESPEAK_SAMPLE_RATE, espeak_languages, espeak_synthesize,
-                     espeak_voices)
+                     espeak_voices, language_switches)
 from .festival import (FESTIVAL_VOICES, festival_synthesize, festival_synthesize_batch,
                        festival_voices)
 from .piper import PIPER_VOICES, piper_synthesize, piper_voices
@@ -60,6 +60,7 @@ __all__ = [
     "espeak_synthesize",
     "espeak_voices",
     "espeak_languages",
+    "language_switches",
     "festival_synthesize",
     "festival_synthesize_batch",
     "festival_voices",

@@ -6,7 +6,9 @@ each stop's closure moved into the stop (:func:`_stop_closures`)."""
 from __future__ import annotations
 
 import functools
+import os
 import re
+import tempfile
 
 import numpy as np
 
@@ -57,6 +59,33 @@ def _stop_closures(pcm: np.ndarray, events: list, stop_re=_STOP_RE) -> dict:
         if run > 0:
             out[i] = run
     return out
+
+
+def language_switches(text: str, voice: str) -> list[str]:
+    """The language switches eSpeak NG makes reading ``text`` with ``voice``.
+
+    eSpeak reads a word it takes for another language in that language (English words in
+    Hindi text, a Japanese character its dictionary lacks, spelled out in English as
+    "Japanese letter") and marks the switch with a phoneme event named ``"(en)"``, then
+    back with ``"(hi)"``. A text with switches is not in the voice's language throughout.
+    For an MBROLA voice only the phone data is made, nothing is rendered; the answer is the
+    same in every run (about 25 ms).
+
+    Args:
+        text: the text; voice: an eSpeak voice or language (``"hi"``, ``"de"``) or an
+            MBROLA voice as eSpeak names it (``"mb-in2"``).
+    Returns:
+        the switch events' names, sorted (``["(en)", "(hi)"]``); ``[]`` when eSpeak reads
+        the whole text in the voice's language.
+    Raises:
+        ValueError: eSpeak has no voice ``voice``; RuntimeError: eSpeak failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="streamtalker-espeak-") as tmp:
+        job = (voice, 160, 50, 50, _ENDPAUSE, text)
+        if voice.startswith("mb-"):     # trace the phone data only: mbrola is not run
+            job += (os.path.join(tmp, "trace.pho"),)
+        ((_pcm, events, *_pho),), _sr = _espeak_call("synth", [job], ipa=True)
+    return sorted({name for _, name in events if name.startswith("(") and name.endswith(")")})
 
 
 def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
