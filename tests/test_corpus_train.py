@@ -174,6 +174,23 @@ def test_finetune_may_set_the_live_blink_temperature():
         "live_blink_temperature": (None, 0.7)}
 
 
+def test_finetune_may_set_dropout_and_the_blocks_use_it():
+    """Dropout is a training-only regulariser (no weights): a fine-tune may set it, and the
+    transformer blocks then drop at that rate in training (they kept the rate they were
+    built with, so the setting would have done nothing)."""
+    import torch
+    from model_core.runtime.network import Block
+    from model_core.training.trainer import apply_model_settings
+    model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
+    assert apply_model_settings(model, {"dropout": 0.5}, "ck") == {"dropout": (0.0, 0.5)}
+    blocks = [m for m in model.net.modules() if isinstance(m, Block)]
+    assert blocks and all(b.p == 0.5 for b in blocks)
+    b = blocks[0].train()
+    x = torch.randn(2, 5, b.fc1.in_features)
+    assert not torch.equal(b(x), b(x))       # dropout at work
+    assert torch.equal(b.eval()(x), b(x))    # none at inference
+
+
 @pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in

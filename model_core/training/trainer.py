@@ -92,6 +92,7 @@ from ..runtime.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime.config import ModelConfig
 from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
+from ..runtime.network import Block
 from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, Distillation,
                         check_parent_history,
                         check_open_floor, distill_scale,
@@ -119,7 +120,7 @@ TUNABLE_MODEL_SETTINGS = ("chunk_frames", "lookahead_ms", "min_lookahead_ms",
                           "cond_drop", "style_drop", "velocity_weight", "diffusion_repeats",
                           "history_noise", "history_drop", "history_shrink", "history_corrupt",
                           "lip_loss_weight", "closure_loss_weight", "rollout_chunks",
-                          "rollout_fraction")
+                          "rollout_fraction", "dropout")
 #: [model] settings a fine-tune may change as long as they stay above 0 (at 0 the network
 #: has no auxiliary viseme heads; any positive weight keeps them and only scales their loss).
 POSITIVE_TUNABLE_MODEL_SETTINGS = ("aux_viseme_weight",)
@@ -172,6 +173,10 @@ def apply_model_settings(model, settings: dict, source) -> dict:
         cfg.validate()
     except ValueError as e:
         raise ConfigError(f"[model]: {e}") from None
+    if "dropout" in changed:     # the transformer blocks keep their own rate
+        for block in model.net.modules():
+            if isinstance(block, Block):
+                block.p = cfg.dropout
     return changed
 
 
