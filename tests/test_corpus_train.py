@@ -256,11 +256,12 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("distill_closure_guidance", 9.0),
-                                       ("distill_open_floor", 1.0)])
+                                       ("distill_open_floor", 1.0),
+                                       ("distill_open_ceiling", 0.5)])
 def test_distillation_settings_need_a_distillation_parent(key, value):
     from model_core.training.trainer import _distillation
     tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 0.0,
-          "distill_open_floor": 0.0, key: value}
+          "distill_open_floor": 0.0, "distill_open_ceiling": 0.0, key: value}
     with pytest.raises(ValueError, match=f"{key} = {value!r} needs a distillation "
                                          "parent: set distill_from"):
         _distillation(None, tr, "cpu")
@@ -307,6 +308,38 @@ def test_open_floor_keeps_the_lips_apart_where_the_teacher_does():
     with pytest.raises(ValueError, match="ARKit models: no jawOpen"):
         open_floor([c for c in ARKIT_52 if c != "jawOpen"], guided[..., :51], data[..., :51],
                    fc)
+
+
+def test_open_ceiling_pulls_back_what_the_guidance_opens_beyond_the_teacher():
+    """[train] distill_open_ceiling: away from P/B/M, where the guided target parts the lips
+    further than the data, it moves that share toward the data; where the data parts them
+    more, only the floor moves it; floor = ceiling is the plain blend of the two on the
+    opening and sealing channels; ceiling 0 is the floor alone, bit for bit."""
+    import torch
+    from model_core.face import ARKIT_52
+    from model_core.training.objective import CLOSURE_CHANNELS, OPENING_CHANNELS, open_floor
+
+    jaw, close = ARKIT_52.index("jawOpen"), ARKIT_52.index("mouthClose")
+    g, d = torch.zeros(1, 2, 52), torch.zeros(1, 2, 52)
+    g[..., jaw], d[..., jaw] = 2.0, 0.5            # the guidance opens the jaw wider
+    g[..., close], d[..., close] = -1.0, 0.0       # and unseals more than the teacher
+    fc = torch.tensor([[0.0, 1.0]])                # the second frame is a P/B/M
+    o = open_floor(ARKIT_52, g, d, fc, 0.0, 0.5)
+    assert float(o[0, 0, jaw]) == 1.25 and float(o[0, 0, close]) == -0.5
+    assert float(o[0, 1, jaw]) == 2.0 and float(o[0, 1, close]) == -1.0   # P/B/M: guided
+    assert torch.equal(open_floor(ARKIT_52, g, d, fc, 0.7, 0.0)[0, 0], g[0, 0])  # floor only
+    gen = torch.Generator().manual_seed(1)
+    guided, data = torch.randn(2, 4, 52, generator=gen), torch.randn(2, 4, 52, generator=gen)
+    free = torch.zeros(2, 4)
+    both = open_floor(ARKIT_52, guided, data, free, 0.3, 0.3)
+    lip = [ARKIT_52.index(c) for c in OPENING_CHANNELS + CLOSURE_CHANNELS]
+    rest = [i for i in range(52) if i not in lip]
+    assert torch.allclose(both[..., lip], torch.lerp(guided, data, 0.3)[..., lip])
+    assert torch.equal(both[..., rest], guided[..., rest])
+    assert torch.equal(open_floor(ARKIT_52, guided, data, free, 0.3),
+                       open_floor(ARKIT_52, guided, data, free, 0.3, 0.0))
+    with pytest.raises(ValueError, match=r"distill_open_ceiling must be a number in \[0, 1\]"):
+        open_floor(ARKIT_52, guided, data, free, 0.3, 1.5)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

@@ -102,11 +102,13 @@ class Distillation:
         open_floor: in [0, 1]; > 0: the guided target away from P/B/M is moved that share of
             the way to the data where it would part the lips less (:func:`open_floor`;
             needs the batch's ``frame_closure``).
+        open_ceiling: in [0, 1]; > 0: the same where it would part the lips more.
     """
     parent: object
     history: str = "student"
     scale: np.ndarray | None = None
     open_floor: float = 0.0
+    open_ceiling: float = 0.0
 
 
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
@@ -146,7 +148,8 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
         heads also ``viseme`` and ``viseme_acc``.
     Raises:
         ValueError: an unknown ``distill.history``, or ``"true_lips"`` for a model without
-            ARKit channels; ``distill.open_floor`` without ``frame_closure`` in the batch, or
+            ARKit channels; ``distill.open_floor`` or ``open_ceiling`` without
+            ``frame_closure`` in the batch, or
             for a model without the ARKit lip channels.
     """
     cfg, dev = model.config, model.device
@@ -175,12 +178,12 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     target = x0r if distill is None else guided_x0(
         distill.parent, b, _parent_history(model, distill.history, hist, clean), style, x_t, t,
         distill.scale)
-    if distill is not None and distill.open_floor:
+    if distill is not None and (distill.open_floor or distill.open_ceiling):
         if "frame_closure" not in b:
-            raise ValueError("distill_open_floor needs the batch's frame_closure "
-                             "(closure_loss_weight != 1)")
+            raise ValueError("distill_open_floor / distill_open_ceiling need the batch's "
+                             "frame_closure (closure_loss_weight != 1)")
         target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1),
-                            distill.open_floor)
+                            distill.open_floor, distill.open_ceiling)
     mask = b.get("mask")
     # the velocity loss anchors on the true last frame: the target continues the real
     # motion, not the corrupted history the network was shown
@@ -206,7 +209,8 @@ OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mou
 
 
 def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
-               frame_closure: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+               frame_closure: torch.Tensor, strength: float = 1.0,
+               ceiling: float = 0.0) -> torch.Tensor:
     """Guidance that exaggerates the opening but never seals the lips where the data keeps
     them apart (``[train] distill_open_floor``).
 
@@ -228,24 +232,30 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
         data: float32 [N, K, D] the true x0 (the teacher's curves, normalized the same way:
             a per-channel affine map with a positive scale, so max and min commute with it);
         frame_closure: [N, K], 1 on P/B/M frames (widened by one frame), else 0.
-        strength: in [0, 1] (0: the guided target unchanged).
+        strength: in [0, 1] (0: the guided target unchanged where the data opens more);
+        ceiling: in [0, 1] (0: unchanged where the guided target opens more).
     Returns:
         float32 [N, K, D], the target.
     Raises:
         ValueError: a channel of :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS`
-            missing from ``channel_names``; ``strength`` outside [0, 1].
+            missing from ``channel_names``; ``strength`` or ``ceiling`` outside [0, 1].
     """
     check_open_floor(channel_names, strength)
+    check_open_floor(channel_names, ceiling, "distill_open_ceiling")
     up, down = _floor_masks(tuple(channel_names), str(guided.device))
     free = (frame_closure.to(guided.device).float() < 0.5)[..., None]   # [N, K, 1]
     toward = torch.lerp(guided, data, float(strength))   # exact at 0 and 1
-    floored = torch.where(up, torch.maximum(guided, toward),
-                          torch.where(down, torch.minimum(guided, toward), guided))
-    return torch.where(free, floored, guided)
+    back = torch.lerp(guided, data, float(ceiling))
+    # on the opening channels the data parts the lips more where it is higher, on the
+    # sealing channels where it is lower
+    data_opens = torch.where(up, data > guided, data < guided)
+    moved = torch.where(data_opens, toward, back)
+    return torch.where(free & (up | down), moved, guided)
 
 
-def check_open_floor(channel_names, strength: float) -> None:
-    """Refuse an open floor (:func:`open_floor`) that cannot run.
+def check_open_floor(channel_names, strength: float, name: str = "distill_open_floor") -> None:
+    """Refuse an open floor or ceiling (:func:`open_floor`) that cannot run; ``name`` is the
+    setting's, for the message.
 
     Raises:
         ValueError: ``strength`` not a number in [0, 1], or a channel of
@@ -253,12 +263,11 @@ def check_open_floor(channel_names, strength: float) -> None:
             ``channel_names``.
     """
     if isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"distill_open_floor must be a number in [0, 1] (1: the teacher's "
-                         f"opening as a floor), got {strength!r}")
+        raise ValueError(f"{name} must be a number in [0, 1] (1: the teacher's opening), "
+                         f"got {strength!r}")
     missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in channel_names]
     if missing:
-        raise ValueError(f"distill_open_floor is for ARKit models: no {', '.join(missing)} "
-                         f"channel(s)")
+        raise ValueError(f"{name} is for ARKit models: no {', '.join(missing)} channel(s)")
 
 
 @lru_cache(maxsize=16)

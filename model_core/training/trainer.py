@@ -40,6 +40,9 @@ Config (TOML), ARKit blendshapes::
                                      # the lips more (jawOpen, mouthLowerDown*, mouthUpperUp*
                                      # higher, the sealing channels lower; 1: the teacher's
                                      # opening as a floor); needs closure_loss_weight != 1
+    distill_open_ceiling = 0.0       # in [0, 1]: the same where the guided target parts the
+                                     # lips further than the teacher (floor = ceiling: the
+                                     # target pulled that share toward the teacher)
     distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
@@ -105,6 +108,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
                       distill_closure_guidance=0.0, distill_open_floor=0.0,
+                      distill_open_ceiling=0.0,
                       vtlp=0.0, live_pairing=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
@@ -570,7 +574,7 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         if tr["distill_history"] != "student":
             raise ConfigError(f"[train] distill_history = {tr['distill_history']!r} needs a "
                              f"distillation parent: set distill_from")
-        for key in ("distill_closure_guidance", "distill_open_floor"):
+        for key in ("distill_closure_guidance", "distill_open_floor", "distill_open_ceiling"):
             if tr[key]:
                 raise ConfigError(f"[train] {key} = {tr[key]!r} needs a distillation parent: "
                                   f"set distill_from")
@@ -585,7 +589,8 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         pc.validate()
     except ValueError as e:
         raise ConfigError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
-    if pc.guidance == 1.0 and tr["distill_closure_guidance"] in (0.0, 1.0):
+    if pc.guidance == 1.0 and tr["distill_closure_guidance"] in (0.0, 1.0) \
+            and not tr["distill_open_floor"] and not tr["distill_open_ceiling"]:
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise): nothing "
                          f"to distil; set distill_guidance, e.g. 5")
@@ -593,14 +598,16 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
     check_parent_history(model, tr["distill_history"], "[train] distill_history")
-    if tr["distill_open_floor"]:
+    for key in ("distill_open_floor", "distill_open_ceiling"):
+        if not tr[key]:
+            continue
         if model.config.closure_loss_weight == 1.0:
-            raise ConfigError("[train] distill_open_floor needs the P/B/M frames the batches "
-                              "mark when [model] closure_loss_weight != 1 (e.g. 8)")
+            raise ConfigError(f"[train] {key} needs the P/B/M frames the batches mark when "
+                              f"[model] closure_loss_weight != 1 (e.g. 8)")
         try:
-            check_open_floor(model.channel_names, tr["distill_open_floor"])
+            check_open_floor(model.channel_names, tr[key], key)
         except ValueError as e:
-            raise ConfigError(f"[train] distill_open_floor: {e}") from None
+            raise ConfigError(f"[train] {key}: {e}") from None
     source = {"checkpoint": str(tr["distill_from"]), "guidance": pc.guidance,
               "guidance_channels": pc.guidance_channels, "history": tr["distill_history"]}
     scale = None
@@ -614,10 +621,14 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
     if tr["distill_open_floor"]:
         source["open_floor"] = float(tr["distill_open_floor"])
         source["open_floor_channels"] = list(OPENING_CHANNELS)
+    if tr["distill_open_ceiling"]:
+        source["open_ceiling"] = float(tr["distill_open_ceiling"])
+        source["open_floor_channels"] = list(OPENING_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}
-    return Distillation(parent, tr["distill_history"], scale, float(tr["distill_open_floor"]))
+    return Distillation(parent, tr["distill_history"], scale, float(tr["distill_open_floor"]),
+                        float(tr["distill_open_ceiling"]))
 
 
 def run_training(config_path: str | os.PathLike, progress: bool = True,
