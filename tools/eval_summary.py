@@ -38,17 +38,19 @@ def rows(res: dict, name: str):
         yield [name, f"languages holding: {len(ok)}/{len(langs)} ({' '.join(ok)})"]
 
 
-def compare(released: list[str], candidate: list[str]) -> int:
-    """Print the release rule's verdict (model_core.evaluation.choose) for two networks."""
+def compare(released: list[str], candidate: list[str], candidates: int = 1) -> int:
+    """Print the release rule's verdict (model_core.evaluation.choose) for two networks;
+    ``candidates``: how many candidates of the experiment are compared with the released."""
     from model_core.evaluation.choose import compare_to_released
     load = [[json.loads(Path(f).read_text()) for f in files] for files in (released, candidate)]
-    v = compare_to_released(*load)
+    v = compare_to_released(*load, candidates=candidates)
     ra, ca, n = v["checks"]
     c = v["closures"]
     print(f"checks passed: released {ra}/{n}, candidate {ca}/{n}")
     print(f"P/B/M closed: released {c['released']}, candidate {c['candidate']} of "
           f"{c['eligible']}; clips where the candidate closes more {c['candidate_more']}, "
-          f"fewer {c['released_more']}; sign test p = {c['p']:.3f}")
+          f"fewer {c['released_more']}; sign test p = {c['p']:.3f} (level "
+          f"{0.05 / candidates:.3g}: 0.05 / {candidates} candidate(s))")
     print("openness r: released " + " ".join(fmt(x) for x in v["openness_r"][0]) +
           "; candidate " + " ".join(fmt(x) for x in v["openness_r"][1]))
     print(f"winner: {v['winner']} (by {v['by']})")
@@ -61,8 +63,13 @@ def main() -> int:
         ap = argparse.ArgumentParser(description="the release rule for two networks")
         ap.add_argument("--released", required=True, help="Q.json,LIVE.json of the released")
         ap.add_argument("--candidate", required=True, help="Q.json,LIVE.json of the candidate")
+        ap.add_argument("--candidates", type=int, default=1,
+                        help="how many candidates of this experiment are compared with the "
+                             "released network (the sign test's level is 0.05 / N)")
         a = ap.parse_args()
-        return compare(a.released.split(","), a.candidate.split(","))
+        if a.candidates < 1:
+            ap.error("--candidates must be at least 1")
+        return compare(a.released.split(","), a.candidate.split(","), a.candidates)
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
     for f in sys.argv[1:]:
         res = json.loads(Path(f).read_text())

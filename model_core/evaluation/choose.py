@@ -7,7 +7,10 @@ per setting (best quality and live), of the released network and of the candidat
 2. on a tie, the P/B/M closed over both sets and settings decide, **but only where the
    difference is more than noise**: a two-sided sign test over the clips (each clip at
    each setting a pair; a clip counts for the network that closed more of its P/B/M over
-   the seeds) must give p < ``alpha``. A few closures of a thousand are not a difference;
+   the seeds) must give p < ``alpha`` / the number of candidates tried against the
+   released network in one experiment (Bonferroni: of three sibling candidates, one passes
+   0.05 by chance far more often than one alone). A few closures of a thousand are not a
+   difference;
 3. still tied, the candidate must follow the vowel better everywhere: a higher openness r
    on every set at every setting;
 4. otherwise the released network stays.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import DataError
+from ..errors import DataError, SettingError
 
 __all__ = ["compare_to_released", "paired_closures", "result_sets"]
 
@@ -99,26 +102,31 @@ def _openness(results: list[dict]) -> list[float]:
 
 
 def compare_to_released(released: list[dict], candidate: list[dict],
-                        alpha: float = 0.05) -> dict:
+                        alpha: float = 0.05, candidates: int = 1) -> dict:
     """Whether a candidate replaces the released network, by the module's rule.
 
     Args:
         released, candidate: ``streamtalker evaluate`` results, one per setting (best
-            quality, live), same order, same sets; alpha: the sign test's level.
+            quality, live), same order, same sets; alpha: the sign test's family level;
+            candidates: how many candidates of one experiment are compared with the
+            released network, this one among them (the test's level is ``alpha /
+            candidates``).
     Returns:
         ``{"winner": "candidate" | "released", "by": "checks" | "closures" | "openness r"
         | "tie", "checks": (released passed, candidate passed, of), "closures":
         :func:`paired_closures`, "openness_r": (released list, candidate list)}``.
     Raises:
-        DataError: as :func:`paired_closures`.
+        DataError: as :func:`paired_closures`; SettingError: ``candidates`` < 1.
     """
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise SettingError(f"candidates must be a whole number >= 1, not {candidates!r}")
     (ra, n), (ca, _) = _checks_passed(released), _checks_passed(candidate)
     closures = paired_closures(released, candidate)
     r_rel, r_cand = _openness(released), _openness(candidate)
     out = {"checks": (ra, ca, n), "closures": closures, "openness_r": (r_rel, r_cand)}
     if ca != ra:
         return {**out, "winner": "candidate" if ca > ra else "released", "by": "checks"}
-    if closures["p"] < alpha:
+    if closures["p"] < alpha / candidates:
         better = closures["candidate_more"] > closures["released_more"]
         return {**out, "winner": "candidate" if better else "released", "by": "closures"}
     if all(math.isfinite(c) and math.isfinite(r) and c > r for c, r in zip(r_cand, r_rel)):
