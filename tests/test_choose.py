@@ -51,17 +51,17 @@ def test_closures_decide_only_beyond_noise():
 def test_several_candidates_need_a_smaller_p():
     """Of several candidates from one experiment, one passing the sign test at 0.05 is
     likelier by chance: the level is 0.05 / the number of candidates (Bonferroni)."""
-    base = [result([8] * 20), result([8] * 20)]
+    base = [result([8] * 20)]
     # closing more on 3 clips of each set (6 of 40 pairs), fewer on none: p = 2 * 0.5**6
     some = [result([9] * 3 + [8] * 17)]
-    v1 = compare_to_released(base[:1], some)
+    v1 = compare_to_released(base, some)
     assert v1["closures"]["p"] == pytest.approx(0.03125)
     assert (v1["winner"], v1["by"]) == ("candidate", "closures")
-    v3 = compare_to_released(base[:1], some, candidates=3)
+    v3 = compare_to_released(base, some, candidates=3)
     assert (v3["winner"], v3["by"]) == ("released", "tie")
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="candidates"):
-            compare_to_released(base[:1], some, candidates=bad)
+            compare_to_released(base, some, candidates=bad)
 
 
 def test_openness_r_must_be_higher_everywhere():

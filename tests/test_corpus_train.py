@@ -189,6 +189,10 @@ def test_finetune_may_set_dropout_and_the_blocks_use_it():
     x = torch.randn(2, 5, b.fc1.in_features)
     assert not torch.equal(b(x), b(x))       # dropout at work
     assert torch.equal(b.eval()(x), b(x))    # none at inference
+    for bad in (1.5, -0.1, "x"):             # refused by name, before any training step
+        with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+            apply_model_settings(mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1)),
+                                 {"dropout": bad}, "ck")
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

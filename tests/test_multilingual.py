@@ -334,6 +334,13 @@ def test_v4_corpus_is_multilingual_and_resumes(tmp_path, voices, monkeypatch):
     assert (out / "manifest.jsonl").read_text() == manifest
     with pytest.raises(FileExistsError, match="same arguments|not empty"):
         corpus.build_corpus(out, 21, **kw)
+    # a stopped build does not go on under another phone-name table
+    assert json.loads((out / "corpus.json").read_text())["mbrola_ipa"] == \
+        mbrola.ipa_table_digest() != ""
+    (out / "manifest.jsonl").unlink()
+    monkeypatch.setattr(mbrola, "ipa_table_digest", lambda: "0" * 12)
+    with pytest.raises(FileExistsError, match="another model_core/training/mbrola_ipa.json"):
+        corpus.build_corpus(out, 20, **kw)
 
 
 def test_v5_word_sequences_are_whole_words_of_the_languages_own_script():
@@ -350,9 +357,24 @@ def test_v5_word_sequences_are_whole_words_of_the_languages_own_script():
     assert len(text.split()) == 12 and not _latin(text)
     # Latin-script languages keep their words
     assert len(_wordlist("vi", True)[0]) > 4000 and "không" in _wordlist("vi", True)[0]
-    # the default draws as before (the v4 corpus and the held-out sets)
-    assert wordfreq_text("hi", np.random.default_rng(3), 6) == \
-        wordfreq_text("hi", np.random.default_rng(3), 6, own_script=False)
+    # the default draws from the lists the v4 corpus and the held-out sets drew from
+    import wordfreq
+    assert v4_words == [w for w in wordfreq.top_n_list("hi", 5000) if w.isalpha()]
+
+
+def test_v5_plan_gives_up_on_a_voice_by_name(monkeypatch):
+    """A voice eSpeak reads in another language whatever is drawn: a DataError naming the
+    voice and its language after TEXT_DRAWS draws, not a corpus of English."""
+    from model_core.errors import DataError
+    from model_core.training import corpus, tts
+    monkeypatch.setattr(tts, "language_switches", lambda text, voice: ["(en)", "(hi)"])
+    monkeypatch.setattr(corpus, "TRAIN_MBROLA", ("in1",))
+    monkeypatch.setattr(corpus, "V4_SHARES", {"mbrola": 1.0})
+    kw = dict(espeak_voices=[], festival_voices=[], sentences=["A short one."],
+              mbrola_voices={"in1": "hi"})
+    with pytest.raises(DataError, match=r"mb-in1 \(hi\): 50 draws"):
+        corpus.plan_jobs_v4(3, 0, own_language=True, **kw)
+    assert len(corpus.plan_jobs_v4(3, 0, **kw)) == 3      # v4 does not ask
 
 
 @pytest.mark.slow   # TTS

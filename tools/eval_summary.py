@@ -41,7 +41,7 @@ def rows(res: dict, name: str):
 def compare(released: list[str], candidate: list[str], candidates: int = 1) -> int:
     """Print the release rule's verdict (model_core.evaluation.choose) for two networks;
     ``candidates``: how many candidates of the experiment are compared with the released."""
-    from model_core.evaluation.choose import compare_to_released
+    from model_core.evaluation.choose import ALPHA, compare_to_released
     load = [[json.loads(Path(f).read_text()) for f in files] for files in (released, candidate)]
     v = compare_to_released(*load, candidates=candidates)
     ra, ca, n = v["checks"]
@@ -50,7 +50,7 @@ def compare(released: list[str], candidate: list[str], candidates: int = 1) -> i
     print(f"P/B/M closed: released {c['released']}, candidate {c['candidate']} of "
           f"{c['eligible']}; clips where the candidate closes more {c['candidate_more']}, "
           f"fewer {c['released_more']}; sign test p = {c['p']:.3f} (level "
-          f"{0.05 / candidates:.3g}: 0.05 / {candidates} candidate(s))")
+          f"{ALPHA / candidates:.3g}: {ALPHA} / {candidates} candidate(s))")
     print("openness r: released " + " ".join(fmt(x) for x in v["openness_r"][0]) +
           "; candidate " + " ".join(fmt(x) for x in v["openness_r"][1]))
     print(f"winner: {v['winner']} (by {v['by']})")
@@ -64,8 +64,9 @@ def main() -> int:
         ap.add_argument("--released", required=True, help="Q.json,LIVE.json of the released")
         ap.add_argument("--candidate", required=True, help="Q.json,LIVE.json of the candidate")
         ap.add_argument("--candidates", type=int, default=1,
-                        help="how many candidates of this experiment are compared with the "
-                             "released network (the sign test's level is 0.05 / N)")
+                        help="how many networks this experiment compares with the released "
+                             "one, every checkpoint counted (the sign test's level is "
+                             "0.05 / N)")
         a = ap.parse_args()
         if a.candidates < 1:
             ap.error("--candidates must be at least 1")

@@ -14,8 +14,10 @@ X-SAMPA by model_core.training.mbrola; "agreement" is the share of pairings that
 their symbol's most frequent name (voices below 0.8 are not used for training). A text eSpeak
 reads partly in another language (its "(en)" switch events: English words in a Hindi word
 list, kanji spelled out in English) is left out and another drawn, so English phones do not
-become a Japanese voice's entries. Voices the output file lists but this machine has not
-installed keep their entries (printed).
+become a Japanese voice's entries; word lists are v5's (whole words, no Latin-letter words in
+a language not written in Latin letters: model_core.training.texts.wordfreq_text). Voices the
+output file lists but this machine has not installed, or that pair nothing, keep their
+entries (printed).
 
 Usage: .venv/bin/python tools/mbrola_ipa_table.py [-o model_core/training/mbrola_ipa.json]
 Needs: the Debian mbrola voices (tools/setup_corpus.sh), the train extra and
@@ -56,14 +58,14 @@ def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
         pho = os.path.join(tmp, "x.pho")
         done = switched = 0
         while done < n_texts and switched < 10 * n_texts:
-            text = wordfreq_text(lang, rng, 12)
+            text = wordfreq_text(lang, rng, 12, own_script=True)   # whole words (v5's)
             job = (f"mb-{voice}", 160, 50, 50, tts._ENDPAUSE, text)
             try:
                 (traced, rendered), _ = tts._espeak_call("synth", [job + (pho,), job], ipa=True)
             except (ValueError, RuntimeError) as e:
                 print(f"{voice}: {e}", file=sys.stderr)
                 return rate, out
-            if any(name.startswith("(") for _, name in traced[1]):
+            if tts._switch_names(traced[1]):
                 switched += 1            # read partly in another language: draw again
                 continue
             done += 1
@@ -72,6 +74,9 @@ def pairs(voice: str, lang: str, n_texts: int, rng: random.Random):
             for ln, name in zip(lines, names):
                 if name is not None:
                     out[ln.symbol][name] += 1
+    if done < n_texts:
+        print(f"{voice}: only {done} of {n_texts} texts read in {lang} alone "
+              f"({switched} drawn again)", file=sys.stderr, flush=True)
     return rate, out
 
 
@@ -85,12 +90,14 @@ def main() -> int:
     if old.exists():
         installed = mbrola.mbrola_voices()
         for voice, entry in json.loads(old.read_text(encoding="utf-8")).items():
+            table[voice] = entry          # replaced below when the voice pairs anything
             if voice not in installed:
-                table[voice] = entry
                 print(voice, "not installed here: its entry kept from", old, flush=True)
     for voice, lang in sorted(mbrola.mbrola_voices().items()):
         rate, counts = pairs(voice, lang, args.texts, random.Random(voice))
         if not counts:
+            if voice in table:
+                print(voice, "paired nothing: its entry kept from", old, flush=True)
             continue
         ipa = {}
         for sym, c in sorted(counts.items()):

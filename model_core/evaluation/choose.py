@@ -7,10 +7,10 @@ per setting (best quality and live), of the released network and of the candidat
 2. on a tie, the P/B/M closed over both sets and settings decide, **but only where the
    difference is more than noise**: a two-sided sign test over the clips (each clip at
    each setting a pair; a clip counts for the network that closed more of its P/B/M over
-   the seeds) must give p < ``alpha`` / the number of candidates tried against the
-   released network in one experiment (Bonferroni: of three sibling candidates, one passes
-   0.05 by chance far more often than one alone). A few closures of a thousand are not a
-   difference;
+   the seeds) must give p < ``alpha`` / the number of networks one experiment compares
+   with the released one, every checkpoint of a run counted (Bonferroni: of four sibling
+   candidates, one passes 0.05 by chance far more often than one alone). A few closures
+   of a thousand are not a difference;
 3. still tied, the candidate must follow the vowel better everywhere: a higher openness r
    on every set at every setting;
 4. otherwise the released network stays.
@@ -24,7 +24,11 @@ import math
 
 from ..errors import DataError, SettingError
 
-__all__ = ["compare_to_released", "paired_closures", "result_sets"]
+__all__ = ["ALPHA", "compare_to_released", "paired_closures", "result_sets"]
+
+#: The sign test's family level: divided by the number of networks one experiment compares
+#: with the released one (every run and every checkpoint of a run counts).
+ALPHA = 0.05
 
 
 def result_sets(result: dict) -> dict:
@@ -102,15 +106,15 @@ def _openness(results: list[dict]) -> list[float]:
 
 
 def compare_to_released(released: list[dict], candidate: list[dict],
-                        alpha: float = 0.05, candidates: int = 1) -> dict:
+                        alpha: float = ALPHA, candidates: int = 1) -> dict:
     """Whether a candidate replaces the released network, by the module's rule.
 
     Args:
         released, candidate: ``streamtalker evaluate`` results, one per setting (best
             quality, live), same order, same sets; alpha: the sign test's family level;
-            candidates: how many candidates of one experiment are compared with the
-            released network, this one among them (the test's level is ``alpha /
-            candidates``).
+            candidates: how many networks of one experiment are compared with the
+            released network, this one among them, every checkpoint of a run counted (the
+            test's level is ``alpha / candidates``).
     Returns:
         ``{"winner": "candidate" | "released", "by": "checks" | "closures" | "openness r"
         | "tie", "checks": (released passed, candidate passed, of), "closures":

@@ -178,6 +178,9 @@ class ModelConfig:
         except ValueError as e:
             need(False, str(e))
         need(self.sample_rate == 16000, f"sample_rate must be 16000, got {self.sample_rate}")
+        need(isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+             and 0.0 <= self.dropout < 1.0,
+             f"dropout must be a number in [0, 1), got {self.dropout!r}")
         need(len(self.channel_names) > 0, "channel_names is empty")
         need(len(set(self.channel_names)) == len(self.channel_names), "channel_names repeat")
         need(self.output_kind in ("arkit", "latent"),

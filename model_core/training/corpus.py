@@ -370,7 +370,8 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
 
     ``own_language`` (the v5 recipe): word sequences of a language not written in Latin
     letters leave out the words that are (``own_script``), and an MBROLA or ``espeak-ml``
-    text that eSpeak would still read partly in another language (:func:`model_core.training.tts.language_switches`:
+    text that eSpeak would still read partly in another language
+    (:func:`model_core.training.tts.language_switches`:
     English words in a Hindi word list, kanji spelled out in English) is drawn again, up
     to :data:`TEXT_DRAWS` times, so every utterance is in its voice's language (about
     25 ms a text). False (v4) draws exactly as the v4 corpora were drawn.
@@ -410,7 +411,8 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
         jseed = seed * 1_000_003 + i
         if engine == "mbrola":
             lang = mbrola_voices[voice]
-            job = Job(i, own_text(lang, f"mb-{voice}"), "mbrola", voice, rate=int(rng.integers(120, 221)),
+            job = Job(i, own_text(lang, f"mb-{voice}"), "mbrola", voice,
+                      rate=int(rng.integers(120, 221)),
                       pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(30, 81)),
                       seed=jseed, language=lang,
                       vowel_ratio=round(float(rng.uniform(1.3, 2.0)), 3))
@@ -474,7 +476,8 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     [T, 52] ARKit weights at ``fps``, ``phones`` JSON, ``alphabet`` of the phone labels,
     ``fps``), ``manifest.jsonl`` (one line per utterance: file, text, engine, voice,
     language, settings, duration) and ``corpus.json``. A build that was stopped goes on
-    where it was when run again with the same arguments (``request.json``, ``parts/``).
+    where it was when run again with the same arguments (``request.json``, ``parts/``) and,
+    for the multilingual recipes, the same ``mbrola_ipa.json`` (its digest is recorded).
     ``recipe`` (:data:`RECIPES`) sets the mix; ``engines`` limits the engines used. Piper
     utterances that pocketsphinx cannot align are left out, so a ``v3`` corpus may hold a
     few fewer than ``n``.
@@ -495,13 +498,22 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     out = Path(out_dir)
     request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
                "engines": list(engines), "recipe": recipe}
+    if rec.get("multilingual") and "mbrola" in engines:
+        from .mbrola import ipa_table_digest   # the names a resumed build must go on with
+        request["mbrola_ipa"] = ipa_table_digest()
     plan_file = out / "request.json"
     if out.exists() and any(out.iterdir()):
         old = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if old != request or (out / "manifest.jsonl").exists():
+            why = ""
+            if old and {k: v for k, v in old.items() if k != "mbrola_ipa"} == \
+                    {k: v for k, v in request.items() if k != "mbrola_ipa"}:
+                why = (f"; it was started under another model_core/training/mbrola_ipa.json "
+                       f"({old.get('mbrola_ipa') or 'unrecorded'}, now "
+                       f"{request.get('mbrola_ipa')}), which names MBROLA phones differently")
             raise OutputExistsError(f"{out} is not empty; choose a new folder (corpora are never "
                                   f"overwritten; an unfinished build goes on only with the "
-                                  f"same arguments)")
+                                  f"same arguments){why}")
     (out / "utts").mkdir(parents=True, exist_ok=True)
     (out / "parts").mkdir(exist_ok=True)
     plan_file.write_text(json.dumps(request) + "\n")
@@ -564,6 +576,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         "utterances": len(records), "hours": round(hours, 3), "fps": fps, "seed": seed,
         "recipe": recipe, "augment": augment, "espeak_voices": ev, "festival_voices": fv,
         "piper_voices": pv, "mbrola_voices": sorted(mv),
+        "mbrola_ipa": request.get("mbrola_ipa", ""),
         "languages": sorted({r.get("language", "en") for r in records}),
         "sentence_source": "Debian fortunes / fortunes-min"
         + (" and fortunes-xx, PyPI wordfreq word sequences" if multilingual else ""),
@@ -753,7 +766,9 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     "voice", "text", "phones"}``: the exact phone timing the voice was rendered with), the
     layout ``streamtalker evaluate --heldout`` reads. Voices :data:`HELDOUT_MBROLA_DEV`
     choose checkpoints and settings, :data:`HELDOUT_MBROLA_TEST` report
-    (``heldout.json`` records which is which). ``split`` ``"dev"`` or ``"test"`` writes only
+    (``heldout.json`` records which is which, and the digest of the ``mbrola_ipa.json``
+    that named the phones where eSpeak's events pair none). ``split`` ``"dev"`` or
+    ``"test"`` writes only
     that half's voices, with the very clips the whole set holds (each voice draws from a random
     stream of its own), so a dev folder and a test folder can be built apart.
 
@@ -772,7 +787,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
     import soundfile as sf
-    from .mbrola import language_switches, mbrola_synthesize, mbrola_voices
+    from .mbrola import ipa_table_digest, language_switches, mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
@@ -819,6 +834,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
                 ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "v4", "voices": keep, "per_voice": per_voice, "seed": seed,
+        "mbrola_ipa": ipa_table_digest(),
         "split": split or "all",
         "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV],
         "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],

@@ -45,7 +45,8 @@ from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDP
 from .tts import language_switches as _language_switches
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
-           "parse_pho", "format_pho", "event_names", "language_switches", "pair_ipa",
+           "parse_pho", "format_pho", "event_names", "ipa_table_digest", "language_switches",
+           "pair_ipa",
            "rebalance_durations", "steady_events", "voice_agreement", "voice_ipa_table",
            "xsampa_to_ipa"]
 
@@ -169,6 +170,16 @@ def _ipa_table() -> dict:
     import json
     f = Path(__file__).with_name("mbrola_ipa.json")
     return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
+
+
+def ipa_table_digest() -> str:
+    """The first 12 hex digits of the SHA-256 of ``mbrola_ipa.json`` (the learned names
+    :func:`pair_ipa` falls back to where it pairs no event), which a corpus's
+    ``request.json`` / ``corpus.json`` and a held-out set's ``heldout.json`` record: two
+    builds name their MBROLA phones alike only under the same table. ``""`` without one."""
+    import hashlib
+    f = Path(__file__).with_name("mbrola_ipa.json")
+    return hashlib.sha256(f.read_bytes()).hexdigest()[:12] if f.exists() else ""
 
 
 def voice_ipa_table(voice: str) -> dict:

@@ -211,8 +211,10 @@ OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mou
 def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
                frame_closure: torch.Tensor, strength: float = 1.0,
                ceiling: float = 0.0) -> torch.Tensor:
-    """Guidance that exaggerates the opening but never seals the lips where the data keeps
-    them apart (``[train] distill_open_floor``).
+    """The distillation target moved toward the data on the lip channels away from P/B/M:
+    guidance that exaggerates the opening but never seals the lips where the data keeps
+    them apart (``[train] distill_open_floor``), and optionally pulled back where it parts
+    them further than the data (``[train] distill_open_ceiling``).
 
     A strong classifier-free guidance on the jaw (``x0_u + 7 (x0_c - x0_u)``) pushes the jaw
     of a consonant next to a vowel down to nearly shut (jawOpen 0.01-0.1 where the teacher
@@ -222,9 +224,14 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     P/B/M (nor one frame either side), this target moves the guided value ``strength`` of
     the way to the data value where the data parts the lips more: on
     :data:`OPENING_CHANNELS` where the data is higher, on :data:`CLOSURE_CHANNELS` where it
-    is lower (``strength`` 1: the larger, resp. smaller, of the two). P/B/M frames, every
-    other channel and frames where the guidance parts the lips at least as far as the data
-    keep the guided target, so the guidance still seals the bilabials and widens the vowels.
+    is lower (``strength`` 1: the larger, resp. smaller, of the two). With ``ceiling`` 0,
+    P/B/M frames, every other channel and frames where the guidance parts the lips at least
+    as far as the data keep the guided target, so the guidance still seals the bilabials
+    and widens the vowels. ``ceiling`` does the same the other way: where the guided target
+    parts the lips further than the data, it moves ``ceiling`` of the way to the data
+    (``strength`` = ``ceiling`` = s: ``lerp(guided, data, s)`` on every opening and sealing
+    channel away from P/B/M). P/B/M frames and the other channels always keep the guided
+    target.
 
     Args:
         channel_names: the model's D output channels (ARKit names).

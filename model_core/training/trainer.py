@@ -592,8 +592,9 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
     if pc.guidance == 1.0 and tr["distill_closure_guidance"] in (0.0, 1.0) \
             and not tr["distill_open_floor"] and not tr["distill_open_ceiling"]:
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
-                         f"own setting unless [train] distill_guidance says otherwise): nothing "
-                         f"to distil; set distill_guidance, e.g. 5")
+                         f"own setting unless [train] distill_guidance says otherwise) and no "
+                         f"open floor or ceiling: nothing to distil; set distill_guidance, "
+                         f"e.g. 5, or distill_open_floor / distill_open_ceiling")
     if list(pc.channel_names) != list(model.config.channel_names):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
@@ -620,10 +621,11 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         source["closure_channels"] = list(CLOSURE_CHANNELS)
     if tr["distill_open_floor"]:
         source["open_floor"] = float(tr["distill_open_floor"])
-        source["open_floor_channels"] = list(OPENING_CHANNELS)
     if tr["distill_open_ceiling"]:
         source["open_ceiling"] = float(tr["distill_open_ceiling"])
+    if tr["distill_open_floor"] or tr["distill_open_ceiling"]:
         source["open_floor_channels"] = list(OPENING_CHANNELS)
+        source["open_floor_sealing_channels"] = list(CLOSURE_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}

@@ -51,7 +51,7 @@ from .festival import (FESTIVAL_VOICES, festival_synthesize, festival_synthesize
                        festival_voices)
 from .piper import PIPER_VOICES, piper_synthesize, piper_voices
 # the eSpeak internals that model_core.training.mbrola and tools/mbrola_ipa_table.py use
-from .espeak import _distinct_onsets  # noqa: F401
+from .espeak import _distinct_onsets, _switch_names  # noqa: F401
 from .espeak_binding import _ENDPAUSE  # noqa: F401
 from .helper import _espeak_call  # noqa: F401
 

@@ -85,6 +85,12 @@ def language_switches(text: str, voice: str) -> list[str]:
         if voice.startswith("mb-"):     # trace the phone data only: mbrola is not run
             job += (os.path.join(tmp, "trace.pho"),)
         ((_pcm, events, *_pho),), _sr = _espeak_call("synth", [job], ipa=True)
+    return _switch_names(events)
+
+
+def _switch_names(events: list) -> list[str]:
+    """The language-switch events' names among eSpeak's phoneme events ``[(onset sample,
+    name), ...]`` (IPA names; ``"(en)"``, ``"(hi)"``), sorted; ``[]`` for none."""
     return sorted({name for _, name in events if name.startswith("(") and name.endswith(")")})
 
 
