@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model_core.errors import SettingError  # noqa: E402
 from model_core.evaluation.choose import result_sets  # noqa: E402
 from model_core.evaluation.evaluate import language_pass  # noqa: E402
 
@@ -68,9 +69,10 @@ def main() -> int:
                              "one, every checkpoint counted (the sign test's level is "
                              "0.05 / N)")
         a = ap.parse_args()
-        if a.candidates < 1:
-            ap.error("--candidates must be at least 1")
-        return compare(a.released.split(","), a.candidate.split(","), a.candidates)
+        try:
+            return compare(a.released.split(","), a.candidate.split(","), a.candidates)
+        except SettingError as e:         # --candidates < 1: the rule's own check
+            ap.error(str(e))
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
     for f in sys.argv[1:]:
         res = json.loads(Path(f).read_text())

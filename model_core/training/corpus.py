@@ -344,6 +344,27 @@ V4_SHARES = {"mbrola": 0.50, "espeak-ml": 0.15, "piper": 0.12, "festival": 0.12,
 TEXT_DRAWS = 50
 
 
+def _own_language_draw(draw, reader: str, lang: str, tries: int, used=frozenset()) -> tuple:
+    """Call ``draw()`` (it returns ``(text, ...)``) until its text is not in ``used`` and
+    eSpeak voice ``reader`` (``"hi"``, ``"mb-in2"``) reads it in ``lang`` alone, without a
+    language switch (:func:`model_core.training.tts.language_switches`); the corpus's v5
+    texts and the held-out sets' draw this way.
+
+    Returns:
+        that draw's tuple.
+    Raises:
+        DataError: ``tries`` draws in a row found none (names the voice and its language).
+    """
+    from .tts import language_switches
+    for _ in range(tries):
+        item = draw()
+        if item[0] not in used and not language_switches(item[0], reader):
+            return item
+    raise DataError(f"eSpeak voice {reader} ({lang}): {tries} draws found no new text it "
+                    f"reads in {lang} alone; check its text sources (fortunes, fortunes-xx, "
+                    f"wordfreq)")
+
+
 def _text(lang: str, rng, sentence_share: float = 0.6, own_script: bool = False) -> str:
     """One or two sentences of ``lang`` (fortunes, train split) or else a word sequence
     (``own_script``: :func:`model_core.training.texts.wordfreq_text`'s)."""
@@ -381,16 +402,11 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
         DataError: ``own_language`` and :data:`TEXT_DRAWS` draws in a row gave no text a
             voice reads in its own language (names the voice and its language).
     """
-    from .tts import language_switches
-
     def own_text(lang: str, reader: str) -> str:
-        for _ in range(TEXT_DRAWS if own_language else 1):
-            text = _text(lang, rng, own_script=own_language)
-            if not own_language or not language_switches(text, reader):
-                return text
-        raise DataError(f"eSpeak voice {reader} ({lang}): {TEXT_DRAWS} draws found no text "
-                        f"it reads in {lang} alone; check its text sources (fortunes-xx, "
-                        f"wordfreq)")
+        if not own_language:
+            return _text(lang, rng)
+        return _own_language_draw(lambda: (_text(lang, rng, own_script=True),), reader, lang,
+                                  TEXT_DRAWS)[0]
 
     rng = np.random.default_rng(seed)
     mb = sorted(v for v in (mbrola_voices or {}) if v in TRAIN_MBROLA)
@@ -787,7 +803,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
     import soundfile as sf
-    from .mbrola import ipa_table_digest, language_switches, mbrola_synthesize, mbrola_voices
+    from .mbrola import ipa_table_digest, mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
@@ -812,16 +828,11 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
             if not lang.startswith("en") else ()
         used: set[str] = set()
         for i in range(per_voice):
-            for _ in range(200):
+            def draw():
                 text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
                         else wordfreq_text(lang, rng, int(rng.integers(7, 13))))
-                rate = int(rng.integers(150, 191))
-                if text not in used and not language_switches(text, voice):
-                    break
-            else:
-                raise DataError(f"MBROLA voice {voice} ({lang}): 200 draws found no new "
-                                f"text eSpeak reads in {lang} alone; check its text sources "
-                                f"(fortunes, wordfreq)")
+                return text, int(rng.integers(150, 191))
+            text, rate = _own_language_draw(draw, f"mb-{voice}", lang, 200, used)
             used.add(text)
             folder.mkdir(parents=True, exist_ok=True)
             u = mbrola_synthesize(text, voice, rate=rate, vowel_ratio=1.6)

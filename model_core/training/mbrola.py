@@ -46,9 +46,8 @@ from .tts import language_switches as _language_switches
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
            "parse_pho", "format_pho", "event_names", "ipa_table_digest", "language_switches",
-           "pair_ipa",
-           "rebalance_durations", "steady_events", "voice_agreement", "voice_ipa_table",
-           "xsampa_to_ipa"]
+           "pair_ipa", "rebalance_durations", "steady_events", "voice_agreement",
+           "voice_ipa_table", "xsampa_to_ipa"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
