@@ -195,6 +195,49 @@ def test_finetune_may_set_dropout_and_the_blocks_use_it():
                                  {"dropout": bad}, "ck")
 
 
+def test_finetune_may_grow_the_encoder_starting_from_the_parents_function(tmp_path):
+    """A fine-tune may append layers to the log-mel encoder ([model] encoder_dilations
+    extended): the new layers start at zero, so the grown network computes what its parent
+    did, then trains them; the grown model saves and loads as any other. Changing or
+    removing existing layers, and growing on resume, are refused by name."""
+    import torch
+    from model_core.training.trainer import apply_model_settings
+    torch.manual_seed(0)
+    model = mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1))
+    enc = model.net.encoder.eval()
+    mel = torch.randn(2, model.config.audio_context_frames, model.config.n_mels)
+    before = enc(mel)
+    n_params = sum(p.numel() for p in model.net.parameters())
+    assert apply_model_settings(model, {"encoder_dilations": [1, 1, 2, 4]}, "ck", grow=True) \
+        == {"encoder_dilations": ([1, 1], [1, 1, 2, 4])}
+    assert model.config.encoder_dilations == [1, 1, 2, 4] and len(enc.convs) == 4
+    assert [c.dilation[0] for c in enc.convs] == [1, 1, 2, 4]
+    assert torch.equal(enc(mel), before)                     # the parent's function
+    c = model.config.encoder_channels
+    assert sum(p.numel() for p in model.net.parameters()) == n_params + 2 * (c * c * 5 + c)
+    enc.train()
+    enc(mel).square().mean().backward()                      # the new layers learn
+    assert enc.convs[3].weight.grad.abs().sum() > 0
+    from model_core.runtime.checkpoint import load_checkpoint, save_checkpoint
+    with torch.no_grad():
+        enc.convs[3].weight.normal_(std=0.01)                # as if trained
+        after = enc.eval()(mel)
+    save_checkpoint(model, tmp_path / "grown.safetensors")
+    back = load_checkpoint(tmp_path / "grown.safetensors")
+    assert back.config.encoder_dilations == [1, 1, 2, 4]
+    assert torch.equal(back.net.encoder.eval()(mel), after)
+    for bad in ([1, 2], [1], [2, 1, 1]):                     # not an extension
+        with pytest.raises(ValueError, match=r"encoder_dilations = .* changes the network"):
+            apply_model_settings(mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1)),
+                                 {"encoder_dilations": bad}, "ck", grow=True)
+    with pytest.raises(ValueError, match=r"encoder_dilations = .* differs from ck"):
+        apply_model_settings(mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1)),
+                             {"encoder_dilations": [1, 1, 2]}, "ck")       # a resumed run
+    with pytest.raises(ValueError, match=r"encoder_dilations must be"):
+        apply_model_settings(mc.StreamTalkerModel.from_config(mc.ModelConfig(n_styles=1)),
+                             {"encoder_dilations": [1, 1, 99]}, "ck", grow=True)
+
+
 @pytest.mark.slow   # a TTS corpus (and training runs)
 def test_finetune_changes_session_settings_but_not_the_network(corpus, tmp_path, toy_checkpoint):
     """A fine-tune may set the chunk size (and other sampling/training-only settings) in

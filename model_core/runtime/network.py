@@ -75,6 +75,19 @@ class MelEncoder(nn.Module):
                                     for d in cfg.encoder_dilations])
         self.norm = nn.LayerNorm(c)
 
+    def grow(self, dilations: list[int]) -> None:
+        """Append one residual convolution per entry of ``dilations`` (ints >= 1), each with
+        zero weights and bias, so the encoder computes exactly what it did before
+        (``gelu(0) = 0``: the new layers add nothing until trained). A fine-tune that grows
+        the encoder (``[model] encoder_dilations`` extended) starts from its parent's
+        function (function-preserving growth, as in Net2Net, Chen et al. 2016)."""
+        ref = self.inp.weight
+        for d in dilations:
+            conv = nn.Conv1d(ref.shape[0], ref.shape[0], 5, padding=2 * d, dilation=d)
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            self.convs.append(conv.to(device=ref.device, dtype=ref.dtype))
+
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = ((mel - self.mel_mean) / self.mel_std).transpose(1, 2)
         x = F.gelu(self.inp(x))

@@ -7,7 +7,8 @@ fitted on the training split, see :mod:`model_core.vertex`).
 Config (TOML), ARKit blendshapes::
 
     [model]                 # ModelConfig fields; when fine-tuning (init_from) or resuming only
-                            # TUNABLE_MODEL_SETTINGS may differ from the checkpoint
+                            # TUNABLE_MODEL_SETTINGS may differ from the checkpoint (and a
+                            # fine-tune may append encoder_dilations: grows_encoder)
     fps = 30.0
     [data]
     corpus = ["data/corpus-default"]   # folders from `streamtalker make-dataset`
@@ -141,15 +142,25 @@ def changes_network(key: str, old, new) -> bool:
     return not (key in POSITIVE_TUNABLE_MODEL_SETTINGS and old > 0 and new > 0)
 
 
-def apply_model_settings(model, settings: dict, source) -> dict:
+def grows_encoder(key: str, old, new) -> bool:
+    """Whether model setting ``key`` going from ``old`` to ``new`` only appends layers to the
+    log-mel encoder: ``encoder_dilations`` whose old list is a proper prefix of the new one.
+    A fine-tune (``init_from``) may do that (:meth:`MelEncoder.grow` starts the new layers
+    at zero, so the network begins as its parent); resuming and averaging may not."""
+    return (key == "encoder_dilations" and isinstance(old, list) and isinstance(new, list)
+            and len(new) > len(old) and list(new[:len(old)]) == list(old))
+
+
+def apply_model_settings(model, settings: dict, source, grow: bool = False) -> dict:
     """Apply a config's ``[model]`` settings to a model loaded from ``source`` (the
     ``init_from`` checkpoint or the run's newest checkpoint when resuming).
 
     Settings in :data:`TUNABLE_MODEL_SETTINGS` replace the checkpoint's (e.g. a fine-tune
     that makes 3-frame chunks the session default, which also makes the training batches
     use K = 3 half of the time), and those in :data:`POSITIVE_TUNABLE_MODEL_SETTINGS` may
-    move between positive values; any other setting must equal the checkpoint's. Returns
-    {setting: (old, new)} for the ones that changed.
+    move between positive values; with ``grow`` (a fine-tune, not a resumed run)
+    ``encoder_dilations`` may append layers (:func:`grows_encoder`); any other setting must
+    equal the checkpoint's. Returns {setting: (old, new)} for the ones that changed.
 
     Raises:
         ValueError: an unknown setting, an architecture setting that differs from the
@@ -165,18 +176,31 @@ def apply_model_settings(model, settings: dict, source) -> dict:
         old = getattr(cfg, key)
         if old == value:
             continue
+        if grow and grows_encoder(key, old, value):
+            if model.net.encoder is None:
+                raise ConfigError(f"[model] encoder_dilations: {source} has no log-mel encoder "
+                                  f"(speech_encoder is set); remove encoder_dilations from "
+                                  f"[model]")
+            changed[key] = (list(old), list(value))
+            continue
         if changes_network(key, old, value):
             raise ConfigError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
                              f"changes the network, so it cannot change when fine-tuning or "
                              f"resuming: remove it from [model], or train from scratch "
                              f"(settings that may change: {', '.join(TUNABLE_MODEL_SETTINGS)}; "
-                             f"{', '.join(POSITIVE_TUNABLE_MODEL_SETTINGS)} while above 0)")
+                             f"{', '.join(POSITIVE_TUNABLE_MODEL_SETTINGS)} while above 0; "
+                             f"a fine-tune may append encoder_dilations)")
         setattr(cfg, key, value)
         changed[key] = (old, value)
+    if "encoder_dilations" in changed:
+        old, new = changed["encoder_dilations"]
+        cfg.encoder_dilations = list(new)
     try:
         cfg.validate()
     except ValueError as e:
         raise ConfigError(f"[model]: {e}") from None
+    if "encoder_dilations" in changed:   # validated: now add the layers
+        model.net.encoder.grow(list(new[len(old):]))
     if "dropout" in changed:     # the transformer blocks keep their own rate
         for block in model.net.modules():
             if isinstance(block, Block):
@@ -430,7 +454,7 @@ def _continue(model, cfg: dict, src, resumed: bool) -> None:
     """A model loaded from ``src``: record a fine-tune's origin, apply the [model] settings."""
     if not resumed:
         model.config.training = {**model.config.training, "fine_tuned_from": str(src)}
-    apply_model_settings(model, cfg["model"], src)
+    apply_model_settings(model, cfg["model"], src, grow=not resumed)
 
 
 def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: int,
