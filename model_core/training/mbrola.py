@@ -164,10 +164,14 @@ def xsampa_to_ipa(symbol: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+#: The learned MBROLA phone names (``tools/mbrola_ipa_table.py`` writes it).
+_IPA_TABLE_FILE = Path(__file__).with_name("mbrola_ipa.json")
+
+
 @functools.lru_cache(maxsize=1)
 def _ipa_table() -> dict:
     import json
-    f = Path(__file__).with_name("mbrola_ipa.json")
+    f = _IPA_TABLE_FILE
     return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
 
 
@@ -177,7 +181,7 @@ def ipa_table_digest() -> str:
     ``request.json`` / ``corpus.json`` and a held-out set's ``heldout.json`` record: two
     builds name their MBROLA phones alike only under the same table. ``""`` without one."""
     import hashlib
-    f = Path(__file__).with_name("mbrola_ipa.json")
+    f = _IPA_TABLE_FILE
     return hashlib.sha256(f.read_bytes()).hexdigest()[:12] if f.exists() else ""
 
 

@@ -181,9 +181,8 @@ def apply_model_settings(model, settings: dict, source, grow: bool = False) -> d
                 raise ConfigError(f"[model] encoder_dilations: {source} has no log-mel encoder "
                                   f"(speech_encoder is set); remove encoder_dilations from "
                                   f"[model]")
-            changed[key] = (list(old), list(value))
-            continue
-        if changes_network(key, old, value):
+            value = list(value)
+        elif changes_network(key, old, value):
             raise ConfigError(f"[model] {key} = {value!r} differs from {source} ({old!r}); it "
                              f"changes the network, so it cannot change when fine-tuning or "
                              f"resuming: remove it from [model], or train from scratch "
@@ -192,15 +191,13 @@ def apply_model_settings(model, settings: dict, source, grow: bool = False) -> d
                              f"a fine-tune may append encoder_dilations)")
         setattr(cfg, key, value)
         changed[key] = (old, value)
-    if "encoder_dilations" in changed:
-        old, new = changed["encoder_dilations"]
-        cfg.encoder_dilations = list(new)
     try:
         cfg.validate()
     except ValueError as e:
         raise ConfigError(f"[model]: {e}") from None
-    if "encoder_dilations" in changed:   # validated: now add the layers
-        model.net.encoder.grow(list(new[len(old):]))
+    if "encoder_dilations" in changed:   # validated (only a grown list gets here): add them
+        old, new = changed["encoder_dilations"]
+        model.net.encoder.grow(new[len(old):])
     if "dropout" in changed:     # the transformer blocks keep their own rate
         for block in model.net.modules():
             if isinstance(block, Block):
