@@ -453,6 +453,35 @@ def test_heldout_split_writes_one_half_with_the_whole_sets_clips(tmp_path, voice
         build_multilingual_evalset(tmp_path / "x", split="train")
 
 
+@pytest.mark.slow   # TTS
+def test_seen_split_has_training_voices_read_the_dev_voices_texts(tmp_path, voices):
+    """make-evalset --split seen: in each dev voice's place a voice the corpus trains on, of
+    the same language, reads the very texts of the dev clips, so the dev set's figures minus
+    these are what an unheard voice costs (and what is left is the network's)."""
+    from model_core.training import corpus as C
+    from model_core.training.mbrola import mbrola_voices
+    installed = mbrola_voices()
+    assert len(C.SEEN_MBROLA_DEV) == len(C.HELDOUT_MBROLA_DEV)
+    for seen, held in zip(C.SEEN_MBROLA_DEV, C.HELDOUT_MBROLA_DEV):
+        assert seen in C.TRAIN_MBROLA and seen not in C.HELDOUT_MBROLA
+        assert seen[:2] == held[:2]    # MBROLA names a voice by its language: de4, de5
+        if seen in installed and held in installed:   # tools/setup_corpus.sh installs all
+            assert installed[seen] == installed[held]
+    dev = C.build_multilingual_evalset(tmp_path / "dev", per_voice=2, seed=2,
+                                       voices=("fr2", "fr3"), split="dev")
+    seen = C.build_multilingual_evalset(tmp_path / "seen", per_voice=2, seed=2,
+                                        voices=("fr2", "fr3"), split="seen")
+    assert sorted(p.name for p in (seen / "speech").iterdir()) == ["fr2"]   # fr3's place
+    info = json.loads((seen / "heldout.json").read_text())
+    assert info["split"] == "seen" and info["seen"] == {"fr2": "fr3"} and info["dev"] == []
+    for i in ("00", "01"):
+        d = json.loads((dev / "speech" / "fr3" / f"{i}.phones.json").read_text("utf-8"))
+        s = json.loads((seen / "speech" / "fr2" / f"{i}.phones.json").read_text("utf-8"))
+        assert (s["voice"], s["text"], s["language"]) == ("fr2", d["text"], d["language"])
+        assert (seen / "speech" / "fr2" / f"{i}.wav").read_bytes() != \
+            (dev / "speech" / "fr3" / f"{i}.wav").read_bytes()
+
+
 def test_ipa_and_arpabet_measures_agree_on_the_same_speech():
     """The same phones written in ARPAbet and IPA give the same lip-gap figures."""
     from model_core.evaluation import metrics as M

@@ -71,10 +71,13 @@ def add_make_evalset_parser(sub) -> None:
                         "+ txt); v4: recorded MBROLA voices no v4 corpus trains on, 14 of "
                         "them in 13 languages, with exact IPA phone timing (wav + "
                         "phones.json)")
-    p.add_argument("--split", default=None, choices=("dev", "test"),
+    p.add_argument("--split", default=None, choices=("dev", "test", "seen"),
                    help="v4: write only the dev voices (to choose checkpoints and settings on) "
                         "or only the test voices (to report on), with the same clips the "
-                        "whole set holds (default: all 14 voices)")
+                        "whole set holds (default: all 14 voices); seen: the dev set's "
+                        "control, a voice the corpus trains on in each dev voice's place "
+                        "reading the same texts (the dev set's gap to it is what an unheard "
+                        "voice costs)")
     p.set_defaults(func=cmd_make_evalset)
 
 
@@ -86,7 +89,7 @@ def cmd_make_evalset(args) -> int:
     if args.recipe == "v4":
         out = build_multilingual_evalset(args.out, n, args.seed, split=args.split)
     elif args.split is not None:
-        raise SettingError("--split is for --recipe v4 (the v3 set has no dev/test halves)")
+        raise SettingError("--split is for --recipe v4 (the v3 set has no dev/test/seen halves)")
     else:
         out = build_heldout_set(args.out, n, args.seed)
     n = len(list((out / "speech").rglob("*.wav")))

@@ -331,6 +331,11 @@ TRAIN_MBROLA = ("af1", "ar1", "br1", "br2", "br4", "ca1", "cr1", "cz1", "de3", "
 HELDOUT_MBROLA_DEV = ("de5", "it2", "nl2", "jp2", "ar2", "in2", "fr3")
 HELDOUT_MBROLA_TEST = ("br3", "ca2", "cz2", "gr2", "lt2", "sw2", "vz1")
 HELDOUT_MBROLA = HELDOUT_MBROLA_DEV + HELDOUT_MBROLA_TEST
+#: A voice the corpus trains on for each dev voice, in the same language and place:
+#: ``make-evalset --split seen`` has them read the dev clips' texts at the dev clips'
+#: rates, so the dev set's gap to it is the voice's share of the gap to the teacher and
+#: what is left on it is the network's.
+SEEN_MBROLA_DEV = ("de4", "it1", "nl3", "jp1", "ar1", "in1", "fr2")
 #: Languages eSpeak NG's own (formant) voices read in a v4 corpus, with IPA phone names.
 ESPEAK_LANGUAGES = ("de", "fr-fr", "es", "it", "pt-br", "pt", "pl", "cs", "ru", "nl", "sv",
                     "ja", "ar", "he", "hi", "el", "lt", "tr", "fi", "hu", "id", "ro", "hr",
@@ -786,7 +791,11 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     that named the phones where eSpeak's events pair none). ``split`` ``"dev"`` or
     ``"test"`` writes only
     that half's voices, with the very clips the whole set holds (each voice draws from a random
-    stream of its own), so a dev folder and a test folder can be built apart.
+    stream of its own), so a dev folder and a test folder can be built apart. ``"seen"`` is
+    the control for the dev half: :data:`SEEN_MBROLA_DEV`, voices the corpus trains on, each
+    reading the texts of the dev voice in its place at the same rates (the dev voice's
+    random stream; a text the seen voice would read partly in another language is drawn
+    again), so the dev set's figures minus these are what the voice costs.
 
     Text: held-out fortune sentences of the language (the tenth no corpus uses) where it
     has some, else word sequences (PyPI wordfreq) drawn with this set's own seed; a text
@@ -806,22 +815,27 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     from .mbrola import ipa_table_digest, mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
-    halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST}
+    halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST, "seen": HELDOUT_MBROLA_DEV}
     if split is not None and split not in halves:
-        raise SettingError(f"split must be 'dev', 'test' or None, not {split!r}")
+        raise SettingError(f"split must be 'dev', 'test', 'seen' or None, not {split!r}")
     keep = [v for v in voices if split is None or v in halves[split]]
+    # who reads each kept voice's clips: itself, or for "seen" the training voice in its place
+    reader = {v: SEEN_MBROLA_DEV[HELDOUT_MBROLA_DEV.index(v)] if split == "seen" else v
+              for v in keep}
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise OutputExistsError(f"{out} is not empty; choose a new folder")
     installed = mbrola_voices()
-    missing = [v for v in voices if v not in installed]   # the draws need every language
+    missing = [v for v in list(voices) + list(reader.values())   # the draws need every language
+               if v not in installed]
     if missing:
         raise InputNotFoundError(f"MBROLA voice(s) {', '.join(missing)} not installed: run "
                                 f"tools/setup_corpus.sh (Debian non-free mbrola-XX)")
-    for place, voice in enumerate(voices):
-        if voice not in keep:    # the other half: its own stream, nothing drawn or written
+    for place, dev_voice in enumerate(voices):
+        if dev_voice not in keep:    # the other half: its own stream, nothing drawn or written
             continue
         rng = np.random.default_rng([seed, place])
+        voice = reader[dev_voice]
         lang = installed[voice]
         folder = out / "speech" / voice
         pool = fortune_sentences(lang, min_words=5, max_words=16, split="heldout") \
@@ -843,11 +857,13 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
                 "alphabet": "ipa", "language": lang, "voice": voice, "text": text,
                 "engine": "mbrola", "phones": [list(p) for p in u.phones]},
                 ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    written = [reader[v] for v in keep]
     (out / "heldout.json").write_text(json.dumps({
-        "recipe": "v4", "voices": keep, "per_voice": per_voice, "seed": seed,
+        "recipe": "v4", "voices": written, "per_voice": per_voice, "seed": seed,
         "mbrola_ipa": ipa_table_digest(),
         "split": split or "all",
-        "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV],
+        "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV and split != "seen"],
         "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],
-        "languages": {v: installed[v] for v in keep}}, indent=2) + "\n")
+        "seen": {reader[v]: v for v in keep} if split == "seen" else {},
+        "languages": {v: installed[v] for v in written}}, indent=2) + "\n")
     return out
