@@ -478,6 +478,28 @@ def test_openness_classes_show_where_openness_r_is_lost():
     assert [v["mean"] for v in s["openness_classes"].values()] == pytest.approx([1.0] * 3)
 
 
+def test_openness_r_among_vowels_leaves_the_bilabials_out():
+    """The bad performance opens on M and B (18.2 mm) but orders its vowels as the good
+    one does: openness r falls, openness r among the vowels (UW, IY 0.35; AA 1.0) stays.
+    Vowels out of order (UW as wide as AA, the second AA narrower) with the bilabials
+    shut: openness r among the vowels says no where openness r, carried by the closures,
+    does not."""
+    head = _toy_head()
+    good, bad = _performance(), _performance(close_m=False, close_b=False)
+    g = M.lip_gap_measures(head.lip_gap(good), good, _PHONES, 10.0)
+    b = M.lip_gap_measures(head.lip_gap(bad), bad, _PHONES, 10.0)
+    assert b["openness_r"] < g["openness_r"] - 0.2
+    assert b["openness_r_vowels"] == pytest.approx(g["openness_r_vowels"])
+    assert g["openness_r_vowels"] > 0.9
+    wrong = _frames([(10, {}), (10, {"jawOpen": 0.8}), (10, {"jawOpen": 0.5, "mouthClose": 0.5}),
+                     (10, {"jawOpen": 0.8}), (10, {"jawOpen": 0.1}), (10, {}),
+                     (10, {"jawOpen": 0.3}), (10, {})])
+    f = M.lip_gap_measures(head.lip_gap(wrong), wrong, _PHONES, 10.0)
+    assert f["openness_r_vowels"] < 0.3 < f["openness_r"]
+    p = M.pool_lip_gap_measures([g, b])
+    assert p["openness_r_vowels"] == pytest.approx(g["openness_r_vowels"])
+
+
 def test_face_cap_head_lip_gap():
     """The real head set-up fetches: lips meet at rest, jawOpen parts them by about 45 mm,
     jawOpen + mouthClose seals them again, mouthFunnel opens them a little."""

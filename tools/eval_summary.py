@@ -20,8 +20,8 @@ from model_core.errors import SettingError  # noqa: E402
 from model_core.evaluation.choose import result_sets  # noqa: E402
 from model_core.evaluation.evaluate import language_pass  # noqa: E402
 
-KEYS = ("closure", "open_closed_ratio", "openness_r", "openness_r_no_ah", "rounding",
-        "front_rounding", "false_seals")
+KEYS = ("closure", "open_closed_ratio", "openness_r", "openness_r_no_ah", "openness_r_vowels",
+        "rounding", "front_rounding", "false_seals")
 
 
 def fmt(v):

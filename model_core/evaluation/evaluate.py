@@ -820,7 +820,9 @@ def format_table(results: dict) -> str:
                f"MAE {_fmt(ov['mae_mean'], 3)} (mouth {_fmt(ov['mae_mouth'], 3)})")
     ovl, ovr = ov.get("lip", {}), ov.get("lip_reference") or {}
     out.append(f"- openness r without AH {_fmt(ovl.get('openness_r_no_ah'))} (teacher "
-               f"{_fmt(ovr.get('openness_r_no_ah'))}); front-rounded rounding "
+               f"{_fmt(ovr.get('openness_r_no_ah'))}); among the vowels only (P/B/M left "
+               f"out) {_fmt(ovl.get('openness_r_vowels'))} (teacher "
+               f"{_fmt(ovr.get('openness_r_vowels'))}); front-rounded rounding "
                f"{_fmt(ovl.get('front_rounding'))} (teacher {_fmt(ovr.get('front_rounding'))})")
     if ovl.get("n_seal_free"):
         out.append(f"- false seals (lips shut on a vowel or lingual consonant not next to "

@@ -672,6 +672,10 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
        P/B/M, the fraction whose minimum gap over their own frames (not widened) is
        ``<= 0.15 x open level``, as a closure: lips pressed shut on an L or a schwa. Lower
        is better; the teacher's own rate beside it is the floor.
+    7. **Openness r among vowels**: openness r over the vowels' frames only (targets
+       above 0: the P/B/M frames left out), whether the opening follows the vowel
+       whatever the bilabials do; openness r falls below it where the lips do not
+       stay shut through a P/B/M or the vowels spread toward a closure.
 
     IPA phones (``alphabet="ipa"``, any language) are counted by their viseme class:
     :func:`phone_measure_class`.
@@ -688,7 +692,8 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
         dict: ``closure`` (rate, NaN without bilabials), ``n_closed``, ``n_bilabials``,
         ``false_seals`` (rate, NaN without eligible phones), ``n_false_seals``,
         ``n_seal_free``, ``open_level`` (mm), ``open_closed_ratio`` (NaN when a mean is
-        missing, inf when the P/B/M mean is 0), ``openness_r`` and ``openness_r_no_ah`` (NaN when undefined),
+        missing, inf when the P/B/M mean is 0), ``openness_r``, ``openness_r_no_ah`` and
+        ``openness_r_vowels`` (NaN when undefined),
         ``rounding`` and ``front_rounding`` (NaN when a group is missing), and the sums
         behind them for pooling over clips and seeds (``open_sum``, ``open_n``,
         ``closed_sum``, ``closed_n``, ``round_sum``, ``round_n``, ``spread_sum``,
@@ -767,6 +772,8 @@ def lip_gap_measures(gap, weights, phones, fps, alphabet: str = "arpabet") -> di
     out.update(_lip_gap_rates(out))
     out["openness_r"] = _pearson(g[has_t], target[has_t])
     out["openness_r_no_ah"] = _pearson(g[keep], target[keep])
+    vowels = has_t & (np.nan_to_num(target) > 0)
+    out["openness_r_vowels"] = _pearson(g[vowels], target[vowels])
     return out
 
 
@@ -799,7 +806,8 @@ def pool_lip_gap_measures(parts) -> dict:
     Returns:
         dict with ``closure``, ``n_closed``, ``n_bilabials``, ``false_seals``,
         ``n_false_seals``, ``n_seal_free``, ``open_gap``, ``closed_gap``
-        (mm), ``open_closed_ratio``, ``openness_r``, ``openness_r_no_ah``, ``rounding``,
+        (mm), ``open_closed_ratio``, ``openness_r``, ``openness_r_no_ah``,
+        ``openness_r_vowels``, ``rounding``,
         ``front_rounding`` (NaN where undefined), and
         ``openness_classes``: for each value of :data:`OPENNESS_TARGETS` present, ``{"n":
         frames, "mean", "sd"}`` of the gap as a fraction of its clip's open level, pooled
@@ -819,7 +827,7 @@ def pool_lip_gap_measures(parts) -> dict:
     out = {"n_bilabials": int(tot["n_bilabials"]), "n_closed": int(tot["n_closed"]),
            "n_seal_free": int(tot["n_seal_free"]), "n_false_seals": int(tot["n_false_seals"])}
     out.update(_lip_gap_rates(tot))
-    for key in ("openness_r", "openness_r_no_ah"):
+    for key in ("openness_r", "openness_r_no_ah", "openness_r_vowels"):
         rs = [p[key] for p in parts if math.isfinite(p.get(key, float("nan")))]
         out[key] = float(np.mean(rs)) if rs else float("nan")
     out["openness_classes"] = _openness_classes(parts)
