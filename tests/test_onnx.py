@@ -101,6 +101,25 @@ def test_torch_unimportable_picks_onnx_and_generates(tmp_path):
     assert f[:, mc.ARKIT_52.index("jawOpen")].max() > 0.1      # it speaks
 
 
+def test_frames_are_the_same_bits_with_any_number_of_blas_threads(tmp_path):
+    """The CLI (often under OMP_NUM_THREADS=1) and Blender (numpy's BLAS on every core) give
+    the same frames for the same clip and seed: the log-mel front end does not round with the
+    number of BLAS threads (a multi-threaded sgemm does)."""
+    clip = real_speech_path()
+    for n in ("1", "2"):
+        r = without_torch(f"""
+            import numpy as np, model_core
+            from model_core.runtime.features import LogMel
+            a = model_core.load_audio({str(clip)!r})
+            np.save({str(tmp_path / f"mel{n}.npy")!r}, LogMel().whole(a, len(a) // 160))
+            np.save({str(tmp_path / f"f{n}.npy")!r}, model_core.load_model().generate(a, 16000))
+        """, tmp_path, OPENBLAS_NUM_THREADS=n)
+        assert r.returncode == 0, r.stderr
+    for name in ("mel", "f"):
+        one, two = np.load(tmp_path / f"{name}1.npy"), np.load(tmp_path / f"{name}2.npy")
+        assert one.shape == two.shape and np.array_equal(one, two), name
+
+
 def test_cli_generate_without_torch(tmp_path):
     out = tmp_path / "a.csv"
     r = without_torch(f"""

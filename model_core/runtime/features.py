@@ -88,7 +88,10 @@ class LogMel:
         idx = first + np.arange(n)[:, None] * self.hop + np.arange(self.win)[None, :]
         spec = np.fft.rfft(buf[idx] * self.window, n=self.n_fft, axis=-1)
         power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-        return np.log(np.maximum(power @ self.fbank.T, 1e-6)).astype(np.float32)
+        # numpy's own einsum loop, not BLAS: a multi-threaded sgemm rounds differently with
+        # the number of threads, and the frames must be the same bits in every process
+        mel = np.einsum("nf,mf->nm", power, self.fbank, optimize=False)
+        return np.log(np.maximum(mel, 1e-6)).astype(np.float32)
 
     def silence_frame(self) -> np.ndarray:
         """The log-mel of digital silence, float32 [n_mels] (every band at log(1e-6))."""
