@@ -82,3 +82,36 @@ def test_results_on_other_sets_are_refused():
         paired_closures([result([8])], [result([8], eligible=6)])
     with pytest.raises(DataError, match="set main"):
         paired_closures([result([8])], [result([8], inputs="test")])
+
+
+def test_eval_summary_prints_each_set_and_names_a_bad_file(tmp_path):
+    """tools/eval_summary.py: one row per set for the model and the teacher, the P/B/M closed
+    over all sets; a file that is not an evaluate result is named in a one-line error."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    tool = Path(__file__).resolve().parents[1] / "tools" / "eval_summary.py"
+    res = result([7, 8], r=0.612)
+    for part in (res, res["heldout"]):
+        part["overall"]["lip"].update(n_closed=15, n_bilabials=18, closure=0.833)
+        part["overall"].update(lip_reference={"openness_r": 0.74, "closure": 1.0},
+                               blink_rate_per_min=20.0, reference={"blink_rate_per_min": 21.0})
+    good = tmp_path / "cand-q.json"
+    good.write_text(json.dumps(res))
+    run = [sys.executable, str(tool)]
+    out = subprocess.run(run + [str(good)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    model = [ln for ln in lines if "| model |" in ln]
+    assert [ln.split(" | ")[1] for ln in model] == ["dev", "heldout-v3"]
+    assert all("0.612" in ln and "0.833" in ln for ln in model)
+    assert any("| teacher |" in ln and "0.740" in ln for ln in lines)
+    assert lines[-1] == "| cand-q | P/B/M closed, all sets: 30/36 |"
+    (tmp_path / "other.json").write_text('{"items": []}')
+    for bad in ("missing.json", "other.json"):
+        out = subprocess.run(run + [str(good), str(tmp_path / bad)], capture_output=True,
+                             text=True)
+        assert out.returncode == 2 and bad in out.stderr and "Traceback" not in out.stderr
+        assert out.stdout == ""
+    assert subprocess.run(run + ["--help"], capture_output=True).returncode == 0

@@ -58,32 +58,44 @@ def compare(released: list[str], candidate: list[str], candidates: int = 1) -> i
     return 0
 
 
-def main() -> int:
-    if "--released" in sys.argv or "--candidate" in sys.argv:
-        import argparse
-        ap = argparse.ArgumentParser(description="the release rule for two networks")
-        ap.add_argument("--released", required=True, help="Q.json,LIVE.json of the released")
-        ap.add_argument("--candidate", required=True, help="Q.json,LIVE.json of the candidate")
-        ap.add_argument("--candidates", type=int, default=1,
-                        help="how many networks this experiment compares with the released "
-                             "one, every checkpoint counted (the sign test's level is "
-                             "0.05 / N)")
-        a = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(
+        description="the headline lip-gap figures of `streamtalker evaluate -o` JSON files "
+                    "side by side, or (--released, --candidate) the release rule")
+    ap.add_argument("results", nargs="*", help="evaluate JSON files (table mode)")
+    ap.add_argument("--released", help="Q.json,LIVE.json of the released network")
+    ap.add_argument("--candidate", help="Q.json,LIVE.json of the candidate")
+    ap.add_argument("--candidates", type=int, default=1,
+                    help="how many networks this experiment compares with the released "
+                         "one, every checkpoint counted (the sign test's level is 0.05 / N)")
+    a = ap.parse_args(argv)
+    if a.released or a.candidate:
+        if not (a.released and a.candidate):
+            ap.error("the release rule needs both --released and --candidate")
         try:
             return compare(a.released.split(","), a.candidate.split(","), a.candidates)
         except SettingError as e:         # --candidates < 1: the rule's own check
             ap.error(str(e))
+    if not a.results:
+        ap.error("name at least one `streamtalker evaluate -o` JSON file")
+    lines = []
+    for f in a.results:
+        try:
+            sets = result_sets(json.loads(Path(f).read_text()))
+            for name, r in sets.items():
+                label = Path(r["settings"].get("inputs", name)).name
+                lines += ["| " + Path(f).stem + " | " + " | ".join(row) + " |"
+                          for row in rows(r, label)]
+            lips = [r["overall"]["lip"] for r in sets.values()]
+            lines.append(f"| {Path(f).stem} | P/B/M closed, all sets: "
+                         f"{sum(x['n_closed'] for x in lips)}/"
+                         f"{sum(x['n_bilabials'] for x in lips)} |")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            ap.error(f"{f}: not a readable `streamtalker evaluate -o` result "
+                     f"({type(e).__name__}: {e})")
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
-    for f in sys.argv[1:]:
-        res = json.loads(Path(f).read_text())
-        sets = result_sets(res)
-        for name, r in sets.items():
-            label = Path(r["settings"].get("inputs", name)).name
-            for row in rows(r, label):
-                print("| " + Path(f).stem + " | " + " | ".join(row) + " |")
-        lips = [r["overall"]["lip"] for r in sets.values()]
-        print(f"| {Path(f).stem} | P/B/M closed, all sets: "
-              f"{sum(x['n_closed'] for x in lips)}/{sum(x['n_bilabials'] for x in lips)} |")
+    print("\n".join(lines))
     return 0
 
 
