@@ -30,6 +30,17 @@ from ..errors import SettingError
 DEFAULT_THREADS = 1
 
 
+def exact_matmul(a, b) -> np.ndarray:
+    """``a @ b`` (float arrays [..., n] and [n, m] -> [..., m], numpy's promoted dtype) with
+    the same bits whatever the number of BLAS threads: numpy's own einsum loop instead of
+    BLAS, whose multi-threaded sgemm rounds differently with its thread count, so a process
+    under ``OMP_NUM_THREADS=1`` (the CLI in many setups) and one with BLAS on every core
+    (Blender) would differ in the last bit. For the numpy products frames depend on (the
+    log-mel front end, the vertex codec's decode); a few times slower than BLAS.
+    """
+    return np.einsum("...n,nm->...m", a, b, optimize=False)
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one), >= 1."""
     try:

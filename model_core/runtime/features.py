@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .device import exact_matmul
+
 
 def hz_to_mel(f):
     """HTK mel scale: ``2595 * log10(1 + f / 700)`` (O'Shaughnessy 1987)."""
@@ -88,9 +90,7 @@ class LogMel:
         idx = first + np.arange(n)[:, None] * self.hop + np.arange(self.win)[None, :]
         spec = np.fft.rfft(buf[idx] * self.window, n=self.n_fft, axis=-1)
         power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-        # numpy's own einsum loop, not BLAS: a multi-threaded sgemm rounds differently with
-        # the number of threads, and the frames must be the same bits in every process
-        mel = np.einsum("nf,mf->nm", power, self.fbank, optimize=False)
+        mel = exact_matmul(power, self.fbank.T)   # the same bits in every process
         return np.log(np.maximum(mel, 1e-6)).astype(np.float32)
 
     def silence_frame(self) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ..io.files import atomic_write
+from ..runtime.device import exact_matmul
 
 
 class PCACodec:
@@ -144,19 +145,13 @@ class PCACodec:
         return (((a - self.mean) @ self.components.T) / self.scale).astype(np.float32)
 
     def decode(self, latents) -> np.ndarray:
-        """Latents float [T, D] -> offsets float32 [T, V, 3] (native units).
-
-        The same latents give the same bits in every process: the product is numpy's own
-        einsum loop, not BLAS, whose multi-threaded sgemm rounds differently with the number
-        of threads (a torch-free Blender and the CLI under ``OMP_NUM_THREADS=1`` would
-        otherwise differ in the last bit of 2 % of the coordinates).
-        """
+        """Latents float [T, D] -> offsets float32 [T, V, 3] (native units); the same bits
+        in every process (:func:`~model_core.runtime.device.exact_matmul`)."""
         z = np.asarray(latents, np.float32)
         if z.shape[-1] != self.n_components:
             raise ValueError(f"PCA codec: expected latents [..., {self.n_components}], "
                              f"got {z.shape}")
-        x = self.mean + np.einsum("...d,dk->...k", z * self.scale, self.components,
-                                  optimize=False)
+        x = self.mean + exact_matmul(z * self.scale, self.components)
         return x.reshape(*z.shape[:-1], self.n_vertices, 3).astype(np.float32)
 
     def reconstruction_error(self, offsets) -> float:
