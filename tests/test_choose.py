@@ -114,4 +114,17 @@ def test_eval_summary_prints_each_set_and_names_a_bad_file(tmp_path):
                              text=True)
         assert out.returncode == 2 and bad in out.stderr and "Traceback" not in out.stderr
         assert out.stdout == ""
+        # the release rule mode names it the same way
+        rule = run + ["--released", f"{good},{good}", "--candidate", f"{good},{tmp_path / bad}"]
+        out = subprocess.run(rule, capture_output=True, text=True)
+        assert out.returncode == 2 and bad in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run(run + ["--released", f"{good},{good}", "--candidate", f"{good},{good}"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "winner: released (by tie)" in out.stdout, out.stderr
+    # results on other clips: the rule's own error, one line
+    other = tmp_path / "fewer.json"
+    other.write_text(json.dumps(result([7])))
+    out = subprocess.run(run + ["--released", f"{good},{good}", "--candidate", f"{good},{other}"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "clips" in out.stderr
     assert subprocess.run(run + ["--help"], capture_output=True).returncode == 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model_core.errors import SettingError  # noqa: E402
+from model_core.errors import StreamTalkerError  # noqa: E402
 from model_core.evaluation.choose import result_sets  # noqa: E402
 from model_core.evaluation.evaluate import language_pass  # noqa: E402
 
@@ -39,11 +39,46 @@ def rows(res: dict, name: str):
         yield [name, f"languages holding: {len(ok)}/{len(langs)} ({' '.join(ok)})"]
 
 
+#: what reading a file that is not an evaluate result raises
+BAD_RESULT = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+class NotAResult(Exception):
+    """A file named on the command line is not a readable `streamtalker evaluate -o` result."""
+
+    def __init__(self, path: str, error: Exception):
+        super().__init__(f"{path}: not a readable `streamtalker evaluate -o` result "
+                         f"({type(error).__name__}: {error})")
+
+
+def load_result(path: str) -> dict:
+    """One `streamtalker evaluate -o` file, checked to hold its sets (``result_sets``).
+
+    Raises:
+        NotAResult: the file is missing or not such a result (the message names it).
+    """
+    try:
+        res = json.loads(Path(path).read_text())
+        for r in result_sets(res).values():
+            for key in ("settings", "items", "checks", "overall"):
+                if not isinstance(r.get(key), (dict, list)):
+                    raise KeyError(f"no {key!r}")
+            r["overall"]["lip"]
+        return res
+    except BAD_RESULT as e:
+        raise NotAResult(path, e) from None
+
+
 def compare(released: list[str], candidate: list[str], candidates: int = 1) -> int:
     """Print the release rule's verdict (model_core.evaluation.choose) for two networks;
-    ``candidates``: how many candidates of the experiment are compared with the released."""
+    ``candidates``: how many candidates of the experiment are compared with the released.
+
+    Raises:
+        NotAResult: a file is missing or not an evaluate result (named).
+        DataError: the two networks' results are not on the same sets and clips.
+    """
     from model_core.evaluation.choose import ALPHA, compare_to_released
-    load = [[json.loads(Path(f).read_text()) for f in files] for files in (released, candidate)]
+    load = [[load_result(f) for f in files] for files in (released, candidate)]
     v = compare_to_released(*load, candidates=candidates)
     ra, ca, n = v["checks"]
     c = v["closures"]
@@ -75,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("the release rule needs both --released and --candidate")
         try:
             return compare(a.released.split(","), a.candidate.split(","), a.candidates)
-        except SettingError as e:         # --candidates < 1: the rule's own check
+        except (StreamTalkerError, NotAResult) as e:  # --candidates < 1; not a result; other sets
             ap.error(str(e))
     if not a.results:
         ap.error("name at least one `streamtalker evaluate -o` JSON file")
     lines = []
     for f in a.results:
         try:
-            sets = result_sets(json.loads(Path(f).read_text()))
+            sets = result_sets(load_result(f))
             for name, r in sets.items():
                 label = Path(r["settings"].get("inputs", name)).name
                 lines += ["| " + Path(f).stem + " | " + " | ".join(row) + " |"
@@ -91,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {Path(f).stem} | P/B/M closed, all sets: "
                          f"{sum(x['n_closed'] for x in lips)}/"
                          f"{sum(x['n_bilabials'] for x in lips)} |")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            ap.error(f"{f}: not a readable `streamtalker evaluate -o` result "
-                     f"({type(e).__name__}: {e})")
+        except NotAResult as e:
+            ap.error(str(e))
+        except BAD_RESULT as e:
+            ap.error(str(NotAResult(f, e)))
     print("| file | set | who | " + " | ".join(KEYS) + " | blinks/min |")
     print("\n".join(lines))
     return 0
