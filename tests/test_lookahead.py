@@ -123,6 +123,47 @@ def test_vtlp_warps_the_training_features(ranged_model):
     assert a.shape == w.shape and not np.allclose(a, w)
 
 
+
+def test_a_distillation_parent_hears_the_voice_unwarped(ranged_model):
+    """VTLP with a distillation parent: the batch holds ``feats_clean``, the very windows of
+    ``feats`` without the warp, and the parent's guided x0 is computed on them, so the
+    network learns to answer a warped voice as its parent answers the voice as recorded."""
+    import torch
+    from types import SimpleNamespace
+    from model_core.training.batches import ChunkBatcher
+    from model_core.training.objective import guided_x0
+    utts = toy_corpus(1, seed=3)
+    bat = ChunkBatcher(ranged_model, utts, seed=0, vtlp=0.15, clean_features=True)
+    b = bat.batch(6, K=3)
+    assert b["feats_clean"].shape == b["feats"].shape
+    warped, clean = bat._mel(0), bat._mel_clean(0)
+    assert np.array_equal(clean, ChunkBatcher(ranged_model, utts, seed=0)._mel(0))
+    assert not np.allclose(warped, clean)
+    M = b["feats"].shape[1]
+    for f, fc in zip(b["feats"].numpy(), b["feats_clean"].numpy()):
+        starts = [e for e in range(len(clean) - M + 1) if np.array_equal(warped[e:e + M], f)]
+        assert starts and any(np.array_equal(clean[e:e + M], fc) for e in starts)
+    # only with a warp and when asked
+    assert "feats_clean" not in ChunkBatcher(ranged_model, utts, seed=0, vtlp=0.15).batch(2, K=3)
+    assert "feats_clean" not in ChunkBatcher(ranged_model, utts, seed=0,
+                                             clean_features=True).batch(2, K=3)
+    heard = []
+    D = b["target"].shape[-1]
+
+    def net(feats, *rest):
+        heard.append(feats)
+        return torch.zeros(rest[-2].shape)
+
+    parent = SimpleNamespace(net=net, config=SimpleNamespace(guidance=2.0),
+                             guidance_scale=lambda g: np.full(D, g, np.float32))
+    x_t, t = torch.zeros(6, 3, D), torch.zeros(6, dtype=torch.int64)
+    guided_x0(parent, b, b["history"], b["style"], x_t, t)
+    assert len(heard) == 2 and all(h is b["feats_clean"] for h in heard)
+    del b["feats_clean"]
+    heard.clear()
+    guided_x0(parent, b, b["history"], b["style"], x_t, t)
+    assert all(h is b["feats"] for h in heard)
+
 def test_older_checkpoints_with_27_viseme_rows_load(tmp_path):
     from safetensors.torch import load_file, save_file
     from model_core.face import VISEME_CLASSES

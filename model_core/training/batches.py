@@ -51,6 +51,11 @@ class ChunkBatcher:
         seed: numpy seed for example positions and chunk sizes.
         vtlp: largest vocal-tract-length perturbation of the features (0 = off; see
             :func:`vtlp_logmel`).
+        live_pairing: see below.
+        clean_features: with ``vtlp`` > 0 (log-mel front end), each batch also holds
+            ``feats_clean`` float32 [B, M, F], the same windows without the warp: what a
+            guidance-distillation parent hears (``[train] distill_from``), so the network
+            learns to give a warped voice the parent's answer for the voice as recorded.
     ``batch(batch_size, K=None)`` returns a dict of tensors for
     :func:`~.objective.training_loss`; K is drawn from 1..max_chunk_frames when None
     (half of the batches use the default K, or, for a model with ``live_chunk_frames``, a
@@ -69,7 +74,7 @@ class ChunkBatcher:
     """
 
     def __init__(self, model, utterances: list[Utterance], seed: int = 0, vtlp: float = 0.0,
-                 live_pairing: float = 0.0):
+                 live_pairing: float = 0.0, clean_features: bool = False):
         if not 0.0 <= live_pairing <= 1.0:
             raise ValueError(f"[train] live_pairing must be in [0, 1], got {live_pairing!r}")
         if live_pairing and (model.config.live_chunk_frames is None
@@ -84,6 +89,12 @@ class ChunkBatcher:
         #: drawn log-uniformly from [1 / (1 + vtlp), 1 + vtlp] (:func:`vtlp_logmel`; 0 = off)
         self.vtlp = float(vtlp)
         self._vtlp_cache: dict = {}
+        #: with VTLP on the log-mel front end, each batch also holds ``feats_clean``: the
+        #: same windows without the warp, for a distillation parent that hears the voice as
+        #: it is while the network trained hears it warped
+        self.clean_features = bool(clean_features) and self.vtlp > 0 \
+            and model.config.speech_encoder is None
+        self._clean_cache: dict[int, np.ndarray] = {}
         self.cfg = model.config
         self.geo = ChunkGeometry(self.cfg)
         self.frontend = make_frontend(self.cfg, model.device)
@@ -111,6 +122,7 @@ class ChunkBatcher:
         over frames of the utterances currently held."""
         self.utts[i] = utt
         self._feat_cache.pop(i, None)
+        self._clean_cache.pop(i, None)
         self._label_cache.pop(i, None)
         self._closure_cache.pop(i, None)
         self.lengths[i] = len(utt.frames)
@@ -158,8 +170,16 @@ class ChunkBatcher:
                 pad = np.tile(lm.silence_frame(), (self.cfg.audio_context_frames, 1))
                 self._feat_cache[i] = np.concatenate([pad, lm.whole(u.samples, n)])
             else:
-                self._feat_cache[i] = self.frontend.padded_whole(u.samples, n)
+                self._feat_cache[i] = self._mel_clean(i)
         return self._feat_cache[i]
+
+    def _mel_clean(self, i: int) -> np.ndarray:
+        """:meth:`_mel` without the VTLP warp (the front end as inference runs it)."""
+        if i not in self._clean_cache:
+            u = self.utts[i]
+            n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
+            self._clean_cache[i] = self.frontend.padded_whole(u.samples, n)
+        return self._clean_cache[i]
 
     def draw_lookahead(self, K: int) -> float:
         """The look-ahead (ms) of a batch of chunk size ``K``: with ``live_pairing`` p, the
@@ -192,7 +212,7 @@ class ChunkBatcher:
         geo = self.geo if lookahead_ms == self.geo.lookahead_ms else \
             ChunkGeometry(cfg, lookahead_ms)
         feats, offs, idxs, ws, hists, tgts, masks, styles = [], [], [], [], [], [], [], []
-        mel_labs, frame_labs, closure = [], [], []
+        mel_labs, frame_labs, closure, clean = [], [], [], []
         aux = cfg.aux_viseme_weight > 0
         weigh_closure = cfg.closure_loss_weight != 1.0
         J = cfg.rollout_chunks if cfg.rollout_chunks and \
@@ -213,6 +233,9 @@ class ChunkBatcher:
             for dst, v in zip((feats, offs, idxs, ws), self._window(ui, n, K, geo)):
                 dst.append(v)
             hists.append(self._history(u, n))
+            if self.clean_features:
+                e = geo.mel_end(n, K)
+                clean.append(self._mel_clean(ui)[e:e + M])
             if J:
                 wins = [self._window(ui, n - (J - c) * K, K, geo) for c in range(J)]
                 for key, v in zip(("feats", "mel_offset", "align_idx", "align_w"), zip(*wins)):
@@ -249,6 +272,8 @@ class ChunkBatcher:
             **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
                 "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
             **({"frame_closure": torch.from_numpy(np.stack(closure))} if weigh_closure else {}),
+            **({"feats_clean": torch.from_numpy(np.stack(clean).astype(np.float32))}
+               if clean else {}),
             **({f"rollout_{k}": torch.from_numpy(np.stack(v).astype(
                 np.int64 if k == "align_idx" else np.float32)) for k, v in roll.items()}
                if J else {}),

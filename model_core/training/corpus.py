@@ -674,13 +674,14 @@ class CorpusStream:
         reservoir: utterances held in memory at once; refresh: files swapped in per batch.
         seed: numpy seed; pad: embed utterances in 0-3 s of silence with fresh teacher
         curves (see :func:`load_utterance`); vtlp: vocal-tract-length perturbation of the
-        features (:class:`~model_core.training.batches.ChunkBatcher`).
+        features, live_pairing, clean_features: as
+        :class:`~model_core.training.batches.ChunkBatcher` takes them.
     ``batch(batch_size)`` returns the dict :meth:`StreamTalkerModel.training_loss` takes.
     """
 
     def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
                  refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0,
-                 live_pairing: float = 0.0):
+                 live_pairing: float = 0.0, clean_features: bool = False):
         from .batches import ChunkBatcher
         if not files:
             raise DataError("no training files")
@@ -691,7 +692,8 @@ class CorpusStream:
         self.pad = pad
         self.fps = model.config.fps
         first = [self._next() for _ in range(min(reservoir, len(self.files)))]
-        self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp, live_pairing=live_pairing)
+        self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp, live_pairing=live_pairing,
+                                    clean_features=clean_features)
 
     def _next(self) -> Utterance:
         if not self.order:

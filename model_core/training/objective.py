@@ -319,7 +319,9 @@ def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: tor
         parent: a ``StreamTalkerModel``; its ``config.guidance`` applies on the channels
             ``config.guidance_channels`` names, unless ``scale`` is given.
         b: a training batch (on the parent's device): ``feats``, ``mel_offset``,
-            ``align_idx``, ``align_w`` as in :func:`training_loss`.
+            ``align_idx``, ``align_w`` as in :func:`training_loss`; with ``feats_clean``
+            (the windows without the VTLP warp, :class:`~.batches.ChunkBatcher`) the parent
+            hears those instead of ``feats``.
         hist: float32 [B, H, D] normalized history; style: int64 [B];
         x_t: float32 [R*B, K, D] noisy chunks at timesteps ``t`` int64 [R*B].
         scale: None, or float32 [D]: one guidance scale per channel (:func:`distill_scale`).
@@ -329,7 +331,8 @@ def guided_x0(parent, b: dict, hist: torch.Tensor, style: torch.Tensor, x_t: tor
     g = scale if scale is not None else parent.guidance_scale(parent.config.guidance)
     g = torch.as_tensor(np.asarray(g, np.float32), device=x_t.device)
     B = hist.shape[0]
-    args = (b["feats"], b["mel_offset"], b["align_idx"], b["align_w"], hist, style)
+    args = (b.get("feats_clean", b["feats"]), b["mel_offset"], b["align_idx"], b["align_w"],
+            hist, style)
     x0 = []
     for dropped in (False, True):
         out = parent.net(*args, torch.full((B,), dropped, device=x_t.device), x_t, t)

@@ -49,7 +49,8 @@ Config (TOML), ARKit blendshapes::
     threads = 0             # CPU threads for torch (0 = torch's default)
     norm_std_floor = 0.02   # output normalization: per-channel std, at least this (weights)
     vtlp = 0.0              # vocal-tract-length perturbation of the features: each corpus
-                            # utterance heard with a warp in [1/(1+vtlp), 1+vtlp] (0 = off)
+                            # utterance heard with a warp in [1/(1+vtlp), 1+vtlp] (0 = off);
+                            # with distill_from, the parent hears it unwarped
     live_pairing = 0.0      # share of the live-K batches that take the live look-ahead
                             # ([model] live_lookahead_ms) instead of a drawn one (0-1)
 
@@ -490,7 +491,8 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
                               pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]),
-                              live_pairing=float(tr["live_pairing"]))
+                              live_pairing=float(tr["live_pairing"]),
+                              clean_features=bool(tr["distill_from"]))
     if captures:
         cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7,
                                    live_pairing=float(tr["live_pairing"]))
