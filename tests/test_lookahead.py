@@ -123,7 +123,6 @@ def test_vtlp_warps_the_training_features(ranged_model):
     assert a.shape == w.shape and not np.allclose(a, w)
 
 
-
 def test_a_distillation_parent_hears_the_voice_unwarped(ranged_model):
     """VTLP with a distillation parent: the batch holds ``feats_clean``, the very windows of
     ``feats`` without the warp, and the parent's guided x0 is computed on them, so the
@@ -163,6 +162,7 @@ def test_a_distillation_parent_hears_the_voice_unwarped(ranged_model):
     heard.clear()
     guided_x0(parent, b, b["history"], b["style"], x_t, t)
     assert all(h is b["feats"] for h in heard)
+
 
 def test_older_checkpoints_with_27_viseme_rows_load(tmp_path):
     from safetensors.torch import load_file, save_file

@@ -63,7 +63,8 @@ def load_result(path: str) -> dict:
             for key in ("settings", "items", "checks", "overall"):
                 if not isinstance(r.get(key), (dict, list)):
                     raise KeyError(f"no {key!r}")
-            r["overall"]["lip"]
+            if not isinstance(r["overall"].get("lip"), dict):
+                raise KeyError("no 'overall.lip'")
         return res
     except BAD_RESULT as e:
         raise NotAResult(path, e) from None

@@ -89,11 +89,12 @@ class ChunkBatcher:
         #: drawn log-uniformly from [1 / (1 + vtlp), 1 + vtlp] (:func:`vtlp_logmel`; 0 = off)
         self.vtlp = float(vtlp)
         self._vtlp_cache: dict = {}
-        #: with VTLP on the log-mel front end, each batch also holds ``feats_clean``: the
-        #: same windows without the warp, for a distillation parent that hears the voice as
-        #: it is while the network trained hears it warped
-        self.clean_features = bool(clean_features) and self.vtlp > 0 \
-            and model.config.speech_encoder is None
+        #: whether the features are warped (VTLP on, log-mel front end)
+        self.warps = self.vtlp > 0 and model.config.speech_encoder is None
+        #: with the warp, each batch also holds ``feats_clean``: the same windows without
+        #: it, for a distillation parent that hears the voice as it is while the network
+        #: trained hears it warped
+        self.clean_features = bool(clean_features) and self.warps
         self._clean_cache: dict[int, np.ndarray] = {}
         self.cfg = model.config
         self.geo = ChunkGeometry(self.cfg)
@@ -102,7 +103,7 @@ class ChunkBatcher:
         self.rng = np.random.default_rng(seed)
         rest = model.net.rest_pose.detach().cpu().numpy()
         self.rest = rest.astype(np.float32)
-        self._feat_cache: dict[int, tuple[np.ndarray, int]] = {}
+        self._feat_cache: dict[int, np.ndarray] = {}    # warped features (VTLP)
         self._label_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._closure_cache: dict[int, np.ndarray] = {}
         #: frames per utterance, int64 [U]
@@ -156,29 +157,31 @@ class ChunkBatcher:
                                     alphabet=u.alphabet).astype(np.float32)
         return self._closure_cache[i]
 
+    def _n_mel(self, i: int) -> int:
+        """Mel frames of utterance i's whole features (past its last chunk's window)."""
+        return self.geo.mel_end(len(self.utts[i].frames) + self.cfg.max_chunk_frames, 0) + 1
+
     def _mel(self, i: int) -> np.ndarray:
-        """Whole-utterance features with M silence frames in front (mel front end)."""
+        """Whole-utterance features with M silence frames in front (mel front end), warped
+        by a VTLP factor drawn once per utterance when :attr:`warps`."""
+        if not self.warps:
+            return self._mel_clean(i)
         if i not in self._feat_cache:
-            u = self.utts[i]
-            n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
-            if self.vtlp > 0 and self.cfg.speech_encoder is None:
-                r = math.log1p(self.vtlp)
-                alpha = round(math.exp(self.rng.uniform(-r, r)), 2)   # cached per 0.01
-                if alpha not in self._vtlp_cache:
-                    self._vtlp_cache[alpha] = vtlp_logmel(self.frontend.logmel, alpha)
-                lm = self._vtlp_cache[alpha]
-                pad = np.tile(lm.silence_frame(), (self.cfg.audio_context_frames, 1))
-                self._feat_cache[i] = np.concatenate([pad, lm.whole(u.samples, n)])
-            else:
-                self._feat_cache[i] = self._mel_clean(i)
+            r = math.log1p(self.vtlp)
+            alpha = round(math.exp(self.rng.uniform(-r, r)), 2)   # cached per 0.01
+            if alpha not in self._vtlp_cache:
+                self._vtlp_cache[alpha] = vtlp_logmel(self.frontend.logmel, alpha)
+            lm = self._vtlp_cache[alpha]
+            pad = np.tile(lm.silence_frame(), (self.cfg.audio_context_frames, 1))
+            self._feat_cache[i] = np.concatenate([pad, lm.whole(self.utts[i].samples,
+                                                                 self._n_mel(i))])
         return self._feat_cache[i]
 
     def _mel_clean(self, i: int) -> np.ndarray:
         """:meth:`_mel` without the VTLP warp (the front end as inference runs it)."""
         if i not in self._clean_cache:
-            u = self.utts[i]
-            n = self.geo.mel_end(len(u.frames) + self.cfg.max_chunk_frames, 0) + 1
-            self._clean_cache[i] = self.frontend.padded_whole(u.samples, n)
+            self._clean_cache[i] = self.frontend.padded_whole(self.utts[i].samples,
+                                                              self._n_mel(i))
         return self._clean_cache[i]
 
     def draw_lookahead(self, K: int) -> float:
