@@ -304,11 +304,13 @@ def test_an_ablation_config_says_only_what_it_changes_from_its_base(tmp_path):
 
 @pytest.mark.parametrize("key,value", [("distill_closure_guidance", 9.0),
                                        ("distill_open_floor", 1.0),
-                                       ("distill_open_ceiling", 0.5)])
+                                       ("distill_open_ceiling", 0.5),
+                                       ("distill_seal_floor", 1.0)])
 def test_distillation_settings_need_a_distillation_parent(key, value):
     from model_core.training.trainer import _distillation
     tr = {"distill_from": "", "distill_history": "student", "distill_closure_guidance": 0.0,
-          "distill_open_floor": 0.0, "distill_open_ceiling": 0.0, key: value}
+          "distill_open_floor": 0.0, "distill_open_ceiling": 0.0, "distill_seal_floor": 0.0,
+          key: value}
     with pytest.raises(ValueError, match=f"{key} = {value!r} needs a distillation "
                                          "parent: set distill_from"):
         _distillation(None, tr, "cpu")
@@ -387,6 +389,48 @@ def test_open_ceiling_pulls_back_what_the_guidance_opens_beyond_the_teacher():
                        open_floor(ARKIT_52, guided, data, free, 0.3, 0.0))
     with pytest.raises(ValueError, match=r"distill_open_ceiling must be a number in \[0, 1\]"):
         open_floor(ARKIT_52, guided, data, free, 0.3, 1.5)
+
+
+def test_seal_floor_shuts_the_lips_on_p_b_m_where_the_teacher_does():
+    """[train] distill_seal_floor: on P/B/M frames, where the data seals the lips more than
+    the guided target (a short P/B/M the parent only touches), the target moves that share
+    of the way to the data; where the guidance seals at least as much it is kept; frames
+    away from P/B/M and the other channels are as without it; 0 changes nothing, bit for
+    bit."""
+    import torch
+    from model_core.face import ARKIT_52
+    from model_core.training.objective import CLOSURE_CHANNELS, OPENING_CHANNELS, open_floor
+
+    jaw, close = ARKIT_52.index("jawOpen"), ARKIT_52.index("mouthClose")
+    g, d = torch.zeros(1, 2, 52), torch.zeros(1, 2, 52)
+    g[..., jaw], d[..., jaw] = 1.0, -1.0           # the parent leaves the jaw open
+    g[..., close], d[..., close] = 0.0, 2.0        # and only touches the lips
+    fc = torch.tensor([[1.0, 0.0]])                # the first frame is a P/B/M
+    o = open_floor(ARKIT_52, g, d, fc, 0.0, 0.0, 0.5)
+    assert float(o[0, 0, jaw]) == 0.0 and float(o[0, 0, close]) == 1.0   # half way to shut
+    assert torch.equal(o[0, 1], g[0, 1])           # away from P/B/M: as without it
+    o = open_floor(ARKIT_52, g, d, fc, 0.0, 0.0, 1.0)
+    assert float(o[0, 0, jaw]) == -1.0 and float(o[0, 0, close]) == 2.0   # the teacher's seal
+    g2 = g.clone()
+    g2[..., jaw], g2[..., close] = -2.0, 3.0       # the guidance seals harder: kept
+    assert torch.equal(open_floor(ARKIT_52, g2, d, fc, 0.0, 0.0, 1.0), g2)
+    gen = torch.Generator().manual_seed(2)
+    guided, data = torch.randn(2, 4, 52, generator=gen), torch.randn(2, 4, 52, generator=gen)
+    fc = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 0]], dtype=torch.float32)
+    both = open_floor(ARKIT_52, guided, data, fc, 0.3, 0.3, 1.0)
+    free = fc < 0.5
+    lip = [ARKIT_52.index(c) for c in OPENING_CHANNELS + CLOSURE_CHANNELS]
+    rest = [i for i in range(52) if i not in lip]
+    assert torch.equal(both[free], open_floor(ARKIT_52, guided, data, fc, 0.3, 0.3)[free])
+    assert torch.equal(both[..., rest], guided[..., rest])
+    up = [ARKIT_52.index(c) for c in OPENING_CHANNELS]
+    down = [ARKIT_52.index(c) for c in CLOSURE_CHANNELS]
+    assert torch.equal(both[~free][:, up], torch.minimum(guided, data)[~free][:, up])
+    assert torch.equal(both[~free][:, down], torch.maximum(guided, data)[~free][:, down])
+    assert torch.equal(open_floor(ARKIT_52, guided, data, fc, 0.3, 0.3, 0.0),
+                       open_floor(ARKIT_52, guided, data, fc, 0.3, 0.3))
+    with pytest.raises(ValueError, match=r"distill_seal_floor must be a number in \[0, 1\]"):
+        open_floor(ARKIT_52, guided, data, fc, 0.3, 0.3, 2.0)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)
@@ -697,8 +741,10 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
                    .replace(str(tmp_path / "dist"), str(tmp_path / "dist2")))
     with pytest.raises(ValueError, match="nothing to distil"):
         run_training(cfg, progress=False)
-    # [train] distill_open_floor: refused without the P/B/M marks, recorded when it runs
-    floor = body.replace("distill_closure_guidance = 9.0\n", "distill_open_floor = 1.0\n")
+    # [train] distill_open_floor / distill_seal_floor: refused without the P/B/M marks,
+    # recorded when they run
+    floor = body.replace("distill_closure_guidance = 9.0\n",
+                         "distill_open_floor = 1.0\ndistill_seal_floor = 0.5\n")
     cfg.write_text(floor.replace(str(tmp_path / "dist"), str(tmp_path / "dist3"))
                    .replace("[model]\n", "[model]\nclosure_loss_weight = 1.0\n"))
     with pytest.raises(ValueError, match="distill_open_floor needs the P/B/M frames"):
@@ -707,12 +753,15 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
                    .replace("[model]\n", "[model]\nclosure_loss_weight = 8.0\n"))
     rec = mc.load_model(run_training(cfg, progress=False), backend="torch").config.training
     assert rec["guidance_distilled_from"]["open_floor"] == 1.0
+    assert rec["guidance_distilled_from"]["seal_floor"] == 0.5
     assert rec["guidance_distilled_from"]["open_floor_channels"] == [
         "jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
         "mouthUpperUpRight"]
     student.config.closure_loss_weight = 1.0    # its batches carry no P/B/M marks
     with pytest.raises(ValueError, match="frame_closure"):
         training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, open_floor=1.0))
+    with pytest.raises(ValueError, match="frame_closure"):
+        training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, seal_floor=1.0))
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

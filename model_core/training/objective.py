@@ -103,12 +103,15 @@ class Distillation:
             the way to the data where it would part the lips less (:func:`open_floor`;
             needs the batch's ``frame_closure``).
         open_ceiling: in [0, 1]; > 0: the same where it would part the lips more.
+        seal_floor: in [0, 1]; > 0: on P/B/M frames, the guided target is moved that share
+            of the way to the data where it would seal the lips less (:func:`open_floor`).
     """
     parent: object
     history: str = "student"
     scale: np.ndarray | None = None
     open_floor: float = 0.0
     open_ceiling: float = 0.0
+    seal_floor: float = 0.0
 
 
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
@@ -148,7 +151,7 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
         heads also ``viseme`` and ``viseme_acc``.
     Raises:
         ValueError: an unknown ``distill.history``, or ``"true_lips"`` for a model without
-            ARKit channels; ``distill.open_floor`` or ``open_ceiling`` without
+            ARKit channels; ``distill.open_floor``, ``open_ceiling`` or ``seal_floor`` without
             ``frame_closure`` in the batch, or
             for a model without the ARKit lip channels.
     """
@@ -178,12 +181,13 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     target = x0r if distill is None else guided_x0(
         distill.parent, b, _parent_history(model, distill.history, hist, clean), style, x_t, t,
         distill.scale)
-    if distill is not None and (distill.open_floor or distill.open_ceiling):
+    if distill is not None and (distill.open_floor or distill.open_ceiling
+                                or distill.seal_floor):
         if "frame_closure" not in b:
-            raise ValueError("distill_open_floor / distill_open_ceiling need the batch's "
-                             "frame_closure (closure_loss_weight != 1)")
+            raise ValueError("distill_open_floor / distill_open_ceiling / distill_seal_floor "
+                             "need the batch's frame_closure (closure_loss_weight != 1)")
         target = open_floor(model.channel_names, target, x0r, b["frame_closure"].repeat(R, 1),
-                            distill.open_floor, distill.open_ceiling)
+                            distill.open_floor, distill.open_ceiling, distill.seal_floor)
     mask = b.get("mask")
     # the velocity loss anchors on the true last frame: the target continues the real
     # motion, not the corrupted history the network was shown
@@ -210,7 +214,7 @@ OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mou
 
 def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
                frame_closure: torch.Tensor, strength: float = 1.0,
-               ceiling: float = 0.0) -> torch.Tensor:
+               ceiling: float = 0.0, seal: float = 0.0) -> torch.Tensor:
     """The distillation target moved toward the data on the lip channels away from P/B/M:
     guidance that exaggerates the opening but never seals the lips where the data keeps
     them apart (``[train] distill_open_floor``), and optionally pulled back where it parts
@@ -230,8 +234,12 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     and widens the vowels. ``ceiling`` does the same the other way: where the guided target
     parts the lips further than the data, it moves ``ceiling`` of the way to the data
     (``strength`` = ``ceiling`` = s: ``lerp(guided, data, s)`` on every opening and sealing
-    channel away from P/B/M). P/B/M frames and the other channels always keep the guided
-    target.
+    channel away from P/B/M). ``seal`` is the floor's mirror on the P/B/M frames (widened
+    by one frame, as ``frame_closure`` marks them): where the data seals the lips more than
+    the guided target (the sealing channels higher, the opening channels lower), the
+    target moves ``seal`` of the way to the data, so a short P/B/M the parent only touches
+    is taught as the teacher shuts it (held shut for its length); where the guided target
+    seals at least as much, it is kept. The other channels always keep the guided target.
 
     Args:
         channel_names: the model's D output channels (ARKit names).
@@ -241,14 +249,17 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
         frame_closure: [N, K], 1 on P/B/M frames (widened by one frame), else 0.
         strength: in [0, 1] (0: the guided target unchanged where the data opens more);
         ceiling: in [0, 1] (0: unchanged where the guided target opens more).
+        seal: in [0, 1] (0: the P/B/M frames keep the guided target).
     Returns:
         float32 [N, K, D], the target.
     Raises:
         ValueError: a channel of :data:`OPENING_CHANNELS` or :data:`CLOSURE_CHANNELS`
-            missing from ``channel_names``; ``strength`` or ``ceiling`` outside [0, 1].
+            missing from ``channel_names``; ``strength``, ``ceiling`` or ``seal`` outside
+            [0, 1].
     """
     check_open_floor(channel_names, strength)
     check_open_floor(channel_names, ceiling, "distill_open_ceiling")
+    check_open_floor(channel_names, seal, "distill_seal_floor")
     up, down = _floor_masks(tuple(channel_names), str(guided.device))
     free = (frame_closure.to(guided.device).float() < 0.5)[..., None]   # [N, K, 1]
     toward = torch.lerp(guided, data, float(strength))   # exact at 0 and 1
@@ -257,7 +268,13 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     # sealing channels where it is lower
     data_opens = torch.where(up, data > guided, data < guided)
     moved = torch.where(data_opens, toward, back)
-    return torch.where(free & (up | down), moved, guided)
+    out = torch.where(free & (up | down), moved, guided)
+    if seal:
+        # on the P/B/M frames, where the data seals more (the mirror of data_opens)
+        data_seals = torch.where(up, data < guided, data > guided)
+        sealed = torch.where(data_seals, torch.lerp(guided, data, float(seal)), guided)
+        out = torch.where(~free & (up | down), sealed, out)
+    return out
 
 
 def check_open_floor(channel_names, strength: float, name: str = "distill_open_floor") -> None:
@@ -270,7 +287,7 @@ def check_open_floor(channel_names, strength: float, name: str = "distill_open_f
             ``channel_names``.
     """
     if isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1] (1: the teacher's opening), "
+        raise ValueError(f"{name} must be a number in [0, 1] (1: as far as the teacher), "
                          f"got {strength!r}")
     missing = [c for c in OPENING_CHANNELS + CLOSURE_CHANNELS if c not in channel_names]
     if missing:

@@ -44,6 +44,9 @@ Config (TOML), ARKit blendshapes::
     distill_open_ceiling = 0.0       # in [0, 1]: the same where the guided target parts the
                                      # lips further than the teacher (floor = ceiling: the
                                      # target pulled that share toward the teacher)
+    distill_seal_floor = 0.0         # in [0, 1]: on P/B/M frames, the guided target moves this
+                                     # share of the way to the teacher where the teacher seals
+                                     # the lips more (1: the teacher's seal as a floor)
     distill_history = "student"      # the history the parent sees: the student's, or the
                                      # true one: "true" | "true_lips" (jaw/mouth channels)
     threads = 0             # CPU threads for torch (0 = torch's default)
@@ -110,7 +113,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       threads=0, norm_std_floor=0.02, distill_from="", distill_guidance=0.0,
                       distill_guidance_channels="", distill_history="student", stop_at=0,
                       distill_closure_guidance=0.0, distill_open_floor=0.0,
-                      distill_open_ceiling=0.0,
+                      distill_open_ceiling=0.0, distill_seal_floor=0.0,
                       vtlp=0.0, live_pairing=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
@@ -575,6 +578,11 @@ def _vertex_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: 
                 vm.save, {"vertices": root, "dataset": spec.name, "split": data["split"]})
 
 
+#: The ``[train]`` settings that move the distillation target toward the teacher's curves
+#: on the lip channels (:func:`~.objective.open_floor`); each needs P/B/M frames marked.
+_TARGET_FLOORS = ("distill_open_floor", "distill_open_ceiling", "distill_seal_floor")
+
+
 def _distillation(model, tr: dict, dev: str) -> Distillation | None:
     """``[train] distill_from``: guidance distillation (:class:`~.objective.Distillation`:
     the frozen distillation parent, a guided model, not the phone-rule teacher of
@@ -597,7 +605,7 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         if tr["distill_history"] != "student":
             raise ConfigError(f"[train] distill_history = {tr['distill_history']!r} needs a "
                              f"distillation parent: set distill_from")
-        for key in ("distill_closure_guidance", "distill_open_floor", "distill_open_ceiling"):
+        for key in ("distill_closure_guidance", *_TARGET_FLOORS):
             if tr[key]:
                 raise ConfigError(f"[train] {key} = {tr[key]!r} needs a distillation parent: "
                                   f"set distill_from")
@@ -613,16 +621,17 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
     except ValueError as e:
         raise ConfigError(f"[train] distill_guidance / distill_guidance_channels: {e}") from None
     if pc.guidance == 1.0 and tr["distill_closure_guidance"] in (0.0, 1.0) \
-            and not tr["distill_open_floor"] and not tr["distill_open_ceiling"]:
+            and not any(tr[key] for key in _TARGET_FLOORS):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise) and no "
                          f"open floor or ceiling: nothing to distil; set distill_guidance, "
-                         f"e.g. 5, or distill_open_floor / distill_open_ceiling")
+                         f"e.g. 5, or distill_open_floor / distill_open_ceiling / "
+                         f"distill_seal_floor")
     if list(pc.channel_names) != list(model.config.channel_names):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
     check_parent_history(model, tr["distill_history"], "[train] distill_history")
-    for key in ("distill_open_floor", "distill_open_ceiling"):
+    for key in _TARGET_FLOORS:
         if not tr[key]:
             continue
         if model.config.closure_loss_weight == 1.0:
@@ -646,14 +655,16 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         source["open_floor"] = float(tr["distill_open_floor"])
     if tr["distill_open_ceiling"]:
         source["open_ceiling"] = float(tr["distill_open_ceiling"])
-    if tr["distill_open_floor"] or tr["distill_open_ceiling"]:
+    if tr["distill_seal_floor"]:
+        source["seal_floor"] = float(tr["distill_seal_floor"])
+    if any(tr[key] for key in _TARGET_FLOORS):
         source["open_floor_channels"] = list(OPENING_CHANNELS)
         source["open_floor_sealing_channels"] = list(CLOSURE_CHANNELS)
     parent.net.eval().requires_grad_(False)
     model.config.guidance = 1.0
     model.config.training = {**model.config.training, "guidance_distilled_from": source}
     return Distillation(parent, tr["distill_history"], scale, float(tr["distill_open_floor"]),
-                        float(tr["distill_open_ceiling"]))
+                        float(tr["distill_open_ceiling"]), float(tr["distill_seal_floor"]))
 
 
 def run_training(config_path: str | os.PathLike, progress: bool = True,
