@@ -215,7 +215,7 @@ OPENING_CHANNELS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mou
 def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
                frame_closure: torch.Tensor, strength: float = 1.0,
                ceiling: float = 0.0, seal: float = 0.0) -> torch.Tensor:
-    """The distillation target moved toward the data on the lip channels away from P/B/M:
+    """The distillation target moved toward the data on the lip channels: away from P/B/M,
     guidance that exaggerates the opening but never seals the lips where the data keeps
     them apart (``[train] distill_open_floor``), and optionally pulled back where it parts
     them further than the data (``[train] distill_open_ceiling``).
