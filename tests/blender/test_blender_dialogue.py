@@ -494,7 +494,7 @@ def test_a_crash_of_blenders_mixdown_is_survived(empty_scene, bpy_mod, toy_check
 def test_a_mixdown_that_differs_between_runs_is_rendered_until_two_renders_agree(
         empty_scene, bpy_mod, toy_checkpoint, tmp_path, monkeypatch):
     """Blender's mixdown of a retimed strip is not repeatable (a file of several strips on
-    4.5 and 5.0: the sound shifted by 14 ms in some runs, almost silent in a few, which
+    4.5 and 5.0: the sound shifted by up to 66 ms in some runs, almost silent in a few, which
     baked a silent line now and then): the line gets the render two children agree on,
     never a silent or shifted one; when no two agree, the one nearest the others."""
     import soundfile
