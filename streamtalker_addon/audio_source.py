@@ -314,7 +314,7 @@ def isolated_mixdown(scene, rate: int = 48000) -> tuple[np.ndarray, int]:
     made until two agree sample for sample (:data:`MIXDOWN_RENDERS`: Blender's mixdown of
     a retimed strip differs between runs, and is now and then almost silent), and when
     none do, the one nearest the others, not an almost silent one (:func:`_medoid`),
-    is taken. Main thread.
+    is taken (a single render, when the children kept failing, as it is). Main thread.
 
     Raises:
         RuntimeError: the child failed every time (the last error in the message);
@@ -350,13 +350,15 @@ def isolated_mixdown(scene, rate: int = 48000) -> tuple[np.ndarray, int]:
 
 
 def _medoid(renders: list[np.ndarray]) -> int:
-    """Index of the render to take when no two agree (float32 ``[n, C]`` arrays; a shorter
-    one is compared over the common length): of those at least half as loud (RMS) as the
-    median render, the one with the least summed squared distance to the others. The
-    almost silent renders are left out first: they sit nearer every other render than a
-    shifted copy does, so a plain medoid would choose them."""
+    """Index of the render to take when no two agree (a non-empty list of float32
+    ``[n, C]`` arrays; a shorter one is compared over the common length; samples that are
+    not finite count as 0): of those at least half as loud (RMS) as the median render, the
+    one with the least summed squared distance to the others. The almost silent renders
+    are left out first: they sit nearer every other render than a shifted copy does, so a
+    plain medoid would choose them. A single render is taken as it is."""
     n = min(len(x) for x in renders)
-    flat = [x[:n].astype(np.float64).ravel() for x in renders]
+    flat = [np.nan_to_num(x[:n].astype(np.float64).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
+            for x in renders]
     rms = np.array([np.sqrt(np.mean(a ** 2)) if a.size else 0.0 for a in flat])
     keep = [i for i in range(len(flat)) if rms[i] >= 0.5 * np.median(rms)]
     cost = [sum(float(np.sum((flat[i] - b) ** 2)) for b in flat) for i in keep]

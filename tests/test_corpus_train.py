@@ -762,6 +762,21 @@ def test_guidance_distillation_targets_the_parents_guided_prediction(corpus, tmp
         training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, open_floor=1.0))
     with pytest.raises(ValueError, match="frame_closure"):
         training_loss(student, b, DDPMNoiser(), distill=Distillation(parent, seal_floor=1.0))
+    # the seal floor alone: a target of its own at the parent's guidance 1, and refused
+    # without the P/B/M marks
+    from model_core.training.trainer import _distillation
+    tr = {"distill_from": str(toy_checkpoint), "distill_guidance": 1.0,
+          "distill_guidance_channels": "", "distill_history": "student",
+          "distill_closure_guidance": 0.0, "distill_open_floor": 0.0,
+          "distill_open_ceiling": 0.0, "distill_seal_floor": 0.5}
+    with pytest.raises(ValueError, match="distill_seal_floor needs the P/B/M frames"):
+        _distillation(student, tr, "cpu")
+    student.config.closure_loss_weight = 8.0
+    d = _distillation(student, tr, "cpu")
+    assert (d.seal_floor, d.open_floor, d.open_ceiling) == (0.5, 0.0, 0.0)
+    assert student.config.training["guidance_distilled_from"]["seal_floor"] == 0.5
+    with pytest.raises(ValueError, match="nothing to distil"):
+        _distillation(student, {**tr, "distill_seal_floor": 0.0}, "cpu")
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

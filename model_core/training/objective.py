@@ -228,8 +228,8 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     P/B/M (nor one frame either side), this target moves the guided value ``strength`` of
     the way to the data value where the data parts the lips more: on
     :data:`OPENING_CHANNELS` where the data is higher, on :data:`CLOSURE_CHANNELS` where it
-    is lower (``strength`` 1: the larger, resp. smaller, of the two). With ``ceiling`` 0,
-    P/B/M frames, every other channel and frames where the guidance parts the lips at least
+    is lower (``strength`` 1: the larger, resp. smaller, of the two). With ``ceiling`` and
+    ``seal`` 0, P/B/M frames, every other channel and frames where the guidance parts the lips at least
     as far as the data keep the guided target, so the guidance still seals the bilabials
     and widens the vowels. ``ceiling`` does the same the other way: where the guided target
     parts the lips further than the data, it moves ``ceiling`` of the way to the data

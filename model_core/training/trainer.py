@@ -598,8 +598,12 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
     :func:`~.objective.training_loss`).
 
     Raises:
-        ValueError: no guidance to distil (1), a bad or parent-less ``distill_history``, or
-        the parent's channels differ from the student's.
+        ConfigError (a ValueError): no guidance to distil (1, and no target floor), a bad
+            or parent-less ``distill_history``, the parent's channels differ from the
+            student's, ``distill_closure_guidance`` < 1 or without the ARKit sealing
+            channels, or a target floor (``distill_open_floor``, ``distill_open_ceiling``,
+            ``distill_seal_floor``) set without a parent, outside [0, 1], for a model
+            without the ARKit lip channels or with ``[model] closure_loss_weight`` 1.
     """
     if not tr["distill_from"]:
         if tr["distill_history"] != "student":
@@ -624,7 +628,8 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
             and not any(tr[key] for key in _TARGET_FLOORS):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise) and no "
-                         f"open floor or ceiling: nothing to distil; set distill_guidance, "
+                         f"open floor, ceiling or seal floor: nothing to distil; set "
+                         f"distill_guidance, "
                          f"e.g. 5, or distill_open_floor / distill_open_ceiling / "
                          f"distill_seal_floor")
     if list(pc.channel_names) != list(model.config.channel_names):

@@ -479,7 +479,9 @@ def test_a_crash_of_blenders_mixdown_is_survived(empty_scene, bpy_mod, toy_check
         return cmd
     monkeypatch.setattr(audio_source, "_mixdown_command", crashing(2))
     got = audio_source.strip_source(scene, st).read()
-    assert runs.read_text() == "xxxx"             # two crashes, then two renders that agree
+    # two crashes, then at least two renders (until two agree; Blender's own crashes and
+    # disagreements may add more)
+    assert runs.read_text().startswith("xxx") and len(runs.read_text()) >= 4
     np.testing.assert_array_equal(got, want)
     runs.unlink()
     monkeypatch.setattr(audio_source, "_mixdown_command", crashing(99))
@@ -504,7 +506,6 @@ def test_a_mixdown_that_differs_between_runs_is_rendered_until_two_renders_agree
     _heads(bpy, 1)
     st = add_strip(scene, "fast", speech_path(), 10)
     speed_up(scene, st, 200)
-    want = audio_source.strip_source(scene, st).read()
     p = audio_source.playback(scene, st)
     old = scene.frame_start, scene.frame_end
     scene.frame_start, scene.frame_end = p.first, p.end - 1
@@ -527,6 +528,8 @@ def test_a_mixdown_that_differs_between_runs_is_rendered_until_two_renders_agree
                             rate: [sys.executable, "-c", child, ",".join(order), out, "48000"])
         return audio_source.strip_source(scene, st).read()
 
+    want = renders("real", "real")                 # what the line gets of the real render
+    assert runs.read_text() == "xx"
     got = renders("silent", "real", "shifted", "real", "silent2", "shifted")
     assert runs.read_text() == "xxxx"              # the fourth agrees with the second
     np.testing.assert_array_equal(got, want)
@@ -534,6 +537,26 @@ def test_a_mixdown_that_differs_between_runs_is_rendered_until_two_renders_agree
     assert len(runs.read_text()) == audio_source.MIXDOWN_RENDERS     # none agree
     assert _correlate(got, want, 0) > 0.9999           # one of the three near the real one
     assert abs(np.std(got) / np.std(want) - 1) < 0.002
+
+
+def test_when_no_two_mixdowns_agree_an_almost_silent_one_is_never_taken():
+    """``audio_source._medoid``: of renders that all differ, one near the others that is
+    not almost silent, even where almost silent renders sit nearer the rest than shifted
+    copies of the sound do (a plain medoid would take a silent one here); a single render
+    is taken as it is; samples that are not finite do not break the choice."""
+    from streamtalker_addon.audio_source import _medoid
+    rng = np.random.default_rng(0)
+    sound = rng.standard_normal((48000, 1)).astype(np.float32) * 0.1
+    shifted = [np.roll(sound, k, axis=0) for k in (0, 3000, 7000)]    # uncorrelated copies
+    silent = [sound * 0.004, sound * 0.005]
+    renders = silent[:1] + shifted + silent[1:]
+    plain = [sum(float(np.sum((a - b) ** 2)) for b in renders) for a in renders]
+    assert int(np.argmin(plain)) in (0, 4)          # what a plain medoid would take
+    assert _medoid(renders) in (1, 2, 3)
+    assert _medoid([silent[0]]) == 0
+    nan = shifted[0].copy()
+    nan[100] = np.nan
+    assert _medoid([nan, shifted[1], silent[0], shifted[2]]) in (0, 1, 3)
 
 
 # -- the must-hold scene ---------------------------------------------------------------------
