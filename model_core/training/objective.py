@@ -229,9 +229,9 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     the way to the data value where the data parts the lips more: on
     :data:`OPENING_CHANNELS` where the data is higher, on :data:`CLOSURE_CHANNELS` where it
     is lower (``strength`` 1: the larger, resp. smaller, of the two). With ``ceiling`` and
-    ``seal`` 0, P/B/M frames, every other channel and frames where the guidance parts the lips at least
-    as far as the data keep the guided target, so the guidance still seals the bilabials
-    and widens the vowels. ``ceiling`` does the same the other way: where the guided target
+    ``seal`` 0, P/B/M frames, every other channel and frames where the guidance parts the
+    lips at least as far as the data keep the guided target, so the guidance still seals
+    the bilabials and widens the vowels. ``ceiling`` does the same the other way: where the guided target
     parts the lips further than the data, it moves ``ceiling`` of the way to the data
     (``strength`` = ``ceiling`` = s: ``lerp(guided, data, s)`` on every opening and sealing
     channel away from P/B/M). ``seal`` is the floor's mirror on the P/B/M frames (widened
@@ -267,14 +267,11 @@ def open_floor(channel_names, guided: torch.Tensor, data: torch.Tensor,
     # on the opening channels the data parts the lips more where it is higher, on the
     # sealing channels where it is lower
     data_opens = torch.where(up, data > guided, data < guided)
-    moved = torch.where(data_opens, toward, back)
-    out = torch.where(free & (up | down), moved, guided)
-    if seal:
-        # on the P/B/M frames, where the data seals more (the mirror of data_opens)
-        data_seals = torch.where(up, data < guided, data > guided)
-        sealed = torch.where(data_seals, torch.lerp(guided, data, float(seal)), guided)
-        out = torch.where(~free & (up | down), sealed, out)
-    return out
+    # away from P/B/M: the floor where the data opens more, the ceiling elsewhere; on P/B/M
+    # frames: the seal where the data seals more (where it is equal, lerp keeps guided)
+    moved = torch.where(free, torch.where(data_opens, toward, back),
+                        torch.where(data_opens, guided, torch.lerp(guided, data, float(seal))))
+    return torch.where(up | down, moved, guided)
 
 
 def check_open_floor(channel_names, strength: float, name: str = "distill_open_floor") -> None:

@@ -629,9 +629,7 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: guidance 1 (that model's "
                          f"own setting unless [train] distill_guidance says otherwise) and no "
                          f"open floor, ceiling or seal floor: nothing to distil; set "
-                         f"distill_guidance, "
-                         f"e.g. 5, or distill_open_floor / distill_open_ceiling / "
-                         f"distill_seal_floor")
+                         f"distill_guidance, e.g. 5, or {' / '.join(_TARGET_FLOORS)}")
     if list(pc.channel_names) != list(model.config.channel_names):
         raise ConfigError(f"[train] distill_from = {tr['distill_from']}: its channels differ from "
                          f"the model being trained")
@@ -656,12 +654,9 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
             raise ConfigError(f"[train] distill_closure_guidance: {e}") from None
         source["closure_guidance"] = float(tr["distill_closure_guidance"])
         source["closure_channels"] = list(CLOSURE_CHANNELS)
-    if tr["distill_open_floor"]:
-        source["open_floor"] = float(tr["distill_open_floor"])
-    if tr["distill_open_ceiling"]:
-        source["open_ceiling"] = float(tr["distill_open_ceiling"])
-    if tr["distill_seal_floor"]:
-        source["seal_floor"] = float(tr["distill_seal_floor"])
+    for key in _TARGET_FLOORS:
+        if tr[key]:
+            source[key.removeprefix("distill_")] = float(tr[key])
     if any(tr[key] for key in _TARGET_FLOORS):
         source["open_floor_channels"] = list(OPENING_CHANNELS)
         source["open_floor_sealing_channels"] = list(CLOSURE_CHANNELS)
