@@ -434,6 +434,38 @@ def test_seal_floor_shuts_the_lips_on_p_b_m_where_the_teacher_does():
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)
+def test_speaker_adversary_trains_records_and_resumes(corpus, tmp_path):
+    """[train] speaker_adversary: the batches carry each file's voice, the classifier's
+    loss is logged, its weights go into the step's training state (not the checkpoint) and
+    come back on resume; the checkpoint records the weight; a resume that turns it off is
+    refused by name, as is a negative weight."""
+    import torch
+    from model_core.training.corpus import speaker_key
+    voices = sorted({speaker_key(r) for r in read_manifest(corpus)})
+    assert len(voices) >= 2
+    cfg = _write_cfg(tmp_path / "a.toml", corpus, tmp_path / "run", steps=4, save_every=2,
+                     stop_at=2, speaker_adversary=0.5)
+    run = tmp_path / "run"
+    ck = run_training(cfg, progress=False)
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert all(np.isfinite(float(r["speaker"])) and float(r["speaker"]) > 0 for r in rows)
+    state = torch.load(run / "step-0000002.state.pt", weights_only=False)
+    assert state["speaker_adversary"]["speakers"] == voices
+    trained = mc.load_model(ck, backend="torch")    # the network only, as without it
+    fresh = mc.StreamTalkerModel.from_config(trained.config)
+    assert trained.net.state_dict().keys() == fresh.net.state_dict().keys()
+    off = _write_cfg(tmp_path / "b.toml", corpus, run, steps=4, save_every=2)
+    with pytest.raises(ValueError, match="started with \\[train\\] speaker_adversary"):
+        run_training(off, progress=False)
+    final = run_training(cfg, progress=False, stop_at=0)
+    record = mc.load_model(final, backend="torch").config.training["speaker_adversary"]
+    assert record["weight"] == 0.5 and record["voices"] == len(voices)
+    assert [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="speaker_adversary must be >= 0"):
+        read_train_config(_write_cfg(tmp_path / "c.toml", corpus, run, speaker_adversary=-1))
+
+
+@pytest.mark.slow   # a TTS corpus (and training runs)
 def test_train_config_errors(tmp_path, corpus):
     p = tmp_path / "bad.toml"
     p.write_text("[train]\nstepz = 3\n")

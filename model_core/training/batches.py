@@ -32,7 +32,9 @@ class Utterance:
     phones: optional ``[(label, start_s, end_s)]`` timing of the speech (any alphabet the
     teacher reads), the labels of the auxiliary viseme loss; None for data without phones;
     alphabet: how to read the phone labels (``"auto"``, ``"arpabet"``, ``"espeak"``,
-    ``"ipa"``: :func:`model_core.training.phonemes.parse_phone`).
+    ``"ipa"``: :func:`model_core.training.phonemes.parse_phone`);
+    speaker: the training voice's id for the speaker-adversarial loss (-1 = unknown;
+    :func:`model_core.training.corpus.speaker_key`).
     """
 
     samples: np.ndarray
@@ -40,6 +42,7 @@ class Utterance:
     style: int = 0
     phones: list | None = None
     alphabet: str = "auto"
+    speaker: int = -1
 
 
 class ChunkBatcher:
@@ -56,6 +59,9 @@ class ChunkBatcher:
             ``feats_clean`` float32 [B, M, F], the same windows without the warp: what a
             guidance-distillation parent hears (``[train] distill_from``), so the network
             learns to give a warped voice the parent's answer for the voice as recorded.
+        speaker_labels: each batch also holds ``speaker`` int64 [B], the utterances'
+            :attr:`Utterance.speaker` (the speaker-adversarial loss,
+            :class:`~model_core.training.objective.SpeakerAdversary`).
     ``batch(batch_size, K=None)`` returns a dict of tensors for
     :func:`~.objective.training_loss`; K is drawn from 1..max_chunk_frames when None
     (half of the batches use the default K, or, for a model with ``live_chunk_frames``, a
@@ -74,7 +80,8 @@ class ChunkBatcher:
     """
 
     def __init__(self, model, utterances: list[Utterance], seed: int = 0, vtlp: float = 0.0,
-                 live_pairing: float = 0.0, clean_features: bool = False):
+                 live_pairing: float = 0.0, clean_features: bool = False,
+                 speaker_labels: bool = False):
         if not 0.0 <= live_pairing <= 1.0:
             raise ValueError(f"[train] live_pairing must be in [0, 1], got {live_pairing!r}")
         if live_pairing and (model.config.live_chunk_frames is None
@@ -96,6 +103,7 @@ class ChunkBatcher:
         #: trained hears it warped
         self.clean_features = bool(clean_features) and self.warps
         self._clean_cache: dict[int, np.ndarray] = {}
+        self.speaker_labels = bool(speaker_labels)
         self.cfg = model.config
         self.geo = ChunkGeometry(self.cfg)
         self.frontend = make_frontend(self.cfg, model.device)
@@ -272,6 +280,8 @@ class ChunkBatcher:
             "target": torch.from_numpy(np.stack(tgts).astype(np.float32)),
             "mask": torch.from_numpy(np.stack(masks)),
             "style": torch.tensor(styles, dtype=torch.int64),
+            **({"speaker": torch.tensor([self.utts[i].speaker for i in utt_ids],
+                                        dtype=torch.int64)} if self.speaker_labels else {}),
             **({"mel_visemes": torch.from_numpy(np.stack(mel_labs)),
                 "frame_visemes": torch.from_numpy(np.stack(frame_labs))} if aux else {}),
             **({"frame_closure": torch.from_numpy(np.stack(closure))} if weigh_closure else {}),
@@ -371,21 +381,26 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 def optimizer_step(model, batch: dict, opt: torch.optim.Optimizer, noiser: DDPMNoiser,
                    generator: torch.Generator, lr: float, net=None, amp: bool = False,
-                   distill=None) -> dict:
+                   distill=None, adversary=None) -> dict:
     """One optimisation step of the DDPM loss: set ``lr`` on every parameter group, compute
     :func:`~model_core.training.objective.training_loss` on ``batch`` (through ``net``, e.g. a
     DistributedDataParallel wrapper, when given; bfloat16 autocast on CUDA when ``amp``),
     back-propagate, clip the gradient norm at 1.0 and step. Returns the losses as floats
     (``loss``, ``x0``, ``velocity``). The one step both :func:`train_steps` and
     ``streamtalker train`` take. ``distill``: None, or guidance distillation's parent and
-    options (:class:`~model_core.training.objective.Distillation`)."""
+    options (:class:`~model_core.training.objective.Distillation`); ``adversary``: None, or
+    a :class:`~model_core.training.objective.SpeakerAdversary` whose parameters are in
+    ``opt`` (and clipped with the network's)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        losses = training_loss(model, batch, noiser, generator, net=net, distill=distill)
+        losses = training_loss(model, batch, noiser, generator, net=net, distill=distill,
+                               adversary=adversary)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+    if adversary is not None:
+        torch.nn.utils.clip_grad_norm_(adversary.parameters(), 1.0)
     opt.step()
     return {k: float(v.detach()) for k, v in losses.items()}
 

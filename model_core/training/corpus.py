@@ -619,6 +619,27 @@ def read_manifest(corpus_dir: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
+def speaker_key(record: dict) -> str:
+    """The training voice a manifest record was read by, as one name: ``engine:voice``
+    (``mbrola:de6``, ``piper:en_US-joe-medium``); for eSpeak NG the voice variant only
+    (``espeak-ng:+Denis``, or ``espeak-ng:default`` without one), since eSpeak's
+    language voices share its variants' timbres. A WORLD speaker transform keeps its
+    source voice's name. Used by the speaker-adversarial loss (``[train]
+    speaker_adversary``).
+
+    Raises:
+        DataError: the record names no engine or voice (not a make-dataset manifest).
+    """
+    engine, voice = record.get("engine"), record.get("voice")
+    if not engine or not voice:
+        raise DataError(f"manifest record {record.get('file', '?')}: no engine or voice; the "
+                        f"speaker-adversarial loss needs a corpus made by "
+                        f"`streamtalker make-dataset`")
+    if engine == "espeak-ng":
+        return f"espeak-ng:+{voice.split('+', 1)[1]}" if "+" in voice else "espeak-ng:default"
+    return f"{engine}:{voice}"
+
+
 def load_utterance(path: str | os.PathLike, style: int = 0, fps: float | None = None,
                    pad_rng: np.random.Generator | None = None) -> Utterance:
     """One corpus file -> :class:`Utterance` (audio float32 16 kHz, frames float32).
@@ -675,13 +696,17 @@ class CorpusStream:
         seed: numpy seed; pad: embed utterances in 0-3 s of silence with fresh teacher
         curves (see :func:`load_utterance`); vtlp: vocal-tract-length perturbation of the
         features, live_pairing, clean_features: as
-        :class:`~model_core.training.batches.ChunkBatcher` takes them.
+        :class:`~model_core.training.batches.ChunkBatcher` takes them; speakers: None, or
+        each file's training voice id (path as in ``files`` -> int; -1 or absent =
+        unknown): the batches then hold ``speaker`` int64 [B] (the speaker-adversarial
+        loss).
     ``batch(batch_size)`` returns the dict :meth:`StreamTalkerModel.training_loss` takes.
     """
 
     def __init__(self, model, files: list[tuple[str, int]], reservoir: int = 128,
                  refresh: int = 4, seed: int = 0, pad: bool = True, vtlp: float = 0.0,
-                 live_pairing: float = 0.0, clean_features: bool = False):
+                 live_pairing: float = 0.0, clean_features: bool = False,
+                 speakers: dict[str, int] | None = None):
         from .batches import ChunkBatcher
         if not files:
             raise DataError("no training files")
@@ -691,15 +716,20 @@ class CorpusStream:
         self.refresh = refresh
         self.pad = pad
         self.fps = model.config.fps
+        self.speakers = speakers
         first = [self._next() for _ in range(min(reservoir, len(self.files)))]
         self.batcher = ChunkBatcher(model, first, seed=seed, vtlp=vtlp, live_pairing=live_pairing,
-                                    clean_features=clean_features)
+                                    clean_features=clean_features,
+                                    speaker_labels=speakers is not None)
 
     def _next(self) -> Utterance:
         if not self.order:
             self.order = list(self.rng.permutation(len(self.files)))
         path, style = self.files[self.order.pop()]
-        return load_utterance(path, style, self.fps, pad_rng=self.rng if self.pad else None)
+        utt = load_utterance(path, style, self.fps, pad_rng=self.rng if self.pad else None)
+        if self.speakers is not None:
+            utt.speaker = int(self.speakers.get(path, -1))
+        return utt
 
     def batch(self, batch_size: int, K: int | None = None, lookahead_ms: float | None = None):
         if len(self.files) > len(self.batcher.utts):

@@ -12,7 +12,9 @@ DDIM loop of :mod:`model_core.runtime.ddim` and never imports this module.
 References: DDPM (Ho et al., NeurIPS 2020) with the x0 parameterisation and the cosine
 schedule (:mod:`model_core.runtime.ddim`); guidance distillation after Meng et al., "On
 Distillation of Guided Diffusion Models", CVPR 2023, stage 1; a privileged parent that sees
-the true history as in DAgger (Ross et al., AISTATS 2011).
+the true history as in DAgger (Ross et al., AISTATS 2011); the speaker-adversarial loss
+through a gradient reversal layer after DANN (Ganin et al., "Domain-Adversarial Training of
+Neural Networks", JMLR 2016).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..runtime.inference import lip_scale
 __all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "Distillation", "OPENING_CHANNELS", "PARENT_HISTORIES",
            "check_open_floor", "check_parent_history", "closure_weights", "distill_scale",
            "open_floor",
-           "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
+           "SpeakerAdversary", "adversary_scale", "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
            "training_loss", "viseme_loss"]
 
 
@@ -114,8 +116,103 @@ class Distillation:
     seal_floor: float = 0.0
 
 
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient times ``-scale`` backward (DANN's gradient reversal
+    layer, Ganin et al. 2016, section 4.2)."""
+
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+class SpeakerAdversary(torch.nn.Module):
+    """A speaker classifier on the audio encoder's frames, trained against the encoder
+    (``[train] speaker_adversary``): the classifier learns to tell the training voices
+    apart from each encoder frame, and the encoder gets that gradient reversed and scaled
+    (DANN, Ganin et al., JMLR 2016), so it is pushed toward features that say the phone
+    and not who speaks it. Training-only: it is not part of the network, its checkpoint
+    or the exported model (the trainer keeps its weights in the step's ``.state.pt``).
+
+    Args:
+        channels: the encoder's feature width C (``ModelConfig.encoder_channels``).
+        n_speakers: training voices S (ids 0..S-1; -1 in a batch = unknown, ignored).
+        hidden: width of the classifier's hidden layer.
+    Attributes:
+        scale: float >= 0, the weight of the reversed gradient the encoder gets at this
+            step (:func:`adversary_scale`); the classifier itself always learns at 1.
+
+    Use: :meth:`attach` to the network once, then :func:`training_loss` with
+    ``adversary=`` calls :meth:`loss` after the network's forward pass.
+    """
+
+    def __init__(self, channels: int, n_speakers: int, hidden: int = 256):
+        super().__init__()
+        if n_speakers < 2:
+            raise SettingError(f"[train] speaker_adversary needs at least 2 training voices, "
+                               f"the corpus has {n_speakers}")
+        self.head = torch.nn.Sequential(torch.nn.Linear(channels, hidden), torch.nn.GELU(),
+                                        torch.nn.Linear(hidden, n_speakers))
+        self.n_speakers = int(n_speakers)
+        self.scale = 0.0
+        self._feats: torch.Tensor | None = None
+        self._hook = None
+
+    def attach(self, net) -> None:
+        """Record the audio encoder's output [B, M, C] on every forward pass with a
+        gradient (``net.encoder``, or ``net.feat_proj`` for a pretrained front end);
+        passes without a gradient (rollouts, validation) are left alone."""
+        module = net.encoder if net.encoder is not None else net.feat_proj
+        if self._hook is not None:
+            self._hook.remove()
+
+        def keep(_module, _inputs, out):
+            if torch.is_grad_enabled() and out.requires_grad:
+                self._feats = out
+        self._hook = module.register_forward_hook(keep)
+
+    def loss(self, speaker: torch.Tensor) -> dict:
+        """Cross-entropy of the speaker classifier on the frames of the last forward pass.
+
+        Args:
+            speaker: int64 [B], each example's training voice (-1 = unknown: ignored).
+        Returns:
+            ``speaker`` (mean cross-entropy over the known examples' frames, nats; 0 when
+            none is known) and ``speaker_acc`` (frame accuracy), scalar tensors.
+        Raises:
+            RuntimeError: no forward pass with a gradient since :meth:`attach`.
+        """
+        import torch.nn.functional as F
+        feats, self._feats = self._feats, None
+        if feats is None:
+            raise RuntimeError("SpeakerAdversary.loss: no encoder output recorded; attach() "
+                               "it to the network and run its forward pass first")
+        feats = feats.expand(speaker.shape[0], -1, -1)
+        logits = self.head(_GradientReversal.apply(feats.float(), float(self.scale)))
+        labels = speaker.view(-1, 1).expand(-1, logits.shape[1])
+        ce = torch.nan_to_num(F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                                              ignore_index=-1))
+        known = labels >= 0
+        acc = ((logits.argmax(-1) == labels) & known).sum() / known.sum().clamp(min=1)
+        return {"speaker": ce, "speaker_acc": acc.detach().float()}
+
+
+def adversary_scale(weight: float, step: int, steps: int) -> float:
+    """The reversed gradient's weight at ``step`` (0-based) of ``steps``:
+    ``weight * (2 / (1 + exp(-10 p)) - 1)``, p = step / steps, rising from 0 to about
+    ``weight`` (DANN's schedule, Ganin et al. 2016, section 5.2.2: the classifier learns
+    before the encoder is pushed by it)."""
+    p = step / max(1, steps)
+    return float(weight) * (2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0)
+
+
 def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=None,
-                  distill: Distillation | None = None) -> dict:
+                  distill: Distillation | None = None,
+                  adversary: SpeakerAdversary | None = None) -> dict:
     """DDPM loss (x0 + velocity) of ``model`` on a batch of chunk examples.
 
     With guidance distillation (``distill``: its ``parent``, guidance distillation, Meng et al. 2023, stage 1) the
@@ -146,14 +243,19 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
             DistributedDataParallel wrapper of ``model.net``), default ``model.net``.
         distill: None (the data is the target), or the :class:`Distillation` parent and
             options (its history: above; its open floor: :func:`open_floor`).
+        adversary: None, or a :class:`SpeakerAdversary` attached to ``model.net``; the
+            batch then holds ``speaker`` int64 [B], and its cross-entropy is added to
+            ``loss`` (its gradient reversed into the encoder).
     Returns:
         dict of scalar tensors: ``loss``, ``x0``, ``velocity``; with the auxiliary viseme
-        heads also ``viseme`` and ``viseme_acc``.
+        heads also ``viseme`` and ``viseme_acc``; with the adversary ``speaker`` and
+        ``speaker_acc``.
     Raises:
         ValueError: an unknown ``distill.history``, or ``"true_lips"`` for a model without
             ARKit channels; ``distill.open_floor``, ``open_ceiling`` or ``seal_floor`` without
             ``frame_closure`` in the batch, or
-            for a model without the ARKit lip channels.
+            for a model without the ARKit lip channels; ``adversary`` without the batch's
+            ``speaker``.
     """
     cfg, dev = model.config, model.device
     net = net or model.net
@@ -197,6 +299,12 @@ def training_loss(model, batch: dict, noiser: DDPMNoiser, generator=None, net=No
     if isinstance(out, tuple):
         losses.update(viseme_loss(out[1], out[2], b, drop))
         losses["loss"] = losses["loss"] + cfg.aux_viseme_weight * losses["viseme"]
+    if adversary is not None:
+        if "speaker" not in b:
+            raise ValueError("[train] speaker_adversary needs the batch's speaker ids "
+                             "(a CorpusStream given the corpus's voices)")
+        losses.update(adversary.loss(b["speaker"]))
+        losses["loss"] = losses["loss"] + losses["speaker"]
     return losses
 
 

@@ -56,6 +56,9 @@ Config (TOML), ARKit blendshapes::
                             # with distill_from, the parent hears it unwarped
     live_pairing = 0.0      # share of the live-K batches that take the live look-ahead
                             # ([model] live_lookahead_ms) instead of a drawn one (0-1)
+    speaker_adversary = 0.0 # weight of the speaker-adversarial loss (0 = off): a classifier
+                            # of the corpus voice on the encoder frames, its gradient
+                            # reversed into the encoder (DANN; objective.SpeakerAdversary)
 
 A config may start from another: ``base = "stage2-distill.toml"`` (a top-level key, before
 the first section; relative to this file's folder) reads that config first, then this one's
@@ -102,7 +105,7 @@ from ..io.files import atomic_write, read_toml
 from ..runtime.model import StreamTalkerModel
 from ..runtime.network import Block
 from .objective import (CLOSURE_CHANNELS, OPENING_CHANNELS, DDPMNoiser, Distillation,
-                        check_parent_history,
+                        SpeakerAdversary, adversary_scale, check_parent_history,
                         check_open_floor, distill_scale,
                         training_loss)
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError
@@ -114,7 +117,7 @@ TRAIN_DEFAULTS = dict(out="runs/default", steps=10000, batch_size=64, lr=1e-3, w
                       distill_guidance_channels="", distill_history="student", stop_at=0,
                       distill_closure_guidance=0.0, distill_open_floor=0.0,
                       distill_open_ceiling=0.0, distill_seal_floor=0.0,
-                      vtlp=0.0, live_pairing=0.0)
+                      vtlp=0.0, live_pairing=0.0, speaker_adversary=0.0)
 DATA_DEFAULTS = dict(corpus=[], captures=[], val_fraction=0.02, pad_silence=True, vertices="",
                      dataset="vocaset", split="train", val_split="val", max_sequences=0,
                      corpus_style="per_folder")
@@ -316,6 +319,12 @@ def read_train_config(path: str | os.PathLike) -> dict:
     elif "codec" in cfg:
         raise ConfigError(f"{p}: [codec] is for vertex data; set [data] vertices")
     _check_stop_at(train["stop_at"], train["steps"], f"{p}: [train] stop_at")
+    if not float(train["speaker_adversary"]) >= 0:
+        raise ConfigError(f"{p}: [train] speaker_adversary must be >= 0 (0 = off), got "
+                         f"{train['speaker_adversary']!r}")
+    if train["speaker_adversary"] and data["vertices"]:
+        raise ConfigError(f"{p}: [train] speaker_adversary needs corpus data whose manifest "
+                         f"names each voice; vertex data has no such voices: set it to 0")
     train["out"] = _absolute(train["out"], p.parent)
     for key in ("init_from", "distill_from"):
         if train[key]:
@@ -435,12 +444,28 @@ class _Job:
 
     Attributes: model (StreamTalkerModel), next_batch() -> batch dict, val_batches (list),
     n_train (training utterances, all ranks), save(path) writes a checkpoint (for vertex
-    data also NAME.codec.safetensors), data_record (for the checkpoint's training record).
+    data also NAME.codec.safetensors), data_record (for the checkpoint's training record),
+    speakers (the training voices' names, id order, when the batches hold speaker ids for
+    ``[train] speaker_adversary``; else None).
     """
 
-    def __init__(self, model, next_batch, val_batches, n_train, save, data_record):
+    def __init__(self, model, next_batch, val_batches, n_train, save, data_record,
+                 speakers=None):
         self.model, self.next_batch, self.val_batches = model, next_batch, val_batches
         self.n_train, self.save, self.data_record = n_train, save, data_record
+        self.speakers = speakers
+
+
+def _speaker_ids(folders: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Each corpus file's training voice id ({path as :func:`_sources` names it: id}) and
+    the voices' names in id order (sorted :func:`~.corpus.speaker_key`), over every
+    folder's manifest."""
+    from .corpus import read_manifest, speaker_key
+    keys = {str(Path(folder) / r["file"]): speaker_key(r)
+            for folder in folders for r in read_manifest(folder)}
+    names = sorted(set(keys.values()))
+    index = {k: i for i, k in enumerate(names)}
+    return {path: index[k] for path, k in keys.items()}, names
 
 
 def _continued_from(state_path: Path | None, tr: dict):
@@ -491,11 +516,16 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
         fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     stream = cap_batcher = None
+    speaker_of, speakers = _speaker_ids(data["corpus"]) if tr["speaker_adversary"] else \
+        (None, None)
+    if speakers is not None and captures:
+        raise ConfigError("[train] speaker_adversary: capture folders name no voice; train "
+                         "on corpus folders only, or set it to 0")
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
                               pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]),
                               live_pairing=float(tr["live_pairing"]),
-                              clean_features=bool(tr["distill_from"]))
+                              clean_features=bool(tr["distill_from"]), speakers=speaker_of)
     if captures:
         cap_batcher = ChunkBatcher(model, captures, seed=data_seed + 7,
                                    live_pairing=float(tr["live_pairing"]))
@@ -513,7 +543,7 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
                        for _ in range(tr["val_batches"])]
     return _Job(model, next_batch, val_batches, len(files) - n_val + len(captures),
                 lambda path: save_checkpoint(model, path),
-                {"corpus": data["corpus"], "captures": data["captures"]})
+                {"corpus": data["corpus"], "captures": data["captures"]}, speakers)
 
 
 #: [model] settings a vertex run sets itself (from the data set and the codec).
@@ -667,6 +697,53 @@ def _distillation(model, tr: dict, dev: str) -> Distillation | None:
                         float(tr["distill_open_ceiling"]), float(tr["distill_seal_floor"]))
 
 
+def _speaker_adversary(model, tr: dict, speakers: list[str] | None, world: int,
+                       dev: str) -> SpeakerAdversary | None:
+    """``[train] speaker_adversary`` > 0: a :class:`~.objective.SpeakerAdversary` over the
+    corpus's voices, attached to the network, its weight recorded in the checkpoint's
+    training record; else None (and no such record).
+
+    Raises:
+        ConfigError: with several processes (DDP: the classifier sits outside the wrapped
+            network).
+    """
+    record = {k: v for k, v in model.config.training.items() if k != "speaker_adversary"}
+    if not tr["speaker_adversary"]:
+        model.config.training = record
+        return None
+    if world > 1:
+        raise ConfigError("[train] speaker_adversary runs in one process; train on one GPU "
+                         "(no torchrun), or set it to 0")
+    adversary = SpeakerAdversary(model.config.encoder_channels, len(speakers)).to(dev)
+    adversary.attach(model.net)
+    model.config.training = {**record, "speaker_adversary": {
+        "weight": float(tr["speaker_adversary"]), "voices": len(speakers),
+        "schedule": "DANN, weight * (2 / (1 + exp(-10 p)) - 1)"}}
+    return adversary
+
+
+def _resume_adversary(adversary, state: dict, speakers, state_path: Path) -> None:
+    """Restore the speaker classifier from a step's training state, or refuse a resume
+    that turns ``[train] speaker_adversary`` on or off, or whose corpus names other voices.
+
+    Raises:
+        ConfigError: as above (the message names the state file).
+    """
+    saved = state.get("speaker_adversary")
+    if (saved is None) != (adversary is None):
+        how = "without" if saved is None else "with"
+        raise ConfigError(f"{state_path}: this run was started {how} [train] "
+                          f"speaker_adversary; resume it as it was started, or choose a new "
+                          f"[train] out")
+    if saved is None:
+        return
+    if saved["speakers"] != speakers:
+        raise ConfigError(f"{state_path}: the corpus now names other voices than the run "
+                         f"started with ({len(saved['speakers'])} then, {len(speakers)} "
+                         f"now); resume on the same corpus, or choose a new [train] out")
+    adversary.load_state_dict(saved["weights"])
+
+
 def run_training(config_path: str | os.PathLike, progress: bool = True,
                  stop_at: int | None = None) -> Path:
     """Train as the config says; returns the path of ``final.safetensors``, or with
@@ -728,13 +805,18 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     model, val_batches = job.model, job.val_batches
     mcfg = model.config
     distill = _distillation(model, tr, dev)
+    adversary = _speaker_adversary(model, tr, job.speakers, world, dev)
 
     net = model.net.train()
     ddp_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if dev.startswith("cuda") else None) \
         if world > 1 else net
-    opt = torch.optim.AdamW(net.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    groups = [{"params": list(net.parameters())}]
+    if adversary is not None:
+        groups.append({"params": list(adversary.parameters())})
+    opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
     if state_path is not None:
         st = torch.load(state_path, map_location=dev, weights_only=False)
+        _resume_adversary(adversary, st, job.speakers, state_path)
         opt.load_state_dict(st["optimizer"])
         step0 = st["step"]
     noiser = DDPMNoiser(mcfg.schedule, mcfg.train_timesteps)
@@ -744,9 +826,10 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
     new_csv = not csv_path.exists()
     log = open(csv_path, "a", newline="") if rank == 0 else None
     writer = csv.writer(log) if log else None
+    logged = ["loss", "x0", "velocity", "viseme", "viseme_acc"] + \
+        (["speaker", "speaker_acc"] if adversary is not None else [])
     if writer and new_csv:
-        writer.writerow(["step", "loss", "x0", "velocity", "viseme", "viseme_acc", "lr",
-                         "val_loss", "seconds"])
+        writer.writerow(["step", *logged, "lr", "val_loss", "seconds"])
     if rank == 0 and not (out / "config.toml").exists():
         (out / "config.toml").write_text(Path(config_path).read_text())
     if rank == 0:
@@ -757,7 +840,7 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
             atomic_write(used, lambda tmp: Path(tmp).write_text(text))
     t_start = time.time()
     steps = tr["steps"]
-    acc = {"loss": 0.0, "x0": 0.0, "velocity": 0.0, "viseme": 0.0, "viseme_acc": 0.0}
+    acc = {k: 0.0 for k in logged}
     n_acc = 0
     bar = tqdm(range(step0, stop), initial=step0, total=stop, desc="train", unit="step",
                disable=not progress or rank != 0)
@@ -768,8 +851,11 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
         name = _step_stem(step)
         model.config.training = {**model.config.training, "steps": step}
         job.save(out / f"{name}.safetensors")
-        atomic_write(out / f"{name}.state.pt",
-                     lambda tmp: torch.save({"optimizer": opt.state_dict(), "step": step}, tmp))
+        state = {"optimizer": opt.state_dict(), "step": step}
+        if adversary is not None:
+            state["speaker_adversary"] = {"weights": adversary.state_dict(),
+                                          "speakers": job.speakers}
+        atomic_write(out / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
 
     def validate() -> float:
         net.eval()
@@ -782,8 +868,10 @@ def run_training(config_path: str | os.PathLike, progress: bool = True,
 
     for step in bar:
         lr = lr_at(step, steps, tr["lr"], tr["warmup"])
+        if adversary is not None:
+            adversary.scale = adversary_scale(tr["speaker_adversary"], step, steps)
         losses = optimizer_step(model, job.next_batch(), opt, noiser, gen, lr, net=ddp_net,
-                                amp=use_amp, distill=distill)
+                                amp=use_amp, distill=distill, adversary=adversary)
         for k in acc:
             acc[k] += losses.get(k, 0.0)
         n_acc += 1
