@@ -461,8 +461,9 @@ def test_speaker_adversary_trains_records_and_resumes(corpus, tmp_path):
     record = mc.load_model(final, backend="torch").config.training["speaker_adversary"]
     assert record["weight"] == 0.5 and record["voices"] == len(voices)
     assert [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))] == [1, 2, 3, 4]
-    with pytest.raises(ValueError, match="speaker_adversary must be >= 0"):
-        read_train_config(_write_cfg(tmp_path / "c.toml", corpus, run, speaker_adversary=-1))
+    for bad in (-1, "x"):
+        with pytest.raises(ValueError, match="speaker_adversary must be >= 0"):
+            read_train_config(_write_cfg(tmp_path / "c.toml", corpus, run, speaker_adversary=bad))
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

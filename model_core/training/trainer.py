@@ -319,7 +319,8 @@ def read_train_config(path: str | os.PathLike) -> dict:
     elif "codec" in cfg:
         raise ConfigError(f"{p}: [codec] is for vertex data; set [data] vertices")
     _check_stop_at(train["stop_at"], train["steps"], f"{p}: [train] stop_at")
-    if not float(train["speaker_adversary"]) >= 0:
+    if not isinstance(train["speaker_adversary"], (int, float)) or \
+            not train["speaker_adversary"] >= 0:
         raise ConfigError(f"{p}: [train] speaker_adversary must be >= 0 (0 = off), got "
                          f"{train['speaker_adversary']!r}")
     if train["speaker_adversary"] and data["vertices"]:
