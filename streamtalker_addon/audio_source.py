@@ -274,32 +274,18 @@ MIXDOWN_TRIES = 4
 #: The same mixdown is not repeatable either: of a scene of several strips, the same copy
 #: rendered by 100 children on Blender 4.5 came out as 14 different signals: 65 alike, most
 #: others the retimed strip's sound shifted (by 0.4 to 66 ms where measured), four almost
-#: silent (RMS 0.5 % of the others). The muted strips are the cause: the child removes
-#: them from its copy before the mixdown (what it plays is the same), after which a
-#: nine-line dialogue's retimed line rendered alike 179 times of 179 on 4.5 (7 of 176
-#: differed with them kept). As a safety net :func:`isolated_mixdown` still renders until
-#: two children agree sample for sample, at most this many times.
+#: silent (RMS 0.5 % of the others). So :func:`isolated_mixdown` renders until two
+#: children agree sample for sample, at most this many times.
 MIXDOWN_RENDERS = 6
 
 #: The child: Blender's own binary (``blender -b FILE --python-expr``) inside Blender, the
 #: Python running the ``bpy`` module outside it. Arguments: blend, scene, out wav, rate.
-#: It removes the muted strips from its copy (inside unmuted meta strips too) first.
 _MIXDOWN_CHILD = """
 import sys, bpy
 blend, scene_name, out, rate = sys.argv[-4:]
 if not bpy.data.filepath:
     bpy.ops.wm.open_mainfile(filepath=blend)
 scene = bpy.data.scenes[scene_name]
-
-def prune(strips):
-    for s in list(strips):
-        if s.mute:
-            strips.remove(s)
-        elif s.type == "META":
-            prune(s.strips)
-
-if scene.sequence_editor is not None:
-    prune(scene.sequence_editor.strips)
 kw = {"scene": scene}
 if bpy.app.version >= (5, 0, 0):
     kw["sequencer_scene"] = scene
@@ -323,8 +309,7 @@ def _mixdown_command(blend: str, scene_name: str, out: str, rate: int) -> list[s
 def isolated_mixdown(scene, rate: int = 48000) -> tuple[np.ndarray, int]:
     """Blender's mixdown of ``scene`` (its frame range, its strips as muted now): float32
     ``[n, 1]`` mono samples and their rate (Hz), made in a child process from a copy of the
-    scene written with ``bpy.data.libraries.write`` (absolute paths, packed sounds kept),
-    the muted strips removed from the copy (:data:`MIXDOWN_RENDERS`).
+    scene written with ``bpy.data.libraries.write`` (absolute paths, packed sounds kept).
     A child that fails is tried again, up to :data:`MIXDOWN_TRIES` failures; renders are
     made until two agree sample for sample (:data:`MIXDOWN_RENDERS`: Blender's mixdown of
     a retimed strip differs between runs, and is now and then almost silent), and when
