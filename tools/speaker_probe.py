@@ -41,24 +41,30 @@ def pick(corpus: Path, n_voices: int, per_voice: int, seed: int) -> dict[str, li
     return {k: by_voice[k][:per_voice] for k in sorted(chosen)}
 
 
-def frames(model, files: list[Path], encoder: bool) -> list[np.ndarray]:
-    """Per utterance, the speech frames' features: float32 [T, C] (encoder) or [T, n_mels]
-    (the normalised log-mel)."""
-    cfg = model.config
+def speech_mels(cfg, files: list[Path]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per utterance, its log-mel float32 [T, n_mels] as the front end of ``cfg`` computes
+    it, and its speech frames, bool [T] (mean log-mel above the utterance's 30th
+    percentile)."""
     fe = make_frontend(cfg, "cpu")
     out = []
     for f in files:
         utt = load_utterance(f, fps=cfg.fps)
         mel = fe.logmel.whole(utt.samples, int(len(utt.samples) / cfg.hop_length))
-        loud = mel.mean(1) > np.percentile(mel.mean(1), 30)
-        x = torch.from_numpy(mel[None].astype(np.float32))
-        with torch.no_grad():
-            if encoder:
-                feats = model.net.audio_features(x)[0].numpy()
-            else:
-                enc = model.net.encoder
-                feats = ((x - enc.mel_mean) / enc.mel_std)[0].numpy()
-        out.append(feats[loud])
+        out.append((mel.astype(np.float32), mel.mean(1) > np.percentile(mel.mean(1), 30)))
+    return out
+
+
+def features(model, mels: list[tuple[np.ndarray, np.ndarray]], encoder: bool) -> list[np.ndarray]:
+    """The speech frames' features of each utterance: the encoder's [T, C], run over the
+    whole utterance (``encoder``), or the log-mel as the encoder normalises it
+    [T, n_mels]."""
+    enc = model.net.encoder
+    out = []
+    with torch.no_grad():
+        for mel, speech in mels:
+            x = torch.from_numpy(mel)
+            f = model.net.audio_features(x[None])[0] if encoder else (x - enc.mel_mean) / enc.mel_std
+            out.append(f.numpy()[speech])
     return out
 
 
@@ -100,20 +106,23 @@ def main() -> None:
     print(f"{len(voices)} voices, {a.train} + {a.test} utterances each, chance "
           f"{1 / len(voices):.3f}")
     print("| features | frame accuracy | utterance accuracy |\n|---|---|---|")
-    first = True
-    for ck in a.checkpoints:
+    mels: dict[tuple, list] = {}    # per front end: per voice, per utterance (mel, speech)
+    for i, ck in enumerate(a.checkpoints):
         model = load_checkpoint(ck, "cpu")
         model.net.eval()
-        for encoder in ([False, True] if first else [True]):
+        c = model.config
+        front = (c.sample_rate, c.n_fft, c.win_length, c.hop_length, c.n_mels, c.fmin, c.fmax)
+        if front not in mels:
+            mels[front] = [speech_mels(c, files) for files in voices.values()]
+        for encoder in ([False, True] if i == 0 else [True]):
             tr, te = [], []
-            for k, files in enumerate(voices.values()):
-                feats = frames(model, files, encoder)
+            for k, voice in enumerate(mels[front]):
+                feats = features(model, voice, encoder)
                 tr += [(x, k) for x in feats[:a.train]]
                 te += [(x, k) for x in feats[a.train:]]
             fa, ua = probe(tr, te, len(voices), a.seed)
             name = f"encoder of {ck}" if encoder else "log-mel (normalised)"
             print(f"| {name} | {fa:.3f} | {ua:.3f} |", flush=True)
-        first = False
 
 
 if __name__ == "__main__":

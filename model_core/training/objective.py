@@ -33,7 +33,8 @@ from ..runtime.inference import lip_scale
 __all__ = ["CLOSURE_CHANNELS", "DDPMNoiser", "Distillation", "OPENING_CHANNELS", "PARENT_HISTORIES",
            "check_open_floor", "check_parent_history", "closure_weights", "distill_scale",
            "open_floor",
-           "SpeakerAdversary", "adversary_scale", "corrupt_history", "guided_x0", "loss_channel_weights", "rollout_history",
+           "SpeakerAdversary", "adversary_scale", "corrupt_history", "guided_x0",
+           "loss_channel_weights", "rollout_history",
            "training_loss", "viseme_loss"]
 
 
@@ -157,7 +158,6 @@ class SpeakerAdversary(torch.nn.Module):
                                f"the corpus has {n_speakers}")
         self.head = torch.nn.Sequential(torch.nn.Linear(channels, hidden), torch.nn.GELU(),
                                         torch.nn.Linear(hidden, n_speakers))
-        self.n_speakers = int(n_speakers)
         self.scale = 0.0
         self._feats: torch.Tensor | None = None
         self._hook = None

@@ -517,11 +517,11 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
         fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     stream = cap_batcher = None
-    speaker_of, speakers = _speaker_ids(data["corpus"]) if tr["speaker_adversary"] else \
-        (None, None)
-    if speakers is not None and captures:
+    if tr["speaker_adversary"] and captures:
         raise ConfigError("[train] speaker_adversary: capture folders name no voice; train "
                          "on corpus folders only, or set it to 0")
+    speaker_of, speakers = _speaker_ids(data["corpus"]) if tr["speaker_adversary"] else \
+        (None, None)
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,
                               pad=bool(data["pad_silence"]), vtlp=float(tr["vtlp"]),
