@@ -345,6 +345,12 @@ ESPEAK_LANGUAGES = ("de", "fr-fr", "es", "it", "pt-br", "pt", "pl", "cs", "ru", 
 #: English voices (Piper joe, Festival slt / ked, eSpeak English).
 V4_SHARES = {"mbrola": 0.50, "espeak-ml": 0.15, "piper": 0.12, "festival": 0.12,
              "espeak-ng": 0.11}
+#: The v6 mix: v4's with Festival's voices recorded from people in Czech (4), Russian,
+#: Catalan, Hindi and Marathi (``festival-ml``, issue 20) a tenth of the utterances, the
+#: other engines' shares scaled to the rest.
+V6_SHARES = {"festival-ml": 0.10, **{e: round(w * 0.9, 4) for e, w in V4_SHARES.items()}}
+#: Languages of the ``festival-ml`` pool that have text (Telugu has none offline).
+FESTIVAL_ML_LANGUAGES = ("cs", "ru", "ca", "hi", "mr")
 #: How many texts the v5 recipe draws at most for one utterance before giving up on a voice.
 TEXT_DRAWS = 50
 
@@ -384,15 +390,20 @@ def _text(lang: str, rng, sentence_share: float = 0.6, own_script: bool = False)
 def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: list[str],
                  sentences: list[str], piper_voices=(), piper_sentences=None,
                  mbrola_voices: dict | None = None, espeak_variants=(),
-                 own_language: bool = False) -> list[Job]:
-    """The v4 corpus plan: :data:`V4_SHARES` of engines (engines without voices dropped).
+                 own_language: bool = False, festival_ml_voices: dict | None = None,
+                 shares: dict | None = None) -> list[Job]:
+    """The v4 corpus plan: :data:`V4_SHARES` of engines (engines without voices dropped),
+    or ``shares`` (the v6 recipe's :data:`V6_SHARES`).
 
     MBROLA utterances: a voice of :data:`TRAIN_MBROLA` (installed), text in its language,
     rate 120-220 words/min, pitch 25-75, range 30-80, vowel/consonant duration ratio
     U(1.3, 2.0); ``espeak-ml``: a language of :data:`ESPEAK_LANGUAGES` with a random
-    variant (``espeak_variants``), IPA phones; English engines as :func:`plan_jobs`. Half
-    of the MBROLA, Festival and Piper utterances become a new speaker by WORLD
-    (:data:`TRAIN_WORLD` ranges).
+    variant (``espeak_variants``), IPA phones; ``festival-ml``: a voice of
+    ``festival_ml_voices`` (``{voice: language}``, :func:`~.tts.festival_ml_voices`,
+    languages of :data:`FESTIVAL_ML_LANGUAGES`) reading its language (engine
+    ``"festival"`` in the job); English engines as :func:`plan_jobs`. Half of the MBROLA,
+    Festival and Piper utterances become a new speaker by WORLD (:data:`TRAIN_WORLD`
+    ranges).
 
     ``own_language`` (the v5 recipe): word sequences of a language not written in Latin
     letters leave out the words that are (``own_script``), and an MBROLA or ``espeak-ml``
@@ -414,15 +425,18 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
                                   TEXT_DRAWS)[0]
 
     rng = np.random.default_rng(seed)
+    shares = V4_SHARES if shares is None else shares
     mb = sorted(v for v in (mbrola_voices or {}) if v in TRAIN_MBROLA)
+    fml = {v: lang for v, lang in sorted((festival_ml_voices or {}).items())
+           if lang in FESTIVAL_ML_LANGUAGES}
     pools = {"mbrola": mb, "espeak-ml": list(ESPEAK_LANGUAGES) if espeak_voices else [],
              "piper": list(piper_voices), "festival": festival_voices,
-             "espeak-ng": espeak_voices}
-    engines = [e for e in V4_SHARES if pools.get(e)]
+             "espeak-ng": espeak_voices, "festival-ml": list(fml)}
+    engines = [e for e in shares if pools.get(e)]
     if not engines:
         raise SettingError("no voices for the v4 recipe: install the MBROLA voices "
                          "(tools/setup_corpus.sh) and eSpeak NG")
-    p = np.array([V4_SHARES[e] for e in engines])
+    p = np.array([shares[e] for e in engines])
     p /= p.sum()
     variants = [v for v in espeak_variants if f"en-us+{v}" not in HELDOUT_ESPEAK]
     jobs = []
@@ -442,6 +456,9 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
             job = Job(i, own_text(voice, voice), "espeak-ng", voice + var,
                       rate=int(rng.integers(120, 230)), pitch=int(rng.integers(20, 80)),
                       pitch_range=int(rng.integers(20, 90)), seed=jseed, language=voice)
+        elif engine == "festival-ml":
+            lang = fml[voice]
+            job = Job(i, own_text(lang, lang), "festival", voice, seed=jseed, language=lang)
         else:
             pool = piper_sentences if engine == "piper" and piper_sentences else sentences
             k = int(rng.integers(1, 3))
@@ -468,8 +485,10 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
 #: ``v4`` (:func:`plan_jobs_v4`) adds MBROLA voices of people in 30 languages and eSpeak NG
 #: in 40, keeping :data:`HELDOUT_MBROLA` out; ``v5`` is v4 with every MBROLA and eSpeak NG
 #: text in its voice's language (``own_language``; the v4 corpus had all sampled clips of
-#: the Hindi voice in1 partly in English). Both name MBROLA phones with the pairing of
-#: :func:`model_core.training.mbrola.event_names` that is current when they are built.
+#: the Hindi voice in1 partly in English); ``v6`` is v5 with Festival's Czech, Russian,
+#: Catalan, Hindi and Marathi voices (:data:`V6_SHARES`). All name MBROLA phones with the
+#: pairing of :func:`model_core.training.mbrola.event_names` that is current when they are
+#: built.
 RECIPES = {
     "v2": {"shares": {"espeak-ng": 0.5, "festival": 0.5}, "world_share": 0.0,
            "real_rooms": False, "holdout": False},
@@ -478,6 +497,8 @@ RECIPES = {
     "v4": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True,
            "multilingual": True, "own_language": False},
     "v5": {"shares": V4_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True,
+           "multilingual": True, "own_language": True},
+    "v6": {"shares": V6_SHARES, "world_share": 0.5, "real_rooms": True, "holdout": True,
            "multilingual": True, "own_language": True},
 }
 
@@ -541,6 +562,9 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     sentences = sentence_pool(split="train" if rec["holdout"] else "all")
     ev = tts.espeak_voices() if "espeak-ng" in engines else []
     fv = tts.festival_voices() if "festival" in engines else []
+    fml = ({v: lang for v, lang in tts.festival_ml_voices().items()
+            if lang in FESTIVAL_ML_LANGUAGES}
+           if "festival-ml" in engines and "festival-ml" in rec["shares"] else {})
     pv = tts.piper_voices() if "piper" in engines and "piper" in rec["shares"] else []
     mv = {}
     multilingual = rec.get("multilingual", False)
@@ -550,7 +574,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if rec["holdout"]:
         ev = [v for v in ev if v not in HELDOUT_ESPEAK]
         fv = [v for v in fv if v not in HELDOUT_FESTIVAL]
-    if not ev and not fv and not pv and not mv:
+    if not ev and not fv and not pv and not mv and not fml:
         raise InputNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
                                 "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")
     if multilingual:
@@ -559,7 +583,8 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
                             sentences, piper_voices=pv,
                             piper_sentences=_aligned_pool(sentences) if pv else None,
                             mbrola_voices=mv, espeak_variants=variants,
-                            own_language=rec["own_language"])
+                            own_language=rec["own_language"], festival_ml_voices=fml,
+                            shares=rec["shares"])
     else:
         shares = rec["shares"] if (ev or pv) else {"festival": 1.0}
         jobs = plan_jobs(n, seed, ev or [], fv, sentences, piper_voices=pv, shares=shares,
@@ -596,6 +621,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     (out / "corpus.json").write_text(json.dumps({
         "utterances": len(records), "hours": round(hours, 3), "fps": fps, "seed": seed,
         "recipe": recipe, "augment": augment, "espeak_voices": ev, "festival_voices": fv,
+        "festival_ml_voices": sorted(fml),
         "piper_voices": pv, "mbrola_voices": sorted(mv),
         "mbrola_ipa": request.get("mbrola_ipa", ""),
         "languages": sorted({r.get("language", "en") for r in records}),

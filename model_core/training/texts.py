@@ -42,10 +42,11 @@ FORTUNE_FILES: dict[str, tuple[str, ...]] = {
 _NOT_ENGLISH = frozenset(n for names in FORTUNE_FILES.values() for n in names) | {"off"}
 
 #: eSpeak NG / MBROLA language code -> the wordfreq language whose words it reads (the
-#: nearest where wordfreq has none: Afrikaans reads Dutch words, Estonian Finnish ones).
+#: nearest where wordfreq has none: Afrikaans reads Dutch words, Estonian Finnish ones,
+#: Marathi Hindi ones, both in Devanagari).
 WORDFREQ_LANGUAGE: dict[str, str] = {
     "af": "nl", "et": "fi", "hr": "sh", "sr": "sh", "bs": "sh", "nb": "nb", "no": "nb",
-    "cmn": "zh", "yue": "zh",
+    "cmn": "zh", "yue": "zh", "mr": "hi",
 }
 
 

@@ -334,14 +334,21 @@ def read_train_config(path: str | os.PathLike) -> dict:
             "codec": sections["codec"]}
 
 
-def _sources(data: dict, fps: float) -> tuple[list, list]:
-    """(files [(path, style)], capture utterances) from the [data] section."""
-    from .corpus import read_manifest
+def _sources(data: dict, fps: float, speakers: dict | None = None) -> tuple[list, list]:
+    """(files [(path, style)], capture utterances) from the [data] section; with
+    ``speakers`` (a dict), also each corpus file's training voice into it ({path:
+    :func:`~.corpus.speaker_key`}), from the same reading of the manifests.
+
+    Raises:
+        DataError: ``speakers`` given and a record names no engine or voice."""
+    from .corpus import read_manifest, speaker_key
     files, captures = [], []
     style = 0
     for folder in data["corpus"]:
         recs = read_manifest(folder)
         files += [(str(Path(folder) / r["file"]), style) for r in recs]
+        if speakers is not None:
+            speakers.update((str(Path(folder) / r["file"]), speaker_key(r)) for r in recs)
         if data.get("corpus_style", "per_folder") == "per_folder":
             style += 1
     if data["corpus"] and data.get("corpus_style") == "shared":
@@ -457,13 +464,10 @@ class _Job:
         self.speakers = speakers
 
 
-def _speaker_ids(folders: list[str]) -> tuple[dict[str, int], list[str]]:
+def _speaker_ids(keys: dict[str, str]) -> tuple[dict[str, int], list[str]]:
     """Each corpus file's training voice id ({path as :func:`_sources` names it: id}) and
-    the voices' names in id order (sorted :func:`~.corpus.speaker_key`), over every
-    folder's manifest."""
-    from .corpus import read_manifest, speaker_key
-    keys = {str(Path(folder) / r["file"]): speaker_key(r)
-            for folder in folders for r in read_manifest(folder)}
+    the voices' names in id order (sorted :func:`~.corpus.speaker_key`), from the voices
+    :func:`_sources` read (``keys``: {path: speaker_key})."""
     names = sorted(set(keys.values()))
     index = {k: i for i, k in enumerate(names)}
     return {path: index[k] for path, k in keys.items()}, names
@@ -499,7 +503,11 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
     else:
         model = StreamTalkerModel.from_config(ModelConfig.from_dict(cfg["model"]), dev, seed=tr["seed"])
     mcfg = model.config
-    files, captures = _sources(data, mcfg.fps)
+    if tr["speaker_adversary"] and data["captures"]:
+        raise ConfigError("[train] speaker_adversary: capture folders name no voice; train "
+                         "on corpus folders only, or set it to 0")
+    voice_of = {} if tr["speaker_adversary"] else None
+    files, captures = _sources(data, mcfg.fps, speakers=voice_of)
     n_sources = (1 if data["corpus_style"] == "shared" and data["corpus"] else
                  len(data["corpus"])) + len(data["captures"])
     if n_sources > mcfg.n_styles:
@@ -517,10 +525,7 @@ def _arkit_job(cfg: dict, dev: str, state_path: Path | None, rank: int, world: i
         sample = [load_utterance(p, s, mcfg.fps) for p, s in train_files[:300]] + captures
         fit_normalization(model, sample, std_floor=float(tr["norm_std_floor"]))
     stream = cap_batcher = None
-    if tr["speaker_adversary"] and captures:
-        raise ConfigError("[train] speaker_adversary: capture folders name no voice; train "
-                         "on corpus folders only, or set it to 0")
-    speaker_of, speakers = _speaker_ids(data["corpus"]) if tr["speaker_adversary"] else \
+    speaker_of, speakers = _speaker_ids(voice_of) if tr["speaker_adversary"] else \
         (None, None)
     if train_files:
         stream = CorpusStream(model, train_files, reservoir=tr["reservoir"], seed=data_seed,

@@ -19,7 +19,9 @@ Labels are the engine's own phone names, returned as-is (a later mapping normali
 
 * eSpeak: its ASCII phoneme mnemonics (``"m"``, ``"A:"``, ``"a#"``, ``"oU"``, ``"@"`` ...);
   every pause (``"_"``, ``"_:"``, ``"_!"`` ...) becomes ``"_"``.
-* Festival: its ``radio`` phone set (``"pau"``, ``"aa"``, ``"m"``, ``"b"``, ``"hh"`` ...).
+* Festival: its ``radio`` phone set (``"pau"``, ``"aa"``, ``"m"``, ``"b"``, ``"hh"`` ...);
+  the non-English voices (Czech, Russian, Catalan, Hindi, Marathi, Telugu:
+  :data:`FESTIVAL_ML_VOICES`) in IPA, from their phone sets (:mod:`.festival_ipa`).
 
 Public API (one module per job: :mod:`.espeak` (with the C binding :mod:`.espeak_binding`
 and the helper process :mod:`.helper`), :mod:`.festival`, :mod:`.piper`; :mod:`.clip` holds
@@ -47,8 +49,9 @@ from __future__ import annotations
 from .clip import SpeechClip
 from .espeak import (ESPEAK_PAUSE, ESPEAK_SAMPLE_RATE, espeak_languages, espeak_synthesize,
                      espeak_voices, language_switches)
-from .festival import (FESTIVAL_VOICES, festival_synthesize, festival_synthesize_batch,
-                       festival_voices)
+from .festival import (FESTIVAL_VOICES, festival_ml_voices, festival_synthesize,
+                       festival_synthesize_batch, festival_voices)
+from .festival_ipa import FESTIVAL_ML_VOICES
 from .piper import PIPER_VOICES, piper_synthesize, piper_voices
 # the eSpeak internals that model_core.training.mbrola and tools/mbrola_ipa_table.py use
 from .espeak import _distinct_onsets, _switch_names  # noqa: F401
@@ -64,10 +67,12 @@ __all__ = [
     "festival_synthesize",
     "festival_synthesize_batch",
     "festival_voices",
+    "festival_ml_voices",
     "piper_synthesize",
     "piper_voices",
     "ESPEAK_SAMPLE_RATE",
     "ESPEAK_PAUSE",
     "FESTIVAL_VOICES",
+    "FESTIVAL_ML_VOICES",
     "PIPER_VOICES",
 ]

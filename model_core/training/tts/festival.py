@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip import SpeechClip, _clean_phones
+from .festival_ipa import FESTIVAL_ML_VOICES, festival_ipa
 
 #: Festival voices this module knows: voice name -> Debian package that provides it.
 FESTIVAL_VOICES = {
@@ -27,6 +28,7 @@ _FESTIVAL_ALIASES = {
     "slt": "cmu_us_slt_arctic_hts", "us_slt_hts": "cmu_us_slt_arctic_hts",
     "kal": "kal_diphone", "ked": "ked_diphone",
     **{pkg: name for name, pkg in FESTIVAL_VOICES.items()},
+    **{v.package: name for name, v in FESTIVAL_ML_VOICES.items()},
 }
 
 _FESTIVAL_INSTALL = "apt-get install -y festival"
@@ -64,16 +66,31 @@ def _require_festival_voice(voice: str) -> str:
     name = _canonical_festival_voice(voice)
     _festival_binary()
     if not _festival_voice_installed(name):
-        pkg = FESTIVAL_VOICES.get(name)
+        pkg = FESTIVAL_VOICES.get(name) or getattr(FESTIVAL_ML_VOICES.get(name), "package", None)
         hint = (f"install the Debian package {pkg} (apt-get install -y {pkg})" if pkg else
-                f"known voices: {', '.join(FESTIVAL_VOICES)}")
+                f"known voices: {', '.join([*FESTIVAL_VOICES, *FESTIVAL_ML_VOICES])}")
         raise FileNotFoundError(f"Festival voice {name!r} is not installed: {hint}")
     return name
 
 
-def _scheme_string(text: str) -> str:
-    """Text as a Scheme string literal Festival can read (ASCII, escaped, one line)."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+def _scheme_string(text: str, voice: str = "") -> str:
+    """Text as a Scheme string literal Festival can read (escaped, one line): ASCII for the
+    English voices, the voice's own characters for a :data:`FESTIVAL_ML_VOICES` voice
+    (the script is then written in its encoding).
+
+    Raises:
+        ValueError: the text holds characters the voice's encoding cannot write.
+    """
+    ml = FESTIVAL_ML_VOICES.get(voice)
+    if ml is None:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    else:
+        text = unicodedata.normalize("NFC", text)
+        try:
+            text.encode(ml.encoding)
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"Festival voice {voice!r} reads {ml.encoding} text; "
+                             f"{text[exc.start:exc.end]!r} in {text[:60]!r} is not in it") from None
     text = " ".join(text.split())
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -90,20 +107,23 @@ def _read_wav(path: Path):
     return x, sr
 
 
-def _festival_phones(path: Path, n_samples: int, sr: int) -> list:
+def _festival_phones(path: Path, n_samples: int, sr: int, voice: str = "") -> list:
     labels, ends = [], []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="latin-1").splitlines():
         parts = line.split()
         if len(parts) != 2:
             continue
         labels.append(parts[0])
         ends.append(float(parts[1]))
+    pause = "pau"
+    if voice in FESTIVAL_ML_VOICES:     # the teacher reads these in IPA
+        labels, pause = festival_ipa(labels, voice), "_"
     starts = [0.0] + ends[:-1]
     # Festival's segments start at 0 and the last ends at the end of the synthesized
     # speech; diphone voices write a short extra tail (<= ~40 ms): the final phone is
     # extended (or clipped) to the wave's end so the phones cover the audio exactly.
     onsets = [int(round(s * sr)) for s in starts]
-    return _clean_phones(onsets, labels, n_samples, sr, "pau"), (ends[-1] if ends else 0.0)
+    return _clean_phones(onsets, labels, n_samples, sr, pause), (ends[-1] if ends else 0.0)
 
 
 def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
@@ -111,20 +131,26 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
     """Synthesize several texts with one Festival process (saves ~0.3-1.5 s start-up each).
 
     Args:
-        texts: sequence of non-empty strings (non-ASCII characters are transliterated or
-            dropped: Festival's English front end reads ASCII).
+        texts: sequence of non-empty strings (for the English voices non-ASCII characters
+            are transliterated or dropped: their front end reads ASCII; the voices of
+            :data:`~.festival_ipa.FESTIVAL_ML_VOICES` read their language's script).
         voice: Festival voice name (``"cmu_us_slt_arctic_hts"``, ``"kal_diphone"``,
-            ``"ked_diphone"``), its Debian package name, or the short alias ``"slt"``,
-            ``"kal"``, ``"ked"``.
+            ``"ked_diphone"``, or a non-English voice of
+            :data:`~.festival_ipa.FESTIVAL_ML_VOICES` such as ``"czech_dita"``), its
+            Debian package name, or the short alias ``"slt"``, ``"kal"``, ``"ked"``.
         timeout_s: limit for the subprocess; default 30 s + 5 s per text.
 
     Returns:
         list of :class:`SpeechClip` (``engine "festival"``), one per text, in order; see
-        :func:`festival_synthesize`.
+        :func:`festival_synthesize`. A non-English voice's phones are IPA
+        (:func:`~.festival_ipa.festival_ipa`, pauses ``"_"``) and its clips'
+        ``settings["alphabet"]`` is ``"ipa"``.
 
     Raises:
         FileNotFoundError: festival or the voice is not installed (names the package).
-        ValueError: an empty text or an unknown voice name.
+        ValueError: an empty text, an unknown voice name, or a text the voice's encoding
+            cannot write; DataError (a ValueError) when a non-English voice speaks a phone
+            its IPA table lacks.
         RuntimeError: Festival failed (its stderr is included).
     """
     texts = list(texts)
@@ -137,11 +163,12 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
     exe = _festival_binary()
     with tempfile.TemporaryDirectory(prefix="festival_") as tmp:
         tmp = Path(tmp)
+        ml = FESTIVAL_ML_VOICES.get(name)
         lines = [f"(voice_{name})"]
         for i, t in enumerate(texts):
             wav, seg = tmp / f"u{i}.wav", tmp / f"u{i}.txt"
             lines += [
-                f"(set! utt (Utterance Text {_scheme_string(t)}))",
+                f"(set! utt (Utterance Text {_scheme_string(t, name)}))",
                 "(utt.synth utt)",
                 f'(utt.save.wave utt "{wav}" \'riff)',
                 f'(set! fd (fopen "{seg}" "w"))',
@@ -150,11 +177,12 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
                 "(fclose fd)",
             ]
         script = tmp / "synth.scm"
-        script.write_text("\n".join(lines) + "\n")
+        script.write_bytes(("\n".join(lines) + "\n").encode(ml.encoding if ml else "ascii"))
         limit = timeout_s if timeout_s is not None else 30.0 + 5.0 * len(texts)
         try:
             proc = subprocess.run([exe, "--batch", str(script)], capture_output=True,
-                                  text=True, timeout=limit, cwd=tmp)
+                                  text=True, encoding="utf-8", errors="replace",
+                                  timeout=limit, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"festival timed out after {limit:.0f} s") from exc
         err = (proc.stderr or "") + (proc.stdout or "")
@@ -170,10 +198,12 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
             samples, sr = _read_wav(wav)
             if len(samples) == 0:
                 raise RuntimeError(f"festival produced no audio for {t!r} with voice {name!r}")
-            phones, seg_end = _festival_phones(seg, len(samples), sr)
+            phones, seg_end = _festival_phones(seg, len(samples), sr, name)
+            settings = {"segment_end_s": seg_end}
+            if ml:
+                settings["alphabet"] = "ipa"
             out.append(SpeechClip(samples=samples, sample_rate=int(sr), phones=phones, text=t,
-                                 voice=name, engine="festival",
-                                 settings={"segment_end_s": seg_end}))
+                                 voice=name, engine="festival", settings=settings))
     return out
 
 
@@ -205,7 +235,8 @@ def festival_synthesize(text: str, voice: str = "cmu_us_slt_arctic_hts") -> Spee
 
 def _festival_voice_works(name: str) -> bool:
     try:
-        utt = festival_synthesize("a test.", name)
+        ml = FESTIVAL_ML_VOICES.get(name)
+        utt = festival_synthesize(ml.sample if ml else "a test.", name)
     except (FileNotFoundError, RuntimeError, ValueError):
         return False
     return len(utt.samples) > 0 and len(utt.phones) > 0
@@ -229,3 +260,23 @@ def festival_voices() -> list:
     itself is not installed (``apt-get install -y festival``).
     """
     return list(_festival_voices_cached())
+
+
+@functools.lru_cache(maxsize=1)
+def _festival_ml_voices_cached() -> tuple:
+    if shutil.which("festival") is None:
+        return ()
+    names = [n for n in FESTIVAL_ML_VOICES if _festival_voice_installed(n)]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
+        ok = list(pool.map(_festival_voice_works, names))
+    return tuple(n for n, good in zip(names, ok) if good)
+
+
+def festival_ml_voices() -> dict:
+    """Festival's non-English voices (:data:`~.festival_ipa.FESTIVAL_ML_VOICES`) that are
+    installed and synthesize their sample sentence, as ``{voice: language}``
+    (``{"czech_dita": "cs", "msu_ru_nsh_clunits": "ru", ...}``); each is tried once per
+    process. ``{}`` when festival is not installed; ``tools/setup_corpus.sh`` installs the
+    voices.
+    """
+    return {n: FESTIVAL_ML_VOICES[n].language for n in _festival_ml_voices_cached()}

@@ -1,0 +1,161 @@
+"""Festival's non-English voices (issue 20 §2): their phone sets read as IPA, real speech
+with phones the teacher can shape, and the v6 corpus plan that draws them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_core.errors import DataError
+from model_core.face import ARKIT_52
+from model_core.training import corpus, tts
+from model_core.training.phonemes import bilabial_frame_mask, parse_phone
+from model_core.training.teacher import teacher_curves
+from model_core.training.tts.festival_ipa import (FESTIVAL_ML_VOICES, FESTIVAL_PHONESETS,
+                                                  PAUSE, festival_ipa)
+
+IDX = {n: i for i, n in enumerate(ARKIT_52)}
+FPS = 30
+
+#: The phone-set definition each table was written from, as the Debian packages install it.
+PHONESET_FILES = {
+    "czech": "/usr/share/festival/czech.scm",
+    "msu_ru": "/usr/share/festival/voices/russian/msu_ru_nsh_clunits/festvox/"
+              "msu_ru_nsh_phoneset.scm",
+    "upc_ca": "/usr/share/festival/upc_catalan/upc_catalan_phones-central.scm",
+    "indic": "/usr/share/festival/hindi_scm/hindi_phones.scm",
+}
+
+#: A sentence per voice with bilabials in it (P/B/M), in the voice's own script.
+BILABIAL_TEXT = {
+    "cs": "Máma peče bábovku pro Pavla.", "ru": "Папа купил молоко и бублик.",
+    "ca": "El pare compra pa i mel.", "hi": "बाबा पानी माँगते हैं।",
+    "mr": "बाबा पाणी मागतात.", "te": "బాబు పాలు తాగాడు.",
+}
+
+
+#: The phone features the sets declare before their phones (same line shape as a phone).
+_FEATURES = {"vc", "vlng", "vheight", "vfront", "vrnd", "ctype", "cplace", "cvox", "csoft",
+             "syl", "postnas", "partner"}
+
+
+def _phone_names(path: str) -> list[str]:
+    """The phone names a Festival ``defPhoneSet`` declares (the lines whose first field is
+    not a feature's name and whose second is ``+``, ``-`` or ``0``)."""
+    text = Path(path).read_text(encoding="latin-1")
+    body = text[text.index("defPhoneSet"):]
+    body = body[:body.index("PhoneSet.silences")]
+    names = []
+    for line in body.splitlines():
+        line = line.split(";", 1)[0]
+        m = re.match(r"\s*\((\S+)\s+([-+0])\s", line)
+        if m and m.group(1) not in _FEATURES:
+            names.append(m.group(1))
+    return names
+
+
+@pytest.mark.parametrize("phoneset", sorted(PHONESET_FILES))
+def test_every_phone_the_phone_set_declares_has_a_mouth(phoneset):
+    """No phone of a voice's set falls to a neutral mouth: each is in the IPA table, and the
+    teacher reads the IPA as a silence or as visemes."""
+    path = PHONESET_FILES[phoneset]
+    if not Path(path).exists():
+        pytest.skip(f"{path} not installed (bash tools/setup_corpus.sh)")
+    names = _phone_names(path)
+    assert len(names) > 30, names
+    table = FESTIVAL_PHONESETS[phoneset]
+    missing = [n for n in names if n not in table]
+    assert not missing, f"{phoneset}: no IPA for {missing}"
+    for n in names:
+        ipa = table[n]
+        p = parse_phone(ipa, "ipa")
+        assert ipa == PAUSE or p.visemes, (n, ipa, p)
+
+
+def test_known_answers_per_class():
+    """Bilabials stay bilabial (the closures the product is judged on), rounded vowels
+    rounded, the palatalised and retroflex consonants keep their place."""
+    def vis(voice, label):
+        return parse_phone(festival_ipa([label], voice)[0], "ipa").visemes
+
+    for voice, labels in (("czech_dita", ["p", "b", "m"]),
+                          ("msu_ru_nsh_clunits", ["p", "pp", "b", "bb", "m", "mm"]),
+                          ("upc_ca_ona_hts", ["p", "b", "m"]),
+                          ("hindi_NSK_diphone", ["p", "b", "bh", "m"])):
+        for lab in labels:
+            assert "PP" in vis(voice, lab), (voice, lab)
+    assert vis("czech_dita", "s~") == ("SH",) and vis("czech_dita", "f") == ("FF",)
+    assert vis("msu_ru_nsh_clunits", "uu") == vis("czech_dita", "u")     # /u/ either way
+    assert "PP" not in vis("msu_ru_nsh_clunits", "tt")                   # /tʲ/ is a T
+    assert vis("upc_ca_ona_hts", "O1") == parse_phone("ɔ", "ipa").visemes
+    assert festival_ipa(["pau", "a", "aa"], "hindi_NSK_diphone") == [PAUSE, "ə", "aː"]
+    assert festival_ipa(["a"], "telugu_NSK_diphone") == ["a"]            # Telugu's a is open
+    assert festival_ipa(["#", "r~"], "czech_ph") == [PAUSE, "r̝"]
+
+
+def test_an_unknown_label_or_voice_is_named():
+    with pytest.raises(DataError, match=r"'czech_dita' spoke phone 'qq'.*'czech' table"):
+        festival_ipa(["a", "qq"], "czech_dita")
+    with pytest.raises(DataError, match=r"'kal_diphone' has no IPA table"):
+        festival_ipa(["pau"], "kal_diphone")
+
+
+@pytest.mark.slow   # Festival
+@pytest.mark.parametrize("voice", sorted(FESTIVAL_ML_VOICES))
+def test_real_speech_in_ipa_closes_on_bilabials(voice):
+    """A sentence in the voice's language: IPA phones covering the wave, bilabials where the
+    text has them, and the teacher's lips shut on them and open on the vowels."""
+    if shutil.which("festival") is None or voice not in tts.festival_ml_voices():
+        pytest.skip(f"Festival voice {voice} not installed "
+                    f"(apt-get install -y {FESTIVAL_ML_VOICES[voice].package})")
+    clip = tts.festival_synthesize(BILABIAL_TEXT[FESTIVAL_ML_VOICES[voice].language], voice)
+    assert clip.settings["alphabet"] == "ipa" and clip.engine == "festival"
+    ph = clip.phones
+    assert ph[0][1] == 0.0 and abs(ph[-1][2] - clip.duration_s) < 1e-6
+    assert all(a[2] == b[1] for a, b in zip(ph, ph[1:]))
+    assert ph[0][0] == PAUSE and ph[-1][0] == PAUSE
+    n = int(clip.duration_s * FPS)
+    mask = bilabial_frame_mask(ph, FPS, n, alphabet="ipa")
+    assert mask.sum() >= 3
+    y = teacher_curves(ph, clip.duration_s, FPS, np.random.default_rng(0), alphabet="ipa")
+    vowels = np.zeros(n, bool)
+    for lab, s, e in ph:
+        if parse_phone(lab, "ipa").visemes and parse_phone(lab, "ipa").visemes[0] in (
+                "AA", "AH", "AE", "EH", "AO"):
+            vowels[int(np.ceil(s * FPS)):int(np.ceil(e * FPS))] = True
+    jaw = y[:n, IDX["jawOpen"]] - y[:n, IDX["mouthClose"]]
+    assert vowels.any()
+    assert jaw[vowels].mean() > jaw[mask].mean() + 0.1
+
+
+@pytest.mark.slow   # Festival
+def test_text_outside_the_voices_encoding_is_refused_by_name():
+    if shutil.which("festival") is None or "czech_dita" not in tts.festival_ml_voices():
+        pytest.skip("festvox-czech-dita not installed")
+    with pytest.raises(ValueError, match=r"'czech_dita' reads iso-8859-2 text; 'Д'"):
+        tts.festival_synthesize("Dobrý den Д.", "czech_dita")
+
+
+def test_v6_plan_draws_the_festival_voices_in_their_languages(monkeypatch):
+    """The v6 plan gives Festival's non-English voices their share, each reading its own
+    language; without them (v4, v5) a plan is drawn exactly as before."""
+    monkeypatch.setattr(corpus, "_text", lambda lang, rng, **kw: f"text in {lang}")
+    kw = dict(espeak_voices=["en-us"], festival_voices=["kal_diphone"],
+              sentences=["A short one.", "Another one here."])
+    fml = {"czech_dita": "cs", "upc_ca_ona_hts": "ca", "telugu_NSK_diphone": "te"}
+    v5 = corpus.plan_jobs_v4(400, 3, **kw)
+    assert [vars(j) for j in corpus.plan_jobs_v4(400, 3, festival_ml_voices=fml, **kw)] == \
+        [vars(j) for j in v5]                                   # V4_SHARES: no festival-ml
+    v6 = corpus.plan_jobs_v4(400, 3, festival_ml_voices=fml, shares=corpus.V6_SHARES, **kw)
+    ml = [j for j in v6 if j.voice in fml]
+    # 0.10 of the shares among the engines with voices here (no MBROLA, no Piper): 0.23
+    assert 60 <= len(ml) <= 120, len(ml)
+    assert {j.voice for j in ml} == {"czech_dita", "upc_ca_ona_hts"}   # Telugu: no text
+    assert all(j.engine == "festival" and j.text == f"text in {fml[j.voice]}"
+               and j.language == fml[j.voice] for j in ml)
+    assert any(j.world for j in ml) and not all(j.world for j in ml)
+    assert abs(sum(corpus.V6_SHARES.values()) - 1.0) < 1e-9
