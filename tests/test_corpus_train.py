@@ -464,6 +464,14 @@ def test_speaker_adversary_trains_records_and_resumes(corpus, tmp_path):
     for bad in (-1, "x"):
         with pytest.raises(ValueError, match="speaker_adversary must be >= 0"):
             read_train_config(_write_cfg(tmp_path / "c.toml", corpus, run, speaker_adversary=bad))
+    # capture folders name no voice: refused before they (or the manifests) are read, so
+    # an empty folder gives this message and not the capture loader's
+    (tmp_path / "caps").mkdir()
+    caps = _write_cfg(tmp_path / "d.toml", corpus, tmp_path / "run-caps", speaker_adversary=0.5)
+    caps.write_text(caps.read_text().replace(
+        "val_fraction", f"captures = [{json.dumps(str(tmp_path / 'caps'))}]\nval_fraction"))
+    with pytest.raises(ValueError, match="capture folders name no voice"):
+        run_training(caps, progress=False)
 
 
 @pytest.mark.slow   # a TTS corpus (and training runs)

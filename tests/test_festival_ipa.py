@@ -70,6 +70,7 @@ def test_every_phone_the_phone_set_declares_has_a_mouth(phoneset):
     table = FESTIVAL_PHONESETS[phoneset]
     missing = [n for n in names if n not in table]
     assert not missing, f"{phoneset}: no IPA for {missing}"
+    assert not set(table) - set(names), f"{phoneset}: phones the set does not declare"
     for n in names:
         ipa = table[n]
         p = parse_phone(ipa, "ipa")
@@ -93,7 +94,8 @@ def test_known_answers_per_class():
     assert "PP" not in vis("msu_ru_nsh_clunits", "tt")                   # /tʲ/ is a T
     assert vis("upc_ca_ona_hts", "O1") == parse_phone("ɔ", "ipa").visemes
     assert festival_ipa(["pau", "a", "aa"], "hindi_NSK_diphone") == [PAUSE, "ə", "aː"]
-    assert festival_ipa(["a"], "telugu_NSK_diphone") == ["a"]            # Telugu's a is open
+    assert festival_ipa(["a", "oo"], "telugu_NSK_diphone") == ["a", "oː"]   # Telugu: ఓ
+    assert festival_ipa(["oo", "ee"], "hindi_NSK_diphone") == ["ɔ", "ɛ"]    # Hindi: ऑ ॅ
     assert festival_ipa(["#", "r~"], "czech_ph") == [PAUSE, "r̝"]
 
 
@@ -159,3 +161,13 @@ def test_v6_plan_draws_the_festival_voices_in_their_languages(monkeypatch):
                and j.language == fml[j.voice] for j in ml)
     assert any(j.world for j in ml) and not all(j.world for j in ml)
     assert abs(sum(corpus.V6_SHARES.values()) - 1.0) < 1e-9
+
+
+def test_festival_ml_alone_needs_the_v6_recipe(tmp_path):
+    """Asking for the non-English Festival voices with a recipe that does not draw them is
+    refused by name before anything is written."""
+    from model_core.errors import SettingError
+    with pytest.raises(SettingError, match="use --recipe v6"):
+        corpus.build_corpus(tmp_path / "c", 10, engines=("festival-ml",), recipe="v5",
+                            progress=False)
+    assert not (tmp_path / "c").exists()

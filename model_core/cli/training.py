@@ -57,7 +57,8 @@ def cmd_make_dataset(args) -> int:
                        progress=sys.stderr.isatty(), recipe=args.recipe)
     info = json.loads((out / "corpus.json").read_text())
     print(f"{out}: {info['utterances']} utterances, {info['hours']:.2f} h of speech, "
-          f"{len(info['espeak_voices'])} eSpeak voices, {len(info['festival_voices'])} Festival voices")
+          f"{len(info['espeak_voices'])} eSpeak voices, "
+          f"{len(info['festival_voices']) + len(info.get('festival_ml_voices', []))} Festival voices")
     return 0
 
 

@@ -401,7 +401,8 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
     variant (``espeak_variants``), IPA phones; ``festival-ml``: a voice of
     ``festival_ml_voices`` (``{voice: language}``, :func:`~.tts.festival_ml_voices`,
     languages of :data:`FESTIVAL_ML_LANGUAGES`) reading its language (engine
-    ``"festival"`` in the job); English engines as :func:`plan_jobs`. Half of the MBROLA,
+    ``"festival"`` in the job; with ``own_language`` its text is checked with eSpeak NG's
+    voice of that language, which the error then names); English engines as :func:`plan_jobs`. Half of the MBROLA,
     Festival and Piper utterances become a new speaker by WORLD (:data:`TRAIN_WORLD`
     ranges).
 
@@ -528,7 +529,8 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         FileExistsError: ``out_dir`` holds files already, other than an unfinished build
             with the same arguments (a corpus is never overwritten).
         FileNotFoundError: no sentence source / TTS engine installed (names the package).
-        ValueError: unknown recipe.
+        ValueError: unknown recipe, or ``festival-ml`` alone with a recipe that does not
+            draw it (only ``v6`` does).
     """
     from concurrent.futures import ProcessPoolExecutor
     from tqdm import tqdm
@@ -537,6 +539,13 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if recipe not in RECIPES:
         raise SettingError(f"unknown corpus recipe {recipe!r}; use one of {sorted(RECIPES)}")
     rec = RECIPES[recipe]
+    if "festival-ml" in engines and "festival-ml" not in rec["shares"] and \
+            not set(engines) - {"festival-ml"}:
+        raise SettingError(f"--engines festival-ml: recipe {recipe!r} does not draw Festival's "
+                           f"non-English voices; use --recipe v6")
+    # the engines a build asked for that its recipe draws: an unfinished build started with
+    # another list of unused engines (the default list before festival-ml) still goes on
+    engines = [e for e in engines if e != "festival-ml" or "festival-ml" in rec["shares"]]
     out = Path(out_dir)
     request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
                "engines": list(engines), "recipe": recipe}
@@ -574,6 +583,9 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if rec["holdout"]:
         ev = [v for v in ev if v not in HELDOUT_ESPEAK]
         fv = [v for v in fv if v not in HELDOUT_FESTIVAL]
+    if "festival-ml" in engines and not fml and not set(engines) - {"festival-ml"}:
+        raise InputNotFoundError("--engines festival-ml: none of Festival's non-English voices "
+                                 "is installed; run bash tools/setup_corpus.sh")
     if not ev and not fv and not pv and not mv and not fml:
         raise InputNotFoundError("no TTS engine: apt-get install -y espeak-ng festival "
                                 "festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k")

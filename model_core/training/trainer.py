@@ -340,6 +340,8 @@ def _sources(data: dict, fps: float, speakers: dict | None = None) -> tuple[list
     :func:`~.corpus.speaker_key`}), from the same reading of the manifests.
 
     Raises:
+        InputNotFoundError: a corpus folder has no ``manifest.jsonl``.
+        ConfigError: no corpus or capture data at all.
         DataError: ``speakers`` given and a record names no engine or voice."""
     from .corpus import read_manifest, speaker_key
     files, captures = [], []

@@ -26,7 +26,8 @@ class SpeechClip:
         settings: engine settings used. eSpeak: ``rate`` (words/min), ``pitch``,
             ``pitch_range``, ``stop_closure``. Festival: ``segment_end_s``, the end time
             Festival gave its last segment (s; the diphone voices' wave runs 20-30 ms past
-            it, slt's ends exactly there).
+            it, slt's ends exactly there), and ``alphabet`` ``"ipa"`` for the non-English
+            voices, whose phones are IPA.
     """
 
     samples: np.ndarray

@@ -177,7 +177,7 @@ def festival_synthesize_batch(texts, voice: str = "cmu_us_slt_arctic_hts",
                 "(fclose fd)",
             ]
         script = tmp / "synth.scm"
-        script.write_bytes(("\n".join(lines) + "\n").encode(ml.encoding if ml else "ascii"))
+        script.write_bytes(("\n".join(lines) + "\n").encode(ml.encoding if ml else "utf-8"))
         limit = timeout_s if timeout_s is not None else 30.0 + 5.0 * len(texts)
         try:
             proc = subprocess.run([exe, "--batch", str(script)], capture_output=True,
@@ -215,17 +215,21 @@ def festival_synthesize(text: str, voice: str = "cmu_us_slt_arctic_hts") -> Spee
     ``Segment`` relation with its ``end`` time; those are parsed into phones.
 
     Args:
-        text: non-empty English text.
-        voice: ``"cmu_us_slt_arctic_hts"`` (package ``festvox-us-slt-hts``, female, 32 kHz),
-            ``"kal_diphone"`` (``festvox-kallpc16k``, male, 16 kHz) or ``"ked_diphone"``
-            (``festvox-kdlpc16k``, male, 16 kHz); package names and ``"slt"``/``"kal"``/
-            ``"ked"`` also accepted.
+        text: non-empty text: English for ``"cmu_us_slt_arctic_hts"`` (package
+            ``festvox-us-slt-hts``, female, 32 kHz), ``"kal_diphone"``
+            (``festvox-kallpc16k``, male, 16 kHz) or ``"ked_diphone"``
+            (``festvox-kdlpc16k``, male, 16 kHz), whose package names and ``"slt"``/
+            ``"kal"``/``"ked"`` are also accepted; the voice's language in its own script
+            for a voice of :data:`~.festival_ipa.FESTIVAL_ML_VOICES` (``"czech_dita"``,
+            ``"msu_ru_nsh_clunits"``, ``"upc_ca_ona_hts"``, ``"hindi_NSK_diphone"``, ...).
+        voice: the voice name.
 
     Returns:
-        :class:`SpeechClip`: ``samples`` float32 [N] at the voice's native rate,
-        ``phones`` Festival ``radio`` phone names as-is (``"pau"`` for pauses; utterances
-        start and end with ``"pau"``), start of each = end of the previous, first start 0,
-        last end N / sample_rate.
+        :class:`SpeechClip`: ``samples`` float32 [N] at the voice's native rate; ``phones``
+        start of each = end of the previous, first start 0, last end N / sample_rate. The
+        English voices' phones are Festival ``radio`` names as-is (``"pau"`` for pauses;
+        utterances start and end with ``"pau"``); a non-English voice's are IPA
+        (pauses ``"_"``) and its ``settings["alphabet"]`` is ``"ipa"``.
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: see :func:`festival_synthesize_batch`.

@@ -5,12 +5,15 @@ Festival's ``Segment`` relation names phones in the voice's own phone set (``cze
 SAMPA-like ``s~ c~ r~``, the MSU Russian set's ``tt`` for /tʲ/, UPC Catalan's ``ax E1``,
 the CMU Indic ``th aa ksh``). The teacher reads IPA for every language, so
 :func:`festival_ipa` turns a voice's labels into IPA; a label the table lacks is an error
-(it would fall to a neutral mouth), named with its voice. The tables were written from the
-phone-set definitions the packages install (``/usr/share/festival/czech.scm``,
+(it would fall to a neutral mouth), named with its voice. Each table names exactly the
+phones its set declares (Festival refuses any other), written from the phone-set
+definitions the packages install (``/usr/share/festival/czech.scm``,
 ``.../msu_ru_nsh_clunits/festvox/msu_ru_nsh_phoneset.scm``,
-``.../upc_catalan/upc_catalan_phones-central.scm``, ``.../hindi_scm/hindi_phones.scm`` and
-the Marathi and Telugu ones, which are the same set) and checked against every label the
-voices emit on their language's word lists (``tests/test_festival_ipa.py``).
+``.../upc_catalan/upc_catalan_phones-central.scm`` (the set ``upc_ca_ona_hts`` selects),
+``.../hindi_scm/hindi_phones.scm`` and the Marathi and Telugu ones, the same set) and the
+letter-to-sound rules that use them (``hindi_lex.scm``: ``oo`` and ``ee`` are the candra
+vowels ऑ ॅ, /ɔ/ and /ɛ/; Telugu's ``oo`` and ``ee`` are ఓ ఏ). ``tests/test_festival_ipa.py``
+checks every declared phone and one sentence of real speech per voice.
 """
 
 from __future__ import annotations
@@ -68,13 +71,11 @@ PAUSE = "_"
 
 _CZECH = {
     "#": PAUSE, "_": "ʔ", "a": "a", "a:": "aː", "e": "ɛ", "e:": "ɛː", "i": "ɪ", "i:": "iː",
-    "o": "o", "o:": "oː", "u": "u", "u:": "uː", "@": "ə",
+    "o": "o", "o:": "oː", "u": "u", "u:": "uː",
     "b": "b", "c": "ts", "c~": "tʃ", "ch": "x", "d": "d", "d~": "ɟ", "dz": "dz", "dz~": "dʒ",
     "f": "f", "g": "ɡ", "h": "ɦ", "j": "j", "k": "k", "l": "l", "m": "m", "n": "n",
     "n*": "ŋ", "n~": "ɲ", "p": "p", "r": "r", "r~": "r̝", "r~*": "r̝", "s": "s", "s~": "ʃ",
     "t": "t", "t~": "c", "v": "v", "z": "z", "z~": "ʒ",
-    # syllabic liquids and the glottal stop some words get
-    "r*": "r", "l*": "l", "m*": "m", "?": "ʔ",
 }
 _RUSSIAN = {
     "pau": PAUSE, "ii": "i", "yy": "ɨ", "uu": "u", "ee": "e", "oo": "o", "aa": "a",
@@ -89,30 +90,27 @@ _CATALAN = {
     "pau": PAUSE, "_": PAUSE, "#": PAUSE,
     "ax": "ə", "a": "a", "a1": "a", "e": "e", "e1": "e", "E": "ɛ", "E1": "ɛ", "i": "i",
     "i1": "i", "o": "o", "o1": "o", "O": "ɔ", "O1": "ɔ", "u": "u", "u1": "u", "j": "j",
-    "w": "w", "uw": "w", "b": "b", "B": "β", "d": "d", "D": "ð", "f": "f", "g": "ɡ",
-    "G": "ɣ", "J": "ɲ", "k": "k", "l": "l", "L": "ʎ", "m": "m", "n": "n", "N": "ŋ",
-    "p": "p", "r": "ɾ", "rr": "r", "s": "s", "S": "ʃ", "t": "t", "z": "z", "Z": "ʒ",
-    "x": "x", "y": "j", "tS": "tʃ", "dZ": "dʒ", "ts": "ts", "dz": "dz", "v": "v",
+    "w": "w", "b": "b", "d": "d", "f": "f", "g": "ɡ", "J": "ɲ", "k": "k", "l": "l",
+    "L": "ʎ", "m": "m", "n": "n", "p": "p", "r": "ɾ", "rr": "r", "s": "s", "S": "ʃ",
+    "t": "t", "z": "z", "Z": "ʒ",
 }
 # The CMU Indic set of the NSK voices (festival-hi, -mr, -te): "a" is Hindi and Marathi's
-# short /ə/; the aspirates written with "h" are the plain stop's place (the lips only
-# care where the closure is); "ksh" is the cluster kʃ, "sri" ʃr.
+# short /ə/; "oo" and "ee" their candra vowels ऑ ॅ (/ɔ/, /ɛ/); "w" a rounded glide;
+# "ksh" the cluster kʃ, "sri" ʃr (one phone here: the lips of its ʃ).
 _INDIC = {
     "pau": PAUSE, "a": "ə", "aa": "aː", "ih": "ɪ", "iy": "iː", "uh": "ʊ", "uw": "uː",
-    "eh": "eː", "ee": "eː", "ay": "ɛː", "oh": "o", "oo": "oː", "aw": "ɔː", "@": "ə",
-    "w": "ʋ", "f": "f", "k": "k", "g": "ɡ", "ch": "tʃ", "T": "ʈ", "D": "ɖ", "N": "ɳ",
+    "eh": "eː", "ee": "ɛ", "ay": "ɛː", "oh": "o", "oo": "ɔ", "aw": "ɔː", "@": "ə",
+    "w": "w", "f": "f", "k": "k", "g": "ɡ", "ch": "tʃ", "T": "ʈ", "D": "ɖ", "N": "ɳ",
     "th": "t̪", "dh": "d̪", "n": "n", "p": "p", "b": "b", "m": "m", "y": "j", "r": "ɾ",
     "l": "l", "v": "ʋ", "L": "ɭ", "R": "ɽ", "s": "s", "sh": "ʃ", "j": "dʒ", "h": "ɦ",
     "ksh": "kʃ", "sri": "ʃ", "x": "ə", "kh": "kʰ", "gh": "ɡʱ", "td": "ʈʰ", "tth": "t̪ʰ",
     "ddh": "d̪ʱ", "bh": "bʱ", "zh": "ʒ",
-    # labels the front end writes beyond the phone set's list
-    "ph": "pʰ", "chh": "tʃʰ", "jh": "dʒʱ", "Th": "ʈʰ", "Dh": "ɖʱ", "nj": "ɲ", "ng": "ŋ",
-    "z": "z", "q": "q", "A": "aː", "M": "m", "H": "ɦ",
 }
 #: Phone set name -> {Festival label: IPA}.
 FESTIVAL_PHONESETS: dict[str, dict[str, str]] = {
     "czech": _CZECH, "msu_ru": _RUSSIAN, "upc_ca": _CATALAN, "indic": _INDIC,
-    "indic_te": {**_INDIC, "a": "a"},   # Telugu's short a is open, not /ə/
+    # Telugu's short a is open, not /ə/; its oo, ee are the long mid vowels ఓ ఏ
+    "indic_te": {**_INDIC, "a": "a", "oo": "oː", "ee": "eː"},
 }
 
 
