@@ -148,7 +148,8 @@ def test_v6_plan_draws_the_festival_voices_in_their_languages(monkeypatch):
     monkeypatch.setattr(corpus, "_text", lambda lang, rng, **kw: f"text in {lang}")
     kw = dict(espeak_voices=["en-us"], festival_voices=["kal_diphone"],
               sentences=["A short one.", "Another one here."])
-    fml = {"czech_dita": "cs", "upc_ca_ona_hts": "ca", "telugu_NSK_diphone": "te"}
+    fml = {"czech_dita": "cs", "upc_ca_ona_hts": "ca", "telugu_NSK_diphone": "te",
+           "a_voice_without_text": "xx"}
     v5 = corpus.plan_jobs_v4(400, 3, **kw)
     assert [vars(j) for j in corpus.plan_jobs_v4(400, 3, festival_ml_voices=fml, **kw)] == \
         [vars(j) for j in v5]                                   # V4_SHARES: no festival-ml
@@ -156,7 +157,7 @@ def test_v6_plan_draws_the_festival_voices_in_their_languages(monkeypatch):
     ml = [j for j in v6 if j.voice in fml]
     # 0.10 of the shares among the engines with voices here (no MBROLA, no Piper): 0.23
     assert 60 <= len(ml) <= 120, len(ml)
-    assert {j.voice for j in ml} == {"czech_dita", "upc_ca_ona_hts"}   # Telugu: no text
+    assert {j.voice for j in ml} == {"czech_dita", "upc_ca_ona_hts", "telugu_NSK_diphone"}
     assert all(j.engine == "festival" and j.text == f"text in {fml[j.voice]}"
                and j.language == fml[j.voice] for j in ml)
     assert any(j.world for j in ml) and not all(j.world for j in ml)
@@ -171,3 +172,21 @@ def test_festival_ml_alone_needs_the_v6_recipe(tmp_path):
         corpus.build_corpus(tmp_path / "c", 10, engines=("festival-ml",), recipe="v5",
                             progress=False)
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow   # eSpeak NG
+def test_telugu_words_from_the_hunspell_dictionary():
+    """Telugu, which wordfreq lacks, reads words of Debian's hunspell-te: whole words in
+    Telugu script that eSpeak reads in Telugu alone."""
+    import unicodedata
+    from model_core.training.texts import HUNSPELL_WORDS, wordfreq_text
+    if not Path(HUNSPELL_WORDS["te"][0]).exists():
+        pytest.skip("hunspell-te not installed (bash tools/setup_corpus.sh)")
+    rng = np.random.default_rng(0)
+    texts = [wordfreq_text("te", rng, own_script=True) for _ in range(5)]
+    assert len({t for t in texts}) == 5
+    for t in texts:
+        words = t.rstrip(".").split()
+        assert 6 <= len(words) <= 16
+        assert all(unicodedata.name(c).startswith("TELUGU") for w in words for c in w), t
+        assert not tts.language_switches(t, "te"), t

@@ -3,7 +3,8 @@
 # every MBROLA voice the corpus trains on or holds out (model_core.training.corpus:
 # TRAIN_MBROLA, HELDOUT_MBROLA; Debian non-free, about 550 MB), Festival's voices in Czech,
 # Russian, Catalan, Hindi, Marathi and Telugu (the v6 recipe; Debian main, about 330 MB),
-# the fortune packages of other languages (sentences), and the measured room impulse
+# the fortune packages of other languages (sentences) and Telugu's word list (hunspell-te),
+# and the measured room impulse
 # responses. Safe to run again.
 #   bash tools/setup.sh && bash tools/setup_corpus.sh
 set -euo pipefail
@@ -14,7 +15,7 @@ from model_core.training.corpus import TRAIN_MBROLA, HELDOUT_MBROLA
 from model_core.training.tts import FESTIVAL_ML_VOICES
 print(" ".join(["mbrola-" + v for v in TRAIN_MBROLA + HELDOUT_MBROLA]
                + sorted({v.package for v in FESTIVAL_ML_VOICES.values()})))')
-pkgs="mbrola $voices fortunes-de fortunes-es fortunes-it fortunes-pl fortunes-ru fortunes-cs fortunes-br fortunes-bg"
+pkgs="mbrola $voices fortunes-de fortunes-es fortunes-it fortunes-pl fortunes-ru fortunes-cs fortunes-br fortunes-bg hunspell-te"
 missing=()
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -346,11 +346,11 @@ ESPEAK_LANGUAGES = ("de", "fr-fr", "es", "it", "pt-br", "pt", "pl", "cs", "ru", 
 V4_SHARES = {"mbrola": 0.50, "espeak-ml": 0.15, "piper": 0.12, "festival": 0.12,
              "espeak-ng": 0.11}
 #: The v6 mix: v4's with Festival's voices recorded from people in Czech (4), Russian,
-#: Catalan, Hindi and Marathi (``festival-ml``, issue 20) a tenth of the utterances, the
+#: Catalan, Hindi, Marathi and Telugu (``festival-ml``, issue 20) a tenth of the utterances, the
 #: other engines' shares scaled to the rest.
 V6_SHARES = {"festival-ml": 0.10, **{e: round(w * 0.9, 4) for e, w in V4_SHARES.items()}}
-#: Languages of the ``festival-ml`` pool that have text (Telugu has none offline).
-FESTIVAL_ML_LANGUAGES = ("cs", "ru", "ca", "hi", "mr")
+#: Languages of the ``festival-ml`` pool (Telugu's words: Debian's hunspell-te).
+FESTIVAL_ML_LANGUAGES = ("cs", "ru", "ca", "hi", "mr", "te")
 #: How many texts the v5 recipe draws at most for one utterance before giving up on a voice.
 TEXT_DRAWS = 50
 
@@ -487,7 +487,7 @@ def plan_jobs_v4(n: int, seed: int, espeak_voices: list[str], festival_voices: l
 #: in 40, keeping :data:`HELDOUT_MBROLA` out; ``v5`` is v4 with every MBROLA and eSpeak NG
 #: text in its voice's language (``own_language``; the v4 corpus had all sampled clips of
 #: the Hindi voice in1 partly in English); ``v6`` is v5 with Festival's Czech, Russian,
-#: Catalan, Hindi and Marathi voices (:data:`V6_SHARES`). All name MBROLA phones with the
+#: Catalan, Hindi, Marathi and Telugu voices (:data:`V6_SHARES`). All name MBROLA phones with the
 #: pairing of :func:`model_core.training.mbrola.event_names` that is current when they are
 #: built.
 RECIPES = {

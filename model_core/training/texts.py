@@ -5,7 +5,8 @@ Two sources, both installed from package registries:
 * **Sentences** from Debian's fortune packages (``fortunes`` and ``fortunes-min`` for
   English; ``fortunes-de``, ``-es``, ``-it``, ``-pl``, ``-ru``, ``-cs``, ``-br`` (Brazilian
   Portuguese), ``-bg``): quotations, proverbs, jokes; :func:`fortune_sentences`.
-* **Word sequences** for every language of PyPI ``wordfreq`` (about 40): words drawn from the
+* **Word sequences** for every language of PyPI ``wordfreq`` (about 40), and Telugu from
+  Debian's ``hunspell-te`` dictionary (:data:`HUNSPELL_WORDS`, uniform): words drawn from the
   language's 5 000 most frequent, weighted by the square root of their frequency (from the
   rank, by Zipf's law: ``1 / sqrt(rank)``; function
   words stay common, content words appear), 6-16 words; Japanese turned into hiragana with
@@ -23,9 +24,9 @@ import hashlib
 import re
 import unicodedata
 from pathlib import Path
-from ..errors import SettingError
+from ..errors import InputNotFoundError, SettingError
 
-__all__ = ["FORTUNE_DIRS", "FORTUNE_FILES", "WORDFREQ_LANGUAGE", "fortune_files",
+__all__ = ["FORTUNE_DIRS", "FORTUNE_FILES", "HUNSPELL_WORDS", "WORDFREQ_LANGUAGE", "fortune_files",
            "fortune_sentences", "is_heldout_sentence", "text_language", "wordfreq_text"]
 
 FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
@@ -138,10 +139,41 @@ def _word(word: str) -> bool:
         and unicodedata.category(word[0])[0] == "L"
 
 
+#: Languages wordfreq lacks whose words come from a Debian hunspell dictionary instead
+#: (language -> (dictionary file, package)); its words are drawn uniformly (a dictionary
+#: has no frequencies).
+HUNSPELL_WORDS: dict[str, tuple[str, str]] = {
+    "te": ("/usr/share/hunspell/te_IN.dic", "hunspell-te"),
+}
+
+
+def _hunspell_words(lang: str, own_script: bool) -> list[str]:
+    """The words of ``lang``'s hunspell dictionary (affix flags dropped; with
+    ``own_script`` only whole words of letters and marks, none in Latin letters), at most
+    12 characters long (a dictionary's long compounds are rare in speech).
+
+    Raises:
+        InputNotFoundError: the dictionary is not installed (names its package)."""
+    path, package = HUNSPELL_WORDS[lang]
+    if not Path(path).exists():
+        raise InputNotFoundError(f"{path} not found: the {lang!r} word list is Debian's "
+                                 f"{package} (apt-get install -y {package}, or bash "
+                                 f"tools/setup_corpus.sh)")
+    lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]   # first: the count
+    words = [w.split("/", 1)[0].strip() for w in lines]
+    ok = (lambda w: _word(w) and not _latin(w)) if own_script else str.isalpha
+    return [w for w in words if w and len(w) <= 12 and ok(w)]
+
+
 @functools.lru_cache(maxsize=64)
 def _wordlist(lang: str, own_script: bool = False):
     import numpy as np
     import wordfreq
+    if lang in HUNSPELL_WORDS and lang not in wordfreq.available_languages():
+        words = _hunspell_words(lang, own_script)
+        if not words:
+            raise SettingError(f"{HUNSPELL_WORDS[lang][0]} holds no words")
+        return words, np.full(len(words), 1.0 / len(words))
     try:
         ranked = wordfreq.top_n_list(lang, 5000)
     except LookupError:
@@ -165,7 +197,8 @@ def _kakasi():
 
 def wordfreq_text(language: str, rng, n_words: int | None = None,
                   own_script: bool = False) -> str:
-    """A sequence of frequent words of ``language`` (PyPI wordfreq), for eSpeak to read.
+    """A sequence of frequent words of ``language`` (PyPI wordfreq; for a language of
+    :data:`HUNSPELL_WORDS`, any words of its hunspell dictionary), for a TTS voice to read.
 
     Args:
         language: an eSpeak / MBROLA language code (``"de"``, ``"pt-br"``, ``"ja"``...);
@@ -182,6 +215,7 @@ def wordfreq_text(language: str, rng, n_words: int | None = None,
         the words joined by spaces (Japanese: hiragana, no spaces), ending in a full stop.
     Raises:
         ValueError: wordfreq does not know the language.
+        FileNotFoundError: a :data:`HUNSPELL_WORDS` dictionary is not installed.
         ImportError: wordfreq (or, for Japanese, pykakasi) is not installed
             (``pip install wordfreq pykakasi``).
     """

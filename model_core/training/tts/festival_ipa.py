@@ -47,8 +47,7 @@ class FestivalVoice:
 
 _CS = "Dobrý den, mám se dobře."
 #: Festival's voices recorded from people in languages other than English (Debian main):
-#: voice name -> :class:`FestivalVoice`. Issue 20 names them as training voices. Telugu
-#: (``telugu_NSK_diphone``) is here for completeness; no corpus recipe has Telugu text.
+#: voice name -> :class:`FestivalVoice`. Issue 20 names them as training voices.
 FESTIVAL_ML_VOICES: dict[str, FestivalVoice] = {
     "czech_dita": FestivalVoice("festvox-czech-dita", "cs", "iso-8859-2", "czech", _CS),
     "czech_krb": FestivalVoice("festvox-czech-krb", "cs", "iso-8859-2", "czech", _CS),
