@@ -190,3 +190,37 @@ def test_telugu_words_from_the_hunspell_dictionary():
         assert 6 <= len(words) <= 16
         assert all(unicodedata.name(c).startswith("TELUGU") for w in words for c in w), t
         assert not tts.language_switches(t, "te"), t
+
+
+@pytest.mark.slow   # Festival, eSpeak NG
+def test_festival_evalset_is_the_same_on_every_build(tmp_path):
+    """make-evalset --recipe festival-ml: each voice's clips in its language with IPA phones
+    covering the wave, no digits (the Russian voice cannot read them), byte for byte the
+    same when built again; --split is refused by name."""
+    import json
+    import subprocess
+    import sys
+    from model_core.training.texts import HUNSPELL_WORDS
+    if shutil.which("festival") is None or set(tts.festival_ml_voices()) != set(
+            FESTIVAL_ML_VOICES) or not Path(HUNSPELL_WORDS["te"][0]).exists():
+        pytest.skip("the Festival voices or hunspell-te are not all installed "
+                    "(bash tools/setup_corpus.sh)")
+    a = corpus.build_festival_evalset(tmp_path / "a", per_voice=2, seed=3)
+    b = corpus.build_festival_evalset(tmp_path / "b", per_voice=2, seed=3)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert len(files) == 1 + 2 * 2 * len(FESTIVAL_ML_VOICES)
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    info = json.loads((a / "heldout.json").read_text())
+    assert info["recipe"] == "festival-ml" and info["voices"] == list(FESTIVAL_ML_VOICES)
+    for voice, v in FESTIVAL_ML_VOICES.items():
+        for side in sorted((a / "speech" / voice).glob("*.phones.json")):
+            clip = json.loads(side.read_text(encoding="utf-8"))
+            assert clip["language"] == v.language and clip["alphabet"] == "ipa"
+            assert not any(c.isdigit() for c in clip["text"])
+            assert clip["phones"][0][1] == 0.0
+    with pytest.raises(FileExistsError, match="not empty"):
+        corpus.build_festival_evalset(a, per_voice=1)
+    r = subprocess.run([sys.executable, "-m", "model_core.cli", "make-evalset",
+                        str(tmp_path / "c"), "--recipe", "festival-ml", "--split", "dev"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--split is for --recipe v4" in r.stderr

@@ -69,12 +69,14 @@ def add_make_evalset_parser(sub) -> None:
         "Synthesize a held-out evaluation set (voices and sentences the corpus of the same "
         "recipe never trains on) for `streamtalker evaluate --inputs DIR` or --heldout DIR.")
     p.add_argument("--per-speaker", type=int, default=None,
-                   help="clips per speaker (default 6 for v3, 4 for v4)")
-    p.add_argument("--recipe", default="v3", choices=("v3", "v4"),
+                   help="clips per speaker (default 6 for v3, 4 for v4, 12 for festival-ml)")
+    p.add_argument("--recipe", default="v3", choices=("v3", "v4", "festival-ml"),
                    help="v3: English held-out voices and sentences (pocketsphinx-aligned wav "
                         "+ txt); v4: recorded MBROLA voices no v4 corpus trains on, 14 of "
                         "them in 13 languages, with exact IPA phone timing (wav + "
-                        "phones.json)")
+                        "phones.json); festival-ml: Festival's 9 voices recorded from people "
+                        "in Czech, Russian, Catalan, Hindi, Marathi and Telugu, held out from "
+                        "corpora v2-v5 only (v6 trains on them)")
     p.add_argument("--split", default=None, choices=("dev", "test", "seen"),
                    help="v4: write only the dev voices (to choose checkpoints and settings on) "
                         "or only the test voices (to report on), with the same clips the "
@@ -86,14 +88,19 @@ def add_make_evalset_parser(sub) -> None:
 
 
 def cmd_make_evalset(args) -> int:
-    from ..training.corpus import build_heldout_set, build_multilingual_evalset
-    n = args.per_speaker if args.per_speaker is not None else (4 if args.recipe == "v4" else 6)
+    from ..training.corpus import (build_festival_evalset, build_heldout_set,
+                                   build_multilingual_evalset)
+    n = args.per_speaker if args.per_speaker is not None else \
+        {"v4": 4, "festival-ml": 12}.get(args.recipe, 6)
     if n < 1:
         raise SettingError("--per-speaker must be at least 1")
     if args.recipe == "v4":
         out = build_multilingual_evalset(args.out, n, args.seed, split=args.split)
     elif args.split is not None:
-        raise SettingError("--split is for --recipe v4 (the v3 set has no dev/test/seen halves)")
+        raise SettingError(f"--split is for --recipe v4 (the {args.recipe} set has no "
+                           f"dev/test/seen halves)")
+    elif args.recipe == "festival-ml":
+        out = build_festival_evalset(args.out, n, args.seed)
     else:
         out = build_heldout_set(args.out, n, args.seed)
     n = len(list((out / "speech").rglob("*.wav")))

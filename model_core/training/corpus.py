@@ -849,6 +849,75 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
     return out
 
 
+def build_festival_evalset(out_dir: str | os.PathLike, per_voice: int = 12,
+                           seed: int = 0) -> Path:
+    """Write a held-out set of Festival's voices recorded from people in Czech (4), Russian,
+    Catalan, Hindi, Marathi and Telugu (:data:`~.tts.FESTIVAL_ML_VOICES`), in the layout of
+    :func:`build_multilingual_evalset` (``speech/<voice>/<NN>.wav``, 16 kHz mono, clean,
+    with ``<NN>.phones.json``: IPA, the phone timing Festival rendered).
+
+    Held out only from corpora without these voices (recipes v2-v5, and so the bundled
+    v4.5): a network trained on a v6 corpus has heard them, and the set then measures
+    unseen texts only. Text as the MBROLA set's: held-out fortune sentences where the
+    language has them (Czech, Russian), else word sequences in the language's own script
+    (wordfreq; Telugu: hunspell-te), drawn again when eSpeak NG would read them partly in
+    another language or they hold a digit (the Russian voice cannot read digits). Each
+    voice draws from a random stream of its own (the seed and its place in
+    :data:`~.tts.FESTIVAL_ML_VOICES`).
+
+    Returns:
+        ``out_dir``.
+    Raises:
+        FileExistsError: ``out_dir`` is not empty.
+        FileNotFoundError: festival or one of the voices is not installed (names the fix).
+        DataError: 200 draws in a row found no text a voice reads in its own language.
+    """
+    import soundfile as sf
+    from . import tts
+    from .texts import fortune_sentences, wordfreq_text
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise OutputExistsError(f"{out} is not empty; choose a new folder")
+    voices = tts.FESTIVAL_ML_VOICES
+    installed = tts.festival_ml_voices()
+    missing = [v for v in voices if v not in installed]
+    if missing:
+        raise InputNotFoundError(f"Festival voice(s) {', '.join(missing)} not installed: run "
+                                 f"bash tools/setup_corpus.sh")
+    for place, voice in enumerate(voices):
+        rng = np.random.default_rng([seed, place])
+        lang = voices[voice].language
+        pool = fortune_sentences(lang, min_words=5, max_words=16, split="heldout")
+        used: set[str] = set()
+        texts = []
+        for _ in range(per_voice):
+            def draw():
+                text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
+                        else wordfreq_text(lang, rng, int(rng.integers(7, 13)),
+                                           own_script=True))
+                return (text,) if not any(c.isdigit() for c in text) else ("",)
+            text = _own_language_draw(draw, lang, lang, 200, used | {""})[0]
+            used.add(text)
+            texts.append(text)
+        folder = out / "speech" / voice
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, u in enumerate(tts.festival_synthesize_batch(texts, voice)):
+            x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
+            x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
+            sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
+            (folder / f"{i:02d}.phones.json").write_text(json.dumps({
+                "alphabet": "ipa", "language": lang, "voice": voice, "text": u.text,
+                "engine": "festival", "phones": [list(p) for p in u.phones]},
+                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (out / "heldout.json").write_text(json.dumps({
+        "recipe": "festival-ml", "voices": list(voices), "per_voice": per_voice,
+        "seed": seed, "split": "all", "dev": [], "test": list(voices),
+        "held_out_from": "corpus recipes v2-v5 (v6 trains on these voices)",
+        "languages": {v: voices[v].language for v in voices}}, indent=2) + "\n")
+    return out
+
+
 def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, seed: int = 0,
                                voices=HELDOUT_MBROLA, split: str | None = None) -> Path:
     """Write the multilingual held-out set: recorded (MBROLA) voices no v4 corpus trains on,
