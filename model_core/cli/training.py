@@ -35,15 +35,15 @@ def add_make_dataset_parser(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="keep the audio clean")
     p.add_argument("--engines", default="espeak-ng,festival,festival-ml,piper,mbrola",
                    help="comma-separated TTS engines (espeak-ng, festival (English voices), "
-                        "festival-ml (Festival's Czech, Russian, Catalan, Hindi and Marathi "
-                        "voices; recipe v6), piper, mbrola)")
+                        "festival-ml (Festival's Czech, Russian, Catalan, Hindi, Marathi and "
+                        "Telugu voices; recipe v6), piper, mbrola)")
     p.add_argument("--recipe", default="v2", choices=("v2", "v3", "v4", "v5", "v6"),
                    help="v2: eSpeak NG + Festival (the v1/v2 models); v3: + Piper, WORLD "
                         "speaker transforms, measured rooms, held-out sentences and voices "
                         "kept out; v4: + MBROLA voices of people in 30 languages and eSpeak "
                         "NG in 40; v5: v4 with every text in its voice's language; "
-                        "v6: v5 with Festival's Czech, Russian, Catalan, Hindi and Marathi "
-                        "voices (model_core.training.corpus.RECIPES). A stopped build goes "
+                        "v6: v5 with Festival's Czech, Russian, Catalan, Hindi, Marathi and "
+                        "Telugu voices (model_core.training.corpus.RECIPES). A stopped build goes "
                         "on when the same command is run again")
     p.set_defaults(func=cmd_make_dataset)
 

@@ -355,11 +355,13 @@ FESTIVAL_ML_LANGUAGES = ("cs", "ru", "ca", "hi", "mr", "te")
 TEXT_DRAWS = 50
 
 
-def _own_language_draw(draw, reader: str, lang: str, tries: int, used=frozenset()) -> tuple:
-    """Call ``draw()`` (it returns ``(text, ...)``) until its text is not in ``used`` and
-    eSpeak voice ``reader`` (``"hi"``, ``"mb-in2"``) reads it in ``lang`` alone, without a
-    language switch (:func:`model_core.training.tts.language_switches`); the corpus's v5
-    texts and the held-out sets' draw this way.
+def _own_language_draw(draw, reader: str, lang: str, tries: int, used=frozenset(),
+                       ok=None) -> tuple:
+    """Call ``draw()`` (it returns ``(text, ...)``) until its text is not in ``used``, passes
+    ``ok(text)`` (when given) and eSpeak voice ``reader`` (``"hi"``, ``"mb-in2"``) reads it
+    in ``lang`` alone, without a language switch
+    (:func:`model_core.training.tts.language_switches`); the corpus's v5 texts and the
+    held-out sets' draw this way.
 
     Returns:
         that draw's tuple.
@@ -369,7 +371,8 @@ def _own_language_draw(draw, reader: str, lang: str, tries: int, used=frozenset(
     from .tts import language_switches
     for _ in range(tries):
         item = draw()
-        if item[0] not in used and not language_switches(item[0], reader):
+        if item[0] not in used and (ok is None or ok(item[0])) \
+                and not language_switches(item[0], reader):
             return item
     raise DataError(f"eSpeak voice {reader} ({lang}): {tries} draws found no new text it "
                     f"reads in {lang} alone; check its text sources (fortunes, fortunes-xx, "
@@ -571,9 +574,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     sentences = sentence_pool(split="train" if rec["holdout"] else "all")
     ev = tts.espeak_voices() if "espeak-ng" in engines else []
     fv = tts.festival_voices() if "festival" in engines else []
-    fml = ({v: lang for v, lang in tts.festival_ml_voices().items()
-            if lang in FESTIVAL_ML_LANGUAGES}
-           if "festival-ml" in engines and "festival-ml" in rec["shares"] else {})
+    fml = tts.festival_ml_voices() if "festival-ml" in engines else {}
     pv = tts.piper_voices() if "piper" in engines and "piper" in rec["shares"] else []
     mv = {}
     multilingual = rec.get("multilingual", False)
@@ -849,6 +850,21 @@ def build_heldout_set(out_dir: str | os.PathLike, per_speaker: int = 6, seed: in
     return out
 
 
+def _write_ipa_clip(folder: Path, i: int, clip, text: str, lang: str, voice: str,
+                    engine: str) -> None:
+    """Write ``clip`` (a :class:`~.tts.SpeechClip` with IPA phones) as ``folder/NN.wav``
+    (16 kHz mono PCM, peak 0.9) and ``folder/NN.phones.json`` (``alphabet``, ``language``,
+    ``voice``, ``text``, ``engine``, ``phones``), the held-out sets' layout."""
+    import soundfile as sf
+    x = Resampler(clip.sample_rate, SR).process(clip.samples, last=True)
+    x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
+    sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
+    (folder / f"{i:02d}.phones.json").write_text(json.dumps({
+        "alphabet": "ipa", "language": lang, "voice": voice, "text": text,
+        "engine": engine, "phones": [list(p) for p in clip.phones]},
+        ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def build_festival_evalset(out_dir: str | os.PathLike, per_voice: int = 12,
                            seed: int = 0) -> Path:
     """Write a held-out set of Festival's voices recorded from people in Czech (4), Russian,
@@ -872,7 +888,6 @@ def build_festival_evalset(out_dir: str | os.PathLike, per_voice: int = 12,
         FileNotFoundError: festival or one of the voices is not installed (names the fix).
         DataError: 200 draws in a row found no text a voice reads in its own language.
     """
-    import soundfile as sf
     from . import tts
     from .texts import fortune_sentences, wordfreq_text
 
@@ -896,20 +911,15 @@ def build_festival_evalset(out_dir: str | os.PathLike, per_voice: int = 12,
                 text = (pool[int(rng.integers(len(pool)))] if pool and rng.random() < 0.6
                         else wordfreq_text(lang, rng, int(rng.integers(7, 13)),
                                            own_script=True))
-                return (text,) if not any(c.isdigit() for c in text) else ("",)
-            text = _own_language_draw(draw, lang, lang, 200, used | {""})[0]
+                return (text,)
+            text = _own_language_draw(draw, lang, lang, 200, used,
+                                      ok=lambda t: not any(c.isdigit() for c in t))[0]
             used.add(text)
             texts.append(text)
         folder = out / "speech" / voice
         folder.mkdir(parents=True, exist_ok=True)
         for i, u in enumerate(tts.festival_synthesize_batch(texts, voice)):
-            x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
-            x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
-            sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
-            (folder / f"{i:02d}.phones.json").write_text(json.dumps({
-                "alphabet": "ipa", "language": lang, "voice": voice, "text": u.text,
-                "engine": "festival", "phones": [list(p) for p in u.phones]},
-                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            _write_ipa_clip(folder, i, u, u.text, lang, voice, "festival")
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "festival-ml", "voices": list(voices), "per_voice": per_voice,
         "seed": seed, "split": "all", "dev": [], "test": list(voices),
@@ -950,7 +960,6 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         FileNotFoundError: mbrola or a voice is missing (names the fix).
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
-    import soundfile as sf
     from .mbrola import ipa_table_digest, mbrola_synthesize, mbrola_voices
     from .texts import fortune_sentences, wordfreq_text
 
@@ -989,13 +998,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
             used.add(text)
             folder.mkdir(parents=True, exist_ok=True)
             u = mbrola_synthesize(text, voice, rate=rate, vowel_ratio=1.6)
-            x = Resampler(u.sample_rate, SR).process(u.samples, last=True)
-            x = (x / (np.max(np.abs(x)) + 1e-9) * 0.9).astype(np.float32)
-            sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
-            (folder / f"{i:02d}.phones.json").write_text(json.dumps({
-                "alphabet": "ipa", "language": lang, "voice": voice, "text": text,
-                "engine": "mbrola", "phones": [list(p) for p in u.phones]},
-                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            _write_ipa_clip(folder, i, u, text, lang, voice, "mbrola")
     written = [reader[v] for v in keep]
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "v4", "voices": written, "per_voice": per_voice, "seed": seed,

@@ -246,14 +246,20 @@ def _festival_voice_works(name: str) -> bool:
     return len(utt.samples) > 0 and len(utt.phones) > 0
 
 
-@functools.lru_cache(maxsize=1)
-def _festival_voices_cached() -> tuple:
+def _working_voices(voices) -> tuple:
+    """The names of ``voices`` that are installed and synthesize (each tried once, at most
+    four at a time); ``()`` without festival."""
     if shutil.which("festival") is None:
         return ()
-    names = [n for n in FESTIVAL_VOICES if _festival_voice_installed(n)]
-    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+    names = [n for n in voices if _festival_voice_installed(n)]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
         ok = list(pool.map(_festival_voice_works, names))
     return tuple(n for n, good in zip(names, ok) if good)
+
+
+@functools.lru_cache(maxsize=1)
+def _festival_voices_cached() -> tuple:
+    return _working_voices(FESTIVAL_VOICES)
 
 
 def festival_voices() -> list:
@@ -268,12 +274,7 @@ def festival_voices() -> list:
 
 @functools.lru_cache(maxsize=1)
 def _festival_ml_voices_cached() -> tuple:
-    if shutil.which("festival") is None:
-        return ()
-    names = [n for n in FESTIVAL_ML_VOICES if _festival_voice_installed(n)]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
-        ok = list(pool.map(_festival_voice_works, names))
-    return tuple(n for n, good in zip(names, ok) if good)
+    return _working_voices(FESTIVAL_ML_VOICES)
 
 
 def festival_ml_voices() -> dict:
