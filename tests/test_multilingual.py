@@ -339,7 +339,15 @@ def test_v4_corpus_is_multilingual_and_resumes(tmp_path, voices, monkeypatch):
         mbrola.ipa_table_digest() != ""
     (out / "manifest.jsonl").unlink()
     monkeypatch.setattr(mbrola, "ipa_table_digest", lambda: "0" * 12)
-    with pytest.raises(FileExistsError, match="another model_core/training/mbrola_ipa.json"):
+    with pytest.raises(FileExistsError, match="other phone names.*mbrola_ipa"):
+        corpus.build_corpus(out, 20, **kw)
+    # nor under other fixes of eSpeak's names
+    from model_core.training.tts import espeak_ipa
+    assert json.loads((out / "corpus.json").read_text())["espeak_ipa"] == \
+        espeak_ipa.espeak_ipa_digest()
+    monkeypatch.undo()
+    monkeypatch.setitem(espeak_ipa.ESPEAK_IPA_FIXES, "xx", {"y": "ɨ"})
+    with pytest.raises(FileExistsError, match="other phone names.*espeak_ipa"):
         corpus.build_corpus(out, 20, **kw)
 
 

@@ -555,16 +555,21 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if rec.get("multilingual") and "mbrola" in engines:
         from .mbrola import ipa_table_digest   # the names a resumed build must go on with
         request["mbrola_ipa"] = ipa_table_digest()
+    if rec.get("multilingual") and {"mbrola", "espeak-ng"} & set(engines):
+        from .tts.espeak_ipa import espeak_ipa_digest
+        request["espeak_ipa"] = espeak_ipa_digest()
     plan_file = out / "request.json"
     if out.exists() and any(out.iterdir()):
         old = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if old != request or (out / "manifest.jsonl").exists():
-            why = ""
-            if old and {k: v for k, v in old.items() if k != "mbrola_ipa"} == \
-                    {k: v for k, v in request.items() if k != "mbrola_ipa"}:
-                why = (f"; it was started under another model_core/training/mbrola_ipa.json "
-                       f"({old.get('mbrola_ipa') or 'unrecorded'}, now "
-                       f"{request.get('mbrola_ipa')}), which names MBROLA phones differently")
+            why, names = "", ("mbrola_ipa", "espeak_ipa")
+            if old and {k: v for k, v in old.items() if k not in names} == \
+                    {k: v for k, v in request.items() if k not in names}:
+                why = ("; it was started under other phone names ("
+                       + ", ".join(f"{k} {old.get(k) or 'unrecorded'}, now {request.get(k)}"
+                                   for k in names if old.get(k) != request.get(k))
+                       + ": model_core/training/mbrola_ipa.json, "
+                         "model_core/training/tts/espeak_ipa.py), which name phones differently")
             raise OutputExistsError(f"{out} is not empty; choose a new folder (corpora are never "
                                   f"overwritten; an unfinished build goes on only with the "
                                   f"same arguments){why}")
@@ -637,6 +642,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         "festival_ml_voices": sorted(fml),
         "piper_voices": pv, "mbrola_voices": sorted(mv),
         "mbrola_ipa": request.get("mbrola_ipa", ""),
+        "espeak_ipa": request.get("espeak_ipa", ""),
         "languages": sorted({r.get("language", "en") for r in records}),
         "sentence_source": "Debian fortunes / fortunes-min"
         + (" and fortunes-xx, PyPI wordfreq word sequences" if multilingual else ""),
@@ -961,6 +967,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
     from .mbrola import ipa_table_digest, mbrola_synthesize, mbrola_voices
+    from .tts.espeak_ipa import espeak_ipa_digest
     from .texts import fortune_sentences, wordfreq_text
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST, "seen": HELDOUT_MBROLA_DEV}
@@ -1002,7 +1009,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     written = [reader[v] for v in keep]
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "v4", "voices": written, "per_voice": per_voice, "seed": seed,
-        "mbrola_ipa": ipa_table_digest(),
+        "mbrola_ipa": ipa_table_digest(), "espeak_ipa": espeak_ipa_digest(),
         "split": split or "all",
         "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV and split != "seen"],
         "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],

@@ -43,6 +43,7 @@ import numpy as np
 from .phonemes import VOWEL_VISEMES, parse_phone
 from .tts import ESPEAK_PAUSE, SpeechClip, _distinct_onsets, _espeak_call, _ENDPAUSE
 from .tts import language_switches as _language_switches
+from .tts.espeak_ipa import espeak_ipa_name
 
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
            "parse_pho", "format_pho", "event_names", "ipa_table_digest", "language_switches",
@@ -455,7 +456,10 @@ def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
             raise RuntimeError(f"eSpeak NG wrote no MBROLA phone data for {text!r} "
                                f"(voice mb-{voice})")
         rate = int(_ipa_table().get(voice, {}).get("sample_rate", 16000))
-        lines = pair_ipa(lines, events, rate, voice_ipa_table(voice))
+        lang = mbrola_voices()[voice]   # eSpeak 1.51's names that are not IPA, fixed
+        events = [(s, espeak_ipa_name(n, lang) if n else n) for s, n in events]
+        table = {k: espeak_ipa_name(v, lang) for k, v in voice_ipa_table(voice).items()}
+        lines = pair_ipa(lines, events, rate, table)
         if vowel_ratio is not None:
             lines = rebalance_durations(lines, float(vowel_ratio))
         pho_out = os.path.join(tmp, "balanced.pho")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .clip import SpeechClip, _clean_phones
 from .espeak_binding import _ENDPAUSE, _PHONEMES
+from .espeak_ipa import espeak_ipa_name
 from .helper import _espeak_call
 
 #: eSpeak NG's native output rate, Hz (what ``espeak_Initialize`` reports).
@@ -127,7 +128,9 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
             (``espeakPHONEMES``), e.g. ``"[[m'A:mA:]]"``.
         ipa: label the phones with eSpeak's IPA names (``"m"``, ``"ˈaɪ"``, ``"yː"``; any
             language: :func:`espeak_languages`) instead of its ASCII mnemonics (which differ
-            from language to language). The teacher reads them with ``alphabet="ipa"``.
+            from language to language), where eSpeak NG 1.51 misnames a phone corrected
+            (:func:`.espeak_ipa.espeak_ipa_name`: Brazilian Portuguese ``y`` is /ɪ/). The
+            teacher reads them with ``alphabet="ipa"``.
 
     Returns:
         :class:`SpeechClip` with ``samples`` float32 [N] at 22050 Hz, ``phones`` built from
@@ -184,7 +187,8 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: i
     samples = np.concatenate([np.zeros(lead, np.float32),
                               pcm.astype(np.float32) * np.float32(1.0 / 32768.0)])
     starts = [lead + s for s in starts]
-    labels = [ESPEAK_PAUSE if _is_pause(lab) else lab for _, lab in events]
+    labels = [ESPEAK_PAUSE if _is_pause(lab) else espeak_ipa_name(lab, voice) if ipa else lab
+              for _, lab in events]
     phones = _clean_phones(starts, labels, len(samples), sr, ESPEAK_PAUSE)
     return SpeechClip(samples=samples, sample_rate=sr, phones=phones, text=text,
                      voice=full_voice, engine="espeak-ng",
