@@ -510,3 +510,34 @@ def test_ipa_and_arpabet_measures_agree_on_the_same_speech():
     assert mi["openness_r_no_ah"] == pytest.approx(mi["openness_r"])
     assert M.phone_measure_class("y", "ipa")["front_rounded"]
     assert M.phone_measure_class("AH1")["is_ah"] and not M.phone_measure_class("β", "ipa")["bilabial"]
+
+
+@pytest.mark.slow   # TTS
+def test_mbrola_renders_no_silence_where_espeak_names_a_symbol_the_voice_lacks(voices):
+    """eSpeak NG 1.51 writes jp1's r as ``r``, a symbol jp1 never recorded (it has
+    ``rr``): mbrola rendered every diphone with it as silence under phones that say
+    speech. The voice's own name is used now, and the r and its vowels are heard."""
+    assert mbrola._probe_diphones("jp1", [("a", "r"), ("a", "rr"), ("rr", "i")]) == \
+        {("a", "r"): False, ("a", "rr"): True, ("rr", "i"): True}
+    clip = mbrola.mbrola_synthesize("ありがとう。りんご。", "jp1", rate=160, vowel_ratio=1.6)
+    assert clip.settings["missing_diphones"] == 0
+    x, sr = clip.samples, clip.sample_rate
+    rms = {}
+    for lab, s, e in clip.phones:
+        seg = x[int(s * sr):int(e * sr)]
+        rms.setdefault(lab, []).append(float(np.sqrt(np.mean(seg ** 2))))
+    pause = max(rms["_"])
+    assert len(rms["ɽ"]) == 2 and min(rms["ɽ"]) > 5 * pause, rms
+    assert all(min(v) > 5 * pause for lab, v in rms.items() if lab != "_"), rms
+    # the repair itself: an unknown symbol renamed, a pair never recorded bridged by a
+    # short pause that stays the first phone's, and what is left counted
+    lines = [mbrola.PhoLine("a", 80, [], "ä"), mbrola.PhoLine("r", 40, [], "ɽ"),
+             mbrola.PhoLine("i", 60, [], "i")]
+    fixed, left = mbrola.repair_diphones(lines, "jp1")
+    assert [ln.symbol for ln in fixed] == ["a", "rr", "i"] and left == 0
+    assert [ln.symbol for ln in lines] == ["a", "r", "i"]          # the input is kept
+    assert mbrola._probe_diphones("jp1", [("k", "k")]) == {("k", "k"): False}
+    fixed, left = mbrola.repair_diphones(
+        [mbrola.PhoLine("k", 50, [], "k"), mbrola.PhoLine("k", 50, [], "k")], "jp1")
+    assert [ln.symbol for ln in fixed] == ["k", "_", "k"] and left == 0
+    assert fixed[1].ipa == "k" and sum(ln.dur_ms for ln in fixed) == 100

@@ -265,6 +265,7 @@ def _finish(job: Job, utt, out_dir: Path, fps: float, augment: bool,
             "rate": job.rate, "pitch": job.pitch, "pitch_range": job.pitch_range,
             "length_scale": job.length_scale, "world": job.world, "language": job.language,
             "alphabet": alphabet, "vowel_ratio": job.vowel_ratio,
+            "missing_diphones": utt.settings.get("missing_diphones"),
             "duration_s": round(dur, 3), "frames": int(len(frames)), "augment": aug}
 
 
@@ -553,8 +554,9 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
                "engines": list(engines), "recipe": recipe}
     if rec.get("multilingual") and "mbrola" in engines:
-        from .mbrola import ipa_table_digest   # the names a resumed build must go on with
-        request["mbrola_ipa"] = ipa_table_digest()
+        from .mbrola import REPAIR_VERSION, ipa_table_digest
+        request["mbrola_ipa"] = ipa_table_digest()   # what a resumed build must go on with
+        request["mbrola_repair"] = REPAIR_VERSION
     if rec.get("multilingual") and {"mbrola", "espeak-ng"} & set(engines):
         from .tts.espeak_ipa import espeak_ipa_digest
         request["espeak_ipa"] = espeak_ipa_digest()
@@ -562,14 +564,15 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     if out.exists() and any(out.iterdir()):
         old = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if old != request or (out / "manifest.jsonl").exists():
-            why, names = "", ("mbrola_ipa", "espeak_ipa")
+            why, names = "", ("mbrola_ipa", "espeak_ipa", "mbrola_repair")
             if old and {k: v for k, v in old.items() if k not in names} == \
                     {k: v for k, v in request.items() if k not in names}:
                 why = ("; it was started under other phone names ("
                        + ", ".join(f"{k} {old.get(k) or 'unrecorded'}, now {request.get(k)}"
                                    for k in names if old.get(k) != request.get(k))
                        + ": model_core/training/mbrola_ipa.json, "
-                         "model_core/training/tts/espeak_ipa.py), which name phones differently")
+                         "model_core/training/tts/espeak_ipa.py, mbrola.repair_diphones), "
+                         "which name or render phones differently")
             raise OutputExistsError(f"{out} is not empty; choose a new folder (corpora are never "
                                   f"overwritten; an unfinished build goes on only with the "
                                   f"same arguments){why}")
@@ -867,7 +870,9 @@ def _write_ipa_clip(folder: Path, i: int, clip, text: str, lang: str, voice: str
     sf.write(str(folder / f"{i:02d}.wav"), x, SR, subtype="PCM_16")
     (folder / f"{i:02d}.phones.json").write_text(json.dumps({
         "alphabet": "ipa", "language": lang, "voice": voice, "text": text,
-        "engine": engine, "phones": [list(p) for p in clip.phones]},
+        "engine": engine, **({"missing_diphones": clip.settings["missing_diphones"]}
+                             if "missing_diphones" in clip.settings else {}),
+        "phones": [list(p) for p in clip.phones]},
         ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
@@ -966,7 +971,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         FileNotFoundError: mbrola or a voice is missing (names the fix).
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
-    from .mbrola import ipa_table_digest, mbrola_synthesize, mbrola_voices
+    from .mbrola import REPAIR_VERSION, ipa_table_digest, mbrola_synthesize, mbrola_voices
     from .tts.espeak_ipa import espeak_ipa_digest
     from .texts import fortune_sentences, wordfreq_text
 
@@ -1010,6 +1015,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "v4", "voices": written, "per_voice": per_voice, "seed": seed,
         "mbrola_ipa": ipa_table_digest(), "espeak_ipa": espeak_ipa_digest(),
+        "mbrola_repair": REPAIR_VERSION,
         "split": split or "all",
         "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV and split != "seen"],
         "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],

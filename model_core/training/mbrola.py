@@ -17,6 +17,11 @@ speech has vowels about 1.5-2x as long. :func:`rebalance_durations` lengthens th
 and shortens the consonants so that their mean ratio is a chosen value while the utterance
 keeps its length; the pitch points are percentages of each phone and move with it.
 
+eSpeak NG 1.51 also writes some voices symbols they never recorded (vz1's ``o/``, jp1's
+``r``), and mbrola renders a missing diphone as silence: :func:`repair_diphones` gives the
+voice a name it has, or a short pause between two phones it never recorded together, and
+counts what is left (``settings["missing_diphones"]``).
+
 Debian: ``apt-get install mbrola mbrola-de4 ...`` (the voices are in Debian's ``non-free``
 section: add ``contrib non-free`` to the apt sources; ``tools/setup_corpus.sh`` does). Which
 voices the project trains on is :data:`model_core.training.corpus.TRAIN_MBROLA`.
@@ -48,7 +53,8 @@ from .tts.espeak_ipa import espeak_ipa_name
 __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesize",
            "parse_pho", "format_pho", "event_names", "ipa_table_digest", "language_switches",
            "pair_ipa", "rebalance_durations", "steady_events", "voice_agreement",
-           "voice_ipa_table", "xsampa_to_ipa"]
+           "voice_ipa_table", "xsampa_to_ipa", "repair_diphones", "BRIDGE_MS",
+           "REPAIR_VERSION"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
@@ -336,6 +342,140 @@ def rebalance_durations(lines: list[PhoLine], ratio: float,
     return out
 
 
+#: Which :func:`repair_diphones` rendered a corpus or held-out set (recorded with it; a
+#: stopped build goes on only under the same).
+REPAIR_VERSION = 1
+
+#: Milliseconds of pause put between two phones whose diphone the voice lacks (taken
+#: from the first, at most 30 % of it): :func:`repair_diphones`.
+BRIDGE_MS = 15.0
+
+#: Diphones probed so far, per voice: ``{voice: {(a, b): present}}`` (this process).
+_DIPHONES: dict[str, dict[tuple[str, str], bool]] = {}
+
+
+def _probe_diphones(voice: str, pairs) -> dict[tuple[str, str], bool]:
+    """Which of ``pairs`` (two MBROLA symbols each) the voice has a diphone for: one
+    ``mbrola -e`` run over ``_ a b _ c d _ ...``, whose warnings name the missing ones
+    (mbrola renders a missing diphone as silence). Results are kept per voice."""
+    known = _DIPHONES.setdefault(voice, {})
+    todo = [p for p in dict.fromkeys(pairs) if p not in known]
+    if todo:
+        seq = ["_"]
+        for a, b in todo:
+            seq += [a, b, "_"]
+        with tempfile.TemporaryDirectory(prefix="streamtalker-mbrola-") as tmp:
+            pho, wav = os.path.join(tmp, "probe.pho"), os.path.join(tmp, "probe.wav")
+            Path(pho).write_text("".join(f"{x}\t40\n" for x in seq), encoding="utf-8")
+            r = subprocess.run(["mbrola", "-e", str(_voice_file(voice)), pho, wav],
+                               capture_output=True, text=True)
+        warned = {ln.split()[1] for ln in (r.stdout + r.stderr).splitlines()
+                  if "unknown" in ln and len(ln.split()) > 1}
+        for a, b in zip(seq, seq[1:]):
+            known[(a, b)] = f"{a}-{b}" not in warned
+    return {p: known[p] for p in pairs}
+
+
+#: A glide the voice lacks is spoken as its vowel (it1 has no ``j``).
+_GLIDE_VOWELS = {"j": "i", "w": "u", "ɥ": "y"}
+
+
+def _symbol_candidates(symbol: str, ipa: str, voice: str) -> list[str]:
+    """Names the voice may have for a symbol eSpeak gives it but it lacks (eSpeak NG 1.51
+    writes variants some voices never recorded: vz1's unstressed ``o/`` ``e/``, it1's
+    stressed ``U1``, in1's nasal ``e~``): the symbol without its marks, then without its
+    digits (case kept: X-SAMPA ``J`` is not ``j``), doubled (jp1 writes ``r`` as ``rr``),
+    then the voice's symbols that the learned table (:func:`voice_ipa_table`) names with
+    the same IPA (length aside), or for a glide with its vowel's."""
+    import re
+    bare = re.sub(r"[^0-9A-Za-z@]", "", symbol)
+    cands = [bare, re.sub(r"[0-9]", "", bare), bare * 2 if len(bare) == 1 else ""]
+    if ipa:
+        table = voice_ipa_table(voice)
+        base = ipa.replace("ː", "")
+        for want in (ipa, base, _GLIDE_VOWELS.get(base, "")):
+            cands += [k for k, v in sorted(table.items()) if want and v.replace("ː", "") ==
+                      want.replace("ː", "")]
+    return [c for c in dict.fromkeys(cands) if c and c != symbol]
+
+
+def repair_diphones(lines: list[PhoLine], voice: str) -> tuple[list[PhoLine], int]:
+    """Give the voice a symbol it has where eSpeak wrote one it lacks, and count the
+    diphones still missing.
+
+    eSpeak NG 1.51 writes some MBROLA voices symbols they have no diphones for (vz1 lacks
+    every diphone of its ``o/`` and ``e/``: a third of its diphones; jp1 its ``r``), and
+    mbrola renders a missing diphone as silence, half a phone on each side, under phones
+    that say speech. A symbol the voice has no diphone with a pause for is renamed to the
+    first of :func:`_symbol_candidates` it has (``o/`` → ``o``); the IPA names stay.
+    Between two symbols the voice has but never recorded together (in1's consonant
+    clusters, jp1's geminates) goes a :data:`BRIDGE_MS` pause taken from the first, which
+    keeps the first's IPA name (its phone spans the pause).
+
+    Args:
+        lines: phone data (:func:`parse_pho`, ``ipa`` set); voice: an installed voice.
+    Returns:
+        (new :class:`PhoLine` objects, the number of consecutive symbol pairs the voice
+        still has no diphone for: rendered as silence).
+    """
+    syms = [ln.symbol for ln in lines]
+
+    def has(s: str) -> bool:
+        if s == "_":
+            return True
+        k = _probe_diphones(voice, [("_", s), (s, "_")])
+        return k[("_", s)] or k[(s, "_")]
+
+    ipa = {}
+    for ln in lines:
+        ipa.setdefault(ln.symbol, ln.ipa)
+    rename = {}
+    for s in dict.fromkeys(syms):
+        if not has(s):
+            rename[s] = next((c for c in _symbol_candidates(s, ipa[s], voice) if has(c)), s)
+    out = [PhoLine(rename.get(ln.symbol, ln.symbol), ln.dur_ms, list(ln.pitch), ln.ipa)
+           for ln in lines]
+    pairs = [(a.symbol, b.symbol) for a, b in zip(out, out[1:])]
+    known = _probe_diphones(voice, pairs)
+    missing = [i for i, p in enumerate(pairs) if not known[p]]
+    # a pair the voice lacks, between symbols it has: one of the two spoken as another
+    # name of its sound that the voice has with both neighbours (it2 ``tS-E2``: ``E2``
+    # is also ``e``)
+    for i in missing:
+        for j in (i + 1, i):
+            nb = [out[k].symbol for k in (j - 1, j + 1) if 0 <= k < len(out)]
+            for c in _symbol_candidates(out[j].symbol, out[j].ipa, voice):
+                need = [(nb[0], c)] if j > 0 else []
+                need += [(c, out[j + 1].symbol)] if j + 1 < len(out) else []
+                if need and all(_probe_diphones(voice, need).values()):
+                    out[j].symbol = c
+                    break
+            else:
+                continue
+            break
+    pairs = [(a.symbol, b.symbol) for a, b in zip(out, out[1:])]
+    known = _probe_diphones(voice, pairs)
+    missing = [i for i, p in enumerate(pairs) if not known[p]]
+    if not missing:
+        return out, 0
+    # a pair the voice never recorded (a consonant cluster, a geminate): a short pause
+    # between the two, so both are heard whole and only the transition is lost
+    bridge = _probe_diphones(voice, [q for i in missing for q in
+                                     ((pairs[i][0], "_"), ("_", pairs[i][1]))])
+    fixed, left = [], 0
+    for i, ln in enumerate(out):
+        fixed.append(ln)
+        if i in missing:
+            a, b = pairs[i]
+            if bridge[(a, "_")] and bridge[("_", b)]:
+                gap = min(BRIDGE_MS, 0.3 * ln.dur_ms)
+                ln.dur_ms -= gap
+                fixed.append(PhoLine("_", gap, [], ln.ipa))   # still ln's phone
+            else:
+                left += 1
+    return fixed, left
+
+
 def _voice_file(voice: str) -> Path | None:
     for d in MBROLA_DIRS:
         f = d / voice / voice
@@ -462,6 +602,7 @@ def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
         lines = pair_ipa(lines, events, rate, table)
         if vowel_ratio is not None:
             lines = rebalance_durations(lines, float(vowel_ratio))
+        lines, missing = repair_diphones(lines, voice)
         pho_out = os.path.join(tmp, "balanced.pho")
         wav = os.path.join(tmp, "out.wav")
         Path(pho_out).write_text(format_pho(lines), encoding="utf-8")
@@ -476,7 +617,8 @@ def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
     for ln in lines:
         d = max(1, int(round(ln.dur_ms))) / 1000.0      # what mbrola rendered
         label = ESPEAK_PAUSE if not ln.ipa else ln.ipa
-        if phones and label == ESPEAK_PAUSE == phones[-1][0]:
+        if phones and (label == ESPEAK_PAUSE == phones[-1][0] or
+                       (ln.symbol == "_" and ln.ipa)):   # a bridge: the phone before's
             phones[-1][2] = t + d
         else:
             phones.append([label, t, t + d])
@@ -489,4 +631,4 @@ def mbrola_synthesize(text: str, voice: str, rate: int = 160, pitch: int = 50,
                       text=text, voice=f"mb-{voice}", engine="mbrola",
                       settings={"rate": int(rate), "pitch": int(pitch),
                                 "pitch_range": int(pitch_range), "vowel_ratio": vowel_ratio,
-                                "alphabet": "ipa"})
+                                "alphabet": "ipa", "missing_diphones": missing})
