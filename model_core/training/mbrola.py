@@ -344,7 +344,7 @@ def rebalance_durations(lines: list[PhoLine], ratio: float,
 
 #: Which :func:`repair_diphones` rendered a corpus or held-out set (recorded with it; a
 #: stopped build goes on only under the same).
-REPAIR_VERSION = 1
+REPAIR_VERSION = 2
 
 #: Milliseconds of pause put between two phones whose diphone the voice lacks (taken
 #: from the first, at most 30 % of it): :func:`repair_diphones`.
@@ -386,7 +386,8 @@ def _symbol_candidates(symbol: str, ipa: str, voice: str) -> list[str]:
     stressed ``U1``, in1's nasal ``e~``): the symbol without its marks, then without its
     digits (case kept: X-SAMPA ``J`` is not ``j``), doubled (jp1 writes ``r`` as ``rr``),
     then the voice's symbols that the learned table (:func:`voice_ipa_table`) names with
-    the same IPA (length aside), or for a glide with its vowel's."""
+    the same IPA (length aside), or for a glide with its vowel's, then the X-SAMPA
+    symbols (:data:`XSAMPA`) that read as that IPA."""
     import re
     bare = re.sub(r"[^0-9A-Za-z@]", "", symbol)
     cands = [bare, re.sub(r"[0-9]", "", bare), bare * 2 if len(bare) == 1 else ""]
@@ -396,6 +397,8 @@ def _symbol_candidates(symbol: str, ipa: str, voice: str) -> list[str]:
         for want in (ipa, base, _GLIDE_VOWELS.get(base, "")):
             cands += [k for k, v in sorted(table.items()) if want and v.replace("ː", "") ==
                       want.replace("ː", "")]
+        # symbols the voice may name in its own (X-)SAMPA: it2 writes tʃ as "ch"
+        cands += [k for k in XSAMPA if xsampa_to_ipa(k).replace("ː", "") == base]
     return [c for c in dict.fromkeys(cands) if c and c != symbol]
 
 
