@@ -369,6 +369,9 @@ def _probe_diphones(voice: str, pairs) -> dict[tuple[str, str], bool]:
             Path(pho).write_text("".join(f"{x}\t40\n" for x in seq), encoding="utf-8")
             r = subprocess.run(["mbrola", "-e", str(_voice_file(voice)), pho, wav],
                                capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"mbrola failed probing voice {voice}'s diphones "
+                               f"({r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
         warned = {ln.split()[1] for ln in (r.stdout + r.stderr).splitlines()
                   if "unknown" in ln and len(ln.split()) > 1}
         for a, b in zip(seq, seq[1:]):
@@ -420,6 +423,8 @@ def repair_diphones(lines: list[PhoLine], voice: str) -> tuple[list[PhoLine], in
     Returns:
         (new :class:`PhoLine` objects, the number of consecutive symbol pairs the voice
         still has no diphone for: rendered as silence).
+    Raises:
+        RuntimeError: mbrola failed to run the voice (names it).
     """
     syms = [ln.symbol for ln in lines]
 
@@ -458,7 +463,7 @@ def repair_diphones(lines: list[PhoLine], voice: str) -> tuple[list[PhoLine], in
             break
     pairs = [(a.symbol, b.symbol) for a, b in zip(out, out[1:])]
     known = _probe_diphones(voice, pairs)
-    missing = [i for i, p in enumerate(pairs) if not known[p]]
+    missing = {i for i, p in enumerate(pairs) if not known[p]}
     if not missing:
         return out, 0
     # a pair the voice never recorded (a consonant cluster, a geminate): a short pause
