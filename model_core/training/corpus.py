@@ -553,18 +553,16 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
     out = Path(out_dir)
     request = {"n": n, "seed": seed, "fps": fps, "augment": augment,
                "engines": list(engines), "recipe": recipe}
-    if rec.get("multilingual") and "mbrola" in engines:
-        from .mbrola import REPAIR_VERSION, ipa_table_digest
-        request["mbrola_ipa"] = ipa_table_digest()   # what a resumed build must go on with
-        request["mbrola_repair"] = REPAIR_VERSION
-    if rec.get("multilingual") and {"mbrola", "espeak-ng"} & set(engines):
-        from .tts.espeak_ipa import espeak_ipa_digest
-        request["espeak_ipa"] = espeak_ipa_digest()
+    from .mbrola import phone_naming    # what a resumed build must go on with
+    naming = phone_naming()
+    if rec.get("multilingual"):
+        request.update({k: v for k, v in naming.items()
+                        if "mbrola" in engines or (k == "espeak_ipa" and "espeak-ng" in engines)})
     plan_file = out / "request.json"
     if out.exists() and any(out.iterdir()):
         old = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if old != request or (out / "manifest.jsonl").exists():
-            why, names = "", ("mbrola_ipa", "espeak_ipa", "mbrola_repair")
+            why, names = "", tuple(naming)
             if old and {k: v for k, v in old.items() if k not in names} == \
                     {k: v for k, v in request.items() if k not in names}:
                 why = ("; it was started under other phone names ("
@@ -646,6 +644,7 @@ def build_corpus(out_dir: str | os.PathLike, n: int, seed: int = 0, fps: float =
         "piper_voices": pv, "mbrola_voices": sorted(mv),
         "mbrola_ipa": request.get("mbrola_ipa", ""),
         "espeak_ipa": request.get("espeak_ipa", ""),
+        "mbrola_repair": request.get("mbrola_repair", ""),
         "languages": sorted({r.get("language", "en") for r in records}),
         "sentence_source": "Debian fortunes / fortunes-min"
         + (" and fortunes-xx, PyPI wordfreq word sequences" if multilingual else ""),
@@ -971,8 +970,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
         FileNotFoundError: mbrola or a voice is missing (names the fix).
         DataError: 200 draws in a row found no new text the voice reads in its own language.
     """
-    from .mbrola import REPAIR_VERSION, ipa_table_digest, mbrola_synthesize, mbrola_voices
-    from .tts.espeak_ipa import espeak_ipa_digest
+    from .mbrola import mbrola_synthesize, mbrola_voices, phone_naming
     from .texts import fortune_sentences, wordfreq_text
 
     halves = {"dev": HELDOUT_MBROLA_DEV, "test": HELDOUT_MBROLA_TEST, "seen": HELDOUT_MBROLA_DEV}
@@ -1014,8 +1012,7 @@ def build_multilingual_evalset(out_dir: str | os.PathLike, per_voice: int = 4, s
     written = [reader[v] for v in keep]
     (out / "heldout.json").write_text(json.dumps({
         "recipe": "v4", "voices": written, "per_voice": per_voice, "seed": seed,
-        "mbrola_ipa": ipa_table_digest(), "espeak_ipa": espeak_ipa_digest(),
-        "mbrola_repair": REPAIR_VERSION,
+        **phone_naming(),
         "split": split or "all",
         "dev": [v for v in keep if v in HELDOUT_MBROLA_DEV and split != "seen"],
         "test": [v for v in keep if v in HELDOUT_MBROLA_TEST],

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,7 +55,7 @@ __all__ = ["MBROLA_DIRS", "PhoLine", "XSAMPA", "mbrola_voices", "mbrola_synthesi
            "parse_pho", "format_pho", "event_names", "ipa_table_digest", "language_switches",
            "pair_ipa", "rebalance_durations", "steady_events", "voice_agreement",
            "voice_ipa_table", "xsampa_to_ipa", "repair_diphones", "BRIDGE_MS",
-           "REPAIR_VERSION"]
+           "REPAIR_VERSION", "phone_naming"]
 
 #: Where Debian installs MBROLA voices (``/usr/share/mbrola/XX/XX``) and eSpeak NG's
 #: voice files for them (``.../espeak-ng-data/voices/mb/mb-XX``).
@@ -346,6 +347,15 @@ def rebalance_durations(lines: list[PhoLine], ratio: float,
 #: stopped build goes on only under the same).
 REPAIR_VERSION = 2
 
+def phone_naming() -> dict:
+    """What names and renders a build's IPA phones, as corpora (``request.json``) and
+    held-out sets (``heldout.json``) record it: ``{"mbrola_ipa": ipa_table_digest(),
+    "espeak_ipa": espeak_ipa_digest(), "mbrola_repair": REPAIR_VERSION}``."""
+    from .tts.espeak_ipa import espeak_ipa_digest
+    return {"mbrola_ipa": ipa_table_digest(), "espeak_ipa": espeak_ipa_digest(),
+            "mbrola_repair": REPAIR_VERSION}
+
+
 #: Milliseconds of pause put between two phones whose diphone the voice lacks (taken
 #: from the first, at most 30 % of it): :func:`repair_diphones`.
 BRIDGE_MS = 15.0
@@ -379,6 +389,12 @@ def _probe_diphones(voice: str, pairs) -> dict[tuple[str, str], bool]:
     return {p: known[p] for p in pairs}
 
 
+@functools.lru_cache(maxsize=1)
+def _xsampa_readings() -> tuple:
+    """``(symbol, IPA without length)`` for every :data:`XSAMPA` symbol."""
+    return tuple((k, xsampa_to_ipa(k).replace("ː", "")) for k in XSAMPA)
+
+
 #: A glide the voice lacks is spoken as its vowel (it1 has no ``j``).
 _GLIDE_VOWELS = {"j": "i", "w": "u", "ɥ": "y"}
 
@@ -391,7 +407,6 @@ def _symbol_candidates(symbol: str, ipa: str, voice: str) -> list[str]:
     then the voice's symbols that the learned table (:func:`voice_ipa_table`) names with
     the same IPA (length aside), or for a glide with its vowel's, then the X-SAMPA
     symbols (:data:`XSAMPA`) that read as that IPA."""
-    import re
     bare = re.sub(r"[^0-9A-Za-z@]", "", symbol)
     cands = [bare, re.sub(r"[0-9]", "", bare), bare * 2 if len(bare) == 1 else ""]
     if ipa:
@@ -401,7 +416,7 @@ def _symbol_candidates(symbol: str, ipa: str, voice: str) -> list[str]:
             cands += [k for k, v in sorted(table.items()) if want and v.replace("ː", "") ==
                       want.replace("ː", "")]
         # symbols the voice may name in its own (X-)SAMPA: it2 writes tʃ as "ch"
-        cands += [k for k in XSAMPA if xsampa_to_ipa(k).replace("ː", "") == base]
+        cands += [k for k, v in _xsampa_readings() if v == base]
     return [c for c in dict.fromkeys(cands) if c and c != symbol]
 
 
@@ -437,6 +452,7 @@ def repair_diphones(lines: list[PhoLine], voice: str) -> tuple[list[PhoLine], in
     ipa = {}
     for ln in lines:
         ipa.setdefault(ln.symbol, ln.ipa)
+    _probe_diphones(voice, [q for s in ipa for q in (("_", s), (s, "_"))])   # one run
     rename = {}
     for s in dict.fromkeys(syms):
         if not has(s):
@@ -451,10 +467,9 @@ def repair_diphones(lines: list[PhoLine], voice: str) -> tuple[list[PhoLine], in
     # is also ``e``)
     for i in missing:
         for j in (i + 1, i):
-            nb = [out[k].symbol for k in (j - 1, j + 1) if 0 <= k < len(out)]
             for c in _symbol_candidates(out[j].symbol, out[j].ipa, voice):
-                need = [(nb[0], c)] if j > 0 else []
-                need += [(c, out[j + 1].symbol)] if j + 1 < len(out) else []
+                need = ([(out[j - 1].symbol, c)] if j > 0 else []) + \
+                    ([(c, out[j + 1].symbol)] if j + 1 < len(out) else [])
                 if need and all(_probe_diphones(voice, need).values()):
                     out[j].symbol = c
                     break
